@@ -1,0 +1,64 @@
+# p2pcast — `make help` lists the targets. CI runs `make test` (see .ci/run).
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
+
+BIN         := bin
+GO          ?= go
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# Where `make run` listens; override with `make run HTTP=0.0.0.0:8080` to watch from another machine.
+HTTP        ?= 127.0.0.1:8080
+DEPS_STAMP  := $(BIN)/.deps
+
+.PHONY: help deps build run test test-unit test-c test-e2e lint fuzz bench bench-viewers clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(DEPS_STAMP): scripts/install-deps.sh go.mod
+	./scripts/install-deps.sh
+	@mkdir -p $(BIN) && touch $@
+
+deps: $(DEPS_STAMP) ## install system packages and Go modules (safe to run twice)
+
+build: $(DEPS_STAMP) ## build bin/p2pcast and bin/p2pcast-capture
+	$(MAKE) -C capture OUT=$(abspath $(BIN))
+	$(GO) build -o $(BIN)/p2pcast ./cmd/p2pcast
+
+run: build ## run a device streaming the test pattern; prints the URL to open
+	$(BIN)/p2pcast device --http $(HTTP)
+
+test: build lint test-unit test-c test-e2e ## everything: lint, Go and C tests, browser end-to-end
+
+lint: $(DEPS_STAMP) ## gofmt, go vet, staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
+	$(GO) vet -tags e2e ./...
+	$(GO) run $(STATICCHECK) -tags e2e ./...
+
+test-unit: $(DEPS_STAMP) ## Go unit and integration tests (race detector on)
+	$(GO) test -race -count=1 -timeout 10m ./...
+
+test-c: $(DEPS_STAMP) ## C tests of p2pcast-capture
+	$(MAKE) -C capture test OUT=$(abspath $(BIN))
+
+# The browser test runs in a private network namespace with only loopback (see test/e2e):
+# traffic stays on 127.0.0.1 and Chromium's calls to outside hosts fail fast.
+test-e2e: build ## end-to-end test with real headless Chromium
+	$(GO) test -tags e2e -c -o $(BIN)/e2e.test ./test/e2e
+	unshare -n -- sh -c 'ip link set lo up && cd test/e2e && P2PCAST_BIN=$(abspath $(BIN)) ../../$(BIN)/e2e.test -test.v -test.count=1 -test.timeout 8m'
+
+fuzz: $(DEPS_STAMP) ## run every fuzzer for FUZZTIME each (default 20s)
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-20s} $$pkg || exit 1; \
+	  done; done
+
+bench: $(DEPS_STAMP) ## Go benchmarks (fan-out path: ns and allocations per packet)
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
+
+bench-viewers: build ## 50 WHEP viewers of a 720p30 2 Mbps test pattern
+	$(BIN)/p2pcast bench viewers --viewers 50 --duration 10s --join-interval 100ms
+	$(BIN)/p2pcast bench viewers --viewers 50 --duration 10s
+
+clean: ## remove build outputs
+	rm -rf $(BIN) capture/build

@@ -1,0 +1,61 @@
+/* Video encoders: I420 pictures in, H.264 Annex-B access units out. */
+#ifndef PC_ENCODER_H
+#define PC_ENCODER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../sources/source.h"
+
+struct pc_encoder_config {
+	int width;
+	int height;
+	uint32_t fps_num;
+	uint32_t fps_den;
+	uint32_t bitrate; /* bit/s */
+	uint32_t gop;     /* frames from one IDR to the next */
+	const char *preset;
+	int threads;      /* 0 = let the encoder decide */
+};
+
+/* One access unit, owned by the encoder: valid until the next encode() or destroy(). */
+struct pc_encoded {
+	const uint8_t *data; /* Annex-B: start code before each NAL unit */
+	size_t size;         /* 0 when the encoder produced nothing for this picture */
+	bool keyframe;       /* holds an IDR slice (and then SPS and PPS before it) */
+};
+
+struct pc_encoder_ops {
+	const char *name;
+	/* Returns 0; -EINVAL when the config is refused, another negative errno otherwise;
+	 * err then holds a one-line reason. */
+	int (*init)(void **state, const struct pc_encoder_config *config, char *err, size_t err_size);
+	/* Encodes one picture; force_idr makes it an IDR with SPS and PPS. Returns 0 or -1. */
+	int (*encode)(void *state, const struct pc_frame *frame, bool force_idr, struct pc_encoded *out);
+	/* Changes the target (and VBV) from the next picture on. The bitrate is clamped to what
+	 * the stream's level allows; *applied says what was set. 0, or a negative errno. */
+	int (*set_bitrate)(void *state, uint32_t bitrate, uint32_t *applied);
+	/* Tells the encoder pictures now come at num/den per second. -ERANGE when the level
+	 * announced in the SPS does not allow that rate. */
+	int (*set_fps)(void *state, uint32_t num, uint32_t den);
+	void (*destroy)(void *state);
+};
+
+extern const struct pc_encoder_ops pc_x264_encoder;
+
+/* H.264 Table A-1: the limits of one level. */
+struct pc_h264_level {
+	int idc;              /* level_idc: 31 for level 3.1 */
+	uint32_t max_mbps;    /* macroblocks per second */
+	uint32_t max_fs;      /* macroblocks per frame */
+	uint32_t max_dpb_mbs; /* decoded picture buffer, in macroblocks */
+	uint32_t max_br_kbit; /* VCL bitrate, 1000 bit/s (Baseline/Main/Extended) */
+};
+
+/* The lowest level that holds width x height at fps_num/fps_den and bitrate (0 = do not
+ * check the bitrate); NULL beyond level 5.2. */
+const struct pc_h264_level *pc_h264_level_find(int width, int height, uint32_t fps_num,
+					       uint32_t fps_den, uint32_t bitrate);
+
+#endif

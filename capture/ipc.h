@@ -1,0 +1,169 @@
+/* The capture socket protocol, version 1 (docs/ipc.md): framing, HELLO, ACCESS_UNIT, BYE,
+ * and the device's control messages.
+ *
+ * This module speaks the protocol and nothing else: it takes no program config and never
+ * logs. Every function reports failure through its return value (a negative errno, or a
+ * pc_ipc_status), and the caller decides what to say and what to do next. */
+#ifndef PC_IPC_H
+#define PC_IPC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PC_IPC_MAGIC "P2PC"
+#define PC_IPC_MAGIC_SIZE 4
+#define PC_IPC_VERSION 1
+#define PC_IPC_HEADER_SIZE 24
+#define PC_IPC_MAX_PAYLOAD (8u * 1024u * 1024u)
+#define PC_IPC_HELLO_SIZE 20     /* fixed part of the HELLO payload */
+#define PC_IPC_NAME_MAX 64       /* producer name bytes after it */
+#define PC_IPC_ENCODED_TIME_SIZE 8
+
+/* Byte offsets inside the 24-byte header (docs/ipc.md, "Framed protocol"). */
+enum {
+	PC_IPC_OFF_MAGIC = 0,
+	PC_IPC_OFF_VERSION = 4,
+	PC_IPC_OFF_TYPE = 5,
+	PC_IPC_OFF_FLAGS = 6,
+	PC_IPC_OFF_TIMESTAMP = 8,
+	PC_IPC_OFF_SEQ = 16,
+	PC_IPC_OFF_LENGTH = 20,
+};
+
+enum pc_ipc_type {
+	/* producer -> device */
+	PC_IPC_HELLO = 0x01,
+	PC_IPC_ACCESS_UNIT = 0x02,
+	PC_IPC_BYE = 0x03,
+	/* device -> producer */
+	PC_IPC_KEYFRAME = 0x81,
+	PC_IPC_BITRATE = 0x82,
+	PC_IPC_FPS = 0x83,
+	PC_IPC_VIEWERS = 0x84,
+};
+
+#define PC_IPC_FLAG_KEYFRAME 0x0001u /* ACCESS_UNIT flags bit 0 */
+
+/* HELLO capability bits. */
+#define PC_IPC_CAP_KEYFRAME 0x0001u
+#define PC_IPC_CAP_BITRATE 0x0002u
+#define PC_IPC_CAP_FPS 0x0004u
+
+#define PC_IPC_KIND_VIDEO 1
+#define PC_IPC_CODEC_H264 1
+
+enum pc_ipc_status {
+	PC_IPC_OK = 0,
+	PC_IPC_AGAIN,        /* not a whole message buffered yet */
+	PC_IPC_UNKNOWN_TYPE, /* skipped: a type this producer does not know */
+	PC_IPC_BAD_LENGTH,   /* skipped: a known type with the wrong payload length */
+	PC_IPC_BAD_VALUE,    /* skipped: e.g. FPS with a zero numerator or denominator */
+	PC_IPC_BAD_MAGIC,    /* fatal for the connection */
+	PC_IPC_BAD_VERSION,  /* fatal for the connection */
+	PC_IPC_TOO_LARGE,    /* fatal for the connection: length over PC_IPC_MAX_PAYLOAD */
+};
+
+/* True for the statuses after which the byte stream cannot be trusted any more. */
+bool pc_ipc_status_is_fatal(enum pc_ipc_status status);
+const char *pc_ipc_status_str(enum pc_ipc_status status);
+
+struct pc_ipc_header {
+	uint8_t version;
+	uint8_t type;
+	uint16_t flags;
+	int64_t timestamp_ns;
+	uint32_t seq;
+	uint32_t length;
+};
+
+/* Explicit little-endian packing, independent of host byte order and struct layout. */
+void pc_ipc_header_pack(const struct pc_ipc_header *hdr, uint8_t out[PC_IPC_HEADER_SIZE]);
+/* Checks magic, version and the payload limit; fills *hdr as far as it could be read. */
+enum pc_ipc_status pc_ipc_header_unpack(const uint8_t in[PC_IPC_HEADER_SIZE],
+					struct pc_ipc_header *hdr);
+
+struct pc_ipc_hello {
+	uint16_t width;
+	uint16_t height;
+	uint16_t fps_num;
+	uint16_t fps_den;
+	uint16_t capabilities;
+	uint32_t bitrate;
+	uint32_t gop;
+	const char *name; /* may be NULL; truncated to PC_IPC_NAME_MAX bytes */
+};
+
+/* Writes the HELLO payload, returns its length (20 + name bytes). */
+size_t pc_ipc_hello_pack(const struct pc_ipc_hello *hello,
+			 uint8_t out[PC_IPC_HELLO_SIZE + PC_IPC_NAME_MAX]);
+
+/* A parsed device -> producer message. */
+struct pc_ipc_control {
+	struct pc_ipc_header hdr;
+	union {
+		uint32_t bitrate; /* PC_IPC_BITRATE, bit/s */
+		struct {
+			uint16_t num, den;
+		} fps;            /* PC_IPC_FPS */
+		uint32_t viewers; /* PC_IPC_VIEWERS */
+	} u;
+};
+
+/* Parses one complete message from the device (header already unpacked). */
+enum pc_ipc_status pc_ipc_control_parse(const struct pc_ipc_header *hdr, const uint8_t *payload,
+					struct pc_ipc_control *out);
+
+/* Incremental reader for the device -> producer direction. Control payloads are a few
+ * bytes; a longer payload (an unknown type, or a bad length) is reported and then skipped
+ * without being buffered, so a large message cannot make the producer allocate. */
+#define PC_IPC_READER_BUF 512
+#define PC_IPC_CONTROL_PAYLOAD_MAX 64
+
+struct pc_ipc_reader {
+	uint8_t buf[PC_IPC_READER_BUF];
+	size_t len;
+	uint32_t skip; /* payload bytes still to drop */
+};
+
+void pc_ipc_reader_reset(struct pc_ipc_reader *reader);
+/* Appends bytes; returns how many were taken (less than len when the buffer is full:
+ * call pc_ipc_reader_next() to drain it, then push the rest). */
+size_t pc_ipc_reader_push(struct pc_ipc_reader *reader, const uint8_t *data, size_t len);
+/* Reads whatever the socket has without blocking. Returns bytes read (> 0), 0 on orderly
+ * shutdown, -EAGAIN when nothing is pending, or another -errno. */
+long pc_ipc_reader_fill(struct pc_ipc_reader *reader, int fd);
+/* Extracts the next message. PC_IPC_OK fills *out; the skipped statuses fill out->hdr so the
+ * caller can log it; PC_IPC_AGAIN means more bytes are needed. After a fatal status the
+ * reader must be reset together with the connection. */
+enum pc_ipc_status pc_ipc_reader_next(struct pc_ipc_reader *reader, struct pc_ipc_control *out);
+
+/* Connects to the device's Unix stream socket. Returns the fd or -errno. The fd is blocking
+ * with a send timeout (so a stalled device cannot freeze the producer forever) and a large
+ * send buffer (so a keyframe fits). */
+int pc_ipc_connect(const char *path);
+
+/* Send helpers: 0, or -errno (a timeout is -ETIMEDOUT). Any failure, even a partial write,
+ * leaves the stream out of step: the caller must close the connection. SIGPIPE is never
+ * raised (MSG_NOSIGNAL). */
+int pc_ipc_send_hello(int fd, uint32_t seq, const struct pc_ipc_hello *hello);
+int pc_ipc_send_access_unit(int fd, uint32_t seq, int64_t capture_ns, int64_t encoded_ns,
+			    bool keyframe, const uint8_t *annexb, size_t size);
+int pc_ipc_send_bye(int fd, uint32_t seq);
+
+/* Reconnection delays: 50 ms doubling to 2 s, each with "equal jitter" (half fixed, half
+ * random) so that several producers restarted together do not retry in lockstep. */
+#define PC_IPC_BACKOFF_MIN_MS 50u
+#define PC_IPC_BACKOFF_MAX_MS 2000u
+
+struct pc_ipc_backoff {
+	uint32_t base_ms;
+	uint32_t rng; /* xorshift32 state, never 0 */
+};
+
+void pc_ipc_backoff_init(struct pc_ipc_backoff *backoff, uint32_t seed);
+void pc_ipc_backoff_reset(struct pc_ipc_backoff *backoff);
+/* Returns the delay to wait before the next attempt and advances the base delay. */
+uint32_t pc_ipc_backoff_next_ms(struct pc_ipc_backoff *backoff);
+
+#endif

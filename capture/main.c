@@ -1,0 +1,819 @@
+/* p2pcast-capture: draws (or captures) pictures, encodes them to H.264 and hands each
+ * access unit to the p2pcast device over its Unix socket (docs/ipc.md), or writes the raw
+ * Annex-B stream to a file.
+ *
+ * One thread. The loop per picture: wait for the tick (handling the device's control
+ * messages meanwhile), read the clock, draw, encode, send. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "encoders/encoder.h"
+#include "ipc.h"
+#include "sources/source.h"
+#include "sources/testpattern.h"
+
+#define PROG "p2pcast-capture"
+
+#define EXIT_USAGE 2
+
+#define NS_PER_SEC INT64_C(1000000000)
+#define NS_PER_MS INT64_C(1000000)
+
+/* A connection that lasted this long was a good one: the next reconnect starts the backoff
+ * from the beginning. Shorter ones (a device that accepts and drops us) keep backing off. */
+#define HEALTHY_CONNECTION_NS (1 * NS_PER_SEC)
+/* Late-frame reports are grouped so a loaded machine does not flood the log. */
+#define LATE_REPORT_INTERVAL_NS (5 * NS_PER_SEC)
+
+#define MIN_BITRATE 10000u
+#define MAX_THREADS 128
+
+/* ---- logging: one line each, on stderr ---- */
+
+__attribute__((format(printf, 1, 2))) static void pc_log(const char *fmt, ...)
+{
+	char line[512];
+	va_list args;
+	va_start(args, fmt);
+	vsnprintf(line, sizeof(line), fmt, args);
+	va_end(args);
+	fprintf(stderr, PROG ": %s\n", line);
+}
+
+/* ---- clocks ---- */
+
+static int64_t clock_ns(clockid_t clock)
+{
+	struct timespec ts;
+	clock_gettime(clock, &ts);
+	return (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec;
+}
+
+static struct timespec ns_to_timespec(int64_t ns)
+{
+	return (struct timespec){.tv_sec = (time_t)(ns / NS_PER_SEC), .tv_nsec = (long)(ns % NS_PER_SEC)};
+}
+
+/* ---- configuration ---- */
+
+struct pc_capture_config {
+	const char *socket_path;
+	const char *annexb_out; /* "-" is stdout */
+	const char *source;
+	int width;
+	int height;
+	uint32_t fps_num;
+	uint32_t fps_den;
+	uint32_t bitrate;
+	uint32_t gop;           /* 0 until defaulted to 2 s of pictures */
+	const char *preset;
+	int threads;
+	uint64_t frames;        /* 0 = run until signalled */
+	const char *name;       /* NULL = the source's name */
+};
+
+static const struct pc_source_ops *const sources[] = {
+	&pc_testpattern_source,
+};
+
+static const struct pc_source_ops *find_source(const char *name)
+{
+	for (size_t i = 0; i < sizeof(sources) / sizeof(sources[0]); i++)
+		if (strcmp(sources[i]->name, name) == 0)
+			return sources[i];
+	return NULL;
+}
+
+static void print_usage(FILE *out)
+{
+	fprintf(out,
+		"usage: " PROG " (--socket PATH | --annexb-out FILE) [options]\n"
+		"\n"
+		"Encodes a picture source to H.264 and sends it to the p2pcast device.\n"
+		"\n"
+		"  --socket PATH       the device's capture socket (framed protocol, docs/ipc.md)\n"
+		"  --annexb-out FILE   write the raw Annex-B stream to FILE instead ('-' = stdout)\n"
+		"  --source NAME       picture source: testpattern (default)\n"
+		"  --size WxH          picture size, even numbers (default 1280x720)\n"
+		"  --fps N[/D]         frame rate (default 30)\n"
+		"  --bitrate RATE      target bit/s, SI suffixes allowed: 2M, 500k (default 2M)\n"
+		"  --gop FRAMES        pictures from one IDR to the next (default 2 s worth)\n"
+		"  --preset NAME       x264 preset (default ultrafast)\n"
+		"  --threads N         encoder threads, 0 = auto (default 0)\n"
+		"  --frames N          stop after N pictures\n"
+		"  --name NAME         producer name sent in HELLO, at most 64 bytes (default: source name)\n"
+		"  --help              show this help\n");
+}
+
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
+{
+	char line[512];
+	va_list args;
+	va_start(args, fmt);
+	vsnprintf(line, sizeof(line), fmt, args);
+	va_end(args);
+	fprintf(stderr, PROG ": %s\n" PROG ": try --help\n", line);
+	return -1;
+}
+
+/* Digits only: no sign, no spaces, no hex, fits max. */
+static bool parse_uint(const char *s, uint64_t max, uint64_t *out)
+{
+	if (!*s)
+		return false;
+	uint64_t v = 0;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return false;
+		if (v > (max - (uint64_t)(*s - '0')) / 10)
+			return false;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	*out = v;
+	return true;
+}
+
+/* "2000000", "2M", "1.5M", "500k": decimal SI multipliers. */
+static bool parse_bitrate(const char *s, uint32_t *out)
+{
+	uint64_t whole = 0, frac = 0, frac_scale = 1, mult = 1;
+	const char *p = s;
+
+	if (*p < '0' || *p > '9')
+		return false;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		whole = whole * 10 + (uint64_t)(*p - '0');
+		if (whole > UINT32_MAX)
+			return false;
+	}
+	if (*p == '.') {
+		p++;
+		if (*p < '0' || *p > '9')
+			return false;
+		for (; *p >= '0' && *p <= '9'; p++) {
+			if (frac_scale >= 1000000000)
+				return false;
+			frac = frac * 10 + (uint64_t)(*p - '0');
+			frac_scale *= 10;
+		}
+	}
+	switch (*p) {
+	case '\0':
+		break;
+	case 'k':
+	case 'K':
+		mult = 1000;
+		p++;
+		break;
+	case 'M':
+		mult = 1000000;
+		p++;
+		break;
+	case 'G':
+		mult = 1000000000;
+		p++;
+		break;
+	default:
+		return false;
+	}
+	if (*p)
+		return false;
+	uint64_t v = whole * mult + frac * mult / frac_scale;
+	if (v > UINT32_MAX)
+		return false;
+	*out = (uint32_t)v;
+	return true;
+}
+
+static bool parse_size(const char *s, int *width, int *height)
+{
+	char w[16], h[16];
+	const char *x = strchr(s, 'x');
+	if (!x || (size_t)(x - s) >= sizeof(w) || strlen(x + 1) >= sizeof(h))
+		return false;
+	memcpy(w, s, (size_t)(x - s));
+	w[x - s] = '\0';
+	strcpy(h, x + 1);
+	uint64_t wv, hv;
+	if (!parse_uint(w, UINT16_MAX, &wv) || !parse_uint(h, UINT16_MAX, &hv))
+		return false;
+	*width = (int)wv;
+	*height = (int)hv;
+	return true;
+}
+
+static bool parse_fps(const char *s, uint32_t *num, uint32_t *den)
+{
+	char buf[32];
+	if (strlen(s) >= sizeof(buf))
+		return false;
+	strcpy(buf, s);
+	char *slash = strchr(buf, '/');
+	uint64_t n, d = 1;
+	if (slash) {
+		*slash = '\0';
+		if (!parse_uint(slash + 1, UINT16_MAX, &d))
+			return false;
+	}
+	if (!parse_uint(buf, UINT16_MAX, &n) || n == 0 || d == 0)
+		return false;
+	*num = (uint32_t)n;
+	*den = (uint32_t)d;
+	return true;
+}
+
+enum {
+	OPT_SOCKET = 256,
+	OPT_ANNEXB_OUT,
+	OPT_SOURCE,
+	OPT_SIZE,
+	OPT_FPS,
+	OPT_BITRATE,
+	OPT_GOP,
+	OPT_PRESET,
+	OPT_THREADS,
+	OPT_FRAMES,
+	OPT_NAME,
+	OPT_HELP,
+};
+
+/* Returns 0, 1 when --help was handled, -1 on a usage error (already reported). */
+static int parse_args(int argc, char **argv, struct pc_capture_config *config)
+{
+	static const struct option options[] = {
+		{"socket", required_argument, NULL, OPT_SOCKET},
+		{"annexb-out", required_argument, NULL, OPT_ANNEXB_OUT},
+		{"source", required_argument, NULL, OPT_SOURCE},
+		{"size", required_argument, NULL, OPT_SIZE},
+		{"fps", required_argument, NULL, OPT_FPS},
+		{"bitrate", required_argument, NULL, OPT_BITRATE},
+		{"gop", required_argument, NULL, OPT_GOP},
+		{"preset", required_argument, NULL, OPT_PRESET},
+		{"threads", required_argument, NULL, OPT_THREADS},
+		{"frames", required_argument, NULL, OPT_FRAMES},
+		{"name", required_argument, NULL, OPT_NAME},
+		{"help", no_argument, NULL, OPT_HELP},
+		{NULL, 0, NULL, 0},
+	};
+	*config = (struct pc_capture_config){
+		.source = "testpattern",
+		.width = 1280,
+		.height = 720,
+		.fps_num = 30,
+		.fps_den = 1,
+		.bitrate = 2000000,
+		.preset = "ultrafast",
+	};
+
+	opterr = 0; /* we word the errors ourselves */
+	int opt;
+	uint64_t v;
+	while ((opt = getopt_long(argc, argv, ":", options, NULL)) != -1) {
+		switch (opt) {
+		case OPT_SOCKET:
+			config->socket_path = optarg;
+			break;
+		case OPT_ANNEXB_OUT:
+			config->annexb_out = optarg;
+			break;
+		case OPT_SOURCE:
+			if (!find_source(optarg))
+				return usage_error("--source: unknown source '%s' (available: testpattern)", optarg);
+			config->source = optarg;
+			break;
+		case OPT_SIZE:
+			if (!parse_size(optarg, &config->width, &config->height))
+				return usage_error("--size: expected WxH such as 1280x720, got '%s'", optarg);
+			if (config->width % 2 || config->height % 2 || config->width < 16 || config->height < 16)
+				return usage_error("--size: %dx%d: width and height must be even and at least 16",
+						   config->width, config->height);
+			break;
+		case OPT_FPS:
+			if (!parse_fps(optarg, &config->fps_num, &config->fps_den))
+				return usage_error("--fps: expected N or N/D (1..65535), got '%s'", optarg);
+			break;
+		case OPT_BITRATE:
+			if (!parse_bitrate(optarg, &config->bitrate) || config->bitrate < MIN_BITRATE)
+				return usage_error("--bitrate: expected a rate of at least 10k bit/s such as 2M, 500k or 2000000, got '%s'",
+						   optarg);
+			break;
+		case OPT_GOP:
+			if (!parse_uint(optarg, INT32_MAX, &v) || v == 0)
+				return usage_error("--gop: expected a number of frames >= 1, got '%s'", optarg);
+			config->gop = (uint32_t)v;
+			break;
+		case OPT_PRESET:
+			config->preset = optarg;
+			break;
+		case OPT_THREADS:
+			if (!parse_uint(optarg, MAX_THREADS, &v))
+				return usage_error("--threads: expected 0..%d, got '%s'", MAX_THREADS, optarg);
+			config->threads = (int)v;
+			break;
+		case OPT_FRAMES:
+			if (!parse_uint(optarg, UINT32_MAX, &v) || v == 0)
+				return usage_error("--frames: expected a count >= 1, got '%s'", optarg);
+			config->frames = v;
+			break;
+		case OPT_NAME:
+			if (strlen(optarg) > PC_IPC_NAME_MAX)
+				return usage_error("--name: at most %d bytes", PC_IPC_NAME_MAX);
+			config->name = optarg;
+			break;
+		case OPT_HELP:
+			print_usage(stdout);
+			return 1;
+		case ':':
+			return usage_error("%s needs a value", argv[optind - 1]);
+		default:
+			return usage_error("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return usage_error("unexpected argument '%s'", argv[optind]);
+	if (!config->socket_path == !config->annexb_out)
+		return usage_error("give exactly one of --socket PATH and --annexb-out FILE");
+	if (config->gop == 0) {
+		uint64_t two_seconds = (2ull * config->fps_num + config->fps_den / 2) / config->fps_den;
+		config->gop = two_seconds > 0 ? (uint32_t)two_seconds : 1;
+	}
+	if (!pc_h264_level_find(config->width, config->height, config->fps_num, config->fps_den,
+				config->bitrate))
+		return usage_error("%dx%d at %u/%u fps and %u bit/s is beyond H.264 level 5.2",
+				   config->width, config->height, config->fps_num, config->fps_den,
+				   config->bitrate);
+	return 0;
+}
+
+/* ---- runtime state ---- */
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int signo)
+{
+	stop_signal = signo;
+}
+
+struct pc_capture {
+	const struct pc_capture_config *config;
+
+	const struct pc_source_ops *source_ops;
+	void *source;
+	const struct pc_encoder_ops *encoder_ops;
+	void *encoder;
+
+	/* Output: the device connection (-1 while disconnected) or the Annex-B file. */
+	int fd;
+	bool to_device;
+	struct pc_ipc_reader reader;
+	struct pc_ipc_backoff backoff;
+	int64_t connected_at;      /* CLOCK_MONOTONIC */
+	int64_t reconnect_at;      /* CLOCK_MONOTONIC, 0 = now */
+	int connect_failures;      /* in the current streak */
+	int last_connect_error;
+
+	/* What the device may change. */
+	uint32_t fps_num, fps_den;
+	uint32_t bitrate;
+	uint32_t viewers;
+	bool force_idr;
+
+	/* Pacing, CLOCK_MONOTONIC. */
+	int64_t period_ns;
+	int64_t next_tick;
+	uint64_t late_slots;       /* frame slots skipped since the last report */
+	int64_t late_reported_at;
+
+	uint32_t seq;              /* frame number, from 0 for each run */
+	uint64_t keyframes;
+	int64_t draw_ns_total;
+	int64_t encode_ns_total;
+};
+
+static int64_t period_of(uint32_t fps_num, uint32_t fps_den)
+{
+	return (int64_t)fps_den * NS_PER_SEC / fps_num;
+}
+
+/* Sleeps until deadline (CLOCK_MONOTONIC); returns early on a stop signal. */
+static void sleep_until(int64_t deadline)
+{
+	struct timespec ts = ns_to_timespec(deadline);
+	while (!stop_signal && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
+}
+
+/* ---- device connection ---- */
+
+static void disconnect_device(struct pc_capture *cap)
+{
+	if (cap->fd < 0)
+		return;
+	close(cap->fd);
+	cap->fd = -1;
+
+	int64_t now = clock_ns(CLOCK_MONOTONIC);
+	if (now - cap->connected_at >= HEALTHY_CONNECTION_NS)
+		pc_ipc_backoff_reset(&cap->backoff);
+	cap->reconnect_at = now + (int64_t)pc_ipc_backoff_next_ms(&cap->backoff) * NS_PER_MS;
+}
+
+static int send_hello(struct pc_capture *cap)
+{
+	const struct pc_capture_config *config = cap->config;
+	struct pc_ipc_hello hello = {
+		.width = (uint16_t)config->width,
+		.height = (uint16_t)config->height,
+		.fps_num = (uint16_t)cap->fps_num,
+		.fps_den = (uint16_t)cap->fps_den,
+		.capabilities = PC_IPC_CAP_KEYFRAME | PC_IPC_CAP_BITRATE | PC_IPC_CAP_FPS,
+		.bitrate = cap->bitrate,
+		.gop = config->gop,
+		.name = config->name ? config->name : cap->source_ops->name,
+	};
+	return pc_ipc_send_hello(cap->fd, 0, &hello);
+}
+
+/* One attempt (after the backoff delay); 0 when connected and greeted. */
+static int connect_device(struct pc_capture *cap)
+{
+	const char *path = cap->config->socket_path;
+
+	if (cap->reconnect_at)
+		sleep_until(cap->reconnect_at);
+	if (stop_signal)
+		return -1;
+
+	int fd = pc_ipc_connect(path);
+	if (fd < 0) {
+		/* Report the first failure of a streak, and changes of reason, not every retry. */
+		if (cap->connect_failures == 0 || -fd != cap->last_connect_error)
+			pc_log("connect %s: %s; retrying with backoff", path, strerror(-fd));
+		cap->connect_failures++;
+		cap->last_connect_error = -fd;
+		cap->reconnect_at = clock_ns(CLOCK_MONOTONIC) +
+				    (int64_t)pc_ipc_backoff_next_ms(&cap->backoff) * NS_PER_MS;
+		return -1;
+	}
+
+	cap->fd = fd;
+	cap->connected_at = clock_ns(CLOCK_MONOTONIC);
+	pc_ipc_reader_reset(&cap->reader);
+	int err = send_hello(cap);
+	if (err < 0) {
+		pc_log("send HELLO to %s: %s; reconnecting", path, strerror(-err));
+		disconnect_device(cap);
+		return -1;
+	}
+	if (cap->connect_failures > 0)
+		pc_log("connected to %s after %d failed attempts", path, cap->connect_failures);
+	else
+		pc_log("connected to %s", path);
+	cap->connect_failures = 0;
+	cap->last_connect_error = 0;
+	/* Whoever listens now has seen nothing yet: start with a picture it can decode. */
+	cap->force_idr = true;
+	cap->next_tick = clock_ns(CLOCK_MONOTONIC);
+	return 0;
+}
+
+/* ---- control messages ---- */
+
+static void apply_control(struct pc_capture *cap, const struct pc_ipc_control *msg)
+{
+	int err;
+	uint32_t applied;
+
+	switch (msg->hdr.type) {
+	case PC_IPC_KEYFRAME:
+		cap->force_idr = true;
+		break;
+	case PC_IPC_BITRATE:
+		err = cap->encoder_ops->set_bitrate(cap->encoder, msg->u.bitrate, &applied);
+		if (err < 0)
+			pc_log("BITRATE %u refused by the encoder: %s", msg->u.bitrate, strerror(-err));
+		else if (applied != msg->u.bitrate)
+			pc_log("bitrate %u bit/s (%u requested, over the H.264 level's limit)", applied,
+			       msg->u.bitrate);
+		else
+			pc_log("bitrate %u bit/s", applied);
+		if (err == 0)
+			cap->bitrate = applied;
+		break;
+	case PC_IPC_FPS:
+		err = cap->encoder_ops->set_fps(cap->encoder, msg->u.fps.num, msg->u.fps.den);
+		if (err == -ERANGE) {
+			pc_log("FPS %u/%u refused: beyond the H.264 level of this stream", msg->u.fps.num,
+			       msg->u.fps.den);
+		} else if (err < 0) {
+			pc_log("FPS %u/%u refused by the encoder: %s", msg->u.fps.num, msg->u.fps.den,
+			       strerror(-err));
+		} else {
+			int64_t old_period = cap->period_ns;
+			cap->fps_num = msg->u.fps.num;
+			cap->fps_den = msg->u.fps.den;
+			cap->period_ns = period_of(cap->fps_num, cap->fps_den);
+			cap->next_tick += cap->period_ns - old_period;
+			pc_log("frame rate %u/%u", cap->fps_num, cap->fps_den);
+		}
+		break;
+	case PC_IPC_VIEWERS:
+		if (msg->u.viewers != cap->viewers)
+			pc_log("%u viewer%s", msg->u.viewers, msg->u.viewers == 1 ? "" : "s");
+		cap->viewers = msg->u.viewers;
+		break;
+	}
+}
+
+/* Reads and applies whatever the device sent. -1 when the connection has to go. */
+static int handle_device_input(struct pc_capture *cap)
+{
+	for (;;) {
+		long n = pc_ipc_reader_fill(&cap->reader, cap->fd);
+		if (n == -EAGAIN)
+			return 0;
+		if (n == 0) {
+			pc_log("the device closed the connection; reconnecting");
+			return -1;
+		}
+		if (n < 0) {
+			pc_log("read from the device: %s; reconnecting", strerror((int)-n));
+			return -1;
+		}
+
+		struct pc_ipc_control msg;
+		enum pc_ipc_status status;
+		while ((status = pc_ipc_reader_next(&cap->reader, &msg)) != PC_IPC_AGAIN) {
+			if (pc_ipc_status_is_fatal(status)) {
+				pc_log("the device sent a bad message (%s); reconnecting",
+				       pc_ipc_status_str(status));
+				return -1;
+			}
+			if (status != PC_IPC_OK) {
+				pc_log("ignoring a message of type 0x%02x, %u payload bytes: %s",
+				       msg.hdr.type, msg.hdr.length, pc_ipc_status_str(status));
+				continue;
+			}
+			apply_control(cap, &msg);
+		}
+	}
+}
+
+/* Waits for the next tick, serving the device meanwhile. -1 when the connection dropped. */
+static int wait_for_tick(struct pc_capture *cap)
+{
+	while (!stop_signal) {
+		int64_t remaining = cap->next_tick - clock_ns(CLOCK_MONOTONIC);
+		if (remaining <= 0)
+			return 0;
+		if (cap->to_device && remaining >= NS_PER_MS) {
+			/* poll() counts in whole milliseconds: round down, never past the tick. */
+			struct pollfd pfd = {.fd = cap->fd, .events = POLLIN};
+			int n = poll(&pfd, 1, (int)(remaining / NS_PER_MS));
+			if (n < 0 && errno != EINTR) {
+				pc_log("poll: %s", strerror(errno));
+				return -1;
+			}
+			if (n > 0 && handle_device_input(cap) < 0)
+				return -1;
+			continue;
+		}
+		/* The last stretch (or no device): sleep to the exact tick. */
+		sleep_until(cap->next_tick);
+	}
+	return 0;
+}
+
+/* ---- one picture ---- */
+
+static int write_all(int fd, const uint8_t *data, size_t size)
+{
+	while (size > 0) {
+		ssize_t n = write(fd, data, size);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		data += n;
+		size -= (size_t)n;
+	}
+	return 0;
+}
+
+/* -1 on a fatal error (the encoder failed, the output file failed). */
+static int capture_and_send(struct pc_capture *cap)
+{
+	int64_t capture_ns = clock_ns(CLOCK_REALTIME);
+	int64_t draw_start = clock_ns(CLOCK_MONOTONIC);
+	const struct pc_frame *frame = cap->source_ops->next_frame(cap->source, cap->seq, capture_ns);
+	if (!frame) {
+		pc_log("the %s source gave no picture", cap->source_ops->name);
+		return -1;
+	}
+	int64_t encode_start = clock_ns(CLOCK_MONOTONIC);
+	struct pc_encoded au;
+	if (cap->encoder_ops->encode(cap->encoder, frame, cap->force_idr, &au) < 0) {
+		pc_log("%s: encoding picture %u failed", cap->encoder_ops->name, cap->seq);
+		return -1;
+	}
+	int64_t encoded_ns = clock_ns(CLOCK_REALTIME);
+	cap->draw_ns_total += encode_start - draw_start;
+	cap->encode_ns_total += clock_ns(CLOCK_MONOTONIC) - encode_start;
+	cap->force_idr = false;
+
+	uint32_t seq = cap->seq++;
+	if (au.size == 0)
+		return 0; /* held back by the encoder: nothing to send for this picture */
+	if (au.keyframe)
+		cap->keyframes++;
+
+	if (!cap->to_device) {
+		int err = write_all(cap->fd, au.data, au.size);
+		if (err < 0) {
+			pc_log("write %s: %s", cap->config->annexb_out, strerror(-err));
+			return -1;
+		}
+		return 0;
+	}
+	int err = pc_ipc_send_access_unit(cap->fd, seq, capture_ns, encoded_ns, au.keyframe, au.data,
+					  au.size);
+	if (err < 0) {
+		pc_log("send to the device: %s; reconnecting", strerror(-err));
+		disconnect_device(cap);
+	}
+	return 0;
+}
+
+/* Schedules the next tick; when more than a frame late, drops the missed slots rather than
+ * catching up with a burst of stale pictures. */
+static void advance_tick(struct pc_capture *cap)
+{
+	int64_t now = clock_ns(CLOCK_MONOTONIC);
+	cap->next_tick += cap->period_ns;
+	if (now - cap->next_tick > cap->period_ns) {
+		cap->late_slots += (uint64_t)((now - cap->next_tick) / cap->period_ns);
+		cap->next_tick = now;
+	}
+	if (cap->late_slots && now - cap->late_reported_at >= LATE_REPORT_INTERVAL_NS) {
+		pc_log("running late: skipped %" PRIu64 " frame slots", cap->late_slots);
+		cap->late_slots = 0;
+		cap->late_reported_at = now;
+	}
+}
+
+static int run(struct pc_capture *cap)
+{
+	cap->next_tick = clock_ns(CLOCK_MONOTONIC);
+	while (!stop_signal) {
+		if (cap->to_device && cap->fd < 0 && connect_device(cap) < 0)
+			continue; /* nothing is encoded while nobody listens */
+		if (wait_for_tick(cap) < 0) {
+			disconnect_device(cap);
+			continue;
+		}
+		if (stop_signal)
+			break;
+		if (capture_and_send(cap) < 0)
+			return -1;
+		if (cap->config->frames && cap->seq >= cap->config->frames)
+			break;
+		advance_tick(cap);
+	}
+	return 0;
+}
+
+/* ---- setup and teardown ---- */
+
+static int install_signals(void)
+{
+	struct sigaction sa = {.sa_handler = on_stop_signal};
+	sigemptyset(&sa.sa_mask);
+	/* No SA_RESTART: poll() and the sleeps must return so the loop sees the flag. */
+	if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0)
+		return -1;
+	/* A vanished device must be an EPIPE, never a kill (MSG_NOSIGNAL covers the socket;
+	 * this covers --annexb-out into a pipe). */
+	struct sigaction ignore = {.sa_handler = SIG_IGN};
+	sigemptyset(&ignore.sa_mask);
+	return sigaction(SIGPIPE, &ignore, NULL);
+}
+
+static int open_annexb_out(const char *path)
+{
+	if (strcmp(path, "-") == 0)
+		return STDOUT_FILENO;
+	return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+}
+
+int main(int argc, char **argv)
+{
+	struct pc_capture_config config;
+	struct pc_capture cap = {.fd = -1};
+	char err[256] = "";
+	int exit_code = EXIT_FAILURE;
+	int ret;
+
+	ret = parse_args(argc, argv, &config);
+	if (ret != 0)
+		return ret > 0 ? EXIT_SUCCESS : EXIT_USAGE;
+
+	cap.config = &config;
+	cap.fps_num = config.fps_num;
+	cap.fps_den = config.fps_den;
+	cap.bitrate = config.bitrate;
+	cap.viewers = UINT32_MAX; /* unknown until the device says */
+	cap.period_ns = period_of(config.fps_num, config.fps_den);
+	cap.to_device = config.socket_path != NULL;
+	pc_ipc_backoff_init(&cap.backoff, (uint32_t)getpid() ^ (uint32_t)clock_ns(CLOCK_REALTIME));
+
+	if (install_signals() < 0) {
+		pc_log("sigaction: %s", strerror(errno));
+		goto out;
+	}
+
+	cap.source_ops = find_source(config.source);
+	struct pc_source_config source_config = {
+		.width = config.width,
+		.height = config.height,
+		.fps_num = config.fps_num,
+		.fps_den = config.fps_den,
+	};
+	ret = cap.source_ops->init(&cap.source, &source_config, err, sizeof(err));
+	if (ret < 0) {
+		pc_log("%s", err);
+		exit_code = ret == -EINVAL ? EXIT_USAGE : EXIT_FAILURE;
+		goto out;
+	}
+
+	cap.encoder_ops = &pc_x264_encoder;
+	struct pc_encoder_config encoder_config = {
+		.width = config.width,
+		.height = config.height,
+		.fps_num = config.fps_num,
+		.fps_den = config.fps_den,
+		.bitrate = config.bitrate,
+		.gop = config.gop,
+		.preset = config.preset,
+		.threads = config.threads,
+	};
+	ret = cap.encoder_ops->init(&cap.encoder, &encoder_config, err, sizeof(err));
+	if (ret < 0) {
+		pc_log("%s", err);
+		exit_code = ret == -EINVAL ? EXIT_USAGE : EXIT_FAILURE;
+		goto out;
+	}
+	if (config.width < 64 * pc_timestrip_block_size(config.width))
+		pc_log("note: %d pixels is narrower than the time strip (%d): its last blocks are cut off",
+		       config.width, 64 * pc_timestrip_block_size(config.width));
+
+	if (!cap.to_device) {
+		cap.fd = open_annexb_out(config.annexb_out);
+		if (cap.fd < 0) {
+			pc_log("open %s: %s", config.annexb_out, strerror(errno));
+			goto out;
+		}
+	}
+
+	pc_log("%s %dx%d at %u/%u fps, %u bit/s, GOP %u, preset %s -> %s", config.source,
+	       config.width, config.height, config.fps_num, config.fps_den, config.bitrate, config.gop,
+	       config.preset, cap.to_device ? config.socket_path : config.annexb_out);
+
+	if (run(&cap) < 0)
+		goto out;
+	exit_code = EXIT_SUCCESS;
+
+out:
+	if (cap.fd >= 0 && cap.to_device) {
+		ret = pc_ipc_send_bye(cap.fd, cap.seq);
+		if (ret < 0)
+			pc_log("send BYE: %s", strerror(-ret));
+	}
+	if (cap.fd >= 0 && cap.fd != STDOUT_FILENO && close(cap.fd) < 0 && !cap.to_device) {
+		pc_log("close %s: %s", config.annexb_out, strerror(errno));
+		exit_code = EXIT_FAILURE;
+	}
+	if (cap.seq > 0)
+		pc_log("stopped%s after %u pictures (%" PRIu64 " keyframes), draw %.2f ms and encode %.2f ms per picture on average",
+		       stop_signal ? " by signal" : "", cap.seq, cap.keyframes,
+		       (double)cap.draw_ns_total / cap.seq / 1e6,
+		       (double)cap.encode_ns_total / cap.seq / 1e6);
+	if (cap.encoder)
+		cap.encoder_ops->destroy(cap.encoder);
+	if (cap.source)
+		cap.source_ops->destroy(cap.source);
+	return exit_code;
+}

@@ -1,0 +1,158 @@
+/* The time strip, read back the way the browser will: block centres' luma. Also the test
+ * pattern's basic promises (changes every frame, draws fast). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../sources/testpattern.h"
+#include "check.h"
+
+static uint8_t luma_at(const struct pc_frame *frame, int x, int y)
+{
+	return frame->plane[0][(size_t)y * frame->stride[0] + x];
+}
+
+/* Returns false when a block is not uniformly 16 or 235, or its chroma is not neutral. */
+static bool read_strip(const struct pc_frame *frame, uint64_t *word)
+{
+	int block = pc_timestrip_block_size(frame->width);
+	bool clean = true;
+	*word = 0;
+	for (int i = 0; i < PC_TIMESTRIP_BITS; i++) {
+		uint8_t centre = luma_at(frame, i * block + block / 2, block / 2);
+		*word = (*word << 1) | (centre > 125);
+		for (int y = 0; y < block; y++)
+			for (int x = i * block; x < (i + 1) * block; x++)
+				clean &= luma_at(frame, x, y) == centre;
+		for (int p = 1; p < 3; p++)
+			for (int y = 0; y < block / 2; y++)
+				for (int x = i * block / 2; x < (i + 1) * block / 2; x++)
+					clean &= frame->plane[p][(size_t)y * frame->stride[p] + x] == 128;
+		clean &= centre == PC_TIMESTRIP_LUMA_ONE || centre == PC_TIMESTRIP_LUMA_ZERO;
+	}
+	return clean;
+}
+
+static void test_block_size(void)
+{
+	CHECK_EQ(pc_timestrip_block_size(1280), 16);
+	CHECK_EQ(pc_timestrip_block_size(1920), 24);
+	CHECK_EQ(pc_timestrip_block_size(640), 8);
+	CHECK_EQ(pc_timestrip_block_size(320), 8);
+	CHECK_EQ(pc_timestrip_block_size(1024), 16);
+	CHECK_EQ(pc_timestrip_block_size(1000), 8);  /* 15 -> 8 */
+	CHECK_EQ(pc_timestrip_block_size(2560), 32); /* 40, capped */
+	CHECK_EQ(pc_timestrip_block_size(3840), 32);
+	CHECK_EQ(pc_timestrip_block_size(7680), 32);
+}
+
+static void test_crc(void)
+{
+	/* The catalogue check value of CRC-16/CCITT-FALSE. */
+	CHECK_EQ(pc_timestrip_crc16((const uint8_t *)"123456789", 9), 0x29b1);
+
+	uint64_t us = 1700000000123456ull;
+	uint64_t word = pc_timestrip_encode(us);
+	uint8_t bytes[6];
+	for (int i = 0; i < 6; i++)
+		bytes[i] = (uint8_t)((us & 0xffffffffffffull) >> (8 * (5 - i)));
+	CHECK_EQ(word >> 16, us & 0xffffffffffffull);
+	CHECK_EQ(word & 0xffff, pc_timestrip_crc16(bytes, 6));
+
+	uint64_t back = 0;
+	CHECK(pc_timestrip_decode(word, &back));
+	CHECK_EQ(back, us & 0xffffffffffffull);
+	CHECK(!pc_timestrip_decode(word ^ (1ull << 40), &back));
+	CHECK(!pc_timestrip_decode(word ^ 1, &back));
+}
+
+static void check_strip_at(int width, int height, int64_t capture_ns)
+{
+	void *state = NULL;
+	char err[256];
+	struct pc_source_config config = {width, height, 30, 1};
+	CHECK_EQ(pc_testpattern_source.init(&state, &config, err, sizeof(err)), 0);
+	if (!state)
+		return;
+	const struct pc_frame *frame = pc_testpattern_source.next_frame(state, 5, capture_ns);
+	uint64_t word, us;
+	CHECK(read_strip(frame, &word));
+	CHECK(pc_timestrip_decode(word, &us));
+	CHECK_EQ(us, ((uint64_t)capture_ns / 1000) & 0xffffffffffffull);
+
+	/* And again on the next frame, drawn over the first. */
+	frame = pc_testpattern_source.next_frame(state, 6, capture_ns + 33333333);
+	CHECK(read_strip(frame, &word));
+	CHECK(pc_timestrip_decode(word, &us));
+	CHECK_EQ(us, ((uint64_t)(capture_ns + 33333333) / 1000) & 0xffffffffffffull);
+	pc_testpattern_source.destroy(state);
+}
+
+static void test_strip_read_back(void)
+{
+	check_strip_at(1280, 720, INT64_C(1700000000123456789));
+	check_strip_at(640, 480, INT64_C(1234567890987654321));
+	check_strip_at(1920, 1080, INT64_C(1999999999999999999));
+	check_strip_at(2048, 128, INT64_C(1700000000000000000)); /* B = 32, the whole height is busy */
+}
+
+static uint64_t hash_below_strip(const struct pc_frame *frame)
+{
+	uint64_t h = 1469598103934665603ull;
+	int block = pc_timestrip_block_size(frame->width);
+	for (int y = block; y < frame->height; y++)
+		for (int x = 0; x < frame->width; x++)
+			h = (h ^ luma_at(frame, x, y)) * 1099511628211ull;
+	return h;
+}
+
+static void test_pattern_changes_and_is_fast(void)
+{
+	void *state = NULL;
+	char err[256];
+	struct pc_source_config config = {1280, 720, 30, 1};
+	CHECK_EQ(pc_testpattern_source.init(&state, &config, err, sizeof(err)), 0);
+	if (!state)
+		return;
+
+	/* Same capture time, next frame number: the picture still changes. */
+	uint64_t previous = hash_below_strip(pc_testpattern_source.next_frame(state, 0, 0));
+	for (uint32_t seq = 1; seq < 5; seq++) {
+		uint64_t h = hash_below_strip(pc_testpattern_source.next_frame(state, seq, 0));
+		CHECK(h != previous);
+		previous = h;
+	}
+
+	enum { FRAMES = 300 };
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (uint32_t seq = 0; seq < FRAMES; seq++)
+		pc_testpattern_source.next_frame(state, seq, (int64_t)seq * 33333333);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double us = ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / 1e3 / FRAMES;
+	fprintf(stderr, "    testpattern 1280x720: %.1f us per frame\n", us);
+	CHECK(us < 1000); /* generous: a loaded CI machine must not fail this */
+	pc_testpattern_source.destroy(state);
+}
+
+static void test_pattern_refuses_odd_sizes(void)
+{
+	void *state = NULL;
+	char err[256] = "";
+	struct pc_source_config config = {321, 240, 30, 1};
+	CHECK_EQ(pc_testpattern_source.init(&state, &config, err, sizeof(err)), -EINVAL);
+	CHECK(strstr(err, "even") != NULL);
+	config = (struct pc_source_config){320, 241, 30, 1};
+	CHECK_EQ(pc_testpattern_source.init(&state, &config, err, sizeof(err)), -EINVAL);
+	CHECK(state == NULL);
+}
+
+void pc_test_timestrip(void)
+{
+	RUN_TEST(test_block_size);
+	RUN_TEST(test_crc);
+	RUN_TEST(test_strip_read_back);
+	RUN_TEST(test_pattern_changes_and_is_fast);
+	RUN_TEST(test_pattern_refuses_odd_sizes);
+}

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/p2pcast/p2pcast/internal/viewer"
+)
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "viewers" {
+		return fmt.Errorf("%w: want 'bench viewers' (see --help)", errUsage)
+	}
+	return benchViewers(ctx, args[1:], stdout, stderr)
+}
+
+// viewersReport is the one JSON line `bench viewers --json` prints.
+type viewersReport struct {
+	Viewers         int         `json:"viewers"`
+	JoinIntervalMS  float64     `json:"join_interval_ms"`
+	Succeeded       int         `json:"succeeded"`
+	Size            string      `json:"size"`
+	FPS             int         `json:"fps"`
+	Bitrate         string      `json:"bitrate"`
+	LossPctMax      float64     `json:"loss_pct_max"`
+	LostPackets     uint64      `json:"lost_packets"`
+	FPSMin          float64     `json:"fps_min"`
+	FPSMedian       float64     `json:"fps_median"`
+	FirstKeyframeMS Percentiles `json:"first_keyframe_ms"`
+	DeviceCPUPct    float64     `json:"device_cpu_pct,omitempty"`
+	DeviceRSSMiB    float64     `json:"device_rss_mib,omitempty"`
+	Load            [3]float64  `json:"load"`
+	Errors          []string    `json:"errors,omitempty"`
+}
+
+// Percentiles summarises samples.
+type Percentiles struct {
+	P50     float64 `json:"p50"`
+	P95     float64 `json:"p95"`
+	P99     float64 `json:"p99"`
+	Max     float64 `json:"max"`
+	Samples int     `json:"samples"`
+}
+
+func percentiles(v []float64) Percentiles {
+	if len(v) == 0 {
+		return Percentiles{}
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	at := func(p float64) float64 { return s[min(len(s)-1, int(p*float64(len(s)-1)+0.5))] }
+	return Percentiles{P50: at(0.5), P95: at(0.95), P99: at(0.99), Max: s[len(s)-1], Samples: len(s)}
+}
+
+func benchViewers(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bench viewers", "bench viewers [flags]", stderr)
+	n := fs.Int("viewers", 50, "concurrent WHEP viewers")
+	duration := fs.Duration("duration", 10*time.Second, "how long each viewer watches after its first frame")
+	url := fs.String("url", "", "WHEP URL of a running device (default: start one with the test pattern)")
+	size := fs.String("size", "1280x720", "test pattern size, when starting a device")
+	fps := fs.Int("fps", 30, "test pattern fps, when starting a device")
+	bitrate := fs.String("bitrate", "2M", "test pattern bitrate, when starting a device")
+	joinEvery := fs.Duration("join-interval", 0, "time between two viewers' joins (0: all at once)")
+	asJSON := fs.Bool("json", false, "print exactly one JSON line, last on stdout")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	rep := viewersReport{Viewers: *n, Size: *size, FPS: *fps, Bitrate: *bitrate, JoinIntervalMS: float64(joinEvery.Milliseconds())}
+	var devPID int
+	if *url == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		dev := exec.CommandContext(ctx, exe, "device", "--http", "127.0.0.1:0", "--size", *size,
+			"--fps", fmt.Sprint(*fps), "--bitrate", *bitrate, "--max-viewers", fmt.Sprint(*n+10))
+		dev.Stderr = io.Discard
+		dev.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		out, err := dev.StdoutPipe()
+		if err != nil {
+			return err
+		}
+		if err := dev.Start(); err != nil {
+			return err
+		}
+		defer func() { _ = dev.Process.Signal(syscall.SIGTERM); _ = dev.Wait() }()
+		line, err := bufio.NewReader(out).ReadString('\n')
+		if err != nil {
+			return fmt.Errorf("device did not start: %w", err)
+		}
+		*url = strings.TrimSpace(line) + "whep"
+		devPID = dev.Process.Pid
+		if err := waitForPicture(ctx, strings.TrimSuffix(*url, "whep")+"api/status"); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stderr, "bench viewers: %d viewers of %s for %s\n", *n, *url, *duration)
+	cpu0, t0 := procCPU(devPID), time.Now()
+	results := make([]viewer.Result, *n)
+	errs := make([]error, *n)
+	var wg sync.WaitGroup
+	for i := range *n {
+		if i > 0 && *joinEvery > 0 {
+			select {
+			case <-time.After(*joinEvery):
+			case <-ctx.Done():
+			}
+		}
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, *duration+20*time.Second)
+			defer cancel()
+			results[i], errs[i] = viewer.Watch(cctx, viewer.Options{WHEPURL: *url, Duration: *duration})
+		})
+	}
+	wg.Wait()
+	if devPID != 0 {
+		rep.DeviceCPUPct = 100 * (procCPU(devPID) - cpu0) / time.Since(t0).Seconds()
+		rep.DeviceRSSMiB = procRSSMiB(devPID)
+	}
+	var fpsAll, firstKey []float64
+	rep.FPSMin = 1e9
+	for i, r := range results {
+		if errs[i] != nil {
+			rep.Errors = append(rep.Errors, errs[i].Error())
+			continue
+		}
+		rep.Succeeded++
+		rep.LossPctMax = max(rep.LossPctMax, r.LossPct)
+		rep.LostPackets += r.Lost
+		rep.FPSMin = min(rep.FPSMin, r.FPS)
+		fpsAll = append(fpsAll, r.FPS)
+		firstKey = append(firstKey, r.FirstKeyframeMS)
+	}
+	if rep.Succeeded == 0 {
+		rep.FPSMin = 0
+	}
+	rep.FPSMedian = percentiles(fpsAll).P50
+	rep.FirstKeyframeMS = percentiles(firstKey)
+	rep.Load = loadAvg()
+	fmt.Fprintf(stderr, "%d/%d viewers ok; loss max %.3f%% (%d packets); fps min %.1f median %.1f; first keyframe after POST p50 %.0f p95 %.0f max %.0f ms; device CPU %.0f%%, RSS %.0f MiB; load %.2f\n",
+		rep.Succeeded, rep.Viewers, rep.LossPctMax, rep.LostPackets, rep.FPSMin, rep.FPSMedian,
+		rep.FirstKeyframeMS.P50, rep.FirstKeyframeMS.P95, rep.FirstKeyframeMS.Max, rep.DeviceCPUPct, rep.DeviceRSSMiB, rep.Load[0])
+	if *asJSON {
+		b, _ := json.Marshal(rep)
+		fmt.Fprintln(stdout, string(b))
+	}
+	if rep.Succeeded == 0 {
+		return fmt.Errorf("no viewer received anything")
+	}
+	return nil
+}
+
+// waitForPicture polls the device's status until its stream has produced frames.
+func waitForPicture(ctx context.Context, statusURL string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if st, err := fetchStatus(ctx, statusURL); err == nil && st.Stats.Keyframes > 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("device at %s produced no picture in 10 s", statusURL)
+}

@@ -1,0 +1,106 @@
+package device
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Size is a picture size that parses "WxH".
+type Size struct{ W, H int }
+
+func (s Size) String() string { return fmt.Sprintf("%dx%d", s.W, s.H) }
+
+// Set parses "1280x720"; both sides even (4:2:0) and at most 8192.
+func (s *Size) Set(v string) error {
+	w, h, ok := strings.Cut(strings.ToLower(v), "x")
+	if !ok {
+		return fmt.Errorf("size %q: want WxH, e.g. 1280x720", v)
+	}
+	wi, err1 := strconv.Atoi(w)
+	hi, err2 := strconv.Atoi(h)
+	if err1 != nil || err2 != nil || wi < 16 || hi < 16 || wi > 8192 || hi > 8192 || wi%2 != 0 || hi%2 != 0 {
+		return fmt.Errorf("size %q: want even width and height between 16 and 8192", v)
+	}
+	s.W, s.H = wi, hi
+	return nil
+}
+
+// Bitrate is bits per second that parses SI suffixes: 2M = 2,000,000, 500k = 500,000.
+type Bitrate int64
+
+func (b Bitrate) String() string {
+	switch {
+	case b >= 1e6 && b%1e6 == 0:
+		return fmt.Sprintf("%dM", b/1e6)
+	case b >= 1e3 && b%1e3 == 0:
+		return fmt.Sprintf("%dk", b/1e3)
+	}
+	return strconv.FormatInt(int64(b), 10)
+}
+
+// Set parses "2M", "1.5M", "500k" or "2000000".
+func (b *Bitrate) Set(v string) error {
+	mult := 1.0
+	num := v
+	switch {
+	case strings.HasSuffix(v, "M"), strings.HasSuffix(v, "m"):
+		mult, num = 1e6, v[:len(v)-1]
+	case strings.HasSuffix(v, "k"), strings.HasSuffix(v, "K"):
+		mult, num = 1e3, v[:len(v)-1]
+	}
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil || f*mult < 10e3 || f*mult > 100e6 {
+		return fmt.Errorf("bitrate %q: want 10k to 100M, e.g. 2M or 500k", v)
+	}
+	*b = Bitrate(f * mult)
+	return nil
+}
+
+// Config is what a device needs; Validate checks it.
+type Config struct {
+	HTTPAddr   string
+	SocketPath string // "" = a private temporary path
+	Source     string // "testpattern" or "socket"
+	Size       Size
+	FPS        int
+	Bitrate    Bitrate
+	GOP        time.Duration
+	// CapturePath is the p2pcast-capture binary ("" = look next to this binary, then PATH).
+	CapturePath string
+	// PlayoutDelay is sent to receivers as min = max; negative disables the extension.
+	PlayoutDelay time.Duration
+	MaxViewers   int
+}
+
+// Defaults returns the documented defaults.
+func Defaults() Config {
+	return Config{HTTPAddr: "127.0.0.1:8080", Source: "testpattern", Size: Size{1280, 720}, FPS: 30,
+		Bitrate: 2_000_000, GOP: 2 * time.Second, MaxViewers: 200}
+}
+
+// Validate reports the first problem with c.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Source != "testpattern" && c.Source != "socket" {
+		errs = append(errs, fmt.Errorf("source %q: want testpattern or socket", c.Source))
+	}
+	if c.FPS < 1 || c.FPS > 240 {
+		errs = append(errs, fmt.Errorf("fps %d: want 1 to 240", c.FPS))
+	}
+	if c.GOP < 100*time.Millisecond || c.GOP > time.Minute {
+		errs = append(errs, fmt.Errorf("gop %s: want 100ms to 1m", c.GOP))
+	}
+	if c.Size.W == 0 {
+		errs = append(errs, errors.New("size is not set"))
+	}
+	if c.MaxViewers < 1 {
+		errs = append(errs, fmt.Errorf("max viewers %d: want at least 1", c.MaxViewers))
+	}
+	return errors.Join(errs...)
+}
+
+// gopFrames converts the GOP duration to frames for the producer.
+func (c Config) gopFrames() int { return max(1, int(c.GOP.Seconds()*float64(c.FPS)+0.5)) }

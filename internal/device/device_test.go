@@ -1,0 +1,290 @@
+package device
+
+import (
+	"context"
+	"crypto/rand"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/p2pcast/p2pcast/internal/ipc"
+	"github.com/p2pcast/p2pcast/internal/media"
+	"github.com/p2pcast/p2pcast/internal/viewer"
+)
+
+// startDevice runs a socket-source device (no producer of its own) for the test's lifetime.
+func startDevice(t *testing.T) (Ready, *Device) {
+	t.Helper()
+	cfg := Defaults()
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.Source = "socket"
+	cfg.SocketPath = filepath.Join(t.TempDir(), "capture.sock")
+	d, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan Ready, 1)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, func(r Ready) { ready <- r }) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("device run: %v", err)
+		}
+	})
+	select {
+	case r := <-ready:
+		return r, d
+	case err := <-done:
+		t.Fatalf("device did not start: %v", err)
+	}
+	return Ready{}, nil
+}
+
+// testStream is a real H.264 stream (x264, 1280x720 baseline, 3 frames) from internal/media.
+func testStream(t *testing.T) [][]byte {
+	t.Helper()
+	b, err := os.ReadFile("../media/testdata/baseline_720p.h264")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := media.NewAUReader(strings.NewReader(string(b)), 0)
+	var aus [][]byte
+	for {
+		au, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		aus = append(aus, append([]byte(nil), au...))
+	}
+	return aus
+}
+
+// producerConn is a framed producer written in Go, speaking docs/ipc.md.
+func producerConn(t *testing.T, sock string) (net.Conn, *ipc.Writer) {
+	t.Helper()
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	w := ipc.NewWriter(c)
+	if err := w.WriteHello(ipc.Hello{Kind: ipc.KindVideo, Codec: ipc.CodecH264, Width: 1280, Height: 720,
+		FPSNum: 30, FPSDen: 1, Capabilities: ipc.CapKeyframe, Name: "go-test"}); err != nil {
+		t.Fatal(err)
+	}
+	return c, w
+}
+
+// waitClosed waits until the device closes the connection, and returns what it sent first.
+func waitClosed(t *testing.T, c net.Conn) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.Copy(io.Discard, c); err != nil {
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatal("device did not drop the connection")
+		}
+	}
+}
+
+// servesFrames proves the device still works: a Go producer feeds it and a WHEP viewer sees
+// frames, the first one a keyframe requested by its join.
+func servesFrames(t *testing.T, r Ready) {
+	t.Helper()
+	aus := testStream(t)
+	c, w := producerConn(t, r.SocketPath)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	stop := make(chan struct{})
+	go func() {
+		// Play the stream in a loop, answering KEYFRAME requests with the IDR.
+		keyframe := make(chan struct{}, 1)
+		go func() {
+			rd := ipc.NewReader(c)
+			for {
+				m, err := rd.Next()
+				if err != nil {
+					return
+				}
+				if m.Type == ipc.TypeKeyframe {
+					select {
+					case keyframe <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}()
+		tick := time.NewTicker(33 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-keyframe:
+				i = 0
+			case <-tick.C:
+			}
+			now := time.Now().UnixNano()
+			if err := w.WriteAccessUnit(ipc.AccessUnit{Seq: uint32(i), Capture: now, Encoded: now, Data: aus[i%len(aus)]}); err != nil {
+				return
+			}
+		}
+	}()
+	defer close(stop)
+	res, err := viewer.Watch(ctx, viewer.Options{WHEPURL: strings.TrimSuffix(r.URL, "/") + "/whep", Frames: 10})
+	if err != nil {
+		t.Fatalf("viewer: %v", err)
+	}
+	if res.Frames < 10 || res.Width != 1280 || res.Height != 720 {
+		t.Fatalf("viewer got %+v", res)
+	}
+}
+
+func TestBadSocketInputDropsOnlyThatConnection(t *testing.T) {
+	r, d := startDevice(t)
+	hdr := func(h ipc.Header) []byte { b := make([]byte, ipc.HeaderSize); h.Put(b); return b }
+	helloAnd := func(extra ...[]byte) []byte {
+		b := hdr(ipc.Header{Type: ipc.TypeHello, Length: ipc.HelloMinSize})
+		b = append(b, ipc.Hello{Kind: 1, Codec: 1, Width: 2, Height: 2, FPSNum: 1, FPSDen: 1}.Marshal()...)
+		for _, e := range extra {
+			b = append(b, e...)
+		}
+		return b
+	}
+	cases := map[string][]byte{
+		"http request":        []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+		"wrong version":       append([]byte("P2PC\x07"), make([]byte, 40)...),
+		"oversized":           hdr(ipc.Header{Type: ipc.TypeAccessUnit, Length: ipc.MaxPayload + 1}),
+		"access unit first":   hdr(ipc.Header{Type: ipc.TypeAccessUnit, Timestamp: 1, Length: 0}),
+		"bad hello":           append(hdr(ipc.Header{Type: ipc.TypeHello, Length: 4}), 9, 9, 9, 9),
+		"garbage after hello": helloAnd([]byte("this is not a header at all, no")),
+		"not h264":            helloAnd(hdr(ipc.Header{Type: ipc.TypeAccessUnit, Timestamp: 1, Length: 12}), make([]byte, 12)),
+		"truncated":           helloAnd(hdr(ipc.Header{Type: ipc.TypeAccessUnit, Timestamp: 1, Length: 1000}), []byte{1, 2, 3}),
+	}
+	for name, payload := range cases {
+		t.Run(name, func(t *testing.T) {
+			c, err := net.Dial("unix", r.SocketPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := c.Write(payload); err != nil {
+				t.Fatal(err)
+			}
+			if name == "truncated" {
+				c.(*net.UnixConn).CloseWrite()
+			}
+			waitClosed(t, c)
+		})
+	}
+	// 50 MB of random bytes, streamed.
+	c, err := net.Dial("unix", r.SocketPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_, _ = io.CopyN(c, rand.Reader, 50<<20) // the device may close before we are done
+		c.(*net.UnixConn).CloseWrite()
+	}()
+	waitClosed(t, c)
+	c.Close()
+	if st := d.stream.Stats(); st.Frames != 0 {
+		t.Fatalf("garbage published %d frames", st.Frames)
+	}
+	servesFrames(t, r)
+}
+
+func TestPlainAnnexBProducer(t *testing.T) {
+	r, _ := startDevice(t)
+	aus := testStream(t)
+	c, err := net.Dial("unix", r.SocketPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			case <-time.After(33 * time.Millisecond): // the producer's frame clock
+			}
+			if _, err := c.Write(aus[i%len(aus)]); err != nil {
+				return
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := viewer.Watch(ctx, viewer.Options{WHEPURL: strings.TrimSuffix(r.URL, "/") + "/whep", Frames: 6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Width != 1280 || res.Keyframes < 1 {
+		t.Fatalf("plain Annex-B viewer got %+v", res)
+	}
+}
+
+func TestMalformedSignalingGetsClearErrors(t *testing.T) {
+	r, _ := startDevice(t)
+	whep := strings.TrimSuffix(r.URL, "/") + "/whep"
+	for _, tc := range []struct {
+		name, ctype, body string
+		want              int
+	}{
+		{"not sdp", "application/sdp", "hello", http.StatusBadRequest},
+		{"no video", "application/sdp", "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n", http.StatusBadRequest},
+		{"wrong type", "text/plain", "v=0", http.StatusUnsupportedMediaType},
+		{"too large", "application/sdp", strings.Repeat("a", 70<<10), http.StatusRequestEntityTooLarge},
+	} {
+		resp, err := http.Post(whep, tc.ctype, strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want || len(body) == 0 {
+			t.Errorf("%s: %d %q, want %d with a reason", tc.name, resp.StatusCode, body, tc.want)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodDelete, whep+"/nope", nil)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("DELETE of an unknown session: %v %v", resp.StatusCode, err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	var s Size
+	for _, bad := range []string{"1280", "0x720", "1281x720", "axb", "99999x2"} {
+		if s.Set(bad) == nil {
+			t.Errorf("size %q accepted", bad)
+		}
+	}
+	var b Bitrate
+	for in, want := range map[string]Bitrate{"2M": 2_000_000, "500k": 500_000, "1.5M": 1_500_000, "300000": 300_000} {
+		if err := b.Set(in); err != nil || b != want {
+			t.Errorf("bitrate %q = %d, %v", in, b, err)
+		}
+	}
+	if b.Set("2G") == nil || b.Set("fast") == nil {
+		t.Error("bad bitrate accepted")
+	}
+	cfg := Defaults()
+	cfg.Source = "camera"
+	cfg.FPS = 0
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "source") || !strings.Contains(err.Error(), "fps") {
+		t.Errorf("validate: %v", err)
+	}
+}

@@ -1,0 +1,252 @@
+package ipc
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+)
+
+// The byte layout is the contract with capture/ipc.c: check it byte by byte.
+func TestHeaderLayout(t *testing.T) {
+	var b [HeaderSize]byte
+	Header{Type: TypeAccessUnit, Flags: FlagKeyframe, Timestamp: 0x0102030405060708, Seq: 0x0a0b0c0d, Length: 0x11223344}.Put(b[:])
+	want := []byte{'P', '2', 'P', 'C', 1, 0x02, 0x01, 0x00,
+		0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,
+		0x0d, 0x0c, 0x0b, 0x0a, 0x44, 0x33, 0x22, 0x11}
+	if !bytes.Equal(b[:], want) {
+		t.Fatalf("header bytes\n got % x\nwant % x", b, want)
+	}
+}
+
+func TestParseHeaderErrors(t *testing.T) {
+	good := make([]byte, HeaderSize)
+	Header{Type: TypeHello, Length: 20}.Put(good)
+	mut := func(f func(b []byte)) []byte { b := bytes.Clone(good); f(b); return b }
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		want error
+	}{
+		{"short", good[:10], ErrTruncated},
+		{"magic", mut(func(b []byte) { b[0] = 'X' }), ErrBadMagic},
+		{"version", mut(func(b []byte) { b[4] = 2 }), ErrVersion},
+		{"too large", mut(func(b []byte) { b[23] = 0x01 }), ErrTooLarge},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := ParseHeader(tc.in); !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+	if h, err := ParseHeader(good); err != nil || h.Type != TypeHello || h.Length != 20 {
+		t.Fatalf("good header: %+v %v", h, err)
+	}
+}
+
+func TestHelloRoundTrip(t *testing.T) {
+	in := Hello{Kind: KindVideo, Codec: CodecH264, Width: 1280, Height: 720, FPSNum: 30, FPSDen: 1,
+		Capabilities: CapKeyframe | CapBitrate, Bitrate: 2_000_000, GOP: 60, Name: "testpattern"}
+	out, err := ParseHello(in.Marshal())
+	if err != nil || out != in {
+		t.Fatalf("round trip: %+v, %v", out, err)
+	}
+	if !out.Can(CapKeyframe) || out.Can(CapFPS) || out.FPS() != 30 {
+		t.Fatalf("capabilities or fps wrong: %+v", out)
+	}
+	bad := []struct {
+		name string
+		f    func(h *Hello)
+	}{
+		{"kind", func(h *Hello) { h.Kind = 2 }},
+		{"codec", func(h *Hello) { h.Codec = 9 }},
+		{"width", func(h *Hello) { h.Width = 0 }},
+		{"fps", func(h *Hello) { h.FPSDen = 0 }},
+		{"name", func(h *Hello) { h.Name = strings.Repeat("x", MaxNameLen+1) }},
+		{"utf8", func(h *Hello) { h.Name = "\xff\xfe" }},
+	}
+	for _, tc := range bad {
+		h := in
+		tc.f(&h)
+		if _, err := ParseHello(h.Marshal()); !errors.Is(err, ErrBadHello) {
+			t.Errorf("%s: got %v", tc.name, err)
+		}
+	}
+	if _, err := ParseHello(make([]byte, 5)); !errors.Is(err, ErrBadHello) {
+		t.Errorf("short hello: %v", err)
+	}
+}
+
+func TestWriterReaderRoundTrip(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	hello := Hello{Kind: KindVideo, Codec: CodecH264, Width: 640, Height: 480, FPSNum: 30, FPSDen: 1}
+	au := AccessUnit{Seq: 7, Keyframe: true, Capture: 1_700_000_000_000_000_000, Encoded: 1_700_000_000_004_000_000,
+		Data: []byte{0, 0, 0, 1, 0x67, 1, 2, 0, 0, 0, 1, 0x65, 9}}
+	for _, err := range []error{w.WriteHello(hello), w.WriteAccessUnit(au), w.RequestKeyframe(),
+		w.SetBitrate(500_000), w.SetFPS(60, 1), w.SetViewers(3)} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	br := bufio.NewReader(&buf)
+	if p, err := Detect(br); err != nil || p != Framed {
+		t.Fatalf("detect: %v %v", p, err)
+	}
+	r := NewReader(br)
+	m, err := r.Next()
+	if err != nil || m.Type != TypeHello {
+		t.Fatalf("hello: %+v %v", m.Header, err)
+	}
+	if h, err := ParseHello(m.Payload); err != nil || h != hello {
+		t.Fatalf("hello payload: %+v %v", h, err)
+	}
+	m, err = r.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseAccessUnit(m)
+	if err != nil || got.Seq != 7 || !got.Keyframe || got.Capture != au.Capture || got.Encoded != au.Encoded || !bytes.Equal(got.Data, au.Data) {
+		t.Fatalf("access unit: %+v %v", got, err)
+	}
+	wantCtl := []Control{{Type: TypeKeyframe}, {Type: TypeBitrate, Bitrate: 500_000}, {Type: TypeFPS, FPSNum: 60, FPSDen: 1}, {Type: TypeViewers, Viewers: 3}}
+	for i, want := range wantCtl {
+		m, err := r.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Seq != uint32(i+1) {
+			t.Errorf("control %d: seq %d", i, m.Seq)
+		}
+		if c, err := ParseControl(m); err != nil || c != want {
+			t.Errorf("control %d: %+v %v", i, c, err)
+		}
+	}
+	if _, err := r.Next(); err != io.EOF {
+		t.Fatalf("end: %v", err)
+	}
+}
+
+func TestReaderTruncated(t *testing.T) {
+	var buf bytes.Buffer
+	NewWriter(&buf).WriteAccessUnit(AccessUnit{Capture: 1, Data: []byte{0, 0, 1, 0x65, 1, 2, 3}})
+	whole := buf.Bytes()
+	for _, n := range []int{5, HeaderSize, len(whole) - 1} {
+		if _, err := NewReader(bytes.NewReader(whole[:n])).Next(); !errors.Is(err, ErrTruncated) {
+			t.Errorf("cut at %d: %v", n, err)
+		}
+	}
+}
+
+func TestDetect(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Protocol
+		err  error
+	}{
+		{"P2PC\x01", Framed, nil},
+		{"\x00\x00\x00\x01\x67", AnnexB, nil},
+		{"\x00\x00\x01\x67", AnnexB, nil},
+		{"\x00\x00\x01", AnnexB, nil},
+		{"GET / HTTP/1.1", 0, ErrUnknownStream},
+		{"P2", 0, ErrTruncated},
+		{"", 0, io.EOF},
+	} {
+		p, err := Detect(bufio.NewReader(strings.NewReader(tc.in)))
+		if p != tc.want || !errors.Is(err, tc.err) {
+			t.Errorf("Detect(%q) = %v, %v; want %v, %v", tc.in, p, err, tc.want, tc.err)
+		}
+	}
+}
+
+func TestParseAccessUnitErrors(t *testing.T) {
+	for _, m := range []Message{
+		{Header: Header{Type: TypeHello}},
+		{Header: Header{Type: TypeAccessUnit, Timestamp: 1}, Payload: make([]byte, EncodedTimeSize)},
+		{Header: Header{Type: TypeAccessUnit}, Payload: make([]byte, 20)},
+	} {
+		if _, err := ParseAccessUnit(m); err == nil {
+			t.Errorf("accepted %+v", m.Header)
+		}
+	}
+}
+
+func TestParseControlErrors(t *testing.T) {
+	for _, m := range []Message{
+		{Header: Header{Type: TypeBitrate}, Payload: []byte{1, 2}},
+		{Header: Header{Type: TypeBitrate}, Payload: []byte{0, 0, 0, 0}},
+		{Header: Header{Type: TypeFPS}, Payload: []byte{30, 0, 0, 0}},
+		{Header: Header{Type: TypeViewers}},
+	} {
+		if _, err := ParseControl(m); !errors.Is(err, ErrBadControl) {
+			t.Errorf("%s: %v", m.Type, err)
+		}
+	}
+	if c, err := ParseControl(Message{Header: Header{Type: 0xEE}}); err != nil || c.Type != 0xEE {
+		t.Errorf("unknown type must pass through: %+v %v", c, err)
+	}
+}
+
+func TestReaderSteadyStateAllocs(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	data := make([]byte, 4000)
+	data[3] = 1
+	for range 200 {
+		w.WriteAccessUnit(AccessUnit{Capture: 1, Data: data})
+	}
+	r := NewReader(bytes.NewReader(buf.Bytes()))
+	r.Next()
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, err := r.Next(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per message", allocs)
+	}
+}
+
+// FuzzReader: any bytes give messages or a clean error, never a panic or an over-limit buffer.
+func FuzzReader(f *testing.F) {
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	w.WriteHello(Hello{Kind: KindVideo, Codec: CodecH264, Width: 2, Height: 2, FPSNum: 1, FPSDen: 1, Name: "x"})
+	w.WriteAccessUnit(AccessUnit{Capture: 1, Keyframe: true, Data: []byte{0, 0, 1, 0x65, 0x88}})
+	w.SetFPS(30, 1)
+	f.Add(buf.Bytes())
+	f.Add([]byte("P2PC\x01\x02\x00\x00"))
+	f.Add([]byte("\x00\x00\x00\x01\x67\x42"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		br := bufio.NewReader(bytes.NewReader(in))
+		if p, err := Detect(br); err != nil || p != Framed {
+			return
+		}
+		r := NewReader(br)
+		for {
+			m, err := r.Next()
+			if err != nil {
+				return
+			}
+			if len(m.Payload) > MaxPayload {
+				t.Fatalf("payload %d over limit", len(m.Payload))
+			}
+			switch m.Type {
+			case TypeHello:
+				if h, err := ParseHello(m.Payload); err == nil {
+					if _, err := ParseHello(h.Marshal()); err != nil {
+						t.Fatalf("valid hello does not round trip: %v", err)
+					}
+				}
+			case TypeAccessUnit:
+				if au, err := ParseAccessUnit(m); err == nil && len(au.Data) == 0 {
+					t.Fatal("access unit with no data accepted")
+				}
+			default:
+				ParseControl(m)
+			}
+		}
+	})
+}

@@ -1,0 +1,435 @@
+// Package peer runs one WebRTC session per viewer on Pion: it negotiates an H.264 track in
+// either direction (the viewer offers, or the device does), starts sending once DTLS is up,
+// answers PLI/FIR with a shared keyframe request and NACKs from a history of shared frames.
+// Signaling transports (WHEP, WebSocket, the hub) are adapters on top of Session.
+package peer
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/p2pcast/p2pcast/internal/stream"
+)
+
+// Errors callers map to protocol replies.
+var (
+	ErrBadSDP   = errors.New("peer: unusable SDP")
+	ErrBusy     = errors.New("peer: viewer limit reached")
+	ErrClosed   = errors.New("peer: session closed")
+	ErrNoOffer  = errors.New("peer: no offer made by this side")
+	ErrBadState = errors.New("peer: wrong signaling state")
+)
+
+// PlayoutDelay is what the playout-delay header extension asks of receivers: min = max = 0
+// takes Chromium's low-latency path (render as soon as decoded).
+type PlayoutDelay struct{ Min, Max time.Duration }
+
+// payload encodes the extension: two 12-bit values in 10 ms units.
+func (d PlayoutDelay) payload() []byte {
+	lo := min(uint32(d.Min/(10*time.Millisecond)), 0xfff)
+	hi := min(uint32(d.Max/(10*time.Millisecond)), 0xfff)
+	v := lo<<12 | hi
+	return []byte{byte(v >> 16), byte(v >> 8), byte(v)}
+}
+
+// Config builds an Engine.
+type Config struct {
+	ICEServers []webrtc.ICEServer
+	// PlayoutDelay is sent to receivers that negotiate the extension; nil sends nothing.
+	PlayoutDelay *PlayoutDelay
+	// IncludeLoopback offers 127.0.0.1 candidates too (a viewer on the same machine, tests).
+	IncludeLoopback bool
+	// MaxSessions bounds concurrent viewers (default 200).
+	MaxSessions int
+	Logger      *slog.Logger
+}
+
+// Engine makes sessions that share one Pion API (codecs, extensions, interceptors) and one DTLS
+// certificate, so a join costs no key generation.
+type Engine struct {
+	cfg      Config
+	api      *webrtc.API
+	cert     webrtc.Certificate
+	sessions atomic.Int32
+}
+
+// NewEngine prepares the shared WebRTC state.
+func NewEngine(cfg Config) (*Engine, error) {
+	if cfg.MaxSessions <= 0 {
+		cfg.MaxSessions = 200
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	m := &webrtc.MediaEngine{}
+	fb := []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"}}
+	// Constrained baseline is what every browser decodes; level-asymmetry lets the stream's real
+	// level differ from the 3.1 announced here.
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{
+			MimeType: webrtc.MimeTypeH264, ClockRate: 90000, RTCPFeedback: fb,
+			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+		},
+		PayloadType: 102,
+	}, webrtc.RTPCodecTypeVideo); err != nil {
+		return nil, err
+	}
+	if cfg.PlayoutDelay != nil {
+		if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: PlayoutDelayURI}, webrtc.RTPCodecTypeVideo); err != nil {
+			return nil, err
+		}
+	}
+	// Sender and receiver reports only: retransmissions come from the shared frame history in
+	// videoTrack, not from a per-viewer copy of every packet (Pion's NACK responder).
+	ir := &interceptor.Registry{}
+	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+		return nil, err
+	}
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
+	// When the device offers it controls ICE, and a viewer on the LAN (or loopback) shows up as a
+	// peer-reflexive candidate: Pion's default would wait 1 s before accepting that direct pair.
+	// Relayed pairs keep their longer wait, so a relay never wins over a direct path.
+	se.SetPrflxAcceptanceMinWait(0)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := webrtc.GenerateCertificate(key)
+	if err != nil {
+		return nil, err
+	}
+	return &Engine{
+		cfg:  cfg,
+		api:  webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)),
+		cert: *cert,
+	}, nil
+}
+
+// Sessions is the number of open sessions.
+func (e *Engine) Sessions() int { return int(e.sessions.Load()) }
+
+// ICEServers returns the ICE servers viewers should use too.
+func (e *Engine) ICEServers() []webrtc.ICEServer { return e.cfg.ICEServers }
+
+// Session is one viewer's WebRTC connection.
+type Session struct {
+	id      string
+	e       *Engine
+	st      *stream.Stream
+	pc      *webrtc.PeerConnection
+	track   *videoTrack
+	log     *slog.Logger
+	created time.Time
+
+	mu      sync.Mutex
+	sub     *stream.Subscriber
+	offered bool
+
+	done      chan struct{}
+	closeOnce sync.Once
+	started   atomic.Bool
+	firstSent atomic.Int64 // ns after created when the first frame went out
+}
+
+// NewSession makes a session watching st. onCandidate receives the device's ICE candidates as
+// they are gathered, then nil; it may be nil when the caller waits for gathering instead.
+func (e *Engine) NewSession(st *stream.Stream, onCandidate func(*webrtc.ICECandidateInit)) (*Session, error) {
+	if int(e.sessions.Add(1)) > e.cfg.MaxSessions {
+		e.sessions.Add(-1)
+		return nil, ErrBusy
+	}
+	pc, err := e.api.NewPeerConnection(webrtc.Configuration{
+		ICEServers:   e.cfg.ICEServers,
+		Certificates: []webrtc.Certificate{e.cert},
+		BundlePolicy: webrtc.BundlePolicyMaxBundle,
+	})
+	if err != nil {
+		e.sessions.Add(-1)
+		return nil, err
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	s := &Session{
+		id: hex.EncodeToString(b[:]), e: e, st: st, pc: pc,
+		track:   newVideoTrack("video", "p2pcast", nil),
+		created: time.Now(),
+		done:    make(chan struct{}),
+	}
+	if e.cfg.PlayoutDelay != nil {
+		s.track.playoutDelay = e.cfg.PlayoutDelay.payload()
+	}
+	s.log = e.cfg.Logger.With("session", s.id)
+	if onCandidate != nil {
+		pc.OnICECandidate(func(c *webrtc.ICECandidate) {
+			if c == nil {
+				onCandidate(nil)
+				return
+			}
+			init := c.ToJSON()
+			onCandidate(&init)
+		})
+	}
+	pc.OnConnectionStateChange(func(state webrtc.PeerConnectionState) {
+		s.log.Debug("connection state", "state", state)
+		switch state {
+		case webrtc.PeerConnectionStateConnected:
+			s.start()
+		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+			go s.Close()
+		}
+	})
+	return s, nil
+}
+
+// ID names the session (WHEP resource, logs).
+func (s *Session) ID() string { return s.id }
+
+// Done is closed when the session has ended.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Answer applies the viewer's offer and returns the device's answer. Candidates trickle
+// through onCandidate; use LocalDescription after gathering for a complete answer.
+func (s *Session) Answer(offer string) (string, error) {
+	if err := checkOffer(offer); err != nil {
+		return "", err
+	}
+	if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrBadSDP, err)
+	}
+	sender, err := s.pc.AddTrack(s.track)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrBadSDP, err)
+	}
+	go s.readRTCP(sender)
+	s.st.RequestKeyframe() // so a fresh one is likely waiting when DTLS completes
+	answer, err := s.pc.CreateAnswer(nil)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrBadSDP, err)
+	}
+	if err := s.pc.SetLocalDescription(answer); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrBadSDP, err)
+	}
+	return s.pc.LocalDescription().SDP, nil
+}
+
+// Offer makes the device's offer (one send-only H.264 track).
+func (s *Session) Offer() (string, error) {
+	tr, err := s.pc.AddTransceiverFromTrack(s.track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	if err != nil {
+		return "", err
+	}
+	go s.readRTCP(tr.Sender())
+	s.st.RequestKeyframe()
+	offer, err := s.pc.CreateOffer(nil)
+	if err != nil {
+		return "", err
+	}
+	if err := s.pc.SetLocalDescription(offer); err != nil {
+		return "", err
+	}
+	s.mu.Lock()
+	s.offered = true
+	s.mu.Unlock()
+	return s.pc.LocalDescription().SDP, nil
+}
+
+// SetAnswer applies the viewer's answer to the device's offer.
+func (s *Session) SetAnswer(answer string) error {
+	s.mu.Lock()
+	offered := s.offered
+	s.mu.Unlock()
+	if !offered {
+		return ErrNoOffer
+	}
+	if _, err := parseSDP(answer); err != nil {
+		return err
+	}
+	if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadSDP, err)
+	}
+	return nil
+}
+
+// AddCandidate adds a viewer's trickled candidate; nil or an empty candidate ends them.
+func (s *Session) AddCandidate(c *webrtc.ICECandidateInit) error {
+	if c == nil || c.Candidate == "" {
+		return nil
+	}
+	if s.pc.RemoteDescription() == nil {
+		return fmt.Errorf("%w: candidate before the remote description", ErrBadState)
+	}
+	if err := s.pc.AddICECandidate(*c); err != nil {
+		return fmt.Errorf("%w: candidate: %v", ErrBadSDP, err)
+	}
+	return nil
+}
+
+// GatheringDone is closed when the device has gathered all its candidates.
+func (s *Session) GatheringDone() <-chan struct{} { return webrtc.GatheringCompletePromise(s.pc) }
+
+// LocalDescription returns the device's current SDP, candidates included.
+func (s *Session) LocalDescription() string {
+	if d := s.pc.LocalDescription(); d != nil {
+		return d.SDP
+	}
+	return ""
+}
+
+// start begins sending once DTLS is up: writes before that are dropped by Pion anyway.
+func (s *Session) start() {
+	if !s.started.CompareAndSwap(false, true) {
+		return
+	}
+	s.mu.Lock()
+	select {
+	case <-s.done:
+		s.mu.Unlock()
+		return
+	default:
+	}
+	sub := s.st.Subscribe()
+	s.sub = sub
+	s.mu.Unlock()
+	s.log.Info("viewer connected", "after", time.Since(s.created).Round(time.Millisecond))
+	go func() {
+		for f := range sub.Frames() {
+			if s.firstSent.Load() == 0 {
+				s.firstSent.Store(int64(time.Since(s.created)))
+			}
+			if err := s.track.writeFrame(f); err != nil {
+				s.log.Debug("write", "err", err)
+			}
+			f.Release()
+		}
+	}()
+}
+
+func (s *Session) readRTCP(sender *webrtc.RTPSender) {
+	for {
+		pkts, _, err := sender.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, p := range pkts {
+			switch p := p.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				s.st.RequestKeyframe()
+			case *rtcp.TransportLayerNack:
+				var lost []uint16
+				for _, n := range p.Nacks {
+					lost = append(lost, n.PacketList()...)
+				}
+				s.track.retransmit(lost)
+			}
+		}
+	}
+}
+
+// Stats describes a session for status pages and logs.
+type Stats struct {
+	ID          string `json:"id"`
+	State       string `json:"state"`
+	Packets     uint64 `json:"packets"`
+	Bytes       uint64 `json:"bytes"`
+	Dropped     uint64 `json:"dropped_frames"`
+	FirstSentMS int64  `json:"first_sent_ms"`
+}
+
+// Stats returns the session's counters.
+func (s *Session) Stats() Stats {
+	p, b := s.track.counters()
+	st := Stats{ID: s.id, State: s.pc.ConnectionState().String(), Packets: p, Bytes: b,
+		FirstSentMS: time.Duration(s.firstSent.Load()).Milliseconds()}
+	s.mu.Lock()
+	if s.sub != nil {
+		st.Dropped = s.sub.Dropped()
+	}
+	s.mu.Unlock()
+	return st
+}
+
+// Close ends the session; safe to call more than once.
+func (s *Session) Close() {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		close(s.done)
+		sub := s.sub
+		s.mu.Unlock()
+		if sub != nil {
+			sub.Close()
+		}
+		if err := s.pc.Close(); err != nil {
+			s.log.Debug("close", "err", err)
+		}
+		s.e.sessions.Add(-1)
+		s.log.Info("viewer left")
+	})
+}
+
+// Wait blocks until the session ends or ctx is done.
+func (s *Session) Wait(ctx context.Context) {
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+	}
+}
+
+// maxSDP bounds an SDP blob; real offers are a few KiB.
+const maxSDP = 64 << 10
+
+func parseSDP(text string) (*sdp.SessionDescription, error) {
+	if len(text) > maxSDP {
+		return nil, fmt.Errorf("%w: %d bytes (limit %d)", ErrBadSDP, len(text), maxSDP)
+	}
+	var d sdp.SessionDescription
+	if err := d.UnmarshalString(text); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadSDP, err)
+	}
+	return &d, nil
+}
+
+// checkOffer refuses, with a reason a person can act on, offers the device cannot answer.
+func checkOffer(text string) error {
+	d, err := parseSDP(text)
+	if err != nil {
+		return err
+	}
+	for _, m := range d.MediaDescriptions {
+		if m.MediaName.Media != "video" {
+			continue
+		}
+		h264 := map[string]bool{}
+		for _, a := range m.Attributes {
+			if pt, codec, ok := strings.Cut(a.Value, " "); a.Key == "rtpmap" && ok && strings.EqualFold(codec, "H264/90000") {
+				h264[pt] = true
+			}
+		}
+		for _, a := range m.Attributes {
+			if a.Key != "fmtp" {
+				continue
+			}
+			pt, params, _ := strings.Cut(a.Value, " ")
+			if h264[pt] && strings.Contains(params, "packetization-mode=1") {
+				return nil
+			}
+		}
+		return fmt.Errorf("%w: the offer's video accepts no H.264 with packetization-mode=1", ErrBadSDP)
+	}
+	return fmt.Errorf("%w: the offer has no video section", ErrBadSDP)
+}

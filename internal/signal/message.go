@@ -1,0 +1,122 @@
+// Package signal negotiates viewer sessions over HTTP: WHEP (draft-ietf-wish-whep) and a
+// WebSocket protocol with trickle ICE in both directions (docs/signaling.md). Both are thin
+// adapters onto one Session interface, so a session behaves the same whichever path made it.
+package signal
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// MaxMessage bounds one signaling message (WebSocket frame or HTTP body).
+const MaxMessage = 64 << 10
+
+// maxCandidate bounds one ICE candidate line; real ones are under 200 bytes.
+const maxCandidate = 1024
+
+// Message types of the WebSocket protocol.
+const (
+	TypeHello     = "hello"
+	TypeWatch     = "watch"
+	TypeOffer     = "offer"
+	TypeAnswer    = "answer"
+	TypeCandidate = "candidate"
+	TypeError     = "error"
+	TypeBye       = "bye"
+)
+
+// Error codes sent in "error" messages.
+const (
+	CodeBadMessage = "bad_message"
+	CodeBadSDP     = "bad_sdp"
+	CodeNoSession  = "no_session"
+	CodeBusy       = "busy"
+	CodeFatal      = "fatal"
+)
+
+// ErrBadMessage wraps every reason a signaling message is refused.
+var ErrBadMessage = errors.New("signal: bad message")
+
+// Inbound is a parsed viewer → device message.
+type Inbound struct {
+	Type string
+	SDP  string
+	// Candidate is nil for end-of-candidates.
+	Candidate *webrtc.ICECandidateInit
+}
+
+type wireInbound struct {
+	Type      string          `json:"type"`
+	SDP       string          `json:"sdp"`
+	Candidate json.RawMessage `json:"candidate"`
+}
+
+// ParseInbound decodes and validates one viewer → device message. Unknown fields are ignored
+// so newer viewers keep working; unknown types are refused.
+func ParseInbound(data []byte) (Inbound, error) {
+	if len(data) > MaxMessage {
+		return Inbound{}, fmt.Errorf("%w: %d bytes (limit %d)", ErrBadMessage, len(data), MaxMessage)
+	}
+	var w wireInbound
+	if err := json.Unmarshal(data, &w); err != nil {
+		return Inbound{}, fmt.Errorf("%w: not a JSON object: %v", ErrBadMessage, err)
+	}
+	in := Inbound{Type: w.Type, SDP: w.SDP}
+	switch w.Type {
+	case TypeWatch, TypeBye:
+	case TypeOffer, TypeAnswer:
+		if w.SDP == "" {
+			return Inbound{}, fmt.Errorf("%w: %s without sdp", ErrBadMessage, w.Type)
+		}
+	case TypeCandidate:
+		if len(w.Candidate) == 0 {
+			return Inbound{}, fmt.Errorf("%w: candidate field missing (null ends candidates)", ErrBadMessage)
+		}
+		if string(w.Candidate) == "null" {
+			break
+		}
+		var c webrtc.ICECandidateInit
+		if err := json.Unmarshal(w.Candidate, &c); err != nil {
+			return Inbound{}, fmt.Errorf("%w: candidate is not an RTCIceCandidateInit: %v", ErrBadMessage, err)
+		}
+		if len(c.Candidate) > maxCandidate {
+			return Inbound{}, fmt.Errorf("%w: candidate of %d bytes", ErrBadMessage, len(c.Candidate))
+		}
+		in.Candidate = &c
+	case "":
+		return Inbound{}, fmt.Errorf("%w: no type", ErrBadMessage)
+	default:
+		return Inbound{}, fmt.Errorf("%w: unknown type %q", ErrBadMessage, w.Type)
+	}
+	return in, nil
+}
+
+// Outbound messages, device → viewer.
+type (
+	helloMsg struct {
+		Type       string             `json:"type"`
+		Version    int                `json:"version"`
+		ICEServers []webrtc.ICEServer `json:"iceServers"`
+		Stream     any                `json:"stream,omitempty"`
+	}
+	sdpMsg struct {
+		Type string `json:"type"`
+		SDP  string `json:"sdp"`
+	}
+	candidateMsg struct {
+		Type      string                   `json:"type"`
+		Candidate *webrtc.ICECandidateInit `json:"candidate"` // null: end of candidates
+	}
+	errorMsg struct {
+		Type    string `json:"type"`
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+	byeMsg struct {
+		Type   string `json:"type"`
+		Reason string `json:"reason"`
+	}
+)

@@ -1,0 +1,49 @@
+package stream
+
+import (
+	"github.com/p2pcast/p2pcast/internal/h264rtp"
+	"sync"
+	"sync/atomic"
+)
+
+// Frame is one encoded access unit, shared read-only by every subscriber that receives it.
+// Frames are reference counted and recycled so the steady state allocates nothing: whoever
+// gets a Frame from a Stream owns one reference and must Release it.
+type Frame struct {
+	Seq      uint32
+	Keyframe bool
+	Capture  int64 // capture time, ns since the Unix epoch (arrival time for plain Annex-B)
+	Encoded  int64 // when the encoder returned it, ns; 0 if unknown
+	Received int64 // when the device read it off the socket, ns
+	Data     []byte
+	// Payloads are the frame's RTP payloads, packetized once by the publisher for all viewers.
+	Payloads h264rtp.Payloads
+
+	refs atomic.Int32
+}
+
+var framePool = sync.Pool{New: func() any { return new(Frame) }}
+
+// NewFrame returns an empty frame holding one reference, reusing a released one when it can.
+func NewFrame() *Frame {
+	f := framePool.Get().(*Frame)
+	f.Seq, f.Keyframe, f.Capture, f.Encoded, f.Received = 0, false, 0, 0, 0
+	f.Data = f.Data[:0]
+	f.Payloads.Reset()
+	f.refs.Store(1)
+	return f
+}
+
+// Retain adds a reference.
+func (f *Frame) Retain() { f.refs.Add(1) }
+
+// Release drops a reference; the last one recycles the frame. A frame must not be used after
+// its owner released it.
+func (f *Frame) Release() {
+	switch n := f.refs.Add(-1); {
+	case n == 0:
+		framePool.Put(f)
+	case n < 0:
+		panic("stream: Frame released more often than retained")
+	}
+}

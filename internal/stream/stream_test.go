@@ -1,0 +1,294 @@
+package stream
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+type fakeProducer struct{ asked atomic.Int32 }
+
+func (p *fakeProducer) RequestKeyframe() error { p.asked.Add(1); return nil }
+
+// clock is a settable test clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+func frame(seq uint32, key bool, capture time.Time) *Frame {
+	f := NewFrame()
+	f.Seq, f.Keyframe, f.Capture = seq, key, capture.UnixNano()
+	f.Data = append(f.Data, 0, 0, 0, 1, 0x65, byte(seq))
+	return f
+}
+
+func recv(t *testing.T, sub *Subscriber) *Frame {
+	t.Helper()
+	select {
+	case f := <-sub.Frames():
+		return f
+	case <-time.After(5 * time.Second):
+		t.Fatal("no frame")
+		return nil
+	}
+}
+
+func empty(t *testing.T, sub *Subscriber) {
+	t.Helper()
+	select {
+	case f := <-sub.Frames():
+		t.Fatalf("unexpected frame %d", f.Seq)
+	default:
+	}
+}
+
+func TestFanOutStartsAtKeyframe(t *testing.T) {
+	clk := &clock{t: time.Unix(1000, 0)}
+	s := New(Config{Now: clk.Now})
+	p := &fakeProducer{}
+	s.Attach(Info{CanKeyframe: true}, p)
+	a, b := s.Subscribe(), s.Subscribe()
+	if got := p.asked.Load(); got != 1 {
+		t.Fatalf("two joins asked %d keyframes, want 1", got)
+	}
+	s.Publish(frame(0, false, clk.Now())) // not a keyframe: nobody gets it
+	empty(t, a)
+	s.Publish(frame(1, true, clk.Now()))
+	s.Publish(frame(2, false, clk.Now()))
+	for _, sub := range []*Subscriber{a, b} {
+		for _, want := range []uint32{1, 2} {
+			f := recv(t, sub)
+			if f.Seq != want {
+				t.Fatalf("got frame %d, want %d", f.Seq, want)
+			}
+			f.Release()
+		}
+	}
+	a.Close()
+	b.Close()
+	if st := s.Stats(); st.Frames != 3 || st.Keyframes != 1 || st.Subscribers != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestSlowSubscriberDropsToKeyframeWithoutBlockingOthers(t *testing.T) {
+	clk := &clock{t: time.Unix(1000, 0)}
+	s := New(Config{Now: clk.Now, QueueFrames: 4, KeyframeInterval: time.Nanosecond})
+	p := &fakeProducer{}
+	s.Attach(Info{CanKeyframe: true}, p)
+	fast, slow := s.Subscribe(), s.Subscribe()
+	s.Publish(frame(0, true, clk.Now()))
+	recv(t, fast).Release()
+	for i := uint32(1); i < 10; i++ { // slow never reads; fast keeps up
+		clk.Add(time.Millisecond)
+		s.Publish(frame(i, false, clk.Now()))
+		if f := recv(t, fast); f.Seq != i {
+			t.Fatalf("fast got %d, want %d", f.Seq, i)
+		} else {
+			f.Release()
+		}
+	}
+	// Frame 4 finds the queue full; after that slow waits for a keyframe, queueing nothing.
+	if d := slow.Dropped(); d != 1 {
+		t.Fatalf("slow refused %d frames, want 1", d)
+	}
+	asked := p.asked.Load()
+	if asked < 2 {
+		t.Fatalf("overflow did not ask for a keyframe (asked %d)", asked)
+	}
+	// slow drains its 4 queued frames, then gets nothing until a keyframe.
+	for want := uint32(0); want < 4; want++ {
+		if f := recv(t, slow); f.Seq != want {
+			t.Fatalf("slow got %d, want %d", f.Seq, want)
+		} else {
+			f.Release()
+		}
+	}
+	s.Publish(frame(10, false, clk.Now()))
+	recv(t, fast).Release()
+	empty(t, slow)
+	s.Publish(frame(11, true, clk.Now()))
+	if f := recv(t, slow); f.Seq != 11 || !f.Keyframe {
+		t.Fatalf("slow resumed at %d key=%v, want keyframe 11", f.Seq, f.Keyframe)
+	}
+	fast.Close()
+	slow.Close()
+}
+
+func TestKeyframeRequestsCoalesce(t *testing.T) {
+	clk := &clock{t: time.Unix(1000, 0)}
+	s := New(Config{Now: clk.Now, KeyframeInterval: 50 * time.Millisecond, FreshGOP: time.Nanosecond})
+	p := &fakeProducer{}
+	s.Attach(Info{CanKeyframe: true}, p)
+	var subs []*Subscriber
+	for range 50 { // fifty joins before the keyframe arrives share it
+		subs = append(subs, s.Subscribe())
+		s.RequestKeyframe() // and PLIs too
+	}
+	if got := p.asked.Load(); got != 1 {
+		t.Fatalf("asked %d times, want 1", got)
+	}
+	s.Publish(frame(0, true, clk.Now()))
+	// Right after a keyframe, a new request waits for the interval, then asks once.
+	s.RequestKeyframe()
+	s.RequestKeyframe()
+	if got := p.asked.Load(); got != 1 {
+		t.Fatalf("asked %d times inside the interval, want 1", got)
+	}
+	clk.Add(50 * time.Millisecond)
+	deadline := time.Now().Add(5 * time.Second)
+	for p.asked.Load() != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("deferred request never sent (asked %d)", p.asked.Load())
+		}
+		time.Sleep(time.Millisecond) // the deferred ask runs on a real timer
+	}
+	if st := s.Stats(); st.KeyframesAsked != 2 || st.KeyframesWanted < 100 {
+		t.Fatalf("stats %+v", st)
+	}
+	for _, sub := range subs {
+		sub.Close()
+	}
+}
+
+func TestJoinReplaysFreshGOPOrAsks(t *testing.T) {
+	clk := &clock{t: time.Unix(1000, 0)}
+	s := New(Config{Now: clk.Now, FreshGOP: 100 * time.Millisecond, KeyframeInterval: time.Nanosecond})
+	p := &fakeProducer{}
+	s.Attach(Info{CanKeyframe: true}, p)
+	s.Publish(frame(0, true, clk.Now()))
+	s.Publish(frame(1, false, clk.Now()))
+	clk.Add(50 * time.Millisecond)
+	fresh := s.Subscribe()
+	if p.asked.Load() != 0 {
+		t.Fatal("a fresh GOP must be replayed, not re-asked")
+	}
+	for _, want := range []uint32{0, 1} {
+		if f := recv(t, fresh); f.Seq != want {
+			t.Fatalf("replay got %d want %d", f.Seq, want)
+		} else {
+			f.Release()
+		}
+	}
+	clk.Add(100 * time.Millisecond)
+	stale := s.Subscribe()
+	if p.asked.Load() != 1 {
+		t.Fatal("a stale GOP must make the join ask for a keyframe")
+	}
+	empty(t, stale)
+	fresh.Close()
+	stale.Close()
+}
+
+func TestUncontrollableSourceReplaysWholeGOP(t *testing.T) {
+	s := New(Config{QueueFrames: 4})
+	s.Attach(Info{}, nil) // plain Annex-B: cannot be asked
+	now := time.Now()
+	s.Publish(frame(0, false, now)) // before any keyframe: not cached
+	for i := uint32(1); i <= 10; i++ {
+		s.Publish(frame(i, i == 1, now))
+	}
+	sub := s.Subscribe()
+	for want := uint32(1); want <= 10; want++ {
+		if f := recv(t, sub); f.Seq != want {
+			t.Fatalf("got %d want %d", f.Seq, want)
+		} else {
+			f.Release()
+		}
+	}
+	s.Publish(frame(11, false, now))
+	if f := recv(t, sub); f.Seq != 11 {
+		t.Fatalf("live frame after replay: %d", f.Seq)
+	}
+	sub.Close()
+}
+
+func TestSourceChangeWaitsForNewKeyframe(t *testing.T) {
+	s := New(Config{})
+	p1 := &fakeProducer{}
+	detach1 := s.Attach(Info{CanKeyframe: true}, p1)
+	sub := s.Subscribe()
+	now := time.Now()
+	s.Publish(frame(0, true, now))
+	recv(t, sub).Release()
+	changed := s.Changed()
+	p2 := &fakeProducer{}
+	s.Attach(Info{CanKeyframe: true, Width: 2}, p2)
+	select {
+	case <-changed:
+	default:
+		t.Fatal("Changed not signalled")
+	}
+	detach1() // the old source's late detach must not remove the new one
+	if info, ok := s.Info(); !ok || info.Width != 2 {
+		t.Fatalf("info after stale detach: %+v %v", info, ok)
+	}
+	s.Publish(frame(0, false, now))
+	empty(t, sub)
+	s.RequestKeyframe()
+	if p2.asked.Load() != 1 || p1.asked.Load() != 1 { // p1 was asked once, at the join
+		t.Fatalf("keyframe asked of the wrong producer: p1 %d p2 %d", p1.asked.Load(), p2.asked.Load())
+	}
+	s.Publish(frame(1, true, now))
+	if f := recv(t, sub); f.Seq != 1 {
+		t.Fatalf("got %d", f.Seq)
+	}
+	sub.Close()
+}
+
+func TestCloseWhileReceiving(t *testing.T) {
+	s := New(Config{})
+	s.Attach(Info{}, nil)
+	sub := s.Subscribe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for f := range sub.Frames() {
+			f.Release()
+		}
+	}()
+	now := time.Now()
+	for i := range uint32(1000) {
+		s.Publish(frame(i, i%30 == 0, now))
+		if i == 500 {
+			sub.Close()
+		}
+	}
+	<-done
+	sub.Close()
+}
+
+func BenchmarkPublish10Subscribers(b *testing.B) {
+	s := New(Config{})
+	s.Attach(Info{}, nil)
+	var subs []*Subscriber
+	var wg sync.WaitGroup
+	for range 10 {
+		sub := s.Subscribe()
+		subs = append(subs, sub)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for f := range sub.Frames() {
+				f.Release()
+			}
+		}()
+	}
+	data := make([]byte, 8000)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		f := NewFrame()
+		f.Keyframe = i%60 == 0
+		f.Data = append(f.Data, data...)
+		s.Publish(f)
+	}
+	for _, sub := range subs {
+		sub.Close()
+	}
+	wg.Wait()
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what p2pcast needs on Debian 12, and nothing when it is already there (safe to run
+# twice). Go itself comes with the machine (/usr/local/go); Debian's is too old.
+set -euo pipefail
+
+pkgs=(build-essential pkg-config libx264-dev ffmpeg chromium iproute2 util-linux ca-certificates)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get -o DPkg::Lock::Timeout=600 update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+export PATH="/usr/local/go/bin:$PATH"
+if ! command -v go >/dev/null; then
+  echo "install-deps: Go 1.26 or newer is required (expected at /usr/local/go)" >&2
+  exit 1
+fi
+go mod download

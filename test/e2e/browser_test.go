@@ -1,0 +1,237 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// pageStats mirrors window.p2pcast.stats() in web/player.js.
+type pageStats struct {
+	FramesDecoded   float64 `json:"framesDecoded"`
+	FramesReceived  float64 `json:"framesReceived"`
+	FrameWidth      float64 `json:"frameWidth"`
+	FrameHeight     float64 `json:"frameHeight"`
+	FreezeCount     float64 `json:"freezeCount"`
+	PacketsLost     float64 `json:"packetsLost"`
+	ConnectionState string  `json:"connectionState"`
+	Sessions        float64 `json:"sessions"`
+	FirstFrameMS    float64 `json:"firstFrameMs"`
+}
+
+func binDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("P2PCAST_BIN")
+	if dir == "" {
+		dir, _ = filepath.Abs("../../bin")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "p2pcast")); err != nil {
+		t.Fatalf("p2pcast not built in %s (run make build): %v", dir, err)
+	}
+	return dir
+}
+
+// device is a running `p2pcast device` process.
+type device struct {
+	cmd *exec.Cmd
+	url string
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func startDevice(t *testing.T, addr string, args ...string) *device {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir(t), "p2pcast"), append([]string{"device", "--http", addr}, args...)...)
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d := &device{cmd: cmd}
+	t.Cleanup(d.stop)
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("device printed no URL: %v", err)
+	}
+	d.url = strings.TrimSpace(line)
+	return d
+}
+
+func (d *device) stop() {
+	if d.cmd.ProcessState != nil {
+		return
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = d.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = d.cmd.Process.Kill()
+		<-done
+	}
+}
+
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath("/usr/bin/chromium"),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.NoSandbox,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
+		chromedp.Flag("allow-loopback-in-peer-connection", true),
+		// Replaces chromedp's own list, so it is repeated here (a second flag would not add to it).
+		chromedp.Flag("disable-features", "Translate,BlinkGenPropertyTrees,WebRtcHideLocalIpsWithMdns"),
+		chromedp.WindowSize(1280, 720),
+	)
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancel)
+	bctx, cancelB := chromedp.NewContext(actx)
+	t.Cleanup(cancelB)
+	// The first Run starts the browser and ties its life to bctx.
+	if err := chromedp.Do(bctx); err != nil {
+		t.Fatalf("starting chromium: %v", err)
+	}
+	return bctx
+}
+
+// openTab opens the viewer page in a new tab of the browser.
+func openTab(t *testing.T, browser context.Context, url string) context.Context {
+	t.Helper()
+	tab, cancel := chromedp.NewContext(browser)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(tab, chromedp.Navigate(url)); err != nil {
+		t.Fatalf("opening %s: %v", url, err)
+	}
+	return tab
+}
+
+func stats(t *testing.T, tab context.Context) pageStats {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(tab, 5*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[pageStats](`window.p2pcast.stats()`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("reading stats: %v", err)
+	}
+	return s
+}
+
+// waitFor polls the page's stats until ok holds: it waits on the page's own progress, not a clock.
+func waitFor(t *testing.T, tab context.Context, what string, within time.Duration, ok func(pageStats) bool) pageStats {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		s := stats(t, tab)
+		if ok(s) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s; last stats %+v", what, within, s)
+		}
+		time.Sleep(100 * time.Millisecond) // polling interval of a condition, not synchronisation
+	}
+}
+
+// TestBrowserPlaysAndViewersJoin: three Chromium viewers of a 720p30 test pattern decode at least
+// 90% of the frames at 1280x720 with no freeze, the later two joining while the first plays.
+func TestBrowserPlaysAndViewersJoin(t *testing.T) {
+	const fps = 30
+	dev := startDevice(t, "127.0.0.1:0", "--size", "1280x720", "--fps", fmt.Sprint(fps))
+	browser := newBrowser(t)
+
+	first := openTab(t, browser, dev.url)
+	s0 := waitFor(t, first, "first viewer decodes", 10*time.Second, func(s pageStats) bool { return s.FramesDecoded > 0 })
+	t0 := time.Now()
+	t.Logf("first viewer: first frame at %.0f ms after page start", s0.FirstFrameMS)
+
+	joins := []context.Context{openTab(t, browser, dev.url), openTab(t, browser, dev.url)}
+	joinStart := make([]pageStats, len(joins))
+	joinT := make([]time.Time, len(joins))
+	for i, tab := range joins {
+		joinStart[i] = waitFor(t, tab, fmt.Sprintf("viewer %d decodes", i+2), 10*time.Second, func(s pageStats) bool { return s.FramesDecoded > 0 })
+		joinT[i] = time.Now()
+	}
+	// Let all three play together for a while, judged by the first viewer's progress.
+	waitFor(t, first, "first viewer keeps playing", 20*time.Second, func(s pageStats) bool {
+		return s.FramesDecoded-s0.FramesDecoded >= 6*fps
+	})
+
+	check := func(name string, tab context.Context, from pageStats, since time.Time) {
+		s := stats(t, tab)
+		expected := time.Since(since).Seconds() * fps
+		got := s.FramesDecoded - from.FramesDecoded
+		t.Logf("%s: %.0f of %.0f expected frames decoded, %vx%v, freezes %v, lost %v, state %s",
+			name, got, expected, s.FrameWidth, s.FrameHeight, s.FreezeCount, s.PacketsLost, s.ConnectionState)
+		if got < 0.9*expected {
+			t.Errorf("%s decoded %.0f frames, want at least 90%% of %.0f", name, got, expected)
+		}
+		if s.FrameWidth != 1280 || s.FrameHeight != 720 {
+			t.Errorf("%s plays %vx%v, want 1280x720", name, s.FrameWidth, s.FrameHeight)
+		}
+		if s.FreezeCount != 0 {
+			t.Errorf("%s reported %v freezes", name, s.FreezeCount)
+		}
+	}
+	check("viewer 1", first, s0, t0)
+	for i, tab := range joins {
+		check(fmt.Sprintf("viewer %d", i+2), tab, joinStart[i], joinT[i])
+	}
+}
+
+// TestBrowserSurvivesProducerAndDeviceRestarts: when p2pcast-capture dies the device restarts it
+// and the page resumes on the same session; when the device itself restarts, the page reconnects
+// by itself.
+func TestBrowserSurvivesProducerAndDeviceRestarts(t *testing.T) {
+	addr := freePort(t)
+	dev := startDevice(t, addr, "--size", "640x360")
+	browser := newBrowser(t)
+	tab := openTab(t, browser, dev.url)
+	s := waitFor(t, tab, "page decodes", 10*time.Second, func(s pageStats) bool { return s.FramesDecoded > 10 })
+
+	// Kill the producer (the device's child) hard.
+	out, err := exec.Command("pkill", "-KILL", "-P", fmt.Sprint(dev.cmd.Process.Pid), "p2pcast-captur").CombinedOutput()
+	if err != nil {
+		t.Fatalf("killing the producer: %v %s", err, out)
+	}
+	after := waitFor(t, tab, "page resumes after producer restart", 15*time.Second, func(n pageStats) bool {
+		return n.FramesDecoded > s.FramesDecoded+60
+	})
+	if after.Sessions != s.Sessions {
+		t.Errorf("the page started a new session (%v → %v); the producer restart should be invisible to it", s.Sessions, after.Sessions)
+	}
+
+	// Restart the device on the same address.
+	dev.stop()
+	dev2 := startDevice(t, addr, "--size", "640x360")
+	_ = dev2
+	back := waitFor(t, tab, "page reconnects to the restarted device", 20*time.Second, func(n pageStats) bool {
+		return n.Sessions > after.Sessions && n.ConnectionState == "connected" && n.FramesDecoded > 0
+	})
+	t.Logf("reconnected: session %v, %v frames decoded", back.Sessions, back.FramesDecoded)
+}

@@ -1,0 +1,13 @@
+// Package web holds the browser viewer the device serves at "/": index.html plays the device's
+// live H.264 stream full-window, and player.js defines the <p2pcast-player> element that
+// negotiates it over the /ws signaling socket (or WHEP), reconnects by itself and shows an
+// overlay with connection statistics. Nothing is built: the files are served as they are.
+package web
+
+import "embed"
+
+// Files holds index.html and player.js at its root; the device serves it with
+// http.FileServer(http.FS(web.Files)).
+//
+//go:embed index.html player.js
+var Files embed.FS

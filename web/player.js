@@ -1,0 +1,781 @@
+// <p2pcast-player>: plays a p2pcast device's live H.264 stream over WebRTC.
+//
+// Signaling follows docs/signaling.md: by default a WebSocket to <base>/ws on which the device
+// makes the offer after our `watch`, with trickle ICE both ways; `offer=viewer` makes the page
+// offer instead, and `signal=whep` uses WHEP (POST <base>/whep) without a socket. Options are read
+// from the element's attributes, falling back to the page's query string: signal, offer, url,
+// overlay. The element reconnects by itself, forever, and never reloads the page.
+//
+// window.p2pcast is the test hook the end-to-end tests read; it describes the first player.
+
+const BACKOFF_MIN_MS = 250;
+const BACKOFF_MAX_MS = 5000;
+// 'disconnected' often heals by itself (a short path loss); only a longer one is a failure.
+const DISCONNECTED_GRACE_MS = 3000;
+// The device answers `watch`/`offer` at once; silence means the socket is dead even if the
+// browser still thinks it is open (a cut network does not close TCP for minutes).
+const SIGNAL_TIMEOUT_MS = 4000;
+// An attempt that has not connected by then is torn down and tried again.
+const WATCHDOG_MS = 10000;
+const STATS_INTERVAL_MS = 1000;
+const TOAST_MS = 5000;
+
+const EMPTY_STATS = Object.freeze({
+  framesDecoded: 0, framesReceived: 0, framesDropped: 0, frameWidth: 0, frameHeight: 0,
+  freezeCount: 0, totalFreezesDuration: 0, packetsReceived: 0, packetsLost: 0, bytesReceived: 0,
+  framesPerSecond: 0, rttMs: null, connectionState: null, iceConnectionState: null,
+  localCandidateType: null, remoteCandidateType: null, protocol: null, sessions: 0,
+  firstFrameMs: null,
+});
+
+const STYLE = `
+  :host { display: block; position: relative; overflow: hidden; background: #000; }
+  video { display: block; width: 100%; height: 100%; object-fit: contain; background: #000; }
+  .hud { position: absolute; top: 8px; right: 8px; max-width: calc(100% - 16px);
+         display: flex; flex-direction: column; align-items: flex-end; gap: 4px;
+         pointer-events: none; }
+  .panel, .toast { font: 12px/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace;
+                   color: #eee; background: rgba(0, 0, 0, .6); padding: 6px 9px;
+                   border-radius: 4px; white-space: pre; overflow: hidden; }
+  [hidden] { display: none !important; }
+  .state { font-weight: bold; }
+  .state::before { content: "\\25CF"; margin-right: .5em; color: var(--dot, #999); }
+  .state[data-state=connected] { --dot: #4caf50; }
+  .state[data-state=connecting] { --dot: #fdd835; }
+  .state[data-state=reconnecting] { --dot: #ff9800; }
+  .state[data-state=failed] { --dot: #f44336; }
+  .body { margin: 0; font: inherit; }
+  .toast { color: #ffab91; white-space: pre-wrap; max-width: 40em; }
+`;
+
+class P2PCastPlayer extends HTMLElement {
+  #cfg = null;
+  #video; #panel; #stateEl; #body; #toastEl; #toastTimer = 0;
+
+  #running = false;
+  #state = 'connecting';
+  #everConnected = false;
+  #sessions = 0;
+  #firstFrameMs = null;
+
+  #ws = null;
+  #hello = null; // the device's hello on the current socket; null until it arrives
+  #signal = 'idle'; // signaling state, in words, for the overlay
+
+  // The current session: one RTCPeerConnection and its negotiation; see #newSession.
+  #s = null;
+
+  #retries = 0; #retryTimer = 0; #retryAt = 0; #reason = '';
+  #watchdog = 0;
+
+  #statsTimer = 0; #ticking = false; #prev = null; #view = null;
+
+  constructor() {
+    super();
+    const root = this.attachShadow({ mode: 'open' });
+    root.innerHTML = `<style>${STYLE}</style>
+      <video muted autoplay playsinline disablepictureinpicture></video>
+      <div class="hud"><div class="panel"><div class="state"></div><pre class="body"></pre></div>
+      <div class="toast" hidden></div></div>`;
+    this.#video = root.querySelector('video');
+    this.#video.muted = true; // autoplay without a user gesture needs it as a property too
+    this.#panel = root.querySelector('.panel');
+    this.#stateEl = root.querySelector('.state');
+    this.#body = root.querySelector('.body');
+    this.#toastEl = root.querySelector('.toast');
+    this.#watchFirstFrame();
+  }
+
+  /** 'connecting' | 'connected' | 'reconnecting' | 'failed' */
+  get state() { return this.#state; }
+
+  /** Shows or hides the statistics overlay (also bound to the `i` key and to clicks). */
+  toggleOverlay(show = this.#panel.hidden) {
+    this.#panel.hidden = !show;
+    this.#render();
+  }
+
+  /** A fresh reading of the video receiver's statistics, in the shape window.p2pcast.stats gives. */
+  async stats() {
+    const out = { ...EMPTY_STATS, sessions: this.#sessions, firstFrameMs: this.#firstFrameMs };
+    const s = this.#s;
+    if (!s) return out;
+    let snap;
+    try { snap = await readStats(s.pc); } catch { return out; }
+    for (const k of Object.keys(out)) if (k in snap) out[k] = snap[k];
+    out.framesPerSecond = snap.framesPerSecond ?? this.#view?.fps ?? 0;
+    return out;
+  }
+
+  connectedCallback() {
+    if (this.#running) return;
+    this.#running = true;
+    window.addEventListener('keydown', this.#onKey);
+    window.addEventListener('pagehide', this.#onPageHide);
+    window.addEventListener('pageshow', this.#onPageShow);
+    this.addEventListener('click', this.#onClick);
+    try {
+      this.#cfg = readConfig(this);
+    } catch (err) {
+      return this.#fail(`bad configuration: ${err.message}`);
+    }
+    this.#panel.hidden = !this.#cfg.overlay;
+    if (!('RTCPeerConnection' in window)) return this.#fail('this browser has no WebRTC');
+    this.#statsTimer = setInterval(() => this.#tick(), STATS_INTERVAL_MS);
+    this.#connect();
+  }
+
+  disconnectedCallback() {
+    this.#running = false;
+    window.removeEventListener('keydown', this.#onKey);
+    window.removeEventListener('pagehide', this.#onPageHide);
+    window.removeEventListener('pageshow', this.#onPageShow);
+    this.removeEventListener('click', this.#onClick);
+    clearInterval(this.#statsTimer);
+    this.#stop();
+    this.#video.srcObject = null;
+  }
+
+  #onClick = () => this.toggleOverlay();
+
+  #onKey = (e) => {
+    if (e.key?.toLowerCase() !== 'i' || e.ctrlKey || e.metaKey || e.altKey || e.repeat) return;
+    const t = e.target;
+    if (t instanceof HTMLElement && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName))) return;
+    this.toggleOverlay();
+  };
+
+  // Leaving the page: tell the device now rather than let it time the session out.
+  #onPageHide = () => this.#stop();
+
+  // Back from the back/forward cache: the old session is gone, start a new one.
+  #onPageShow = (e) => {
+    if (!e.persisted || !this.#running || this.#state === 'failed') return;
+    this.#retries = 0;
+    this.#setState(this.#everConnected ? 'reconnecting' : 'connecting');
+    this.#connect();
+  };
+
+  // ---- attempts, teardown and backoff ----
+
+  #connect() {
+    if (!this.#running) return;
+    this.#armWatchdog();
+    if (this.#cfg.signal === 'whep') void this.#startWhep();
+    else this.#openSocket();
+  }
+
+  #armWatchdog() {
+    clearTimeout(this.#watchdog);
+    this.#watchdog = setTimeout(() => {
+      this.#watchdog = 0;
+      this.#retryLater(`not connected after ${WATCHDOG_MS / 1000} s`);
+    }, WATCHDOG_MS);
+  }
+
+  // Tears the session down (and the socket unless keepSocket) and schedules the next attempt.
+  // keepSocket restarts over the live socket with a new watch/offer, which the device takes as
+  // replacing the session.
+  #retryLater(reason, { keepSocket = false } = {}) {
+    if (!this.#running) return;
+    clearTimeout(this.#watchdog);
+    this.#watchdog = 0;
+    this.#closeSession();
+    if (!keepSocket) this.#closeSocket();
+    this.#reason = reason;
+    // A pending retry reopens the socket itself if it has gone meanwhile.
+    if (this.#retryTimer) return;
+    const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.min(this.#retries, 10));
+    this.#retries++;
+    // Jitter (down to 75 %) so that the viewers of a restarted device do not all come back at once.
+    const delay = Math.round(ceiling * (0.75 + 0.25 * Math.random()));
+    this.#retryAt = performance.now() + delay;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = 0;
+      this.#resume();
+    }, delay);
+    console.info(`p2pcast: ${reason}; retrying in ${delay} ms`);
+    this.#setState('reconnecting');
+  }
+
+  #resume() {
+    if (!this.#running) return;
+    if (this.#ws?.readyState === WebSocket.OPEN && this.#hello) {
+      this.#startWsSession();
+    } else {
+      this.#closeSocket();
+      this.#connect();
+    }
+  }
+
+  #stop() {
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = 0;
+    clearTimeout(this.#watchdog);
+    this.#watchdog = 0;
+    this.#closeSession();
+    this.#closeSocket();
+  }
+
+  #fail(reason) {
+    this.#stop();
+    this.#signal = reason;
+    console.info(`p2pcast: ${reason}`);
+    this.#setState('failed');
+  }
+
+  // ---- sessions ----
+
+  #newSession(iceServers, kind) {
+    this.#closeSession();
+    // A new session is the retry: one still pending would only replace it.
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = 0;
+    this.#armWatchdog();
+    let pc;
+    try {
+      pc = new RTCPeerConnection({ iceServers, bundlePolicy: 'max-bundle' });
+    } catch (err) {
+      this.#toast(`unusable iceServers from the device (${err.message}); using none`);
+      pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
+    }
+    const s = {
+      id: ++this.#sessions, pc, kind, // kind: 'watch' (the device offers) or 'offer' (we do)
+      offerTaken: false, answerTaken: false,
+      remoteSet: false, remoteQueue: [], // remote candidates wait for the remote description
+      localSent: false, localQueue: [], endSent: false, // ours wait until our SDP is out
+      peer: 'new', disconnectTimer: 0, signalTimer: 0, dtls: null,
+      whep: null,
+    };
+    this.#s = s;
+    this.#prev = null;
+    pc.ontrack = (e) => { if (this.#s === s) this.#onTrack(e); };
+    pc.onicecandidate = (e) => { if (this.#s === s) this.#onLocalCandidate(s, e.candidate); };
+    pc.onconnectionstatechange = pc.oniceconnectionstatechange = () => {
+      if (this.#s === s) this.#onPeerState(s);
+    };
+    console.info(`p2pcast: session ${s.id} (${this.#cfg.signal}, ${kind === 'watch' ? 'device offers' : 'viewer offers'})`);
+    // 'connecting' is the first attempt only; after a failure we stay 'reconnecting' until connected.
+    if (this.#state !== 'reconnecting') this.#setState(this.#everConnected ? 'reconnecting' : 'connecting');
+    return s;
+  }
+
+  #closeSession() {
+    const s = this.#s;
+    if (!s) return;
+    this.#s = null;
+    this.#view = null;
+    clearTimeout(s.disconnectTimer);
+    clearTimeout(s.signalTimer);
+    s.pc.ontrack = s.pc.onicecandidate = null;
+    s.pc.onconnectionstatechange = s.pc.oniceconnectionstatechange = null;
+    if (s.dtls) s.dtls.onstatechange = null;
+    s.pc.close();
+    if (s.whep) {
+      s.whep.abort.abort();
+      if (s.whep.location) deleteResource(s.whep.location);
+    }
+  }
+
+  async #makeOffer(s) {
+    const t = s.pc.addTransceiver('video', { direction: 'recvonly' });
+    tuneReceiver(t.receiver);
+    await s.pc.setLocalDescription(await s.pc.createOffer());
+    return s.pc.localDescription.sdp;
+  }
+
+  #remoteSet(s) {
+    s.remoteSet = true;
+    clearTimeout(s.signalTimer);
+    for (const r of s.pc.getReceivers()) tuneReceiver(r);
+    for (const c of s.remoteQueue.splice(0)) addRemoteCandidate(s.pc, c);
+  }
+
+  #localSent(s) {
+    s.localSent = true;
+    for (const c of s.localQueue.splice(0)) this.#sendCandidate(s, c);
+  }
+
+  #onLocalCandidate(s, c) {
+    // Some browsers end with an empty candidate as well as null: both mean end of candidates.
+    const json = c?.candidate ? c.toJSON() : null;
+    if (!json) {
+      if (s.endSent) return;
+      s.endSent = true;
+    }
+    if (s.localSent) this.#sendCandidate(s, json);
+    else s.localQueue.push(json);
+  }
+
+  #sendCandidate(s, json) {
+    if (s.whep) this.#whepTrickle(s, json);
+    else this.#send({ type: 'candidate', candidate: json });
+  }
+
+  #onTrack(e) {
+    if (e.track.kind !== 'video') return;
+    tuneReceiver(e.receiver);
+    const stream = e.streams[0] ?? new MediaStream([e.track]);
+    // The old picture stays up until the new stream replaces it, so a reconnect does not flash black.
+    if (this.#video.srcObject !== stream) this.#video.srcObject = stream;
+    // Muted autoplay is always allowed; a rejection only means a newer stream superseded this one.
+    this.#video.play().catch(() => {});
+  }
+
+  #onPeerState(s) {
+    const st = peerState(s.pc);
+    this.#render();
+    if (st === s.peer) return;
+    s.peer = st;
+    clearTimeout(s.disconnectTimer);
+    s.disconnectTimer = 0;
+    if (st === 'connected') {
+      this.#watchDtls(s);
+      clearTimeout(this.#watchdog);
+      this.#watchdog = 0;
+      this.#retries = 0;
+      this.#reason = '';
+      this.#everConnected = true;
+      this.#setState('connected');
+    } else if (st === 'disconnected') {
+      this.#setState('reconnecting');
+      s.disconnectTimer = setTimeout(() => {
+        if (this.#s === s) this.#retryLater(`peer disconnected for ${DISCONNECTED_GRACE_MS / 1000} s`, { keepSocket: true });
+      }, DISCONNECTED_GRACE_MS);
+    } else if (st === 'failed') {
+      this.#retryLater('peer connection failed', { keepSocket: true });
+    }
+  }
+
+  // A device that ends the session (WHEP DELETE elsewhere, shutdown, replacing it) closes DTLS
+  // with close_notify; ICE would take seconds more to notice the silence.
+  #watchDtls(s) {
+    const dtls = s.pc.getReceivers().find((r) => r.track?.kind === 'video')?.transport;
+    if (!dtls || s.dtls === dtls) return;
+    s.dtls = dtls;
+    dtls.onstatechange = () => {
+      if (this.#s === s && (dtls.state === 'closed' || dtls.state === 'failed')) {
+        this.#retryLater(`DTLS ${dtls.state} by the device`, { keepSocket: true });
+      }
+    };
+  }
+
+  // ---- WebSocket signaling ----
+
+  #openSocket() {
+    let ws;
+    try {
+      ws = new WebSocket(this.#cfg.wsUrl);
+    } catch (err) {
+      return this.#fail(`cannot open ${this.#cfg.wsUrl}: ${err.message}`);
+    }
+    this.#ws = ws;
+    this.#hello = null;
+    this.#setSignal('ws connecting');
+    ws.onopen = () => { if (this.#ws === ws) this.#setSignal('ws open, waiting for hello'); };
+    ws.onmessage = (e) => { if (this.#ws === ws) this.#onMessage(e.data); };
+    ws.onclose = (e) => {
+      if (this.#ws !== ws) return;
+      this.#ws = null;
+      this.#hello = null;
+      this.#setSignal(`ws closed (${e.code})`);
+      this.#retryLater(`socket closed (${e.code}${e.reason ? ` ${e.reason}` : ''})`);
+    };
+  }
+
+  #closeSocket() {
+    const ws = this.#ws;
+    if (!ws) return;
+    this.#ws = null;
+    this.#hello = null;
+    ws.onopen = ws.onmessage = ws.onclose = null;
+    // bye frees the device's session at once instead of at its ping timeout.
+    if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'bye' }));
+    ws.close(1000);
+  }
+
+  #send(msg) {
+    if (this.#ws?.readyState === WebSocket.OPEN) this.#ws.send(JSON.stringify(msg));
+  }
+
+  #onMessage(data) {
+    let msg = null;
+    try { msg = JSON.parse(data); } catch { /* reported below */ }
+    if (typeof msg?.type !== 'string') {
+      this.#toast('unreadable message from the device');
+      return;
+    }
+    switch (msg.type) {
+      case 'hello': this.#onHello(msg); break;
+      case 'offer': void this.#onRemoteOffer(msg.sdp); break;
+      case 'answer': void this.#onRemoteAnswer(msg.sdp); break;
+      case 'candidate': this.#onRemoteCandidate(msg.candidate); break;
+      case 'error': this.#onDeviceError(msg); break;
+      case 'bye': this.#retryLater(`device said bye${msg.reason ? `: ${msg.reason}` : ''}`); break;
+      default: break; // a newer device may say more; nothing we need
+    }
+  }
+
+  #onHello(msg) {
+    this.#hello = {
+      iceServers: Array.isArray(msg.iceServers) ? msg.iceServers : [],
+      stream: msg.stream ?? null,
+    };
+    this.#setSignal('ws open');
+    this.#startWsSession();
+  }
+
+  #startWsSession() {
+    const viewerOffers = this.#cfg.offer === 'viewer';
+    const s = this.#newSession(this.#hello.iceServers, viewerOffers ? 'offer' : 'watch');
+    s.signalTimer = setTimeout(() => {
+      if (this.#s === s) this.#retryLater(`no reply from the device in ${SIGNAL_TIMEOUT_MS / 1000} s`);
+    }, SIGNAL_TIMEOUT_MS);
+    if (viewerOffers) void this.#offerOverSocket(s);
+    else this.#send({ type: 'watch' });
+  }
+
+  async #offerOverSocket(s) {
+    try {
+      const sdp = await this.#makeOffer(s);
+      if (this.#s !== s) return;
+      this.#send({ type: 'offer', sdp });
+      this.#localSent(s);
+    } catch (err) {
+      if (this.#s === s) this.#retryLater(`could not make an offer: ${err.message}`, { keepSocket: true });
+    }
+  }
+
+  async #onRemoteOffer(sdp) {
+    let s = this.#s;
+    // The offer that answers our watch goes to the session waiting for it; any other offer
+    // (the device restarting the session on a live socket) replaces the session.
+    if (!s || s.kind !== 'watch' || s.offerTaken) s = this.#newSession(this.#hello?.iceServers ?? [], 'watch');
+    s.offerTaken = true;
+    try {
+      await s.pc.setRemoteDescription({ type: 'offer', sdp });
+      if (this.#s !== s) return;
+      this.#remoteSet(s);
+      await s.pc.setLocalDescription(await s.pc.createAnswer());
+      if (this.#s !== s) return;
+      this.#send({ type: 'answer', sdp: s.pc.localDescription.sdp });
+      this.#localSent(s);
+    } catch (err) {
+      if (this.#s === s) this.#retryLater(`could not answer the device's offer: ${err.message}`, { keepSocket: true });
+    }
+  }
+
+  async #onRemoteAnswer(sdp) {
+    const s = this.#s;
+    if (!s || s.kind !== 'offer' || s.answerTaken || !s.localSent) {
+      this.#toast('unexpected answer from the device');
+      return;
+    }
+    s.answerTaken = true;
+    try {
+      await s.pc.setRemoteDescription({ type: 'answer', sdp });
+      if (this.#s === s) this.#remoteSet(s);
+    } catch (err) {
+      if (this.#s === s) this.#retryLater(`could not apply the device's answer: ${err.message}`, { keepSocket: true });
+    }
+  }
+
+  #onRemoteCandidate(c) {
+    const s = this.#s;
+    if (!s) return;
+    if (s.remoteSet) addRemoteCandidate(s.pc, c);
+    else s.remoteQueue.push(c);
+  }
+
+  #onDeviceError(msg) {
+    const code = String(msg.code ?? 'error');
+    const text = msg.message ? `: ${msg.message}` : '';
+    console.info(`p2pcast: device error ${code}${text}`);
+    this.#toast(`device error ${code}${text}`);
+    // These mean the session will not come up; fatal is followed by the device closing the
+    // socket, which retries by itself. Others (no_session from a candidate racing a replaced
+    // session, bad_message) leave the session usable.
+    if (code === 'busy' || code === 'bad_sdp') this.#retryLater(`device error ${code}`, { keepSocket: true });
+  }
+
+  // ---- WHEP ----
+
+  // We POST right after setLocalDescription, without waiting for ICE gathering, and send our
+  // candidates afterwards by PATCH (trickle-ice-sdpfrag): the device's answer already holds its
+  // candidates, so connectivity checks start at once.
+  async #startWhep() {
+    const s = this.#newSession([], 'offer');
+    s.whep = { location: null, etag: null, lines: [], busy: false, off: false, abort: new AbortController() };
+    this.#setSignal('whep offering');
+    try {
+      const offer = await this.#makeOffer(s);
+      if (this.#s !== s) return;
+      Object.assign(s.whep, iceParams(offer));
+      this.#setSignal('whep POST');
+      const res = await fetch(this.#cfg.whepUrl, {
+        method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: offer,
+      });
+      const location = res.headers.get('Location');
+      const resource = location ? new URL(location, res.url || this.#cfg.whepUrl).href : null;
+      if (this.#s !== s) {
+        if (res.ok && resource) deleteResource(resource); // the session was given up meanwhile
+        return;
+      }
+      if (!res.ok) {
+        // The device says why in a line of plain text; anything else (a proxy's HTML page) is noise.
+        const text = (await res.text().catch(() => '')).trim();
+        const why = /html/i.test(res.headers.get('Content-Type') ?? '') ? '' : text.split('\n')[0].slice(0, 160);
+        this.#setSignal(`whep ${res.status}`);
+        this.#toast(`WHEP ${res.status}${why ? `: ${why}` : ''}`);
+        this.#retryLater(`WHEP POST answered ${res.status}`);
+        return;
+      }
+      s.whep.location = resource; // from here on closing the session DELETEs it
+      s.whep.etag = res.headers.get('ETag');
+      const answer = await res.text();
+      if (this.#s !== s) return;
+      s.answerTaken = true;
+      await s.pc.setRemoteDescription({ type: 'answer', sdp: answer });
+      if (this.#s !== s) return;
+      this.#remoteSet(s);
+      this.#setSignal(`whep ${res.status}`);
+      this.#localSent(s);
+    } catch (err) {
+      if (this.#s !== s) return;
+      this.#setSignal('whep failed');
+      this.#retryLater(`WHEP: ${err.message}`);
+    }
+  }
+
+  #whepTrickle(s, json) {
+    const w = s.whep;
+    if (w.off) return;
+    w.lines.push(json ? `a=${json.candidate}` : 'a=end-of-candidates');
+    void this.#flushWhep(s);
+  }
+
+  // One PATCH at a time, carrying every candidate gathered meanwhile.
+  async #flushWhep(s) {
+    const w = s.whep;
+    if (!w.location || w.busy || w.off || !w.lines.length) return;
+    w.busy = true;
+    const body = [w.mline, `a=mid:${w.mid}`, `a=ice-ufrag:${w.ufrag}`, `a=ice-pwd:${w.pwd}`,
+      ...w.lines.splice(0), ''].join('\r\n');
+    const headers = { 'Content-Type': 'application/trickle-ice-sdpfrag' };
+    if (w.etag) headers['If-Match'] = w.etag;
+    try {
+      const res = await fetch(w.location, { method: 'PATCH', headers, body, signal: w.abort.signal });
+      if (!res.ok) {
+        // Trickle is an optimisation: the device learns our addresses from its checks anyway.
+        w.off = true;
+        if (this.#s === s) console.info(`p2pcast: WHEP PATCH answered ${res.status}; not trickling`);
+      }
+    } catch {
+      w.off = true;
+    }
+    w.busy = false;
+    if (this.#s === s) void this.#flushWhep(s);
+  }
+
+  // ---- overlay ----
+
+  async #tick() {
+    const s = this.#s;
+    if (!s || this.#ticking) {
+      this.#render();
+      return;
+    }
+    this.#ticking = true;
+    try {
+      const snap = await readStats(s.pc);
+      if (this.#s !== s) return;
+      const prev = this.#prev?.id === s.id ? this.#prev : null;
+      let bitrate = null;
+      let fps = snap.framesPerSecond;
+      if (prev && snap.timestamp > prev.timestamp) {
+        const dt = (snap.timestamp - prev.timestamp) / 1000;
+        bitrate = ((snap.bytesReceived - prev.bytesReceived) * 8) / dt;
+        fps ??= (snap.framesDecoded - prev.framesDecoded) / dt;
+      }
+      this.#prev = { ...snap, id: s.id };
+      this.#view = { ...snap, bitrate, fps };
+    } catch {
+      // The connection closed under us; the next tick reads the next session.
+    } finally {
+      this.#ticking = false;
+      this.#render();
+    }
+  }
+
+  #render() {
+    this.#stateEl.dataset.state = this.#state;
+    this.#stateEl.textContent = `p2pcast ${this.#state}`;
+    if (this.#panel.hidden) return;
+    const pc = this.#s?.pc;
+    const v = this.#view;
+    const lines = [`signal  ${this.#signal}`];
+    if (pc) lines.push(`peer    ${peerState(pc)}, ice ${pc.iceConnectionState}`);
+    if (this.#retryTimer) {
+      const left = Math.max(0, (this.#retryAt - performance.now()) / 1000);
+      lines.push(`retry   in ${left.toFixed(1)} s: ${this.#reason}`);
+    }
+    const src = this.#hello?.stream;
+    if (src) lines.push(`source  ${src.codec ?? '?'} ${src.width ?? '?'}×${src.height ?? '?'} @ ${src.fps ?? '?'} fps`);
+    if (v) {
+      const seen = v.packetsReceived + Math.max(0, v.packetsLost);
+      const loss = seen ? (Math.max(0, v.packetsLost) / seen) * 100 : 0;
+      const relay = v.relayProtocol ? ` via ${v.relayProtocol} relay` : '';
+      lines.push(
+        `video   ${v.frameWidth}×${v.frameHeight}, ${v.fps == null ? '–' : v.fps.toFixed(1)} fps`,
+        `rate    ${formatRate(v.bitrate)}`,
+        `rtt     ${v.rttMs == null ? '–' : `${v.rttMs.toFixed(1)} ms`}, loss ${loss.toFixed(2)} %`,
+        `freezes ${v.freezeCount} (${v.totalFreezesDuration.toFixed(1)} s)`,
+        `path    ${v.localCandidateType ?? '?'} → ${v.remoteCandidateType ?? '?'}, ${v.protocol ?? '?'}${relay}`,
+      );
+    }
+    const first = this.#firstFrameMs == null ? '' : `, first frame at ${Math.round(this.#firstFrameMs)} ms`;
+    lines.push(`sessions ${this.#sessions}${first}`);
+    this.#body.textContent = lines.join('\n');
+  }
+
+  #toast(text) {
+    this.#toastEl.textContent = text;
+    this.#toastEl.hidden = false;
+    clearTimeout(this.#toastTimer);
+    this.#toastTimer = setTimeout(() => { this.#toastEl.hidden = true; }, TOAST_MS);
+  }
+
+  #setSignal(text) {
+    this.#signal = text;
+    this.#render();
+  }
+
+  #setState(state) {
+    if (state === this.#state) return;
+    this.#state = state;
+    console.info(`p2pcast: ${state}`);
+    this.#render();
+    this.dispatchEvent(new CustomEvent('statechange', { detail: state }));
+  }
+
+  // firstFrameMs is the moment the first frame of the page's life was presented.
+  #watchFirstFrame() {
+    const mark = () => {
+      if (this.#firstFrameMs != null) return;
+      this.#firstFrameMs = performance.now();
+      console.info(`p2pcast: first frame at ${Math.round(this.#firstFrameMs)} ms`);
+      this.#render();
+    };
+    const v = this.#video;
+    if ('requestVideoFrameCallback' in v) v.requestVideoFrameCallback(mark);
+    else v.addEventListener('loadeddata', mark, { once: true });
+  }
+}
+
+// ---- helpers ----
+
+function readConfig(el) {
+  const query = new URLSearchParams(location.search);
+  const get = (name) => el.getAttribute(name) ?? query.get(name);
+  const signal = get('signal') === 'whep' ? 'whep' : 'ws';
+  const offer = signal === 'whep' || get('offer') === 'viewer' ? 'viewer' : 'device';
+  const base = new URL(get('url') || location.href, location.href);
+  if (base.protocol === 'ws:') base.protocol = 'http:';
+  if (base.protocol === 'wss:') base.protocol = 'https:';
+  if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new Error(`url must be http(s): ${base.href}`);
+  // Relative, so a device behind a path prefix works too; for a page served at / it is /ws, /whep.
+  const wsUrl = new URL('ws', base);
+  wsUrl.protocol = base.protocol === 'https:' ? 'wss:' : 'ws:';
+  const whepUrl = new URL('whep', base);
+  return { signal, offer, wsUrl: wsUrl.href, whepUrl: whepUrl.href, overlay: get('overlay') !== '0' };
+}
+
+// Ask for the smallest receive buffer: this is a live view, not a broadcast. Where the
+// properties do not exist we set nothing.
+function tuneReceiver(receiver) {
+  if (!receiver || receiver.track?.kind === 'audio') return;
+  try { if ('jitterBufferTarget' in receiver) receiver.jitterBufferTarget = 0; } catch { /* unsupported value */ }
+  try { if ('playoutDelayHint' in receiver) receiver.playoutDelayHint = 0; } catch { /* unsupported value */ }
+}
+
+function addRemoteCandidate(pc, c) {
+  // A candidate we cannot use (another session's, end-of-candidates where unsupported) is not
+  // worth a teardown: ICE fails by itself if nothing works.
+  (c ? pc.addIceCandidate(c) : pc.addIceCandidate()).catch(() => {});
+}
+
+// connectionState where the browser has it; older ones only have the ICE state.
+function peerState(pc) {
+  if (pc.connectionState) return pc.connectionState;
+  const ice = pc.iceConnectionState;
+  return ice === 'completed' ? 'connected' : ice === 'checking' ? 'connecting' : ice;
+}
+
+function iceParams(sdp) {
+  const lines = sdp.split(/\r?\n/);
+  const find = (prefix) => (lines.find((l) => l.startsWith(prefix)) ?? prefix).slice(prefix.length);
+  return {
+    mline: `m=${find('m=')}`, mid: find('a=mid:') || '0',
+    ufrag: find('a=ice-ufrag:'), pwd: find('a=ice-pwd:'),
+  };
+}
+
+function deleteResource(url) {
+  // keepalive lets the request outlive the page when this runs on pagehide.
+  fetch(url, { method: 'DELETE', keepalive: true }).catch(() => {});
+}
+
+async function readStats(pc) {
+  const report = await pc.getStats();
+  let inbound = null;
+  let pairId = null;
+  const pairs = [];
+  for (const r of report.values()) {
+    if (r.type === 'inbound-rtp' && (r.kind ?? r.mediaType) === 'video') {
+      if (!inbound || (r.bytesReceived ?? 0) > (inbound.bytesReceived ?? 0)) inbound = r;
+    } else if (r.type === 'transport' && r.selectedCandidatePairId) {
+      pairId = r.selectedCandidatePairId;
+    } else if (r.type === 'candidate-pair') {
+      pairs.push(r);
+    }
+  }
+  const pair = (pairId && report.get(pairId))
+    ?? pairs.find((p) => p.selected) // Firefox
+    ?? pairs.find((p) => p.nominated && p.state === 'succeeded') ?? null;
+  const local = pair ? report.get(pair.localCandidateId) : null;
+  const remote = pair ? report.get(pair.remoteCandidateId) : null;
+  const num = (k) => (typeof inbound?.[k] === 'number' ? inbound[k] : 0);
+  return {
+    framesDecoded: num('framesDecoded'), framesReceived: num('framesReceived'),
+    framesDropped: num('framesDropped'), frameWidth: num('frameWidth'), frameHeight: num('frameHeight'),
+    freezeCount: num('freezeCount'), totalFreezesDuration: num('totalFreezesDuration'),
+    packetsReceived: num('packetsReceived'), packetsLost: num('packetsLost'),
+    bytesReceived: num('bytesReceived'),
+    framesPerSecond: typeof inbound?.framesPerSecond === 'number' ? inbound.framesPerSecond : null,
+    rttMs: typeof pair?.currentRoundTripTime === 'number' ? pair.currentRoundTripTime * 1000 : null,
+    connectionState: pc.connectionState ?? peerState(pc), iceConnectionState: pc.iceConnectionState,
+    localCandidateType: local?.candidateType ?? null, remoteCandidateType: remote?.candidateType ?? null,
+    protocol: local?.protocol ?? remote?.protocol ?? null,
+    relayProtocol: local?.candidateType === 'relay' ? (local.relayProtocol ?? null) : null,
+    timestamp: inbound?.timestamp ?? null,
+  };
+}
+
+function formatRate(bps) {
+  if (bps == null) return '–';
+  return bps >= 1e6 ? `${(bps / 1e6).toFixed(2)} Mbit/s` : `${Math.round(bps / 1e3)} kbit/s`;
+}
+
+if (!customElements.get('p2pcast-player')) customElements.define('p2pcast-player', P2PCastPlayer);
+
+// The end-to-end tests' hook (read with Runtime.evaluate): keep the names. It follows whichever
+// <p2pcast-player> comes first in the document.
+function firstPlayer() {
+  for (const el of document.querySelectorAll('p2pcast-player')) if (el instanceof P2PCastPlayer) return el;
+  return null;
+}
+
+window.p2pcast = {
+  get state() { return firstPlayer()?.state ?? 'connecting'; },
+  stats: async () => (firstPlayer() ? firstPlayer().stats() : { ...EMPTY_STATS }),
+};
