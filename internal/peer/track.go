@@ -31,16 +31,16 @@ type videoTrack struct {
 	id, streamID string
 	playoutDelay []byte // 3-byte extension payload, nil when off
 
-	mu        sync.Mutex
-	bound     bool
-	writer    webrtc.TrackLocalWriter
-	header    rtp.Header
-	seq       uint16
-	tsOffset  uint32
-	history   [historyFrames]sent
-	histNext  int
-	packets   uint64
-	bytes     uint64
+	mu       sync.Mutex
+	bound    bool
+	writer   webrtc.TrackLocalWriter
+	header   rtp.Header
+	seq      uint16
+	tsOffset uint32
+	history  [historyFrames]sent
+	histNext int
+	packets  uint64
+	bytes    uint64
 }
 
 // sent remembers which sequence numbers a frame went out with.
