@@ -506,8 +506,8 @@ static void apply_control(struct pc_capture *cap, const struct pc_ipc_control *m
 		if (err < 0)
 			pc_log("BITRATE %u refused by the encoder: %s", msg->u.bitrate, strerror(-err));
 		else if (applied != msg->u.bitrate)
-			pc_log("bitrate %u bit/s (%u requested, over the H.264 level's limit)", applied,
-			       msg->u.bitrate);
+			pc_log("bitrate %u bit/s (%u requested: clamped to the encoder's range for this H.264 level)",
+			       applied, msg->u.bitrate);
 		else
 			pc_log("bitrate %u bit/s", applied);
 		if (err == 0)

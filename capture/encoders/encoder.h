@@ -34,7 +34,8 @@ struct pc_encoder_ops {
 	/* Encodes one picture; force_idr makes it an IDR with SPS and PPS. Returns 0 or -1. */
 	int (*encode)(void *state, const struct pc_frame *frame, bool force_idr, struct pc_encoded *out);
 	/* Changes the target (and VBV) from the next picture on. The bitrate is clamped to what
-	 * the stream's level allows; *applied says what was set. 0, or a negative errno. */
+	 * the stream's level allows (and to a small minimum); *applied says what was set.
+	 * 0, or a negative errno. */
 	int (*set_bitrate)(void *state, uint32_t bitrate, uint32_t *applied);
 	/* Tells the encoder pictures now come at num/den per second. -ERANGE when the level
 	 * announced in the SPS does not allow that rate. */

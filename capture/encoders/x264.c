@@ -1,6 +1,6 @@
 /* H.264 with libx264: constrained baseline, no B-frames, no lookahead, a short VBV.
  * Everything is chosen for latency: each picture comes out of encode() as soon as it goes
- * in, and a picture's size is bounded so it crosses the network in about a frame time. */
+ * in, and the VBV bounds a picture's size so it crosses the link in a few frame times. */
 #include "encoder.h"
 
 #include <errno.h>
@@ -16,6 +16,9 @@
  * keyframes included, cannot be much bigger than a few frames' share of the link; large
  * enough that an IDR does not have to be starved into mush. */
 #define PC_X264_VBV_FRAMES 4
+
+/* x264 counts in kbit/s; below this a picture cannot say much anyway. */
+#define PC_X264_MIN_BITRATE 10000u
 
 /* ---- H.264 levels ---- */
 
@@ -54,7 +57,7 @@ const struct pc_h264_level *pc_h264_level_find(int width, int height, uint32_t f
 
 	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
 		const struct pc_h264_level *l = &levels[i];
-		/* A-3.1 (f)/(g): neither side may exceed sqrt(8 * MaxFS) macroblocks. */
+		/* A.3.1: neither side may exceed sqrt(8 * MaxFS) macroblocks. */
 		if (frame_mbs > l->max_fs || w_mbs * w_mbs > 8ull * l->max_fs ||
 		    h_mbs * h_mbs > 8ull * l->max_fs)
 			continue;
@@ -100,8 +103,10 @@ static void rate_params(const struct pc_x264 *st, int *bitrate_kbit, int *vbv_kb
 	double current_fps = (double)st->cur_fps_num / st->cur_fps_den;
 	double kbit = st->bitrate / 1000.0 * opened_fps / current_fps;
 	double vbv = kbit * PC_X264_VBV_FRAMES / opened_fps;
-	*bitrate_kbit = kbit >= 1 ? (int)kbit : 1;
-	*vbv_kbit = vbv >= 1 ? (int)vbv : 1;
+	/* A very low current rate scales without bound: keep the numbers in an int. */
+	const double max_kbit = 1e8;
+	*bitrate_kbit = kbit < 1 ? 1 : kbit > max_kbit ? (int)max_kbit : (int)kbit;
+	*vbv_kbit = vbv < 1 ? 1 : vbv > max_kbit ? (int)max_kbit : (int)vbv;
 }
 
 static int pc_x264_init(void **state, const struct pc_encoder_config *config, char *err, size_t err_size)
@@ -250,7 +255,7 @@ static int pc_x264_set_bitrate(void *state, uint32_t bitrate, uint32_t *applied)
 	uint32_t level_max = st->level->max_br_kbit * 1000;
 	uint32_t old = st->bitrate;
 
-	st->bitrate = bitrate > level_max ? level_max : bitrate;
+	st->bitrate = bitrate > level_max ? level_max : bitrate < PC_X264_MIN_BITRATE ? PC_X264_MIN_BITRATE : bitrate;
 	if (reconfig_rate(st) < 0) {
 		st->bitrate = old;
 		return -EINVAL;

@@ -254,6 +254,9 @@ static void test_reconfigure(void)
 	/* Level 2.0 (320x240 at 2 Mbit/s) caps the bitrate at 2000 kbit/s. */
 	CHECK_EQ(pc_x264_encoder.set_bitrate(f.encoder, 50000000, &applied), 0);
 	CHECK_EQ(applied, 2000000);
+	CHECK_EQ(pc_x264_encoder.set_bitrate(f.encoder, 1, &applied), 0);
+	CHECK_EQ(applied, 10000);
+	CHECK_EQ(pc_x264_encoder.set_bitrate(f.encoder, 1000000, &applied), 0);
 
 	CHECK_EQ(pc_x264_encoder.set_fps(f.encoder, 15, 1), 0);
 	CHECK(encode_one(&f, 2, false, &au));
