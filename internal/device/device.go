@@ -93,6 +93,7 @@ func (d *Device) Run(ctx context.Context, ready func(Ready)) error {
 	whep.Register(mux)
 	mux.Handle("GET /ws", signal.NewWebSocket(ctx, backend{d}, d.log))
 	mux.HandleFunc("GET /api/status", d.status)
+	mux.HandleFunc("GET /api/frames", d.frames)
 	mux.Handle("GET /", http.FileServerFS(web.Files))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
 
@@ -216,4 +217,13 @@ func (d *Device) status(w http.ResponseWriter, _ *http.Request) {
 	d.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(st)
+}
+
+// frames serves the recent frames' times (GET /api/frames): what `p2pcast bench latency` joins
+// with the page's per-frame readings to split capture → present into stages.
+func (d *Device) frames(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(struct {
+		Frames []stream.FrameTimes `json:"frames"`
+	}{d.stream.Timeline()})
 }

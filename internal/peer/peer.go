@@ -89,8 +89,14 @@ func NewEngine(cfg Config) (*Engine, error) {
 	}, webrtc.RTPCodecTypeVideo); err != nil {
 		return nil, err
 	}
+	// abs-capture-time tells receivers when each frame was captured (the capture clock, not
+	// the RTP clock), so a viewer can measure capture → present itself.
+	exts := []string{AbsCaptureTimeURI}
 	if cfg.PlayoutDelay != nil {
-		if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: PlayoutDelayURI}, webrtc.RTPCodecTypeVideo); err != nil {
+		exts = append(exts, PlayoutDelayURI)
+	}
+	for _, uri := range exts {
+		if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: uri}, webrtc.RTPCodecTypeVideo); err != nil {
 			return nil, err
 		}
 	}
@@ -315,6 +321,7 @@ func (s *Session) start() {
 			if err := s.track.writeFrame(f); err != nil {
 				s.log.Debug("write", "err", err)
 			}
+			s.st.MarkSent(f, time.Now().UnixNano())
 			f.Release()
 		}
 	}()
@@ -349,13 +356,16 @@ type Stats struct {
 	Bytes       uint64 `json:"bytes"`
 	Dropped     uint64 `json:"dropped_frames"`
 	FirstSentMS int64  `json:"first_sent_ms"`
+	// Extensions are the RTP header extensions negotiated and sent (abs-capture-time,
+	// playout-delay): whether this receiver takes them.
+	Extensions []string `json:"extensions"`
 }
 
 // Stats returns the session's counters.
 func (s *Session) Stats() Stats {
-	p, b := s.track.counters()
+	p, b, ext := s.track.counters()
 	st := Stats{ID: s.id, State: s.pc.ConnectionState().String(), Packets: p, Bytes: b,
-		FirstSentMS: time.Duration(s.firstSent.Load()).Milliseconds()}
+		FirstSentMS: time.Duration(s.firstSent.Load()).Milliseconds(), Extensions: ext}
 	s.mu.Lock()
 	if s.sub != nil {
 		st.Dropped = s.sub.Dropped()

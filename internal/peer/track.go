@@ -15,8 +15,18 @@ import (
 
 // Header extension URIs the device sends when a receiver negotiates them.
 const (
-	PlayoutDelayURI = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay"
+	PlayoutDelayURI   = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay"
+	AbsCaptureTimeURI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time"
 )
+
+// ntpEpochOffset is the seconds from 1900 (NTP's epoch) to 1970 (Unix's).
+const ntpEpochOffset = 2208988800
+
+// ntpTime is a Unix time in ns as a 64-bit NTP timestamp (UQ32.32 seconds since 1900).
+func ntpTime(ns int64) uint64 {
+	sec, frac := uint64(ns/1e9), uint64(ns%1e9)
+	return (sec+ntpEpochOffset)<<32 | (frac<<32)/1e9
+}
 
 // historyFrames is how many recent frames each viewer keeps for retransmission: about a second
 // at 30 fps. It holds references to frames every viewer shares, never copies of packets.
@@ -37,10 +47,14 @@ type videoTrack struct {
 	header   rtp.Header
 	seq      uint16
 	tsOffset uint32
-	history  [historyFrames]sent
-	histNext int
-	packets  uint64
-	bytes    uint64
+	// absCapture is the abs-capture-time payload the header points at (nil when not
+	// negotiated); rewritten in place for each frame so no packet allocates.
+	absCapture []byte
+	extensions []string // negotiated extensions the track writes
+	history    [historyFrames]sent
+	histNext   int
+	packets    uint64
+	bytes      uint64
 }
 
 // sent remembers which sequence numbers a frame went out with.
@@ -83,12 +97,23 @@ func (t *videoTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParamete
 	t.writer = ctx.WriteStream()
 	t.header = rtp.Header{Version: 2, PayloadType: uint8(codec.PayloadType), SSRC: uint32(ctx.SSRC())}
 	// Extensions are set once: their payloads never change, so no packet allocates for them.
+	// abs-capture-time keeps one 8-byte buffer that writeFrame rewrites per frame.
+	t.extensions = nil
 	for _, e := range ctx.HeaderExtensions() {
-		if e.URI == PlayoutDelayURI && t.playoutDelay != nil {
-			if err := t.header.SetExtension(uint8(e.ID), t.playoutDelay); err != nil {
-				return webrtc.RTPCodecParameters{}, err
-			}
+		var payload []byte
+		switch {
+		case e.URI == PlayoutDelayURI && t.playoutDelay != nil:
+			payload = t.playoutDelay
+		case e.URI == AbsCaptureTimeURI:
+			t.absCapture = make([]byte, 8)
+			payload = t.absCapture
+		default:
+			continue
 		}
+		if err := t.header.SetExtension(uint8(e.ID), payload); err != nil {
+			return webrtc.RTPCodecParameters{}, err
+		}
+		t.extensions = append(t.extensions, e.URI)
 	}
 	return *codec, nil
 }
@@ -99,6 +124,7 @@ func (t *videoTrack) Unbind(webrtc.TrackLocalContext) error {
 	defer t.mu.Unlock()
 	t.bound = false
 	t.writer = nil
+	t.absCapture = nil
 	t.clearHistoryLocked()
 	return nil
 }
@@ -132,6 +158,9 @@ func (t *videoTrack) writeFrame(f *stream.Frame) error {
 	}
 	h := &t.header
 	h.Timestamp = rtpTime(f.Capture) + t.tsOffset
+	if t.absCapture != nil {
+		binary.BigEndian.PutUint64(t.absCapture, ntpTime(f.Capture))
+	}
 	first := t.seq
 	var err error
 	for i := range n {
@@ -164,6 +193,11 @@ func (t *videoTrack) retransmit(lost []uint16) (resent int) {
 		return 0
 	}
 	h := t.header // a copy: the live header's sequence number must not move
+	if t.absCapture != nil {
+		// The copy shares the abs-capture-time buffer: put the current frame's time back after.
+		current := binary.BigEndian.Uint64(t.absCapture)
+		defer binary.BigEndian.PutUint64(t.absCapture, current)
+	}
 	for _, seq := range lost {
 		for _, s := range t.history {
 			if s.frame == nil {
@@ -175,6 +209,9 @@ func (t *videoTrack) retransmit(lost []uint16) (resent int) {
 			}
 			h.SequenceNumber = seq
 			h.Timestamp = rtpTime(s.frame.Capture) + t.tsOffset
+			if t.absCapture != nil {
+				binary.BigEndian.PutUint64(t.absCapture, ntpTime(s.frame.Capture))
+			}
 			h.Marker = idx == s.frame.Payloads.Len()-1
 			if _, err := t.writer.WriteRTP(&h, s.frame.Payloads.At(idx)); err == nil {
 				resent++
@@ -185,9 +222,9 @@ func (t *videoTrack) retransmit(lost []uint16) (resent int) {
 	return resent
 }
 
-// counters returns packets and payload bytes sent.
-func (t *videoTrack) counters() (packets, bytes uint64) {
+// counters returns packets and payload bytes sent, and the extensions written.
+func (t *videoTrack) counters() (packets, bytes uint64, extensions []string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.packets, t.bytes
+	return t.packets, t.bytes, t.extensions
 }

@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"encoding/binary"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -19,6 +20,7 @@ type recorder struct {
 	n    atomic.Int64
 	buf  []byte
 	last rtp.Header
+	abs  uint64 // the abs-capture-time extension (id 4) as it was when written
 	mu   sync.Mutex
 }
 
@@ -27,6 +29,9 @@ func (r *recorder) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 	defer r.mu.Unlock()
 	n, err := h.MarshalTo(r.buf[:cap(r.buf)])
 	r.last = *h
+	if e := h.GetExtension(4); len(e) == 8 {
+		r.abs = binary.BigEndian.Uint64(e)
+	}
 	r.n.Add(1)
 	return n + len(payload), err
 }
@@ -37,6 +42,8 @@ func boundTrack(w *recorder) *videoTrack {
 	t.bound, t.writer = true, w
 	t.header = rtp.Header{Version: 2, PayloadType: 102, SSRC: 1234}
 	_ = t.header.SetExtension(3, t.playoutDelay)
+	t.absCapture = make([]byte, 8)
+	_ = t.header.SetExtension(4, t.absCapture)
 	return t
 }
 
@@ -75,6 +82,48 @@ func TestWriteFrameHeadersAndRetransmit(t *testing.T) {
 	f.Release()
 }
 
+func TestAbsCaptureTimeFollowsEachFrame(t *testing.T) {
+	w := &recorder{buf: make([]byte, 0, 1500)}
+	tr := boundTrack(w)
+	first, second := testFrame(3000, true), testFrame(3000, false)
+	second.Capture = first.Capture + 33_333_333
+	defer first.Release()
+	defer second.Release()
+	absOf := func() uint64 { return w.abs }
+	_ = tr.writeFrame(first)
+	if absOf() != ntpTime(first.Capture) {
+		t.Fatal("abs-capture-time is not the first frame's capture time")
+	}
+	start := tr.seq
+	_ = tr.writeFrame(second)
+	if absOf() != ntpTime(second.Capture) {
+		t.Fatal("abs-capture-time is not the second frame's capture time")
+	}
+	// A retransmitted packet of the first frame carries the first frame's time...
+	if tr.retransmit([]uint16{start - 1}) != 1 || absOf() != ntpTime(first.Capture) {
+		t.Fatal("retransmission does not carry its own frame's capture time")
+	}
+	// ...and the live header is back at the current frame's.
+	if binary.BigEndian.Uint64(tr.absCapture) != ntpTime(second.Capture) {
+		t.Fatal("retransmission left the live header's abs-capture-time changed")
+	}
+}
+
+func TestNTPTime(t *testing.T) {
+	for _, c := range []struct {
+		ns   int64
+		want uint64
+	}{
+		{0, 2208988800 << 32},
+		{1_500_000_000, (2208988800+1)<<32 | 1<<31},
+		{time.Date(2036, 2, 7, 6, 28, 15, 0, time.UTC).UnixNano(), 0xffffffff << 32}, // last second of NTP era 0
+	} {
+		if got := ntpTime(c.ns); got != c.want {
+			t.Errorf("ntpTime(%d) = %#x, want %#x", c.ns, got, c.want)
+		}
+	}
+}
+
 func TestRTPTimeIsContinuous(t *testing.T) {
 	base := time.Date(2033, 5, 1, 0, 0, 0, 0, time.UTC).UnixNano()
 	for _, d := range []time.Duration{time.Millisecond, 33 * time.Millisecond, time.Second} {
@@ -102,6 +151,7 @@ func BenchmarkFanOut(b *testing.B) {
 		wg.Go(func() {
 			for f := range sub.Frames() {
 				_ = tr.writeFrame(f)
+				st.MarkSent(f, time.Now().UnixNano())
 				packets.Add(int64(f.Payloads.Len()))
 				f.Release()
 			}

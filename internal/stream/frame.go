@@ -19,7 +19,8 @@ type Frame struct {
 	// Payloads are the frame's RTP payloads, packetized once by the publisher for all viewers.
 	Payloads h264rtp.Payloads
 
-	refs atomic.Int32
+	refs      atomic.Int32
+	published uint64 // the stream's publish number + 1, for its timeline; 0 before Publish
 }
 
 var framePool = sync.Pool{New: func() any { return new(Frame) }}
@@ -27,7 +28,7 @@ var framePool = sync.Pool{New: func() any { return new(Frame) }}
 // NewFrame returns an empty frame holding one reference, reusing a released one when it can.
 func NewFrame() *Frame {
 	f := framePool.Get().(*Frame)
-	f.Seq, f.Keyframe, f.Capture, f.Encoded, f.Received = 0, false, 0, 0, 0
+	f.Seq, f.Keyframe, f.Capture, f.Encoded, f.Received, f.published = 0, false, 0, 0, 0, 0
 	f.Data = f.Data[:0]
 	f.Payloads.Reset()
 	f.refs.Store(1)

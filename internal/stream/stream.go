@@ -99,6 +99,8 @@ type Stream struct {
 	kfLastAsked time.Time // when the producer was last asked
 	kfTimer     *time.Timer
 	changed     chan struct{} // closed and replaced when the source changes
+
+	times timeline
 }
 
 // New makes an empty stream.
@@ -171,6 +173,7 @@ func (s *Stream) Stats() Stats {
 // reference. It never blocks on a subscriber.
 func (s *Stream) Publish(f *Frame) {
 	s.mu.Lock()
+	f.published = s.times.record(f)
 	s.stats.Frames++
 	s.stats.Bytes += uint64(len(f.Data))
 	if f.Keyframe {
@@ -220,6 +223,18 @@ func (s *Stream) dropGOPLocked() {
 	s.gop = s.gop[:0]
 	s.gopBytes = 0
 	s.gopValid = false
+}
+
+// MarkSent records that a viewer finished sending f at now (ns since the epoch); only the
+// first viewer's time is kept. Safe from any goroutine.
+func (s *Stream) MarkSent(f *Frame, now int64) { s.times.markSent(f.published, now) }
+
+// Timeline returns the times of the last TimelineFrames frames, oldest first.
+func (s *Stream) Timeline() []FrameTimes {
+	s.mu.Lock()
+	last := s.times.next
+	s.mu.Unlock()
+	return s.times.snapshot(last)
 }
 
 // RequestKeyframe asks the producer for a keyframe, sharing one with requests close together

@@ -292,3 +292,31 @@ func BenchmarkPublish10Subscribers(b *testing.B) {
 	}
 	wg.Wait()
 }
+
+func TestTimelineRecordsEachFrameOnce(t *testing.T) {
+	st := New(Config{})
+	st.Attach(Info{}, nil)
+	sub := st.Subscribe()
+	defer sub.Close()
+	for i := range TimelineFrames + 10 {
+		f := NewFrame()
+		f.Keyframe = true
+		f.Capture, f.Encoded, f.Received = int64(i)*1e6, int64(i)*1e6+3000, int64(i)*1e6+4000
+		st.Publish(f)
+		g := <-sub.Frames()
+		st.MarkSent(g, int64(i)*1e6+5000)
+		st.MarkSent(g, int64(i)*1e6+9000) // a second viewer: the first one's time stays
+		g.Release()
+	}
+	got := st.Timeline()
+	if len(got) != TimelineFrames {
+		t.Fatalf("timeline holds %d frames, want %d", len(got), TimelineFrames)
+	}
+	for j, ft := range got {
+		i := int64(j + 10) // the oldest 10 were overwritten
+		want := FrameTimes{CaptureUS: i * 1000, EncodedUS: i*1000 + 3, ReceivedUS: i*1000 + 4, SentUS: i*1000 + 5}
+		if ft != want {
+			t.Fatalf("frame %d: %+v, want %+v", i, ft, want)
+		}
+	}
+}
