@@ -114,7 +114,13 @@ func (c *wsConn) run() {
 			c.handle(in)
 		}
 		if c.bad > maxBadMessages {
+			// The writer closes the connection once the fatal error is out; closing it here
+			// first would lose the one message that says why.
 			c.send(errorMsg{Type: TypeError, Code: CodeFatal, Message: "too many bad messages"})
+			select {
+			case <-writerDone:
+			case <-time.After(writeWait):
+			}
 			return
 		}
 	}
