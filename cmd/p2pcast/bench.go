@@ -37,10 +37,13 @@ type viewersReport struct {
 	FPSMin          float64     `json:"fps_min"`
 	FPSMedian       float64     `json:"fps_median"`
 	FirstKeyframeMS Percentiles `json:"first_keyframe_ms"`
-	DeviceCPUPct    float64     `json:"device_cpu_pct,omitempty"`
-	DeviceRSSMiB    float64     `json:"device_rss_mib,omitempty"`
-	Load            [3]float64  `json:"load"`
-	Errors          []string    `json:"errors,omitempty"`
+	// DeviceFirstSentMS is the device's own share: session created (POST read) → first keyframe
+	// written. The rest of first_keyframe_ms is the viewers' side, all in this one process.
+	DeviceFirstSentMS Percentiles `json:"device_first_sent_ms"`
+	DeviceCPUPct      float64     `json:"device_cpu_pct,omitempty"`
+	DeviceRSSMiB      float64     `json:"device_rss_mib,omitempty"`
+	Load              [3]float64  `json:"load"`
+	Errors            []string    `json:"errors,omitempty"`
 }
 
 // Percentiles summarises samples.
@@ -122,7 +125,21 @@ func benchViewers(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			results[i], errs[i] = viewer.Watch(cctx, viewer.Options{WHEPURL: *url, Duration: *duration})
 		})
 	}
+	// Midway through, every viewer is watching: read the device's view of each join.
+	var deviceFirst []float64
+	select {
+	case <-time.After(*duration / 2):
+		if st, err := fetchStatus(ctx, strings.TrimSuffix(*url, "whep")+"api/status"); err == nil {
+			for _, s := range st.Sessions {
+				if s.FirstSentMS > 0 {
+					deviceFirst = append(deviceFirst, s.FirstSentMS)
+				}
+			}
+		}
+	case <-ctx.Done():
+	}
 	wg.Wait()
+	rep.DeviceFirstSentMS = percentiles(deviceFirst)
 	if devPID != 0 {
 		rep.DeviceCPUPct = 100 * (procCPU(devPID) - cpu0) / time.Since(t0).Seconds()
 		rep.DeviceRSSMiB = procRSSMiB(devPID)
@@ -147,9 +164,10 @@ func benchViewers(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	rep.FPSMedian = percentiles(fpsAll).P50
 	rep.FirstKeyframeMS = percentiles(firstKey)
 	rep.Load = loadAvg()
-	fmt.Fprintf(stderr, "%d/%d viewers ok; loss max %.3f%% (%d packets); fps min %.1f median %.1f; first keyframe after POST p50 %.0f p95 %.0f max %.0f ms; device CPU %.0f%%, RSS %.0f MiB; load %.2f\n",
+	fmt.Fprintf(stderr, "%d/%d viewers ok; loss max %.3f%% (%d packets); fps min %.1f median %.1f; first keyframe after POST p50 %.0f p95 %.0f max %.0f ms (device's share p50 %.0f p95 %.0f); device CPU %.0f%%, RSS %.0f MiB; load %.2f\n",
 		rep.Succeeded, rep.Viewers, rep.LossPctMax, rep.LostPackets, rep.FPSMin, rep.FPSMedian,
-		rep.FirstKeyframeMS.P50, rep.FirstKeyframeMS.P95, rep.FirstKeyframeMS.Max, rep.DeviceCPUPct, rep.DeviceRSSMiB, rep.Load[0])
+		rep.FirstKeyframeMS.P50, rep.FirstKeyframeMS.P95, rep.FirstKeyframeMS.Max,
+		rep.DeviceFirstSentMS.P50, rep.DeviceFirstSentMS.P95, rep.DeviceCPUPct, rep.DeviceRSSMiB, rep.Load[0])
 	if *asJSON {
 		b, _ := json.Marshal(rep)
 		fmt.Fprintln(stdout, string(b))

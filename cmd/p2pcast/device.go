@@ -2,8 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"runtime"
+	"time"
 
 	"github.com/p2pcast/p2pcast/internal/device"
 )
@@ -21,6 +28,7 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&cfg.CapturePath, "capture", "", "p2pcast-capture binary (default: next to this binary, then PATH)")
 	fs.DurationVar(&cfg.PlayoutDelay, "playout-delay", 0, "playout delay asked of viewers (min = max); negative: don't send the extension")
 	fs.IntVar(&cfg.MaxViewers, "max-viewers", cfg.MaxViewers, "most viewers at once")
+	pprofAddr := fs.String("pprof", "", "serve Go's profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; off by default")
 	verbose := fs.Bool("v", false, "debug logs")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -29,6 +37,11 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
 	log := newLogger(stderr, *verbose)
+	if *pprofAddr != "" {
+		if err := servePprof(ctx, *pprofAddr, log); err != nil {
+			return err
+		}
+	}
 	d, err := device.New(cfg, log)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
@@ -37,4 +50,33 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		log.Info("capture socket", "path", r.SocketPath)
 		fmt.Fprintln(stdout, r.URL)
 	})
+}
+
+// servePprof serves the profiler on its own listener, apart from the viewer-facing server, so it
+// is never exposed by accident with --http 0.0.0.0.
+func servePprof(ctx context.Context, addr string, log *slog.Logger) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("pprof listen: %w", err)
+	}
+	// Waits matter as much as CPU here (handshakes, queues): record where goroutines block.
+	runtime.SetBlockProfileRate(int(time.Microsecond))
+	runtime.SetMutexProfileFraction(10)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	go func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("pprof server", "err", err)
+		}
+	}()
+	log.Info("profiler", "url", "http://"+l.Addr().String()+"/debug/pprof/")
+	return nil
 }

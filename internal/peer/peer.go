@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/sdp/v3"
@@ -112,6 +113,10 @@ func NewEngine(cfg Config) (*Engine, error) {
 	// peer-reflexive candidate: Pion's default would wait 1 s before accepting that direct pair.
 	// Relayed pairs keep their longer wait, so a relay never wins over a direct path.
 	se.SetPrflxAcceptanceMinWait(0)
+	// No mDNS: resolving a browser's ".local" candidates is not needed (its checks reach us and
+	// become peer-reflexive candidates), and each session's mDNS sockets made a burst of joins
+	// wait in SetRemoteDescription (p95 72 ms for 50 at once, 11 ms without).
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -191,8 +196,11 @@ func (e *Engine) NewSession(st *stream.Stream, onCandidate func(*webrtc.ICECandi
 			onCandidate(&init)
 		})
 	}
+	pc.OnICEConnectionStateChange(func(state webrtc.ICEConnectionState) {
+		s.log.Debug("ice state", "state", state, "after", time.Since(s.created).Round(time.Millisecond))
+	})
 	pc.OnConnectionStateChange(func(state webrtc.PeerConnectionState) {
-		s.log.Debug("connection state", "state", state)
+		s.log.Debug("connection state", "state", state, "after", time.Since(s.created).Round(time.Millisecond))
 		switch state {
 		case webrtc.PeerConnectionStateConnected:
 			s.start()
@@ -315,13 +323,14 @@ func (s *Session) start() {
 	s.log.Info("viewer connected", "after", time.Since(s.created).Round(time.Millisecond))
 	go func() {
 		for f := range sub.Frames() {
-			if s.firstSent.Load() == 0 {
-				s.firstSent.Store(int64(time.Since(s.created)))
-			}
 			if err := s.track.writeFrame(f); err != nil {
 				s.log.Debug("write", "err", err)
 			}
-			s.st.MarkSent(f, time.Now().UnixNano())
+			now := time.Now()
+			s.st.MarkSent(f, now.UnixNano())
+			if s.firstSent.Load() == 0 {
+				s.firstSent.Store(int64(now.Sub(s.created)))
+			}
 			f.Release()
 		}
 	}()
@@ -350,12 +359,12 @@ func (s *Session) readRTCP(sender *webrtc.RTPSender) {
 
 // Stats describes a session for status pages and logs.
 type Stats struct {
-	ID          string `json:"id"`
-	State       string `json:"state"`
-	Packets     uint64 `json:"packets"`
-	Bytes       uint64 `json:"bytes"`
-	Dropped     uint64 `json:"dropped_frames"`
-	FirstSentMS int64  `json:"first_sent_ms"`
+	ID          string  `json:"id"`
+	State       string  `json:"state"`
+	Packets     uint64  `json:"packets"`
+	Bytes       uint64  `json:"bytes"`
+	Dropped     uint64  `json:"dropped_frames"`
+	FirstSentMS float64 `json:"first_sent_ms"` // session created → first frame written
 	// Extensions are the RTP header extensions negotiated and sent (abs-capture-time,
 	// playout-delay): whether this receiver takes them.
 	Extensions []string `json:"extensions"`
@@ -365,7 +374,7 @@ type Stats struct {
 func (s *Session) Stats() Stats {
 	p, b, ext := s.track.counters()
 	st := Stats{ID: s.id, State: s.pc.ConnectionState().String(), Packets: p, Bytes: b,
-		FirstSentMS: time.Duration(s.firstSent.Load()).Milliseconds(), Extensions: ext}
+		FirstSentMS: float64(s.firstSent.Load()/1e5) / 10, Extensions: ext}
 	s.mu.Lock()
 	if s.sub != nil {
 		st.Dropped = s.sub.Dropped()
