@@ -10,7 +10,12 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"runtime"
+	"strings"
 	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/p2pcast/p2pcast/internal/auth"
 
 	"github.com/p2pcast/p2pcast/internal/device"
 )
@@ -28,6 +33,12 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&cfg.CapturePath, "capture", "", "p2pcast-capture binary (default: next to this binary, then PATH)")
 	fs.DurationVar(&cfg.PlayoutDelay, "playout-delay", 0, "playout delay asked of viewers (min = max); negative: don't send the extension")
 	fs.IntVar(&cfg.MaxViewers, "max-viewers", cfg.MaxViewers, "most viewers at once")
+	fs.StringVar(&cfg.Hub.URL, "hub", "", "join a rendezvous hub, ws[s]://HOST:PORT (viewers anywhere reach the device through it)")
+	fs.StringVar(&cfg.Hub.ID, "id", "", "this device's id at the hub")
+	keyFlag := fs.String("key", "", "device secret key (p2pk1_…); visible in ps: prefer --key-file or P2PCAST_KEY")
+	keyFile := fs.String("key-file", "", "file holding the device secret key")
+	fs.BoolVar(&cfg.NoLAN, "no-lan", false, "with --hub: serve no viewer endpoints on --http")
+	stun := fs.String("stun", "", "STUN server(s) for LAN mode, comma-separated (stun:HOST:PORT); a hub supplies its own")
 	pprofAddr := fs.String("pprof", "", "serve Go's profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; off by default")
 	verbose := fs.Bool("v", false, "debug logs")
 	if err := parseFlags(fs, args); err != nil {
@@ -35,6 +46,18 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	key, err := secretFrom("device key", *keyFlag, *keyFile, "P2PCAST_KEY")
+	if err != nil {
+		return err
+	}
+	if key != "" {
+		if cfg.Hub.Key, err = auth.ParseDeviceKey(key); err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+	}
+	if *stun != "" {
+		cfg.ICEServers = []webrtc.ICEServer{{URLs: strings.Split(*stun, ",")}}
 	}
 	log := newLogger(stderr, *verbose)
 	if *pprofAddr != "" {
@@ -48,7 +71,9 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	return d.Run(ctx, func(r device.Ready) {
 		log.Info("capture socket", "path", r.SocketPath)
-		fmt.Fprintln(stdout, r.URL)
+		if r.URL != "" {
+			fmt.Fprintln(stdout, r.URL)
+		}
 	})
 }
 

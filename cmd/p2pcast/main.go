@@ -1,7 +1,10 @@
 // Command p2pcast streams live video from a device to its viewers peer to peer over WebRTC.
 //
 //	p2pcast device [flags]   run a device (test pattern, or any H.264 producer on its socket)
-//	p2pcast view URL [flags] watch a device from the terminal (WHEP)
+//	p2pcast view URL [flags] watch a device from the terminal (WHEP, WebSocket, hub)
+//	p2pcast hub [flags]      run the rendezvous hub (signaling relay, STUN/TURN)
+//	p2pcast token [flags]    mint a viewer token
+//	p2pcast device-key add   enroll a device at a hub
 //	p2pcast bench viewers    load-test a device with many WHEP viewers
 package main
 
@@ -31,7 +34,10 @@ type command struct {
 
 var commands = []command{
 	{"device", "run a device: capture/ingest H.264 and serve it to viewers", runDevice},
-	{"view", "watch a device over WHEP from the terminal", runView},
+	{"view", "watch a device from the terminal (WHEP, WebSocket, or through a hub)", runView},
+	{"hub", "run the rendezvous hub: device links, viewer tokens, signaling relay, STUN/TURN", runHub},
+	{"token", "mint a viewer token from a hub's key material", runToken},
+	{"device-key", "enroll a device at a hub (device-key add ID) and print its secret key", runDeviceKey},
 	{"bench", "benchmarks against a running pipeline (bench viewers)", runBench},
 	{"version", "print the version", func(_ context.Context, _ []string, out, _ io.Writer) error {
 		fmt.Fprintln(out, "p2pcast", version)
@@ -47,7 +53,7 @@ var errUsage = errors.New("usage")
 func usage(w io.Writer) {
 	fmt.Fprintf(w, "p2pcast: live video peer to peer over WebRTC\n\nUsage: p2pcast <command> [flags]\n\nCommands:\n")
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintf(w, "\nRun 'p2pcast <command> --help' for a command's flags.\n")
 }
@@ -71,9 +77,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		err := c.run(ctx, args[1:], stdout, stderr)
+		var coded interface{ ExitCode() int }
 		switch {
 		case err == nil, errors.Is(err, flag.ErrHelp):
 			return exitOK
+		case errors.As(err, &coded):
+			fmt.Fprintf(stderr, "p2pcast %s: %v\n", c.name, err)
+			return coded.ExitCode()
 		case errors.Is(err, errUsage):
 			fmt.Fprintf(stderr, "p2pcast %s: %v\n", c.name, err)
 			return exitUsage

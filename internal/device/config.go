@@ -6,6 +6,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/p2pcast/p2pcast/internal/auth"
 )
 
 // Size is a picture size that parses "WxH".
@@ -73,6 +77,20 @@ type Config struct {
 	// PlayoutDelay is sent to receivers as min = max; negative disables the extension.
 	PlayoutDelay time.Duration
 	MaxViewers   int
+	// Hub, when its URL is set, keeps the device connected to a rendezvous hub.
+	Hub HubConfig
+	// NoLAN turns off the viewer endpoints on HTTPAddr (page, WHEP, WebSocket); only the hub
+	// then reaches the device.
+	NoLAN bool
+	// ICEServers are STUN/TURN servers for LAN mode; with a hub, the hub's replace them.
+	ICEServers []webrtc.ICEServer
+}
+
+// HubConfig is the device's identity at its hub.
+type HubConfig struct {
+	URL string
+	ID  string
+	Key auth.DeviceKey
 }
 
 // Defaults returns the documented defaults.
@@ -95,6 +113,17 @@ func (c Config) Validate() error {
 	}
 	if c.Size.W == 0 {
 		errs = append(errs, errors.New("size is not set"))
+	}
+	if c.Hub.URL != "" {
+		if err := auth.ValidateDeviceID(c.Hub.ID); err != nil {
+			errs = append(errs, fmt.Errorf("hub device id: %w", err))
+		}
+		if c.Hub.Key.IsZero() {
+			errs = append(errs, errors.New("hub: a device key is required (--key-file, P2PCAST_KEY or --key)"))
+		}
+	}
+	if c.NoLAN && c.Hub.URL == "" {
+		errs = append(errs, errors.New("no LAN endpoints and no hub: nobody could watch"))
 	}
 	if c.MaxViewers < 1 {
 		errs = append(errs, fmt.Errorf("max viewers %d: want at least 1", c.MaxViewers))

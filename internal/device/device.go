@@ -19,6 +19,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/p2pcast/p2pcast/internal/hub"
 	"github.com/p2pcast/p2pcast/internal/peer"
 	"github.com/p2pcast/p2pcast/internal/signal"
 	"github.com/p2pcast/p2pcast/internal/stream"
@@ -32,6 +33,8 @@ type Device struct {
 	stream *stream.Stream
 	engine *peer.Engine
 
+	hub *hub.Link // nil without a hub
+
 	mu       sync.Mutex
 	sessions map[*peer.Session]struct{}
 }
@@ -41,7 +44,7 @@ func New(cfg Config, log *slog.Logger) (*Device, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	pcfg := peer.Config{IncludeLoopback: true, MaxSessions: cfg.MaxViewers, Logger: log}
+	pcfg := peer.Config{IncludeLoopback: true, MaxSessions: cfg.MaxViewers, Logger: log, ICEServers: cfg.ICEServers}
 	if cfg.PlayoutDelay >= 0 {
 		pcfg.PlayoutDelay = &peer.PlayoutDelay{Min: cfg.PlayoutDelay, Max: cfg.PlayoutDelay}
 	}
@@ -59,7 +62,7 @@ func (d *Device) Stream() *stream.Stream { return d.stream }
 
 // Ready tells where a started device listens.
 type Ready struct {
-	URL        string // the viewer page
+	URL        string // the viewer page ("" with NoLAN)
 	SocketPath string
 }
 
@@ -83,28 +86,51 @@ func (d *Device) Run(ctx context.Context, ready func(Ready)) error {
 	}
 	defer os.Remove(sockPath)
 
-	hl, err := net.Listen("tcp", d.cfg.HTTPAddr)
-	if err != nil {
-		sock.Close()
-		return fmt.Errorf("http listen: %w", err)
+	var hl net.Listener
+	var srv *http.Server
+	if !d.cfg.NoLAN {
+		if hl, err = net.Listen("tcp", d.cfg.HTTPAddr); err != nil {
+			sock.Close()
+			return fmt.Errorf("http listen: %w", err)
+		}
+		whep := signal.NewWHEP(backend{d}, "/whep", d.log)
+		mux := http.NewServeMux()
+		whep.Register(mux)
+		mux.Handle("GET /ws", signal.NewWebSocket(ctx, backend{d}, d.log))
+		mux.HandleFunc("GET /api/status", d.status)
+		mux.HandleFunc("GET /api/frames", d.frames)
+		mux.Handle("GET /", http.FileServerFS(web.Files))
+		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
 	}
-	whep := signal.NewWHEP(backend{d}, "/whep", d.log)
-	mux := http.NewServeMux()
-	whep.Register(mux)
-	mux.Handle("GET /ws", signal.NewWebSocket(ctx, backend{d}, d.log))
-	mux.HandleFunc("GET /api/status", d.status)
-	mux.HandleFunc("GET /api/frames", d.frames)
-	mux.Handle("GET /", http.FileServerFS(web.Files))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
 
 	var wg sync.WaitGroup
 	wg.Go(func() { (&ingest{st: d.stream, log: d.log}).serve(ctx, sock) })
-	wg.Go(func() {
-		if err := srv.Serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			d.log.Error("http server", "err", err)
+	if srv != nil {
+		wg.Go(func() {
+			if err := srv.Serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				d.log.Error("http server", "err", err)
+				cancel()
+			}
+		})
+	}
+	if d.cfg.Hub.URL != "" {
+		link, err := hub.NewLink(hub.LinkConfig{
+			URL: d.cfg.Hub.URL, ID: d.cfg.Hub.ID, Key: d.cfg.Hub.Key, Backend: backend{d},
+			OnICEServers: d.engine.SetICEServers, StreamChanged: d.stream.Changed, Logger: d.log,
+		})
+		if err != nil {
 			cancel()
+			wg.Wait()
+			return err
 		}
-	})
+		d.hub = link
+		wg.Go(func() {
+			if err := link.Run(ctx); err != nil {
+				d.log.Error("hub link", "err", err)
+				cancel()
+			}
+		})
+	}
 	if d.cfg.Source == "testpattern" {
 		path := d.cfg.CapturePath
 		if path == "" {
@@ -122,13 +148,19 @@ func (d *Device) Run(ctx context.Context, ready func(Ready)) error {
 		wg.Go(func() { sup.run(ctx) })
 	}
 	if ready != nil {
-		ready(Ready{URL: "http://" + hl.Addr().String() + "/", SocketPath: sockPath})
+		r := Ready{SocketPath: sockPath}
+		if hl != nil {
+			r.URL = "http://" + hl.Addr().String() + "/"
+		}
+		ready(r)
 	}
 
 	<-ctx.Done()
 	shutdownCtx, stop := context.WithTimeout(context.Background(), 2*time.Second)
 	defer stop()
-	_ = srv.Shutdown(shutdownCtx) // waits for signaling sockets' bye, bounded
+	if srv != nil {
+		_ = srv.Shutdown(shutdownCtx) // waits for signaling sockets' bye, bounded
+	}
 	d.closeSessions()
 	wg.Wait()
 	return nil
@@ -200,6 +232,7 @@ func (b backend) StreamInfo() any {
 
 // Status is what GET /api/status returns.
 type Status struct {
+	Hub      *HubStatus   `json:"hub,omitempty"`
 	Stream   *stream.Info `json:"stream"`
 	Stats    stream.Stats `json:"stats"`
 	Sessions []peer.Stats `json:"sessions"`
@@ -207,6 +240,9 @@ type Status struct {
 
 func (d *Device) status(w http.ResponseWriter, _ *http.Request) {
 	st := Status{Stats: d.stream.Stats(), Sessions: []peer.Stats{}}
+	if d.hub != nil {
+		st.Hub = &HubStatus{URL: d.cfg.Hub.URL, ID: d.cfg.Hub.ID, Connected: d.hub.Connected()}
+	}
 	if info, ok := d.stream.Info(); ok {
 		st.Stream = &info
 	}
@@ -226,4 +262,11 @@ func (d *Device) frames(w http.ResponseWriter, _ *http.Request) {
 	_ = json.NewEncoder(w).Encode(struct {
 		Frames []stream.FrameTimes `json:"frames"`
 	}{d.stream.Timeline()})
+}
+
+// HubStatus tells whether the device is connected to its hub.
+type HubStatus struct {
+	URL       string `json:"url"`
+	ID        string `json:"id"`
+	Connected bool   `json:"connected"`
 }

@@ -64,6 +64,7 @@ type Config struct {
 // certificate, so a join costs no key generation.
 type Engine struct {
 	cfg      Config
+	ice      atomic.Pointer[[]webrtc.ICEServer]
 	api      *webrtc.API
 	cert     webrtc.Certificate
 	sessions atomic.Int32
@@ -125,18 +126,26 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{
+	e := &Engine{
 		cfg:  cfg,
 		api:  webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)),
 		cert: *cert,
-	}, nil
+	}
+	e.SetICEServers(cfg.ICEServers)
+	return e, nil
+}
+
+// SetICEServers replaces the STUN/TURN servers of sessions made from now on (a hub hands out
+// fresh TURN credentials from time to time).
+func (e *Engine) SetICEServers(servers []webrtc.ICEServer) {
+	e.ice.Store(&servers)
 }
 
 // Sessions is the number of open sessions.
 func (e *Engine) Sessions() int { return int(e.sessions.Load()) }
 
-// ICEServers returns the ICE servers viewers should use too.
-func (e *Engine) ICEServers() []webrtc.ICEServer { return e.cfg.ICEServers }
+// ICEServers returns the current ICE servers.
+func (e *Engine) ICEServers() []webrtc.ICEServer { return *e.ice.Load() }
 
 // Session is one viewer's WebRTC connection.
 type Session struct {
@@ -166,7 +175,7 @@ func (e *Engine) NewSession(st *stream.Stream, onCandidate func(*webrtc.ICECandi
 		return nil, ErrBusy
 	}
 	pc, err := e.api.NewPeerConnection(webrtc.Configuration{
-		ICEServers:   e.cfg.ICEServers,
+		ICEServers:   e.ICEServers(),
 		Certificates: []webrtc.Certificate{e.cert},
 		BundlePolicy: webrtc.BundlePolicyMaxBundle,
 	})

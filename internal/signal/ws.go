@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/pion/webrtc/v4"
 )
 
 // Timings and limits of the WebSocket protocol (docs/signaling.md).
@@ -56,10 +55,6 @@ type wsConn struct {
 	log  *slog.Logger
 	out  chan any
 	stop chan struct{} // closed when the connection ends
-
-	sess  Session       // owned by the read loop
-	quiet chan struct{} // closed before the read loop itself ends sess: no bye for that
-	bad   int
 }
 
 // send queues a message; a viewer too slow to take 64 queued messages is dropped.
@@ -77,8 +72,9 @@ func (c *wsConn) run() {
 	defer close(c.stop)
 	writerDone := make(chan struct{})
 	go c.writeLoop(writerDone)
+	d := NewDialog(c.h.backend, c.send, c.stop)
 	defer func() {
-		c.endSession()
+		d.Close()
 		c.conn.Close()
 		<-writerDone
 	}()
@@ -86,7 +82,7 @@ func (c *wsConn) run() {
 	c.conn.SetReadLimit(MaxMessage)
 	_ = c.conn.SetReadDeadline(time.Now().Add(pongWait))
 	c.conn.SetPongHandler(func(string) error { return c.conn.SetReadDeadline(time.Now().Add(pongWait)) })
-	c.send(helloMsg{Type: TypeHello, Version: 1, ICEServers: c.h.backend.ICEServers(), Stream: c.h.backend.StreamInfo()})
+	d.Hello()
 
 	// Shutdown: say bye, then unblock the read.
 	go func() {
@@ -106,106 +102,21 @@ func (c *wsConn) run() {
 			}
 			return
 		}
+		var fatal bool
 		if kind != websocket.TextMessage {
-			c.fail(CodeBadMessage, "binary frames are not signaling messages")
-		} else if in, err := ParseInbound(data); err != nil {
-			c.fail(CodeBadMessage, err.Error())
+			fatal = d.Fail(CodeBadMessage, "binary frames are not signaling messages")
 		} else {
-			c.handle(in)
+			fatal = d.Handle(data)
 		}
-		if c.bad > maxBadMessages {
+		if fatal {
 			// The writer closes the connection once the fatal error is out; closing it here
 			// first would lose the one message that says why.
-			c.send(errorMsg{Type: TypeError, Code: CodeFatal, Message: "too many bad messages"})
 			select {
 			case <-writerDone:
 			case <-time.After(writeWait):
 			}
 			return
 		}
-	}
-}
-
-func (c *wsConn) fail(code, msg string) {
-	c.bad++
-	c.send(errorMsg{Type: TypeError, Code: code, Message: msg})
-}
-
-// endSession closes the current session on the viewer's behalf, so no bye is sent for it.
-func (c *wsConn) endSession() {
-	if c.sess != nil {
-		close(c.quiet)
-		c.sess.Close()
-		c.sess = nil
-	}
-}
-
-// newSession replaces the current session (a second watch/offer restarts the viewer).
-func (c *wsConn) newSession() bool {
-	c.endSession()
-	s, err := c.h.backend.NewSession(func(cand *webrtc.ICECandidateInit) {
-		c.send(candidateMsg{Type: TypeCandidate, Candidate: cand})
-	})
-	if err != nil {
-		c.fail(errorCode(err), err.Error())
-		return false
-	}
-	quiet := make(chan struct{})
-	c.sess, c.quiet = s, quiet
-	// A session that ends by itself (ICE failed) is reported, so the page restarts it.
-	go func() {
-		select {
-		case <-s.Done():
-			select {
-			case <-quiet:
-			default:
-				c.send(byeMsg{Type: TypeBye, Reason: "session ended"})
-			}
-		case <-c.stop:
-		}
-	}()
-	return true
-}
-
-func (c *wsConn) handle(in Inbound) {
-	switch in.Type {
-	case TypeWatch:
-		if !c.newSession() {
-			return
-		}
-		offer, err := c.sess.Offer()
-		if err != nil {
-			c.fail(errorCode(err), err.Error())
-			return
-		}
-		c.send(sdpMsg{Type: TypeOffer, SDP: offer})
-	case TypeOffer:
-		if !c.newSession() {
-			return
-		}
-		answer, err := c.sess.Answer(in.SDP)
-		if err != nil {
-			c.fail(errorCode(err), err.Error())
-			c.endSession()
-			return
-		}
-		c.send(sdpMsg{Type: TypeAnswer, SDP: answer})
-	case TypeAnswer, TypeCandidate:
-		if c.sess == nil {
-			c.fail(CodeNoSession, in.Type+" before a session exists")
-			return
-		}
-		var err error
-		if in.Type == TypeAnswer {
-			err = c.sess.SetAnswer(in.SDP)
-		} else {
-			err = c.sess.AddCandidate(in.Candidate)
-		}
-		if err != nil {
-			c.fail(errorCode(err), err.Error())
-		}
-	case TypeBye:
-		c.endSession()
 	}
 }
 

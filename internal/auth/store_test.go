@@ -1,0 +1,330 @@
+package auth
+
+import (
+	"crypto/ed25519"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func openTestStore(t *testing.T, dir string) *Store {
+	t.Helper()
+	s, err := OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestStoreCreatesFiles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "hub", "data")
+	s := openTestStore(t, dir)
+	if s.Dir() != dir {
+		t.Fatalf("Dir() = %q", s.Dir())
+	}
+	if _, err := s.AddDevice("cam1"); err != nil {
+		t.Fatal(err)
+	}
+	if runtime.GOOS != "windows" {
+		checkMode(t, dir, 0o700|os.ModeDir)
+		for _, f := range []string{hubKeyFile, turnSecretFile, devicesFile} {
+			checkMode(t, filepath.Join(dir, f), 0o600)
+		}
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		if e.Name() != lockFile { // only where flock exists
+			names = append(names, e.Name())
+		}
+	}
+	if want := []string{devicesFile, hubKeyFile, turnSecretFile}; !slices.Equal(names, want) {
+		t.Fatalf("files %v, want %v (temp files left behind?)", names, want)
+	}
+	if len(s.TokenKey()) != ed25519.PrivateKeySize || len(s.TURNSecret()) != 44 {
+		t.Fatalf("key %d bytes, TURN secret %d bytes", len(s.TokenKey()), len(s.TURNSecret()))
+	}
+	// Callers get copies.
+	s.TokenKey()[0] ^= 1
+	s.TURNSecret()[0] ^= 1
+	tok, err := Mint(s.TokenKey(), testClaims())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Verify(s.TokenPublicKey(), tok, testNow); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func checkMode(t *testing.T, path string, want os.FileMode) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode() != want {
+		t.Errorf("%s: mode %v, want %v", filepath.Base(path), fi.Mode(), want)
+	}
+}
+
+func TestStorePersists(t *testing.T) {
+	dir := t.TempDir()
+	s1 := openTestStore(t, dir)
+	key, err := s1.AddDevice("cam1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s1.AddDevice("cam0"); err != nil {
+		t.Fatal(err)
+	}
+
+	s2 := openTestStore(t, dir)
+	if !s2.TokenKey().Equal(s1.TokenKey()) || string(s2.TURNSecret()) != string(s1.TURNSecret()) {
+		t.Fatal("secrets changed on reopen")
+	}
+	pub, err := s2.DevicePublicKey("cam1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !pub.Equal(key.Public()) {
+		t.Fatal("public key changed on reopen")
+	}
+	// The key AddDevice returned logs in against the reopened store.
+	c, _ := NewChallenge()
+	if err := VerifyChallenge(pub, "cam1", c, SignChallenge(key, "cam1", c)); err != nil {
+		t.Fatal(err)
+	}
+	if devs, err := s2.Devices(); err != nil || !slices.Equal(devs, []string{"cam0", "cam1"}) {
+		t.Fatalf("Devices() = %v, %v", devs, err)
+	}
+	// Only public halves are on disk.
+	for _, f := range []string{devicesFile, hubKeyFile, turnSecretFile} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), key.Secret()[len(DeviceKeyPrefix):]) {
+			t.Fatalf("%s holds the device secret", f)
+		}
+	}
+}
+
+func TestStoreDevices(t *testing.T) {
+	s := openTestStore(t, t.TempDir())
+	if devs, err := s.Devices(); err != nil || len(devs) != 0 {
+		t.Fatalf("new store has devices %v, %v", devs, err)
+	}
+	if _, err := s.AddDevice("cam1"); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		op   func() error
+		want error
+	}{
+		{"add twice", func() error { _, err := s.AddDevice("cam1"); return err }, ErrDeviceExists},
+		{"add bad id", func() error { _, err := s.AddDevice("../x"); return err }, ErrBadDeviceID},
+		{"add star", func() error { _, err := s.AddDevice("*"); return err }, ErrBadDeviceID},
+		{"lookup unknown", func() error { _, err := s.DevicePublicKey("cam9"); return err }, ErrUnknownDevice},
+		{"lookup bad id", func() error { _, err := s.DevicePublicKey(""); return err }, ErrBadDeviceID},
+		{"remove unknown", func() error { return s.RemoveDevice("cam9") }, ErrUnknownDevice},
+		{"remove bad id", func() error { return s.RemoveDevice("a b") }, ErrBadDeviceID},
+		{"remove", func() error { return s.RemoveDevice("cam1") }, nil},
+		{"lookup removed", func() error { _, err := s.DevicePublicKey("cam1"); return err }, ErrUnknownDevice},
+		{"remove again", func() error { return s.RemoveDevice("cam1") }, ErrUnknownDevice},
+		{"re-add", func() error { _, err := s.AddDevice("cam1"); return err }, nil},
+	}
+	for _, tt := range tests {
+		if err := tt.op(); !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+			t.Fatalf("%s: err = %v, want %v", tt.name, err, tt.want)
+		}
+	}
+}
+
+// TestStoreConcurrent adds devices from many goroutines through two Stores
+// on one directory, standing in for the hub and the CLI: no enrolment may
+// be lost, and a contested ID goes to exactly one caller.
+func TestStoreConcurrent(t *testing.T) {
+	dir := t.TempDir()
+	stores := []*Store{openTestStore(t, dir), openTestStore(t, dir)}
+	const per = 8
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins, errs := 0, []error{}
+	for i := range 2 * per {
+		s := stores[i%2]
+		wg.Go(func() {
+			if _, err := s.AddDevice(fmt.Sprintf("cam%02d", i)); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+			_, err := s.AddDevice("contested")
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				wins++
+			case !errors.Is(err, ErrDeviceExists):
+				errs = append(errs, err)
+			}
+			if _, err := s.Devices(); err != nil {
+				errs = append(errs, err)
+			}
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 || wins != 1 {
+		t.Fatalf("errors %v, %d winners for one ID", errs, wins)
+	}
+	for _, s := range stores {
+		devs, err := s.Devices()
+		if err != nil || len(devs) != 2*per+1 {
+			t.Fatalf("Devices() = %v (%d), %v", devs, len(devs), err)
+		}
+	}
+}
+
+// TestStoreSeesOtherInstance is the hub running while `device-key add`
+// and `device-key remove` run as separate processes.
+func TestStoreSeesOtherInstance(t *testing.T) {
+	dir := t.TempDir()
+	hub := openTestStore(t, dir)
+	if _, err := hub.DevicePublicKey("cam1"); !errors.Is(err, ErrUnknownDevice) {
+		t.Fatal(err)
+	}
+	cli := openTestStore(t, dir)
+	for i := range 5 { // back-to-back writes of equal size, within one mtime tick
+		id := fmt.Sprintf("cam%d", i)
+		key, err := cli.AddDevice(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, err := hub.DevicePublicKey(id)
+		if err != nil || !pub.Equal(key.Public()) {
+			t.Fatalf("hub does not see %s: %v", id, err)
+		}
+		if err := cli.RemoveDevice(id); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := hub.DevicePublicKey(id); !errors.Is(err, ErrUnknownDevice) {
+			t.Fatalf("hub still sees removed %s: %v", id, err)
+		}
+	}
+	if _, err := hub.AddDevice("cam1"); err != nil {
+		t.Fatal(err)
+	}
+	if devs, err := cli.Devices(); err != nil || !slices.Equal(devs, []string{"cam1"}) {
+		t.Fatalf("cli Devices() = %v, %v", devs, err)
+	}
+}
+
+func TestStoreBadFiles(t *testing.T) {
+	write := func(t *testing.T, dir, name, content string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("corrupt hub key is kept", func(t *testing.T) {
+		dir := t.TempDir()
+		write(t, dir, hubKeyFile, "not a key\n")
+		if _, err := OpenStore(dir); err == nil {
+			t.Fatal("opened with corrupt hub.key")
+		}
+		if b, _ := os.ReadFile(filepath.Join(dir, hubKeyFile)); string(b) != "not a key\n" {
+			t.Fatal("corrupt hub.key overwritten")
+		}
+	})
+	t.Run("short TURN secret", func(t *testing.T) {
+		dir := t.TempDir()
+		write(t, dir, turnSecretFile, "short\n")
+		if _, err := OpenStore(dir); err == nil {
+			t.Fatal("opened with short turn.secret")
+		}
+	})
+	t.Run("operator TURN secret", func(t *testing.T) {
+		dir := t.TempDir()
+		write(t, dir, turnSecretFile, "shared-with-our-coturn-42\r\n")
+		s := openTestStore(t, dir)
+		if got := string(s.TURNSecret()); got != "shared-with-our-coturn-42" {
+			t.Fatalf("TURNSecret() = %q", got)
+		}
+	})
+	t.Run("corrupt registry fails closed", func(t *testing.T) {
+		dir := t.TempDir()
+		s := openTestStore(t, dir)
+		if _, err := s.AddDevice("cam1"); err != nil {
+			t.Fatal(err)
+		}
+		for _, bad := range []string{
+			`{"version":1,"devices":{"cam1":{"public_key":"AAAA"}}}`,
+			`{"version":2,"devices":{}}`,
+			`{"version":1,"devices":{"bad id":{"public_key":"` + strings.Repeat("A", 43) + `="}}}`,
+			`{`,
+		} {
+			write(t, dir, devicesFile, bad)
+			if _, err := s.DevicePublicKey("cam1"); err == nil || errors.Is(err, ErrUnknownDevice) {
+				t.Errorf("%s: lookup err = %v, want a registry error", bad, err)
+			}
+			if _, err := s.Devices(); err == nil {
+				t.Errorf("%s: Devices() did not fail", bad)
+			}
+			if _, err := s.AddDevice("cam2"); err == nil {
+				t.Errorf("%s: AddDevice overwrote a corrupt registry", bad)
+			}
+		}
+	})
+	t.Run("registry deleted", func(t *testing.T) {
+		dir := t.TempDir()
+		s := openTestStore(t, dir)
+		if _, err := s.AddDevice("cam1"); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(filepath.Join(dir, devicesFile)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.DevicePublicKey("cam1"); !errors.Is(err, ErrUnknownDevice) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("empty dir name", func(t *testing.T) {
+		if _, err := OpenStore(""); err == nil {
+			t.Fatal("opened empty path")
+		}
+	})
+}
+
+func TestStoreRegistryFormat(t *testing.T) {
+	dir := t.TempDir()
+	s := openTestStore(t, dir)
+	key, err := s.AddDevice("cam1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, devicesFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubB64 := b64std(key.Public())
+	if !strings.Contains(string(b), `"version": 1`) || !strings.Contains(string(b), `"public_key": "`+pubB64+`"`) {
+		t.Fatalf("devices.json:\n%s", b)
+	}
+	// An enrolment time a human can read, to the second.
+	if !strings.Contains(string(b), time.Now().UTC().Format("2006-01-02T")) {
+		t.Fatalf("no enrolment date in:\n%s", b)
+	}
+}
+
+func b64std(b []byte) string { return base64.StdEncoding.EncodeToString(b) }

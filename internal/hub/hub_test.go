@@ -1,0 +1,500 @@
+package hub
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/p2pcast/p2pcast/internal/auth"
+	"github.com/p2pcast/p2pcast/internal/signal"
+)
+
+// fakeSession and fakeBackend stand in for the device's WebRTC sessions.
+type fakeSession struct {
+	done chan struct{}
+	once sync.Once
+}
+
+func (s *fakeSession) ID() string                                  { return "s" }
+func (s *fakeSession) Answer(string) (string, error)               { return "v=0 answer", nil }
+func (s *fakeSession) Offer() (string, error)                      { return "v=0 device offer", nil }
+func (s *fakeSession) SetAnswer(string) error                      { return nil }
+func (s *fakeSession) AddCandidate(*webrtc.ICECandidateInit) error { return nil }
+func (s *fakeSession) GatheringDone() <-chan struct{}              { return s.done }
+func (s *fakeSession) LocalDescription() string                    { return "" }
+func (s *fakeSession) Done() <-chan struct{}                       { return s.done }
+func (s *fakeSession) Close()                                      { s.once.Do(func() { close(s.done) }) }
+
+type fakeBackend struct {
+	mu       sync.Mutex
+	sessions []*fakeSession
+}
+
+func (b *fakeBackend) NewSession(func(*webrtc.ICECandidateInit)) (signal.Session, error) {
+	s := &fakeSession{done: make(chan struct{})}
+	b.mu.Lock()
+	b.sessions = append(b.sessions, s)
+	b.mu.Unlock()
+	return s, nil
+}
+func (b *fakeBackend) ICEServers() []webrtc.ICEServer { return nil }
+func (b *fakeBackend) StreamInfo() any                { return map[string]any{"codec": "H264", "width": 64, "height": 48} }
+
+func (b *fakeBackend) count() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.sessions)
+}
+
+// syncBuffer is an audit log the test can read while the hub writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) entries() []AuditEntry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []AuditEntry
+	sc := bufio.NewScanner(bytes.NewReader(s.b.Bytes()))
+	for sc.Scan() {
+		var e AuditEntry
+		if json.Unmarshal(sc.Bytes(), &e) == nil {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+type testHub struct {
+	t     *testing.T
+	srv   *Server
+	http  *httptest.Server
+	store *auth.Store
+	audit *syncBuffer
+	logs  *syncBuffer
+	ws    string
+}
+
+func newTestHub(t *testing.T, cfg Config) *testHub {
+	t.Helper()
+	store, err := auth.OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &testHub{t: t, store: store, audit: &syncBuffer{}, logs: &syncBuffer{}}
+	cfg.Store, cfg.Audit = store, h.audit
+	if cfg.ConnRate == 0 { // tests poll the API: only the rate-limit test keeps real limits
+		cfg.ConnRate, cfg.ConnBurst, cfg.AuthFailsPerMinute = 1000, 1000, 1000
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg.ICE = ICEConfig{STUN: []string{"stun:127.0.0.1:3478"}, TURN: []string{"turn:127.0.0.1:3478?transport=udp"}, Secret: store.TURNSecret()}
+	if h.srv, err = New(cfg); err != nil {
+		t.Fatal(err)
+	}
+	h.http = httptest.NewServer(h.srv.Handler())
+	t.Cleanup(func() { h.srv.Close(); h.http.Close() })
+	h.ws = "ws" + strings.TrimPrefix(h.http.URL, "http")
+	return h
+}
+
+// device enrolls id and connects a Link for it; it returns when the hub lists it online.
+func (h *testHub) device(ctx context.Context, id string) (*Link, *fakeBackend) {
+	h.t.Helper()
+	key, err := h.store.AddDevice(id)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	b := &fakeBackend{}
+	var ice []webrtc.ICEServer
+	var mu sync.Mutex
+	link, err := NewLink(LinkConfig{URL: h.ws, ID: id, Key: key, Backend: b,
+		OnICEServers: func(s []webrtc.ICEServer) { mu.Lock(); ice = s; mu.Unlock() }})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	go func() { _ = link.Run(ctx) }()
+	h.waitOnline(id, true)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(ice) != 2 || ice[1].Username == "" || !strings.HasSuffix(ice[1].Username, ":device:"+id) {
+		h.t.Fatalf("device got ICE servers %+v", ice)
+	}
+	return link, b
+}
+
+func (h *testHub) token(devices []string, grants []auth.Grant, ttl time.Duration) string {
+	h.t.Helper()
+	now := time.Now()
+	tok, err := auth.Mint(h.store.TokenKey(), auth.Claims{Devices: devices, Grants: grants, IssuedAt: now, Expires: now.Add(ttl)})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return tok
+}
+
+// waitOnline polls the device list (the hub has no event for it) until id is (not) online.
+func (h *testHub) waitOnline(id string, want bool) {
+	h.t.Helper()
+	tok := h.token([]string{id}, []auth.Grant{auth.GrantView}, time.Minute)
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequest("GET", h.http.URL+"/api/devices", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			var out struct{ Devices []DeviceInfo }
+			_ = json.NewDecoder(resp.Body).Decode(&out)
+			resp.Body.Close()
+			if len(out.Devices) == 1 && out.Devices[0].Online == want {
+				return
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	h.t.Fatalf("device %s online=%v never seen", id, want)
+}
+
+type msg struct {
+	Type, Code, Message, SDP string
+	ICEServers               []webrtc.ICEServer `json:"iceServers"`
+	Stream                   json.RawMessage
+}
+
+func (h *testHub) viewer(first any) (*websocket.Conn, msg) {
+	h.t.Helper()
+	c, _, err := websocket.DefaultDialer.Dial(h.ws+"/ws", nil)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { c.Close() })
+	if err := c.WriteJSON(first); err != nil {
+		h.t.Fatal(err)
+	}
+	return c, readMsg(h.t, c)
+}
+
+func readMsg(t *testing.T, c *websocket.Conn) msg {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var m msg
+	if err := c.ReadJSON(&m); err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	return m
+}
+
+func TestRelaysSignalingBetweenViewerAndDevice(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h := newTestHub(t, Config{})
+	_, backend := h.device(ctx, "cam1")
+	tok := h.token([]string{"cam1"}, []auth.Grant{auth.GrantView}, time.Hour)
+
+	c, hello := h.viewer(map[string]string{"type": "auth", "token": tok, "device": "cam1"})
+	if hello.Type != "hello" || len(hello.ICEServers) != 2 || !strings.Contains(string(hello.Stream), "H264") {
+		t.Fatalf("hello %+v", hello)
+	}
+	if user := hello.ICEServers[1].Username; !strings.Contains(user, ":viewer:") {
+		t.Fatalf("viewer TURN username %q", user)
+	}
+	// watch → the device's offer comes back through the hub.
+	_ = c.WriteJSON(map[string]string{"type": "watch"})
+	if m := readMsg(t, c); m.Type != "offer" || m.SDP != "v=0 device offer" {
+		t.Fatalf("got %+v, want the device's offer", m)
+	}
+	// A malformed message stops at the hub with a clear error; the session goes on.
+	_ = c.WriteJSON(map[string]string{"type": "dance"})
+	if m := readMsg(t, c); m.Type != "error" || m.Code != CodeBadMessage {
+		t.Fatalf("got %+v", m)
+	}
+	_ = c.WriteJSON(map[string]string{"type": "answer", "sdp": "v=0 viewer answer"})
+	// Leaving ends the device's session.
+	c.Close()
+	deadline := time.After(5 * time.Second)
+	for backend.count() == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	select {
+	case <-backend.sessions[0].Done():
+	case <-deadline:
+		t.Fatal("the device's session outlived the viewer")
+	}
+	waitAudit(t, h.audit, EventSessionEnded)
+	for _, e := range []string{EventDeviceConnected, EventSessionStarted} {
+		if !hasEvent(h.audit.entries(), e) {
+			t.Errorf("audit log has no %s", e)
+		}
+	}
+	if strings.Contains(h.audit.b.String(), tok) || strings.Contains(h.logs.b.String(), tok) {
+		t.Fatal("the token was written to a log")
+	}
+}
+
+func hasEvent(entries []AuditEntry, event string) bool {
+	for _, e := range entries {
+		if e.Event == event {
+			return true
+		}
+	}
+	return false
+}
+
+func waitAudit(t *testing.T, a *syncBuffer, event string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !hasEvent(a.entries(), event) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s in the audit log", event)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestRefusesViewersWithClearErrors(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h := newTestHub(t, Config{})
+	h.device(ctx, "cam1")
+	if _, err := h.store.AddDevice("cam2"); err != nil { // enrolled, never connected
+		t.Fatal(err)
+	}
+	view := []auth.Grant{auth.GrantView}
+	other, _ := auth.OpenStore(t.TempDir()) // another hub's key: a forged token
+	now := time.Now()
+	forged, _ := auth.Mint(other.TokenKey(), auth.Claims{Devices: []string{"cam1"}, Grants: view, IssuedAt: now, Expires: now.Add(time.Hour)})
+	expired, _ := auth.Mint(h.store.TokenKey(), auth.Claims{Devices: []string{"cam1"}, Grants: view, IssuedAt: now.Add(-2 * time.Hour), Expires: now.Add(-time.Hour)})
+
+	for name, c := range map[string]struct {
+		first any
+		code  string
+	}{
+		"forged token":     {map[string]string{"type": "auth", "token": forged, "device": "cam1"}, CodeUnauthorized},
+		"expired token":    {map[string]string{"type": "auth", "token": expired, "device": "cam1"}, CodeUnauthorized},
+		"garbage token":    {map[string]string{"type": "auth", "token": "p2pt1.xx.yy", "device": "cam1"}, CodeUnauthorized},
+		"no token":         {map[string]string{"type": "auth", "device": "cam1"}, CodeUnauthorized},
+		"other device":     {map[string]string{"type": "auth", "token": h.token([]string{"cam9"}, view, time.Hour), "device": "cam1"}, CodeForbidden},
+		"no view grant":    {map[string]string{"type": "auth", "token": h.token([]string{"cam1"}, []auth.Grant{auth.GrantFiles}, time.Hour), "device": "cam1"}, CodeForbidden},
+		"device offline":   {map[string]string{"type": "auth", "token": h.token([]string{"*"}, view, time.Hour), "device": "cam2"}, CodeOffline},
+		"not auth first":   {map[string]string{"type": "watch"}, CodeBadMessage},
+		"unknown field":    {map[string]any{"type": "auth", "token": "x", "admin": true}, CodeBadMessage},
+		"not JSON at all":  {"hello", CodeBadMessage},
+		"oversized token":  {map[string]string{"type": "auth", "token": strings.Repeat("a", 8000)}, CodeBadMessage},
+		"token as a array": {map[string]any{"type": "auth", "token": []int{1}}, CodeBadMessage},
+	} {
+		t.Run(name, func(t *testing.T) {
+			conn, m := h.viewer(c.first)
+			if m.Type != "error" || m.Code != c.code || m.Message == "" {
+				t.Fatalf("got %+v, want error %s with a reason", m, c.code)
+			}
+			_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, _, err := conn.ReadMessage(); err == nil {
+				t.Fatal("connection left open after the refusal")
+			}
+		})
+	}
+	if !hasEvent(h.audit.entries(), EventAuthFailed) || !hasEvent(h.audit.entries(), EventRefused) {
+		t.Fatal("refusals are not in the audit log")
+	}
+	// The device is still online and serving after all that.
+	c, hello := h.viewer(map[string]string{"type": "auth", "token": h.token([]string{"cam1"}, view, time.Hour), "device": "cam1"})
+	if hello.Type != "hello" {
+		t.Fatalf("after the refusals: %+v", hello)
+	}
+	c.Close()
+}
+
+func TestRefusesWrongDeviceKeys(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h := newTestHub(t, Config{})
+	if _, err := h.store.AddDevice("cam1"); err != nil {
+		t.Fatal(err)
+	}
+	wrong, _ := auth.GenerateDeviceKey()
+	for _, id := range []string{"cam1", "never-enrolled"} {
+		link, err := NewLink(LinkConfig{URL: h.ws, ID: id, Key: wrong, Backend: &fakeBackend{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := link.Run(ctx); !errors.Is(err, ErrRefused) {
+			t.Fatalf("%s with a wrong key: %v, want ErrRefused", id, err)
+		}
+	}
+	waitAudit(t, h.audit, EventAuthFailed)
+	if strings.Contains(h.logs.b.String(), wrong.Secret()) || strings.Contains(h.audit.b.String(), wrong.Secret()) {
+		t.Fatal("a device key was logged")
+	}
+}
+
+func TestDeviceReconnectsAndReplaces(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h := newTestHub(t, Config{})
+	link, _ := h.device(ctx, "cam1")
+	// Kick every connection, as a hub restart would: the link comes back by itself.
+	h.srv.Close()
+	h.waitOnline("cam1", true)
+	if !link.Connected() {
+		t.Fatal("link not connected after coming back")
+	}
+	// A second link with the same id takes over; the first keeps retrying in the background,
+	// each replacing the other: both stay correct, and the hub lists the device online.
+	tok := h.token([]string{"cam1"}, []auth.Grant{auth.GrantView}, time.Hour)
+	c, hello := h.viewer(map[string]string{"type": "auth", "token": tok, "device": "cam1"})
+	if hello.Type != "hello" {
+		t.Fatalf("%+v", hello)
+	}
+	c.Close()
+}
+
+func TestRateLimitsFloodsPerAddress(t *testing.T) {
+	h := newTestHub(t, Config{ConnRate: 1, ConnBurst: 5, AuthFailsPerMinute: 3})
+	refused := 0
+	for range 12 {
+		c, resp, err := websocket.DefaultDialer.Dial(h.ws+"/ws", nil)
+		if err != nil {
+			if resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+				t.Fatalf("refusal without 429: %v", err)
+			}
+			refused++
+			continue
+		}
+		_ = c.WriteJSON(map[string]string{"type": "auth", "token": "nope", "device": "cam1"})
+		readMsg(t, c)
+		c.Close()
+	}
+	if refused < 6 {
+		t.Fatalf("only %d of 12 rapid connections refused", refused)
+	}
+	waitAudit(t, h.audit, EventRefused)
+	// The device list API answers 429 too, with Retry-After.
+	req, _ := http.NewRequest("GET", h.http.URL+"/api/devices", nil)
+	req.Header.Set("Authorization", "Bearer x")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("device list under flood: %s", resp.Status)
+	}
+}
+
+func TestDeviceListShowsOnlyWhatTheTokenMaySee(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h := newTestHub(t, Config{})
+	h.device(ctx, "cam1")
+	if _, err := h.store.AddDevice("cam2"); err != nil {
+		t.Fatal(err)
+	}
+	list := func(tok string) (int, []DeviceInfo) {
+		req, _ := http.NewRequest("GET", h.http.URL+"/api/devices", nil)
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out struct{ Devices []DeviceInfo }
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out.Devices
+	}
+	if code, _ := list(""); code != http.StatusUnauthorized {
+		t.Fatalf("no token: %d", code)
+	}
+	if code, _ := list("p2pt1.bad.bad"); code != http.StatusUnauthorized {
+		t.Fatalf("bad token: %d", code)
+	}
+	_, devs := list(h.token([]string{"*"}, []auth.Grant{auth.GrantView}, time.Hour))
+	if len(devs) != 2 || devs[0].ID != "cam1" || !devs[0].Online || devs[1].ID != "cam2" || devs[1].Online {
+		t.Fatalf("all devices: %+v", devs)
+	}
+	_, devs = list(h.token([]string{"cam2"}, []auth.Grant{auth.GrantView}, time.Hour))
+	if len(devs) != 1 || devs[0].ID != "cam2" {
+		t.Fatalf("cam2 only: %+v", devs)
+	}
+}
+
+func TestParseDeviceMessage(t *testing.T) {
+	good := []string{
+		`{"type":"session","sid":"abc","msg":{"type":"offer","sdp":"v=0"}}`,
+		`{"type":"stream","stream":{"codec":"H264"}}`,
+		`{"type":"stream","stream":null}`,
+	}
+	for _, g := range good {
+		if _, err := ParseDeviceMessage([]byte(g)); err != nil {
+			t.Errorf("%s: %v", g, err)
+		}
+	}
+	bad := []string{
+		``, `null`, `[]`, `{}`, `{"type":"session"}`, `{"type":"session","sid":"a"}`,
+		`{"type":"session","sid":"a","msg":"x"}`, `{"type":"session","sid":"a","msg":{}}`,
+		`{"type":"session","sid":"` + strings.Repeat("a", 65) + `","msg":{"type":"x"}}`,
+		`{"type":"stream","stream":5}`, `{"type":"nope"}`,
+	}
+	for _, b := range bad {
+		if _, err := ParseDeviceMessage([]byte(b)); !errors.Is(err, ErrBadMessage) {
+			t.Errorf("%q: %v", b, err)
+		}
+	}
+	if _, err := ParseDeviceMessage(make([]byte, MaxMessage+1)); !errors.Is(err, ErrBadMessage) {
+		t.Error("oversized message accepted")
+	}
+}
+
+func FuzzParseDeviceMessage(f *testing.F) {
+	f.Add([]byte(`{"type":"session","sid":"abc","msg":{"type":"offer","sdp":"v=0"}}`))
+	f.Add([]byte(`{"type":"stream","stream":{"codec":"H264","width":1280}}`))
+	f.Add([]byte(`{"type":"session","sid":"a","msg":{"type":"candidate","candidate":null}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := ParseDeviceMessage(data)
+		if err != nil {
+			if !errors.Is(err, ErrBadMessage) {
+				t.Fatalf("undocumented error %v", err)
+			}
+			return
+		}
+		if m.Type == TypeSession && (m.SID == "" || len(m.Msg) == 0) {
+			t.Fatal("accepted a session message without sid or msg")
+		}
+	})
+}
+
+func FuzzParseAuth(f *testing.F) {
+	f.Add([]byte(`{"type":"auth","token":"p2pt1.a.b","device":"cam1"}`))
+	f.Add([]byte(`{"type":"auth","id":"cam1","sig":"AAAA"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := ParseAuth(data)
+		if err != nil {
+			if !errors.Is(err, ErrBadMessage) {
+				t.Fatalf("undocumented error %v", err)
+			}
+			return
+		}
+		if m.Type != TypeAuth {
+			t.Fatal("accepted a first message that is not auth")
+		}
+	})
+}

@@ -1,0 +1,514 @@
+package hub
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/p2pcast/p2pcast/internal/auth"
+	"github.com/p2pcast/p2pcast/internal/signal"
+)
+
+var errBinary = errors.New("binary frames are not hub messages")
+
+// Config builds a Server.
+type Config struct {
+	Store *auth.Store
+	// ICE is what the hub hands devices and viewers.
+	ICE ICEConfig
+	// Audit receives the audit log (JSON lines); nil keeps none.
+	Audit io.Writer
+	// Web is the web app served at / (nil serves nothing there).
+	Web    fs.FS
+	Logger *slog.Logger
+	// Limits; zero values take the defaults of docs/hub.md.
+	ConnRate, ConnBurst   float64 // new connections per second and burst, per source address
+	AuthFailsPerMinute    float64 // failed authentications per minute, per source address
+	MaxSessionsPerDevice  int
+	TrustForwardedHeaders bool // take the client address from X-Forwarded-For (behind a proxy)
+	Now                   func() time.Time
+}
+
+// Server is a running hub.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	audit    *audit
+	conns    *limiter
+	fails    *limiter
+	upgrader websocket.Upgrader
+
+	mu      sync.Mutex
+	devices map[string]*deviceConn
+}
+
+// New makes a hub.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("hub: a key store is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.ConnRate <= 0 {
+		cfg.ConnRate, cfg.ConnBurst = 10, 20
+	}
+	if cfg.ConnBurst < 1 {
+		cfg.ConnBurst = max(1, cfg.ConnRate)
+	}
+	if cfg.AuthFailsPerMinute <= 0 {
+		cfg.AuthFailsPerMinute = 5
+	}
+	if cfg.MaxSessionsPerDevice <= 0 {
+		cfg.MaxSessionsPerDevice = 200
+	}
+	if cfg.ICE.TTL <= 0 {
+		cfg.ICE.TTL = 12 * time.Hour
+	}
+	s := &Server{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		audit:   &audit{w: cfg.Audit, now: cfg.Now},
+		conns:   newLimiter(cfg.ConnRate, cfg.ConnBurst, cfg.Now),
+		fails:   newLimiter(cfg.AuthFailsPerMinute/60, cfg.AuthFailsPerMinute, cfg.Now),
+		devices: map[string]*deviceConn{},
+		// Viewer pages come from the hub itself; other origins are refused (CheckOrigin default).
+		upgrader: websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096},
+	}
+	return s, nil
+}
+
+// Handler serves the hub's HTTP API, its WebSockets and the web app.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /device", s.serveDevice)
+	mux.HandleFunc("GET /ws", s.serveViewer)
+	mux.HandleFunc("GET /api/devices", s.listDevices)
+	mux.HandleFunc("GET /api/health", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"ok":true}`+"\n")
+	})
+	if s.cfg.Web != nil {
+		mux.Handle("GET /", http.FileServerFS(s.cfg.Web))
+	}
+	return mux
+}
+
+// Close ends every device and viewer connection.
+func (s *Server) Close() {
+	s.mu.Lock()
+	devs := make([]*deviceConn, 0, len(s.devices))
+	for _, d := range s.devices {
+		devs = append(devs, d)
+	}
+	s.mu.Unlock()
+	for _, d := range devs {
+		d.ws.close()
+	}
+}
+
+// remoteAddr is the client's IP, the key of the per-source limits.
+func (s *Server) remoteAddr(r *http.Request) string {
+	if s.cfg.TrustForwardedHeaders {
+		if f := r.Header.Get("X-Forwarded-For"); f != "" {
+			first, _, _ := strings.Cut(f, ",")
+			return strings.TrimSpace(first)
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// admit applies the per-source limits before any work is done for a connection.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, remote string) bool {
+	reason := ""
+	switch {
+	case s.fails.exhausted(remote):
+		reason = "too many failed authentications"
+	case !s.conns.allow(remote):
+		reason = "too many connections"
+	default:
+		return true
+	}
+	s.audit.log(AuditEntry{Event: EventRefused, Remote: remote, Reason: reason})
+	w.Header().Set("Retry-After", "60")
+	http.Error(w, CodeRateLimited+": "+reason, http.StatusTooManyRequests)
+	return false
+}
+
+// authFailed records a failed authentication against the source's budget.
+func (s *Server) authFailed(remote, device, tokenID, reason string) {
+	s.fails.allow(remote)
+	s.audit.log(AuditEntry{Event: EventAuthFailed, Remote: remote, Device: device, TokenID: tokenID, Reason: reason})
+	s.log.Info("authentication failed", "remote", remote, "device", device, "reason", reason)
+}
+
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// ---- devices ----
+
+// deviceConn is one authenticated device link and the viewer sessions relayed over it.
+type deviceConn struct {
+	id     string
+	ws     *wsConn
+	remote string
+
+	mu       sync.Mutex
+	stream   json.RawMessage
+	sessions map[string]*viewerConn
+}
+
+func (s *Server) serveDevice(w http.ResponseWriter, r *http.Request) {
+	remote := s.remoteAddr(r)
+	if !s.admit(w, r, remote) {
+		return
+	}
+	c, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	ws := newWSConn(c, s.log.With("remote", remote))
+	defer ws.close()
+
+	challenge, err := auth.NewChallenge()
+	if err != nil {
+		ws.fail(CodeBadMessage, "internal error")
+		return
+	}
+	ws.send(challengeMsg{Type: TypeChallenge, Nonce: challenge})
+	_ = c.SetReadDeadline(time.Now().Add(authWait))
+	data, err := ws.read()
+	if err != nil {
+		s.audit.log(AuditEntry{Event: EventRefused, Remote: remote, Reason: "no authentication: " + err.Error()})
+		return
+	}
+	m, err := ParseAuth(data)
+	if err == nil && m.ID == "" {
+		err = fmt.Errorf("%w: auth without a device id", ErrBadMessage)
+	}
+	if err != nil {
+		s.authFailed(remote, "", "", err.Error())
+		ws.fail(CodeBadMessage, err.Error())
+		<-ws.stop
+		return
+	}
+	if err := s.verifyDevice(m, challenge); err != nil {
+		s.authFailed(remote, m.ID, "", err.Error())
+		ws.fail(CodeUnauthorized, "device authentication failed")
+		<-ws.stop
+		return
+	}
+	_ = c.SetReadDeadline(time.Now().Add(pongWait))
+
+	d := &deviceConn{id: m.ID, ws: ws, remote: remote, sessions: map[string]*viewerConn{}}
+	s.mu.Lock()
+	old := s.devices[m.ID]
+	s.devices[m.ID] = d
+	s.mu.Unlock()
+	if old != nil {
+		old.ws.fail(CodeReplaced, "another connection of this device took over")
+	}
+	s.audit.log(AuditEntry{Event: EventDeviceConnected, Remote: remote, Device: m.ID})
+	s.log.Info("device connected", "device", m.ID, "remote", remote)
+	ws.send(iceMsg{Type: TypeWelcome, ICEServers: s.cfg.ICE.servers("device:"+m.ID, s.cfg.Now())})
+
+	// Fresh TURN credentials well before the old ones expire.
+	refresh := time.NewTicker(s.cfg.ICE.TTL / 2)
+	defer refresh.Stop()
+	go func() {
+		for {
+			select {
+			case <-refresh.C:
+				ws.send(iceMsg{Type: TypeICE, ICEServers: s.cfg.ICE.servers("device:"+m.ID, s.cfg.Now())})
+			case <-ws.stop:
+				return
+			}
+		}
+	}()
+
+	reason := s.deviceLoop(d)
+	s.mu.Lock()
+	if s.devices[m.ID] == d {
+		delete(s.devices, m.ID)
+	}
+	s.mu.Unlock()
+	d.mu.Lock()
+	viewers := make([]*viewerConn, 0, len(d.sessions))
+	for _, v := range d.sessions {
+		viewers = append(viewers, v)
+	}
+	d.mu.Unlock()
+	for _, v := range viewers {
+		v.ws.fail(CodeOffline, "the device went offline")
+	}
+	s.audit.log(AuditEntry{Event: EventDeviceDisconnected, Remote: remote, Device: m.ID, Reason: reason})
+	s.log.Info("device disconnected", "device", m.ID, "reason", reason)
+}
+
+func (s *Server) verifyDevice(m authMsg, c auth.Challenge) error {
+	if err := auth.ValidateDeviceID(m.ID); err != nil {
+		return err
+	}
+	pub, err := s.cfg.Store.DevicePublicKey(m.ID)
+	if err != nil {
+		return err
+	}
+	sig, err := decodeSig(m.Sig)
+	if err != nil {
+		return err
+	}
+	return auth.VerifyChallenge(pub, m.ID, c, sig)
+}
+
+// deviceLoop relays the device's messages until the link ends, and says why it ended.
+func (s *Server) deviceLoop(d *deviceConn) string {
+	bad := 0
+	for {
+		data, err := d.ws.read()
+		if err != nil {
+			if errors.Is(err, errBinary) {
+				d.ws.fail(CodeBadMessage, err.Error())
+				return err.Error()
+			}
+			return "connection closed: " + err.Error()
+		}
+		m, err := ParseDeviceMessage(data)
+		if err != nil {
+			bad++
+			d.ws.send(errorMsg{Type: TypeError, Code: CodeBadMessage, Message: err.Error()})
+			if bad > 20 {
+				d.ws.fail(CodeBadMessage, "too many bad messages")
+				return "too many bad messages"
+			}
+			continue
+		}
+		switch m.Type {
+		case TypeStream:
+			d.mu.Lock()
+			d.stream = m.Stream
+			d.mu.Unlock()
+		case TypeSession:
+			d.mu.Lock()
+			v := d.sessions[m.SID]
+			d.mu.Unlock()
+			if v != nil {
+				v.ws.sendRaw(m.Msg)
+			}
+			// A message for a session that just ended is normal (the viewer left meanwhile).
+		}
+	}
+}
+
+// ---- viewers ----
+
+// viewerConn is one viewer session relayed to a device.
+type viewerConn struct {
+	sid string
+	ws  *wsConn
+}
+
+func (s *Server) serveViewer(w http.ResponseWriter, r *http.Request) {
+	remote := s.remoteAddr(r)
+	if !s.admit(w, r, remote) {
+		return
+	}
+	headerToken, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	c, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	ws := newWSConn(c, s.log.With("remote", remote))
+	defer ws.close()
+	_ = c.SetReadDeadline(time.Now().Add(authWait))
+	data, err := ws.read()
+	if err != nil {
+		s.audit.log(AuditEntry{Event: EventRefused, Remote: remote, Reason: "no authentication: " + err.Error()})
+		return
+	}
+	m, err := ParseAuth(data)
+	if err != nil {
+		s.authFailed(remote, "", "", err.Error())
+		ws.fail(CodeBadMessage, err.Error())
+		<-ws.stop
+		return
+	}
+	token := m.Token
+	if token == "" {
+		token = strings.TrimSpace(headerToken)
+	}
+	claims, err := auth.Verify(s.cfg.Store.TokenPublicKey(), token, s.cfg.Now())
+	if err != nil {
+		s.authFailed(remote, m.Device, "", err.Error())
+		ws.fail(CodeUnauthorized, "token refused: "+err.Error())
+		<-ws.stop
+		return
+	}
+	if !claims.Allows(m.Device, auth.GrantView) {
+		s.authFailed(remote, m.Device, claims.ID, "token does not grant view on this device")
+		ws.fail(CodeForbidden, fmt.Sprintf("this token does not allow viewing %q", m.Device))
+		<-ws.stop
+		return
+	}
+	s.mu.Lock()
+	d := s.devices[m.Device]
+	s.mu.Unlock()
+	if d == nil {
+		s.audit.log(AuditEntry{Event: EventRefused, Remote: remote, Device: m.Device, TokenID: claims.ID, Reason: "device offline"})
+		ws.fail(CodeOffline, fmt.Sprintf("device %q is not connected to the hub", m.Device))
+		<-ws.stop
+		return
+	}
+	v := &viewerConn{sid: newID(), ws: ws}
+	d.mu.Lock()
+	if len(d.sessions) >= s.cfg.MaxSessionsPerDevice {
+		d.mu.Unlock()
+		s.audit.log(AuditEntry{Event: EventRefused, Remote: remote, Device: m.Device, TokenID: claims.ID, Reason: "device busy"})
+		ws.fail(CodeBusy, "the device has too many viewers")
+		<-ws.stop
+		return
+	}
+	d.sessions[v.sid] = v
+	stream := d.stream
+	d.mu.Unlock()
+	_ = c.SetReadDeadline(time.Now().Add(pongWait))
+	s.audit.log(AuditEntry{Event: EventSessionStarted, Remote: remote, Device: d.id, TokenID: claims.ID, Session: v.sid})
+	ws.send(helloMsg{Type: signal.TypeHello, Version: 1, ICEServers: s.cfg.ICE.servers("viewer:"+v.sid, s.cfg.Now()), Stream: stream})
+
+	// The session lasts no longer than the token.
+	expiry := time.AfterFunc(claims.Expires.Sub(s.cfg.Now()), func() { ws.fail(CodeExpired, "the token expired") })
+	reason := s.viewerLoop(d, v)
+	expiry.Stop()
+
+	d.mu.Lock()
+	delete(d.sessions, v.sid)
+	d.mu.Unlock()
+	d.ws.send(sessionMsg{Type: TypeSession, SID: v.sid, Msg: byeJSON})
+	s.audit.log(AuditEntry{Event: EventSessionEnded, Remote: remote, Device: d.id, TokenID: claims.ID, Session: v.sid, Reason: reason})
+}
+
+// viewerLoop forwards the viewer's signaling to the device. Messages are checked here, so a
+// device only ever sees well-formed ones and a misbehaving viewer is stopped at the hub.
+func (s *Server) viewerLoop(d *deviceConn, v *viewerConn) string {
+	bad := 0
+	for {
+		data, err := v.ws.read()
+		var perr error
+		if err == nil {
+			_, perr = signal.ParseInbound(data)
+		} else if errors.Is(err, errBinary) {
+			perr = err
+		} else {
+			return "connection closed: " + err.Error()
+		}
+		if perr != nil {
+			bad++
+			v.ws.send(errorMsg{Type: TypeError, Code: CodeBadMessage, Message: perr.Error()})
+			if bad > 20 {
+				v.ws.fail(signal.CodeFatal, "too many bad messages")
+				return "too many bad messages"
+			}
+			continue
+		}
+		d.ws.send(sessionMsg{Type: TypeSession, SID: v.sid, Msg: data})
+	}
+}
+
+// ---- HTTP API ----
+
+// DeviceInfo is one entry of GET /api/devices.
+type DeviceInfo struct {
+	ID     string          `json:"id"`
+	Online bool            `json:"online"`
+	Stream json.RawMessage `json:"stream,omitempty"`
+}
+
+func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {
+	remote := s.remoteAddr(r)
+	if !s.admit(w, r, remote) {
+		return
+	}
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="p2pcast"`)
+		http.Error(w, "a bearer token is required", http.StatusUnauthorized)
+		return
+	}
+	claims, err := auth.Verify(s.cfg.Store.TokenPublicKey(), strings.TrimSpace(token), s.cfg.Now())
+	if err != nil {
+		s.authFailed(remote, "", "", err.Error())
+		w.Header().Set("WWW-Authenticate", `Bearer realm="p2pcast", error="invalid_token"`)
+		http.Error(w, "token refused: "+err.Error(), http.StatusUnauthorized)
+		return
+	}
+	enrolled, err := s.cfg.Store.Devices()
+	if err != nil {
+		http.Error(w, "device registry unreadable", http.StatusInternalServerError)
+		return
+	}
+	out := struct {
+		Devices []DeviceInfo `json:"devices"`
+	}{Devices: []DeviceInfo{}}
+	s.mu.Lock()
+	for _, id := range claims.VisibleDevices(enrolled) {
+		info := DeviceInfo{ID: id}
+		if d := s.devices[id]; d != nil {
+			info.Online = true
+			d.mu.Lock()
+			info.Stream = d.stream
+			d.mu.Unlock()
+		}
+		out.Devices = append(out.Devices, info)
+	}
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+// ---- ICE ----
+
+// ICEConfig is the STUN/TURN service the hub hands out.
+type ICEConfig struct {
+	// STUN and TURN URLs, e.g. "stun:203.0.113.5:3478", "turn:203.0.113.5:3478?transport=udp".
+	STUN []string
+	TURN []string
+	// Secret of the TURN REST scheme shared with the TURN server.
+	Secret []byte
+	// TTL of the TURN credentials (default 12 h).
+	TTL time.Duration
+}
+
+func (c ICEConfig) servers(name string, now time.Time) []webrtc.ICEServer {
+	var out []webrtc.ICEServer
+	if len(c.STUN) > 0 {
+		out = append(out, webrtc.ICEServer{URLs: c.STUN})
+	}
+	if len(c.TURN) > 0 && len(c.Secret) > 0 {
+		user, pass := auth.TURNCredential(c.Secret, name, c.TTL, now)
+		out = append(out, webrtc.ICEServer{URLs: c.TURN, Username: user, Credential: pass})
+	}
+	return out
+}

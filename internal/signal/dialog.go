@@ -1,0 +1,131 @@
+package signal
+
+import "github.com/pion/webrtc/v4"
+
+// Dialog is one viewer's side of the signaling protocol (docs/signaling.md) over any message
+// transport: it applies the viewer's messages to a session and sends the device's. The
+// device's own /ws and the hub relay (one Dialog per relayed session) both run on it, so a
+// session behaves the same however the viewer reached the device.
+type Dialog struct {
+	backend Backend
+	send    func(any)       // queues one device → viewer message; must not block
+	stop    <-chan struct{} // closed when the transport ends
+
+	sess  Session       // owned by the caller's single reading goroutine
+	quiet chan struct{} // closed before the dialog itself ends sess: no bye for that
+	bad   int
+}
+
+// NewDialog starts a dialog. send must not block; stop is closed when the transport ends.
+func NewDialog(b Backend, send func(any), stop <-chan struct{}) *Dialog {
+	return &Dialog{backend: b, send: send, stop: stop}
+}
+
+// Hello sends the first message: version, ICE servers and the stream.
+func (d *Dialog) Hello() {
+	d.send(helloMsg{Type: TypeHello, Version: 1, ICEServers: d.backend.ICEServers(), Stream: d.backend.StreamInfo()})
+}
+
+// Handle applies one viewer message. It returns true when the transport must end: the viewer
+// sent more than maxBadMessages bad messages (a fatal error has been sent).
+func (d *Dialog) Handle(data []byte) (fatal bool) {
+	in, err := ParseInbound(data)
+	if err != nil {
+		return d.Fail(CodeBadMessage, err.Error())
+	}
+	d.handle(in)
+	return d.tooMany()
+}
+
+// Fail reports a bad message to the viewer; true as for Handle.
+func (d *Dialog) Fail(code, msg string) (fatal bool) {
+	d.bad++
+	d.send(errorMsg{Type: TypeError, Code: code, Message: msg})
+	return d.tooMany()
+}
+
+func (d *Dialog) tooMany() bool {
+	if d.bad <= maxBadMessages {
+		return false
+	}
+	d.send(errorMsg{Type: TypeError, Code: CodeFatal, Message: "too many bad messages"})
+	return true
+}
+
+// Close ends the current session on the viewer's behalf, so no bye is sent for it.
+func (d *Dialog) Close() {
+	if d.sess != nil {
+		close(d.quiet)
+		d.sess.Close()
+		d.sess = nil
+	}
+}
+
+// newSession replaces the current session (a second watch/offer restarts the viewer).
+func (d *Dialog) newSession() bool {
+	d.Close()
+	s, err := d.backend.NewSession(func(cand *webrtc.ICECandidateInit) {
+		d.send(candidateMsg{Type: TypeCandidate, Candidate: cand})
+	})
+	if err != nil {
+		d.Fail(errorCode(err), err.Error())
+		return false
+	}
+	quiet := make(chan struct{})
+	d.sess, d.quiet = s, quiet
+	// A session that ends by itself (ICE failed) is reported, so the viewer restarts it.
+	go func() {
+		select {
+		case <-s.Done():
+			select {
+			case <-quiet:
+			default:
+				d.send(byeMsg{Type: TypeBye, Reason: "session ended"})
+			}
+		case <-d.stop:
+		}
+	}()
+	return true
+}
+
+func (d *Dialog) handle(in Inbound) {
+	switch in.Type {
+	case TypeWatch:
+		if !d.newSession() {
+			return
+		}
+		offer, err := d.sess.Offer()
+		if err != nil {
+			d.Fail(errorCode(err), err.Error())
+			return
+		}
+		d.send(sdpMsg{Type: TypeOffer, SDP: offer})
+	case TypeOffer:
+		if !d.newSession() {
+			return
+		}
+		answer, err := d.sess.Answer(in.SDP)
+		if err != nil {
+			d.Fail(errorCode(err), err.Error())
+			d.Close()
+			return
+		}
+		d.send(sdpMsg{Type: TypeAnswer, SDP: answer})
+	case TypeAnswer, TypeCandidate:
+		if d.sess == nil {
+			d.Fail(CodeNoSession, in.Type+" before a session exists")
+			return
+		}
+		var err error
+		if in.Type == TypeAnswer {
+			err = d.sess.SetAnswer(in.SDP)
+		} else {
+			err = d.sess.AddCandidate(in.Candidate)
+		}
+		if err != nil {
+			d.Fail(errorCode(err), err.Error())
+		}
+	case TypeBye:
+		d.Close()
+	}
+}
