@@ -37,6 +37,7 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&cfg.Hub.ID, "id", "", "this device's id at the hub")
 	keyFlag := fs.String("key", "", "device secret key (p2pk1_…); visible in ps: prefer --key-file or P2PCAST_KEY")
 	keyFile := fs.String("key-file", "", "file holding the device secret key")
+	fs.IntVar(&cfg.ICETCPPort, "ice-tcp-port", 0, "TCP port for ICE over TCP, for viewers whose network drops UDP (0: any free port; -1: off)")
 	fs.BoolVar(&cfg.NoLAN, "no-lan", false, "with --hub: serve no viewer endpoints on --http")
 	stun := fs.String("stun", "", "STUN server(s) for LAN mode, comma-separated (stun:HOST:PORT); a hub supplies its own")
 	pprofAddr := fs.String("pprof", "", "serve Go's profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; off by default")

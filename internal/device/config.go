@@ -84,6 +84,9 @@ type Config struct {
 	NoLAN bool
 	// ICEServers are STUN/TURN servers for LAN mode; with a hub, the hub's replace them.
 	ICEServers []webrtc.ICEServer
+	// ICETCPPort is the TCP port for ICE over TCP (0: any free port; negative: off), so viewers
+	// whose network drops UDP can still connect directly.
+	ICETCPPort int
 }
 
 // HubConfig is the device's identity at its hub.
@@ -124,6 +127,9 @@ func (c Config) Validate() error {
 	}
 	if c.NoLAN && c.Hub.URL == "" {
 		errs = append(errs, errors.New("no LAN endpoints and no hub: nobody could watch"))
+	}
+	if c.ICETCPPort > 65535 {
+		errs = append(errs, fmt.Errorf("ICE TCP port %d: want 0 to 65535, or negative for off", c.ICETCPPort))
 	}
 	if c.MaxViewers < 1 {
 		errs = append(errs, fmt.Errorf("max viewers %d: want at least 1", c.MaxViewers))

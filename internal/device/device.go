@@ -33,7 +33,8 @@ type Device struct {
 	stream *stream.Stream
 	engine *peer.Engine
 
-	hub *hub.Link // nil without a hub
+	hub    *hub.Link    // nil without a hub
+	iceTCP net.Listener // nil when ICE over TCP is off
 
 	mu       sync.Mutex
 	sessions map[*peer.Session]struct{}
@@ -48,11 +49,21 @@ func New(cfg Config, log *slog.Logger) (*Device, error) {
 	if cfg.PlayoutDelay >= 0 {
 		pcfg.PlayoutDelay = &peer.PlayoutDelay{Min: cfg.PlayoutDelay, Max: cfg.PlayoutDelay}
 	}
+	if cfg.ICETCPPort >= 0 {
+		l, err := net.Listen("tcp", ":"+strconv.Itoa(cfg.ICETCPPort))
+		if err != nil {
+			return nil, fmt.Errorf("ICE TCP listener: %w", err)
+		}
+		pcfg.ICETCP = l
+	}
 	engine, err := peer.NewEngine(pcfg)
 	if err != nil {
+		if pcfg.ICETCP != nil {
+			pcfg.ICETCP.Close()
+		}
 		return nil, err
 	}
-	return &Device{cfg: cfg, log: log, engine: engine,
+	return &Device{cfg: cfg, log: log, engine: engine, iceTCP: pcfg.ICETCP,
 		stream:   stream.New(stream.Config{Logger: log}),
 		sessions: map[*peer.Session]struct{}{}}, nil
 }
@@ -162,6 +173,9 @@ func (d *Device) Run(ctx context.Context, ready func(Ready)) error {
 		_ = srv.Shutdown(shutdownCtx) // waits for signaling sockets' bye, bounded
 	}
 	d.closeSessions()
+	if d.iceTCP != nil {
+		d.iceTCP.Close()
+	}
 	wg.Wait()
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,6 +37,9 @@ var (
 	ErrBadState = errors.New("peer: wrong signaling state")
 )
 
+// RelayAcceptanceWait is how long a valid relayed pair waits before it may be nominated.
+const RelayAcceptanceWait = 500 * time.Millisecond
+
 // PlayoutDelay is what the playout-delay header extension asks of receivers: min = max = 0
 // takes Chromium's low-latency path (render as soon as decoded).
 type PlayoutDelay struct{ Min, Max time.Duration }
@@ -57,7 +61,10 @@ type Config struct {
 	IncludeLoopback bool
 	// MaxSessions bounds concurrent viewers (default 200).
 	MaxSessions int
-	Logger      *slog.Logger
+	// ICETCP, when set, is a listener for ICE over TCP (passive candidates, shared by every
+	// session): a viewer whose network drops UDP still reaches a device it can route to.
+	ICETCP net.Listener
+	Logger *slog.Logger
 }
 
 // Engine makes sessions that share one Pion API (codecs, extensions, interceptors) and one DTLS
@@ -113,7 +120,19 @@ func NewEngine(cfg Config) (*Engine, error) {
 	// When the device offers it controls ICE, and a viewer on the LAN (or loopback) shows up as a
 	// peer-reflexive candidate: Pion's default would wait 1 s before accepting that direct pair.
 	// Relayed pairs keep their longer wait, so a relay never wins over a direct path.
+	// How long a pair of each kind must wait, once valid, before the controlling side may
+	// nominate it. Direct pairs go at once; a relayed pair waits long enough for hole punching
+	// to succeed first wherever it can (it takes a few round trips once both sides' candidates
+	// have trickled), so a relay never wins over a direct path. Pion's defaults (srflx 0.5 s,
+	// prflx 1 s, relay 2 s) made every join through a NAT wait for nothing.
+	se.SetHostAcceptanceMinWait(0)
+	se.SetSrflxAcceptanceMinWait(0)
 	se.SetPrflxAcceptanceMinWait(0)
+	se.SetRelayAcceptanceMinWait(RelayAcceptanceWait)
+	if cfg.ICETCP != nil {
+		se.SetICETCPMux(webrtc.NewICETCPMux(nil, cfg.ICETCP, 64))
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6})
+	}
 	// No mDNS: resolving a browser's ".local" candidates is not needed (its checks reach us and
 	// become peer-reflexive candidates), and each session's mDNS sockets made a burst of joins
 	// wait in SetRemoteDescription (p95 72 ms for 50 at once, 11 ms without).
@@ -269,6 +288,28 @@ func (s *Session) Offer() (string, error) {
 	s.mu.Lock()
 	s.offered = true
 	s.mu.Unlock()
+	return s.pc.LocalDescription().SDP, nil
+}
+
+// Restart makes a new offer with fresh ICE credentials (an ICE restart, RFC 8445 9): the
+// viewer's network changed and the old candidate pairs are dead. Media resumes on the same
+// session once the viewer answers and a new pair is up.
+func (s *Session) Restart() (string, error) {
+	s.mu.Lock()
+	offered := s.offered
+	s.mu.Unlock()
+	if !offered {
+		return "", ErrNoOffer
+	}
+	offer, err := s.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrBadState, err)
+	}
+	if err := s.pc.SetLocalDescription(offer); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrBadState, err)
+	}
+	s.log.Info("ICE restart")
+	s.st.RequestKeyframe()
 	return s.pc.LocalDescription().SDP, nil
 }
 

@@ -111,6 +111,17 @@ func (d *Dialog) handle(in Inbound) {
 			return
 		}
 		d.send(sdpMsg{Type: TypeAnswer, SDP: answer})
+	case TypeRestart:
+		if d.sess == nil {
+			d.Fail(CodeNoSession, "restart before a session exists")
+			return
+		}
+		offer, err := d.sess.Restart()
+		if err != nil {
+			d.Fail(errorCode(err), err.Error())
+			return
+		}
+		d.send(sdpMsg{Type: TypeOffer, SDP: offer})
 	case TypeAnswer, TypeCandidate:
 		if d.sess == nil {
 			d.Fail(CodeNoSession, in.Type+" before a session exists")

@@ -26,6 +26,7 @@ const (
 	TypeCandidate = "candidate"
 	TypeError     = "error"
 	TypeBye       = "bye"
+	TypeRestart   = "restart"
 )
 
 // Error codes sent in "error" messages.
@@ -66,7 +67,7 @@ func ParseInbound(data []byte) (Inbound, error) {
 	}
 	in := Inbound{Type: w.Type, SDP: w.SDP}
 	switch w.Type {
-	case TypeWatch, TypeBye:
+	case TypeWatch, TypeBye, TypeRestart:
 	case TypeOffer, TypeAnswer:
 		if w.SDP == "" {
 			return Inbound{}, fmt.Errorf("%w: %s without sdp", ErrBadMessage, w.Type)

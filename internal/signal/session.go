@@ -14,6 +14,7 @@ type Session interface {
 	ID() string
 	Answer(offer string) (string, error)
 	Offer() (string, error)
+	Restart() (string, error)
 	SetAnswer(answer string) error
 	AddCandidate(c *webrtc.ICECandidateInit) error
 	GatheringDone() <-chan struct{}

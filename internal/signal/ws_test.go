@@ -34,7 +34,8 @@ func (s *fakeSession) Answer(offer string) (string, error) {
 	}
 	return "v=0 answer", nil
 }
-func (s *fakeSession) Offer() (string, error) { return "v=0 offer", nil }
+func (s *fakeSession) Offer() (string, error)   { return "v=0 offer", nil }
+func (s *fakeSession) Restart() (string, error) { return "v=0 restart offer", nil }
 func (s *fakeSession) SetAnswer(a string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -151,6 +152,8 @@ func TestWebSocketRefusesBadMessagesAndKeepsGoing(t *testing.T) {
 	c.expectError(CodeNoSession)
 	c.send(`{"type":"offer","sdp":"garbage"}`)
 	c.expectError(CodeBadSDP)
+	c.send(`{"type":"restart"}`)
+	c.expectError(CodeNoSession)
 
 	// After all that, the connection still negotiates: the device offers, the viewer answers.
 	c.send(`{"type":"watch"}`)
@@ -161,6 +164,11 @@ func TestWebSocketRefusesBadMessagesAndKeepsGoing(t *testing.T) {
 	c.send(`{"type":"candidate","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 5000 typ host","sdpMid":"0"}}`)
 	c.send(`{"type":"candidate","candidate":{"candidate":"` + strings.Repeat("x", maxCandidate+1) + `"}}`)
 	c.expectError(CodeBadMessage) // the oversized candidate; the two before it were taken
+	// An ICE restart re-offers on the same session.
+	c.send(`{"type":"restart"}`)
+	if m := c.read(); m.Type != TypeOffer || m.SDP != "v=0 restart offer" {
+		t.Fatalf("got %+v, want the restart offer", m)
+	}
 	s := b.session(1)             // session 0 was made by the refused offer
 	s.mu.Lock()
 	answers, cands := s.answers, s.cands
