@@ -116,7 +116,7 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		for _, u := range strings.Split(*turnURLs, ",") {
 			u = strings.TrimSpace(u)
 			if !strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") {
-				return fmt.Errorf("%w: --turn-url %q: want turn: or turns:", errUsage, u)
+				return fmt.Errorf("%w: --turn-url %q is not a turn or turns URL", errUsage, u)
 			}
 			ice.TURN = append(ice.TURN, expandTURN(u)...)
 			if host, ok := strings.CutPrefix(u, "turn:"); ok {

@@ -3,38 +3,144 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/p2pcast/p2pcast/internal/viewer"
 )
 
+// Exit codes of view beyond main's 0, 1 and 2.
+const (
+	exitRefused     = 3 // the hub refused: unauthorized, forbidden, token expired
+	exitUnavailable = 4 // device offline or busy, or the hub rate-limits this address
+)
+
+// exitError carries the exit code an error deserves; run exits with ExitCode().
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+func (e *exitError) ExitCode() int { return e.code }
+
+// viewerTokenEnv is the environment variable a viewer token may come from.
+const viewerTokenEnv = "P2PCAST_TOKEN"
+
+const viewHelp = `Usage: p2pcast view [flags] http://DEVICE[:PORT][/whep]
+       p2pcast view [flags] ws://DEVICE[:PORT][/ws]
+       p2pcast view [flags] --hub ws[s]://HOST[:PORT] --device ID --token-file FILE
+
+Watch a device from the terminal and measure what arrives (frames, bitrate, loss, time to the
+first frame, capture -> receive delay, the ICE pair).
+
+  http://…  WHEP: one POST, the viewer offers (the path defaults to /whep)
+  ws://…    the device's WebSocket signaling: the device offers, ICE candidates trickle
+  --hub     through a rendezvous hub, with a viewer token (docs/hub.md)
+
+The hub token comes from exactly one of --token-file FILE, the environment variable
+P2PCAST_TOKEN, or --token T. Prefer the file or the environment: a command line (and so
+--token) is visible to every user of this machine (ps, /proc).
+
+Flags:
+`
+
+const viewExitCodes = `
+Exit codes:
+  0  watched (at least one frame arrived)
+  1  failure: no media, connection failed, no frame before --timeout
+  2  usage: bad flags or arguments (a missing token with --hub, too many token sources)
+  3  refused by the hub: unauthorized (bad or expired token), forbidden (not this device)
+  4  unavailable: the device is offline or busy, or the hub rate-limits this address
+`
+
 func runView(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("view", "view [flags] http://DEVICE[:PORT][/whep]", stderr)
-	out := fs.String("out", "", "write H.264 Annex-B to FILE, or - for stdout")
+	fs := newFlags("view", "view [flags] URL", stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), viewHelp)
+		fs.PrintDefaults()
+		fmt.Fprint(fs.Output(), viewExitCodes)
+	}
+	out := fs.String("out", "", "write H.264 Annex-B to `FILE`, or - for stdout")
 	duration := fs.Duration("duration", 0, "stop this long after the first frame (0: until interrupted)")
 	frames := fs.Int("frames", 0, "stop after this many frames")
 	stats := fs.String("stats", "", "'json': print one JSON line of results at the end (stderr when --out -)")
+	timeout := fs.Duration("timeout", 20*time.Second, "give up when no frame has arrived this long after starting (0: never)")
+	relay := fs.Bool("relay", false, "use TURN relay candidates only (the TURN servers come from the device's or hub's hello)")
+	hub := fs.String("hub", "", "watch through the hub at `URL` (ws[s]://HOST[:PORT], path /ws by default)")
+	deviceID := fs.String("device", "", "the device `ID` to watch through the hub")
+	token := fs.String("token", "", "the hub `TOKEN` (visible to other users in the process list: prefer --token-file or $"+viewerTokenEnv+")")
+	tokenFile := fs.String("token-file", "", "read the hub token from `FILE`")
 	verbose := fs.Bool("v", false, "debug logs")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		return fmt.Errorf("%w: want one device URL, e.g. http://127.0.0.1:8080/whep", errUsage)
+	// Flags may come after the URL too (p2pcast view ws://… --duration 3s).
+	var positional []string
+	for rest := args; ; {
+		if err := parseFlags(fs, rest); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		rest = fs.Args()[1:]
 	}
 	if *stats != "" && *stats != "json" {
 		return fmt.Errorf("%w: --stats takes only json", errUsage)
 	}
-	target := fs.Arg(0)
-	if !strings.HasPrefix(target, "http://") && !strings.HasPrefix(target, "https://") {
-		return fmt.Errorf("%w: %q is not an http(s) URL", errUsage, target)
+	if *frames < 0 || *duration < 0 || *timeout < 0 {
+		return fmt.Errorf("%w: --frames, --duration and --timeout cannot be negative", errUsage)
 	}
-	if !strings.HasSuffix(target, "/whep") {
-		target = strings.TrimSuffix(target, "/") + "/whep"
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	opts := viewer.Options{Duration: *duration, Frames: *frames, FirstFrameTimeout: *timeout, RelayOnly: *relay,
+		Logger: newLogger(stderr, *verbose)}
+	if *hub != "" {
+		if len(positional) != 0 {
+			return fmt.Errorf("%w: give either a device URL or --hub, not both", errUsage)
+		}
+		if *deviceID == "" {
+			return fmt.Errorf("%w: --hub needs --device ID", errUsage)
+		}
+		if !isURLWithScheme(*hub, "ws", "wss", "http", "https") {
+			return fmt.Errorf("%w: --hub %q: want ws://HOST[:PORT] or wss://HOST[:PORT]", errUsage, *hub)
+		}
+		if u, _ := url.Parse(*hub); u.User != nil || u.RawQuery != "" {
+			return fmt.Errorf("%w: --hub takes no credentials or query: the token goes in --token-file or $%s", errUsage, viewerTokenEnv)
+		}
+		t, err := hubToken(set["token"], *token, *tokenFile)
+		if err != nil {
+			return err
+		}
+		opts.HubURL, opts.Device, opts.Token = *hub, *deviceID, t
+	} else {
+		if set["token"] || set["token-file"] || *deviceID != "" {
+			return fmt.Errorf("%w: --device, --token and --token-file go with --hub", errUsage)
+		}
+		if len(positional) != 1 {
+			return fmt.Errorf("%w: want one device URL (http://DEVICE:PORT or ws://DEVICE:PORT/ws) or --hub", errUsage)
+		}
+		target := positional[0]
+		switch {
+		case isURLWithScheme(target, "http", "https"):
+			if !strings.HasSuffix(target, "/whep") {
+				target = strings.TrimSuffix(target, "/") + "/whep"
+			}
+			opts.WHEPURL = target
+		case isURLWithScheme(target, "ws", "wss"):
+			opts.WSURL = target
+		default:
+			return fmt.Errorf("%w: %q is not an http(s):// (WHEP) or ws(s):// (WebSocket) URL", errUsage, target)
+		}
 	}
-	opts := viewer.Options{WHEPURL: target, Duration: *duration, Frames: *frames, Logger: newLogger(stderr, *verbose)}
+
 	statsOut := stdout
 	switch *out {
 	case "":
@@ -53,12 +159,102 @@ func runView(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		b, _ := json.Marshal(res)
 		fmt.Fprintln(statsOut, string(b))
 	} else if err == nil {
-		fmt.Fprintf(stderr, "%d frames (%d keyframes), %dx%d, %.1f fps, %.2f Mbit/s, loss %.2f%%, first frame after %.0f ms, pair %s/%s/%s\n",
-			res.Frames, res.Keyframes, res.Width, res.Height, res.FPS, float64(res.BitrateBPS)/1e6, res.LossPct, res.TTFFMS,
-			res.Pair.LocalType, res.Pair.RemoteType, res.Pair.Protocol)
+		delay := ""
+		if res.AbsCaptureTime {
+			delay = fmt.Sprintf(", capture -> receive %.1f ms", res.CaptureToReceiveMS)
+		}
+		fmt.Fprintf(stderr, "%d frames (%d keyframes), %dx%d, %.1f fps, %.2f Mbit/s, loss %.2f%%, first frame after %.0f ms%s, pair %s/%s/%s (%s)\n",
+			res.Frames, res.Keyframes, res.Width, res.Height, res.FPS, float64(res.BitrateBPS)/1e6, res.LossPct, res.TTFFMS, delay,
+			res.Pair.LocalType, res.Pair.RemoteType, res.Pair.Protocol, res.Signaling)
 	}
 	if err != nil && ctx.Err() != nil && res.Frames > 0 {
 		return nil // interrupted after watching: a normal end
 	}
+	return viewExit(err)
+}
+
+// viewExit gives refusals their exit codes; other errors keep main's (1).
+func viewExit(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, viewer.ErrRefused):
+		return &exitError{code: exitRefused, err: err}
+	case errors.Is(err, viewer.ErrUnavailable):
+		return &exitError{code: exitUnavailable, err: err}
+	}
 	return err
+}
+
+// hubToken takes the token from exactly one of --token, --token-file and $P2PCAST_TOKEN.
+func hubToken(flagSet bool, flagToken, file string) (string, error) {
+	env, envSet := os.LookupEnv(viewerTokenEnv)
+	var sources []string
+	if flagSet {
+		sources = append(sources, "--token")
+	}
+	if file != "" {
+		sources = append(sources, "--token-file")
+	}
+	if envSet && env != "" {
+		sources = append(sources, "$"+viewerTokenEnv)
+	}
+	switch len(sources) {
+	case 0:
+		return "", fmt.Errorf("%w: --hub needs a token: --token-file FILE or $%s (or --token, visible to other users)", errUsage, viewerTokenEnv)
+	case 1:
+	default:
+		return "", fmt.Errorf("%w: the token is given more than once (%s): use exactly one", errUsage, strings.Join(sources, ", "))
+	}
+	var t string
+	switch sources[0] {
+	case "--token":
+		t = flagToken
+	case "--token-file":
+		b, err := readTokenFile(file, 64<<10)
+		if err != nil {
+			return "", fmt.Errorf("%w: --token-file: %v", errUsage, err)
+		}
+		t = string(b)
+	default:
+		t = env
+	}
+	t = strings.TrimSpace(t)
+	if t == "" {
+		return "", fmt.Errorf("%w: the token from %s is empty", errUsage, sources[0])
+	}
+	if strings.ContainsAny(t, " \t\r\n") {
+		return "", fmt.Errorf("%w: the token from %s has white space inside: one token, on one line", errUsage, sources[0])
+	}
+	return t, nil
+}
+
+// readTokenFile reads a token file of at most limit bytes.
+func readTokenFile(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes: not a token", path, limit)
+	}
+	return b, nil
+}
+
+func isURLWithScheme(raw string, schemes ...string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	for _, s := range schemes {
+		if strings.EqualFold(u.Scheme, s) {
+			return true
+		}
+	}
+	return false
 }

@@ -1,20 +1,26 @@
-// Package viewer is a WebRTC receiver for p2pcast devices: it negotiates over WHEP, rebuilds
+// Package viewer is a WebRTC receiver for p2pcast devices: it negotiates over WHEP, over the
+// device's WebSocket signaling, or through a hub (docs/signaling.md, docs/hub.md), rebuilds
 // H.264 access units, and measures what a viewer experiences (frames, RTP sequence gaps, time
-// to the first keyframe, the ICE pair). `p2pcast view`, the load benchmark and the end-to-end
-// tests use it.
+// to the first frame, capture → receive delay, the ICE pair). `p2pcast view`, the load
+// benchmark and the end-to-end tests use it.
+//
+// Only the signaling differs between the paths (a signaler); the PeerConnection, the track
+// reading and the measurements are one implementation.
 package viewer
 
 import (
-	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
-	"net/url"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/ice/v4"
@@ -26,10 +32,31 @@ import (
 	"github.com/p2pcast/p2pcast/internal/media"
 )
 
-// Options configure one viewing.
+// Options configure one viewing. Exactly one of WHEPURL, WSURL and HubURL says where to watch.
 type Options struct {
 	// WHEPURL is the device's WHEP endpoint, e.g. http://127.0.0.1:8080/whep.
 	WHEPURL string
+	// WSURL is the device's WebSocket signaling endpoint, e.g. ws://192.168.1.20:8080/ws: the
+	// device sends hello, the viewer asks it to offer (watch) and answers.
+	WSURL string
+	// HubURL is a hub's viewer endpoint, ws[s]://HOST[:PORT][/ws] (the path defaults to /ws).
+	// The viewer authenticates with Token for Device, then negotiates as on WSURL.
+	HubURL string
+	// Device is the id of the device to watch through the hub.
+	Device string
+	// Token is the hub's bearer token. It travels only in the first WebSocket message: never
+	// in a URL, never in a log or an error.
+	Token string
+
+	// ICEServers, when not nil, replace the STUN/TURN servers of the device's or hub's hello
+	// (WHEP offers none).
+	ICEServers []webrtc.ICEServer
+	// RelayOnly uses TURN relay candidates only (ICETransportPolicy relay).
+	RelayOnly bool
+	// FirstFrameTimeout ends the watch with ErrTimeout when no frame has arrived this long
+	// after Watch started; 0 waits as long as ctx allows.
+	FirstFrameTimeout time.Duration
+
 	// Out receives the access units in Annex-B; may be nil.
 	Out io.Writer
 	// Duration counts from the first frame; 0 watches until ctx ends.
@@ -39,18 +66,23 @@ type Options struct {
 	// OnFrame, if set, sees every complete frame (Annex-B, valid during the call).
 	OnFrame func(au []byte, keyframe bool, rtpTime uint32)
 	Logger  *slog.Logger
-	Client  *http.Client
+	// Client makes the WHEP requests (default: a 10 s timeout).
+	Client *http.Client
 }
 
-// Pair is the selected ICE candidate pair.
+// Pair is the selected ICE candidate pair when the first frame arrived.
 type Pair struct {
 	LocalType  string `json:"local_type"`
 	RemoteType string `json:"remote_type"`
-	Protocol   string `json:"protocol"`
+	// Protocol is the pair's transport (udp, tcp); for a local relay candidate, the transport
+	// to the TURN server (udp, tcp, tls).
+	Protocol string `json:"protocol"`
 }
 
 // Result is what a viewing measured.
 type Result struct {
+	// Signaling is the path used: whep, ws (the device's own WebSocket) or hub.
+	Signaling  string  `json:"signaling"`
 	Frames     int     `json:"frames"`
 	Keyframes  int     `json:"keyframes"`
 	Bytes      int64   `json:"bytes"`
@@ -59,19 +91,76 @@ type Result struct {
 	Packets    uint64  `json:"packets"`
 	Lost       uint64  `json:"lost"`
 	LossPct    float64 `json:"loss_pct"`
-	// TTFFMS is start → first complete frame; FirstKeyframeMS is the POST → first keyframe.
+	// TTFFMS is Watch start → first complete frame. FirstKeyframeMS is the media request (the
+	// WHEP POST, or the WebSocket watch) → first keyframe.
 	TTFFMS          float64 `json:"ttff_ms"`
 	FirstKeyframeMS float64 `json:"first_keyframe_ms"`
 	Width           int     `json:"width"`
 	Height          int     `json:"height"`
 	Pair            Pair    `json:"pair"`
 	DurationS       float64 `json:"duration_s"`
+	// AbsCaptureTime tells whether frames carried the abs-capture-time header extension.
+	AbsCaptureTime bool `json:"abs_capture_time"`
+	// CaptureToReceiveMS is the median, over frames, of the local wall clock when the packet
+	// completing a frame arrived minus the frame's abs-capture-time: meaningful on one machine
+	// or with synchronized clocks. Absent without abs-capture-time.
+	CaptureToReceiveMS float64 `json:"capture_to_receive_ms,omitempty"`
 }
 
-// ErrNoMedia is returned when the session ended before any frame arrived.
-var ErrNoMedia = errors.New("viewer: no frame received")
+// Header extensions the viewer accepts; the device sends them when negotiated.
+const (
+	absCaptureTimeURI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time"
+	playoutDelayURI   = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay"
+)
 
-func newAPI() (*webrtc.API, error) {
+// signaler is the only part of a watch that differs between WHEP and WebSocket signaling.
+type signaler interface {
+	// kind names the path in Result.Signaling.
+	kind() string
+	// connect reaches the device or hub and returns the ICE servers it offers (may be nil).
+	connect(ctx context.Context) ([]webrtc.ICEServer, error)
+	// session negotiates pc, calling requested when the media request goes out, then keeps
+	// the signaling until ctx ends (nil) or the session ends from the other side (its reason).
+	session(ctx context.Context, pc *webrtc.PeerConnection, requested func()) error
+	// note is the last non-fatal complaint from the other side, to explain a watch that
+	// got nothing; nil if none.
+	note() error
+	// close releases the signaling (says bye, deletes the WHEP resource); idempotent.
+	close()
+}
+
+func newSignaler(o *Options) (signaler, error) {
+	set := 0
+	for _, u := range []string{o.WHEPURL, o.WSURL, o.HubURL} {
+		if u != "" {
+			set++
+		}
+	}
+	if set != 1 {
+		return nil, errors.New("viewer: set exactly one of WHEPURL, WSURL and HubURL")
+	}
+	switch {
+	case o.WHEPURL != "":
+		return &whepSignaler{url: o.WHEPURL, client: o.Client, log: o.Logger}, nil
+	case o.WSURL != "":
+		u, err := wsURL(o.WSURL)
+		if err != nil {
+			return nil, err
+		}
+		return newWSSignaler(u, "", "", o.Logger), nil
+	default:
+		if o.Device == "" || o.Token == "" {
+			return nil, errors.New("viewer: watching through a hub needs Device and Token")
+		}
+		u, err := wsURL(o.HubURL)
+		if err != nil {
+			return nil, err
+		}
+		return newWSSignaler(u, o.Device, o.Token, o.Logger), nil
+	}
+}
+
+func newAPI(relayOnly bool) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
 		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
@@ -81,17 +170,37 @@ func newAPI() (*webrtc.API, error) {
 	}, webrtc.RTPCodecTypeVideo); err != nil {
 		return nil, err
 	}
+	// Accepting these lets the device's offer (or answer) keep them: abs-capture-time gives
+	// capture → receive, playout-delay is what a browser would honor (this viewer ignores it).
+	for _, uri := range []string{absCaptureTimeURI, playoutDelayURI} {
+		if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: uri}, webrtc.RTPCodecTypeVideo); err != nil {
+			return nil, err
+		}
+	}
 	ir := &interceptor.Registry{}
 	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
 		return nil, err
 	}
+	// ICE timings stay Pion's defaults: on the WebSocket path the device offers, controls ICE
+	// and decides nomination.
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled) // devices send IP candidates
+	// TCP too: where the network drops UDP, the viewer dials a device's passive ICE-TCP
+	// candidate, a direct path. Not when only relays are wanted: Pion makes those active TCP
+	// candidates whatever the transport policy says.
+	if !relayOnly {
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6})
+	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
 }
 
-// Watch views a device until the duration, the frame count or ctx ends it.
+// errDone ends a watch that got what it asked for (frames, duration).
+var errDone = errors.New("viewer: done")
+
+// Watch views a device until the duration, the frame count or ctx ends it. It returns the
+// measurements and nil when at least one frame arrived; otherwise an error saying why not
+// (see ErrNoMedia, ErrTimeout, ErrConnectionFailed, *SignalError).
 func Watch(ctx context.Context, o Options) (Result, error) {
 	start := time.Now()
 	if o.Logger == nil {
@@ -100,137 +209,221 @@ func Watch(ctx context.Context, o Options) (Result, error) {
 	if o.Client == nil {
 		o.Client = &http.Client{Timeout: 10 * time.Second}
 	}
-	api, err := newAPI()
+	sig, err := newSignaler(&o)
 	if err != nil {
 		return Result{}, err
 	}
-	pc, err := api.NewPeerConnection(webrtc.Configuration{BundlePolicy: webrtc.BundlePolicyMaxBundle})
+	defer sig.close()
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	rc := &receiver{o: o, start: start, done: func() { cancel(errDone) }}
+	rc.res.Signaling = sig.kind()
+	var pcRef atomic.Pointer[webrtc.PeerConnection]
+	if o.FirstFrameTimeout > 0 {
+		t := time.AfterFunc(o.FirstFrameTimeout, func() {
+			if !rc.gotFrame() {
+				cancel(fmt.Errorf("%w (%s): %s", ErrTimeout, o.FirstFrameTimeout, stage(pcRef.Load())))
+			}
+		})
+		defer t.Stop()
+	}
+
+	servers, err := sig.connect(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			err = context.Cause(ctx)
+		}
+		return rc.result(), noMedia(err, sig)
+	}
+	if o.ICEServers != nil {
+		servers = o.ICEServers
+	}
+	cfg := webrtc.Configuration{ICEServers: servers, BundlePolicy: webrtc.BundlePolicyMaxBundle}
+	if o.RelayOnly {
+		if !hasTURN(servers) {
+			return rc.result(), errors.New("viewer: relay only, but no TURN server: the device or hub offered none and none was given")
+		}
+		cfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
+	}
+	api, err := newAPI(o.RelayOnly)
+	if err != nil {
+		return Result{}, err
+	}
+	pc, err := api.NewPeerConnection(cfg)
 	if err != nil {
 		return Result{}, err
 	}
 	defer pc.Close()
-	tr, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly})
-	if err != nil {
-		return Result{}, err
-	}
+	pcRef.Store(pc)
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	rc := &receiver{o: o, start: start, done: cancel}
-	trackDone := make(chan struct{})
-	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	var (
+		trackMu     sync.Mutex
+		reading     bool
+		stopReading bool
+		trackDone   = make(chan struct{})
+	)
+	pc.OnTrack(func(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
+		trackMu.Lock()
+		if reading || stopReading {
+			trackMu.Unlock()
+			o.Logger.Debug("ignoring an extra track", "kind", t.Kind())
+			return
+		}
+		reading = true
+		trackMu.Unlock()
 		defer close(trackDone)
-		rc.read(ctx, t, func() Pair { return selectedPair(tr) })
+		absID := 0
+		for _, e := range r.GetParameters().HeaderExtensions {
+			if e.URI == absCaptureTimeURI {
+				absID = e.ID
+			}
+		}
+		rc.read(ctx, t, uint8(absID), func() Pair { return selectedPair(pc, r) })
+	})
+	pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
+		o.Logger.Debug("ice state", "state", s, "after", time.Since(start).Round(time.Millisecond))
 	})
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
-		if s == webrtc.PeerConnectionStateFailed || s == webrtc.PeerConnectionStateClosed {
-			cancel()
+		o.Logger.Debug("connection state", "state", s, "after", time.Since(start).Round(time.Millisecond))
+		switch s {
+		case webrtc.PeerConnectionStateFailed:
+			cancel(fmt.Errorf("%w (ICE %s)", ErrConnectionFailed, pc.ICEConnectionState()))
+		case webrtc.PeerConnectionStateClosed: // by the device (DTLS close_notify), or by us at the end
+			cancel(sessionEnded("it closed the WebRTC connection"))
 		}
 	})
 
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		return Result{}, err
+	if err := sig.session(ctx, pc, rc.requested); err != nil {
+		cancel(err)
 	}
-	if err := pc.SetLocalDescription(offer); err != nil {
-		return Result{}, err
-	}
-	// Host candidates gather in milliseconds; waiting gives WHEP a complete offer.
-	select {
-	case <-webrtc.GatheringCompletePromise(pc):
-	case <-ctx.Done():
-		return Result{}, ctx.Err()
-	}
-	rc.posted = time.Now()
-	answer, location, err := post(ctx, o.Client, o.WHEPURL, pc.LocalDescription().SDP)
-	if err != nil {
-		return Result{}, err
-	}
-	defer deleteSession(o.Client, location)
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
-		return Result{}, fmt.Errorf("applying the answer: %w", err)
-	}
-	<-ctx.Done()
+	cancel(nil) // the signaling ended with ctx: the cause is already set
+	cause := context.Cause(ctx)
 	pc.Close()
-	select {
-	case <-trackDone:
-	case <-time.After(2 * time.Second):
+	trackMu.Lock()
+	stopReading = true
+	wait := reading
+	trackMu.Unlock()
+	if wait {
+		select {
+		case <-trackDone:
+		case <-time.After(2 * time.Second):
+		}
 	}
 	res := rc.result()
 	if res.Frames == 0 {
-		return res, ErrNoMedia
+		return res, noMedia(cause, sig)
+	}
+	if !errors.Is(cause, errDone) && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
+		o.Logger.Warn("the session ended early", "reason", cause)
 	}
 	return res, nil
 }
 
-func post(ctx context.Context, client *http.Client, whepURL, offer string) (answer, location string, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, whepURL, strings.NewReader(offer))
-	if err != nil {
-		return "", "", err
+// noMedia is the error of a watch that got no frame, because of cause.
+func noMedia(cause error, sig signaler) error {
+	switch {
+	case cause == nil, errors.Is(cause, errDone):
+		return ErrNoMedia
+	case errors.Is(cause, ErrSessionEnded), errors.Is(cause, context.Canceled), errors.Is(cause, context.DeadlineExceeded):
+		cause = fmt.Errorf("%w: %w", ErrNoMedia, cause)
 	}
-	req.Header.Set("Content-Type", "application/sdp")
-	resp, err := client.Do(req)
-	if err != nil {
-		return "", "", fmt.Errorf("WHEP POST: %w", err)
+	// A complaint the device made on the way (e.g. bad_sdp for the answer) is often the reason.
+	if n := sig.note(); n != nil && !errors.As(cause, new(*SignalError)) {
+		return fmt.Errorf("%w (the device said: %v)", cause, n)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusCreated {
-		return "", "", fmt.Errorf("WHEP POST: %s: %s", resp.Status, bytes.TrimSpace(body))
-	}
-	loc, err := resp.Location()
-	if err != nil {
-		return "", "", fmt.Errorf("WHEP answer without Location: %w", err)
-	}
-	return string(body), loc.String(), nil
+	return cause
 }
 
-func deleteSession(client *http.Client, location string) {
-	if _, err := url.Parse(location); err != nil {
-		return
+// stage describes how far a watch that got no frame came.
+func stage(pc *webrtc.PeerConnection) string {
+	if pc == nil {
+		return "still signaling (no answer from the device or hub)"
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, location, nil)
-	if err != nil {
-		return
-	}
-	if resp, err := client.Do(req); err == nil {
-		resp.Body.Close()
+	switch s := pc.ConnectionState(); s {
+	case webrtc.PeerConnectionStateConnected:
+		return "connected, but no decodable frame (keyframe) arrived"
+	case webrtc.PeerConnectionStateNew:
+		if pc.RemoteDescription() == nil {
+			return "no offer or answer from the device yet"
+		}
+		return "the WebRTC connection did not start"
+	default:
+		return fmt.Sprintf("the WebRTC connection did not come up (connection %s, ICE %s)", s, pc.ICEConnectionState())
 	}
 }
 
-func selectedPair(tr *webrtc.RTPTransceiver) Pair {
-	t := tr.Receiver().Transport()
-	if t == nil {
+func hasTURN(servers []webrtc.ICEServer) bool {
+	for _, s := range servers {
+		for _, u := range s.URLs {
+			if strings.HasPrefix(u, "turn:") || strings.HasPrefix(u, "turns:") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// selectedPair is the pair ICE uses now; for a relay, the transport to the TURN server.
+func selectedPair(pc *webrtc.PeerConnection, r *webrtc.RTPReceiver) Pair {
+	dt := r.Transport()
+	if dt == nil {
 		return Pair{}
 	}
-	p, err := t.ICETransport().GetSelectedCandidatePair()
+	it := dt.ICETransport()
+	p, err := it.GetSelectedCandidatePair()
 	if err != nil || p == nil {
 		return Pair{}
 	}
-	return Pair{LocalType: p.Local.Typ.String(), RemoteType: p.Remote.Typ.String(), Protocol: p.Local.Protocol.String()}
+	pair := Pair{LocalType: p.Local.Typ.String(), RemoteType: p.Remote.Typ.String(), Protocol: p.Local.Protocol.String()}
+	if p.Local.Typ == webrtc.ICECandidateTypeRelay {
+		if ps, ok := it.GetSelectedCandidatePairStats(); ok {
+			if c, ok := pc.GetStats()[ps.LocalCandidateID].(webrtc.ICECandidateStats); ok && c.RelayProtocol != "" {
+				pair.Protocol = c.RelayProtocol
+			}
+		}
+	}
+	return pair
 }
+
+// maxDelaySamples bounds the capture → receive samples kept for the median (reservoir
+// sampling beyond it): about 18 minutes at 30 fps.
+const maxDelaySamples = 1 << 15
 
 // receiver counts what arrives on the track.
 type receiver struct {
-	o      Options
-	start  time.Time
-	posted time.Time
-	done   func()
+	o     Options
+	start time.Time
+	done  func()
 
-	mu       sync.Mutex
-	res      Result
-	first    time.Time
-	last     time.Time
-	firstSeq uint32
-	highSeq  uint32 // extended highest sequence number
-	haveSeq  bool
+	mu        sync.Mutex
+	res       Result
+	requestAt time.Time
+	first     time.Time
+	last      time.Time
+	firstSeq  uint32
+	highSeq   uint32 // extended highest sequence number
+	haveSeq   bool
+	delays    []float64 // capture → receive per frame, ms
+	delaySeen int
 }
 
-func (rc *receiver) read(ctx context.Context, t *webrtc.TrackRemote, pair func() Pair) {
+func (rc *receiver) requested() {
+	rc.mu.Lock()
+	rc.requestAt = time.Now()
+	rc.mu.Unlock()
+}
+
+func (rc *receiver) gotFrame() bool {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.res.Frames > 0
+}
+
+func (rc *receiver) read(ctx context.Context, t *webrtc.TrackRemote, absID uint8, pair func() Pair) {
 	var d h264rtp.Depacketizer
 	var pkt rtp.Packet
+	var capture time.Time // abs-capture-time of the latest packet; zero if it had none
 	buf := make([]byte, 1500)
 	for ctx.Err() == nil {
 		n, _, err := t.Read(buf)
@@ -241,6 +434,12 @@ func (rc *receiver) read(ctx context.Context, t *webrtc.TrackRemote, pair func()
 			continue
 		}
 		now := time.Now()
+		capture = time.Time{}
+		if absID != 0 {
+			if ext := pkt.GetExtension(absID); len(ext) >= 8 {
+				capture = ntpToTime(binary.BigEndian.Uint64(ext))
+			}
+		}
 		rc.mu.Lock()
 		rc.res.Packets++
 		if rc.countSeq(pkt.SequenceNumber) {
@@ -260,7 +459,9 @@ func (rc *receiver) read(ctx context.Context, t *webrtc.TrackRemote, pair func()
 		if rc.res.Frames == 0 {
 			rc.first = now
 			rc.res.TTFFMS = ms(now.Sub(rc.start))
-			rc.res.FirstKeyframeMS = ms(now.Sub(rc.posted))
+			if !rc.requestAt.IsZero() {
+				rc.res.FirstKeyframeMS = ms(now.Sub(rc.requestAt))
+			}
 			rc.res.Pair = pair()
 		}
 		if key {
@@ -268,6 +469,10 @@ func (rc *receiver) read(ctx context.Context, t *webrtc.TrackRemote, pair func()
 			if rc.res.Width == 0 {
 				rc.res.Width, rc.res.Height = frameSize(au)
 			}
+		}
+		if !capture.IsZero() {
+			rc.res.AbsCaptureTime = true
+			rc.addDelay(ms(now.Sub(capture))) // wall clock against wall clock
 		}
 		rc.res.Frames++
 		rc.res.Bytes += int64(len(au))
@@ -289,6 +494,28 @@ func (rc *receiver) read(ctx context.Context, t *webrtc.TrackRemote, pair func()
 			return
 		}
 	}
+}
+
+// addDelay keeps a uniform sample of at most maxDelaySamples delays (algorithm R).
+func (rc *receiver) addDelay(v float64) {
+	rc.delaySeen++
+	if len(rc.delays) < maxDelaySamples {
+		rc.delays = append(rc.delays, v)
+		return
+	}
+	if i := rand.IntN(rc.delaySeen); i < maxDelaySamples {
+		rc.delays[i] = v
+	}
+}
+
+// ntpEpochOffset is the seconds from 1900 (NTP's epoch) to 1970 (Unix's).
+const ntpEpochOffset = 2208988800
+
+// ntpToTime converts a 64-bit NTP timestamp (UQ32.32 seconds since 1900).
+func ntpToTime(v uint64) time.Time {
+	sec := int64(v>>32) - ntpEpochOffset
+	nsec := int64((v & 0xffffffff) * 1e9 >> 32)
+	return time.Unix(sec, nsec)
 }
 
 // countSeq tracks the extended sequence number (RFC 3550 A.1) and reports a gap.
@@ -323,6 +550,16 @@ func (rc *receiver) result() Result {
 			r.FPS = float64(r.Frames-1) / span.Seconds()
 			r.BitrateBPS = int64(float64(r.Bytes*8) / span.Seconds())
 		}
+	}
+	if n := len(rc.delays); n > 0 {
+		s := slices.Clone(rc.delays)
+		slices.Sort(s)
+		if n%2 == 1 {
+			r.CaptureToReceiveMS = s[n/2]
+		} else {
+			r.CaptureToReceiveMS = (s[n/2-1] + s[n/2]) / 2
+		}
+		r.CaptureToReceiveMS = float64(int64(r.CaptureToReceiveMS*1000)) / 1000
 	}
 	return r
 }

@@ -1,0 +1,120 @@
+package viewer
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// whepSignaler negotiates with one WHEP POST (draft-ietf-wish-whep): the viewer offers with
+// all its candidates, the answer holds the device's.
+type whepSignaler struct {
+	url    string
+	client *http.Client
+	log    *slog.Logger
+
+	mu       sync.Mutex
+	location string // the session resource, deleted on close
+	closed   bool
+}
+
+func (s *whepSignaler) kind() string { return "whep" }
+func (s *whepSignaler) note() error  { return nil }
+
+func (s *whepSignaler) connect(context.Context) ([]webrtc.ICEServer, error) { return nil, nil }
+
+func (s *whepSignaler) session(ctx context.Context, pc *webrtc.PeerConnection, requested func()) error {
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo,
+		webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		return err
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		return err
+	}
+	if err := pc.SetLocalDescription(offer); err != nil {
+		return err
+	}
+	// Host candidates gather in milliseconds; waiting gives WHEP a complete offer.
+	select {
+	case <-webrtc.GatheringCompletePromise(pc):
+	case <-ctx.Done():
+		return nil
+	}
+	requested()
+	answer, location, err := post(ctx, s.client, s.url, pc.LocalDescription().SDP)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	s.mu.Lock()
+	s.location = location
+	s.mu.Unlock()
+	s.log.Debug("WHEP session", "location", location)
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		return fmt.Errorf("applying the answer: %w", err)
+	}
+	<-ctx.Done()
+	return nil
+}
+
+func (s *whepSignaler) close() {
+	s.mu.Lock()
+	location, closed := s.location, s.closed
+	s.closed = true
+	s.mu.Unlock()
+	if location != "" && !closed {
+		deleteSession(s.client, location)
+	}
+}
+
+func post(ctx context.Context, client *http.Client, whepURL, offer string) (answer, location string, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, whepURL, strings.NewReader(offer))
+	if err != nil {
+		return "", "", err
+	}
+	req.Header.Set("Content-Type", "application/sdp")
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", "", fmt.Errorf("WHEP POST: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusCreated {
+		if se := httpRefusal(resp.StatusCode, string(bytes.TrimSpace(body))); se != nil {
+			return "", "", fmt.Errorf("WHEP POST %s: %w", whepURL, se)
+		}
+		return "", "", fmt.Errorf("WHEP POST: %s: %s", resp.Status, bytes.TrimSpace(body))
+	}
+	loc, err := resp.Location()
+	if err != nil {
+		return "", "", fmt.Errorf("WHEP answer without Location: %w", err)
+	}
+	return string(body), loc.String(), nil
+}
+
+func deleteSession(client *http.Client, location string) {
+	if _, err := url.Parse(location); err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, location, nil)
+	if err != nil {
+		return
+	}
+	if resp, err := client.Do(req); err == nil {
+		resp.Body.Close()
+	}
+}
