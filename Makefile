@@ -9,7 +9,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 HTTP        ?= 127.0.0.1:8080
 DEPS_STAMP  := $(BIN)/.deps
 
-.PHONY: help deps build run test test-unit test-c test-e2e lint fuzz bench bench-viewers clean
+.PHONY: help deps build run test test-unit test-c test-e2e test-latency test-nat lint fuzz bench bench-viewers bench-latency bench-nat clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -27,13 +27,13 @@ build: $(DEPS_STAMP) ## build bin/p2pcast and bin/p2pcast-capture
 run: build ## run a device streaming the test pattern; prints the URL to open
 	$(BIN)/p2pcast device --http $(HTTP)
 
-test: build lint test-unit test-c test-e2e ## everything: lint, Go and C tests, browser end-to-end
+test: build lint test-unit test-c test-e2e test-latency test-nat ## everything: lint, Go and C tests, browser end-to-end, latency smoke run, NAT matrix
 
 lint: $(DEPS_STAMP) ## gofmt, go vet, staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
-	$(GO) vet -tags e2e ./...
-	$(GO) run $(STATICCHECK) -tags e2e ./...
+	$(GO) vet -tags e2e,nat ./...
+	$(GO) run $(STATICCHECK) -tags e2e,nat ./...
 
 test-unit: $(DEPS_STAMP) ## Go unit and integration tests (race detector on)
 	$(GO) test -race -count=1 -timeout 10m ./...
@@ -47,6 +47,18 @@ test-e2e: build ## end-to-end test with real headless Chromium
 	$(GO) test -tags e2e -c -o $(BIN)/e2e.test ./test/e2e
 	unshare -n -- sh -c 'ip link set lo up && cd test/e2e && P2PCAST_BIN=$(abspath $(BIN)) ../../$(BIN)/e2e.test -test.v -test.count=1 -test.timeout 8m'
 
+# The NAT matrix (test/nat): a hub with its embedded TURN and one with coturn on a "public"
+# segment, devices and viewers behind no NAT, full-cone, port-restricted and symmetric NATs and a
+# UDP-blocking network, all in network namespaces the test creates and removes (needs root).
+NAT_TEST = $(GO) test -tags nat -c -o $(BIN)/nat.test ./test/nat && \
+	cd test/nat && P2PCAST_BIN=$(abspath $(BIN)) P2PCAST_REQUIRE_NETNS=1 ../../$(BIN)/nat.test -test.v -test.count=1 -test.timeout 20m
+
+test-nat: build ## NAT traversal matrix in network namespaces (root): one line per cell
+	set -o pipefail; $(NAT_TEST) | grep -v '^=== '
+
+bench-nat: build ## time to first frame through the hub, 20 joins per NAT cell (root)
+	set -o pipefail; export P2PCAST_NAT_JOINS=20; $(NAT_TEST) -test.run 'TestNATMatrix$$' | grep -E '^(first frame|--- |ok|FAIL)'
+
 fuzz: $(DEPS_STAMP) ## run every fuzzer for FUZZTIME each (default 20s)
 	@for pkg in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
@@ -59,6 +71,17 @@ bench: $(DEPS_STAMP) ## Go benchmarks (fan-out path: ns and allocations per pack
 bench-viewers: build ## 50 WHEP viewers of a 720p30 2 Mbps test pattern
 	$(BIN)/p2pcast bench viewers --viewers 50 --duration 10s --join-interval 100ms
 	$(BIN)/p2pcast bench viewers --viewers 50 --duration 10s
+
+# A short run of the latency benchmark: it must measure (exit 0), whatever the numbers.
+test-latency: build ## short capture→present measurement in Chromium (root)
+	$(BIN)/p2pcast bench latency --duration 3s --joins 3 --json
+
+# Each run re-executes itself in a private network namespace with only loopback (needs root) and
+# prints one JSON line last on stdout; see `bin/p2pcast bench latency --help`.
+bench-latency: build ## browser latency by stage and time to first frame: 720p30, 1080p30, 1080p60 (root)
+	$(BIN)/p2pcast bench latency --size 1280x720 --fps 30 --json
+	$(BIN)/p2pcast bench latency --size 1920x1080 --fps 30 --bitrate 4M --json
+	$(BIN)/p2pcast bench latency --size 1920x1080 --fps 60 --bitrate 4M --json
 
 clean: ## remove build outputs
 	rm -rf $(BIN) capture/build

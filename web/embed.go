@@ -6,8 +6,8 @@ package web
 
 import "embed"
 
-// Files holds index.html and player.js at its root; the device serves it with
-// http.FileServer(http.FS(web.Files)).
+// Files holds index.html, player.js and diag.js (the latency diagnostics of /?diag=1) at its
+// root; the device serves it with http.FileServer(http.FS(web.Files)).
 //
-//go:embed index.html player.js
+//go:embed index.html player.js diag.js
 var Files embed.FS

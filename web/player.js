@@ -70,6 +70,11 @@ class P2PCastPlayer extends HTMLElement {
 
   #statsTimer = 0; #ticking = false; #prev = null; #view = null;
 
+  // Diagnostics hooks (read by diag.js): performance.now() when this page first sent a signaling
+  // request (WebSocket watch/offer or WHEP POST), and when it last did.
+  firstRequestedAt = null;
+  requestedAt = null;
+
   constructor() {
     super();
     const root = this.attachShadow({ mode: 'open' });
@@ -88,6 +93,12 @@ class P2PCastPlayer extends HTMLElement {
 
   /** 'connecting' | 'connected' | 'reconnecting' | 'failed' */
   get state() { return this.#state; }
+
+  /** The <video> element (for diagnostics). */
+  get video() { return this.#video; }
+
+  /** performance.now() when the page's first frame was presented, or null. */
+  get firstFrameAt() { return this.#firstFrameMs; }
 
   /** Shows or hides the statistics overlay (also bound to the `i` key and to clicks). */
   toggleOverlay(show = this.#panel.hidden) {
@@ -431,14 +442,19 @@ class P2PCastPlayer extends HTMLElement {
     s.signalTimer = setTimeout(() => {
       if (this.#s === s) this.#retryLater(`no reply from the device in ${SIGNAL_TIMEOUT_MS / 1000} s`);
     }, SIGNAL_TIMEOUT_MS);
-    if (viewerOffers) void this.#offerOverSocket(s);
-    else this.#send({ type: 'watch' });
+    if (viewerOffers) {
+      void this.#offerOverSocket(s);
+    } else {
+      this.#markRequest();
+      this.#send({ type: 'watch' });
+    }
   }
 
   async #offerOverSocket(s) {
     try {
       const sdp = await this.#makeOffer(s);
       if (this.#s !== s) return;
+      this.#markRequest();
       this.#send({ type: 'offer', sdp });
       this.#localSent(s);
     } catch (err) {
@@ -512,6 +528,7 @@ class P2PCastPlayer extends HTMLElement {
       if (this.#s !== s) return;
       Object.assign(s.whep, iceParams(offer));
       this.#setSignal('whep POST');
+      this.#markRequest();
       const res = await fetch(this.#cfg.whepUrl, {
         method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: offer,
       });
@@ -656,6 +673,11 @@ class P2PCastPlayer extends HTMLElement {
     console.info(`p2pcast: ${state}`);
     this.#render();
     this.dispatchEvent(new CustomEvent('statechange', { detail: state }));
+  }
+
+  #markRequest() {
+    this.requestedAt = performance.now();
+    this.firstRequestedAt ??= this.requestedAt;
   }
 
   // firstFrameMs is the moment the first frame of the page's life was presented.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -18,11 +19,29 @@ import (
 )
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "viewers" {
-		return fmt.Errorf("%w: want 'bench viewers' (see --help)", errUsage)
+	if len(args) > 0 {
+		switch args[0] {
+		case "viewers":
+			return benchViewers(ctx, args[1:], stdout, stderr)
+		case "latency":
+			return benchLatency(ctx, args[1:], stdout, stderr)
+		case "-h", "-help", "--help", "help":
+			fmt.Fprint(stdout, benchUsage)
+			return flag.ErrHelp
+		}
 	}
-	return benchViewers(ctx, args[1:], stdout, stderr)
+	return fmt.Errorf("%w: want 'bench viewers' or 'bench latency' (see 'p2pcast bench --help')", errUsage)
 }
+
+const benchUsage = `Usage: p2pcast bench <benchmark> [flags]
+
+Benchmarks:
+  viewers  load-test a device with many WHEP viewers
+  latency  capture → present latency in headless Chromium, by stage, and time to first frame
+           (runs in a private network namespace with only loopback: needs root)
+
+Run 'p2pcast bench <benchmark> --help' for its flags.
+`
 
 // viewersReport is the one JSON line `bench viewers --json` prints.
 type viewersReport struct {

@@ -6,6 +6,7 @@
 //	p2pcast token [flags]    mint a viewer token
 //	p2pcast device-key add   enroll a device at a hub
 //	p2pcast bench viewers    load-test a device with many WHEP viewers
+//	p2pcast bench latency    capture → present latency in headless Chromium, by stage
 package main
 
 import (
@@ -38,7 +39,7 @@ var commands = []command{
 	{"hub", "run the rendezvous hub: device links, viewer tokens, signaling relay, STUN/TURN", runHub},
 	{"token", "mint a viewer token from a hub's key material", runToken},
 	{"device-key", "enroll a device at a hub (device-key add ID) and print its secret key", runDeviceKey},
-	{"bench", "benchmarks against a running pipeline (bench viewers)", runBench},
+	{"bench", "benchmarks: bench viewers (load), bench latency (capture → present in Chromium)", runBench},
 	{"version", "print the version", func(_ context.Context, _ []string, out, _ io.Writer) error {
 		fmt.Fprintln(out, "p2pcast", version)
 		return nil

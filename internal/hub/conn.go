@@ -77,19 +77,16 @@ func (w *wsConn) close() {
 	})
 }
 
-// read returns the next text message.
+// read returns the next text message; binary frames carry nothing in this protocol.
 func (w *wsConn) read() ([]byte, error) {
-	for {
-		kind, data, err := w.conn.ReadMessage()
-		if err != nil {
-			return nil, err
-		}
-		if kind == websocket.TextMessage {
-			return data, nil
-		}
-		// Binary frames carry nothing in this protocol.
+	kind, data, err := w.conn.ReadMessage()
+	if err != nil {
+		return nil, err
+	}
+	if kind != websocket.TextMessage {
 		return nil, errBinary
 	}
+	return data, nil
 }
 
 func (w *wsConn) writeLoop() {

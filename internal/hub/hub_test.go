@@ -352,6 +352,31 @@ func TestRefusesWrongDeviceKeys(t *testing.T) {
 	}
 }
 
+func TestLinkStopsWithItsContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	h := newTestHub(t, Config{})
+	key, err := h.store.AddDevice("cam1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	link, err := NewLink(LinkConfig{URL: h.ws, ID: "cam1", Key: key, Backend: &fakeBackend{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- link.Run(ctx) }()
+	h.waitOnline("cam1", true)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("the link kept running after its context ended (a device would not shut down)")
+	}
+}
+
 func TestDeviceReconnects(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -129,6 +129,8 @@ func (l *Link) session(ctx context.Context) error {
 	}
 	ws := newWSConn(c, l.log)
 	defer ws.close()
+	// Shutting down closes the socket, which ends the blocking reads below.
+	defer context.AfterFunc(ctx, ws.close)()
 	_ = c.SetReadDeadline(time.Now().Add(authWait))
 
 	data, err := ws.read()

@@ -169,7 +169,7 @@ func TestWebSocketRefusesBadMessagesAndKeepsGoing(t *testing.T) {
 	if m := c.read(); m.Type != TypeOffer || m.SDP != "v=0 restart offer" {
 		t.Fatalf("got %+v, want the restart offer", m)
 	}
-	s := b.session(1)             // session 0 was made by the refused offer
+	s := b.session(1) // session 0 was made by the refused offer
 	s.mu.Lock()
 	answers, cands := s.answers, s.cands
 	s.mu.Unlock()

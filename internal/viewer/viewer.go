@@ -254,7 +254,6 @@ func Watch(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	defer pc.Close()
 	pcRef.Store(pc)
 
 	var (
@@ -299,7 +298,16 @@ func Watch(ctx context.Context, o Options) (Result, error) {
 	}
 	cancel(nil) // the signaling ended with ctx: the cause is already set
 	cause := context.Cause(ctx)
-	pc.Close()
+	// Closing waits for candidate gathering to end, and where UDP is blocked a STUN or TURN
+	// request over UDP is still timing out (seconds). The measurement is done: wait a moment
+	// for a clean close (the device learns at once that the viewer left), not for that.
+	closed := make(chan struct{})
+	go func() { _ = pc.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(time.Second):
+		o.Logger.Debug("closing the connection is slow; not waiting for it")
+	}
 	trackMu.Lock()
 	stopReading = true
 	wait := reading

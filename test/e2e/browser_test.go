@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/chromedp"
+	"github.com/p2pcast/p2pcast/internal/browser"
 )
 
 // pageStats mirrors window.p2pcast.stats() in web/player.js.
@@ -96,46 +96,32 @@ func (d *device) stop() {
 	}
 }
 
-func newBrowser(t *testing.T) context.Context {
+func newBrowser(t *testing.T) *browser.Browser {
 	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath("/usr/bin/chromium"),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.NoSandbox,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
-		chromedp.Flag("allow-loopback-in-peer-connection", true),
-		// Replaces chromedp's own list, so it is repeated here (a second flag would not add to it).
-		chromedp.Flag("disable-features", "Translate,BlinkGenPropertyTrees,WebRtcHideLocalIpsWithMdns"),
-		chromedp.WindowSize(1280, 720),
-	)
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancel)
-	bctx, cancelB := chromedp.NewContext(actx)
-	t.Cleanup(cancelB)
-	// The first Run starts the browser and ties its life to bctx.
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("starting chromium: %v", err)
+	b, err := browser.Launch(context.Background(), browser.Options{Width: 1280, Height: 720})
+	if err != nil {
+		t.Fatal(err)
 	}
-	return bctx
+	t.Cleanup(func() { _ = b.Close() })
+	return b
 }
 
 // openTab opens the viewer page in a new tab of the browser.
-func openTab(t *testing.T, browser context.Context, url string) context.Context {
+func openTab(t *testing.T, b *browser.Browser, url string) *browser.Page {
 	t.Helper()
-	tab, cancel := chromedp.NewContext(browser)
-	t.Cleanup(cancel)
-	if err := chromedp.Do(tab, chromedp.Navigate(url)); err != nil {
-		t.Fatalf("opening %s: %v", url, err)
+	tab, err := b.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(tab.Close)
 	return tab
 }
 
-func stats(t *testing.T, tab context.Context) pageStats {
+func stats(t *testing.T, tab *browser.Page) pageStats {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(tab, 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	s, err := chromedp.Run(ctx, chromedp.Evaluate[pageStats](`window.p2pcast.stats()`, chromedp.EvalAwaitPromise))
+	s, err := browser.Eval[pageStats](ctx, tab, `window.p2pcast.stats()`)
 	if err != nil {
 		t.Fatalf("reading stats: %v", err)
 	}
@@ -143,7 +129,7 @@ func stats(t *testing.T, tab context.Context) pageStats {
 }
 
 // waitFor polls the page's stats until ok holds: it waits on the page's own progress, not a clock.
-func waitFor(t *testing.T, tab context.Context, what string, within time.Duration, ok func(pageStats) bool) pageStats {
+func waitFor(t *testing.T, tab *browser.Page, what string, within time.Duration, ok func(pageStats) bool) pageStats {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
@@ -163,14 +149,14 @@ func waitFor(t *testing.T, tab context.Context, what string, within time.Duratio
 func TestBrowserPlaysAndViewersJoin(t *testing.T) {
 	const fps = 30
 	dev := startDevice(t, "127.0.0.1:0", "--size", "1280x720", "--fps", fmt.Sprint(fps))
-	browser := newBrowser(t)
+	b := newBrowser(t)
 
-	first := openTab(t, browser, dev.url)
+	first := openTab(t, b, dev.url)
 	s0 := waitFor(t, first, "first viewer decodes", 10*time.Second, func(s pageStats) bool { return s.FramesDecoded > 0 })
 	t0 := time.Now()
 	t.Logf("first viewer: first frame at %.0f ms after page start", s0.FirstFrameMS)
 
-	joins := []context.Context{openTab(t, browser, dev.url), openTab(t, browser, dev.url)}
+	joins := []*browser.Page{openTab(t, b, dev.url), openTab(t, b, dev.url)}
 	joinStart := make([]pageStats, len(joins))
 	joinT := make([]time.Time, len(joins))
 	for i, tab := range joins {
@@ -182,7 +168,7 @@ func TestBrowserPlaysAndViewersJoin(t *testing.T) {
 		return s.FramesDecoded-s0.FramesDecoded >= 6*fps
 	})
 
-	check := func(name string, tab context.Context, from pageStats, since time.Time) {
+	check := func(name string, tab *browser.Page, from pageStats, since time.Time) {
 		s := stats(t, tab)
 		expected := time.Since(since).Seconds() * fps
 		got := s.FramesDecoded - from.FramesDecoded
@@ -210,8 +196,8 @@ func TestBrowserPlaysAndViewersJoin(t *testing.T) {
 func TestBrowserSurvivesProducerAndDeviceRestarts(t *testing.T) {
 	addr := freePort(t)
 	dev := startDevice(t, addr, "--size", "640x360")
-	browser := newBrowser(t)
-	tab := openTab(t, browser, dev.url)
+	b := newBrowser(t)
+	tab := openTab(t, b, dev.url)
 	s := waitFor(t, tab, "page decodes", 10*time.Second, func(s pageStats) bool { return s.FramesDecoded > 10 })
 
 	// Kill the producer (the device's child) hard.
@@ -234,4 +220,69 @@ func TestBrowserSurvivesProducerAndDeviceRestarts(t *testing.T) {
 		return n.Sessions > after.Sessions && n.ConnectionState == "connected" && n.FramesDecoded > 0
 	})
 	t.Logf("reconnected: session %v, %v frames decoded", back.Sessions, back.FramesDecoded)
+}
+
+// pageLatency mirrors the parts of window.p2pcast.latency() (web/diag.js) the test reads.
+type pageLatency struct {
+	Samples []struct {
+		CaptureUS   float64  `json:"capture_us"`
+		PresentMS   float64  `json:"present_ms"`
+		Display60MS float64  `json:"display60_ms"`
+		DecodeMS    float64  `json:"decode_ms"`
+		JitterMS    *float64 `json:"jitter_ms"`
+	} `json:"samples"`
+	Total        int            `json:"total"`
+	Dropped      int            `json:"dropped"`
+	StripErrors  int            `json:"stripErrors"`
+	Formats      map[string]int `json:"formats"`
+	RequestAt    *float64       `json:"requestAt"`
+	FirstFrameAt *float64       `json:"firstFrameAt"`
+}
+
+// TestBrowserDiagnostics: with ?diag=1 the page reads the capture time out of every presented
+// frame's time strip, and records when it asked for the stream and when its first frame came, over
+// the WebSocket and over WHEP.
+func TestBrowserDiagnostics(t *testing.T) {
+	dev := startDevice(t, "127.0.0.1:0", "--size", "1280x720", "--fps", "30")
+	b := newBrowser(t)
+	for _, query := range []string{"?diag=1", "?diag=1&signal=whep"} {
+		tab := openTab(t, b, dev.url+query)
+		var l pageLatency
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			var err error
+			l, err = browser.Eval[pageLatency](ctx, tab, `window.p2pcast.latency ? window.p2pcast.latency() : {}`)
+			cancel()
+			if err != nil {
+				t.Fatalf("%s: reading latency: %v", query, err)
+			}
+			if l.Total >= 30 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d samples in 15 s (dropped %d, strip errors %d, formats %v)", query, l.Total, l.Dropped, l.StripErrors, l.Formats)
+			}
+			time.Sleep(200 * time.Millisecond) // polling interval of a condition
+		}
+		now := float64(time.Now().UnixMicro())
+		for _, s := range l.Samples {
+			// Clocks are the same machine's: a capture time is in the last minute, and a frame is
+			// presented after it was captured (a little slack for rounding) and within seconds.
+			if s.CaptureUS > now || s.CaptureUS < now-60e6 || s.PresentMS < -1 || s.PresentMS > 5000 ||
+				s.Display60MS < s.PresentMS || s.DecodeMS < 0 || s.JitterMS == nil || *s.JitterMS < 0 {
+				t.Fatalf("%s: implausible sample %+v (now %.0f µs)", query, s, now)
+			}
+		}
+		if l.Dropped > l.Total/4 || l.StripErrors > l.Total/10 {
+			t.Errorf("%s: %d samples, %d dropped, %d strip errors", query, l.Total, l.Dropped, l.StripErrors)
+		}
+		if l.RequestAt == nil || l.FirstFrameAt == nil || *l.RequestAt <= 0 || *l.FirstFrameAt <= *l.RequestAt {
+			t.Errorf("%s: requestAt %v, firstFrameAt %v: want 0 < requestAt < firstFrameAt", query, l.RequestAt, l.FirstFrameAt)
+		} else {
+			t.Logf("%s: first frame %.0f ms after page start, %.0f ms after the request; %d samples, %d dropped, formats %v",
+				query, *l.FirstFrameAt, *l.FirstFrameAt-*l.RequestAt, l.Total, l.Dropped, l.Formats)
+		}
+		tab.Close()
+	}
 }

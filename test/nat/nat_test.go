@@ -74,7 +74,9 @@ type viewResult struct {
 	} `json:"pair"`
 }
 
-func (r viewResult) relayed() bool { return r.Pair.LocalType == "relay" || r.Pair.RemoteType == "relay" }
+func (r viewResult) relayed() bool {
+	return r.Pair.LocalType == "relay" || r.Pair.RemoteType == "relay"
+}
 
 // cell is one run of the matrix.
 type cell struct {
