@@ -99,6 +99,7 @@ func benchLatency(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	joins := fs.Int("joins", 20, "fresh page loads measured for time to first frame")
 	var bitrate device.Bitrate
 	fs.Var(&bitrate, "bitrate", "test pattern bitrate, SI units (default: the device's)")
+	playout := fs.String("playout-delay", "", "the device's --playout-delay (default 0: min = max = 0; -1s: no extension), to show what it buys")
 	asJSON := fs.Bool("json", false, "print exactly one JSON line, last on stdout")
 	chromium := fs.String("chromium", "", "Chromium binary (default "+browser.DefaultExecPath+")")
 	dump := fs.String("samples", "", "also write every presented frame's figures to this file, one JSON object a line")
@@ -124,7 +125,7 @@ func benchLatency(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	b := &latencyBench{
 		log: newLogger(stderr, *verbose), verbose: *verbose, stderr: stderr, chromium: *chromium,
-		size: size, fps: *fps, bitrate: bitrate, duration: *duration, joins: *joins, dump: *dump,
+		size: size, fps: *fps, bitrate: bitrate, duration: *duration, joins: *joins, dump: *dump, playout: *playout,
 	}
 	rep, err := b.run(ctx)
 	if err != nil {
@@ -188,6 +189,7 @@ type latencyBench struct {
 	size     device.Size
 	fps      int
 	bitrate  device.Bitrate
+	playout  string
 	duration time.Duration
 	joins    int
 	dump     string
@@ -524,6 +526,9 @@ func (b *latencyBench) startDevice(ctx context.Context) (*benchDevice, error) {
 		"--max-viewers", fmt.Sprint(b.joins + 10)}
 	if b.bitrate > 0 {
 		args = append(args, "--bitrate", b.bitrate.String())
+	}
+	if b.playout != "" {
+		args = append(args, "--playout-delay", b.playout)
 	}
 	cmd := exec.Command(exe, args...)
 	tail := &tailWriter{max: 4 << 10}

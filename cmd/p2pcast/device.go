@@ -35,6 +35,7 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.IntVar(&cfg.MaxViewers, "max-viewers", cfg.MaxViewers, "most viewers at once")
 	fs.StringVar(&cfg.Hub.URL, "hub", "", "join a rendezvous hub, ws[s]://HOST:PORT (viewers anywhere reach the device through it)")
 	fs.StringVar(&cfg.Hub.ID, "id", "", "this device's id at the hub")
+	hubCA := fs.String("hub-ca", "", "PEM certificate(s) to trust for a wss:// hub besides the system's (private CA, self-signed)")
 	keyFlag := fs.String("key", "", "device secret key (p2pk1_…); visible in ps: prefer --key-file or P2PCAST_KEY")
 	keyFile := fs.String("key-file", "", "file holding the device secret key")
 	fs.IntVar(&cfg.ICETCPPort, "ice-tcp-port", 0, "TCP port for ICE over TCP, for viewers whose network drops UDP (0: any free port; -1: off)")
@@ -56,6 +57,9 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if cfg.Hub.Key, err = auth.ParseDeviceKey(key); err != nil {
 			return fmt.Errorf("%w: %v", errUsage, err)
 		}
+	}
+	if cfg.Hub.TLS, err = tlsTrusting(*hubCA); err != nil {
+		return err
 	}
 	if *stun != "" {
 		cfg.ICEServers = []webrtc.ICEServer{{URLs: strings.Split(*stun, ",")}}

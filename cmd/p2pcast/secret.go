@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"os"
 	"strings"
@@ -31,4 +33,25 @@ func secretFrom(what, flagValue, file, env string) (string, error) {
 		return "", fmt.Errorf("%w: %s given more than once (%s): give exactly one", errUsage, what, strings.Join(sources, ", "))
 	}
 	return secret, nil
+}
+
+// tlsTrusting returns a TLS configuration that trusts the PEM certificates in caFile besides
+// the system's roots (a hub or device with a private CA or a self-signed certificate); nil when
+// caFile is empty.
+func tlsTrusting(caFile string) (*tls.Config, error) {
+	if caFile == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("%w: CA file: %v", errUsage, err)
+	}
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		roots = x509.NewCertPool()
+	}
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%w: CA file %s holds no PEM certificate", errUsage, caFile)
+	}
+	return &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}, nil
 }

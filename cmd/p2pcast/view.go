@@ -78,6 +78,7 @@ func runView(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	deviceID := fs.String("device", "", "the device `ID` to watch through the hub")
 	token := fs.String("token", "", "the hub `TOKEN` (visible to other users in the process list: prefer --token-file or $"+viewerTokenEnv+")")
 	tokenFile := fs.String("token-file", "", "read the hub token from `FILE`")
+	caFile := fs.String("ca", "", "PEM certificate(s) to trust for https:// and wss:// besides the system's (private CA, self-signed)")
 	verbose := fs.Bool("v", false, "debug logs")
 	// Flags may come after the URL too (p2pcast view ws://… --duration 3s).
 	var positional []string
@@ -102,6 +103,10 @@ func runView(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	opts := viewer.Options{Duration: *duration, Frames: *frames, FirstFrameTimeout: *timeout, RelayOnly: *relay,
 		Logger: newLogger(stderr, *verbose)}
+	var err error
+	if opts.TLS, err = tlsTrusting(*caFile); err != nil {
+		return err
+	}
 	if *hub != "" {
 		if len(positional) != 0 {
 			return fmt.Errorf("%w: give either a device URL or --hub, not both", errUsage)

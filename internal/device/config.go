@@ -1,6 +1,7 @@
 package device
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strconv"
@@ -94,6 +95,8 @@ type HubConfig struct {
 	URL string
 	ID  string
 	Key auth.DeviceKey
+	// TLS configures a wss:// hub connection (e.g. a private CA); nil uses the system's roots.
+	TLS *tls.Config
 }
 
 // Defaults returns the documented defaults.

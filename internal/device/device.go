@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/p2pcast/p2pcast/internal/hub"
@@ -125,9 +126,11 @@ func (d *Device) Run(ctx context.Context, ready func(Ready)) error {
 		})
 	}
 	if d.cfg.Hub.URL != "" {
+		dialer := &websocket.Dialer{HandshakeTimeout: 10 * time.Second, Proxy: http.ProxyFromEnvironment, TLSClientConfig: d.cfg.Hub.TLS}
 		link, err := hub.NewLink(hub.LinkConfig{
 			URL: d.cfg.Hub.URL, ID: d.cfg.Hub.ID, Key: d.cfg.Hub.Key, Backend: backend{d},
 			OnICEServers: d.engine.SetICEServers, StreamChanged: d.stream.Changed, Logger: d.log,
+			Dialer: dialer,
 		})
 		if err != nil {
 			cancel()

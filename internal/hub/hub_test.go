@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -374,6 +376,41 @@ func TestLinkStopsWithItsContext(t *testing.T) {
 		}
 	case <-time.After(2 * time.Second):
 		t.Fatal("the link kept running after its context ended (a device would not shut down)")
+	}
+}
+
+func TestDeviceLinkOverTLS(t *testing.T) {
+	store, err := auth.OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(Config{Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewTLSServer(srv.Handler())
+	defer ts.Close()
+	defer srv.Close()
+	key, err := store.AddDevice("cam1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ts.Certificate())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	iceCh := make(chan []webrtc.ICEServer, 1)
+	link, err := NewLink(LinkConfig{URL: "wss" + strings.TrimPrefix(ts.URL, "https"), ID: "cam1", Key: key,
+		Backend: &fakeBackend{}, OnICEServers: func(s []webrtc.ICEServer) { iceCh <- s },
+		Dialer: &websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = link.Run(ctx) }()
+	select {
+	case <-iceCh:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no welcome over wss")
 	}
 }
 

@@ -2,6 +2,13 @@ package turnserver
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
 	"net"
 	"testing"
 	"time"
@@ -152,4 +159,71 @@ func TestDefaultAllowPeer(t *testing.T) {
 			t.Errorf("%s: %v, want %v", ip, got, want)
 		}
 	}
+}
+
+func TestRelaysOverTLS(t *testing.T) {
+	cert := selfSigned(t)
+	s, err := Start(Config{
+		PublicIP: net.IPv4(127, 0, 0, 1), ListenIP: net.IPv4(127, 0, 0, 1), Port: freeUDPPort(t), TLSPort: freeTCPPort(t),
+		TLS:       &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		Verify:    func(u string) (string, error) { return auth.VerifyTURN(secret, u, time.Now()) },
+		AllowPeer: func(net.IP) bool { return true },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.TLSAddr() == nil {
+		t.Fatal("no TLS listener")
+	}
+	conn, err := tls.Dial("tcp", s.TLSAddr().String(), &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // the test's own self-signed certificate
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	user, pass := auth.TURNCredential(secret, "viewer", time.Hour, time.Now())
+	c, err := turn.NewClient(&turn.ClientConfig{
+		STUNServerAddr: s.TLSAddr().String(), TURNServerAddr: s.TLSAddr().String(),
+		Username: user, Password: pass, Realm: "p2pcast", Conn: turn.NewSTUNConn(conn),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	relay, err := c.Allocate()
+	if err != nil {
+		t.Fatalf("allocation over TLS: %v", err)
+	}
+	relay.Close()
+}
+
+func freeTCPPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func selfSigned(t *testing.T) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "turn.test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }

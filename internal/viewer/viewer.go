@@ -10,6 +10,7 @@ package viewer
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -66,8 +67,10 @@ type Options struct {
 	// OnFrame, if set, sees every complete frame (Annex-B, valid during the call).
 	OnFrame func(au []byte, keyframe bool, rtpTime uint32)
 	Logger  *slog.Logger
-	// Client makes the WHEP requests (default: a 10 s timeout).
+	// Client makes the WHEP requests (default: a 10 s timeout, with TLS).
 	Client *http.Client
+	// TLS configures https:// and wss:// connections (e.g. a private CA); nil uses the system's.
+	TLS *tls.Config
 }
 
 // Pair is the selected ICE candidate pair when the first frame arrived.
@@ -147,7 +150,7 @@ func newSignaler(o *Options) (signaler, error) {
 		if err != nil {
 			return nil, err
 		}
-		return newWSSignaler(u, "", "", o.Logger), nil
+		return newWSSignaler(u, "", "", o.TLS, o.Logger), nil
 	default:
 		if o.Device == "" || o.Token == "" {
 			return nil, errors.New("viewer: watching through a hub needs Device and Token")
@@ -156,7 +159,7 @@ func newSignaler(o *Options) (signaler, error) {
 		if err != nil {
 			return nil, err
 		}
-		return newWSSignaler(u, o.Device, o.Token, o.Logger), nil
+		return newWSSignaler(u, o.Device, o.Token, o.TLS, o.Logger), nil
 	}
 }
 
@@ -208,6 +211,9 @@ func Watch(ctx context.Context, o Options) (Result, error) {
 	}
 	if o.Client == nil {
 		o.Client = &http.Client{Timeout: 10 * time.Second}
+		if o.TLS != nil {
+			o.Client.Transport = &http.Transport{TLSClientConfig: o.TLS, Proxy: http.ProxyFromEnvironment}
+		}
 	}
 	sig, err := newSignaler(&o)
 	if err != nil {

@@ -2,6 +2,7 @@ package viewer
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -109,9 +110,9 @@ type wsSignaler struct {
 	lastNote error
 }
 
-func newWSSignaler(u, device, token string, log *slog.Logger) *wsSignaler {
+func newWSSignaler(u, device, token string, tlsConf *tls.Config, log *slog.Logger) *wsSignaler {
 	return &wsSignaler{url: u, device: device, token: token, log: log.With("signaling", u),
-		dialer: &websocket.Dialer{Proxy: http.ProxyFromEnvironment, HandshakeTimeout: dialWait}}
+		dialer: &websocket.Dialer{Proxy: http.ProxyFromEnvironment, HandshakeTimeout: dialWait, TLSClientConfig: tlsConf}}
 }
 
 func (s *wsSignaler) kind() string {
