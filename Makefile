@@ -56,8 +56,8 @@ NAT_TEST = $(GO) test -tags nat -c -o $(BIN)/nat.test ./test/nat && \
 test-nat: build ## NAT traversal matrix in network namespaces (root): one line per cell
 	set -o pipefail; $(NAT_TEST) | grep -v '^=== '
 
-bench-nat: build ## time to first frame through the hub, 20 joins per NAT cell (root)
-	set -o pipefail; export P2PCAST_NAT_JOINS=20; $(NAT_TEST) -test.run 'TestNATMatrix$$' | grep -E '^(first frame|--- |ok|FAIL)'
+bench-nat: build ## time to first frame through the hub: 4 joins per NAT cell, ≥ 20 per class (root)
+	set -o pipefail; export P2PCAST_NAT_JOINS=4; $(NAT_TEST) -test.run 'TestNATMatrix$$' | grep -E '^(first frame|--- |ok|FAIL)'
 
 fuzz: $(DEPS_STAMP) ## run every fuzzer for FUZZTIME each (default 20s)
 	@for pkg in $$($(GO) list ./...); do \

@@ -5,8 +5,10 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -152,7 +154,7 @@ func TestBrowserPlaysAndViewersJoin(t *testing.T) {
 	b := newBrowser(t)
 
 	first := openTab(t, b, dev.url)
-	s0 := waitFor(t, first, "first viewer decodes", 10*time.Second, func(s pageStats) bool { return s.FramesDecoded > 0 })
+	s0 := waitFor(t, first, "first viewer decodes", 10*time.Second, func(s pageStats) bool { return s.FramesDecoded > 0 && s.FirstFrameMS > 0 })
 	t0 := time.Now()
 	t.Logf("first viewer: first frame at %.0f ms after page start", s0.FirstFrameMS)
 
@@ -187,6 +189,32 @@ func TestBrowserPlaysAndViewersJoin(t *testing.T) {
 	check("viewer 1", first, s0, t0)
 	for i, tab := range joins {
 		check(fmt.Sprintf("viewer %d", i+2), tab, joinStart[i], joinT[i])
+	}
+
+	// Chromium does not offer abs-capture-time itself, but takes it when the device offers (the
+	// page's default path), and takes playout-delay: the device reports what each session
+	// negotiated.
+	resp, err := http.Get(dev.url + "api/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Sessions []struct {
+			Extensions []string `json:"extensions"`
+		} `json:"sessions"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Sessions) != 3 {
+		t.Fatalf("device reports %d sessions, want 3", len(st.Sessions))
+	}
+	for i, sess := range st.Sessions {
+		ext := strings.Join(sess.Extensions, " ")
+		if !strings.Contains(ext, "abs-capture-time") || !strings.Contains(ext, "playout-delay") {
+			t.Errorf("session %d negotiated %q, want abs-capture-time and playout-delay", i, sess.Extensions)
+		}
 	}
 }
 
