@@ -331,6 +331,34 @@ func TestRefusesViewersWithClearErrors(t *testing.T) {
 	c.Close()
 }
 
+func TestOversizedMessagesCloseOnlyThatConnection(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h := newTestHub(t, Config{})
+	h.device(ctx, "cam1")
+	tok := h.token([]string{"cam1"}, []auth.Grant{auth.GrantView}, time.Hour)
+	bad, hello := h.viewer(map[string]string{"type": "auth", "token": tok, "device": "cam1"})
+	if hello.Type != "hello" {
+		t.Fatalf("%+v", hello)
+	}
+	good, hello2 := h.viewer(map[string]string{"type": "auth", "token": tok, "device": "cam1"})
+	if hello2.Type != "hello" {
+		t.Fatalf("%+v", hello2)
+	}
+	_ = bad.WriteMessage(websocket.TextMessage, []byte(`{"type":"offer","sdp":"`+strings.Repeat("a", MaxMessage)+`"}`))
+	_ = bad.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		if _, _, err := bad.ReadMessage(); err != nil {
+			break // closed, as it should be
+		}
+	}
+	// The other viewer and the device are unaffected.
+	_ = good.WriteJSON(map[string]string{"type": "watch"})
+	if m := readMsg(t, good); m.Type != "offer" {
+		t.Fatalf("the other viewer got %+v after the oversized message", m)
+	}
+}
+
 func TestRefusesWrongDeviceKeys(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
