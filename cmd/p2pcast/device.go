@@ -39,6 +39,8 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	keyFlag := fs.String("key", "", "device secret key (p2pk1_…); visible in ps: prefer --key-file or P2PCAST_KEY")
 	keyFile := fs.String("key-file", "", "file holding the device secret key")
 	fs.IntVar(&cfg.ICETCPPort, "ice-tcp-port", 0, "TCP port for ICE over TCP, for viewers whose network drops UDP (0: any free port; -1: off)")
+	fs.IntVar(&cfg.ICEUDPPort, "ice-udp-port", 0, "one UDP port for every viewer's media (to open in a firewall or forward on a router); 0: a port per viewer")
+	publicIP := fs.String("public-ip", "", "address(es) a port forward or 1:1 NAT reaches this device on, comma-separated (offered to viewers)")
 	fs.BoolVar(&cfg.NoLAN, "no-lan", false, "with --hub: serve no viewer endpoints on --http")
 	stun := fs.String("stun", "", "STUN server(s) for LAN mode, comma-separated (stun:HOST:PORT); a hub supplies its own")
 	pprofAddr := fs.String("pprof", "", "serve Go's profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; off by default")
@@ -60,6 +62,9 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if cfg.Hub.TLS, err = tlsTrusting(*hubCA); err != nil {
 		return err
+	}
+	if *publicIP != "" {
+		cfg.PublicIPs = strings.Split(*publicIP, ",")
 	}
 	if *stun != "" {
 		cfg.ICEServers = []webrtc.ICEServer{{URLs: strings.Split(*stun, ",")}}

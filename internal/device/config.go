@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -88,6 +89,12 @@ type Config struct {
 	// ICETCPPort is the TCP port for ICE over TCP (0: any free port; negative: off), so viewers
 	// whose network drops UDP can still connect directly.
 	ICETCPPort int
+	// ICEUDPPort, when above 0, makes every session share one UDP socket on that port (a
+	// firewall rule or a port forward for one port); 0 gives each session its own.
+	ICEUDPPort int
+	// PublicIPs are addresses a port forward or 1:1 NAT reaches the device on, offered to
+	// viewers beside its own addresses.
+	PublicIPs []string
 }
 
 // HubConfig is the device's identity at its hub.
@@ -130,6 +137,14 @@ func (c Config) Validate() error {
 	}
 	if c.NoLAN && c.Hub.URL == "" {
 		errs = append(errs, errors.New("no LAN endpoints and no hub: nobody could watch"))
+	}
+	if c.ICEUDPPort < 0 || c.ICEUDPPort > 65535 {
+		errs = append(errs, fmt.Errorf("ICE UDP port %d: want 1 to 65535, or 0 for a socket per session", c.ICEUDPPort))
+	}
+	for _, ip := range c.PublicIPs {
+		if net.ParseIP(ip) == nil {
+			errs = append(errs, fmt.Errorf("public IP %q is not an IP address", ip))
+		}
 	}
 	if c.ICETCPPort > 65535 {
 		errs = append(errs, fmt.Errorf("ICE TCP port %d: want 0 to 65535, or negative for off", c.ICETCPPort))

@@ -34,8 +34,9 @@ type Device struct {
 	stream *stream.Stream
 	engine *peer.Engine
 
-	hub    *hub.Link    // nil without a hub
-	iceTCP net.Listener // nil when ICE over TCP is off
+	hub    *hub.Link      // nil without a hub
+	iceTCP net.Listener   // nil when ICE over TCP is off
+	iceUDP net.PacketConn // nil: a UDP socket per session
 
 	mu       sync.Mutex
 	sessions map[*peer.Session]struct{}
@@ -50,9 +51,20 @@ func New(cfg Config, log *slog.Logger) (*Device, error) {
 	if cfg.PlayoutDelay >= 0 {
 		pcfg.PlayoutDelay = &peer.PlayoutDelay{Min: cfg.PlayoutDelay, Max: cfg.PlayoutDelay}
 	}
+	pcfg.PublicIPs = cfg.PublicIPs
+	if cfg.ICEUDPPort > 0 {
+		c, err := net.ListenPacket("udp", ":"+strconv.Itoa(cfg.ICEUDPPort))
+		if err != nil {
+			return nil, fmt.Errorf("ICE UDP socket: %w", err)
+		}
+		pcfg.ICEUDP = c
+	}
 	if cfg.ICETCPPort >= 0 {
 		l, err := net.Listen("tcp", ":"+strconv.Itoa(cfg.ICETCPPort))
 		if err != nil {
+			if pcfg.ICEUDP != nil {
+				pcfg.ICEUDP.Close()
+			}
 			return nil, fmt.Errorf("ICE TCP listener: %w", err)
 		}
 		pcfg.ICETCP = l
@@ -62,9 +74,12 @@ func New(cfg Config, log *slog.Logger) (*Device, error) {
 		if pcfg.ICETCP != nil {
 			pcfg.ICETCP.Close()
 		}
+		if pcfg.ICEUDP != nil {
+			pcfg.ICEUDP.Close()
+		}
 		return nil, err
 	}
-	return &Device{cfg: cfg, log: log, engine: engine, iceTCP: pcfg.ICETCP,
+	return &Device{cfg: cfg, log: log, engine: engine, iceTCP: pcfg.ICETCP, iceUDP: pcfg.ICEUDP,
 		stream:   stream.New(stream.Config{Logger: log}),
 		sessions: map[*peer.Session]struct{}{}}, nil
 }
@@ -178,6 +193,9 @@ func (d *Device) Run(ctx context.Context, ready func(Ready)) error {
 	d.closeSessions()
 	if d.iceTCP != nil {
 		d.iceTCP.Close()
+	}
+	if d.iceUDP != nil {
+		d.iceUDP.Close()
 	}
 	wg.Wait()
 	return nil

@@ -3,12 +3,14 @@ package device
 import (
 	"context"
 	"crypto/rand"
+	"github.com/pion/webrtc/v4"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,9 +21,12 @@ import (
 )
 
 // startDevice runs a socket-source device (no producer of its own) for the test's lifetime.
-func startDevice(t *testing.T) (Ready, *Device) {
+func startDevice(t *testing.T, options ...func(*Config)) (Ready, *Device) {
 	t.Helper()
 	cfg := Defaults()
+	for _, o := range options {
+		o(&cfg)
+	}
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.Source = "socket"
 	cfg.SocketPath = filepath.Join(t.TempDir(), "capture.sock")
@@ -204,6 +209,42 @@ func TestBadSocketInputDropsOnlyThatConnection(t *testing.T) {
 	servesFrames(t, r)
 }
 
+func TestSharedUDPPortAndPublicIP(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := pc.LocalAddr().(*net.UDPAddr).Port
+	pc.Close()
+	r, _ := startDevice(t, func(c *Config) {
+		c.ICEUDPPort = port
+		c.PublicIPs = []string{"203.0.113.7"}
+	})
+	// The answer's UDP candidates all use the one port, and the public address is offered.
+	resp, err := http.Post(strings.TrimSuffix(r.URL, "/")+"/whep", "application/sdp", strings.NewReader(offerSDP(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	udp, public := 0, false
+	for _, line := range strings.Split(string(answer), "\n") {
+		if !strings.HasPrefix(line, "a=candidate:") || !strings.Contains(strings.ToLower(line), " udp ") {
+			continue
+		}
+		udp++
+		f := strings.Fields(line)
+		if f[5] != strconv.Itoa(port) {
+			t.Errorf("candidate on port %s, want %d: %s", f[5], port, line)
+		}
+		public = public || f[4] == "203.0.113.7"
+	}
+	if udp == 0 || !public {
+		t.Fatalf("answer has %d UDP candidates, public address offered: %v\n%s", udp, public, answer)
+	}
+	servesFrames(t, r) // and media flows through the shared socket
+}
+
 func TestPlainAnnexBProducer(t *testing.T) {
 	r, _ := startDevice(t)
 	aus := testStream(t)
@@ -287,4 +328,26 @@ func TestConfigValidate(t *testing.T) {
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "source") || !strings.Contains(err.Error(), "fps") {
 		t.Errorf("validate: %v", err)
 	}
+}
+
+// offerSDP is a real recvonly video offer from a Pion peer connection.
+func offerSDP(t *testing.T) string {
+	t.Helper()
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		t.Fatal(err)
+	}
+	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(m)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return offer.SDP
 }

@@ -64,7 +64,13 @@ type Config struct {
 	// ICETCP, when set, is a listener for ICE over TCP (passive candidates, shared by every
 	// session): a viewer whose network drops UDP still reaches a device it can route to.
 	ICETCP net.Listener
-	Logger *slog.Logger
+	// ICEUDP, when set, is one UDP socket shared by every session instead of a socket per
+	// session: one port to open in a firewall or forward on a router.
+	ICEUDP net.PacketConn
+	// PublicIPs are addresses the device is reached on through a 1:1 NAT or a port forward;
+	// they are offered beside the host candidates, on the same ports.
+	PublicIPs []string
+	Logger    *slog.Logger
 }
 
 // Engine makes sessions that share one Pion API (codecs, extensions, interceptors) and one DTLS
@@ -129,6 +135,18 @@ func NewEngine(cfg Config) (*Engine, error) {
 	se.SetSrflxAcceptanceMinWait(0)
 	se.SetPrflxAcceptanceMinWait(0)
 	se.SetRelayAcceptanceMinWait(RelayAcceptanceWait)
+	if cfg.ICEUDP != nil {
+		se.SetICEUDPMux(webrtc.NewICEUDPMux(nil, cfg.ICEUDP))
+	}
+	if len(cfg.PublicIPs) > 0 {
+		// Appended to the host candidates, on the same sockets (a port forward maps the same
+		// port); LAN viewers keep the private address.
+		if err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
+			External: cfg.PublicIPs, AsCandidateType: webrtc.ICECandidateTypeHost, Mode: webrtc.ICEAddressRewriteAppend,
+		}); err != nil {
+			return nil, fmt.Errorf("public IPs: %w", err)
+		}
+	}
 	if cfg.ICETCP != nil {
 		se.SetICETCPMux(webrtc.NewICETCPMux(nil, cfg.ICETCP, 64))
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6})
