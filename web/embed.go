@@ -1,13 +1,16 @@
 // Package web holds the browser viewer the device serves at "/": index.html plays the device's
 // live H.264 stream full-window, and player.js defines the <p2pcast-player> element that
 // negotiates it over the /ws signaling socket (or WHEP), reconnects by itself and shows an
-// overlay with connection statistics. Nothing is built: the files are served as they are.
+// overlay with connection statistics. The hub serves hub.html at "/" instead: a device list
+// (hub.js) that opens the same player in hub mode (/?device=ID). Nothing is built: the files are
+// served as they are.
 package web
 
 import "embed"
 
-// Files holds index.html, player.js and diag.js (the latency diagnostics of /?diag=1) at its
-// root; the device serves it with http.FileServer(http.FS(web.Files)).
+// Files holds index.html, player.js, diag.js (the latency diagnostics of /?diag=1), hub.html and
+// hub.js at its root; the device serves it with http.FileServer(http.FS(web.Files)), the hub too
+// but with hub.html at "/".
 //
-//go:embed index.html player.js diag.js
+//go:embed index.html player.js diag.js hub.html hub.js
 var Files embed.FS

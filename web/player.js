@@ -4,7 +4,17 @@
 // makes the offer after our `watch`, with trickle ICE both ways; `offer=viewer` makes the page
 // offer instead, and `signal=whep` uses WHEP (POST <base>/whep) without a socket. Options are read
 // from the element's attributes, falling back to the page's query string: signal, offer, url,
-// overlay. The element reconnects by itself, forever, and never reloads the page.
+// overlay, device. The element reconnects by itself, forever, and never reloads the page.
+//
+// Hub mode (docs/hub.md): with `device=ID` the page was served by a hub. It opens the same
+// origin's /ws, authenticates first ({"type":"auth","token","device"}) with the token kept in
+// sessionStorage (it arrives in the URL fragment, #token=…, which never reaches a server, and is
+// removed from the address bar at once), then speaks the device's protocol through the hub.
+//
+// When the path breaks (ICE disconnected for 1.5 s, or failed) and the socket is up, the page asks
+// the device for an ICE restart on the same session ({"type":"restart"}: a fresh offer, new ICE
+// credentials) and answers it on the same RTCPeerConnection; only if that does not bring the
+// connection back does it fall back to a new session.
 //
 // window.p2pcast is the test hook the end-to-end tests read; it describes the first player.
 
@@ -12,6 +22,22 @@ const BACKOFF_MIN_MS = 250;
 const BACKOFF_MAX_MS = 5000;
 // 'disconnected' often heals by itself (a short path loss); only a longer one is a failure.
 const DISCONNECTED_GRACE_MS = 3000;
+// With a live socket and a device that offered, a shorter loss already earns an ICE restart: it
+// keeps the session (no new watch, no new keyframe wait beyond the device's own), so it is cheap.
+const ICE_RESTART_GRACE_MS = 1500;
+// An ICE restart that has not reconnected by then gives way to a new session.
+const ICE_RESTART_TIMEOUT_MS = 8000;
+// No packet at all on the selected pair for this long (the device sends RTCP every second even
+// when its picture stands still) means the path is dead, whatever the ICE state says: Chromium
+// keeps reporting 'connected' for half a minute after the host's address changed under it.
+const STALL_MS = 2500;
+// On the device-offers path the device controls ICE and nominates the best pair that works once
+// its relay wait (500 ms) has passed. A pair to our TURN relay works at once, while Chromium's
+// paced checks reach the direct pair later: our relay candidates wait this long after our SDP,
+// so a direct path wins wherever there is one (the device's own relay candidates remain).
+const RELAY_HOLD_MS = 1000;
+// During an ICE restart the selected pair is read this often, to see packets flow again.
+const RESTART_POLL_MS = 250;
 // The device answers `watch`/`offer` at once; silence means the socket is dead even if the
 // browser still thinks it is open (a cut network does not close TCP for minutes).
 const SIGNAL_TIMEOUT_MS = 4000;
@@ -24,9 +50,58 @@ const EMPTY_STATS = Object.freeze({
   framesDecoded: 0, framesReceived: 0, framesDropped: 0, frameWidth: 0, frameHeight: 0,
   freezeCount: 0, totalFreezesDuration: 0, packetsReceived: 0, packetsLost: 0, bytesReceived: 0,
   framesPerSecond: 0, rttMs: null, connectionState: null, iceConnectionState: null,
-  localCandidateType: null, remoteCandidateType: null, protocol: null, sessions: 0,
-  firstFrameMs: null,
+  localCandidateType: null, remoteCandidateType: null, protocol: null, pair: null, sessions: 0,
+  iceRestarts: 0, lastIceRestartMs: null, firstFrameMs: null,
 });
+
+// Hub errors before hello that a retry cannot fix: the token must be replaced.
+const HUB_FATAL = new Set(['unauthorized', 'forbidden', 'expired']);
+const HUB_REASONS = {
+  unauthorized: 'The hub refused the token (malformed, forged or expired).',
+  forbidden: 'This token does not allow watching this device.',
+  expired: 'The token has expired.',
+  offline: 'The device is not connected to the hub. Waiting for it…',
+  busy: 'The device has too many viewers. Trying again…',
+  rate_limited: 'Too many attempts from this address. Trying again…',
+};
+
+// ---- the viewer token (hub mode) ----
+
+export const TOKEN_KEY = 'p2pcast.token';
+let memoryToken = null; // where sessionStorage is unavailable (storage disabled)
+
+/**
+ * Moves a token given in the URL fragment (#token=…) into sessionStorage, removes it from the
+ * address bar (history.replaceState, so it is not in the history either), and returns the token
+ * to use, or null. A fragment never reaches a server, so the token is never in a log.
+ */
+export function takeToken() {
+  const hash = new URLSearchParams(location.hash.slice(1));
+  if (hash.has('token')) {
+    const token = hash.get('token').trim();
+    hash.delete('token');
+    const rest = hash.toString();
+    history.replaceState(history.state, '', location.pathname + location.search + (rest ? `#${rest}` : ''));
+    if (token) storeToken(token);
+  }
+  try {
+    return sessionStorage.getItem(TOKEN_KEY) || memoryToken;
+  } catch {
+    return memoryToken;
+  }
+}
+
+/** Keeps the token for this tab (sessionStorage: it ends with the tab, other tabs do not see it). */
+export function storeToken(token) {
+  memoryToken = token;
+  try { sessionStorage.setItem(TOKEN_KEY, token); } catch { /* memory only */ }
+}
+
+/** Forgets the token (the hub refused it). */
+export function forgetToken() {
+  memoryToken = null;
+  try { sessionStorage.removeItem(TOKEN_KEY); } catch { /* nothing kept */ }
+}
 
 const STYLE = `
   :host { display: block; position: relative; overflow: hidden; background: #000; }
@@ -46,16 +121,23 @@ const STYLE = `
   .state[data-state=failed] { --dot: #f44336; }
   .body { margin: 0; font: inherit; }
   .toast { color: #ffab91; white-space: pre-wrap; max-width: 40em; }
+  .notice { position: absolute; left: 50%; top: 50%; transform: translate(-50%, -50%);
+            box-sizing: border-box; max-width: min(34em, calc(100% - 32px));
+            font: 15px/1.5 system-ui, sans-serif; color: #eee; background: rgba(0, 0, 0, .75);
+            border: 1px solid #555; border-radius: 6px; padding: 14px 18px; text-align: center; }
+  .notice a { color: #8ab4f8; }
 `;
 
 class P2PCastPlayer extends HTMLElement {
   #cfg = null;
-  #video; #panel; #stateEl; #body; #toastEl; #toastTimer = 0;
+  #video; #panel; #stateEl; #body; #toastEl; #toastTimer = 0; #noticeEl;
 
   #running = false;
   #state = 'connecting';
   #everConnected = false;
   #sessions = 0;
+  #iceRestarts = 0; // ICE restarts asked for, over the page's life
+  #lastIceRestartMs = null; // how long the last successful one took to reconnect
   #firstFrameMs = null;
 
   #ws = null;
@@ -81,13 +163,14 @@ class P2PCastPlayer extends HTMLElement {
     root.innerHTML = `<style>${STYLE}</style>
       <video muted autoplay playsinline disablepictureinpicture></video>
       <div class="hud"><div class="panel"><div class="state"></div><pre class="body"></pre></div>
-      <div class="toast" hidden></div></div>`;
+      <div class="toast" hidden></div></div><div class="notice" role="status" hidden></div>`;
     this.#video = root.querySelector('video');
     this.#video.muted = true; // autoplay without a user gesture needs it as a property too
     this.#panel = root.querySelector('.panel');
     this.#stateEl = root.querySelector('.state');
     this.#body = root.querySelector('.body');
     this.#toastEl = root.querySelector('.toast');
+    this.#noticeEl = root.querySelector('.notice');
     this.#watchFirstFrame();
   }
 
@@ -108,7 +191,10 @@ class P2PCastPlayer extends HTMLElement {
 
   /** A fresh reading of the video receiver's statistics, in the shape window.p2pcast.stats gives. */
   async stats() {
-    const out = { ...EMPTY_STATS, sessions: this.#sessions, firstFrameMs: this.#firstFrameMs };
+    const out = {
+      ...EMPTY_STATS, sessions: this.#sessions, iceRestarts: this.#iceRestarts,
+      lastIceRestartMs: this.#lastIceRestartMs, firstFrameMs: this.#firstFrameMs,
+    };
     const s = this.#s;
     if (!s) return out;
     let snap;
@@ -124,6 +210,7 @@ class P2PCastPlayer extends HTMLElement {
     window.addEventListener('keydown', this.#onKey);
     window.addEventListener('pagehide', this.#onPageHide);
     window.addEventListener('pageshow', this.#onPageShow);
+    window.addEventListener('hashchange', this.#onHashChange);
     this.addEventListener('click', this.#onClick);
     try {
       this.#cfg = readConfig(this);
@@ -141,6 +228,7 @@ class P2PCastPlayer extends HTMLElement {
     window.removeEventListener('keydown', this.#onKey);
     window.removeEventListener('pagehide', this.#onPageHide);
     window.removeEventListener('pageshow', this.#onPageShow);
+    window.removeEventListener('hashchange', this.#onHashChange);
     this.removeEventListener('click', this.#onClick);
     clearInterval(this.#statsTimer);
     this.#stop();
@@ -167,11 +255,23 @@ class P2PCastPlayer extends HTMLElement {
     this.#connect();
   };
 
+  // A new #token=… on the same page (only the fragment changed, so no page load): take it, and
+  // start again if the old token had been refused.
+  #onHashChange = () => {
+    if (this.#cfg?.device == null || !new URLSearchParams(location.hash.slice(1)).has('token')) return;
+    takeToken();
+    if (!this.#running || this.#state !== 'failed') return;
+    this.#notice(null);
+    this.#retries = 0;
+    this.#setState(this.#everConnected ? 'reconnecting' : 'connecting');
+    this.#connect();
+  };
+
   // ---- attempts, teardown and backoff ----
 
   #connect() {
     if (!this.#running) return;
-    this.#armWatchdog();
+    if (!this.#keepsPlaying(this.#s)) this.#armWatchdog();
     if (this.#cfg.signal === 'whep') void this.#startWhep();
     else this.#openSocket();
   }
@@ -187,11 +287,13 @@ class P2PCastPlayer extends HTMLElement {
   // Tears the session down (and the socket unless keepSocket) and schedules the next attempt.
   // keepSocket restarts over the live socket with a new watch/offer, which the device takes as
   // replacing the session.
-  #retryLater(reason, { keepSocket = false } = {}) {
+  // keepSession (hub mode) keeps a playing session whose signaling socket went away and only
+  // reconnects the socket: see #keepsPlaying.
+  #retryLater(reason, { keepSocket = false, keepSession = false } = {}) {
     if (!this.#running) return;
     clearTimeout(this.#watchdog);
     this.#watchdog = 0;
-    this.#closeSession();
+    if (!keepSession) this.#closeSession();
     if (!keepSocket) this.#closeSocket();
     this.#reason = reason;
     // A pending retry reopens the socket itself if it has gone meanwhile.
@@ -206,7 +308,7 @@ class P2PCastPlayer extends HTMLElement {
       this.#resume();
     }, delay);
     console.info(`p2pcast: ${reason}; retrying in ${delay} ms`);
-    this.#setState('reconnecting');
+    if (!keepSession) this.#setState('reconnecting');
   }
 
   #resume() {
@@ -228,10 +330,12 @@ class P2PCastPlayer extends HTMLElement {
     this.#closeSocket();
   }
 
-  #fail(reason) {
+  // Gives up: nothing will work until the page or its token changes. notice is shown mid-screen.
+  #fail(reason, notice = reason) {
     this.#stop();
     this.#signal = reason;
     console.info(`p2pcast: ${reason}`);
+    this.#notice(notice, this.#cfg?.device != null);
     this.#setState('failed');
   }
 
@@ -257,6 +361,10 @@ class P2PCastPlayer extends HTMLElement {
       localSent: false, localQueue: [], endSent: false, // ours wait until our SDP is out
       peer: 'new', disconnectTimer: 0, signalTimer: 0, dtls: null,
       whep: null,
+      connected: false, // has been connected at least once
+      restart: null, // an ICE restart under way: { at, applied, timer, poll }
+      rx: null, // { bytes, at }: bytes received on the selected pair, and since when
+      held: [], holdUntil: 0, holdTimer: 0, // our relay candidates, held back (RELAY_HOLD_MS)
     };
     this.#s = s;
     this.#prev = null;
@@ -278,6 +386,9 @@ class P2PCastPlayer extends HTMLElement {
     this.#view = null;
     clearTimeout(s.disconnectTimer);
     clearTimeout(s.signalTimer);
+    clearTimeout(s.restart?.timer);
+    clearInterval(s.restart?.poll);
+    clearTimeout(s.holdTimer);
     s.pc.ontrack = s.pc.onicecandidate = null;
     s.pc.onconnectionstatechange = s.pc.oniceconnectionstatechange = null;
     if (s.dtls) s.dtls.onstatechange = null;
@@ -304,6 +415,7 @@ class P2PCastPlayer extends HTMLElement {
 
   #localSent(s) {
     s.localSent = true;
+    if (s.kind === 'watch' && !s.whep) s.holdUntil = performance.now() + RELAY_HOLD_MS;
     for (const c of s.localQueue.splice(0)) this.#sendCandidate(s, c);
   }
 
@@ -319,8 +431,21 @@ class P2PCastPlayer extends HTMLElement {
   }
 
   #sendCandidate(s, json) {
-    if (s.whep) this.#whepTrickle(s, json);
-    else this.#send({ type: 'candidate', candidate: json });
+    if (s.whep) {
+      this.#whepTrickle(s, json);
+      return;
+    }
+    // Relay candidates wait (RELAY_HOLD_MS), and the end of candidates waits behind them.
+    const hold = performance.now() < s.holdUntil && (json ? / typ relay /.test(json.candidate) : s.held.length > 0);
+    if (!hold) {
+      this.#send({ type: 'candidate', candidate: json });
+      return;
+    }
+    s.held.push(json);
+    s.holdTimer ||= setTimeout(() => {
+      s.holdTimer = 0;
+      if (this.#s === s) for (const c of s.held.splice(0)) this.#send({ type: 'candidate', candidate: c });
+    }, s.holdUntil - performance.now());
   }
 
   #onTrack(e) {
@@ -347,15 +472,101 @@ class P2PCastPlayer extends HTMLElement {
       this.#retries = 0;
       this.#reason = '';
       this.#everConnected = true;
+      s.connected = true;
+      if (s.restart?.applied) this.#restartDone(s);
+      this.#notice(null);
       this.#setState('connected');
     } else if (st === 'disconnected') {
       this.#setState('reconnecting');
+      if (s.restart) return; // its own deadline decides
+      const restart = this.#canRestart(s);
+      const grace = restart ? ICE_RESTART_GRACE_MS : DISCONNECTED_GRACE_MS;
       s.disconnectTimer = setTimeout(() => {
-        if (this.#s === s) this.#retryLater(`peer disconnected for ${DISCONNECTED_GRACE_MS / 1000} s`, { keepSocket: true });
-      }, DISCONNECTED_GRACE_MS);
+        if (this.#s !== s) return;
+        const why = `peer disconnected for ${grace / 1000} s`;
+        if (this.#canRestart(s)) this.#restartIce(s, why);
+        else this.#retryLater(why, { keepSocket: true });
+      }, grace);
     } else if (st === 'failed') {
-      this.#retryLater('peer connection failed', { keepSocket: true });
+      this.#setState('reconnecting');
+      if (s.restart?.applied) {
+        // The restart's own checks failed: no path left on this session.
+        this.#retryLater('peer connection failed after an ICE restart', { keepSocket: true });
+      } else if (!s.restart) { // (with a restart asked for, the device's new offer is on its way)
+        if (this.#canRestart(s)) this.#restartIce(s, 'peer connection failed');
+        else this.#retryLater('peer connection failed', { keepSocket: true });
+      }
     }
+  }
+
+  // ---- ICE restart ----
+
+  // An ICE restart keeps the session: it needs the socket (the device's new offer comes over it)
+  // and a session the device offered that was up once. When the page offered, a new `offer` would
+  // make a new session on the device anyway, so that path simply starts a new session.
+  #canRestart(s) {
+    return this.#cfg.signal === 'ws' && s.kind === 'watch' && !s.orphan && s.connected && s.remoteSet
+      && s.localSent && !s.restart && this.#ws?.readyState === WebSocket.OPEN && this.#hello != null;
+  }
+
+  #restartIce(s, why) {
+    this.#iceRestarts++;
+    console.info(`p2pcast: ${why}; ICE restart ${this.#iceRestarts} on session ${s.id}`);
+    s.restart = {
+      at: performance.now(), applied: false,
+      timer: setTimeout(() => {
+        if (this.#s === s && s.restart) this.#retryLater(`ICE restart did not reconnect in ${ICE_RESTART_TIMEOUT_MS / 1000} s`, { keepSocket: true });
+      }, ICE_RESTART_TIMEOUT_MS),
+      poll: setInterval(() => {
+        readStats(s.pc).then((snap) => {
+          if (this.#s === s && s.restart) this.#checkStall(s, snap.pairId, snap.pairBytesReceived);
+        }, () => {});
+      }, RESTART_POLL_MS),
+    };
+    // The device's new candidates may overtake its offer: they wait for it, like at the start.
+    s.remoteSet = false;
+    // The device answers at once; silence means the socket is dead although the browser thinks
+    // it is open (a changed network does not close TCP for minutes): then a new socket.
+    clearTimeout(s.signalTimer);
+    s.signalTimer = setTimeout(() => {
+      if (this.#s === s) this.#retryLater(`no reply to the ICE restart in ${SIGNAL_TIMEOUT_MS / 1000} s`);
+    }, SIGNAL_TIMEOUT_MS);
+    this.#send({ type: 'restart' });
+    this.#render();
+  }
+
+  // Called once a second (every RESTART_POLL_MS during a restart) with the selected pair and the
+  // bytes received on it: a stall starts an ICE restart, and bytes flowing again end one.
+  #checkStall(s, pairId, bytes) {
+    const now = performance.now();
+    const same = s.rx != null && pairId != null && s.rx.pair === pairId;
+    // Bytes on a pair seen before, or on a newly selected one.
+    const grew = bytes > 0 && (same ? bytes > s.rx.bytes : s.rx != null);
+    if (!same || grew) s.rx = { pair: pairId, bytes, at: now };
+    if (s.restart) {
+      // Chromium may never have left 'connected' (a stall): packets on a pair say it is over.
+      if (s.restart.applied && grew && peerState(s.pc) === 'connected') this.#restartDone(s);
+      return;
+    }
+    if (!same || grew || bytes == null || !s.connected || s.peer !== 'connected' || now - s.rx.at < STALL_MS) return;
+    const why = `no packets for ${STALL_MS / 1000} s`;
+    this.#setState('reconnecting');
+    if (this.#canRestart(s)) this.#restartIce(s, why);
+    else this.#retryLater(why, { keepSocket: true });
+  }
+
+  #restartDone(s) {
+    const ms = performance.now() - s.restart.at;
+    clearTimeout(s.restart.timer);
+    clearInterval(s.restart.poll);
+    s.restart = null;
+    this.#lastIceRestartMs = ms;
+    console.info(`p2pcast: ICE restart reconnected session ${s.id} in ${Math.round(ms)} ms`);
+    if (peerState(s.pc) !== 'connected') return;
+    this.#retries = 0;
+    this.#reason = '';
+    this.#notice(null);
+    this.#setState('connected');
   }
 
   // A device that ends the session (WHEP DELETE elsewhere, shutdown, replacing it) closes DTLS
@@ -383,14 +594,35 @@ class P2PCastPlayer extends HTMLElement {
     this.#ws = ws;
     this.#hello = null;
     this.#setSignal('ws connecting');
-    ws.onopen = () => { if (this.#ws === ws) this.#setSignal('ws open, waiting for hello'); };
+    ws.onopen = () => {
+      if (this.#ws !== ws) return;
+      if (this.#cfg.device == null) {
+        this.#setSignal('ws open, waiting for hello');
+        return;
+      }
+      // The hub wants the token first. It is read now, so a reconnect uses the current one.
+      const token = takeToken();
+      if (!token) {
+        this.#fail('no token', 'No viewer token in this tab.');
+        return;
+      }
+      this.#send({ type: 'auth', token, device: this.#cfg.device });
+      this.#setSignal(`ws open, authenticating for ${this.#cfg.device}`);
+    };
     ws.onmessage = (e) => { if (this.#ws === ws) this.#onMessage(e.data); };
     ws.onclose = (e) => {
       if (this.#ws !== ws) return;
       this.#ws = null;
       this.#hello = null;
+      const why = `socket closed (${e.code}${e.reason ? ` ${e.reason}` : ''})`;
+      if (this.#keepsPlaying(this.#s)) {
+        this.#s.orphan = true;
+        this.#setSignal(`ws closed (${e.code}); the session plays on`);
+        this.#retryLater(`${why}; the session plays on`, { keepSession: true });
+        return;
+      }
       this.#setSignal(`ws closed (${e.code})`);
-      this.#retryLater(`socket closed (${e.code}${e.reason ? ` ${e.reason}` : ''})`);
+      this.#retryLater(why);
     };
   }
 
@@ -421,7 +653,10 @@ class P2PCastPlayer extends HTMLElement {
       case 'offer': void this.#onRemoteOffer(msg.sdp); break;
       case 'answer': void this.#onRemoteAnswer(msg.sdp); break;
       case 'candidate': this.#onRemoteCandidate(msg.candidate); break;
-      case 'error': this.#onDeviceError(msg); break;
+      case 'error':
+        if (this.#cfg.device != null && (!this.#hello || HUB_FATAL.has(msg.code))) this.#onHubError(msg);
+        else this.#onDeviceError(msg);
+        break;
       case 'bye': this.#retryLater(`device said bye${msg.reason ? `: ${msg.reason}` : ''}`); break;
       default: break; // a newer device may say more; nothing we need
     }
@@ -432,8 +667,25 @@ class P2PCastPlayer extends HTMLElement {
       iceServers: Array.isArray(msg.iceServers) ? msg.iceServers : [],
       stream: msg.stream ?? null,
     };
+    if (this.#s?.orphan && this.#keepsPlaying(this.#s)) {
+      // Back at the hub with a session still playing: it stays until it fails, and then a new
+      // one starts on this socket.
+      this.#retries = 0;
+      this.#setSignal('ws open; the session from before plays on');
+      return;
+    }
     this.#setSignal('ws open');
     this.#startWsSession();
+  }
+
+  // Through a hub, a closed socket usually means the hub went away (a restart), not the device:
+  // the device keeps its sessions when its own link drops, and media flows peer to peer. So a
+  // session that is playing stays while the socket reconnects (re-authenticating, so a token that
+  // expired meanwhile still ends it). If the device did end it, DTLS close tells us at once. On
+  // a device's own socket the session ends with the socket, and so it does here.
+  #keepsPlaying(s) {
+    return this.#cfg.device != null && s != null && s.connected && !s.restart && !s.whep
+      && peerState(s.pc) === 'connected';
   }
 
   #startWsSession() {
@@ -464,10 +716,18 @@ class P2PCastPlayer extends HTMLElement {
 
   async #onRemoteOffer(sdp) {
     let s = this.#s;
-    // The offer that answers our watch goes to the session waiting for it; any other offer
-    // (the device restarting the session on a live socket) replaces the session.
-    if (!s || s.kind !== 'watch' || s.offerTaken) s = this.#newSession(this.#hello?.iceServers ?? [], 'watch');
+    // The offer that answers our watch goes to the session waiting for it, and the one that
+    // answers our restart to the session that asked; any other offer (the device restarting the
+    // session on a live socket) replaces the session.
+    const restart = s?.restart != null && !s.restart.applied;
+    if (!restart && (!s || s.kind !== 'watch' || s.offerTaken)) s = this.#newSession(this.#hello?.iceServers ?? [], 'watch');
     s.offerTaken = true;
+    if (restart) {
+      s.restart.applied = true;
+      // Our candidates of the new generation go out after the new answer.
+      s.localSent = false;
+      s.endSent = false;
+    }
     try {
       await s.pc.setRemoteDescription({ type: 'offer', sdp });
       if (this.#s !== s) return;
@@ -503,11 +763,36 @@ class P2PCastPlayer extends HTMLElement {
     else s.remoteQueue.push(c);
   }
 
+  // An error from the hub itself: before hello (the hub then closes the socket), or `expired`
+  // when the token runs out during a session.
+  #onHubError(msg) {
+    const code = String(msg.code ?? 'error');
+    const text = msg.message ? `: ${msg.message}` : '';
+    console.info(`p2pcast: hub error ${code}${text}`);
+    if (HUB_FATAL.has(code)) {
+      // A token the hub refuses is of no use to any device; a forbidden one may still show others.
+      if (code !== 'forbidden') forgetToken();
+      this.#fail(`hub: ${code}${text}`, `${HUB_REASONS[code]}${text ? `\n(${msg.message})` : ''}`);
+      return;
+    }
+    // offline, busy, rate_limited (and anything newer): the device may come back. A session still
+    // playing from before the socket closed stays (the device may just not be back at the hub).
+    const keep = this.#s?.orphan === true && this.#keepsPlaying(this.#s);
+    if (!keep) this.#notice(HUB_REASONS[code] ?? `The hub said ${code}${text}. Trying again…`, false);
+    this.#retryLater(`hub: ${code}`, { keepSession: keep });
+  }
+
   #onDeviceError(msg) {
     const code = String(msg.code ?? 'error');
     const text = msg.message ? `: ${msg.message}` : '';
     console.info(`p2pcast: device error ${code}${text}`);
     this.#toast(`device error ${code}${text}`);
+    // A device that cannot restart ICE (an older one, or its session is gone) gets a new session.
+    const s = this.#s;
+    if (s?.restart && !s.restart.applied) {
+      this.#retryLater(`ICE restart refused (${code})`, { keepSocket: true });
+      return;
+    }
     // These mean the session will not come up; fatal is followed by the device closing the
     // socket, which retries by itself. Others (no_session from a candidate racing a replaced
     // session, bad_message) leave the session usable.
@@ -616,6 +901,7 @@ class P2PCastPlayer extends HTMLElement {
       }
       this.#prev = { ...snap, id: s.id };
       this.#view = { ...snap, bitrate, fps };
+      this.#checkStall(s, snap.pairId, snap.pairBytesReceived);
     } catch {
       // The connection closed under us; the next tick reads the next session.
     } finally {
@@ -631,7 +917,8 @@ class P2PCastPlayer extends HTMLElement {
     const pc = this.#s?.pc;
     const v = this.#view;
     const lines = [`signal  ${this.#signal}`];
-    if (pc) lines.push(`peer    ${peerState(pc)}, ice ${pc.iceConnectionState}`);
+    if (this.#cfg?.device != null) lines.push(`device  ${this.#cfg.device} via the hub`);
+    if (pc) lines.push(`peer    ${peerState(pc)}, ice ${pc.iceConnectionState}${this.#s.restart ? ', ICE restart under way' : ''}`);
     if (this.#retryTimer) {
       const left = Math.max(0, (this.#retryAt - performance.now()) / 1000);
       lines.push(`retry   in ${left.toFixed(1)} s: ${this.#reason}`);
@@ -651,7 +938,7 @@ class P2PCastPlayer extends HTMLElement {
       );
     }
     const first = this.#firstFrameMs == null ? '' : `, first frame at ${Math.round(this.#firstFrameMs)} ms`;
-    lines.push(`sessions ${this.#sessions}${first}`);
+    lines.push(`sessions ${this.#sessions}, ICE restarts ${this.#iceRestarts}${first}`);
     this.#body.textContent = lines.join('\n');
   }
 
@@ -660,6 +947,20 @@ class P2PCastPlayer extends HTMLElement {
     this.#toastEl.hidden = false;
     clearTimeout(this.#toastTimer);
     this.#toastTimer = setTimeout(() => { this.#toastEl.hidden = true; }, TOAST_MS);
+  }
+
+  // A message mid-screen (null hides it); withList adds a link to the hub's device list.
+  #notice(text, withList = false) {
+    const el = this.#noticeEl;
+    el.hidden = text == null;
+    if (text == null) return;
+    el.replaceChildren(...text.split('\n').flatMap((line, i) => (i ? [document.createElement('br'), line] : [line])));
+    if (withList) {
+      const a = document.createElement('a');
+      a.href = new URL('./', location.href).pathname;
+      a.textContent = 'Back to the device list';
+      el.append(document.createElement('br'), a);
+    }
   }
 
   #setSignal(text) {
@@ -699,7 +1000,9 @@ class P2PCastPlayer extends HTMLElement {
 function readConfig(el) {
   const query = new URLSearchParams(location.search);
   const get = (name) => el.getAttribute(name) ?? query.get(name);
-  const signal = get('signal') === 'whep' ? 'whep' : 'ws';
+  // device=ID: the page came from a hub, which has no WHEP; the socket authenticates first.
+  const device = get('device') || null;
+  const signal = device == null && get('signal') === 'whep' ? 'whep' : 'ws';
   const offer = signal === 'whep' || get('offer') === 'viewer' ? 'viewer' : 'device';
   const base = new URL(get('url') || location.href, location.href);
   if (base.protocol === 'ws:') base.protocol = 'http:';
@@ -709,7 +1012,7 @@ function readConfig(el) {
   const wsUrl = new URL('ws', base);
   wsUrl.protocol = base.protocol === 'https:' ? 'wss:' : 'ws:';
   const whepUrl = new URL('whep', base);
-  return { signal, offer, wsUrl: wsUrl.href, whepUrl: whepUrl.href, overlay: get('overlay') !== '0' };
+  return { signal, offer, device, wsUrl: wsUrl.href, whepUrl: whepUrl.href, overlay: get('overlay') !== '0' };
 }
 
 // Ask for the smallest receive buffer: this is a live view, not a broadcast. Where the
@@ -779,7 +1082,19 @@ async function readStats(pc) {
     localCandidateType: local?.candidateType ?? null, remoteCandidateType: remote?.candidateType ?? null,
     protocol: local?.protocol ?? remote?.protocol ?? null,
     relayProtocol: local?.candidateType === 'relay' ? (local.relayProtocol ?? null) : null,
+    pair: pair ? { local: candidateInfo(local), remote: candidateInfo(remote), protocol: local?.protocol ?? remote?.protocol ?? null } : null,
+    pairId: pair?.id ?? null,
+    pairBytesReceived: typeof pair?.bytesReceived === 'number' ? pair.bytesReceived : null,
     timestamp: inbound?.timestamp ?? null,
+  };
+}
+
+// One end of the selected pair: { type, address, port, protocol, relayProtocol }.
+function candidateInfo(c) {
+  if (!c) return null;
+  return {
+    type: c.candidateType ?? null, address: c.address ?? c.ip ?? null, port: c.port ?? null,
+    protocol: c.protocol ?? null, relayProtocol: c.relayProtocol ?? null,
   };
 }
 

@@ -47,7 +47,9 @@ func New(cfg Config, log *slog.Logger) (*Device, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	pcfg := peer.Config{IncludeLoopback: true, MaxSessions: cfg.MaxViewers, Logger: log, ICEServers: cfg.ICEServers}
+	// Loopback candidates serve viewers on the same machine (and tests); a device that only
+	// a hub reaches would just give remote viewers more dead pairs to check.
+	pcfg := peer.Config{IncludeLoopback: !cfg.NoLAN, MaxSessions: cfg.MaxViewers, Logger: log, ICEServers: cfg.ICEServers}
 	if cfg.PlayoutDelay >= 0 {
 		pcfg.PlayoutDelay = &peer.PlayoutDelay{Min: cfg.PlayoutDelay, Max: cfg.PlayoutDelay}
 	}

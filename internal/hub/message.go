@@ -43,6 +43,7 @@ const (
 	CodeReplaced     = "replaced"
 	CodeBusy         = "busy"
 	CodeExpired      = "expired"
+	CodeShutdown     = "shutdown" // the hub is going away; sessions go on, signaling reconnects
 )
 
 // ErrBadMessage wraps every reason a hub message is refused.

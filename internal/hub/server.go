@@ -53,6 +53,7 @@ type Server struct {
 
 	mu      sync.Mutex
 	devices map[string]*deviceConn
+	closing bool // Close was called: links end without telling anyone a device went away
 }
 
 // New makes a hub.
@@ -106,6 +107,7 @@ func (s *Server) Handler() http.Handler {
 	})
 	if s.cfg.Web != nil {
 		mux.Handle("GET /", http.FileServerFS(s.cfg.Web))
+		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { http.ServeFileFS(w, r, s.cfg.Web, "hub.html") })
 	}
 	return mux
 }
@@ -113,6 +115,7 @@ func (s *Server) Handler() http.Handler {
 // Close ends every device and viewer connection.
 func (s *Server) Close() {
 	s.mu.Lock()
+	s.closing = true
 	devs := make([]*deviceConn, 0, len(s.devices))
 	for _, d := range s.devices {
 		devs = append(devs, d)
@@ -254,6 +257,7 @@ func (s *Server) serveDevice(w http.ResponseWriter, r *http.Request) {
 	if s.devices[m.ID] == d {
 		delete(s.devices, m.ID)
 	}
+	closing := s.closing
 	s.mu.Unlock()
 	d.mu.Lock()
 	viewers := make([]*viewerConn, 0, len(d.sessions))
@@ -262,7 +266,13 @@ func (s *Server) serveDevice(w http.ResponseWriter, r *http.Request) {
 	}
 	d.mu.Unlock()
 	for _, v := range viewers {
-		v.ws.fail(CodeOffline, "the device went offline")
+		if closing {
+			// Media flows peer to peer and outlives the hub: viewers keep watching and
+			// reconnect their signaling when the hub is back.
+			v.ws.fail(CodeShutdown, "the hub is restarting")
+		} else {
+			v.ws.fail(CodeOffline, "the device went offline")
+		}
 	}
 	s.audit.log(AuditEntry{Event: EventDeviceDisconnected, Remote: remote, Device: m.ID, Reason: reason})
 	s.log.Info("device disconnected", "device", m.ID, "reason", reason)
@@ -405,7 +415,12 @@ func (s *Server) serveViewer(w http.ResponseWriter, r *http.Request) {
 	d.mu.Lock()
 	delete(d.sessions, v.sid)
 	d.mu.Unlock()
-	d.ws.send(sessionMsg{Type: TypeSession, SID: v.sid, Msg: byeJSON})
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if !closing { // a viewer gone while the hub runs: its device session ends too
+		d.ws.send(sessionMsg{Type: TypeSession, SID: v.sid, Msg: byeJSON})
+	}
 	s.audit.log(AuditEntry{Event: EventSessionEnded, Remote: remote, Device: d.id, TokenID: claims.ID, Session: v.sid, Reason: reason})
 }
 

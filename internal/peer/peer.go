@@ -37,8 +37,11 @@ var (
 	ErrBadState = errors.New("peer: wrong signaling state")
 )
 
+// tcpCandidateDelay holds the device's ICE-TCP candidates back behind its UDP ones.
+const tcpCandidateDelay = 200 * time.Millisecond
+
 // RelayAcceptanceWait is how long a valid relayed pair waits before it may be nominated.
-const RelayAcceptanceWait = 500 * time.Millisecond
+const RelayAcceptanceWait = time.Second
 
 // PlayoutDelay is what the playout-delay header extension asks of receivers: min = max = 0
 // takes Chromium's low-latency path (render as soon as decoded).
@@ -128,8 +131,9 @@ func NewEngine(cfg Config) (*Engine, error) {
 	// Relayed pairs keep their longer wait, so a relay never wins over a direct path.
 	// How long a pair of each kind must wait, once valid, before the controlling side may
 	// nominate it. Direct pairs go at once; a relayed pair waits long enough for hole punching
-	// to succeed first wherever it can (it takes a few round trips once both sides' candidates
-	// have trickled), so a relay never wins over a direct path. Pion's defaults (srflx 0.5 s,
+	// to succeed first wherever it can, so a relay never wins over a direct path: Chromium paces
+	// its checks and reached the direct pair of a cone↔cone cell only ~700 ms after the answer,
+	// while a pair to its TURN relay is valid almost at once. Pion's defaults (srflx 0.5 s,
 	// prflx 1 s, relay 2 s) made every join through a NAT wait for nothing.
 	se.SetHostAcceptanceMinWait(0)
 	se.SetSrflxAcceptanceMinWait(0)
@@ -233,12 +237,22 @@ func (e *Engine) NewSession(st *stream.Stream, onCandidate func(*webrtc.ICECandi
 	}
 	s.log = e.cfg.Logger.With("session", s.id)
 	if onCandidate != nil {
+		// TCP candidates trickle a moment after the UDP ones: a TCP connect on an open network
+		// completes as fast as a UDP check, and the pair valid first is nominated, so without
+		// the head start a viewer that has UDP could end up on TCP (head-of-line blocking).
+		// Viewers whose network drops UDP lose only this moment.
+		var tcp sync.WaitGroup
 		pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 			if c == nil {
-				onCandidate(nil)
+				go func() { tcp.Wait(); onCandidate(nil) }()
 				return
 			}
 			init := c.ToJSON()
+			if c.Protocol == webrtc.ICEProtocolTCP {
+				tcp.Add(1)
+				time.AfterFunc(tcpCandidateDelay, func() { defer tcp.Done(); onCandidate(&init) })
+				return
+			}
 			onCandidate(&init)
 		})
 	}

@@ -49,6 +49,7 @@ const (
 	codeBusy         = "busy"
 	codeRateLimited  = "rate_limited"
 	codeReplaced     = "replaced"
+	codeShutdown     = "shutdown" // the hub is restarting: the media goes on
 	codeFatal        = "fatal"
 )
 

@@ -194,6 +194,9 @@ func (s *wsSignaler) session(ctx context.Context, pc *webrtc.PeerConnection, req
 			if ctx.Err() != nil {
 				return nil
 			}
+			if keepWatching(ctx, pc, s.log, err) {
+				return nil
+			}
 			if n := s.note(); n != nil {
 				return fmt.Errorf("%s closed the signaling connection after: %w", s.where(), n)
 			}
@@ -228,6 +231,9 @@ func (s *wsSignaler) session(ctx context.Context, pc *webrtc.PeerConnection, req
 			return sessionEnded(m.Reason)
 		case "error":
 			se := &SignalError{Code: m.Code, Message: m.Message}
+			if m.Code == codeShutdown && keepWatching(ctx, pc, s.log, se) {
+				return nil
+			}
 			if terminal(m.Code) {
 				return fmt.Errorf("%s: %w", s.where(), se)
 			}
@@ -336,4 +342,16 @@ func (s *wsSignaler) close() {
 		s.wmu.Unlock()
 		s.conn.Close()
 	})
+}
+
+// keepWatching waits out the watch when the signaling goes away (a hub restarting) while the
+// media is up: it flows peer to peer and does not need the hub. It reports whether it did; a
+// connection that fails later ends the watch through the peer connection's state.
+func keepWatching(ctx context.Context, pc *webrtc.PeerConnection, log *slog.Logger, cause error) bool {
+	if pc.ConnectionState() != webrtc.PeerConnectionStateConnected {
+		return false
+	}
+	log.Warn("signaling lost; the media goes on peer to peer", "cause", cause)
+	<-ctx.Done()
+	return true
 }

@@ -210,6 +210,10 @@ func TestNATMatrix(t *testing.T) {
 				t.Errorf("%s: direct pair %+v where no direct path should exist (check the lab)", name, c.res.Pair)
 			case !needsRelay(c.device, c.viewer) && c.res.relayed():
 				t.Errorf("%s: relayed (%+v) although a direct path exists", name, c.res.Pair)
+			case c.viewer != natlab.NoUDP && c.res.Pair.Protocol != "udp":
+				t.Errorf("%s: %+v over TCP although UDP gets through", name, c.res.Pair)
+			case c.viewer == natlab.NoUDP && c.res.Pair.Protocol != "tcp":
+				t.Errorf("%s: %+v: this viewer's network drops UDP", name, c.res.Pair)
 			default:
 				class := "direct"
 				if c.res.relayed() {
