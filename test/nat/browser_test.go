@@ -390,6 +390,9 @@ type browserLab struct {
 	devices  map[natlab.Kind]string
 	viewers  map[natlab.Kind]*natlab.Host
 	agents   map[natlab.Kind]*agent
+	data     string // the hub's data directory (audit.jsonl)
+	// restartHub stops the hub and starts it again on the same address and data.
+	restartHub func(t *testing.T)
 }
 
 var browserKinds = []natlab.Kind{natlab.Symmetric, natlab.PortRestricted}
@@ -419,8 +422,19 @@ func newBrowserLab(t *testing.T) *browserLab {
 		devices:  map[natlab.Kind]string{},
 		viewers:  map[natlab.Kind]*natlab.Host{},
 		agents:   map[natlab.Kind]*agent{},
+		data:     data,
 	}
 	hubProc := hubHost.Start(t, p2pcast, "hub", "--data", data, "--http", hubAddr, "--public-ip", hubHost.IP.String())
+	bl.restartHub = func(t *testing.T) {
+		t.Helper()
+		hubProc.Stop()
+		hubProc = hubHost.Start(t, p2pcast, "hub", "--data", data, "--http", hubAddr, "--public-ip", hubHost.IP.String())
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		if _, err := hubProc.WaitOutput(ctx, "hub listening"); err != nil {
+			t.Fatalf("hub did not restart: %v", err)
+		}
+	}
 
 	// Devices and browsers start together; each is waited for afterwards.
 	procs := map[string]*natlab.Proc{}
@@ -588,7 +602,45 @@ func TestBrowserNAT(t *testing.T) {
 			what, l, r, proto, before.Sessions, after.Sessions, after.ICERestarts, float64(again.Milliseconds()))
 		a.checkMark(t)
 	})
+	// 5. The hub restarts. The cone viewer's media is direct and keeps playing meanwhile; the
+	// page reconnects its signaling by itself (a new session_started in the hub's audit log)
+	// and stays on the same session.
+	t.Run("hub-restart", func(t *testing.T) {
+		a := agents[natlab.PortRestricted]
+		before := a.mark(t)
+		startedBefore := countAudit(t, bl.data, "session_started")
+		bl.restartHub(t)
+		during := a.waitStats(t, "frames while the hub restarts", 10*time.Second, func(s pageStats) bool {
+			return s.FramesDecoded >= before.FramesDecoded+30
+		})
+		deadline := time.Now().Add(20 * time.Second)
+		for countAudit(t, bl.data, "session_started") <= startedBefore {
+			if time.Now().After(deadline) {
+				t.Fatal("the page did not come back to the restarted hub")
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		after := a.waitStats(t, "plays on", 10*time.Second, func(s pageStats) bool {
+			return s.ConnectionState == "connected" && s.FramesDecoded >= during.FramesDecoded+30
+		})
+		fmt.Printf("browser hub restart, viewer cone: frames went on (%.0f → %.0f), page re-authenticated, sessions %.0f → %.0f\n",
+			before.FramesDecoded, after.FramesDecoded, before.Sessions, after.Sessions)
+		a.checkMark(t)
+		if after.Sessions != before.Sessions {
+			t.Errorf("sessions %.0f → %.0f: the hub restart cost the page its session", before.Sessions, after.Sessions)
+		}
+	})
 	t.Logf("total %s", time.Since(start).Round(time.Millisecond))
+}
+
+// countAudit counts the hub's audit log entries of one event.
+func countAudit(t *testing.T, data, event string) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(data, "audit.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), `"event":"`+event+`"`)
 }
 
 // mark leaves a mark in the page that a page load would wipe, and returns the stats of the
