@@ -249,17 +249,9 @@ func runDeviceKey(_ context.Context, args []string, stdout, stderr io.Writer) er
 		fs.Usage()
 		return flag.ErrHelp
 	}
-	// Flags may come before or after the ID.
-	var positional []string
-	for {
-		if err := parseFlags(fs, rest); err != nil {
-			return err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		positional = append(positional, fs.Arg(0))
-		rest = fs.Args()[1:]
+	positional, err := parseInterspersed(fs, rest)
+	if err != nil {
+		return err
 	}
 	store, err := auth.OpenStore(*dataDir)
 	if err != nil {

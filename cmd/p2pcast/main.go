@@ -120,6 +120,23 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// parseInterspersed parses flags that may come before, between or after the positional
+// arguments (p2pcast view URL --duration 3s), which the flag package alone stops at, and
+// returns the positional ones.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := parseFlags(fs, args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return positional, nil
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
 // newLogger logs to stderr at the given level.
 func newLogger(w io.Writer, verbose bool) *slog.Logger {
 	level := slog.LevelInfo

@@ -80,17 +80,9 @@ func runView(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	tokenFile := fs.String("token-file", "", "read the hub token from `FILE`")
 	caFile := fs.String("ca", "", "PEM certificate(s) to trust for https:// and wss:// besides the system's (private CA, self-signed)")
 	verbose := fs.Bool("v", false, "debug logs")
-	// Flags may come after the URL too (p2pcast view ws://… --duration 3s).
-	var positional []string
-	for rest := args; ; {
-		if err := parseFlags(fs, rest); err != nil {
-			return err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		positional = append(positional, fs.Arg(0))
-		rest = fs.Args()[1:]
+	positional, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
 	}
 	if *stats != "" && *stats != "json" {
 		return fmt.Errorf("%w: --stats takes only json", errUsage)
@@ -103,7 +95,6 @@ func runView(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	opts := viewer.Options{Duration: *duration, Frames: *frames, FirstFrameTimeout: *timeout, RelayOnly: *relay,
 		Logger: newLogger(stderr, *verbose)}
-	var err error
 	if opts.TLS, err = tlsTrusting(*caFile); err != nil {
 		return err
 	}

@@ -171,6 +171,28 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// readAuth reads a link's first message, which must authenticate it within authWait. A
+// missing or malformed one is refused here (check adds the link's own rules); ok is false then.
+func (s *Server) readAuth(ws *wsConn, remote string, check func(authMsg) error) (authMsg, bool) {
+	_ = ws.conn.SetReadDeadline(time.Now().Add(authWait))
+	data, err := ws.read()
+	if err != nil {
+		s.audit.log(AuditEntry{Event: EventRefused, Remote: remote, Reason: "no authentication: " + err.Error()})
+		return authMsg{}, false
+	}
+	m, err := ParseAuth(data)
+	if err == nil && check != nil {
+		err = check(m)
+	}
+	if err != nil {
+		s.authFailed(remote, "", "", err.Error())
+		ws.fail(CodeBadMessage, err.Error())
+		<-ws.stop
+		return authMsg{}, false
+	}
+	return m, true
+}
+
 // ---- devices ----
 
 // deviceConn is one authenticated device link and the viewer sessions relayed over it.
@@ -202,20 +224,13 @@ func (s *Server) serveDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws.send(challengeMsg{Type: TypeChallenge, Nonce: challenge})
-	_ = c.SetReadDeadline(time.Now().Add(authWait))
-	data, err := ws.read()
-	if err != nil {
-		s.audit.log(AuditEntry{Event: EventRefused, Remote: remote, Reason: "no authentication: " + err.Error()})
-		return
-	}
-	m, err := ParseAuth(data)
-	if err == nil && m.ID == "" {
-		err = fmt.Errorf("%w: auth without a device id", ErrBadMessage)
-	}
-	if err != nil {
-		s.authFailed(remote, "", "", err.Error())
-		ws.fail(CodeBadMessage, err.Error())
-		<-ws.stop
+	m, ok := s.readAuth(ws, remote, func(m authMsg) error {
+		if m.ID == "" {
+			return fmt.Errorf("%w: auth without a device id", ErrBadMessage)
+		}
+		return nil
+	})
+	if !ok {
 		return
 	}
 	if err := s.verifyDevice(m, challenge); err != nil {
@@ -352,17 +367,8 @@ func (s *Server) serveViewer(w http.ResponseWriter, r *http.Request) {
 	}
 	ws := newWSConn(c, s.log.With("remote", remote))
 	defer ws.close()
-	_ = c.SetReadDeadline(time.Now().Add(authWait))
-	data, err := ws.read()
-	if err != nil {
-		s.audit.log(AuditEntry{Event: EventRefused, Remote: remote, Reason: "no authentication: " + err.Error()})
-		return
-	}
-	m, err := ParseAuth(data)
-	if err != nil {
-		s.authFailed(remote, "", "", err.Error())
-		ws.fail(CodeBadMessage, err.Error())
-		<-ws.stop
+	m, ok := s.readAuth(ws, remote, nil)
+	if !ok {
 		return
 	}
 	token := m.Token
