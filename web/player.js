@@ -142,6 +142,7 @@ class P2PCastPlayer extends HTMLElement {
 
   #ws = null;
   #hello = null; // the device's hello on the current socket; null until it arrives
+  #hubSession = null; // the hub's id of our session, to resume it from a new socket
   #signal = 'idle'; // signaling state, in words, for the overlay
 
   // The current session: one RTCPeerConnection and its negotiation; see #newSession.
@@ -294,7 +295,8 @@ class P2PCastPlayer extends HTMLElement {
     clearTimeout(this.#watchdog);
     this.#watchdog = 0;
     if (!keepSession) this.#closeSession();
-    if (!keepSocket) this.#closeSocket();
+    // A kept session must not be ended by the bye a closing socket says.
+    if (!keepSocket) this.#closeSocket({ bye: !keepSession });
     this.#reason = reason;
     // A pending retry reopens the socket itself if it has gone meanwhile.
     if (this.#retryTimer) return;
@@ -529,7 +531,19 @@ class P2PCastPlayer extends HTMLElement {
     // it is open (a changed network does not close TCP for minutes): then a new socket.
     clearTimeout(s.signalTimer);
     s.signalTimer = setTimeout(() => {
-      if (this.#s === s) this.#retryLater(`no reply to the ICE restart in ${SIGNAL_TIMEOUT_MS / 1000} s`);
+      if (this.#s !== s) return;
+      const why = `no reply to the ICE restart in ${SIGNAL_TIMEOUT_MS / 1000} s`;
+      if (this.#cfg.device != null && this.#hubSession) {
+        // Through a hub: a new socket resumes this session, and the restart is asked again there.
+        clearTimeout(s.restart.timer);
+        clearInterval(s.restart.poll);
+        s.restart = null;
+        s.needsRestart = true;
+        s.orphan = true;
+        this.#retryLater(`${why}; resuming the session on a new socket`, { keepSession: true });
+        return;
+      }
+      this.#retryLater(why);
     }, SIGNAL_TIMEOUT_MS);
     this.#send({ type: 'restart' });
     this.#render();
@@ -606,7 +620,10 @@ class P2PCastPlayer extends HTMLElement {
         this.#fail('no token', 'No viewer token in this tab.');
         return;
       }
-      this.#send({ type: 'auth', token, device: this.#cfg.device });
+      // A session still alive from an earlier socket (our network changed) is resumed: the
+      // hub carries it over to this socket, and an ICE restart then moves its media.
+      const resume = this.#s && peerState(this.#s.pc) !== 'closed' && this.#hubSession ? this.#hubSession : undefined;
+      this.#send({ type: 'auth', token, device: this.#cfg.device, resume });
       this.#setSignal(`ws open, authenticating for ${this.#cfg.device}`);
     };
     ws.onmessage = (e) => { if (this.#ws === ws) this.#onMessage(e.data); };
@@ -626,14 +643,14 @@ class P2PCastPlayer extends HTMLElement {
     };
   }
 
-  #closeSocket() {
+  #closeSocket({ bye = true } = {}) {
     const ws = this.#ws;
     if (!ws) return;
     this.#ws = null;
     this.#hello = null;
     ws.onopen = ws.onmessage = ws.onclose = null;
     // bye frees the device's session at once instead of at its ping timeout.
-    if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'bye' }));
+    if (bye && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'bye' }));
     ws.close(1000);
   }
 
@@ -667,6 +684,20 @@ class P2PCastPlayer extends HTMLElement {
       iceServers: Array.isArray(msg.iceServers) ? msg.iceServers : [],
       stream: msg.stream ?? null,
     };
+    const s = this.#s;
+    if (msg.resumed === true && s && peerState(s.pc) !== 'closed') {
+      // The hub carried our session over to this socket. If its media stalled meanwhile (the
+      // network changed under it), restart ICE on it now; else it simply plays on.
+      s.orphan = false;
+      this.#retries = 0;
+      this.#setSignal('ws open; session resumed');
+      if (s.needsRestart || peerState(s.pc) !== 'connected') {
+        s.needsRestart = false;
+        this.#restartIce(s, 'resumed on a new socket');
+      }
+      return;
+    }
+    this.#hubSession = typeof msg.session === 'string' ? msg.session : null;
     if (this.#s?.orphan && this.#keepsPlaying(this.#s)) {
       // Back at the hub with a session still playing: it stays until it fails, and then a new
       // one starts on this socket.

@@ -12,8 +12,8 @@ const (
 	EventDeviceConnected    = "device_connected"
 	EventDeviceDisconnected = "device_disconnected"
 	EventAuthFailed         = "auth_failed"
-	EventViewerConnected    = "viewer_connected"
 	EventSessionStarted     = "session_started"
+	EventSessionResumed     = "session_resumed"
 	EventSessionEnded       = "session_ended"
 	EventRefused            = "refused"
 )

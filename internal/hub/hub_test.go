@@ -184,6 +184,8 @@ func (h *testHub) waitOnline(id string, want bool) {
 
 type msg struct {
 	Type, Code, Message, SDP string
+	Session                  string
+	Resumed                  bool
 	ICEServers               []webrtc.ICEServer `json:"iceServers"`
 	Stream                   json.RawMessage
 }
@@ -236,7 +238,8 @@ func TestRelaysSignalingBetweenViewerAndDevice(t *testing.T) {
 		t.Fatalf("got %+v", m)
 	}
 	_ = c.WriteJSON(map[string]string{"type": "answer", "sdp": "v=0 viewer answer"})
-	// Leaving ends the device's session.
+	// Leaving (bye) ends the device's session at once.
+	_ = c.WriteJSON(map[string]string{"type": "bye"})
 	c.Close()
 	deadline := time.After(5 * time.Second)
 	for backend.count() == 0 {
@@ -275,6 +278,56 @@ func waitAudit(t *testing.T, a *syncBuffer, event string) {
 			t.Fatalf("no %s in the audit log", event)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestViewerResumesItsSessionOnANewSocket(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h := newTestHub(t, Config{ResumeWait: 300 * time.Millisecond})
+	_, backend := h.device(ctx, "cam1")
+	tok := h.token([]string{"cam1"}, []auth.Grant{auth.GrantView}, time.Hour)
+
+	first, hello := h.viewer(map[string]string{"type": "auth", "token": tok, "device": "cam1"})
+	_ = first.WriteJSON(map[string]string{"type": "watch"})
+	if m := readMsg(t, first); m.Type != "offer" {
+		t.Fatalf("%+v", m)
+	}
+	// The viewer's network changes: its socket is gone, no bye. It comes back within the wait
+	// and resumes; the device session is the same one, and an ICE restart goes through.
+	first.Close()
+	second, hello2 := h.viewer(map[string]any{"type": "auth", "token": tok, "device": "cam1", "resume": hello.Session})
+	if hello2.Type != "hello" || !hello2.Resumed || hello2.Session != hello.Session {
+		t.Fatalf("resume: %+v (first session %q)", hello2, hello.Session)
+	}
+	_ = second.WriteJSON(map[string]string{"type": "restart"})
+	if m := readMsg(t, second); m.Type != "offer" || m.SDP != "v=0 restart offer" {
+		t.Fatalf("restart after resume: %+v", m)
+	}
+	if n := backend.count(); n != 1 {
+		t.Fatalf("the device made %d sessions, want the one resumed", n)
+	}
+	select {
+	case <-backend.sessions[0].Done():
+		t.Fatal("the resumed session was ended")
+	default:
+	}
+	waitAudit(t, h.audit, EventSessionResumed)
+
+	// Another token cannot take the session over: it gets a session of its own.
+	other := h.token([]string{"cam1"}, []auth.Grant{auth.GrantView}, time.Hour)
+	third, hello3 := h.viewer(map[string]any{"type": "auth", "token": other, "device": "cam1", "resume": hello.Session})
+	if hello3.Resumed || hello3.Session == hello.Session {
+		t.Fatalf("a different token resumed someone else's session: %+v", hello3)
+	}
+	_ = third.WriteJSON(map[string]string{"type": "bye"})
+
+	// A socket that drops and is not resumed ends its device session after the wait.
+	second.Close()
+	select {
+	case <-backend.sessions[0].Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("an abandoned session outlived the resume wait")
 	}
 }
 

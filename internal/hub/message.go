@@ -114,6 +114,9 @@ type authMsg struct {
 	Sig    string `json:"sig,omitempty"`    // device link, base64url
 	Token  string `json:"token,omitempty"`  // viewer link (or the Authorization header)
 	Device string `json:"device,omitempty"` // viewer link
+	// Resume names the session of an earlier socket of this viewer (same token), to carry on
+	// with it on this one.
+	Resume string `json:"resume,omitempty"`
 }
 
 // ParseAuth decodes the first message of a link.
@@ -158,6 +161,8 @@ type (
 		Version    int                `json:"version"`
 		ICEServers []webrtc.ICEServer `json:"iceServers"`
 		Stream     json.RawMessage    `json:"stream,omitempty"`
+		Session    string             `json:"session"`           // to resume it from another socket
+		Resumed    bool               `json:"resumed,omitempty"` // this socket carries on an earlier one's session
 	}
 )
 

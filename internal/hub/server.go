@@ -35,9 +35,12 @@ type Config struct {
 	Web    fs.FS
 	Logger *slog.Logger
 	// Limits; zero values take the defaults of docs/hub.md.
-	ConnRate, ConnBurst   float64 // new connections per second and burst, per source address
-	AuthFailsPerMinute    float64 // failed authentications per minute, per source address
-	MaxSessionsPerDevice  int
+	ConnRate, ConnBurst  float64 // new connections per second and burst, per source address
+	AuthFailsPerMinute   float64 // failed authentications per minute, per source address
+	MaxSessionsPerDevice int
+	// ResumeWait is how long a session whose viewer socket dropped without a bye waits for the
+	// viewer to resume it from a new socket (default 15 s).
+	ResumeWait            time.Duration
 	TrustForwardedHeaders bool // take the client address from X-Forwarded-For (behind a proxy)
 	Now                   func() time.Time
 }
@@ -78,6 +81,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxSessionsPerDevice <= 0 {
 		cfg.MaxSessionsPerDevice = 200
+	}
+	if cfg.ResumeWait <= 0 {
+		cfg.ResumeWait = 15 * time.Second
 	}
 	if cfg.ICE.TTL <= 0 {
 		cfg.ICE.TTL = 12 * time.Hour
@@ -281,6 +287,11 @@ func (s *Server) serveDevice(w http.ResponseWriter, r *http.Request) {
 	}
 	d.mu.Unlock()
 	for _, v := range viewers {
+		d.mu.Lock()
+		if v.orphan != nil {
+			v.orphan.Stop()
+		}
+		d.mu.Unlock()
 		if closing {
 			// Media flows peer to peer and outlives the hub: viewers keep watching and
 			// reconnect their signaling when the hub is back.
@@ -337,10 +348,13 @@ func (s *Server) deviceLoop(d *deviceConn) string {
 			d.mu.Unlock()
 		case TypeSession:
 			d.mu.Lock()
-			v := d.sessions[m.SID]
+			var ws *wsConn
+			if v := d.sessions[m.SID]; v != nil {
+				ws = v.ws
+			}
 			d.mu.Unlock()
-			if v != nil {
-				v.ws.sendRaw(m.Msg)
+			if ws != nil {
+				ws.sendRaw(m.Msg)
 			}
 			// A message for a session that just ended is normal (the viewer left meanwhile).
 		}
@@ -349,10 +363,13 @@ func (s *Server) deviceLoop(d *deviceConn) string {
 
 // ---- viewers ----
 
-// viewerConn is one viewer session relayed to a device.
+// viewerConn is one viewer session relayed to a device. Its socket can change: a viewer whose
+// network changed comes back on a new socket and resumes the session (then restarts ICE on it).
 type viewerConn struct {
-	sid string
-	ws  *wsConn
+	sid     string
+	tokenID string
+	ws      *wsConn     // under deviceConn.mu
+	orphan  *time.Timer // under deviceConn.mu: set while the session waits to be resumed
 }
 
 func (s *Server) serveViewer(w http.ResponseWriter, r *http.Request) {
@@ -397,63 +414,128 @@ func (s *Server) serveViewer(w http.ResponseWriter, r *http.Request) {
 		<-ws.stop
 		return
 	}
-	v := &viewerConn{sid: newID(), ws: ws}
-	d.mu.Lock()
-	if len(d.sessions) >= s.cfg.MaxSessionsPerDevice {
-		d.mu.Unlock()
-		s.audit.log(AuditEntry{Event: EventRefused, Remote: remote, Device: m.Device, TokenID: claims.ID, Reason: "device busy"})
+	v, resumed, refusal := s.attach(d, ws, m.Resume, claims.ID)
+	if refusal != "" {
+		s.audit.log(AuditEntry{Event: EventRefused, Remote: remote, Device: m.Device, TokenID: claims.ID, Reason: refusal})
 		ws.fail(CodeBusy, "the device has too many viewers")
 		<-ws.stop
 		return
 	}
-	d.sessions[v.sid] = v
+	d.mu.Lock()
 	stream := d.stream
 	d.mu.Unlock()
 	_ = c.SetReadDeadline(time.Now().Add(pongWait))
-	s.audit.log(AuditEntry{Event: EventSessionStarted, Remote: remote, Device: d.id, TokenID: claims.ID, Session: v.sid})
-	ws.send(helloMsg{Type: signal.TypeHello, Version: 1, ICEServers: s.cfg.ICE.servers("viewer:"+v.sid, s.cfg.Now()), Stream: stream})
+	event := EventSessionStarted
+	if resumed {
+		event = EventSessionResumed
+	}
+	s.audit.log(AuditEntry{Event: event, Remote: remote, Device: d.id, TokenID: claims.ID, Session: v.sid})
+	ws.send(helloMsg{Type: signal.TypeHello, Version: 1, ICEServers: s.cfg.ICE.servers("viewer:"+v.sid, s.cfg.Now()),
+		Stream: stream, Session: v.sid, Resumed: resumed})
 
 	// The session lasts no longer than the token.
 	expiry := time.AfterFunc(claims.Expires.Sub(s.cfg.Now()), func() { ws.fail(CodeExpired, "the token expired") })
-	reason := s.viewerLoop(d, v)
+	reason, bye := s.viewerLoop(d, v, ws)
 	expiry.Stop()
+	s.detach(d, v, ws, bye, func(why string) {
+		s.audit.log(AuditEntry{Event: EventSessionEnded, Remote: remote, Device: d.id, TokenID: claims.ID, Session: v.sid, Reason: why})
+	}, reason)
+}
 
+// attach gives ws a session of d: the one named resume if the same token made it (the viewer
+// came back on a new socket; the old one, if the hub still thinks it alive, is closed), or a
+// new one. refusal is set when the device has no room for another.
+func (s *Server) attach(d *deviceConn, ws *wsConn, resume, tokenID string) (v *viewerConn, resumed bool, refusal string) {
 	d.mu.Lock()
-	delete(d.sessions, v.sid)
-	d.mu.Unlock()
+	defer d.mu.Unlock()
+	if old := d.sessions[resume]; resume != "" && old != nil && old.tokenID == tokenID {
+		if old.orphan != nil {
+			old.orphan.Stop()
+			old.orphan = nil
+		}
+		prev := old.ws
+		old.ws = ws
+		if prev != ws {
+			prev.close() // its loop sees it is no longer the session's socket and leaves quietly
+		}
+		return old, true, ""
+	}
+	if len(d.sessions) >= s.cfg.MaxSessionsPerDevice {
+		return nil, false, "device busy"
+	}
+	v = &viewerConn{sid: newID(), tokenID: tokenID, ws: ws}
+	d.sessions[v.sid] = v
+	return v, false, ""
+}
+
+// detach ends ws's part in session v. A session resumed on another socket is left alone; one
+// its viewer left (bye) ends now; one whose socket just dropped waits ResumeWait for the
+// viewer to come back, then its device session is ended. ended is called when it ends.
+func (s *Server) detach(d *deviceConn, v *viewerConn, ws *wsConn, bye bool, ended func(string), reason string) {
 	s.mu.Lock()
 	closing := s.closing
 	s.mu.Unlock()
-	if !closing { // a viewer gone while the hub runs: its device session ends too
-		d.ws.send(sessionMsg{Type: TypeSession, SID: v.sid, Msg: byeJSON})
+	end := func() {
+		d.mu.Lock()
+		if d.sessions[v.sid] != v || v.ws != ws {
+			d.mu.Unlock()
+			return // resumed meanwhile, or already gone with its device
+		}
+		delete(d.sessions, v.sid)
+		d.mu.Unlock()
+		if !bye {
+			d.ws.send(sessionMsg{Type: TypeSession, SID: v.sid, Msg: byeJSON})
+		}
+		ended(reason)
 	}
-	s.audit.log(AuditEntry{Event: EventSessionEnded, Remote: remote, Device: d.id, TokenID: claims.ID, Session: v.sid, Reason: reason})
+	d.mu.Lock()
+	current := v.ws == ws
+	d.mu.Unlock()
+	switch {
+	case !current:
+		return
+	case closing:
+		// The hub goes away: media goes on and the session with it, on the device's side.
+		ended(reason)
+	case bye:
+		end()
+	default:
+		d.mu.Lock()
+		if v.ws == ws && v.orphan == nil {
+			v.orphan = time.AfterFunc(s.cfg.ResumeWait, end)
+		}
+		d.mu.Unlock()
+	}
 }
 
 // viewerLoop forwards the viewer's signaling to the device. Messages are checked here, so a
 // device only ever sees well-formed ones and a misbehaving viewer is stopped at the hub.
-func (s *Server) viewerLoop(d *deviceConn, v *viewerConn) string {
+func (s *Server) viewerLoop(d *deviceConn, v *viewerConn, ws *wsConn) (reason string, bye bool) {
 	bad := 0
 	for {
-		data, err := v.ws.read()
+		data, err := ws.read()
+		var in signal.Inbound
 		var perr error
 		if err == nil {
-			_, perr = signal.ParseInbound(data)
+			in, perr = signal.ParseInbound(data)
 		} else if errors.Is(err, errBinary) {
 			perr = err
 		} else {
-			return "connection closed: " + err.Error()
+			return "connection closed: " + err.Error(), false
 		}
 		if perr != nil {
 			bad++
-			v.ws.send(errorMsg{Type: TypeError, Code: CodeBadMessage, Message: perr.Error()})
+			ws.send(errorMsg{Type: TypeError, Code: CodeBadMessage, Message: perr.Error()})
 			if bad > 20 {
-				v.ws.fail(signal.CodeFatal, "too many bad messages")
-				return "too many bad messages"
+				ws.fail(signal.CodeFatal, "too many bad messages")
+				return "too many bad messages", false
 			}
 			continue
 		}
 		d.ws.send(sessionMsg{Type: TypeSession, SID: v.sid, Msg: data})
+		if in.Type == signal.TypeBye {
+			return "the viewer left", true
+		}
 	}
 }
 

@@ -583,25 +583,32 @@ func TestBrowserNAT(t *testing.T) {
 		}
 	})
 
-	// 4. The symmetric viewer moves to another address on its LAN. The signaling socket dies with
-	// the old address (it is bound to it) and through a hub a new socket is a new session, so no
-	// ICE restart can keep this session: the page must notice and come back on a new one, by
-	// itself and without a page load.
+	// 4. The symmetric viewer moves to another address on its LAN. Its signaling socket dies with
+	// the old address (it is bound to it, and nothing tells the browser for minutes): the page
+	// notices the stall, gets no reply to its ICE restart, opens a new socket that resumes the
+	// session at the hub, and restarts ICE there. Same session, no page load.
 	t.Run("address-change", func(t *testing.T) {
 		a := agents[natlab.Symmetric]
 		h := bl.viewers[natlab.Symmetric]
 		before := a.mark(t)
 		changed := time.Now()
 		what := moveHost(t, h)
-		after := a.waitStats(t, "frames on a new session", 25*time.Second, func(s pageStats) bool {
-			return s.Sessions > before.Sessions && s.ConnectionState == "connected" && s.FramesDecoded >= 30
+		after := a.waitStats(t, "frames again on the same session", 25*time.Second, func(s pageStats) bool {
+			return s.ICERestarts > before.ICERestarts && s.ConnectionState == "connected" && s.FramesDecoded >= before.FramesDecoded+30
 		})
 		again := time.Since(changed)
 		l, r, proto := after.types()
 		fmt.Printf("browser address change, viewer symmetric (%s): pair %s → %s %s, sessions %.0f → %.0f, ICE restarts %.0f, frames again %.0f ms after the change\n",
 			what, l, r, proto, before.Sessions, after.Sessions, after.ICERestarts, float64(again.Milliseconds()))
 		a.checkMark(t)
+		if after.Sessions != before.Sessions {
+			t.Errorf("sessions %.0f → %.0f: the page started a new session instead of resuming and restarting ICE", before.Sessions, after.Sessions)
+		}
+		if countAudit(t, bl.data, "session_resumed") == 0 {
+			t.Error("the hub's audit log has no session_resumed")
+		}
 	})
+
 	// 5. The hub restarts. The cone viewer's media is direct and keeps playing meanwhile; the
 	// page reconnects its signaling by itself (a new session_started in the hub's audit log)
 	// and stays on the same session.
