@@ -195,6 +195,9 @@ func newAPI(relayOnly bool) (*webrtc.API, error) {
 	if !relayOnly {
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6})
 	}
+	// Where the viewer controls ICE (WHEP: it offers), a relayed pair waits as long as on the
+	// device (peer.RelayAcceptanceWait), so hole punching wins where it can.
+	se.SetRelayAcceptanceMinWait(time.Second)
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
 }
 

@@ -62,11 +62,45 @@ func (s *whepSignaler) session(ctx context.Context, pc *webrtc.PeerConnection, r
 	s.location = location
 	s.mu.Unlock()
 	s.log.Debug("WHEP session", "location", location)
+	// The viewer controls ICE here and nominates the first pair that works: the device's TCP
+	// candidates are added a moment after the rest (as the device trickles them on its own
+	// path), or a TCP connect could beat the UDP checks on an open network.
+	answer, tcp := splitTCPCandidates(answer)
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		return fmt.Errorf("applying the answer: %w", err)
 	}
+	if len(tcp) > 0 {
+		t := time.AfterFunc(tcpCandidateDelay, func() {
+			for _, c := range tcp {
+				if err := pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: c}); err != nil {
+					s.log.Debug("TCP candidate refused", "candidate", c, "err", err)
+				}
+			}
+		})
+		defer t.Stop()
+	}
 	<-ctx.Done()
 	return nil
+}
+
+// tcpCandidateDelay holds a device's ICE-TCP candidates back behind its UDP ones.
+const tcpCandidateDelay = 200 * time.Millisecond
+
+// splitTCPCandidates takes the TCP candidate lines out of an SDP, returning them without "a=".
+func splitTCPCandidates(sdp string) (rest string, tcp []string) {
+	lines := strings.SplitAfter(sdp, "\n")
+	var b strings.Builder
+	for _, l := range lines {
+		trimmed := strings.TrimRight(l, "\r\n")
+		if c, ok := strings.CutPrefix(trimmed, "a="); ok && strings.HasPrefix(c, "candidate:") {
+			if f := strings.Fields(c); len(f) > 2 && strings.EqualFold(f[2], "tcp") {
+				tcp = append(tcp, c)
+				continue
+			}
+		}
+		b.WriteString(l)
+	}
+	return b.String(), tcp
 }
 
 func (s *whepSignaler) close() {
