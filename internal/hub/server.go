@@ -291,13 +291,14 @@ func (s *Server) serveDevice(w http.ResponseWriter, r *http.Request) {
 		if v.orphan != nil {
 			v.orphan.Stop()
 		}
+		vws := v.ws
 		d.mu.Unlock()
 		if closing {
 			// Media flows peer to peer and outlives the hub: viewers keep watching and
 			// reconnect their signaling when the hub is back.
-			v.ws.fail(CodeShutdown, "the hub is restarting")
+			vws.fail(CodeShutdown, "the hub is restarting")
 		} else {
-			v.ws.fail(CodeOffline, "the device went offline")
+			vws.fail(CodeOffline, "the device went offline")
 		}
 	}
 	s.audit.log(AuditEntry{Event: EventDeviceDisconnected, Remote: remote, Device: m.ID, Reason: reason})
