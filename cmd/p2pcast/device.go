@@ -51,7 +51,7 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
-	key, err := secretFrom("device key", *keyFlag, *keyFile, "P2PCAST_KEY")
+	key, err := secretFrom("device key", "key", *keyFlag, *keyFile, "P2PCAST_KEY")
 	if err != nil {
 		return err
 	}

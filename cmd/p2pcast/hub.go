@@ -55,7 +55,7 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if (*tlsCert == "") != (*tlsKey == "") {
 		return fmt.Errorf("%w: --tls-cert and --tls-key go together", errUsage)
 	}
-	turnSecret, err := secretFrom("TURN secret", *turnSecretFlag, *turnSecretFile, "P2PCAST_TURN_SECRET")
+	turnSecret, err := secretFrom("TURN secret", "turn-secret", *turnSecretFlag, *turnSecretFile, "P2PCAST_TURN_SECRET")
 	if err != nil {
 		return err
 	}

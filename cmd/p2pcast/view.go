@@ -111,9 +111,12 @@ func runView(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if u, _ := url.Parse(*hub); u.User != nil || u.RawQuery != "" {
 			return fmt.Errorf("%w: --hub takes no credentials or query: the token goes in --token-file or $%s", errUsage, viewerTokenEnv)
 		}
-		t, err := hubToken(set["token"], *token, *tokenFile)
+		t, err := secretFrom("token", "token", *token, *tokenFile, viewerTokenEnv)
 		if err != nil {
 			return err
+		}
+		if t == "" {
+			return fmt.Errorf("%w: --hub needs a token: --token-file FILE or $%s (or --token, visible to other users)", errUsage, viewerTokenEnv)
 		}
 		opts.HubURL, opts.Device, opts.Token = *hub, *deviceID, t
 	} else {
@@ -180,66 +183,6 @@ func viewExit(err error) error {
 		return &exitError{code: exitUnavailable, err: err}
 	}
 	return err
-}
-
-// hubToken takes the token from exactly one of --token, --token-file and $P2PCAST_TOKEN.
-func hubToken(flagSet bool, flagToken, file string) (string, error) {
-	env, envSet := os.LookupEnv(viewerTokenEnv)
-	var sources []string
-	if flagSet {
-		sources = append(sources, "--token")
-	}
-	if file != "" {
-		sources = append(sources, "--token-file")
-	}
-	if envSet && env != "" {
-		sources = append(sources, "$"+viewerTokenEnv)
-	}
-	switch len(sources) {
-	case 0:
-		return "", fmt.Errorf("%w: --hub needs a token: --token-file FILE or $%s (or --token, visible to other users)", errUsage, viewerTokenEnv)
-	case 1:
-	default:
-		return "", fmt.Errorf("%w: the token is given more than once (%s): use exactly one", errUsage, strings.Join(sources, ", "))
-	}
-	var t string
-	switch sources[0] {
-	case "--token":
-		t = flagToken
-	case "--token-file":
-		b, err := readTokenFile(file, 64<<10)
-		if err != nil {
-			return "", fmt.Errorf("%w: --token-file: %v", errUsage, err)
-		}
-		t = string(b)
-	default:
-		t = env
-	}
-	t = strings.TrimSpace(t)
-	if t == "" {
-		return "", fmt.Errorf("%w: the token from %s is empty", errUsage, sources[0])
-	}
-	if strings.ContainsAny(t, " \t\r\n") {
-		return "", fmt.Errorf("%w: the token from %s has white space inside: one token, on one line", errUsage, sources[0])
-	}
-	return t, nil
-}
-
-// readTokenFile reads a token file of at most limit bytes.
-func readTokenFile(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes: not a token", path, limit)
-	}
-	return b, nil
 }
 
 func isURLWithScheme(raw string, schemes ...string) bool {

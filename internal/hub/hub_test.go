@@ -57,6 +57,12 @@ func (b *fakeBackend) StreamInfo() any {
 	return map[string]any{"codec": "H264", "width": 64, "height": 48}
 }
 
+func (b *fakeBackend) session(i int) *fakeSession {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sessions[i]
+}
+
 func (b *fakeBackend) count() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -241,13 +247,10 @@ func TestRelaysSignalingBetweenViewerAndDevice(t *testing.T) {
 	// Leaving (bye) ends the device's session at once.
 	_ = c.WriteJSON(map[string]string{"type": "bye"})
 	c.Close()
-	deadline := time.After(5 * time.Second)
-	for backend.count() == 0 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	// The device made its session for the watch above.
 	select {
-	case <-backend.sessions[0].Done():
-	case <-deadline:
+	case <-backend.session(0).Done():
+	case <-time.After(5 * time.Second):
 		t.Fatal("the device's session outlived the viewer")
 	}
 	waitAudit(t, h.audit, EventSessionEnded)
@@ -308,7 +311,7 @@ func TestViewerResumesItsSessionOnANewSocket(t *testing.T) {
 		t.Fatalf("the device made %d sessions, want the one resumed", n)
 	}
 	select {
-	case <-backend.sessions[0].Done():
+	case <-backend.session(0).Done():
 		t.Fatal("the resumed session was ended")
 	default:
 	}
@@ -325,7 +328,7 @@ func TestViewerResumesItsSessionOnANewSocket(t *testing.T) {
 	// A socket that drops and is not resumed ends its device session after the wait.
 	second.Close()
 	select {
-	case <-backend.sessions[0].Done():
+	case <-backend.session(0).Done():
 	case <-time.After(5 * time.Second):
 		t.Fatal("an abandoned session outlived the resume wait")
 	}

@@ -37,8 +37,9 @@ var (
 	ErrBadState = errors.New("peer: wrong signaling state")
 )
 
-// tcpCandidateDelay holds the device's ICE-TCP candidates back behind its UDP ones.
-const tcpCandidateDelay = 200 * time.Millisecond
+// TCPCandidateDelay is how far ICE-TCP candidates trail the UDP ones, on whichever side
+// controls nomination (the device trickling them, a WHEP viewer applying an answer).
+const TCPCandidateDelay = 200 * time.Millisecond
 
 // RelayAcceptanceWait is how long a valid relayed pair waits before it may be nominated.
 const RelayAcceptanceWait = time.Second
@@ -250,7 +251,7 @@ func (e *Engine) NewSession(st *stream.Stream, onCandidate func(*webrtc.ICECandi
 			init := c.ToJSON()
 			if c.Protocol == webrtc.ICEProtocolTCP {
 				tcp.Add(1)
-				time.AfterFunc(tcpCandidateDelay, func() { defer tcp.Done(); onCandidate(&init) })
+				time.AfterFunc(TCPCandidateDelay, func() { defer tcp.Done(); onCandidate(&init) })
 				return
 			}
 			onCandidate(&init)

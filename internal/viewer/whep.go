@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+
+	"github.com/p2pcast/p2pcast/internal/peer"
 )
 
 // whepSignaler negotiates with one WHEP POST (draft-ietf-wish-whep): the viewer offers with
@@ -70,7 +72,7 @@ func (s *whepSignaler) session(ctx context.Context, pc *webrtc.PeerConnection, r
 		return fmt.Errorf("applying the answer: %w", err)
 	}
 	if len(tcp) > 0 {
-		t := time.AfterFunc(tcpCandidateDelay, func() {
+		t := time.AfterFunc(peer.TCPCandidateDelay, func() {
 			for _, c := range tcp {
 				if err := pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: c}); err != nil {
 					s.log.Debug("TCP candidate refused", "candidate", c, "err", err)
@@ -82,9 +84,6 @@ func (s *whepSignaler) session(ctx context.Context, pc *webrtc.PeerConnection, r
 	<-ctx.Done()
 	return nil
 }
-
-// tcpCandidateDelay holds a device's ICE-TCP candidates back behind its UDP ones.
-const tcpCandidateDelay = 200 * time.Millisecond
 
 // splitTCPCandidates takes the TCP candidate lines out of an SDP, returning them without "a=".
 func splitTCPCandidates(sdp string) (rest string, tcp []string) {
