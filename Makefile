@@ -24,8 +24,11 @@ build: $(DEPS_STAMP) ## build bin/p2pcast and bin/p2pcast-capture
 	$(MAKE) -C capture OUT=$(abspath $(BIN))
 	$(GO) build -o $(BIN)/p2pcast ./cmd/p2pcast
 
-run: build ## run a device streaming the test pattern; prints the URL to open
-	$(BIN)/p2pcast device --http $(HTTP)
+# Off loopback, viewers need a token: the device prints a pairing link (and its QR code) that carries one.
+RUN_AUTH     = $(if $(filter 127.% localhost:% [::1]:%,$(HTTP)),,--pair)
+
+run: build ## run a device streaming the test pattern; prints the URL to open (a pairing link off loopback)
+	$(BIN)/p2pcast device --http $(HTTP) $(RUN_AUTH)
 
 test: build lint test-unit test-c test-e2e test-latency test-nat ## everything: lint, Go and C tests, browser end-to-end, latency smoke run, NAT matrix
 

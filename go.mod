@@ -14,6 +14,7 @@ require (
 	github.com/pion/stun/v4 v4.0.0
 	github.com/pion/turn/v5 v5.1.0
 	github.com/pion/webrtc/v4 v4.2.20
+	github.com/skip2/go-qrcode v0.0.0-20200617195104-da1b6568686e
 	golang.org/x/sys v0.41.0
 )
 

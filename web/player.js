@@ -10,6 +10,9 @@
 // origin's /ws, authenticates first ({"type":"auth","token","device"}) with the token kept in
 // sessionStorage (it arrives in the URL fragment, #token=…, which never reaches a server, and is
 // removed from the address bar at once), then speaks the device's protocol through the hub.
+// On a device's own page the same token (from its pairing link, #token=…) is sent first as
+// {"type":"auth","token"} on /ws and as "Authorization: Bearer" on WHEP; a device without LAN
+// auth ignores it (docs/security.md).
 //
 // When the path breaks (ICE disconnected for 1.5 s, or failed) and the socket is up, the page asks
 // the device for an ICE restart on the same session ({"type":"restart"}: a fresh offer, new ICE
@@ -57,7 +60,7 @@ const EMPTY_STATS = Object.freeze({
 // Hub errors before hello that a retry cannot fix: the token must be replaced.
 const HUB_FATAL = new Set(['unauthorized', 'forbidden', 'expired']);
 const HUB_REASONS = {
-  unauthorized: 'The hub refused the token (malformed, forged or expired).',
+  unauthorized: 'The token was refused (missing, malformed, forged, expired or revoked). Open the pairing link again, or ask for a new token.',
   forbidden: 'This token does not allow watching this device.',
   expired: 'The token has expired.',
   offline: 'The device is not connected to the hub. Waiting for it…',
@@ -611,6 +614,10 @@ class P2PCastPlayer extends HTMLElement {
     ws.onopen = () => {
       if (this.#ws !== ws) return;
       if (this.#cfg.device == null) {
+        // A device with LAN auth wants a token first (from its pairing link); one without
+        // ignores this and has sent hello already.
+        const token = takeToken();
+        this.#send(token ? { type: 'auth', token } : { type: 'auth' });
         this.#setSignal('ws open, waiting for hello');
         return;
       }
@@ -671,7 +678,8 @@ class P2PCastPlayer extends HTMLElement {
       case 'answer': void this.#onRemoteAnswer(msg.sdp); break;
       case 'candidate': this.#onRemoteCandidate(msg.candidate); break;
       case 'error':
-        if (this.#cfg.device != null && (!this.#hello || HUB_FATAL.has(msg.code))) this.#onHubError(msg);
+        // Before hello (hub or a device with LAN auth), or a token that ran out: about access.
+        if ((this.#cfg.device != null && !this.#hello) || HUB_FATAL.has(msg.code)) this.#onHubError(msg);
         else this.#onDeviceError(msg);
         break;
       case 'bye': this.#retryLater(`device said bye${msg.reason ? `: ${msg.reason}` : ''}`); break;
@@ -845,9 +853,10 @@ class P2PCastPlayer extends HTMLElement {
       Object.assign(s.whep, iceParams(offer));
       this.#setSignal('whep POST');
       this.#markRequest();
-      const res = await fetch(this.#cfg.whepUrl, {
-        method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: offer,
-      });
+      const headers = { 'Content-Type': 'application/sdp' };
+      const token = takeToken();
+      if (token) headers.Authorization = `Bearer ${token}`;
+      const res = await fetch(this.#cfg.whepUrl, { method: 'POST', headers, body: offer });
       const location = res.headers.get('Location');
       const resource = location ? new URL(location, res.url || this.#cfg.whepUrl).href : null;
       if (this.#s !== s) {

@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -41,7 +43,18 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.IntVar(&cfg.ICETCPPort, "ice-tcp-port", 0, "TCP port for ICE over TCP, for viewers whose network drops UDP (0: any free port; -1: off)")
 	fs.IntVar(&cfg.ICEUDPPort, "ice-udp-port", 0, "one UDP port for every viewer's media (to open in a firewall or forward on a router); 0: a port per viewer")
 	publicIP := fs.String("public-ip", "", "address(es) a port forward or 1:1 NAT reaches this device on, comma-separated (offered to viewers)")
-	fs.BoolVar(&cfg.NoLAN, "no-lan", false, "with --hub: serve no viewer endpoints on --http")
+	fs.BoolVar(&cfg.NoLAN, "no-lan", false, "with --hub: serve no viewer endpoints on --http (implied by --hub unless LAN auth is set up)")
+	dataDir := fs.String("data", "", "the device's data directory: its key for LAN tokens (pairing links, `p2pcast token --data DIR`) and their revocation list (default "+defaultDeviceDataDir()+" with --pair or --lan-auth)")
+	pair := fs.Bool("pair", false, "require tokens on the LAN endpoints, and print a pairing link (and its QR code) that carries one")
+	pairGrant := fs.String("pair-grant", "view", "what the pairing link's token grants: view, talk, control, files (comma-separated)")
+	pairTTL := fs.Duration("pair-ttl", 24*time.Hour, "how long the pairing link's token lasts (at most 720h)")
+	lanAuth := fs.Bool("lan-auth", false, "require tokens on the LAN endpoints (signed by --data's key, or the hub's with --hub-token-key), without printing a pairing link")
+	hubTokenKey := fs.String("hub-token-key", "", "accept the hub's tokens on the LAN endpoints, verified offline with this key (`p2pcast token key --data HUBDIR`: p2pv1_…)")
+	fs.BoolVar(&cfg.InsecureNoAuth, "insecure-no-auth", false, "serve the LAN endpoints to anyone who reaches --http, with every right (only on a network you trust entirely)")
+	allowOrigin := fs.String("allow-origin", "", "origins (scheme://host[:port], comma-separated) whose pages may use /whep and /ws; none by default")
+	allowHost := fs.String("allow-host", "", "host names this device answers to besides localhost and IP addresses (comma-separated; *.example.com for subdomains)")
+	fs.IntVar(&cfg.MaxPerSource, "max-per-source", cfg.MaxPerSource, "most sessions from one address (IPv6: one /64) or one token")
+	fs.BoolVar(&cfg.Hub.Insecure, "insecure-hub", false, "allow ws:// (no TLS) to a hub at a public address")
 	stun := fs.String("stun", "", "STUN server(s) for LAN mode, comma-separated (stun:HOST:PORT); a hub supplies its own")
 	pprofAddr := fs.String("pprof", "", "serve Go's profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; off by default")
 	verbose := fs.Bool("v", false, "debug logs")
@@ -69,7 +82,46 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *stun != "" {
 		cfg.ICEServers = []webrtc.ICEServer{{URLs: strings.Split(*stun, ",")}}
 	}
+	cfg.AllowOrigins, cfg.AllowHosts = splitList(*allowOrigin), splitList(*allowHost)
 	log := newLogger(stderr, *verbose)
+	var store *auth.Store
+	if *pair || *lanAuth || *hubTokenKey != "" {
+		la := &device.LANAuth{ID: cfg.Hub.ID}
+		if la.ID == "" {
+			la.ID = device.DefaultLANID
+		}
+		if *hubTokenKey != "" {
+			k, err := auth.ParseTokenKey(*hubTokenKey)
+			if err != nil {
+				return fmt.Errorf("%w: --hub-token-key: %v", errUsage, err)
+			}
+			la.HubKeys = append(la.HubKeys, k)
+		}
+		if *pair || *lanAuth || *dataDir != "" {
+			dir := *dataDir
+			if dir == "" {
+				dir = defaultDeviceDataDir()
+			}
+			if store, err = auth.OpenStore(dir); err != nil {
+				return err
+			}
+			la.Store = store
+		}
+		cfg.LANAuth = la
+	}
+	var pairing pairingLink
+	if *pair {
+		if pairing.grants, err = auth.ParseGrants(*pairGrant); err != nil {
+			return fmt.Errorf("%w: --pair-grant: %v", errUsage, err)
+		}
+		if *pairTTL <= 0 || *pairTTL > auth.MaxLifetime {
+			return fmt.Errorf("%w: --pair-ttl %s: want more than 0 and at most %s", errUsage, *pairTTL, auth.MaxLifetime)
+		}
+		pairing.store, pairing.ttl, pairing.id = store, *pairTTL, cfg.LANAuth.ID
+	}
+	if cfg.InsecureNoAuth {
+		log.Warn("INSECURE: --insecure-no-auth: anyone who reaches " + cfg.HTTPAddr + " may watch, and later talk and control, with no token")
+	}
 	if *pprofAddr != "" {
 		if err := servePprof(ctx, *pprofAddr, log); err != nil {
 			return err
@@ -81,10 +133,38 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	return d.Run(ctx, func(r device.Ready) {
 		log.Info("capture socket", "path", r.SocketPath)
-		if r.URL != "" {
+		if r.URL == "" {
+			return
+		}
+		if pairing.store == nil {
 			fmt.Fprintln(stdout, r.URL)
+			return
+		}
+		if err := pairing.print(stdout, r.URL); err != nil {
+			log.Error("pairing link", "err", err)
 		}
 	})
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// defaultDeviceDataDir is where a device keeps its LAN token key unless --data says otherwise.
+func defaultDeviceDataDir() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "p2pcast", "device")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "state", "p2pcast", "device")
+	}
+	return "p2pcast-device"
 }
 
 // servePprof serves the profiler on its own listener, apart from the viewer-facing server, so it

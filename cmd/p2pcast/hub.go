@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,7 +15,9 @@ import (
 	"time"
 
 	"github.com/p2pcast/p2pcast/internal/auth"
+	"github.com/p2pcast/p2pcast/internal/httpguard"
 	"github.com/p2pcast/p2pcast/internal/hub"
+	"github.com/p2pcast/p2pcast/internal/ipclass"
 	"github.com/p2pcast/p2pcast/internal/turnserver"
 	"github.com/p2pcast/p2pcast/web"
 )
@@ -44,7 +45,9 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	noEmbedded := fs.Bool("no-embedded-turn", false, "do not run the embedded TURN server (use --turn-url)")
 	tlsCert := fs.String("tls-cert", "", "TLS certificate (PEM): serve HTTPS/WSS, and TURN over TLS")
 	tlsKey := fs.String("tls-key", "", "TLS private key (PEM)")
-	trustProxy := fs.Bool("trust-proxy", false, "take client addresses from X-Forwarded-For (only behind a reverse proxy)")
+	trustProxy := fs.String("trust-proxy", "", "reverse proxies (CIDRs or addresses, comma-separated) whose X-Forwarded-For is believed; the client is the rightmost hop not listed")
+	publicURLs := fs.String("url", "", "URL(s) devices reach this hub at, comma-separated (default: ws[s]://HOST:PORT of --http and --public-ip; set it behind a proxy or a DNS name, e.g. wss://hub.example.com)")
+	perToken := fs.Int("max-sessions-per-token", 64, "most sessions one token holds on one device (at most 3/4 of the device's 200)")
 	verbose := fs.Bool("v", false, "debug logs")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -127,15 +130,30 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		ice.Secret = []byte(turnSecret)
 	}
 
-	srv, err := hub.New(hub.Config{Store: store, ICE: ice, Audit: auditFile, Web: web.Files, Logger: log, TrustForwardedHeaders: *trustProxy})
-	if err != nil {
-		return err
+	var trust httpguard.Trust
+	if *trustProxy != "" {
+		if trust.Proxies, err = ipclass.ParsePrefixes(*trustProxy); err != nil {
+			return fmt.Errorf("%w: --trust-proxy: %v", errUsage, err)
+		}
 	}
 	l, err := net.Listen("tcp", *httpAddr)
 	if err != nil {
 		return fmt.Errorf("http listen: %w", err)
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10, TLSConfig: tlsConf}
+	defer l.Close()
+	urls, err := hubURLs(*publicURLs, l.Addr().(*net.TCPAddr), *httpAddr, *publicIP, tlsConf != nil)
+	if err != nil {
+		return err
+	}
+	srv, err := hub.New(hub.Config{Store: store, ICE: ice, Audit: auditFile, Web: web.Files, Logger: log, Trust: trust,
+		URLs: urls, MaxSessionsPerToken: *perToken})
+	if err != nil {
+		return err
+	}
+	log.Info("devices authenticate for", "urls", strings.Join(urls, " "))
+	hl := httpguard.LimitListener(l, maxConnsPerSource, trust.Proxies, nil)
+	hs := httpguard.NewServer(httpguard.Headers(srv.Handler()), log)
+	hs.TLSConfig = tlsConf
 	scheme := "http"
 	if tlsConf != nil {
 		scheme = "https"
@@ -143,9 +161,9 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	errc := make(chan error, 1)
 	go func() {
 		if tlsConf != nil {
-			errc <- hs.ServeTLS(l, "", "")
+			errc <- hs.ServeTLS(hl, "", "")
 		} else {
-			errc <- hs.Serve(l)
+			errc <- hs.Serve(hl)
 		}
 	}()
 	log.Info("hub listening", "data", *dataDir)
@@ -160,6 +178,65 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	defer cancel()
 	_ = hs.Shutdown(shutdown)
 	return nil
+}
+
+// maxConnsPerSource bounds the open HTTP connections (sockets included) of one address or IPv6
+// /64 at the hub: a household's viewers behind one NAT fit, a socket flood from one place does not.
+const maxConnsPerSource = 256
+
+// hubURLs are the URLs devices may have dialled to reach this hub (what their signed challenge
+// answers must name): the given ones, or ws[s]://HOST:PORT for the --http host (every local
+// address when it listens on all of them, and "localhost" on loopback) and --public-ip.
+func hubURLs(given string, bound *net.TCPAddr, httpAddr, publicIP string, tls bool) ([]string, error) {
+	var out []string
+	add := func(u string) error {
+		c, err := auth.CanonicalHubURL(u)
+		if err != nil {
+			return err
+		}
+		out = appendNew(out, c)
+		return nil
+	}
+	if given != "" {
+		for _, u := range strings.Split(given, ",") {
+			if err := add(strings.TrimSpace(u)); err != nil {
+				return nil, fmt.Errorf("%w: --url: %v", errUsage, err)
+			}
+		}
+		return out, nil
+	}
+	scheme := "ws://"
+	if tls {
+		scheme = "wss://"
+	}
+	port := strconv.Itoa(bound.Port)
+	hostOf := func(ip net.IP) string { return net.JoinHostPort(ip.String(), port) }
+	var ips []net.IP
+	if host, _, _ := net.SplitHostPort(httpAddr); host != "" && !bound.IP.IsUnspecified() {
+		if ip := net.ParseIP(host); ip == nil {
+			_ = add(scheme + net.JoinHostPort(host, port)) // a name given to --http
+		}
+		ips = append(ips, bound.IP)
+	} else if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok {
+				ips = append(ips, n.IP)
+			}
+		}
+	}
+	if ip := net.ParseIP(publicIP); ip != nil {
+		ips = append(ips, ip)
+	}
+	for _, ip := range ips {
+		if ip.IsLinkLocalUnicast() {
+			continue
+		}
+		if ip.IsLoopback() {
+			_ = add(scheme + net.JoinHostPort("localhost", port))
+		}
+		_ = add(scheme + hostOf(ip))
+	}
+	return out, nil
 }
 
 // advertisedIP is the address the embedded TURN server gives out in relayed candidates.
@@ -196,8 +273,18 @@ func appendNew(list []string, s string) []string {
 	return append(list, s)
 }
 
-func runToken(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("token", "token --data DIR --device ID[,ID…|*] --grant view[,talk,control,files] --ttl 1h", stderr)
+func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "revoke":
+			return runTokenRevoke(args[1:], stdout, stderr)
+		case "key":
+			return runTokenKey(args[1:], stdout, stderr)
+		}
+	}
+	fs := newFlags("token", "token --data DIR --device ID[,ID…|*] --grant view[,talk,control,files] --ttl 1h\n"+
+		"       p2pcast token revoke ID|TOKEN --data DIR   (end its sessions; refuse it from now on)\n"+
+		"       p2pcast token key --data DIR               (print the key that verifies these tokens, for device --hub-token-key)", stderr)
 	dataDir := fs.String("data", defaultDataDir(), "the hub's data directory (its signing key)")
 	devices := fs.String("device", "", "device id(s) the token may reach, comma-separated, or * for all")
 	grants := fs.String("grant", "view", "rights: view, talk, control, files (comma-separated)")
@@ -292,4 +379,59 @@ func runDeviceKey(_ context.Context, args []string, stdout, stderr io.Writer) er
 		return nil
 	}
 	return fmt.Errorf("%w: unknown device-key command %q (add, remove, list)", errUsage, sub)
+}
+
+// runTokenRevoke adds a token to the store's revocation list. The hub (and a device, for its
+// own LAN tokens) rereads the list every second, ends the token's sessions and refuses it.
+func runTokenRevoke(args []string, _ io.Writer, stderr io.Writer) error {
+	fs := newFlags("token revoke", "token revoke ID|TOKEN --data DIR", stderr)
+	dataDir := fs.String("data", defaultDataDir(), "the hub's (or device's) data directory")
+	positional, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(positional) != 1 {
+		return fmt.Errorf("%w: token revoke takes one token id (the audit log's token_id) or the token itself", errUsage)
+	}
+	store, err := auth.OpenStore(*dataDir)
+	if err != nil {
+		return err
+	}
+	id, until := positional[0], time.Now().Add(auth.MaxLifetime)
+	if strings.HasPrefix(id, auth.TokenPrefix) {
+		// The token itself: its id, and its expiry (after which the list may forget it).
+		c, err := auth.Verify(store.TokenPublicKey(), id, time.Now())
+		if errors.Is(err, auth.ErrExpired) {
+			fmt.Fprintln(stderr, "that token has expired already: nothing to revoke")
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%w: %v (a token not valid yet is revoked by its id, the audit log's token_id)", errUsage, err)
+		}
+		id, until = c.ID, c.Expires
+	}
+	if err := store.Revoke(id, until); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	fmt.Fprintf(stderr, "token %s revoked; its sessions end within seconds\n", id)
+	return nil
+}
+
+// runTokenKey prints the public key that verifies the store's tokens: a device given it
+// (--hub-token-key) checks the hub's tokens offline on its own endpoints.
+func runTokenKey(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("token key", "token key --data DIR", stderr)
+	dataDir := fs.String("data", defaultDataDir(), "the hub's (or device's) data directory")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	store, err := auth.OpenStore(*dataDir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, auth.FormatTokenKey(store.TokenPublicKey()))
+	return nil
 }

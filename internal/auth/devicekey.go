@@ -6,7 +6,10 @@ import (
 	"encoding/base64"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
 	"strconv"
+	"strings"
 )
 
 // DeviceKeyPrefix starts the text form of a device key; the version digit
@@ -159,34 +162,41 @@ func (c *Challenge) UnmarshalText(b []byte) error {
 }
 
 // challengeDomain separates device-auth signatures from anything else the
-// same key might ever sign.
-const challengeDomain = "p2pcast-device-auth-v1\x00"
+// same key might ever sign. v2 binds the hub URL the device dialled.
+const challengeDomain = "p2pcast-device-auth-v2\x00"
 
-// challengeMessage is what a device signs: domain, device ID, NUL,
-// challenge. Binding the ID means a signature made as one device cannot be
-// replayed to log in as another that shares the key; the fixed-size
-// challenge at the end keeps the encoding unambiguous.
-func challengeMessage(deviceID string, c Challenge) []byte {
-	m := make([]byte, 0, len(challengeDomain)+len(deviceID)+1+ChallengeSize)
+// challengeMessage is what a device signs: domain, device ID, NUL, the hub
+// URL it dialled (CanonicalHubURL), NUL, challenge. Binding the ID means a
+// signature made as one device cannot be replayed to log in as another that
+// shares the key; binding the URL means a hub the device was tricked into
+// dialling cannot pass the device's signature on to the real hub (which
+// accepts only its own URLs); the fixed-size challenge at the end keeps the
+// encoding unambiguous (neither the ID nor a canonical URL holds a NUL).
+func challengeMessage(deviceID, hubURL string, c Challenge) []byte {
+	m := make([]byte, 0, len(challengeDomain)+len(deviceID)+len(hubURL)+2+ChallengeSize)
 	m = append(m, challengeDomain...)
 	m = append(m, deviceID...)
+	m = append(m, 0)
+	m = append(m, hubURL...)
 	m = append(m, 0)
 	return append(m, c[:]...)
 }
 
-// SignChallenge signs challenge c as device deviceID. It returns nil for
-// the zero DeviceKey, which VerifyChallenge rejects.
-func SignChallenge(k DeviceKey, deviceID string, c Challenge) []byte {
+// SignChallenge signs challenge c as device deviceID for the hub at hubURL
+// (canonical form, see CanonicalHubURL). It returns nil for the zero
+// DeviceKey, which VerifyChallenge rejects.
+func SignChallenge(k DeviceKey, deviceID, hubURL string, c Challenge) []byte {
 	if k.k == nil {
 		return nil
 	}
-	return ed25519.Sign(k.k.priv, challengeMessage(deviceID, c))
+	return ed25519.Sign(k.k.priv, challengeMessage(deviceID, hubURL, c))
 }
 
-// VerifyChallenge checks that sig is deviceID's signature of c under pub.
-// It returns ErrBadDeviceID for an invalid ID and ErrBadSignature for any
-// signature that does not verify, including one of the wrong length.
-func VerifyChallenge(pub ed25519.PublicKey, deviceID string, c Challenge, sig []byte) error {
+// VerifyChallenge checks that sig is deviceID's signature of c for hubURL
+// under pub. It returns ErrBadDeviceID for an invalid ID and ErrBadSignature
+// for any signature that does not verify, including one of the wrong length
+// or one made for another hub URL.
+func VerifyChallenge(pub ed25519.PublicKey, deviceID, hubURL string, c Challenge, sig []byte) error {
 	if err := ValidateDeviceID(deviceID); err != nil {
 		return err
 	}
@@ -194,10 +204,45 @@ func VerifyChallenge(pub ed25519.PublicKey, deviceID string, c Challenge, sig []
 		// ed25519.Verify panics on a short key; a bad registry entry must not crash the hub.
 		return fmt.Errorf("%w: public key is %d bytes, want %d", ErrBadSignature, len(pub), ed25519.PublicKeySize)
 	}
-	if len(sig) != ed25519.SignatureSize || !ed25519.Verify(pub, challengeMessage(deviceID, c), sig) {
+	if strings.IndexByte(hubURL, 0) >= 0 {
+		return fmt.Errorf("%w: hub URL holds a NUL", ErrBadSignature)
+	}
+	if len(sig) != ed25519.SignatureSize || !ed25519.Verify(pub, challengeMessage(deviceID, hubURL, c), sig) {
 		return fmt.Errorf("%w: device %s challenge", ErrBadSignature, quoteShort(deviceID))
 	}
 	return nil
+}
+
+// CanonicalHubURL is the form of a hub URL a device signs and a hub
+// compares: scheme (ws or wss) and host in lower case, the port always
+// written, no user info, path, query or fragment. "wss://Hub.example.com/device"
+// becomes "wss://hub.example.com:443".
+func CanonicalHubURL(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("%w hub URL: %v", ErrMalformed, err)
+	}
+	scheme := strings.ToLower(u.Scheme)
+	port := u.Port()
+	switch scheme {
+	case "ws", "http":
+		scheme = "ws"
+		if port == "" {
+			port = "80"
+		}
+	case "wss", "https":
+		scheme = "wss"
+		if port == "" {
+			port = "443"
+		}
+	default:
+		return "", fmt.Errorf("%w hub URL %s: want ws:// or wss://", ErrMalformed, quoteShort(raw))
+	}
+	host := strings.ToLower(u.Hostname())
+	if host == "" || u.User != nil {
+		return "", fmt.Errorf("%w hub URL %s: want ws[s]://HOST[:PORT]", ErrMalformed, quoteShort(raw))
+	}
+	return scheme + "://" + net.JoinHostPort(host, port), nil
 }
 
 // DeviceIDPattern documents the device IDs ValidateDeviceID accepts. IDs

@@ -180,10 +180,10 @@ func TestChallenge(t *testing.T) {
 	if c == c2 {
 		t.Fatal("two challenges equal")
 	}
-	sig := SignChallenge(k, "cam1", c)
+	sig := SignChallenge(k, "cam1", "ws://hub:80", c)
 
 	// The message is built here independently of challengeMessage.
-	want := ed25519.Sign(ed25519.NewKeyFromSeed(fixedSeed), []byte("p2pcast-device-auth-v1\x00cam1\x00"+string(c[:])))
+	want := ed25519.Sign(ed25519.NewKeyFromSeed(fixedSeed), []byte("p2pcast-device-auth-v2\x00cam1\x00ws://hub:80\x00"+string(c[:])))
 	if !bytes.Equal(sig, want) {
 		t.Fatal("signature is not over the documented message")
 	}
@@ -195,34 +195,37 @@ func TestChallenge(t *testing.T) {
 		name string
 		pub  ed25519.PublicKey
 		id   string
+		url  string
 		c    Challenge
 		sig  []byte
 		want error
 	}{
-		{"ok", k.Public(), "cam1", c, sig, nil},
-		{"signed for another id", k.Public(), "cam2", c, sig, ErrBadSignature},
-		{"id prefix", k.Public(), "cam", c, sig, ErrBadSignature},
-		{"other challenge", k.Public(), "cam1", c2, sig, ErrBadSignature},
-		{"other key", other.Public(), "cam1", c, sig, ErrBadSignature},
-		{"flipped bit", k.Public(), "cam1", c, flipped, ErrBadSignature},
-		{"truncated", k.Public(), "cam1", c, trunc, ErrBadSignature},
-		{"nil sig", k.Public(), "cam1", c, nil, ErrBadSignature},
-		{"short pub", k.Public()[:31], "cam1", c, sig, ErrBadSignature},
-		{"nil pub", nil, "cam1", c, sig, ErrBadSignature},
-		{"bad id", k.Public(), "cam1\x00", c, sig, ErrBadDeviceID},
-		{"empty id", k.Public(), "", c, sig, ErrBadDeviceID},
-		{"zero key", k.Public(), "cam1", c, SignChallenge(DeviceKey{}, "cam1", c), ErrBadSignature},
+		{"ok", k.Public(), "cam1", "ws://hub:80", c, sig, nil},
+		{"signed for another hub", k.Public(), "cam1", "wss://evil:443", c, sig, ErrBadSignature},
+		{"NUL in URL", k.Public(), "cam1", "ws://hub:80\x00", c, sig, ErrBadSignature},
+		{"signed for another id", k.Public(), "cam2", "ws://hub:80", c, sig, ErrBadSignature},
+		{"id prefix", k.Public(), "cam", "ws://hub:80", c, sig, ErrBadSignature},
+		{"other challenge", k.Public(), "cam1", "ws://hub:80", c2, sig, ErrBadSignature},
+		{"other key", other.Public(), "cam1", "ws://hub:80", c, sig, ErrBadSignature},
+		{"flipped bit", k.Public(), "cam1", "ws://hub:80", c, flipped, ErrBadSignature},
+		{"truncated", k.Public(), "cam1", "ws://hub:80", c, trunc, ErrBadSignature},
+		{"nil sig", k.Public(), "cam1", "ws://hub:80", c, nil, ErrBadSignature},
+		{"short pub", k.Public()[:31], "cam1", "ws://hub:80", c, sig, ErrBadSignature},
+		{"nil pub", nil, "cam1", "ws://hub:80", c, sig, ErrBadSignature},
+		{"bad id", k.Public(), "cam1\x00", "ws://hub:80", c, sig, ErrBadDeviceID},
+		{"empty id", k.Public(), "", "ws://hub:80", c, sig, ErrBadDeviceID},
+		{"zero key", k.Public(), "cam1", "ws://hub:80", c, SignChallenge(DeviceKey{}, "cam1", "ws://hub:80", c), ErrBadSignature},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := VerifyChallenge(tt.pub, tt.id, tt.c, tt.sig)
+			err := VerifyChallenge(tt.pub, tt.id, tt.url, tt.c, tt.sig)
 			if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
 			}
 		})
 	}
 	// Another device's key signing with this device's ID must fail too.
-	if err := VerifyChallenge(k.Public(), "cam1", c, SignChallenge(other, "cam1", c)); !errors.Is(err, ErrBadSignature) {
+	if err := VerifyChallenge(k.Public(), "cam1", "ws://hub:80", c, SignChallenge(other, "cam1", "ws://hub:80", c)); !errors.Is(err, ErrBadSignature) {
 		t.Fatalf("other key accepted: %v", err)
 	}
 }

@@ -81,7 +81,7 @@ func FuzzParseDeviceKey(f *testing.F) {
 			t.Fatalf("printed %q", out)
 		}
 		var c Challenge
-		if err := VerifyChallenge(k.Public(), "cam1", c, SignChallenge(k, "cam1", c)); err != nil {
+		if err := VerifyChallenge(k.Public(), "cam1", "ws://hub:80", c, SignChallenge(k, "cam1", "ws://hub:80", c)); err != nil {
 			t.Fatal(err)
 		}
 	})

@@ -390,3 +390,82 @@ func writeFileAtomic(path string, data []byte) (err error) {
 	}
 	return nil
 }
+
+// revokedFile lists revoked token ids with the time each stops mattering
+// (the token's own expiry): {"version":1,"revoked":{"<jti>":"<RFC 3339>"}}.
+const revokedFile = "revoked.json"
+
+type revokedList struct {
+	Version int                  `json:"version"`
+	Revoked map[string]time.Time `json:"revoked"`
+}
+
+// maxRevoked bounds the list: tokens live at most MaxLifetime, so entries
+// leave it by themselves; a list this long means something is wrong.
+const maxRevoked = 100_000
+
+// Revoke adds token id to the revocation list until until (the token's
+// expiry; after it the token is refused anyway). Entries past their time
+// are dropped on each write.
+func (s *Store) Revoke(id string, until time.Time) error {
+	if id == "" || len(id) > maxTokenIDLen || !isB64URL(id) {
+		return fmt.Errorf("%w token id: want 1-%d base64url characters", ErrMalformed, maxTokenIDLen)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.locked(func() error {
+		list, err := s.readRevoked()
+		if err != nil {
+			return err
+		}
+		now := time.Now()
+		for k, t := range list {
+			if now.After(t) {
+				delete(list, k)
+			}
+		}
+		if len(list) >= maxRevoked {
+			return fmt.Errorf("auth: %s holds %d entries already", revokedFile, len(list))
+		}
+		list[id] = until.UTC().Truncate(time.Second)
+		b, err := json.MarshalIndent(revokedList{Version: 1, Revoked: list}, "", "  ")
+		if err != nil {
+			return err
+		}
+		return writeFileAtomic(filepath.Join(s.dir, revokedFile), append(b, '\n'))
+	})
+}
+
+// Revoked returns the revoked token ids that still matter at now, reading
+// revoked.json afresh so that a revocation by another process (`p2pcast
+// token revoke`) counts at once.
+func (s *Store) Revoked(now time.Time) (map[string]time.Time, error) {
+	list, err := s.readRevoked()
+	if err != nil {
+		return nil, err
+	}
+	for k, t := range list {
+		if now.After(t) {
+			delete(list, k)
+		}
+	}
+	return list, nil
+}
+
+func (s *Store) readRevoked() (map[string]time.Time, error) {
+	raw, err := os.ReadFile(filepath.Join(s.dir, revokedFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return map[string]time.Time{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("auth: reading %s: %w", revokedFile, err)
+	}
+	var f revokedList
+	if err := json.Unmarshal(raw, &f); err != nil || f.Version != 1 {
+		return nil, fmt.Errorf("auth: %s: not a version 1 revocation list", revokedFile)
+	}
+	if f.Revoked == nil {
+		f.Revoked = map[string]time.Time{}
+	}
+	return f.Revoked, nil
+}

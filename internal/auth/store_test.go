@@ -102,7 +102,7 @@ func TestStorePersists(t *testing.T) {
 	}
 	// The key AddDevice returned logs in against the reopened store.
 	c, _ := NewChallenge()
-	if err := VerifyChallenge(pub, "cam1", c, SignChallenge(key, "cam1", c)); err != nil {
+	if err := VerifyChallenge(pub, "cam1", "ws://hub:80", c, SignChallenge(key, "cam1", "ws://hub:80", c)); err != nil {
 		t.Fatal(err)
 	}
 	if devs, err := s2.Devices(); err != nil || !slices.Equal(devs, []string{"cam0", "cam1"}) {

@@ -1,10 +1,12 @@
 package device
 
 import (
+	"crypto/ed25519"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -79,7 +81,8 @@ type Config struct {
 	// PlayoutDelay is sent to receivers as min = max; negative disables the extension.
 	PlayoutDelay time.Duration
 	MaxViewers   int
-	// Hub, when its URL is set, keeps the device connected to a rendezvous hub.
+	// Hub, when its URL is set, keeps the device connected to a rendezvous hub. Without
+	// LANAuth (or InsecureNoAuth) it turns the LAN endpoints off: they would bypass tokens.
 	Hub HubConfig
 	// NoLAN turns off the viewer endpoints on HTTPAddr (page, WHEP, WebSocket); only the hub
 	// then reaches the device.
@@ -95,6 +98,33 @@ type Config struct {
 	// PublicIPs are addresses a port forward or 1:1 NAT reaches the device on, offered to
 	// viewers beside its own addresses.
 	PublicIPs []string
+
+	// LANAuth, when set, makes viewers on the device's own endpoints present a token (hub
+	// format), verified offline; nil leaves them open, which Validate allows only on a
+	// loopback address or with InsecureNoAuth.
+	LANAuth *LANAuth
+	// InsecureNoAuth lets anyone who reaches HTTPAddr watch (and later talk and control).
+	InsecureNoAuth bool
+	// AllowOrigins are the pages of other origins that may use WHEP and /ws (CORS); none by
+	// default. AllowHosts are host names the device answers to besides localhost and IP
+	// literals (a DNS-rebinding page reaches it under its own name, which is refused).
+	AllowOrigins, AllowHosts []string
+	// MaxPerSource bounds the sessions of one source: an address (an IPv6 /64) on the LAN, a
+	// token through a hub. It is capped at three quarters of MaxViewers, so one source can
+	// never take every slot.
+	MaxPerSource int
+}
+
+// LANAuth is how the device checks tokens on its own endpoints.
+type LANAuth struct {
+	// Store is the device's own key store (--data): its key signs pairing links and
+	// `p2pcast token --data DIR` tokens, and its revocation list counts. May be nil when only
+	// the hub's tokens are accepted.
+	Store *auth.Store
+	// HubKeys verify tokens minted by a hub (its `p2pcast token --public-key`).
+	HubKeys []ed25519.PublicKey
+	// ID is the device id LAN tokens must name (or "*"): the hub id when there is one.
+	ID string
 }
 
 // HubConfig is the device's identity at its hub.
@@ -104,12 +134,31 @@ type HubConfig struct {
 	Key auth.DeviceKey
 	// TLS configures a wss:// hub connection (e.g. a private CA); nil uses the system's roots.
 	TLS *tls.Config
+	// Insecure allows ws:// (no TLS) to a hub at a globally routable address; private, shared
+	// and loopback addresses are allowed without it (a LAN, a lab).
+	Insecure bool
 }
 
 // Defaults returns the documented defaults.
 func Defaults() Config {
 	return Config{HTTPAddr: "127.0.0.1:8080", Source: "testpattern", Size: Size{1280, 720}, FPS: 30,
-		Bitrate: 2_000_000, GOP: 2 * time.Second, MaxViewers: 200}
+		Bitrate: 2_000_000, GOP: 2 * time.Second, MaxViewers: 200, MaxPerSource: 64}
+}
+
+// DefaultLANID is the device id LAN tokens name when the device has no hub id.
+const DefaultLANID = "local"
+
+// loopbackOnly reports whether addr (host:port) listens only on loopback addresses.
+func loopbackOnly(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // Validate reports the first problem with c.
@@ -138,6 +187,16 @@ func (c Config) Validate() error {
 	if c.NoLAN && c.Hub.URL == "" {
 		errs = append(errs, errors.New("no LAN endpoints and no hub: nobody could watch"))
 	}
+	if !c.NoLAN && c.Hub.URL == "" && c.LANAuth == nil && !c.InsecureNoAuth && !loopbackOnly(c.HTTPAddr) {
+		errs = append(errs, fmt.Errorf("%w: listening on %s lets anyone who reaches it watch: pair viewers (--pair), accept hub tokens (--hub-token-key), "+
+			"listen on 127.0.0.1, or give --insecure-no-auth", ErrNoAuth, c.HTTPAddr))
+	}
+	if c.LANAuth != nil && c.LANAuth.Store == nil && len(c.LANAuth.HubKeys) == 0 {
+		errs = append(errs, errors.New("LAN auth without a key: give --data (pairing) or --hub-token-key"))
+	}
+	if c.MaxPerSource < 1 {
+		errs = append(errs, fmt.Errorf("max sessions per source %d: want at least 1", c.MaxPerSource))
+	}
 	if c.ICEUDPPort < 0 || c.ICEUDPPort > 65535 {
 		errs = append(errs, fmt.Errorf("ICE UDP port %d: want 1 to 65535, or 0 for a socket per session", c.ICEUDPPort))
 	}
@@ -154,6 +213,18 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// ErrNoAuth: the device would serve viewers beyond this machine with no authentication.
+var ErrNoAuth = errors.New("no viewer authentication")
+
+// lanOff reports whether the LAN endpoints are off: asked for, or implied by a hub without LAN
+// auth (they would let anyone on the network around the hub's tokens).
+func (c Config) lanOff() bool {
+	return c.NoLAN || (c.Hub.URL != "" && c.LANAuth == nil && !c.InsecureNoAuth)
+}
+
+// perSource is the per-source session cap actually applied.
+func (c Config) perSource() int { return max(1, min(c.MaxPerSource, c.MaxViewers*3/4)) }
 
 // gopFrames converts the GOP duration to frames for the producer.
 func (c Config) gopFrames() int { return max(1, int(c.GOP.Seconds()*float64(c.FPS)+0.5)) }

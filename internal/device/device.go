@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,16 +16,18 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/p2pcast/p2pcast/internal/auth"
+	"github.com/p2pcast/p2pcast/internal/httpguard"
 	"github.com/p2pcast/p2pcast/internal/hub"
 	"github.com/p2pcast/p2pcast/internal/peer"
 	"github.com/p2pcast/p2pcast/internal/signal"
 	"github.com/p2pcast/p2pcast/internal/stream"
-	"github.com/p2pcast/p2pcast/web"
 )
 
 // Device is one running device.
@@ -37,9 +40,12 @@ type Device struct {
 	hub    *hub.Link      // nil without a hub
 	iceTCP net.Listener   // nil when ICE over TCP is off
 	iceUDP net.PacketConn // nil: a UDP socket per session
+	gate   signal.Gate    // who may use the LAN endpoints
+	hubICE atomic.Pointer[[]webrtc.ICEServer]
 
 	mu       sync.Mutex
-	sessions map[*peer.Session]struct{}
+	sessions map[*peer.Session]string // → source
+	revoked  revocations
 }
 
 // New prepares a device; Run starts it.
@@ -49,7 +55,7 @@ func New(cfg Config, log *slog.Logger) (*Device, error) {
 	}
 	// Loopback candidates serve viewers on the same machine (and tests); a device that only
 	// a hub reaches would just give remote viewers more dead pairs to check.
-	pcfg := peer.Config{IncludeLoopback: !cfg.NoLAN, MaxSessions: cfg.MaxViewers, Logger: log, ICEServers: cfg.ICEServers}
+	pcfg := peer.Config{IncludeLoopback: !cfg.lanOff(), MaxSessions: cfg.MaxViewers, Logger: log}
 	if cfg.PlayoutDelay >= 0 {
 		pcfg.PlayoutDelay = &peer.PlayoutDelay{Min: cfg.PlayoutDelay, Max: cfg.PlayoutDelay}
 	}
@@ -81,9 +87,14 @@ func New(cfg Config, log *slog.Logger) (*Device, error) {
 		}
 		return nil, err
 	}
-	return &Device{cfg: cfg, log: log, engine: engine, iceTCP: pcfg.ICETCP, iceUDP: pcfg.ICEUDP,
+	d := &Device{cfg: cfg, log: log, engine: engine, iceTCP: pcfg.ICETCP, iceUDP: pcfg.ICEUDP,
 		stream:   stream.New(stream.Config{Logger: log}),
-		sessions: map[*peer.Session]struct{}{}}, nil
+		sessions: map[*peer.Session]string{}}
+	d.gate = signal.Open{}
+	if cfg.LANAuth != nil {
+		d.gate = newLANGate(cfg.LANAuth, d.isRevoked)
+	}
+	return d, nil
 }
 
 // Stream is the device's stream (tests, benchmarks).
@@ -117,21 +128,16 @@ func (d *Device) Run(ctx context.Context, ready func(Ready)) error {
 
 	var hl net.Listener
 	var srv *http.Server
-	if !d.cfg.NoLAN {
+	if !d.cfg.lanOff() {
 		if hl, err = net.Listen("tcp", d.cfg.HTTPAddr); err != nil {
 			sock.Close()
 			return fmt.Errorf("http listen: %w", err)
 		}
-		whep := signal.NewWHEP(backend{d}, "/whep", d.log)
-		mux := http.NewServeMux()
-		whep.Register(mux)
-		mux.Handle("GET /ws", signal.NewWebSocket(ctx, backend{d}, d.log))
-		mux.HandleFunc("GET /api/status", d.status)
-		mux.HandleFunc("GET /api/frames", d.frames)
-		mux.Handle("GET /", http.FileServerFS(web.Files))
-		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
+		hl = httpguard.LimitListener(hl, maxConnsPerSource, nil, func(src string) {
+			d.log.Debug("connection refused: too many from one source", "source", src)
+		})
+		srv = httpguard.NewServer(d.handler(ctx), d.log)
 	}
-
 	var wg sync.WaitGroup
 	wg.Go(func() { (&ingest{st: d.stream, log: d.log}).serve(ctx, sock) })
 	if srv != nil {
@@ -142,12 +148,15 @@ func (d *Device) Run(ctx context.Context, ready func(Ready)) error {
 			}
 		})
 	}
+	if d.cfg.LANAuth != nil && d.cfg.LANAuth.Store != nil {
+		wg.Go(func() { d.watchLocalRevocations(ctx) })
+	}
 	if d.cfg.Hub.URL != "" {
 		dialer := &websocket.Dialer{HandshakeTimeout: 10 * time.Second, Proxy: http.ProxyFromEnvironment, TLSClientConfig: d.cfg.Hub.TLS}
 		link, err := hub.NewLink(hub.LinkConfig{
-			URL: d.cfg.Hub.URL, ID: d.cfg.Hub.ID, Key: d.cfg.Hub.Key, Backend: backend{d},
-			OnICEServers: d.engine.SetICEServers, StreamChanged: d.stream.Changed, Logger: d.log,
-			Dialer: dialer,
+			URL: d.cfg.Hub.URL, ID: d.cfg.Hub.ID, Key: d.cfg.Hub.Key, Backend: backend{d: d, viaHub: true},
+			OnICEServers: func(s []webrtc.ICEServer) { d.hubICE.Store(&s) }, OnRevoked: d.setHubRevoked,
+			StreamChanged: d.stream.Changed, Logger: d.log, Dialer: dialer, Insecure: d.cfg.Hub.Insecure,
 		})
 		if err != nil {
 			cancel()
@@ -206,7 +215,12 @@ func (d *Device) Run(ctx context.Context, ready func(Ready)) error {
 // listenUnix listens on path, replacing a stale socket file left by a crashed device but never
 // one that another device is still serving.
 func listenUnix(path string) (net.Listener, error) {
-	if _, err := os.Stat(path); err == nil {
+	if fi, err := os.Lstat(path); err == nil {
+		// --socket names a path the device owns; anything but a socket there is a mistake
+		// (a typo naming a real file), and removing it would lose data.
+		if fi.Mode().Type() != fs.ModeSocket {
+			return nil, fmt.Errorf("capture socket %s: a %s is there, not a socket; refusing to remove it", path, fileKind(fi.Mode()))
+		}
 		if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
 			c.Close()
 			return nil, fmt.Errorf("capture socket %s is in use by another device", path)
@@ -226,6 +240,18 @@ func listenUnix(path string) (net.Listener, error) {
 	return l, nil
 }
 
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "directory"
+	case m.Type() == fs.ModeSymlink:
+		return "symbolic link"
+	case m.IsRegular():
+		return "regular file"
+	}
+	return "special file"
+}
+
 func (d *Device) closeSessions() {
 	d.mu.Lock()
 	all := make([]*peer.Session, 0, len(d.sessions))
@@ -238,27 +264,62 @@ func (d *Device) closeSessions() {
 	}
 }
 
-// backend adapts the device to what signaling needs.
-type backend struct{ d *Device }
+// backend adapts the device to what signaling needs: one for its own endpoints, one for the
+// sessions a hub relays (they get the hub's ICE servers, LAN viewers never do).
+type backend struct {
+	d      *Device
+	viaHub bool
+}
 
-func (b backend) NewSession(onCandidate func(*webrtc.ICECandidateInit)) (signal.Session, error) {
-	s, err := b.d.engine.NewSession(b.d.stream, onCandidate)
+func (b backend) NewSession(req signal.Request) (signal.Session, error) {
+	d := b.d
+	if id := req.Access.TokenID; id != "" && d.isRevoked(id) {
+		return nil, fmt.Errorf("%w: %s", peer.ErrForbidden, peer.ReasonRevoked)
+	}
+	ice := d.cfg.ICEServers
+	if b.viaHub {
+		if p := d.hubICE.Load(); p != nil {
+			ice = *p
+		}
+	}
+	// Per-source cap: counted and reserved under the lock, so a burst cannot overshoot it.
+	d.mu.Lock()
+	n := 0
+	for _, src := range d.sessions {
+		if src == req.Source {
+			n++
+		}
+	}
+	if limit := d.cfg.perSource(); req.Source != "" && n >= limit {
+		d.mu.Unlock()
+		d.log.Info("session refused: per-source cap", "source", req.Source, "limit", limit)
+		return nil, fmt.Errorf("%w: %d sessions from this source already", peer.ErrBusy, n)
+	}
+	d.mu.Unlock()
+	s, err := d.engine.NewSession(d.stream, peer.SessionOptions{Access: req.Access, ICEServers: ice, OnCandidate: req.OnCandidate})
 	if err != nil {
 		return nil, err
 	}
-	b.d.mu.Lock()
-	b.d.sessions[s] = struct{}{}
-	b.d.mu.Unlock()
+	d.mu.Lock()
+	d.sessions[s] = req.Source
+	d.mu.Unlock()
 	go func() {
 		<-s.Done()
-		b.d.mu.Lock()
-		delete(b.d.sessions, s)
-		b.d.mu.Unlock()
+		d.mu.Lock()
+		delete(d.sessions, s)
+		d.mu.Unlock()
 	}()
 	return s, nil
 }
 
-func (b backend) ICEServers() []webrtc.ICEServer { return b.d.engine.ICEServers() }
+func (b backend) ICEServers() []webrtc.ICEServer {
+	if b.viaHub {
+		if p := b.d.hubICE.Load(); p != nil {
+			return *p
+		}
+	}
+	return b.d.cfg.ICEServers
+}
 
 func (b backend) StreamInfo() any {
 	if info, ok := b.d.stream.Info(); ok {
@@ -275,7 +336,10 @@ type Status struct {
 	Sessions []peer.Stats `json:"sessions"`
 }
 
-func (d *Device) status(w http.ResponseWriter, _ *http.Request) {
+func (d *Device) status(w http.ResponseWriter, r *http.Request) {
+	if !d.allowed(w, r, auth.GrantControl) {
+		return
+	}
 	st := Status{Stats: d.stream.Stats(), Sessions: []peer.Stats{}}
 	if d.hub != nil {
 		st.Hub = &HubStatus{URL: d.cfg.Hub.URL, ID: d.cfg.Hub.ID, Connected: d.hub.Connected()}
@@ -294,7 +358,10 @@ func (d *Device) status(w http.ResponseWriter, _ *http.Request) {
 
 // frames serves the recent frames' times (GET /api/frames): what `p2pcast bench latency` joins
 // with the page's per-frame readings to split capture → present into stages.
-func (d *Device) frames(w http.ResponseWriter, _ *http.Request) {
+func (d *Device) frames(w http.ResponseWriter, r *http.Request) {
+	if !d.allowed(w, r, auth.GrantView) {
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(struct {
 		Frames []stream.FrameTimes `json:"frames"`

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -21,12 +22,13 @@ const (
 // wsConn is one WebSocket with a single writer goroutine: anyone may send, nobody blocks on a
 // slow peer (past outQueue queued messages the connection is dropped).
 type wsConn struct {
-	conn *websocket.Conn
-	log  *slog.Logger
-	out  chan []byte
-	stop chan struct{}
-	once sync.Once
-	done chan struct{} // writer finished
+	conn    *websocket.Conn
+	log     *slog.Logger
+	out     chan []byte
+	stop    chan struct{}
+	once    sync.Once
+	done    chan struct{} // writer finished
+	failing atomic.Bool   // fail queued a closing error: finish lets the writer flush it
 }
 
 func newWSConn(c *websocket.Conn, log *slog.Logger) *wsConn {
@@ -61,6 +63,7 @@ func (w *wsConn) sendRaw(b []byte) {
 // fail sends an error and closes the connection once it is written: the writer takes the nil
 // that follows it as the order to close.
 func (w *wsConn) fail(code, msg string) {
+	w.failing.Store(true)
 	w.send(errorMsg{Type: TypeError, Code: code, Message: msg})
 	select {
 	case <-w.stop:
@@ -68,6 +71,18 @@ func (w *wsConn) fail(code, msg string) {
 	default:
 		w.close()
 	}
+}
+
+// finish ends the connection when its handler returns: after a fail it first lets the writer
+// flush the error (bounded by writeWait), so the peer learns why instead of seeing a bare close.
+func (w *wsConn) finish() {
+	if w.failing.Load() {
+		select {
+		case <-w.done:
+		case <-time.After(writeWait):
+		}
+	}
+	w.close()
 }
 
 func (w *wsConn) close() {

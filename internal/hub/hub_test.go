@@ -39,18 +39,27 @@ func (s *fakeSession) GatheringDone() <-chan struct{}              { return s.do
 func (s *fakeSession) LocalDescription() string                    { return "" }
 func (s *fakeSession) Done() <-chan struct{}                       { return s.done }
 func (s *fakeSession) Close()                                      { s.once.Do(func() { close(s.done) }) }
+func (s *fakeSession) EndReason() string                           { return "" }
 
 type fakeBackend struct {
 	mu       sync.Mutex
 	sessions []*fakeSession
+	requests []signal.Request
 }
 
-func (b *fakeBackend) NewSession(func(*webrtc.ICECandidateInit)) (signal.Session, error) {
+func (b *fakeBackend) NewSession(req signal.Request) (signal.Session, error) {
 	s := &fakeSession{done: make(chan struct{})}
 	b.mu.Lock()
 	b.sessions = append(b.sessions, s)
+	b.requests = append(b.requests, req)
 	b.mu.Unlock()
 	return s, nil
+}
+
+func (b *fakeBackend) request(i int) signal.Request {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.requests[i]
 }
 func (b *fakeBackend) ICEServers() []webrtc.ICEServer { return nil }
 func (b *fakeBackend) StreamInfo() any {
@@ -118,10 +127,15 @@ func newTestHub(t *testing.T, cfg Config) *testHub {
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg.ICE = ICEConfig{STUN: []string{"stun:127.0.0.1:3478"}, TURN: []string{"turn:127.0.0.1:3478?transport=udp"}, Secret: store.TURNSecret()}
+	h.http = httptest.NewUnstartedServer(nil)
+	if cfg.URLs == nil {
+		cfg.URLs = []string{"ws://" + h.http.Listener.Addr().String()}
+	}
 	if h.srv, err = New(cfg); err != nil {
 		t.Fatal(err)
 	}
-	h.http = httptest.NewServer(h.srv.Handler())
+	h.http.Config.Handler = h.srv.Handler()
+	h.http.Start()
 	t.Cleanup(func() { h.srv.Close(); h.http.Close() })
 	h.ws = "ws" + strings.TrimPrefix(h.http.URL, "http")
 	return h
@@ -468,11 +482,13 @@ func TestDeviceLinkOverTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Config{Store: store})
+	ts := httptest.NewUnstartedServer(nil)
+	srv, err := New(Config{Store: store, URLs: []string{"wss://" + ts.Listener.Addr().String()}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewTLSServer(srv.Handler())
+	ts.Config.Handler = srv.Handler()
+	ts.StartTLS()
 	defer ts.Close()
 	defer srv.Close()
 	key, err := store.AddDevice("cam1")

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/p2pcast/p2pcast/internal/auth"
+	"github.com/p2pcast/p2pcast/internal/ipclass"
 	"github.com/p2pcast/p2pcast/internal/signal"
 )
 
@@ -34,9 +36,18 @@ type LinkConfig struct {
 	// info to announce); it is called again after each change.
 	StreamChanged func() <-chan struct{}
 	Logger        *slog.Logger
+	// OnRevoked receives the hub's list of revoked token ids (whole, at each change): the device
+	// ends their sessions and refuses new ones.
+	OnRevoked func(ids []string)
+	// Insecure allows ws:// to a hub at a globally routable address: without TLS anyone on the
+	// path reads the signaling and can pose as the hub.
+	Insecure bool
 	// Dialer, for tests (TLS settings, timeouts).
 	Dialer *websocket.Dialer
 }
+
+// ErrInsecureHub: ws:// to a hub on the internet without --insecure-hub.
+var ErrInsecureHub = errors.New("hub: ws:// (no TLS) to a globally routable address")
 
 // ErrRefused is returned by Link.Run when the hub refuses the device's key: retrying with the
 // same key cannot help.
@@ -45,6 +56,7 @@ var ErrRefused = errors.New("hub: device refused")
 // Link keeps a device connected to its hub, reconnecting with jittered backoff.
 type Link struct {
 	cfg       LinkConfig
+	canonical string // the URL as signed in the challenge answer
 	log       *slog.Logger
 	mu        sync.Mutex
 	connected bool
@@ -74,7 +86,52 @@ func NewLink(cfg LinkConfig) (*Link, error) {
 	if cfg.Dialer == nil {
 		cfg.Dialer = &websocket.Dialer{HandshakeTimeout: 10 * time.Second, Proxy: http.ProxyFromEnvironment}
 	}
-	return &Link{cfg: cfg, log: cfg.Logger.With("hub", cfg.URL)}, nil
+	canonical, err := auth.CanonicalHubURL(cfg.URL)
+	if err != nil {
+		return nil, err
+	}
+	if strings.HasPrefix(u, "ws://") && !cfg.Insecure {
+		d := *cfg.Dialer
+		d.NetDialContext = PlainDialer(d.NetDialContext)
+		cfg.Dialer = &d
+	}
+	return &Link{cfg: cfg, canonical: canonical, log: cfg.Logger.With("hub", cfg.URL)}, nil
+}
+
+// PlainDialer wraps dial (nil: a net.Dialer) for plain ws:// connections: it refuses
+// globally routable addresses, so signaling without TLS never crosses the internet, while a
+// hub on the LAN, a private network or a lab (private, shared, loopback addresses) is fine.
+// The address checked is the one dialled, after name resolution.
+func PlainDialer(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: 10 * time.Second}).DialContext
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		if err != nil {
+			return nil, err
+		}
+		var last error
+		for _, ip := range ips {
+			if ipclass.IsGlobal(ip) {
+				last = fmt.Errorf("%w: %s is %s (use wss://, or --insecure-hub)", ErrInsecureHub, host, ip)
+				continue
+			}
+			c, err := dial(ctx, network, net.JoinHostPort(ip.String(), port))
+			if err == nil {
+				return c, nil
+			}
+			last = err
+		}
+		if last == nil {
+			last = fmt.Errorf("hub: %s has no address", host)
+		}
+		return nil, last
+	}
 }
 
 // Connected reports whether the link is up.
@@ -101,7 +158,7 @@ func (l *Link) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if errors.Is(err, ErrRefused) {
+		if errors.Is(err, ErrRefused) || errors.Is(err, ErrInsecureHub) {
 			return err
 		}
 		if time.Since(start) > backoffStable {
@@ -144,8 +201,8 @@ func (l *Link) session(ctx context.Context) error {
 	if err := json.Unmarshal(data, &ch); err != nil || ch.Type != TypeChallenge {
 		return fmt.Errorf("%w: expected a challenge", ErrBadMessage)
 	}
-	sig := auth.SignChallenge(l.cfg.Key, l.cfg.ID, ch.Nonce)
-	ws.send(authMsg{Type: TypeAuth, ID: l.cfg.ID, Sig: base64.RawURLEncoding.EncodeToString(sig)})
+	sig := auth.SignChallenge(l.cfg.Key, l.cfg.ID, l.canonical, ch.Nonce)
+	ws.send(authMsg{Type: TypeAuth, ID: l.cfg.ID, URL: l.canonical, Sig: base64.RawURLEncoding.EncodeToString(sig)})
 	data, err = ws.read()
 	if err != nil {
 		return fmt.Errorf("waiting for the welcome: %w", err)
@@ -190,12 +247,14 @@ func (l *Link) session(ctx context.Context) error {
 			return err
 		}
 		var m struct {
-			Type       string             `json:"type"`
-			SID        string             `json:"sid"`
-			Msg        json.RawMessage    `json:"msg"`
-			Code       string             `json:"code"`
-			Message    string             `json:"message"`
-			ICEServers []webrtc.ICEServer `json:"iceServers"`
+			Type       string              `json:"type"`
+			SID        string              `json:"sid"`
+			Msg        json.RawMessage     `json:"msg"`
+			Claims     *auth.SessionClaims `json:"claims"`
+			IDs        []string            `json:"ids"`
+			Code       string              `json:"code"`
+			Message    string              `json:"message"`
+			ICEServers []webrtc.ICEServer  `json:"iceServers"`
 		}
 		if err := json.Unmarshal(data, &m); err != nil {
 			l.log.Warn("bad message from the hub", "err", err)
@@ -208,7 +267,22 @@ func (l *Link) session(ctx context.Context) error {
 			}
 			r := dialogs[m.SID]
 			if r == nil {
-				r = l.newRelayed(ws, m.SID)
+				// A session is what its token allows, for as long as it lives: the hub says so
+				// with each session, and the device holds it to that on its own clock.
+				var access auth.Access
+				var err error
+				if m.Claims == nil {
+					err = fmt.Errorf("%w: session without claims", ErrBadMessage)
+				} else {
+					access, err = m.Claims.Access(time.Now())
+				}
+				if err != nil {
+					l.log.Warn("relayed session refused", "sid", m.SID, "err", err)
+					sendSession(ws, m.SID, signalError{Type: signal.TypeError, Code: signal.CodeUnauthorized, Message: err.Error()})
+					sendSession(ws, m.SID, signalBye{Type: signal.TypeBye, Reason: "refused"})
+					continue
+				}
+				r = l.newRelayed(ws, m.SID, signal.Viewer{Access: access, Source: "token:" + access.TokenID})
 				dialogs[m.SID] = r
 			}
 			// The dialog ends its session on bye; a fatal error ends the dialog too.
@@ -220,6 +294,10 @@ func (l *Link) session(ctx context.Context) error {
 		case TypeICE:
 			if l.cfg.OnICEServers != nil {
 				l.cfg.OnICEServers(m.ICEServers)
+			}
+		case TypeRevoked:
+			if l.cfg.OnRevoked != nil && len(m.IDs) <= maxRevokedIDs {
+				l.cfg.OnRevoked(m.IDs)
 			}
 		case TypeError:
 			l.log.Warn("hub error", "code", m.Code, "message", m.Message)
@@ -236,17 +314,33 @@ type relayed struct {
 	stop chan struct{}
 }
 
-func (l *Link) newRelayed(ws *wsConn, sid string) *relayed {
+func (l *Link) newRelayed(ws *wsConn, sid string, v signal.Viewer) *relayed {
 	stop := make(chan struct{})
-	send := func(v any) {
-		b, err := json.Marshal(v)
-		if err != nil {
-			return
-		}
-		ws.send(sessionMsg{Type: TypeSession, SID: sid, Msg: b})
-	}
-	return &relayed{d: signal.NewDialog(l.cfg.Backend, send, stop), stop: stop}
+	send := func(m any) { sendSession(ws, sid, m) }
+	return &relayed{d: signal.NewDialog(l.cfg.Backend, v, send, stop), stop: stop}
 }
+
+// sendSession sends m to the viewer of session sid.
+func sendSession(ws *wsConn, sid string, m any) {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return
+	}
+	ws.send(sessionMsg{Type: TypeSession, SID: sid, Msg: b})
+}
+
+// Signaling messages the link itself sends a viewer (a refused session).
+type (
+	signalError struct {
+		Type    string `json:"type"`
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+	signalBye struct {
+		Type   string `json:"type"`
+		Reason string `json:"reason"`
+	}
+)
 
 func isBye(msg json.RawMessage) bool {
 	var m struct {

@@ -31,7 +31,12 @@ const (
 	TypeStream    = "stream"
 	TypeICE       = "ice"
 	TypeError     = "error"
+	// TypeRevoked (hub → device): the revoked token ids, whole, on connect and at each change.
+	TypeRevoked = "revoked"
 )
+
+// maxRevokedIDs bounds a revocation list on the wire.
+const maxRevokedIDs = 10_000
 
 // Error codes the hub sends before closing a connection.
 const (
@@ -112,6 +117,7 @@ type authMsg struct {
 	Type   string `json:"type"`
 	ID     string `json:"id,omitempty"`     // device link
 	Sig    string `json:"sig,omitempty"`    // device link, base64url
+	URL    string `json:"url,omitempty"`    // device link: the hub URL the device dialled and signed
 	Token  string `json:"token,omitempty"`  // viewer link (or the Authorization header)
 	Device string `json:"device,omitempty"` // viewer link
 	// Resume names the session of an earlier socket of this viewer (same token), to carry on
@@ -150,6 +156,12 @@ type (
 		Type string          `json:"type"`
 		SID  string          `json:"sid"`
 		Msg  json.RawMessage `json:"msg"`
+		// Claims (hub → device) say what the session's token allows and for how long.
+		Claims *auth.SessionClaims `json:"claims,omitempty"`
+	}
+	revokedMsg struct {
+		Type string   `json:"type"`
+		IDs  []string `json:"ids"`
 	}
 	errorMsg struct {
 		Type    string `json:"type"`

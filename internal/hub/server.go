@@ -9,8 +9,8 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -19,6 +19,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/p2pcast/p2pcast/internal/auth"
+	"github.com/p2pcast/p2pcast/internal/httpguard"
 	"github.com/p2pcast/p2pcast/internal/signal"
 )
 
@@ -38,11 +39,19 @@ type Config struct {
 	ConnRate, ConnBurst  float64 // new connections per second and burst, per source address
 	AuthFailsPerMinute   float64 // failed authentications per minute, per source address
 	MaxSessionsPerDevice int
+	// MaxSessionsPerToken bounds one token's sessions on one device (default 64, and never
+	// more than three quarters of MaxSessionsPerDevice: one token cannot take every slot).
+	MaxSessionsPerToken int
+	// URLs are the URLs devices reach the hub at (ws[s]://host:port): a device signs the URL it
+	// dialled, and only these are accepted, so a hub the device was pointed at by mistake
+	// cannot replay its answer here.
+	URLs []string
+	// Trust names reverse proxies whose X-Forwarded-For is believed.
+	Trust httpguard.Trust
 	// ResumeWait is how long a session whose viewer socket dropped without a bye waits for the
 	// viewer to resume it from a new socket (default 15 s).
-	ResumeWait            time.Duration
-	TrustForwardedHeaders bool // take the client address from X-Forwarded-For (behind a proxy)
-	Now                   func() time.Time
+	ResumeWait time.Duration
+	Now        func() time.Time
 }
 
 // Server is a running hub.
@@ -54,9 +63,14 @@ type Server struct {
 	fails    *limiter
 	upgrader websocket.Upgrader
 
+	urls     map[string]bool // canonical forms of cfg.URLs
+	stop     chan struct{}   // closed by Close: ends the revocation watcher
+	stopOnce sync.Once
+
 	mu      sync.Mutex
 	devices map[string]*deviceConn
-	closing bool // Close was called: links end without telling anyone a device went away
+	revoked map[string]time.Time // token id → until; from the store, refreshed
+	closing bool                 // Close was called: links end without telling anyone a device went away
 }
 
 // New makes a hub.
@@ -82,6 +96,21 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxSessionsPerDevice <= 0 {
 		cfg.MaxSessionsPerDevice = 200
 	}
+	if cfg.MaxSessionsPerToken <= 0 {
+		cfg.MaxSessionsPerToken = 64
+	}
+	cfg.MaxSessionsPerToken = max(1, min(cfg.MaxSessionsPerToken, cfg.MaxSessionsPerDevice*3/4))
+	urls := map[string]bool{}
+	for _, u := range cfg.URLs {
+		c, err := auth.CanonicalHubURL(u)
+		if err != nil {
+			return nil, fmt.Errorf("hub URL: %w", err)
+		}
+		urls[c] = true
+	}
+	if len(urls) == 0 {
+		return nil, errors.New("hub: no URL devices reach it at (Config.URLs)")
+	}
 	if cfg.ResumeWait <= 0 {
 		cfg.ResumeWait = 15 * time.Second
 	}
@@ -95,10 +124,96 @@ func New(cfg Config) (*Server, error) {
 		conns:   newLimiter(cfg.ConnRate, cfg.ConnBurst, cfg.Now),
 		fails:   newLimiter(cfg.AuthFailsPerMinute/60, cfg.AuthFailsPerMinute, cfg.Now),
 		devices: map[string]*deviceConn{},
+		urls:    urls,
+		stop:    make(chan struct{}),
 		// Viewer pages come from the hub itself; other origins are refused (CheckOrigin default).
 		upgrader: websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096},
 	}
+	if err := s.refreshRevoked(); err != nil {
+		return nil, err
+	}
+	go s.watchRevoked()
 	return s, nil
+}
+
+// revokedPoll is how often the hub rereads the revocation list (`p2pcast token revoke` writes
+// it from another process): a revoked token's sessions end within about this long.
+const revokedPoll = time.Second
+
+func (s *Server) watchRevoked() {
+	t := time.NewTicker(revokedPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			if err := s.refreshRevoked(); err != nil {
+				s.log.Warn("revocation list", "err", err)
+			}
+		case <-s.stop:
+			return
+		}
+	}
+}
+
+// refreshRevoked rereads the revocation list; on a change it tells every device and ends the
+// hub's sessions of newly revoked tokens.
+func (s *Server) refreshRevoked() error {
+	list, err := s.cfg.Store.Revoked(s.cfg.Now())
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	changed := len(list) != len(s.revoked)
+	var fresh []string
+	for id := range list {
+		if _, ok := s.revoked[id]; !ok {
+			changed = true
+			fresh = append(fresh, id)
+		}
+	}
+	if !changed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.revoked = list
+	devs := make([]*deviceConn, 0, len(s.devices))
+	for _, d := range s.devices {
+		devs = append(devs, d)
+	}
+	s.mu.Unlock()
+	msg := s.revokedMsg()
+	for _, d := range devs {
+		d.ws.send(msg)
+		d.mu.Lock()
+		for _, v := range d.sessions {
+			if slices.Contains(fresh, v.tokenID) {
+				v.ws.fail(CodeUnauthorized, "the token was revoked")
+			}
+		}
+		d.mu.Unlock()
+	}
+	return nil
+}
+
+func (s *Server) revokedMsg() revokedMsg {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]string, 0, len(s.revoked))
+	for id := range s.revoked {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	if len(ids) > maxRevokedIDs {
+		ids = ids[:maxRevokedIDs]
+	}
+	return revokedMsg{Type: TypeRevoked, IDs: ids}
+}
+
+func (s *Server) isRevoked(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.revoked[id]
+	return ok
 }
 
 // Handler serves the hub's HTTP API, its WebSockets and the web app.
@@ -120,6 +235,7 @@ func (s *Server) Handler() http.Handler {
 
 // Close ends every device and viewer connection.
 func (s *Server) Close() {
+	s.stopOnce.Do(func() { close(s.stop) })
 	s.mu.Lock()
 	s.closing = true
 	devs := make([]*deviceConn, 0, len(s.devices))
@@ -132,19 +248,10 @@ func (s *Server) Close() {
 	}
 }
 
-// remoteAddr is the client's IP, the key of the per-source limits.
+// remoteAddr is the key of the per-source limits: the client's address (behind trusted
+// proxies, the rightmost untrusted X-Forwarded-For hop), or its /64 for IPv6.
 func (s *Server) remoteAddr(r *http.Request) string {
-	if s.cfg.TrustForwardedHeaders {
-		if f := r.Header.Get("X-Forwarded-For"); f != "" {
-			first, _, _ := strings.Cut(f, ",")
-			return strings.TrimSpace(first)
-		}
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
+	return httpguard.SourceKey(httpguard.ClientIP(r, s.cfg.Trust))
 }
 
 // admit applies the per-source limits before any work is done for a connection.
@@ -222,7 +329,7 @@ func (s *Server) serveDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws := newWSConn(c, s.log.With("remote", remote))
-	defer ws.close()
+	defer ws.finish()
 
 	challenge, err := auth.NewChallenge()
 	if err != nil {
@@ -233,6 +340,9 @@ func (s *Server) serveDevice(w http.ResponseWriter, r *http.Request) {
 	m, ok := s.readAuth(ws, remote, func(m authMsg) error {
 		if m.ID == "" {
 			return fmt.Errorf("%w: auth without a device id", ErrBadMessage)
+		}
+		if m.URL == "" {
+			return fmt.Errorf("%w: auth without the hub URL the device dialled (an older device?)", ErrBadMessage)
 		}
 		return nil
 	})
@@ -257,7 +367,8 @@ func (s *Server) serveDevice(w http.ResponseWriter, r *http.Request) {
 	}
 	s.audit.log(AuditEntry{Event: EventDeviceConnected, Remote: remote, Device: m.ID})
 	s.log.Info("device connected", "device", m.ID, "remote", remote)
-	ws.send(iceMsg{Type: TypeWelcome, ICEServers: s.cfg.ICE.servers("device:"+m.ID, s.cfg.Now())})
+	ws.send(iceMsg{Type: TypeWelcome, ICEServers: s.cfg.ICE.servers("device:"+m.ID, s.cfg.ICE.TTL, s.cfg.Now())})
+	ws.send(s.revokedMsg())
 
 	// Fresh TURN credentials well before the old ones expire.
 	refresh := time.NewTicker(s.cfg.ICE.TTL / 2)
@@ -266,7 +377,7 @@ func (s *Server) serveDevice(w http.ResponseWriter, r *http.Request) {
 		for {
 			select {
 			case <-refresh.C:
-				ws.send(iceMsg{Type: TypeICE, ICEServers: s.cfg.ICE.servers("device:"+m.ID, s.cfg.Now())})
+				ws.send(iceMsg{Type: TypeICE, ICEServers: s.cfg.ICE.servers("device:"+m.ID, s.cfg.ICE.TTL, s.cfg.Now())})
 			case <-ws.stop:
 				return
 			}
@@ -305,6 +416,22 @@ func (s *Server) serveDevice(w http.ResponseWriter, r *http.Request) {
 	s.log.Info("device disconnected", "device", m.ID, "reason", reason)
 }
 
+func (s *Server) urlList() string {
+	list := make([]string, 0, len(s.urls))
+	for u := range s.urls {
+		list = append(list, u)
+	}
+	slices.Sort(list)
+	return strings.Join(list, ", ")
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
 func (s *Server) verifyDevice(m authMsg, c auth.Challenge) error {
 	if err := auth.ValidateDeviceID(m.ID); err != nil {
 		return err
@@ -317,7 +444,10 @@ func (s *Server) verifyDevice(m authMsg, c auth.Challenge) error {
 	if err != nil {
 		return err
 	}
-	return auth.VerifyChallenge(pub, m.ID, c, sig)
+	if !s.urls[m.URL] {
+		return fmt.Errorf("the device dialled %q, which is not this hub (it answers at %s; see --url)", truncate(m.URL, 100), s.urlList())
+	}
+	return auth.VerifyChallenge(pub, m.ID, m.URL, c, sig)
 }
 
 // deviceLoop relays the device's messages until the link ends, and says why it ended.
@@ -369,6 +499,7 @@ func (s *Server) deviceLoop(d *deviceConn) string {
 type viewerConn struct {
 	sid     string
 	tokenID string
+	claims  auth.Claims
 	ws      *wsConn     // under deviceConn.mu
 	orphan  *time.Timer // under deviceConn.mu: set while the session waits to be resumed
 }
@@ -378,25 +509,31 @@ func (s *Server) serveViewer(w http.ResponseWriter, r *http.Request) {
 	if !s.admit(w, r, remote) {
 		return
 	}
-	headerToken, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	headerToken := signal.BearerToken(r)
 	c, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return
 	}
 	ws := newWSConn(c, s.log.With("remote", remote))
-	defer ws.close()
+	defer ws.finish()
 	m, ok := s.readAuth(ws, remote, nil)
 	if !ok {
 		return
 	}
 	token := m.Token
 	if token == "" {
-		token = strings.TrimSpace(headerToken)
+		token = headerToken
 	}
 	claims, err := auth.Verify(s.cfg.Store.TokenPublicKey(), token, s.cfg.Now())
 	if err != nil {
 		s.authFailed(remote, m.Device, "", err.Error())
 		ws.fail(CodeUnauthorized, "token refused: "+err.Error())
+		<-ws.stop
+		return
+	}
+	if s.isRevoked(claims.ID) {
+		s.authFailed(remote, m.Device, claims.ID, "token revoked")
+		ws.fail(CodeUnauthorized, "token refused: revoked")
 		<-ws.stop
 		return
 	}
@@ -415,10 +552,10 @@ func (s *Server) serveViewer(w http.ResponseWriter, r *http.Request) {
 		<-ws.stop
 		return
 	}
-	v, resumed, refusal := s.attach(d, ws, m.Resume, claims.ID)
+	v, resumed, refusal := s.attach(d, ws, m.Resume, claims)
 	if refusal != "" {
 		s.audit.log(AuditEntry{Event: EventRefused, Remote: remote, Device: m.Device, TokenID: claims.ID, Reason: refusal})
-		ws.fail(CodeBusy, "the device has too many viewers")
+		ws.fail(CodeBusy, "the device has too many viewers ("+refusal+")")
 		<-ws.stop
 		return
 	}
@@ -431,7 +568,9 @@ func (s *Server) serveViewer(w http.ResponseWriter, r *http.Request) {
 		event = EventSessionResumed
 	}
 	s.audit.log(AuditEntry{Event: event, Remote: remote, Device: d.id, TokenID: claims.ID, Session: v.sid})
-	ws.send(helloMsg{Type: signal.TypeHello, Version: 1, ICEServers: s.cfg.ICE.servers("viewer:"+v.sid, s.cfg.Now()),
+	// TURN credentials live no longer than the token.
+	ttl := min(s.cfg.ICE.TTL, claims.Expires.Sub(s.cfg.Now()))
+	ws.send(helloMsg{Type: signal.TypeHello, Version: 1, ICEServers: s.cfg.ICE.servers("viewer:"+v.sid, ttl, s.cfg.Now()),
 		Stream: stream, Session: v.sid, Resumed: resumed})
 
 	// The session lasts no longer than the token.
@@ -446,10 +585,10 @@ func (s *Server) serveViewer(w http.ResponseWriter, r *http.Request) {
 // attach gives ws a session of d: the one named resume if the same token made it (the viewer
 // came back on a new socket; the old one, if the hub still thinks it alive, is closed), or a
 // new one. refusal is set when the device has no room for another.
-func (s *Server) attach(d *deviceConn, ws *wsConn, resume, tokenID string) (v *viewerConn, resumed bool, refusal string) {
+func (s *Server) attach(d *deviceConn, ws *wsConn, resume string, claims auth.Claims) (v *viewerConn, resumed bool, refusal string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if old := d.sessions[resume]; resume != "" && old != nil && old.tokenID == tokenID {
+	if old := d.sessions[resume]; resume != "" && old != nil && old.tokenID == claims.ID {
 		if old.orphan != nil {
 			old.orphan.Stop()
 			old.orphan = nil
@@ -464,7 +603,16 @@ func (s *Server) attach(d *deviceConn, ws *wsConn, resume, tokenID string) (v *v
 	if len(d.sessions) >= s.cfg.MaxSessionsPerDevice {
 		return nil, false, "device busy"
 	}
-	v = &viewerConn{sid: newID(), tokenID: tokenID, ws: ws}
+	n := 0
+	for _, o := range d.sessions {
+		if o.tokenID == claims.ID {
+			n++
+		}
+	}
+	if n >= s.cfg.MaxSessionsPerToken {
+		return nil, false, fmt.Sprintf("token holds %d sessions on this device already", n)
+	}
+	v = &viewerConn{sid: newID(), tokenID: claims.ID, claims: claims, ws: ws}
 	d.sessions[v.sid] = v
 	return v, false, ""
 }
@@ -533,7 +681,10 @@ func (s *Server) viewerLoop(d *deviceConn, v *viewerConn, ws *wsConn) (reason st
 			}
 			continue
 		}
-		d.ws.send(sessionMsg{Type: TypeSession, SID: v.sid, Msg: data})
+		// Every envelope carries the claims, so a device that (re)learns of the session from
+		// any message knows what it may do, and for how long from now.
+		claims := auth.ClaimsFor(v.claims, s.cfg.Now())
+		d.ws.send(sessionMsg{Type: TypeSession, SID: v.sid, Msg: data, Claims: &claims})
 		if in.Type == signal.TypeBye {
 			return "the viewer left", true
 		}
@@ -554,13 +705,16 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {
 	if !s.admit(w, r, remote) {
 		return
 	}
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
+	token := signal.BearerToken(r)
+	if token == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="p2pcast"`)
 		http.Error(w, "a bearer token is required", http.StatusUnauthorized)
 		return
 	}
-	claims, err := auth.Verify(s.cfg.Store.TokenPublicKey(), strings.TrimSpace(token), s.cfg.Now())
+	claims, err := auth.Verify(s.cfg.Store.TokenPublicKey(), token, s.cfg.Now())
+	if err == nil && s.isRevoked(claims.ID) {
+		err = auth.ErrRevoked
+	}
 	if err != nil {
 		s.authFailed(remote, "", "", err.Error())
 		w.Header().Set("WWW-Authenticate", `Bearer realm="p2pcast", error="invalid_token"`)
@@ -605,13 +759,14 @@ type ICEConfig struct {
 	TTL time.Duration
 }
 
-func (c ICEConfig) servers(name string, now time.Time) []webrtc.ICEServer {
+// servers are the STUN/TURN servers with TURN credentials valid for ttl.
+func (c ICEConfig) servers(name string, ttl time.Duration, now time.Time) []webrtc.ICEServer {
 	var out []webrtc.ICEServer
 	if len(c.STUN) > 0 {
 		out = append(out, webrtc.ICEServer{URLs: c.STUN})
 	}
 	if len(c.TURN) > 0 && len(c.Secret) > 0 {
-		user, pass := auth.TURNCredential(c.Secret, name, c.TTL, now)
+		user, pass := auth.TURNCredential(c.Secret, name, max(ttl, time.Second), now)
 		out = append(out, webrtc.ICEServer{URLs: c.TURN, Username: user, Credential: pass})
 	}
 	return out

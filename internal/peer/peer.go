@@ -25,6 +25,7 @@ import (
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/p2pcast/p2pcast/internal/auth"
 	"github.com/p2pcast/p2pcast/internal/stream"
 )
 
@@ -35,6 +36,25 @@ var (
 	ErrClosed   = errors.New("peer: session closed")
 	ErrNoOffer  = errors.New("peer: no offer made by this side")
 	ErrBadState = errors.New("peer: wrong signaling state")
+	// ErrForbidden: the session's access does not include what it asked for (view).
+	ErrForbidden = errors.New("peer: not granted")
+)
+
+// Deadlines of a session that does not come up: a viewer that opens sessions and never
+// completes them must not hold a viewer slot (issue: 300 unanswered watches filled a device).
+const (
+	// NegotiateTimeout: offer and answer must both be applied within it.
+	NegotiateTimeout = 10 * time.Second
+	// ConnectTimeout: ICE and DTLS must be up within it (relayed joins take ~2 s).
+	ConnectTimeout = 30 * time.Second
+)
+
+// Reasons a session ended, as told to the viewer in bye.
+const (
+	ReasonExpired   = "token expired"
+	ReasonRevoked   = "token revoked"
+	ReasonTimeout   = "negotiation timed out"
+	ReasonNoConnect = "connection not established in time"
 )
 
 // TCPCandidateDelay is how far ICE-TCP candidates trail the UDP ones, on whichever side
@@ -75,6 +95,8 @@ type Config struct {
 	// they are offered beside the host candidates, on the same ports.
 	PublicIPs []string
 	Logger    *slog.Logger
+	// NegotiateTimeout and ConnectTimeout override the package defaults (tests).
+	NegotiateTimeout, ConnectTimeout time.Duration
 }
 
 // Engine makes sessions that share one Pion API (codecs, extensions, interceptors) and one DTLS
@@ -91,6 +113,12 @@ type Engine struct {
 func NewEngine(cfg Config) (*Engine, error) {
 	if cfg.MaxSessions <= 0 {
 		cfg.MaxSessions = 200
+	}
+	if cfg.NegotiateTimeout <= 0 {
+		cfg.NegotiateTimeout = NegotiateTimeout
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = ConnectTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -203,21 +231,44 @@ type Session struct {
 	sub     *stream.Subscriber
 	offered bool
 
+	access auth.Access
+	timers []*time.Timer // deadlines, stopped at Close
+	reason string        // under mu: why the session ended, for the viewer's bye
+
 	done      chan struct{}
 	closeOnce sync.Once
 	started   atomic.Bool
 	firstSent atomic.Int64 // ns after created when the first frame went out
 }
 
-// NewSession makes a session watching st. onCandidate receives the device's ICE candidates as
-// they are gathered, then nil; it may be nil when the caller waits for gathering instead.
-func (e *Engine) NewSession(st *stream.Stream, onCandidate func(*webrtc.ICECandidateInit)) (*Session, error) {
+// SessionOptions says who a session is for.
+type SessionOptions struct {
+	// Access is what the viewer may do; a session needs auth.GrantView. Its deadline ends the
+	// session (on the monotonic clock).
+	Access auth.Access
+	// ICEServers for this session: a LAN viewer gets the device's own, a hub viewer the hub's.
+	ICEServers []webrtc.ICEServer
+	// OnCandidate receives the device's ICE candidates as they are gathered, then nil; it may
+	// be nil when the caller waits for gathering instead.
+	OnCandidate func(*webrtc.ICECandidateInit)
+}
+
+// NewSession makes a session watching st for a viewer with opts.Access.
+func (e *Engine) NewSession(st *stream.Stream, opts SessionOptions) (*Session, error) {
+	now := time.Now()
+	if !opts.Access.Has(auth.GrantView) {
+		return nil, fmt.Errorf("%w: view", ErrForbidden)
+	}
+	if opts.Access.Expired(now) {
+		return nil, fmt.Errorf("%w: the token has expired", ErrForbidden)
+	}
 	if int(e.sessions.Add(1)) > e.cfg.MaxSessions {
 		e.sessions.Add(-1)
 		return nil, ErrBusy
 	}
+	onCandidate := opts.OnCandidate
 	pc, err := e.api.NewPeerConnection(webrtc.Configuration{
-		ICEServers:   e.ICEServers(),
+		ICEServers:   opts.ICEServers,
 		Certificates: []webrtc.Certificate{e.cert},
 		BundlePolicy: webrtc.BundlePolicyMaxBundle,
 	})
@@ -230,7 +281,8 @@ func (e *Engine) NewSession(st *stream.Stream, onCandidate func(*webrtc.ICECandi
 	s := &Session{
 		id: hex.EncodeToString(b[:]), e: e, st: st, pc: pc,
 		track:   newVideoTrack("video", "p2pcast", nil),
-		created: time.Now(),
+		created: now,
+		access:  opts.Access,
 		done:    make(chan struct{}),
 	}
 	if e.cfg.PlayoutDelay != nil {
@@ -269,7 +321,47 @@ func (e *Engine) NewSession(st *stream.Stream, onCandidate func(*webrtc.ICECandi
 			go s.Close()
 		}
 	})
+	s.arm(e.cfg.NegotiateTimeout, ReasonTimeout, func() bool {
+		return pc.RemoteDescription() != nil && pc.LocalDescription() != nil
+	})
+	s.arm(e.cfg.ConnectTimeout, ReasonNoConnect, func() bool { return s.started.Load() })
+	if !opts.Access.Deadline.IsZero() {
+		s.arm(opts.Access.Deadline.Sub(now), ReasonExpired, nil)
+	}
 	return s, nil
+}
+
+// arm ends the session with reason after d unless ok says it got where it had to.
+func (s *Session) arm(d time.Duration, reason string, ok func() bool) {
+	t := time.AfterFunc(d, func() {
+		if ok == nil || !ok() {
+			s.End(reason)
+		}
+	})
+	s.mu.Lock()
+	s.timers = append(s.timers, t)
+	s.mu.Unlock()
+}
+
+// Access is what the session's viewer may do.
+func (s *Session) Access() auth.Access { return s.access }
+
+// End closes the session, telling the viewer why (bye's reason).
+func (s *Session) End(reason string) {
+	s.mu.Lock()
+	if s.reason == "" {
+		s.reason = reason
+	}
+	s.mu.Unlock()
+	s.log.Info("session ended by the device", "reason", reason)
+	s.Close()
+}
+
+// EndReason says why the device ended the session ("" when it just closed).
+func (s *Session) EndReason() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reason
 }
 
 // ID names the session (WHEP resource, logs).
@@ -472,6 +564,9 @@ func (s *Session) Close() {
 		s.mu.Lock()
 		close(s.done)
 		sub := s.sub
+		for _, t := range s.timers {
+			t.Stop()
+		}
 		s.mu.Unlock()
 		if sub != nil {
 			sub.Close()

@@ -1,6 +1,10 @@
 package signal
 
-import "github.com/pion/webrtc/v4"
+import (
+	"github.com/pion/webrtc/v4"
+
+	"github.com/p2pcast/p2pcast/internal/auth"
+)
 
 // Dialog is one viewer's side of the signaling protocol (docs/signaling.md) over any message
 // transport: it applies the viewer's messages to a session and sends the device's. The
@@ -8,6 +12,7 @@ import "github.com/pion/webrtc/v4"
 // session behaves the same however the viewer reached the device.
 type Dialog struct {
 	backend Backend
+	viewer  Viewer
 	send    func(any)       // queues one device → viewer message; must not block
 	stop    <-chan struct{} // closed when the transport ends
 
@@ -16,9 +21,16 @@ type Dialog struct {
 	bad   int
 }
 
-// NewDialog starts a dialog. send must not block; stop is closed when the transport ends.
-func NewDialog(b Backend, send func(any), stop <-chan struct{}) *Dialog {
-	return &Dialog{backend: b, send: send, stop: stop}
+// Viewer is who is on the other end of a dialog: what it may do, and the source its sessions
+// count against.
+type Viewer struct {
+	Access auth.Access
+	Source string
+}
+
+// NewDialog starts a dialog for v. send must not block; stop is closed when the transport ends.
+func NewDialog(b Backend, v Viewer, send func(any), stop <-chan struct{}) *Dialog {
+	return &Dialog{backend: b, viewer: v, send: send, stop: stop}
 }
 
 // Hello sends the first message: version, ICE servers and the stream.
@@ -64,9 +76,10 @@ func (d *Dialog) Close() {
 // newSession replaces the current session (a second watch/offer restarts the viewer).
 func (d *Dialog) newSession() bool {
 	d.Close()
-	s, err := d.backend.NewSession(func(cand *webrtc.ICECandidateInit) {
-		d.send(candidateMsg{Type: TypeCandidate, Candidate: cand})
-	})
+	s, err := d.backend.NewSession(Request{Access: d.viewer.Access, Source: d.viewer.Source,
+		OnCandidate: func(cand *webrtc.ICECandidateInit) {
+			d.send(candidateMsg{Type: TypeCandidate, Candidate: cand})
+		}})
 	if err != nil {
 		d.Fail(errorCode(err), err.Error())
 		return false
@@ -80,7 +93,11 @@ func (d *Dialog) newSession() bool {
 			select {
 			case <-quiet:
 			default:
-				d.send(byeMsg{Type: TypeBye, Reason: "session ended"})
+				reason := s.EndReason()
+				if reason == "" {
+					reason = "session ended"
+				}
+				d.send(byeMsg{Type: TypeBye, Reason: reason})
 			}
 		case <-d.stop:
 		}
@@ -138,5 +155,7 @@ func (d *Dialog) handle(in Inbound) {
 		}
 	case TypeBye:
 		d.Close()
+	case TypeAuth:
+		// The transport authenticated the viewer already (or needs no token): nothing to do.
 	}
 }

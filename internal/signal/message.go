@@ -27,6 +27,9 @@ const (
 	TypeError     = "error"
 	TypeBye       = "bye"
 	TypeRestart   = "restart"
+	// TypeAuth carries a bearer token, first on a device's /ws when it requires one (and on a
+	// hub's /ws always); a device that requires none ignores it.
+	TypeAuth = "auth"
 )
 
 // Error codes sent in "error" messages.
@@ -36,6 +39,12 @@ const (
 	CodeNoSession  = "no_session"
 	CodeBusy       = "busy"
 	CodeFatal      = "fatal"
+	// CodeUnauthorized: no token, or one that is malformed, forged, expired or revoked; the
+	// socket closes. CodeForbidden: a valid token that does not allow this.
+	CodeUnauthorized = "unauthorized"
+	CodeForbidden    = "forbidden"
+	// CodeExpired: the token ran out; its sessions have ended and the socket closes.
+	CodeExpired = "expired"
 )
 
 // ErrBadMessage wraps every reason a signaling message is refused.
@@ -45,6 +54,8 @@ var ErrBadMessage = errors.New("signal: bad message")
 type Inbound struct {
 	Type string
 	SDP  string
+	// Token is an auth message's bearer token ("" if none).
+	Token string
 	// Candidate is nil for end-of-candidates.
 	Candidate *webrtc.ICECandidateInit
 }
@@ -52,6 +63,7 @@ type Inbound struct {
 type wireInbound struct {
 	Type      string          `json:"type"`
 	SDP       string          `json:"sdp"`
+	Token     string          `json:"token"`
 	Candidate json.RawMessage `json:"candidate"`
 }
 
@@ -68,6 +80,8 @@ func ParseInbound(data []byte) (Inbound, error) {
 	in := Inbound{Type: w.Type, SDP: w.SDP}
 	switch w.Type {
 	case TypeWatch, TypeBye, TypeRestart:
+	case TypeAuth:
+		in.Token = w.Token
 	case TypeOffer, TypeAnswer:
 		if w.SDP == "" {
 			return Inbound{}, fmt.Errorf("%w: %s without sdp", ErrBadMessage, w.Type)
@@ -115,6 +129,7 @@ type (
 		Type    string `json:"type"`
 		Code    string `json:"code"`
 		Message string `json:"message"`
+		last    bool   // the writer closes the socket once this is out
 	}
 	byeMsg struct {
 		Type   string `json:"type"`

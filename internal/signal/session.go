@@ -2,10 +2,14 @@ package signal
 
 import (
 	"errors"
+	"log/slog"
+	"net"
 	"net/http"
+	"strings"
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/p2pcast/p2pcast/internal/auth"
 	"github.com/p2pcast/p2pcast/internal/peer"
 )
 
@@ -20,22 +24,60 @@ type Session interface {
 	GatheringDone() <-chan struct{}
 	LocalDescription() string
 	Done() <-chan struct{}
+	// EndReason says why the device ended the session itself ("" otherwise): told in bye.
+	EndReason() string
 	Close()
+}
+
+// Request is what a transport knows of the viewer it asks a session for.
+type Request struct {
+	// Access is what the viewer may do (checked by the session: view, and later talk, control,
+	// files on their channels).
+	Access auth.Access
+	// Source groups a viewer's sessions for per-source caps: "ip:…" for a LAN viewer (its
+	// address, or its /64), "token:…" for a viewer through a hub.
+	Source string
+	// OnCandidate gets trickled device candidates (nil at the end); it may be nil.
+	OnCandidate func(*webrtc.ICECandidateInit)
 }
 
 // Backend makes sessions and says what viewers need to know first.
 type Backend interface {
-	// NewSession makes a session; onCandidate gets trickled device candidates (nil at the end)
-	// and may itself be nil.
-	NewSession(onCandidate func(*webrtc.ICECandidateInit)) (Session, error)
+	NewSession(Request) (Session, error)
+	// ICEServers are the STUN/TURN servers announced in hello (the device's own LAN ones).
 	ICEServers() []webrtc.ICEServer
 	// StreamInfo describes the current stream, or nil before the first picture.
 	StreamInfo() any
 }
 
+// Gate decides what a viewer on the device's own endpoints may do.
+type Gate interface {
+	// Required reports whether viewers must present a token before anything else.
+	Required() bool
+	// Admit checks a bearer token ("" when the viewer gave none) and returns its access.
+	// Errors wrap ErrUnauthorized (no or bad token) or ErrForbidden (valid, but not for this).
+	Admit(token string) (auth.Access, error)
+}
+
+// Open is the Gate of a device without LAN auth: every viewer holds every grant.
+type Open struct{}
+
+func (Open) Required() bool                    { return false }
+func (Open) Admit(string) (auth.Access, error) { return auth.FullAccess(), nil }
+
+// Errors a Gate returns.
+var (
+	ErrUnauthorized = errors.New("signal: token required or refused")
+	ErrForbidden    = errors.New("signal: not allowed")
+)
+
 // httpStatus maps session errors to HTTP status codes.
 func httpStatus(err error) int {
 	switch {
+	case errors.Is(err, ErrUnauthorized):
+		return http.StatusUnauthorized
+	case errors.Is(err, ErrForbidden), errors.Is(err, peer.ErrForbidden):
+		return http.StatusForbidden
 	case errors.Is(err, peer.ErrBusy):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, peer.ErrBadSDP), errors.Is(err, peer.ErrBadState), errors.Is(err, ErrBadMessage):
@@ -47,10 +89,53 @@ func httpStatus(err error) int {
 // errorCode maps session errors to WebSocket error codes.
 func errorCode(err error) string {
 	switch {
+	case errors.Is(err, ErrUnauthorized):
+		return CodeUnauthorized
+	case errors.Is(err, ErrForbidden), errors.Is(err, peer.ErrForbidden):
+		return CodeForbidden
 	case errors.Is(err, peer.ErrBusy):
 		return CodeBusy
 	case errors.Is(err, peer.ErrBadSDP), errors.Is(err, peer.ErrNoOffer), errors.Is(err, peer.ErrBadState):
 		return CodeBadSDP
 	}
 	return CodeBadMessage
+}
+
+// Options configure the HTTP transports (WHEP, WebSocket) of a device.
+type Options struct {
+	// Gate admits viewers; nil is Open (no token needed, every grant).
+	Gate Gate
+	// Source names a request's source for per-source caps (default: its remote IP).
+	Source func(*http.Request) string
+	// CheckOrigin decides which pages may open a WebSocket (default: same origin only).
+	CheckOrigin func(*http.Request) bool
+	Logger      *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.Gate == nil {
+		o.Gate = Open{}
+	}
+	if o.Source == nil {
+		o.Source = func(r *http.Request) string {
+			host, _, err := net.SplitHostPort(r.RemoteAddr)
+			if err != nil {
+				host = r.RemoteAddr
+			}
+			return "ip:" + host
+		}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// BearerToken is the token of an "Authorization: Bearer …" header, or "".
+func BearerToken(r *http.Request) string {
+	t, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return ""
+	}
+	return strings.TrimSpace(t)
 }

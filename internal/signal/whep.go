@@ -23,18 +23,19 @@ const gatherTimeout = 3 * time.Second
 type WHEP struct {
 	backend Backend
 	base    string
+	opts    Options
 	log     *slog.Logger
 
 	mu       sync.Mutex
 	sessions map[string]Session
 }
 
-// NewWHEP serves WHEP for backend under base (e.g. "/whep").
-func NewWHEP(backend Backend, base string, log *slog.Logger) *WHEP {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	return &WHEP{backend: backend, base: strings.TrimSuffix(base, "/"), log: log, sessions: map[string]Session{}}
+// NewWHEP serves WHEP for backend under base (e.g. "/whep"). A viewer proves its access with
+// "Authorization: Bearer <token>" on the POST when opts.Gate requires it; the resource URL it
+// gets back (an unguessable id) then stands for the session.
+func NewWHEP(backend Backend, base string, opts Options) *WHEP {
+	opts = opts.withDefaults()
+	return &WHEP{backend: backend, base: strings.TrimSuffix(base, "/"), opts: opts, log: opts.Logger, sessions: map[string]Session{}}
 }
 
 // Register adds the WHEP routes to mux.
@@ -46,15 +47,15 @@ func (h *WHEP) Register(mux *http.ServeMux) {
 	mux.HandleFunc("DELETE "+h.base+"/{id}", h.delete)
 }
 
-func cors(w http.ResponseWriter) {
-	w.Header().Set("Access-Control-Allow-Origin", "*")
-	w.Header().Set("Access-Control-Allow-Methods", "POST, PATCH, DELETE, OPTIONS")
-	w.Header().Set("Access-Control-Allow-Headers", "Content-Type, If-Match, Authorization")
-	w.Header().Set("Access-Control-Expose-Headers", "Location, ETag, Accept-Patch, Link")
-}
+// CORS headers of WHEP, for a device configured to let other origins' pages use it
+// (--allow-origin); without that list no origin but the device's own gets a grant.
+const (
+	CORSMethods = "POST, PATCH, DELETE, OPTIONS"
+	CORSHeaders = "Content-Type, If-Match, Authorization"
+	CORSExpose  = "Location, ETag, Accept-Patch, Link"
+)
 
 func (h *WHEP) options(w http.ResponseWriter, _ *http.Request) {
-	cors(w)
 	w.Header().Set("Accept-Post", "application/sdp")
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -80,12 +81,20 @@ func readBody(w http.ResponseWriter, r *http.Request, contentType string) ([]byt
 }
 
 func (h *WHEP) post(w http.ResponseWriter, r *http.Request) {
-	cors(w)
+	access, err := h.opts.Gate.Admit(BearerToken(r))
+	if err != nil {
+		if errors.Is(err, ErrUnauthorized) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="p2pcast"`)
+		}
+		h.log.Info("whep refused", "remote", r.RemoteAddr, "err", err)
+		http.Error(w, err.Error(), httpStatus(err))
+		return
+	}
 	offer, ok := readBody(w, r, "application/sdp")
 	if !ok {
 		return
 	}
-	s, err := h.backend.NewSession(nil)
+	s, err := h.backend.NewSession(Request{Access: access, Source: h.opts.Source(r)})
 	if err != nil {
 		http.Error(w, err.Error(), httpStatus(err))
 		return
@@ -132,7 +141,6 @@ func (h *WHEP) session(w http.ResponseWriter, r *http.Request) (Session, bool) {
 }
 
 func (h *WHEP) patch(w http.ResponseWriter, r *http.Request) {
-	cors(w)
 	s, ok := h.session(w, r)
 	if !ok {
 		return
@@ -156,7 +164,6 @@ func (h *WHEP) patch(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *WHEP) delete(w http.ResponseWriter, r *http.Request) {
-	cors(w)
 	s, ok := h.session(w, r)
 	if !ok {
 		return

@@ -3,11 +3,14 @@ package signal
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/p2pcast/p2pcast/internal/auth"
 )
 
 // Timings and limits of the WebSocket protocol (docs/signaling.md).
@@ -17,25 +20,28 @@ const (
 	writeWait      = 5 * time.Second
 	maxBadMessages = 20
 	outQueue       = 64
+	// authWait bounds how long a device that requires a token waits for the viewer's auth.
+	authWait = 10 * time.Second
 )
 
 // WebSocket serves the JSON signaling protocol with trickle ICE.
 type WebSocket struct {
 	backend  Backend
+	opts     Options
 	log      *slog.Logger
 	ctx      context.Context
 	upgrader websocket.Upgrader
 }
 
 // NewWebSocket serves signaling for backend until ctx ends, when it says bye to every viewer.
-func NewWebSocket(ctx context.Context, backend Backend, log *slog.Logger) *WebSocket {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	// The default CheckOrigin accepts only same-origin pages: another site must not be able to
-	// open a viewer session with a visitor's browser.
-	return &WebSocket{backend: backend, log: log, ctx: ctx,
-		upgrader: websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096}}
+// When opts.Gate requires a token, the viewer's first message must be
+// {"type":"auth","token":"…"}; hello follows only once the token is accepted.
+func NewWebSocket(ctx context.Context, backend Backend, opts Options) *WebSocket {
+	opts = opts.withDefaults()
+	// A nil CheckOrigin accepts only same-origin pages: another site must not be able to open a
+	// viewer session with a visitor's browser.
+	return &WebSocket{backend: backend, opts: opts, log: opts.Logger, ctx: ctx,
+		upgrader: websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096, CheckOrigin: opts.CheckOrigin}}
 }
 
 // ServeHTTP upgrades the request and runs one viewer's signaling until either side ends it.
@@ -45,16 +51,17 @@ func (h *WebSocket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader has answered
 	}
 	c := &wsConn{h: h, conn: conn, out: make(chan any, outQueue), stop: make(chan struct{}),
-		log: h.log.With("remote", r.RemoteAddr)}
+		log: h.log.With("remote", r.RemoteAddr), source: h.opts.Source(r)}
 	c.run()
 }
 
 type wsConn struct {
-	h    *WebSocket
-	conn *websocket.Conn
-	log  *slog.Logger
-	out  chan any
-	stop chan struct{} // closed when the connection ends
+	h      *WebSocket
+	conn   *websocket.Conn
+	log    *slog.Logger
+	out    chan any
+	stop   chan struct{} // closed when the connection ends
+	source string
 }
 
 // send queues a message; a viewer too slow to take 64 queued messages is dropped.
@@ -72,16 +79,47 @@ func (c *wsConn) run() {
 	defer close(c.stop)
 	writerDone := make(chan struct{})
 	go c.writeLoop(writerDone)
-	d := NewDialog(c.h.backend, c.send, c.stop)
+	// waitWriter lets the writer flush a closing error (it closes the connection after it)
+	// instead of cutting the socket under the one message that says why.
+	waitWriter := func() {
+		select {
+		case <-writerDone:
+		case <-time.After(writeWait):
+		}
+	}
+	c.conn.SetReadLimit(MaxMessage)
+	gate := c.h.opts.Gate
+	var access auth.Access
+	if gate.Required() {
+		_ = c.conn.SetReadDeadline(time.Now().Add(authWait))
+		var err error
+		if access, err = c.authenticate(gate); err != nil {
+			c.log.Info("viewer refused", "err", err)
+			c.send(errorMsg{Type: TypeError, Code: errorCode(err), Message: err.Error(), last: true})
+			waitWriter()
+			c.conn.Close()
+			<-writerDone
+			return
+		}
+	} else {
+		access, _ = gate.Admit("")
+	}
+	d := NewDialog(c.h.backend, Viewer{Access: access, Source: c.source}, c.send, c.stop)
 	defer func() {
 		d.Close()
 		c.conn.Close()
 		<-writerDone
 	}()
-
-	c.conn.SetReadLimit(MaxMessage)
 	_ = c.conn.SetReadDeadline(time.Now().Add(pongWait))
 	c.conn.SetPongHandler(func(string) error { return c.conn.SetReadDeadline(time.Now().Add(pongWait)) })
+	if !access.Deadline.IsZero() {
+		// The token's end ends the socket too, so the viewer is told why instead of being
+		// refused session after session.
+		t := time.AfterFunc(time.Until(access.Deadline), func() {
+			c.send(errorMsg{Type: TypeError, Code: CodeExpired, Message: "the token expired", last: true})
+		})
+		defer t.Stop()
+	}
 	d.Hello()
 
 	// Shutdown: say bye, then unblock the read.
@@ -111,10 +149,7 @@ func (c *wsConn) run() {
 		if fatal {
 			// The writer closes the connection once the fatal error is out; closing it here
 			// first would lose the one message that says why.
-			select {
-			case <-writerDone:
-			case <-time.After(writeWait):
-			}
+			waitWriter()
 			return
 		}
 	}
@@ -137,7 +172,7 @@ func (c *wsConn) writeLoop(done chan struct{}) {
 				c.conn.Close()
 				return
 			}
-			if e, ok := m.(errorMsg); ok && e.Code == CodeFatal {
+			if e, ok := m.(errorMsg); ok && (e.Code == CodeFatal || e.last) {
 				c.conn.Close()
 				return
 			}
@@ -150,4 +185,20 @@ func (c *wsConn) writeLoop(done chan struct{}) {
 			return
 		}
 	}
+}
+
+// authenticate reads the viewer's first message, which must be auth with a token the gate admits.
+func (c *wsConn) authenticate(gate Gate) (auth.Access, error) {
+	kind, data, err := c.conn.ReadMessage()
+	if err != nil {
+		return auth.Access{}, fmt.Errorf("%w: no auth message: %v", ErrUnauthorized, err)
+	}
+	var in Inbound
+	if kind == websocket.TextMessage {
+		in, err = ParseInbound(data)
+	}
+	if kind != websocket.TextMessage || err != nil || in.Type != TypeAuth {
+		return auth.Access{}, fmt.Errorf(`%w: this device needs a token: send {"type":"auth","token":"…"} first`, ErrUnauthorized)
+	}
+	return gate.Admit(in.Token)
 }

@@ -52,6 +52,7 @@ func (s *fakeSession) GatheringDone() <-chan struct{} { return s.done }
 func (s *fakeSession) LocalDescription() string       { return "" }
 func (s *fakeSession) Done() <-chan struct{}          { return s.done }
 func (s *fakeSession) Close()                         { s.closeOnce.Do(func() { close(s.done) }) }
+func (s *fakeSession) EndReason() string              { return "" }
 
 // fakeBackend hands out fakeSessions (busy after limit) and keeps them for the test to inspect.
 type fakeBackend struct {
@@ -60,7 +61,7 @@ type fakeBackend struct {
 	limit    int
 }
 
-func (b *fakeBackend) NewSession(func(*webrtc.ICECandidateInit)) (Session, error) {
+func (b *fakeBackend) NewSession(Request) (Session, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.limit > 0 && len(b.sessions) >= b.limit {
@@ -92,7 +93,7 @@ type wsClient struct {
 func dialWS(t *testing.T, b Backend) (*wsClient, *httptest.Server) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	srv := httptest.NewServer(NewWebSocket(ctx, b, nil))
+	srv := httptest.NewServer(NewWebSocket(ctx, b, Options{}))
 	t.Cleanup(func() { cancel(); srv.Close() })
 	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
 	if err != nil {
@@ -229,7 +230,7 @@ func TestWebSocketBusyAndByes(t *testing.T) {
 func TestWebSocketRefusesOtherOrigins(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	srv := httptest.NewServer(NewWebSocket(ctx, &fakeBackend{}, nil))
+	srv := httptest.NewServer(NewWebSocket(ctx, &fakeBackend{}, Options{}))
 	defer srv.Close()
 	h := http.Header{"Origin": {"https://evil.example"}}
 	_, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), h)
@@ -240,7 +241,7 @@ func TestWebSocketRefusesOtherOrigins(t *testing.T) {
 
 func TestWebSocketSaysByeOnShutdown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	srv := httptest.NewServer(NewWebSocket(ctx, &fakeBackend{}, nil))
+	srv := httptest.NewServer(NewWebSocket(ctx, &fakeBackend{}, Options{}))
 	defer srv.Close()
 	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
 	if err != nil {

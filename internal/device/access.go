@@ -1,0 +1,171 @@
+package device
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/p2pcast/p2pcast/internal/auth"
+	"github.com/p2pcast/p2pcast/internal/httpguard"
+	"github.com/p2pcast/p2pcast/internal/peer"
+	"github.com/p2pcast/p2pcast/internal/signal"
+	"github.com/p2pcast/p2pcast/web"
+)
+
+// maxConnsPerSource bounds open HTTP connections (page, WHEP, signaling sockets) from one
+// address or IPv6 /64: enough for a LAN's viewers behind one NAT and for `bench viewers`, far
+// from what exhausts the device.
+const maxConnsPerSource = 256
+
+// handler is the device's own HTTP surface, with the protections of internal/httpguard: a Host
+// allowlist (DNS rebinding), CORS only for listed origins, security headers (CSP), and the
+// viewer gate on every endpoint that reveals or does anything.
+func (d *Device) handler(ctx context.Context) http.Handler {
+	opts := signal.Options{
+		Gate: d.gate,
+		Source: func(r *http.Request) string {
+			return "ip:" + httpguard.SourceKey(httpguard.ClientIP(r, httpguard.Trust{}))
+		},
+		CheckOrigin: httpguard.CheckOrigin(d.cfg.AllowOrigins),
+		Logger:      d.log,
+	}
+	whep := signal.NewWHEP(backend{d: d}, "/whep", opts)
+	mux := http.NewServeMux()
+	whep.Register(mux)
+	mux.Handle("GET /ws", signal.NewWebSocket(ctx, backend{d: d}, opts))
+	mux.HandleFunc("GET /api/status", d.status)
+	mux.HandleFunc("GET /api/frames", d.frames)
+	mux.Handle("GET /", http.FileServerFS(web.Files))
+	var h http.Handler = mux
+	if len(d.cfg.AllowOrigins) > 0 {
+		h = httpguard.CORS(d.cfg.AllowOrigins, signal.CORSMethods, signal.CORSHeaders, signal.CORSExpose, h)
+	}
+	return httpguard.Hosts(d.cfg.AllowHosts, httpguard.Headers(h))
+}
+
+// allowed admits an HTTP API request by its bearer token and checks it holds grant g,
+// answering the refusal itself.
+func (d *Device) allowed(w http.ResponseWriter, r *http.Request, g auth.Grant) bool {
+	a, err := d.gate.Admit(signal.BearerToken(r))
+	if err == nil && !a.Has(g) {
+		err = fmt.Errorf("%w: this needs the %s grant", signal.ErrForbidden, g)
+	}
+	if err != nil {
+		code := http.StatusForbidden
+		if errors.Is(err, signal.ErrUnauthorized) {
+			code = http.StatusUnauthorized
+			w.Header().Set("WWW-Authenticate", `Bearer realm="p2pcast"`)
+		}
+		http.Error(w, err.Error(), code)
+		return false
+	}
+	return true
+}
+
+// lanGate admits LAN viewers by token: a hub-format token, verified offline against the
+// device's own key and the hub's, naming this device, not revoked.
+type lanGate struct {
+	v auth.Verifier
+}
+
+func newLANGate(c *LANAuth, revoked func(string) bool) lanGate {
+	keys := slices.Clone(c.HubKeys)
+	if c.Store != nil {
+		keys = append(keys, c.Store.TokenPublicKey())
+	}
+	return lanGate{v: auth.Verifier{Keys: keys, DeviceID: c.ID, Revoked: revoked}}
+}
+
+func (lanGate) Required() bool { return true }
+
+func (g lanGate) Admit(token string) (auth.Access, error) {
+	if token == "" {
+		return auth.Access{}, fmt.Errorf("%w: this device needs a token (open its pairing link, or use `p2pcast token`)", signal.ErrUnauthorized)
+	}
+	a, err := g.v.Verify(token, time.Now())
+	switch {
+	case err == nil:
+		return a, nil
+	case errors.Is(err, auth.ErrWrongDevice):
+		return auth.Access{}, fmt.Errorf("%w: %v", signal.ErrForbidden, err)
+	default:
+		return auth.Access{}, fmt.Errorf("%w: %v", signal.ErrUnauthorized, err)
+	}
+}
+
+// revocations are the token ids the device refuses: the hub's list (replaced whole at each
+// update) and the device's own store's (LAN tokens it signed).
+type revocations struct {
+	hub, local map[string]bool
+}
+
+func (d *Device) isRevoked(id string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.revoked.hub[id] || d.revoked.local[id]
+}
+
+// setHubRevoked takes the hub's list and ends the sessions of tokens on it.
+func (d *Device) setHubRevoked(ids []string) {
+	m := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		m[id] = true
+	}
+	d.mu.Lock()
+	d.revoked.hub = m
+	d.mu.Unlock()
+	d.endRevoked()
+}
+
+// localRevokedPoll is how often the device rereads its own store's revocation list (written
+// by `p2pcast token revoke --data DIR` in another process).
+const localRevokedPoll = time.Second
+
+func (d *Device) watchLocalRevocations(ctx context.Context) {
+	t := time.NewTicker(localRevokedPoll)
+	defer t.Stop()
+	for {
+		list, err := d.cfg.LANAuth.Store.Revoked(time.Now())
+		if err != nil {
+			d.log.Warn("revocation list", "err", err)
+		} else {
+			m := make(map[string]bool, len(list))
+			for id := range list {
+				m[id] = true
+			}
+			d.mu.Lock()
+			changed := len(m) != len(d.revoked.local)
+			for id := range m {
+				changed = changed || !d.revoked.local[id]
+			}
+			d.revoked.local = m
+			d.mu.Unlock()
+			if changed {
+				d.endRevoked()
+			}
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// endRevoked ends every session whose token is revoked.
+func (d *Device) endRevoked() {
+	d.mu.Lock()
+	var end []*peer.Session
+	for s := range d.sessions {
+		if id := s.Access().TokenID; id != "" && (d.revoked.hub[id] || d.revoked.local[id]) {
+			end = append(end, s)
+		}
+	}
+	d.mu.Unlock()
+	for _, s := range end {
+		s.End(peer.ReasonRevoked)
+	}
+}
