@@ -164,7 +164,12 @@ class P2PCastPlayer extends HTMLElement {
   constructor() {
     super();
     const root = this.attachShadow({ mode: 'open' });
-    root.innerHTML = `<style>${STYLE}</style>
+    // A constructed stylesheet, not a <style> element: the pages' CSP (style-src 'self') forbids
+    // inline style elements, and this keeps the element self-contained all the same.
+    const sheet = new CSSStyleSheet();
+    sheet.replaceSync(STYLE);
+    root.adoptedStyleSheets = [sheet];
+    root.innerHTML = `
       <video muted autoplay playsinline disablepictureinpicture></video>
       <div class="hud"><div class="panel"><div class="state"></div><pre class="body"></pre></div>
       <div class="toast" hidden></div></div><div class="notice" role="status" hidden></div>`;

@@ -39,6 +39,7 @@ func (p pairingLink) print(w io.Writer, pageURL string) error {
 	if err != nil {
 		return err
 	}
+	plain := u.String()
 	u.Fragment = "token=" + tok
 	link := u.String()
 	qr, err := qrcode.New(link, qrcode.Low)
@@ -46,7 +47,7 @@ func (p pairingLink) print(w io.Writer, pageURL string) error {
 		return err
 	}
 	fmt.Fprintf(w, "%s\nPairing link (grants %v, valid until %s; anyone with it may watch, keep it private):\n%s\n",
-		pageURL, p.grants, now.Add(p.ttl).Format(time.RFC3339), qr.ToSmallString(false))
+		plain, p.grants, now.Add(p.ttl).Format(time.RFC3339), qr.ToSmallString(false))
 	fmt.Fprintln(w, link)
 	return nil
 }

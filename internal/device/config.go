@@ -113,6 +113,9 @@ type Config struct {
 	// token through a hub. It is capped at three quarters of MaxViewers, so one source can
 	// never take every slot.
 	MaxPerSource int
+	// NegotiateTimeout and ConnectTimeout override how long a session may take to negotiate and
+	// to connect before it is ended (0: peer's defaults, 10 s and 30 s).
+	NegotiateTimeout, ConnectTimeout time.Duration
 }
 
 // LANAuth is how the device checks tokens on its own endpoints.

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -102,17 +103,14 @@ func waitClosed(t *testing.T, c net.Conn) {
 	}
 }
 
-// servesFrames proves the device still works: a Go producer feeds it and a WHEP viewer sees
-// frames, the first one a keyframe requested by its join.
-func servesFrames(t *testing.T, r Ready) {
+// feed plays the test stream into the device's socket at 30 fps, answering KEYFRAME requests
+// with the IDR, until the test ends or the returned stop is called.
+func feed(t *testing.T, sock string) (stop func()) {
 	t.Helper()
 	aus := testStream(t)
-	c, w := producerConn(t, r.SocketPath)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	stop := make(chan struct{})
+	c, w := producerConn(t, sock)
+	done := make(chan struct{})
 	go func() {
-		// Play the stream in a loop, answering KEYFRAME requests with the IDR.
 		keyframe := make(chan struct{}, 1)
 		go func() {
 			rd := ipc.NewReader(c)
@@ -133,7 +131,7 @@ func servesFrames(t *testing.T, r Ready) {
 		defer tick.Stop()
 		for i := 0; ; i++ {
 			select {
-			case <-stop:
+			case <-done:
 				return
 			case <-keyframe:
 				i = 0
@@ -145,8 +143,27 @@ func servesFrames(t *testing.T, r Ready) {
 			}
 		}
 	}()
-	defer close(stop)
-	res, err := viewer.Watch(ctx, viewer.Options{WHEPURL: strings.TrimSuffix(r.URL, "/") + "/whep", Frames: 10})
+	var once sync.Once
+	stop = func() { once.Do(func() { close(done) }) }
+	t.Cleanup(stop)
+	return stop
+}
+
+// servesFrames proves the device still works: a Go producer feeds it and a WHEP viewer sees
+// frames, the first one a keyframe requested by its join.
+func servesFrames(t *testing.T, r Ready) {
+	t.Helper()
+	defer feed(t, r.SocketPath)()
+	watchFrames(t, viewer.Options{WHEPURL: strings.TrimSuffix(r.URL, "/") + "/whep"})
+}
+
+// watchFrames watches with o until 10 frames of the 1280x720 test stream arrived.
+func watchFrames(t *testing.T, o viewer.Options) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	o.Frames = 10
+	res, err := viewer.Watch(ctx, o)
 	if err != nil {
 		t.Fatalf("viewer: %v", err)
 	}

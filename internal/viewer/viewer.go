@@ -45,8 +45,8 @@ type Options struct {
 	HubURL string
 	// Device is the id of the device to watch through the hub.
 	Device string
-	// Token is the hub's bearer token. It travels only in the first WebSocket message: never
-	// in a URL, never in a log or an error.
+	// Token is the bearer token: the hub's, or a device's with LAN auth. It travels only in the
+	// first WebSocket message or WHEP's Authorization header: never in a URL, a log or an error.
 	Token string
 
 	// ICEServers, when not nil, replace the STUN/TURN servers of the device's or hub's hello
@@ -144,13 +144,13 @@ func newSignaler(o *Options) (signaler, error) {
 	}
 	switch {
 	case o.WHEPURL != "":
-		return &whepSignaler{url: o.WHEPURL, client: o.Client, log: o.Logger}, nil
+		return &whepSignaler{url: o.WHEPURL, token: o.Token, client: o.Client, log: o.Logger}, nil
 	case o.WSURL != "":
 		u, err := wsURL(o.WSURL)
 		if err != nil {
 			return nil, err
 		}
-		return newWSSignaler(u, "", "", o.TLS, o.Logger), nil
+		return newWSSignaler(u, "", o.Token, o.TLS, o.Logger), nil
 	default:
 		if o.Device == "" || o.Token == "" {
 			return nil, errors.New("viewer: watching through a hub needs Device and Token")

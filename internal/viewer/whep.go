@@ -21,6 +21,7 @@ import (
 // all its candidates, the answer holds the device's.
 type whepSignaler struct {
 	url    string
+	token  string // bearer token for a device with LAN auth ("" for none)
 	client *http.Client
 	log    *slog.Logger
 
@@ -53,7 +54,7 @@ func (s *whepSignaler) session(ctx context.Context, pc *webrtc.PeerConnection, r
 		return nil
 	}
 	requested()
-	answer, location, err := post(ctx, s.client, s.url, pc.LocalDescription().SDP)
+	answer, location, err := post(ctx, s.client, s.url, s.token, pc.LocalDescription().SDP)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -112,12 +113,15 @@ func (s *whepSignaler) close() {
 	}
 }
 
-func post(ctx context.Context, client *http.Client, whepURL, offer string) (answer, location string, err error) {
+func post(ctx context.Context, client *http.Client, whepURL, token, offer string) (answer, location string, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, whepURL, strings.NewReader(offer))
 	if err != nil {
 		return "", "", err
 	}
 	req.Header.Set("Content-Type", "application/sdp")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return "", "", fmt.Errorf("WHEP POST: %w", err)

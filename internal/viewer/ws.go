@@ -43,7 +43,7 @@ type (
 	authMsg struct {
 		Type   string `json:"type"`
 		Token  string `json:"token"`
-		Device string `json:"device"`
+		Device string `json:"device,omitempty"`
 	}
 	typeMsg struct {
 		Type string `json:"type"`
@@ -116,7 +116,7 @@ func newWSSignaler(u, device, token string, tlsConf *tls.Config, log *slog.Logge
 }
 
 func (s *wsSignaler) kind() string {
-	if s.token != "" {
+	if s.device != "" {
 		return "hub"
 	}
 	return "ws"
@@ -124,7 +124,7 @@ func (s *wsSignaler) kind() string {
 
 // where names the other side in errors.
 func (s *wsSignaler) where() string {
-	if s.token != "" {
+	if s.device != "" {
 		return fmt.Sprintf("hub %s (device %q)", s.url, s.device)
 	}
 	return "device " + s.url
