@@ -486,9 +486,13 @@ func TestAllocationQuota(t *testing.T) {
 
 	// A released allocation makes room.
 	first.Close()
-	for name := range released {
-		if name == "device:cam1" {
-			break
+	timeout := time.After(5 * time.Second)
+	for done := false; !done; {
+		select {
+		case name := <-released:
+			done = name == "device:cam1"
+		case <-timeout:
+			t.Fatal("the closed allocation was not released")
 		}
 	}
 	allocate(t, client(t, s, u1, p1))
