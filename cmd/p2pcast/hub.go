@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/p2pcast/p2pcast/internal/auth"
+	"github.com/p2pcast/p2pcast/internal/device"
 	"github.com/p2pcast/p2pcast/internal/httpguard"
 	"github.com/p2pcast/p2pcast/internal/hub"
 	"github.com/p2pcast/p2pcast/internal/ipclass"
@@ -39,6 +41,22 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	dataDir := fs.String("data", defaultDataDir(), "directory of the hub's keys, device registry and audit log")
 	publicIP := fs.String("public-ip", "", "IP address the embedded TURN server advertises (default: the --http host, if an IP)")
 	turnPort := fs.Int("turn-port", 3478, "UDP and TCP port of the embedded TURN server (TLS: 5349 with --tls-cert)")
+	var turnAllow []netip.Prefix
+	fs.Func("turn-allow-peers", "private peers the embedded TURN server may relay to: comma-separated `CIDRS` or addresses, for labs and private deployments (e.g. 100.64.0.0/10). By default it relays to global addresses only, so TURN credentials cannot reach the hub's networks; the hub's own addresses stay refused", func(v string) (err error) {
+		turnAllow, err = ipclass.ParsePrefixes(v)
+		return err
+	})
+	turnTCP := fs.Bool("turn-tcp-allocations", false, "let TURN clients open TCP relays (RFC 6062): WebRTC does not need them, and they let a client open TCP connections from the hub's address")
+	turnMaxAllocs := turnserver.DefaultMaxAllocationsPerUser
+	fs.Func("turn-max-allocations", fmt.Sprintf("`N` live TURN allocations per user at most, a device link or a viewer session; a device needs one per relayed viewer (default %d)", turnMaxAllocs), func(v string) (err error) {
+		turnMaxAllocs, err = strconv.Atoi(v)
+		if err == nil && turnMaxAllocs < 1 {
+			err = errors.New("want 1 or more")
+		}
+		return err
+	})
+	turnUserBW := device.Bitrate(turnserver.DefaultUserBandwidth)
+	fs.Var(&turnUserBW, "turn-user-bandwidth", "relay bandwidth of one TURN user, each direction, in `bits/s` (k and M suffixes): one credential cannot fill the hub's link; excess packets are dropped")
 	turnURLs := fs.String("turn-url", "", "external TURN server URL(s), comma-separated, e.g. turn:turn.example.com:3478 (coturn)")
 	turnSecretFlag := fs.String("turn-secret", "", "shared secret of the external TURN server (coturn static-auth-secret); visible in ps: prefer --turn-secret-file or P2PCAST_TURN_SECRET")
 	turnSecretFile := fs.String("turn-secret-file", "", "file holding the external TURN server's shared secret")
@@ -98,7 +116,9 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		secret := store.TURNSecret()
 		ts, err := turnserver.Start(turnserver.Config{
 			PublicIP: ip, Port: *turnPort, TLS: tlsConf, Logger: log,
-			Verify: func(user string) (string, error) { return auth.VerifyTURN(secret, user, time.Now()) },
+			Verify:         func(user string) (string, error) { return auth.VerifyTURN(secret, user, time.Now()) },
+			Peers:          ipclass.Policy{Allow: turnAllow},
+			TCPAllocations: *turnTCP, MaxAllocationsPerUser: turnMaxAllocs, UserBandwidth: int64(turnUserBW),
 		})
 		if err != nil {
 			return err

@@ -424,11 +424,11 @@ func newBrowserLab(t *testing.T) *browserLab {
 		agents:   map[natlab.Kind]*agent{},
 		data:     data,
 	}
-	hubProc := hubHost.Start(t, p2pcast, "hub", "--data", data, "--http", hubAddr, "--public-ip", hubHost.IP.String())
+	hubProc := hubHost.Start(t, p2pcast, "hub", "--data", data, "--http", hubAddr, "--public-ip", hubHost.IP.String(), "--turn-allow-peers", labPeers)
 	bl.restartHub = func(t *testing.T) {
 		t.Helper()
 		hubProc.Stop()
-		hubProc = hubHost.Start(t, p2pcast, "hub", "--data", data, "--http", hubAddr, "--public-ip", hubHost.IP.String())
+		hubProc = hubHost.Start(t, p2pcast, "hub", "--data", data, "--http", hubAddr, "--public-ip", hubHost.IP.String(), "--turn-allow-peers", labPeers)
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
 		if _, err := hubProc.WaitOutput(ctx, "hub listening"); err != nil {

@@ -28,6 +28,10 @@ var (
 	viewerKinds = []natlab.Kind{natlab.None, natlab.FullCone, natlab.PortRestricted, natlab.Symmetric, natlab.NoUDP}
 )
 
+// labPeers is the lab's internet, 100.64.0.0/24: shared address space, which the embedded TURN
+// server refuses to relay to unless told (--turn-allow-peers).
+const labPeers = "100.64.0.0/10"
+
 // needsRelay says whether no direct path exists between a device and a viewer: the two NAT
 // behaviours cannot be hole-punched, or UDP is blocked and the device cannot take TCP
 // straight from the viewer (it is behind a NAT).
@@ -132,7 +136,7 @@ func TestNATMatrix(t *testing.T) {
 			t.Fatalf("hub did not start: %v\n%s", err, p.Output())
 		}
 	}
-	startHub("--http", hubHost.IP.String()+":8443", "--public-ip", hubHost.IP.String())
+	startHub("--http", hubHost.IP.String()+":8443", "--public-ip", hubHost.IP.String(), "--turn-allow-peers", labPeers)
 	startHub("--http", hubHost.IP.String()+":8444", "--no-embedded-turn",
 		"--turn-url", "turn:"+coturn.IP.String()+":3478", "--turn-secret-file", turnSecret)
 

@@ -53,7 +53,7 @@ func TestHubRestart(t *testing.T) {
 		}
 	}
 	startHub := func() *natlab.Proc {
-		p := hubHost.Start(t, p2pcast, "hub", "--data", data, "--http", hubHost.IP.String()+":8443", "--public-ip", hubHost.IP.String())
+		p := hubHost.Start(t, p2pcast, "hub", "--data", data, "--http", hubHost.IP.String()+":8443", "--public-ip", hubHost.IP.String(), "--turn-allow-peers", labPeers)
 		waitFor(p, "hub listening")
 		return p
 	}
