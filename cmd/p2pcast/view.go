@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -12,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	p2phub "github.com/p2pcast/p2pcast/internal/hub"
 	"github.com/p2pcast/p2pcast/internal/viewer"
 )
 
@@ -45,8 +45,9 @@ first frame, capture -> receive delay, the ICE pair).
   ws://…    the device's WebSocket signaling: the device offers, ICE candidates trickle
   --hub     through a rendezvous hub, with a viewer token (docs/hub.md)
 
-The hub token comes from exactly one of --token-file FILE, the environment variable
-P2PCAST_TOKEN, or --token T. Prefer the file or the environment: a command line (and so
+The token (the hub's, or for a device with LAN auth its pairing link's #token=… or one from
+` + "`p2pcast token --data DEVICEDIR`" + `) comes from exactly one of --token-file FILE, the environment
+variable P2PCAST_TOKEN, or --token T. Prefer the file or the environment: a command line (and so
 --token) is visible to every user of this machine (ps, /proc).
 
 Flags:
@@ -57,7 +58,7 @@ Exit codes:
   0  watched (at least one frame arrived)
   1  failure: no media, connection failed, no frame before --timeout
   2  usage: bad flags or arguments (a missing token with --hub, too many token sources)
-  3  refused by the hub: unauthorized (bad or expired token), forbidden (not this device)
+  3  refused: unauthorized (no, bad, expired or revoked token), forbidden (not this device)
   4  unavailable: the device is offline or busy, or the hub rate-limits this address
 `
 
@@ -76,8 +77,9 @@ func runView(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	relay := fs.Bool("relay", false, "use TURN relay candidates only (the TURN servers come from the device's or hub's hello)")
 	hub := fs.String("hub", "", "watch through the hub at `URL` (ws[s]://HOST[:PORT], path /ws by default)")
 	deviceID := fs.String("device", "", "the device `ID` to watch through the hub")
-	token := fs.String("token", "", "the hub `TOKEN` (visible to other users in the process list: prefer --token-file or $"+viewerTokenEnv+")")
-	tokenFile := fs.String("token-file", "", "read the hub token from `FILE`")
+	token := fs.String("token", "", "the `TOKEN` of the hub, or of a device with LAN auth (visible to other users in the process list: prefer --token-file or $"+viewerTokenEnv+")")
+	tokenFile := fs.String("token-file", "", "read the token from `FILE`")
+	insecureHub := fs.Bool("insecure-hub", false, "allow ws:// (no TLS) to a hub at a public address")
 	caFile := fs.String("ca", "", "PEM certificate(s) to trust for https:// and wss:// besides the system's (private CA, self-signed)")
 	verbose := fs.Bool("v", false, "debug logs")
 	positional, err := parseInterspersed(fs, args)
@@ -90,8 +92,6 @@ func runView(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *frames < 0 || *duration < 0 || *timeout < 0 {
 		return fmt.Errorf("%w: --frames, --duration and --timeout cannot be negative", errUsage)
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
 	opts := viewer.Options{Duration: *duration, Frames: *frames, FirstFrameTimeout: *timeout, RelayOnly: *relay,
 		Logger: newLogger(stderr, *verbose)}
@@ -119,9 +119,18 @@ func runView(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return fmt.Errorf("%w: --hub needs a token: --token-file FILE or $%s (or --token, visible to other users)", errUsage, viewerTokenEnv)
 		}
 		opts.HubURL, opts.Device, opts.Token = *hub, *deviceID, t
+		if u, _ := url.Parse(*hub); (strings.EqualFold(u.Scheme, "ws") || strings.EqualFold(u.Scheme, "http")) && !*insecureHub {
+			// Without TLS the token would cross the internet in clear: only a hub on a private,
+			// shared or loopback address is reached over plain ws://.
+			opts.NetDial = p2phub.PlainDialer(nil)
+		}
 	} else {
-		if set["token"] || set["token-file"] || *deviceID != "" {
-			return fmt.Errorf("%w: --device, --token and --token-file go with --hub", errUsage)
+		if *deviceID != "" || *insecureHub {
+			return fmt.Errorf("%w: --device and --insecure-hub go with --hub", errUsage)
+		}
+		// A device with LAN auth wants a token too (its pairing link's, or `p2pcast token`'s).
+		if opts.Token, err = secretFrom("token", "token", *token, *tokenFile, viewerTokenEnv); err != nil {
+			return err
 		}
 		if len(positional) != 1 {
 			return fmt.Errorf("%w: want one device URL (http://DEVICE:PORT or ws://DEVICE:PORT/ws) or --hub", errUsage)

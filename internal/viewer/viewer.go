@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -71,6 +72,8 @@ type Options struct {
 	Client *http.Client
 	// TLS configures https:// and wss:// connections (e.g. a private CA); nil uses the system's.
 	TLS *tls.Config
+	// NetDial, when set, dials the WebSocket's TCP connection (a policy on where plain ws:// may go).
+	NetDial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Pair is the selected ICE candidate pair when the first frame arrived.
@@ -150,7 +153,7 @@ func newSignaler(o *Options) (signaler, error) {
 		if err != nil {
 			return nil, err
 		}
-		return newWSSignaler(u, "", o.Token, o.TLS, o.Logger), nil
+		return newWSSignaler(u, "", o.Token, o.TLS, o.NetDial, o.Logger), nil
 	default:
 		if o.Device == "" || o.Token == "" {
 			return nil, errors.New("viewer: watching through a hub needs Device and Token")
@@ -159,7 +162,7 @@ func newSignaler(o *Options) (signaler, error) {
 		if err != nil {
 			return nil, err
 		}
-		return newWSSignaler(u, o.Device, o.Token, o.TLS, o.Logger), nil
+		return newWSSignaler(u, o.Device, o.Token, o.TLS, o.NetDial, o.Logger), nil
 	}
 }
 

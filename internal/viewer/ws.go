@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -110,9 +111,9 @@ type wsSignaler struct {
 	lastNote error
 }
 
-func newWSSignaler(u, device, token string, tlsConf *tls.Config, log *slog.Logger) *wsSignaler {
+func newWSSignaler(u, device, token string, tlsConf *tls.Config, dial func(context.Context, string, string) (net.Conn, error), log *slog.Logger) *wsSignaler {
 	return &wsSignaler{url: u, device: device, token: token, log: log.With("signaling", u),
-		dialer: &websocket.Dialer{Proxy: http.ProxyFromEnvironment, HandshakeTimeout: dialWait, TLSClientConfig: tlsConf}}
+		dialer: &websocket.Dialer{Proxy: http.ProxyFromEnvironment, HandshakeTimeout: dialWait, TLSClientConfig: tlsConf, NetDialContext: dial}}
 }
 
 func (s *wsSignaler) kind() string {
