@@ -84,13 +84,15 @@ func normalHost(s string) string {
 func CORS(origins []string, methods, headers, expose string, next http.Handler) http.Handler {
 	allowed := normalOrigins(origins)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Every answer varies by Origin, those without one too: a cache must not hand a
+		// request with an Origin the answer made for one without.
+		h := w.Header()
+		h.Add("Vary", "Origin")
 		origin := r.Header.Get("Origin")
 		if origin == "" {
 			next.ServeHTTP(w, r)
 			return
 		}
-		h := w.Header()
-		h.Add("Vary", "Origin")
 		ok := originListed(origin, allowed)
 		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 			h.Add("Vary", "Access-Control-Request-Method")
