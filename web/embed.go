@@ -8,9 +8,10 @@ package web
 
 import "embed"
 
-// Files holds index.html, player.js, diag.js (the latency diagnostics of /?diag=1), hub.html and
-// hub.js at its root; the device serves it with http.FileServer(http.FS(web.Files)), the hub too
-// but with hub.html at "/".
+// Files holds index.html and index.css, player.js, diag.js (the latency diagnostics of /?diag=1)
+// and diag-when-asked.js that loads it, hub.html, hub.css and hub.js at its root; the device
+// serves it with http.FileServer(http.FS(web.Files)), the hub too but with hub.html at "/". The
+// pages hold no inline style or script, so a Content-Security-Policy of 'self' lets them run.
 //
-//go:embed index.html player.js diag.js hub.html hub.js
+//go:embed index.html index.css player.js diag.js diag-when-asked.js hub.html hub.css hub.js
 var Files embed.FS
