@@ -92,7 +92,8 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	auditFile, err := os.OpenFile(filepath.Join(*dataDir, "audit.jsonl"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	// 10 MiB a file, 5 kept: refusals are aggregated per source and minute, so this holds weeks.
+	auditFile, err := hub.OpenAuditFile(filepath.Join(*dataDir, "audit.jsonl"), 10<<20, 5)
 	if err != nil {
 		return err
 	}

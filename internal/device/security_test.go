@@ -24,7 +24,9 @@ import (
 	"github.com/p2pcast/p2pcast/internal/viewer"
 )
 
-func wsURL(r Ready) string { return "ws" + strings.TrimPrefix(strings.TrimSuffix(r.URL, "/"), "http") + "/ws" }
+func wsURL(r Ready) string {
+	return "ws" + strings.TrimPrefix(strings.TrimSuffix(r.URL, "/"), "http") + "/ws"
+}
 
 type wsMsg struct {
 	Type, Code, Message, Reason, SDP string

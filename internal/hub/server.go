@@ -235,7 +235,10 @@ func (s *Server) Handler() http.Handler {
 
 // Close ends every device and viewer connection.
 func (s *Server) Close() {
-	s.stopOnce.Do(func() { close(s.stop) })
+	s.stopOnce.Do(func() {
+		close(s.stop)
+		s.audit.Close() // the last window's refusal counts
+	})
 	s.mu.Lock()
 	s.closing = true
 	devs := make([]*deviceConn, 0, len(s.devices))
