@@ -43,9 +43,10 @@ type Device struct {
 	gate   signal.Gate    // who may use the LAN endpoints
 	hubICE atomic.Pointer[[]webrtc.ICEServer]
 
-	mu       sync.Mutex
-	sessions map[*peer.Session]string // → source
-	revoked  revocations
+	mu        sync.Mutex
+	sessions  map[*peer.Session]struct{}
+	perSource map[string]int // sessions (and reservations) per source
+	revoked   revocations
 }
 
 // New prepares a device; Run starts it.
@@ -90,7 +91,7 @@ func New(cfg Config, log *slog.Logger) (*Device, error) {
 	}
 	d := &Device{cfg: cfg, log: log, engine: engine, iceTCP: pcfg.ICETCP, iceUDP: pcfg.ICEUDP,
 		stream:   stream.New(stream.Config{Logger: log}),
-		sessions: map[*peer.Session]string{}}
+		sessions: map[*peer.Session]struct{}{}, perSource: map[string]int{}}
 	d.gate = signal.Open{}
 	if cfg.LANAuth != nil {
 		d.gate = newLANGate(cfg.LANAuth, d.isRevoked)
@@ -283,32 +284,38 @@ func (b backend) NewSession(req signal.Request) (signal.Session, error) {
 			ice = *p
 		}
 	}
-	// Per-source cap: counted and reserved under the lock, so a burst cannot overshoot it.
+	// Per-source cap: the slot is reserved under the lock before the session is made, so a
+	// burst of requests from one source cannot overshoot it.
+	limit := d.cfg.perSource()
 	d.mu.Lock()
-	n := 0
-	for _, src := range d.sessions {
-		if src == req.Source {
-			n++
-		}
-	}
-	if limit := d.cfg.perSource(); req.Source != "" && n >= limit {
+	if n := d.perSource[req.Source]; req.Source != "" && n >= limit {
 		d.mu.Unlock()
 		d.log.Info("session refused: per-source cap", "source", req.Source, "limit", limit)
 		return nil, fmt.Errorf("%w: %d sessions from this source already", peer.ErrBusy, n)
 	}
+	d.perSource[req.Source]++
 	d.mu.Unlock()
+	release := func() {
+		d.mu.Lock()
+		if d.perSource[req.Source]--; d.perSource[req.Source] <= 0 {
+			delete(d.perSource, req.Source)
+		}
+		d.mu.Unlock()
+	}
 	s, err := d.engine.NewSession(d.stream, peer.SessionOptions{Access: req.Access, ICEServers: ice, OnCandidate: req.OnCandidate})
 	if err != nil {
+		release()
 		return nil, err
 	}
 	d.mu.Lock()
-	d.sessions[s] = req.Source
+	d.sessions[s] = struct{}{}
 	d.mu.Unlock()
 	go func() {
 		<-s.Done()
 		d.mu.Lock()
 		delete(d.sessions, s)
 		d.mu.Unlock()
+		release()
 	}()
 	return s, nil
 }
