@@ -57,9 +57,11 @@ const (
 	ReasonNoConnect = "connection not established in time"
 )
 
-// TCPCandidateDelay is how far ICE-TCP candidates trail the UDP ones, on whichever side
-// controls nomination (the device trickling them, a WHEP viewer applying an answer).
-const TCPCandidateDelay = 200 * time.Millisecond
+// TCPCandidateDelay is how long ICE-TCP candidates are held once checks start (both
+// descriptions applied), on whichever side controls nomination (the device trickling them, a
+// WHEP viewer applying an answer): two of Pion's 200 ms check intervals, so a UDP path that
+// works is valid first (the viewer's check opens its NAT, the device's next check succeeds).
+const TCPCandidateDelay = 400 * time.Millisecond
 
 // RelayAcceptanceWait is how long a valid relayed pair waits before it may be nominated.
 const RelayAcceptanceWait = time.Second
@@ -230,6 +232,7 @@ type Session struct {
 	mu      sync.Mutex
 	sub     *stream.Subscriber
 	offered bool
+	tcp     *tcpHold // nil when the caller does not trickle
 
 	access auth.Access
 	timers []*time.Timer // deadlines, stopped at Close
@@ -290,24 +293,12 @@ func (e *Engine) NewSession(st *stream.Stream, opts SessionOptions) (*Session, e
 	}
 	s.log = e.cfg.Logger.With("session", s.id)
 	if onCandidate != nil {
-		// TCP candidates trickle a moment after the UDP ones: a TCP connect on an open network
-		// completes as fast as a UDP check, and the pair valid first is nominated, so without
-		// the head start a viewer that has UDP could end up on TCP (head-of-line blocking).
-		// Viewers whose network drops UDP lose only this moment.
-		var tcp sync.WaitGroup
-		pc.OnICECandidate(func(c *webrtc.ICECandidate) {
-			if c == nil {
-				go func() { tcp.Wait(); onCandidate(nil) }()
-				return
-			}
-			init := c.ToJSON()
-			if c.Protocol == webrtc.ICEProtocolTCP {
-				tcp.Add(1)
-				time.AfterFunc(TCPCandidateDelay, func() { defer tcp.Done(); onCandidate(&init) })
-				return
-			}
-			onCandidate(&init)
+		// TCP candidates wait until UDP has had its chance (icetcp.go).
+		s.tcp = newTCPHold(onCandidate, func() bool {
+			st := pc.ICEConnectionState()
+			return st == webrtc.ICEConnectionStateConnected || st == webrtc.ICEConnectionStateCompleted
 		})
+		pc.OnICECandidate(s.tcp.candidate)
 	}
 	pc.OnICEConnectionStateChange(func(state webrtc.ICEConnectionState) {
 		s.log.Debug("ice state", "state", state, "after", time.Since(s.created).Round(time.Millisecond))
@@ -392,7 +383,20 @@ func (s *Session) Answer(offer string) (string, error) {
 	if err := s.pc.SetLocalDescription(answer); err != nil {
 		return "", fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}
-	return s.pc.LocalDescription().SDP, nil
+	return s.localSDP(true), nil
+}
+
+// localSDP is the description to send; when trickling, without TCP candidates (they are held,
+// icetcp.go), and checksStart tells that both descriptions are now applied.
+func (s *Session) localSDP(checksStart bool) string {
+	sdp := s.pc.LocalDescription().SDP
+	if s.tcp == nil {
+		return sdp
+	}
+	if checksStart {
+		s.tcp.start()
+	}
+	return withoutTCPCandidates(sdp)
 }
 
 // Offer makes the device's offer (one send-only H.264 track).
@@ -413,7 +417,7 @@ func (s *Session) Offer() (string, error) {
 	s.mu.Lock()
 	s.offered = true
 	s.mu.Unlock()
-	return s.pc.LocalDescription().SDP, nil
+	return s.localSDP(false), nil
 }
 
 // Restart makes a new offer with fresh ICE credentials (an ICE restart, RFC 8445 9): the
@@ -426,6 +430,9 @@ func (s *Session) Restart() (string, error) {
 	if !offered {
 		return "", ErrNoOffer
 	}
+	if s.tcp != nil {
+		s.tcp.restart()
+	}
 	offer, err := s.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", ErrBadState, err)
@@ -435,7 +442,7 @@ func (s *Session) Restart() (string, error) {
 	}
 	s.log.Info("ICE restart")
 	s.st.RequestKeyframe()
-	return s.pc.LocalDescription().SDP, nil
+	return s.localSDP(false), nil
 }
 
 // SetAnswer applies the viewer's answer to the device's offer.
@@ -451,6 +458,9 @@ func (s *Session) SetAnswer(answer string) error {
 	}
 	if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadSDP, err)
+	}
+	if s.tcp != nil {
+		s.tcp.start() // the checks begin
 	}
 	return nil
 }
@@ -570,6 +580,9 @@ func (s *Session) Close() {
 		s.mu.Unlock()
 		if sub != nil {
 			sub.Close()
+		}
+		if s.tcp != nil {
+			s.tcp.stop()
 		}
 		if err := s.pc.Close(); err != nil {
 			s.log.Debug("close", "err", err)

@@ -195,7 +195,7 @@ func (s *wsSignaler) session(ctx context.Context, pc *webrtc.PeerConnection, req
 			if ctx.Err() != nil {
 				return nil
 			}
-			if keepWatching(ctx, pc, s.log, err) {
+			if s.keepWatching(ctx, pc, err) {
 				return nil
 			}
 			if n := s.note(); n != nil {
@@ -232,7 +232,7 @@ func (s *wsSignaler) session(ctx context.Context, pc *webrtc.PeerConnection, req
 			return sessionEnded(m.Reason)
 		case "error":
 			se := &SignalError{Code: m.Code, Message: m.Message}
-			if m.Code == codeShutdown && keepWatching(ctx, pc, s.log, se) {
+			if m.Code == codeShutdown && s.keepWatching(ctx, pc, se) {
 				return nil
 			}
 			if terminal(m.Code) {
@@ -345,14 +345,25 @@ func (s *wsSignaler) close() {
 	})
 }
 
-// keepWatching waits out the watch when the signaling goes away (a hub restarting) while the
-// media is up: it flows peer to peer and does not need the hub. It reports whether it did; a
-// connection that fails later ends the watch through the peer connection's state.
-func keepWatching(ctx context.Context, pc *webrtc.PeerConnection, log *slog.Logger, cause error) bool {
-	if pc.ConnectionState() != webrtc.PeerConnectionStateConnected {
+// keepWatching waits out the watch when the signaling goes away (a hub restarting) once the
+// answer is out: ICE, DTLS and the media need no more signaling (the device's candidates came
+// with its offer or trickled, and it learns ours from our checks), so a connection still
+// coming up is kept as well as one already up. Only the peer connection's state (failed,
+// closed) or ctx (frames, duration, FirstFrameTimeout) ends the watch then. It reports
+// whether it waited.
+func (s *wsSignaler) keepWatching(ctx context.Context, pc *webrtc.PeerConnection, cause error) bool {
+	s.cmu.Lock()
+	answered := s.answered
+	s.cmu.Unlock()
+	if !answered {
 		return false
 	}
-	log.Warn("signaling lost; the media goes on peer to peer", "cause", cause)
+	switch st := pc.ConnectionState(); st {
+	case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+		return false
+	default:
+		s.log.Warn("signaling lost; the media goes on peer to peer", "cause", cause, "connection", st)
+	}
 	<-ctx.Done()
 	return true
 }

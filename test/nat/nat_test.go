@@ -142,12 +142,13 @@ func TestNATMatrix(t *testing.T) {
 
 	// Devices: one per NAT kind and hub, small pictures (the matrix tests paths, not encoders).
 	devSites := map[natlab.Kind]*natlab.Host{}
+	devices := map[string]*natlab.Proc{} // by hub name/kind
 	for _, k := range deviceKinds {
 		devSites[k] = lab.Site("d"+k.String(), k)
 		for hubName, url := range hubs {
 			id := "dev-" + hubName + "-" + k.String()
 			keyFile := writeSecret(id+".key", run("device-key", "add", id, "--data", data))
-			p := devSites[k].Start(t, p2pcast, "device", "--hub", url, "--id", id, "--key-file", keyFile,
+			p := devSites[k].Start(t, p2pcast, "device", "-v", "--hub", url, "--id", id, "--key-file", keyFile,
 				"--no-lan", "--size", "320x240", "--fps", "15", "--bitrate", "300k")
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			_, err := p.WaitOutput(ctx, "connected to the hub")
@@ -155,6 +156,7 @@ func TestNATMatrix(t *testing.T) {
 			if err != nil {
 				t.Fatalf("device %s did not reach its hub: %v\n%s", id, err, p.Output())
 			}
+			devices[hubName+"/"+k.String()] = p
 		}
 	}
 	viewSites := map[natlab.Kind]*natlab.Host{}
@@ -162,23 +164,25 @@ func TestNATMatrix(t *testing.T) {
 		viewSites[k] = lab.Site("v"+k.String(), k)
 	}
 
-	watch := func(c *cell) {
+	// watch runs one join; its debug log (-v) is kept for the failure report.
+	watch := func(c *cell) (log string) {
 		id := "dev-" + c.turn + "-" + c.device.String()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		cmd := viewSites[c.viewer].Command(ctx, p2pcast, "view", "--hub", hubs[c.turn], "--device", id,
+		cmd := viewSites[c.viewer].Command(ctx, p2pcast, "view", "-v", "--hub", hubs[c.turn], "--device", id,
 			"--token-file", tokenFile, "--frames", "10", "--timeout", "20s", "--stats", "json")
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
 		out, err := cmd.Output()
 		if err != nil {
-			c.err = fmt.Errorf("view: %v\n%s", err, stderr.String())
-			return
+			c.err = fmt.Errorf("view: %v", err)
+			return stderr.String()
 		}
 		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &c.res); err != nil {
 			c.err = fmt.Errorf("stats %q: %v", lines[len(lines)-1], err)
 		}
+		return stderr.String()
 	}
 
 	var cells []*cell
@@ -200,33 +204,41 @@ func TestNATMatrix(t *testing.T) {
 		joins = n
 	}
 	ttff := map[string][]float64{}
+	// One subtest per cell (-test.run 'TestNATMatrix/embedded/none-device/cone-viewer'); the
+	// lab, hubs and devices are shared.
 	for _, c := range cells {
-		for range joins {
-			watch(c)
-			fmt.Println(c)
-			name := fmt.Sprintf("%s/%s-device/%s-viewer", c.turn, c.device, c.viewer)
-			switch {
-			case c.err != nil:
-				t.Errorf("%s: %v", name, c.err)
-			case c.res.Frames < 10:
-				t.Errorf("%s: %d frames", name, c.res.Frames)
-			case needsRelay(c.device, c.viewer) && !c.res.relayed():
-				t.Errorf("%s: direct pair %+v where no direct path should exist (check the lab)", name, c.res.Pair)
-			case !needsRelay(c.device, c.viewer) && c.res.relayed():
-				t.Errorf("%s: relayed (%+v) although a direct path exists", name, c.res.Pair)
-			case c.viewer != natlab.NoUDP && c.res.Pair.Protocol != "udp":
-				t.Errorf("%s: %+v over TCP although UDP gets through", name, c.res.Pair)
-			case c.viewer == natlab.NoUDP && c.res.Pair.Protocol != "tcp":
-				t.Errorf("%s: %+v: this viewer's network drops UDP", name, c.res.Pair)
-			default:
-				class := "direct"
-				if c.res.relayed() {
-					class = "relayed/" + c.turn
+		name := fmt.Sprintf("%s/%s-device/%s-viewer", c.turn, c.device, c.viewer)
+		t.Run(name, func(t *testing.T) {
+			for range joins {
+				log := watch(c)
+				fmt.Println(c)
+				switch {
+				case c.err != nil:
+					t.Errorf("%v", c.err)
+				case c.res.Frames < 10:
+					t.Errorf("%d frames", c.res.Frames)
+				case needsRelay(c.device, c.viewer) && !c.res.relayed():
+					t.Errorf("direct pair %+v where no direct path should exist (check the lab)", c.res.Pair)
+				case !needsRelay(c.device, c.viewer) && c.res.relayed():
+					t.Errorf("relayed (%+v) although a direct path exists", c.res.Pair)
+				case c.viewer != natlab.NoUDP && c.res.Pair.Protocol != "udp":
+					t.Errorf("%+v over TCP although UDP gets through", c.res.Pair)
+				case c.viewer == natlab.NoUDP && c.res.Pair.Protocol != "tcp":
+					t.Errorf("%+v: this viewer's network drops UDP", c.res.Pair)
+				default:
+					class := "direct"
+					if c.res.relayed() {
+						class = "relayed/" + c.turn
+					}
+					ttff[class] = append(ttff[class], c.res.TTFFMS)
 				}
-				ttff[class] = append(ttff[class], c.res.TTFFMS)
+				// P2PCAST_NAT_LOGS=1 shows every join's logs (with PION_LOG_TRACE=ice, say).
+				if t.Failed() || os.Getenv("P2PCAST_NAT_LOGS") != "" {
+					t.Logf("viewer's log:\n%s\ndevice's log (its end):\n%s", log, tail(devices[c.turn+"/"+c.device.String()].Output(), 20000))
+				}
+				c.res, c.err = viewResult{}, nil
 			}
-			c.res, c.err = viewResult{}, nil
-		}
+		})
 	}
 	for _, class := range []string{"direct", "relayed/embedded", "relayed/coturn"} {
 		v := ttff[class]
