@@ -50,7 +50,8 @@ type Config struct {
 	PublicIP net.IP
 	// ListenIP is where the sockets bind (default: all addresses).
 	ListenIP net.IP
-	// Port for UDP and TCP (default 3478); TLSPort for TLS (default 5349).
+	// Port for UDP and TCP (default 3478; negative: any free port, the same for both);
+	// TLSPort for TLS (default 5349; negative: any free port).
 	Port, TLSPort int
 	// TLS, when set, adds a TURN-over-TLS listener.
 	TLS *tls.Config
@@ -112,6 +113,9 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.TLSPort == 0 {
 		cfg.TLSPort = 5349
 	}
+	if cfg.TLSPort < 0 {
+		cfg.TLSPort = 0
+	}
 	if cfg.Realm == "" {
 		cfg.Realm = "p2pcast"
 	}
@@ -146,17 +150,11 @@ func Start(cfg Config) (*Server, error) {
 		return &relayGen{inner: &turn.RelayAddressGeneratorStatic{RelayAddress: cfg.PublicIP, Address: listenIP.String()}, s: s}
 	}
 
-	udp, err := net.ListenPacket("udp4", net.JoinHostPort(listenIP.String(), strconv.Itoa(cfg.Port)))
+	udp, tcp, err := listenPair(listenIP.String(), cfg.Port)
 	if err != nil {
-		return nil, fmt.Errorf("turnserver: UDP: %w", err)
+		return nil, err
 	}
 	s.udpAddr = udp.LocalAddr().(*net.UDPAddr)
-	// TCP on the port UDP got (they are separate namespaces, so it is usually free).
-	tcp, err := net.Listen("tcp4", net.JoinHostPort(listenIP.String(), strconv.Itoa(s.udpAddr.Port)))
-	if err != nil {
-		udp.Close()
-		return nil, fmt.Errorf("turnserver: TCP: %w", err)
-	}
 	s.tcpAddr = tcp.Addr().(*net.TCPAddr)
 	listeners := []turn.ListenerConfig{{Listener: tcp, RelayAddressGenerator: relay(), PermissionHandler: s.permit}}
 	if cfg.TLS != nil {
@@ -302,3 +300,27 @@ func (quietLogs) NewLogger(string) logging.LeveledLogger {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// listenPair listens on UDP and TCP on the same port (clients are given one port for both). A
+// negative port asks for any free one: the UDP port the system picks may be taken on TCP (they
+// are separate namespaces, so it rarely is), and then another is tried.
+func listenPair(ip string, port int) (net.PacketConn, net.Listener, error) {
+	tries := 1
+	if port < 0 {
+		port, tries = 0, 20
+	}
+	var err error
+	for range tries {
+		var udp net.PacketConn
+		if udp, err = net.ListenPacket("udp4", net.JoinHostPort(ip, strconv.Itoa(port))); err != nil {
+			return nil, nil, fmt.Errorf("turnserver: UDP: %w", err)
+		}
+		got := udp.LocalAddr().(*net.UDPAddr).Port
+		var tcp net.Listener
+		if tcp, err = net.Listen("tcp4", net.JoinHostPort(ip, strconv.Itoa(got))); err == nil {
+			return udp, tcp, nil
+		}
+		udp.Close()
+	}
+	return nil, nil, fmt.Errorf("turnserver: TCP: %w", err)
+}

@@ -43,7 +43,7 @@ func start(t *testing.T, cfg Config) *Server {
 		cfg.PublicIP = net.IPv4(127, 0, 0, 1)
 	}
 	cfg.ListenIP = net.IPv4(127, 0, 0, 1)
-	cfg.Port = freeUDPPort(t)
+	cfg.Port = -1 // any free port, UDP and TCP alike
 	cfg.Verify = func(u string) (string, error) { return auth.VerifyTURN(secret, u, time.Now()) }
 	s, err := Start(cfg)
 	if err != nil {
@@ -51,16 +51,6 @@ func start(t *testing.T, cfg Config) *Server {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
-}
-
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
 }
 
 func client(t *testing.T, s *Server, user, pass string) *turn.Client {
@@ -572,7 +562,7 @@ wait:
 func TestRelaysOverTLS(t *testing.T) {
 	cert := selfSigned(t)
 	s, err := Start(Config{
-		PublicIP: net.IPv4(127, 0, 0, 1), ListenIP: net.IPv4(127, 0, 0, 1), Port: freeUDPPort(t), TLSPort: freeTCPPort(t),
+		PublicIP: net.IPv4(127, 0, 0, 1), ListenIP: net.IPv4(127, 0, 0, 1), Port: -1, TLSPort: -1,
 		TLS:    &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		Verify: func(u string) (string, error) { return auth.VerifyTURN(secret, u, time.Now()) },
 	})
@@ -639,16 +629,6 @@ func TestStartRefusesBadQuotas(t *testing.T) {
 			t.Errorf("%+v: %v, want ErrConfig", cfg, err)
 		}
 	}
-}
-
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func selfSigned(t *testing.T) tls.Certificate {
