@@ -291,3 +291,64 @@ func TestValidateDeviceID(t *testing.T) {
 		}
 	}
 }
+
+func TestCanonicalHubURL(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"wss://Hub.example.com/device", "wss://hub.example.com:443"},
+		{"WSS://HUB.EXAMPLE.COM:443", "wss://hub.example.com:443"},
+		{"wss://hub.example.com:8443/device?x=1#frag", "wss://hub.example.com:8443"},
+		{"ws://hub", "ws://hub:80"},
+		{"ws://hub:80/", "ws://hub:80"},
+		{"ws://hub:8080/a/b", "ws://hub:8080"},
+		{"http://hub", "ws://hub:80"},
+		{"https://hub", "wss://hub:443"},
+		{"ws://127.0.0.1:9000/device", "ws://127.0.0.1:9000"},
+		{"ws://[::1]", "ws://[::1]:80"},
+		{"wss://[2001:DB8::1]:8443/device", "wss://[2001:db8::1]:8443"},
+	} {
+		got, err := CanonicalHubURL(tc.in)
+		if err != nil || got != tc.want {
+			t.Errorf("CanonicalHubURL(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+		// Canonical forms are fixed points.
+		if again, err := CanonicalHubURL(got); err != nil || again != got {
+			t.Errorf("CanonicalHubURL(%q) = %q, %v", got, again, err)
+		}
+	}
+	for _, in := range []string{
+		"", "hub", "hub:8080", "//hub", "/device",
+		"ftp://hub", "file:///etc/passwd", "tcp://hub:80", "wsx://hub",
+		"ws://user@hub", "wss://user:secret@hub:443", "ws://:80", "ws:///device", "wss://",
+		"ws://hub:port", "ws://hub\x00:80", "ws://hub:80\n",
+	} {
+		if got, err := CanonicalHubURL(in); !errors.Is(err, ErrMalformed) {
+			t.Errorf("CanonicalHubURL(%q) = %q, %v; want ErrMalformed", in, got, err)
+		}
+	}
+}
+
+// TestChallengeAcrossURLs: a signature counts for the one hub URL it was made for, whichever
+// spelling of it the device was given.
+func TestChallengeAcrossURLs(t *testing.T) {
+	k := fixedDeviceKey(t)
+	c, err := NewChallenge()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hubs := []string{"ws://hub:80", "wss://hub:443", "ws://hub:8080", "wss://hub2:443", "wss://[::1]:443"}
+	for _, signed := range hubs {
+		sig := SignChallenge(k, "cam1", signed, c)
+		for _, checked := range hubs {
+			err := VerifyChallenge(k.Public(), "cam1", checked, c, sig)
+			if want := signed == checked; (err == nil) != want || (err != nil && !errors.Is(err, ErrBadSignature)) {
+				t.Errorf("signed for %s, checked for %s: %v", signed, checked, err)
+			}
+		}
+	}
+	// Spellings of one hub sign alike once canonical.
+	a, _ := CanonicalHubURL("wss://HUB/device")
+	b, _ := CanonicalHubURL("https://hub:443")
+	if err := VerifyChallenge(k.Public(), "cam1", b, c, SignChallenge(k, "cam1", a, c)); err != nil {
+		t.Fatalf("%s vs %s: %v", a, b, err)
+	}
+}

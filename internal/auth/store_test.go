@@ -328,3 +328,65 @@ func TestStoreRegistryFormat(t *testing.T) {
 }
 
 func b64std(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+func TestStoreRevoke(t *testing.T) {
+	dir := t.TempDir()
+	hub := openTestStore(t, dir)
+	if list, err := hub.Revoked(time.Now()); err != nil || len(list) != 0 {
+		t.Fatalf("fresh store: %v, %v", list, err)
+	}
+	// `p2pcast token revoke` runs as another process: the hub's Store sees it at once.
+	cli := openTestStore(t, dir)
+	now := time.Now()
+	until := now.Add(time.Hour).Truncate(time.Second)
+	if err := cli.Revoke("tok1", until); err != nil {
+		t.Fatal(err)
+	}
+	list, err := hub.Revoked(now)
+	if err != nil || !list["tok1"].Equal(until) || len(list) != 1 {
+		t.Fatalf("the hub's store sees %v, %v", list, err)
+	}
+	if runtime.GOOS != "windows" {
+		checkMode(t, filepath.Join(dir, revokedFile), 0o600)
+	}
+	// Past its time an entry no longer counts...
+	if list, _ := hub.Revoked(until.Add(time.Second)); len(list) != 0 {
+		t.Fatalf("after its time: %v", list)
+	}
+	// ...and the next write drops it from the file.
+	if err := cli.Revoke("old", now.Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if list, _ := hub.Revoked(now.Add(-time.Hour)); len(list) != 2 { // still written
+		t.Fatalf("before the write: %v", list)
+	}
+	if err := hub.Revoke("tok2", until); err != nil {
+		t.Fatal(err)
+	}
+	list, err = cli.Revoked(now.Add(-time.Hour))
+	if _, ok := list["old"]; err != nil || ok || len(list) != 2 {
+		t.Fatalf("after the write: %v, %v; want tok1 and tok2", list, err)
+	}
+
+	for _, id := range []string{"", "tok.1", "tok 1", "tök", "tok\x00", strings.Repeat("a", 65)} {
+		if err := hub.Revoke(id, until); !errors.Is(err, ErrMalformed) {
+			t.Errorf("Revoke(%q) = %v, want ErrMalformed", id, err)
+		}
+	}
+	if err := hub.Revoke(strings.Repeat("a", 64), until); err != nil {
+		t.Errorf("longest id: %v", err)
+	}
+
+	// A list that does not parse is an error, not an empty list: revocations must not vanish.
+	for _, bad := range []string{"", "{", `{"version":2,"revoked":{}}`, `{"revoked":{"a":"2030-01-01T00:00:00Z"}}`, `{"version":1,"revoked":{"a":"soon"}}`} {
+		if err := os.WriteFile(filepath.Join(dir, revokedFile), []byte(bad), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := hub.Revoked(now); err == nil {
+			t.Errorf("Revoked accepted %q", bad)
+		}
+		if err := hub.Revoke("tok3", until); err == nil {
+			t.Errorf("Revoke overwrote %q", bad)
+		}
+	}
+}

@@ -225,6 +225,8 @@ func (l *Link) session(ctx context.Context) error {
 		return fmt.Errorf("%w: expected welcome, got %q", ErrBadMessage, first.Type)
 	}
 	_ = c.SetReadDeadline(time.Now().Add(pongWait))
+	// The revocation list can be longer than any signaling message (see maxRevokedMsg).
+	c.SetReadLimit(maxRevokedMsg)
 	if l.cfg.OnICEServers != nil {
 		l.cfg.OnICEServers(first.ICEServers)
 	}

@@ -38,6 +38,16 @@ const (
 // maxRevokedIDs bounds a revocation list on the wire.
 const maxRevokedIDs = 10_000
 
+// maxRevokedMsg bounds a revoked message: maxRevokedIDs token ids (at most maxTokenIDLen
+// characters each, as auth allows), quoted and comma-separated, and the envelope. It is far
+// above MaxMessage (about 2,600 ids of 22 characters already exceed that), so a Link reads its
+// hub with this limit: under MaxMessage a long list broke the read, and the device dropped its
+// link at every reconnect, as the list comes with each welcome.
+const (
+	maxTokenIDLen = 64
+	maxRevokedMsg = 1024 + maxRevokedIDs*(maxTokenIDLen+3)
+)
+
 // Error codes the hub sends before closing a connection.
 const (
 	CodeUnauthorized = "unauthorized"

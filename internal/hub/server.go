@@ -200,7 +200,10 @@ func (s *Server) revokedMsg() revokedMsg {
 	defer s.mu.Unlock()
 	ids := make([]string, 0, len(s.revoked))
 	for id := range s.revoked {
-		ids = append(ids, id)
+		// Longer is no token id (auth refuses it), and would outgrow maxRevokedMsg.
+		if len(id) <= maxTokenIDLen {
+			ids = append(ids, id)
+		}
 	}
 	slices.Sort(ids)
 	if len(ids) > maxRevokedIDs {
