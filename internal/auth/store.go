@@ -400,9 +400,10 @@ type revokedList struct {
 	Revoked map[string]time.Time `json:"revoked"`
 }
 
-// maxRevoked bounds the list: tokens live at most MaxLifetime, so entries
-// leave it by themselves; a list this long means something is wrong.
-const maxRevoked = 100_000
+// MaxRevoked bounds the list, and so what a hub sends its devices (all of it): tokens live
+// at most MaxLifetime, so entries leave it by themselves; a list this long means something is
+// wrong.
+const MaxRevoked = 10_000
 
 // Revoke adds token id to the revocation list until until (the token's
 // expiry; after it the token is refused anyway). Entries past their time
@@ -424,8 +425,8 @@ func (s *Store) Revoke(id string, until time.Time) error {
 				delete(list, k)
 			}
 		}
-		if len(list) >= maxRevoked {
-			return fmt.Errorf("auth: %s holds %d entries already", revokedFile, len(list))
+		if len(list) >= MaxRevoked {
+			return fmt.Errorf("auth: %s holds %d entries already: mint shorter-lived tokens, or rotate the token key", revokedFile, len(list))
 		}
 		list[id] = until.UTC().Truncate(time.Second)
 		b, err := json.MarshalIndent(revokedList{Version: 1, Revoked: list}, "", "  ")

@@ -36,7 +36,7 @@ const (
 )
 
 // maxRevokedIDs bounds a revocation list on the wire.
-const maxRevokedIDs = 10_000
+const maxRevokedIDs = auth.MaxRevoked
 
 // maxRevokedMsg bounds a revoked message: maxRevokedIDs token ids (at most maxTokenIDLen
 // characters each, as auth allows), quoted and comma-separated, and the envelope. It is far

@@ -565,6 +565,11 @@ func (s *Server) serveViewer(w http.ResponseWriter, r *http.Request) {
 		<-ws.stop
 		return
 	}
+	// A revocation that landed between the check above and attach would not reach this
+	// session through refreshRevoked (it was not registered yet): look again.
+	if s.isRevoked(claims.ID) {
+		ws.fail(CodeUnauthorized, "token refused: revoked")
+	}
 	d.mu.Lock()
 	stream := d.stream
 	d.mu.Unlock()
