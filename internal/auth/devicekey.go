@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -239,7 +240,21 @@ func CanonicalHubURL(raw string) (string, error) {
 		return "", fmt.Errorf("%w hub URL %s: want ws:// or wss://", ErrMalformed, quoteShort(raw))
 	}
 	host := strings.ToLower(u.Hostname())
-	if host == "" || u.User != nil {
+	if strings.Contains(host, ":") {
+		// An IPv6 literal: in its one canonical spelling.
+		ip, err := netip.ParseAddr(host)
+		if err != nil || ip.Zone() != "" {
+			host = ""
+		} else {
+			host = ip.String()
+		}
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		host = ""
+	} else {
+		port = strconv.Itoa(n) // "080" is port 80 too
+	}
+	if host == "" || u.User != nil || strings.ContainsAny(host, "\x00/[]@ ") {
 		return "", fmt.Errorf("%w hub URL %s: want ws[s]://HOST[:PORT]", ErrMalformed, quoteShort(raw))
 	}
 	return scheme + "://" + net.JoinHostPort(host, port), nil

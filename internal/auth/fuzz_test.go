@@ -3,9 +3,11 @@ package auth
 import (
 	"crypto/ed25519"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -83,6 +85,77 @@ func FuzzParseDeviceKey(f *testing.F) {
 		var c Challenge
 		if err := VerifyChallenge(k.Public(), "cam1", "ws://hub:80", c, SignChallenge(k, "cam1", "ws://hub:80", c)); err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// FuzzCanonicalHubURL: whatever it accepts is canonical (a fixed point), names ws or wss with a
+// port, and holds no NUL (it is one field of the signed challenge message).
+func FuzzCanonicalHubURL(f *testing.F) {
+	for _, s := range []string{"wss://Hub.example.com/device", "ws://127.0.0.1:8443", "ws://[::1]:80/x?y#z",
+		"https://h", "ws://u:p@h", "ws://h:99999", "ws://%00", "ws:///"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		c, err := CanonicalHubURL(in)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("undocumented error %v", err)
+			}
+			return
+		}
+		again, err := CanonicalHubURL(c)
+		if err != nil || again != c {
+			t.Fatalf("%q → %q → %q, %v: not a fixed point", in, c, again, err)
+		}
+		if strings.IndexByte(c, 0) >= 0 || !(strings.HasPrefix(c, "ws://") || strings.HasPrefix(c, "wss://")) {
+			t.Fatalf("%q → %q", in, c)
+		}
+	})
+}
+
+// FuzzSessionClaims: claims from the wire (the hub's session envelope) either give an Access
+// that holds only known grants and ends within MaxLifetime, or a documented error.
+func FuzzSessionClaims(f *testing.F) {
+	f.Add(`{"jti":"abc","grt":["view","talk"],"ttl_ms":60000}`)
+	f.Add(`{"jti":"","grt":[],"ttl_ms":0}`)
+	f.Add(`{"jti":"a","grt":["view","view","view","view","view"],"ttl_ms":1}`)
+	f.Add(`{"jti":"a","grt":["root"],"ttl_ms":-5}`)
+	f.Fuzz(func(t *testing.T, in string) {
+		var c SessionClaims
+		if json.Unmarshal([]byte(in), &c) != nil {
+			return
+		}
+		a, err := c.Access(testNow)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrExpired) {
+				t.Fatalf("undocumented error %v", err)
+			}
+			return
+		}
+		for _, g := range a.Grants {
+			if !g.Valid() {
+				t.Fatalf("unknown grant %q accepted", g)
+			}
+		}
+		if !a.Deadline.After(testNow) || a.Deadline.Sub(testNow) > MaxLifetime || a.TokenID == "" {
+			t.Fatalf("access %+v from %s", a, in)
+		}
+	})
+}
+
+// FuzzParseTokenKey: accepted keys are 32 bytes and print back as the input (trimmed).
+func FuzzParseTokenKey(f *testing.F) {
+	f.Add(FormatTokenKey(hubPub()))
+	f.Add("p2pv1_")
+	f.Add("p2pv1_" + strings.Repeat("A", 43))
+	f.Fuzz(func(t *testing.T, in string) {
+		k, err := ParseTokenKey(in)
+		if err != nil {
+			return
+		}
+		if len(k) != ed25519.PublicKeySize || FormatTokenKey(k) != strings.TrimSpace(in) {
+			t.Fatalf("%q → %x", in, k)
 		}
 	})
 }

@@ -51,7 +51,7 @@ func TestParseSDPFrag(t *testing.T) {
 func FuzzParseInbound(f *testing.F) {
 	for _, s := range []string{`{"type":"watch"}`, `{"type":"offer","sdp":"v=0\r\n"}`,
 		`{"type":"candidate","candidate":{"candidate":"candidate:1 1 udp 1 1.2.3.4 5 typ host","sdpMid":"0","sdpMLineIndex":0}}`,
-		`{"type":"candidate","candidate":null}`} {
+		`{"type":"candidate","candidate":null}`, `{"type":"auth","token":"p2pt1.x.y"}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -60,7 +60,7 @@ func FuzzParseInbound(f *testing.F) {
 			return
 		}
 		switch m.Type {
-		case TypeWatch, TypeBye, TypeCandidate:
+		case TypeWatch, TypeBye, TypeCandidate, TypeRestart, TypeAuth:
 		case TypeOffer, TypeAnswer:
 			if m.SDP == "" {
 				t.Fatal("offer/answer without SDP accepted")
