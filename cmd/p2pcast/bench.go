@@ -104,8 +104,11 @@ func benchViewers(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		if err != nil {
 			return err
 		}
+		// Every bench viewer comes from 127.0.0.1: one source, which may hold at most three
+		// quarters of the device's slots.
 		dev := exec.CommandContext(ctx, exe, "device", "--http", "127.0.0.1:0", "--size", *size,
-			"--fps", fmt.Sprint(*fps), "--bitrate", *bitrate, "--max-viewers", fmt.Sprint(*n+10))
+			"--fps", fmt.Sprint(*fps), "--bitrate", *bitrate, "--max-viewers", fmt.Sprint(max(*n+10, *n*4/3+1)),
+			"--max-per-source", fmt.Sprint(*n))
 		dev.Stderr = io.Discard
 		dev.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		out, err := dev.StdoutPipe()
