@@ -9,8 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -157,15 +155,7 @@ func splitList(s string) []string {
 }
 
 // defaultDeviceDataDir is where a device keeps its LAN token key unless --data says otherwise.
-func defaultDeviceDataDir() string {
-	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
-		return filepath.Join(d, "p2pcast", "device")
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(home, ".local", "state", "p2pcast", "device")
-	}
-	return "p2pcast-device"
-}
+func defaultDeviceDataDir() string { return stateDir("device") }
 
 // servePprof serves the profiler on its own listener, apart from the viewer-facing server, so it
 // is never exposed by accident with --http 0.0.0.0.

@@ -25,14 +25,18 @@ import (
 )
 
 // defaultDataDir is where the hub keeps its keys unless --data says otherwise.
-func defaultDataDir() string {
+func defaultDataDir() string { return stateDir("hub") }
+
+// stateDir is p2pcast's state directory for role (hub, device): $XDG_STATE_HOME/p2pcast/ROLE,
+// or ~/.local/state/p2pcast/ROLE.
+func stateDir(role string) string {
 	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
-		return filepath.Join(d, "p2pcast", "hub")
+		return filepath.Join(d, "p2pcast", role)
 	}
 	if home, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(home, ".local", "state", "p2pcast", "hub")
+		return filepath.Join(home, ".local", "state", "p2pcast", role)
 	}
-	return "p2pcast-hub"
+	return "p2pcast-" + role
 }
 
 func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -63,6 +63,19 @@ func freePort(t *testing.T) string {
 
 func startDevice(t *testing.T, addr string, args ...string) *device {
 	t.Helper()
+	d, out := runDevice(t, addr, args...)
+	line, err := out.ReadString('\n')
+	if err != nil {
+		t.Fatalf("device printed no URL: %v", err)
+	}
+	d.url = strings.TrimSpace(line)
+	return d
+}
+
+// runDevice starts `p2pcast device --http addr args…`, stopped when the test ends, and returns
+// its standard output.
+func runDevice(t *testing.T, addr string, args ...string) (*device, *bufio.Reader) {
+	t.Helper()
 	cmd := exec.Command(filepath.Join(binDir(t), "p2pcast"), append([]string{"device", "--http", addr}, args...)...)
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -75,12 +88,7 @@ func startDevice(t *testing.T, addr string, args ...string) *device {
 	}
 	d := &device{cmd: cmd}
 	t.Cleanup(d.stop)
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		t.Fatalf("device printed no URL: %v", err)
-	}
-	d.url = strings.TrimSpace(line)
-	return d
+	return d, bufio.NewReader(out)
 }
 
 func (d *device) stop() {

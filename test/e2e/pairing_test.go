@@ -7,11 +7,9 @@ import (
 	"context"
 	"errors"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -34,18 +32,7 @@ func TestBrowserPairingLink(t *testing.T) {
 		t.Fatalf("device on %s without auth: %v\n%s", addr, err, out)
 	}
 
-	cmd := exec.Command(bin, "device", "--http", addr, "--pair", "--data", t.TempDir(), "--size", "640x360")
-	cmd.Stderr = os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	d := &device{cmd: cmd}
-	t.Cleanup(d.stop)
+	_, stdout := runDevice(t, addr, "--pair", "--data", t.TempDir(), "--size", "640x360")
 	sc := bufio.NewScanner(stdout)
 	var link string
 	var qrLines int
