@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/p2pcast/p2pcast/internal/wire"
 )
 
 // Timings of both links.
@@ -64,7 +66,7 @@ func (w *wsConn) sendRaw(b []byte) {
 // that follows it as the order to close.
 func (w *wsConn) fail(code, msg string) {
 	w.failing.Store(true)
-	w.send(errorMsg{Type: TypeError, Code: code, Message: msg})
+	w.send(errorMsg{Type: wire.TypeError, Code: code, Message: msg})
 	select {
 	case <-w.stop:
 	case w.out <- nil:

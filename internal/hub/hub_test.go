@@ -21,6 +21,7 @@ import (
 
 	"github.com/p2pcast/p2pcast/internal/auth"
 	"github.com/p2pcast/p2pcast/internal/signal"
+	"github.com/p2pcast/p2pcast/internal/wire"
 )
 
 // fakeSession and fakeBackend stand in for the device's WebRTC sessions.
@@ -262,7 +263,7 @@ func TestRelaysSignalingBetweenViewerAndDevice(t *testing.T) {
 	}
 	// A malformed message stops at the hub with a clear error; the session goes on.
 	_ = c.WriteJSON(map[string]string{"type": "dance"})
-	if m := readMsg(t, c); m.Type != "error" || m.Code != CodeBadMessage {
+	if m := readMsg(t, c); m.Type != "error" || m.Code != wire.CodeBadMessage {
 		t.Fatalf("got %+v", m)
 	}
 	_ = c.WriteJSON(map[string]string{"type": "answer", "sdp": "v=0 viewer answer"})
@@ -374,18 +375,18 @@ func TestRefusesViewersWithClearErrors(t *testing.T) {
 		first any
 		code  string
 	}{
-		"forged token":     {map[string]string{"type": "auth", "token": forged, "device": "cam1"}, CodeUnauthorized},
-		"expired token":    {map[string]string{"type": "auth", "token": expired, "device": "cam1"}, CodeUnauthorized},
-		"garbage token":    {map[string]string{"type": "auth", "token": "p2pt1.xx.yy", "device": "cam1"}, CodeUnauthorized},
-		"no token":         {map[string]string{"type": "auth", "device": "cam1"}, CodeUnauthorized},
-		"other device":     {map[string]string{"type": "auth", "token": h.token([]string{"cam9"}, view, time.Hour), "device": "cam1"}, CodeForbidden},
-		"no view grant":    {map[string]string{"type": "auth", "token": h.token([]string{"cam1"}, []auth.Grant{auth.GrantFiles}, time.Hour), "device": "cam1"}, CodeForbidden},
-		"device offline":   {map[string]string{"type": "auth", "token": h.token([]string{"*"}, view, time.Hour), "device": "cam2"}, CodeOffline},
-		"not auth first":   {map[string]string{"type": "watch"}, CodeBadMessage},
-		"unknown field":    {map[string]any{"type": "auth", "token": "x", "admin": true}, CodeBadMessage},
-		"not JSON at all":  {"hello", CodeBadMessage},
-		"oversized token":  {map[string]string{"type": "auth", "token": strings.Repeat("a", 8000)}, CodeBadMessage},
-		"token as a array": {map[string]any{"type": "auth", "token": []int{1}}, CodeBadMessage},
+		"forged token":     {map[string]string{"type": "auth", "token": forged, "device": "cam1"}, wire.CodeUnauthorized},
+		"expired token":    {map[string]string{"type": "auth", "token": expired, "device": "cam1"}, wire.CodeUnauthorized},
+		"garbage token":    {map[string]string{"type": "auth", "token": "p2pt1.xx.yy", "device": "cam1"}, wire.CodeUnauthorized},
+		"no token":         {map[string]string{"type": "auth", "device": "cam1"}, wire.CodeUnauthorized},
+		"other device":     {map[string]string{"type": "auth", "token": h.token([]string{"cam9"}, view, time.Hour), "device": "cam1"}, wire.CodeForbidden},
+		"no view grant":    {map[string]string{"type": "auth", "token": h.token([]string{"cam1"}, []auth.Grant{auth.GrantFiles}, time.Hour), "device": "cam1"}, wire.CodeForbidden},
+		"device offline":   {map[string]string{"type": "auth", "token": h.token([]string{"*"}, view, time.Hour), "device": "cam2"}, wire.CodeOffline},
+		"not auth first":   {map[string]string{"type": "watch"}, wire.CodeBadMessage},
+		"unknown field":    {map[string]any{"type": "auth", "token": "x", "admin": true}, wire.CodeBadMessage},
+		"not JSON at all":  {"hello", wire.CodeBadMessage},
+		"oversized token":  {map[string]string{"type": "auth", "token": strings.Repeat("a", 8000)}, wire.CodeBadMessage},
+		"token as a array": {map[string]any{"type": "auth", "token": []int{1}}, wire.CodeBadMessage},
 	} {
 		t.Run(name, func(t *testing.T) {
 			conn, m := h.viewer(c.first)
@@ -656,7 +657,7 @@ func FuzzParseDeviceMessage(f *testing.F) {
 			}
 			return
 		}
-		if m.Type == TypeSession && (m.SID == "" || len(m.Msg) == 0) {
+		if m.Type == wire.TypeSession && (m.SID == "" || len(m.Msg) == 0) {
 			t.Fatal("accepted a session message without sid or msg")
 		}
 	})
@@ -673,7 +674,7 @@ func FuzzParseAuth(f *testing.F) {
 			}
 			return
 		}
-		if m.Type != TypeAuth {
+		if m.Type != wire.TypeAuth {
 			t.Fatal("accepted a first message that is not auth")
 		}
 	})

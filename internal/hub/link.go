@@ -20,6 +20,7 @@ import (
 	"github.com/p2pcast/p2pcast/internal/auth"
 	"github.com/p2pcast/p2pcast/internal/ipclass"
 	"github.com/p2pcast/p2pcast/internal/signal"
+	"github.com/p2pcast/p2pcast/internal/wire"
 )
 
 // LinkConfig describes a device's link to its hub.
@@ -198,11 +199,11 @@ func (l *Link) session(ctx context.Context) error {
 		Type  string         `json:"type"`
 		Nonce auth.Challenge `json:"nonce"`
 	}
-	if err := json.Unmarshal(data, &ch); err != nil || ch.Type != TypeChallenge {
+	if err := json.Unmarshal(data, &ch); err != nil || ch.Type != wire.TypeChallenge {
 		return fmt.Errorf("%w: expected a challenge", ErrBadMessage)
 	}
 	sig := auth.SignChallenge(l.cfg.Key, l.cfg.ID, l.canonical, ch.Nonce)
-	ws.send(authMsg{Type: TypeAuth, ID: l.cfg.ID, URL: l.canonical, Sig: base64.RawURLEncoding.EncodeToString(sig)})
+	ws.send(authMsg{Type: wire.TypeAuth, ID: l.cfg.ID, URL: l.canonical, Sig: base64.RawURLEncoding.EncodeToString(sig)})
 	data, err = ws.read()
 	if err != nil {
 		return fmt.Errorf("waiting for the welcome: %w", err)
@@ -217,11 +218,11 @@ func (l *Link) session(ctx context.Context) error {
 		return fmt.Errorf("%w: %v", ErrBadMessage, err)
 	}
 	switch {
-	case first.Type == TypeError && first.Code == CodeUnauthorized:
+	case first.Type == wire.TypeError && first.Code == wire.CodeUnauthorized:
 		return fmt.Errorf("%w: %s", ErrRefused, first.Message)
-	case first.Type == TypeError:
+	case first.Type == wire.TypeError:
 		return fmt.Errorf("hub: %s: %s", first.Code, first.Message)
-	case first.Type != TypeWelcome:
+	case first.Type != wire.TypeWelcome:
 		return fmt.Errorf("%w: expected welcome, got %q", ErrBadMessage, first.Type)
 	}
 	_ = c.SetReadDeadline(time.Now().Add(pongWait))
@@ -263,7 +264,7 @@ func (l *Link) session(ctx context.Context) error {
 			continue
 		}
 		switch m.Type {
-		case TypeSession:
+		case wire.TypeSession:
 			if m.SID == "" || len(m.SID) > maxSessionID {
 				continue
 			}
@@ -280,8 +281,8 @@ func (l *Link) session(ctx context.Context) error {
 				}
 				if err != nil {
 					l.log.Warn("relayed session refused", "sid", m.SID, "err", err)
-					sendSession(ws, m.SID, signalError{Type: signal.TypeError, Code: signal.CodeUnauthorized, Message: err.Error()})
-					sendSession(ws, m.SID, signalBye{Type: signal.TypeBye, Reason: "refused"})
+					sendSession(ws, m.SID, signalError{Type: wire.TypeError, Code: wire.CodeUnauthorized, Message: err.Error()})
+					sendSession(ws, m.SID, signalBye{Type: wire.TypeBye, Reason: "refused"})
 					continue
 				}
 				r = l.newRelayed(ws, m.SID, signal.Viewer{Access: access, Source: "token:" + access.TokenID})
@@ -293,17 +294,17 @@ func (l *Link) session(ctx context.Context) error {
 				close(r.stop)
 				delete(dialogs, m.SID)
 			}
-		case TypeICE:
+		case wire.TypeICE:
 			if l.cfg.OnICEServers != nil {
 				l.cfg.OnICEServers(m.ICEServers)
 			}
-		case TypeRevoked:
+		case wire.TypeRevoked:
 			if l.cfg.OnRevoked != nil && len(m.IDs) <= maxRevokedIDs {
 				l.cfg.OnRevoked(m.IDs)
 			}
-		case TypeError:
+		case wire.TypeError:
 			l.log.Warn("hub error", "code", m.Code, "message", m.Message)
-			if m.Code == CodeReplaced {
+			if m.Code == wire.CodeReplaced {
 				return fmt.Errorf("hub: %s", m.Message)
 			}
 		}
@@ -328,7 +329,7 @@ func sendSession(ws *wsConn, sid string, m any) {
 	if err != nil {
 		return
 	}
-	ws.send(sessionMsg{Type: TypeSession, SID: sid, Msg: b})
+	ws.send(sessionMsg{Type: wire.TypeSession, SID: sid, Msg: b})
 }
 
 // Signaling messages the link itself sends a viewer (a refused session).
@@ -348,7 +349,7 @@ func isBye(msg json.RawMessage) bool {
 	var m struct {
 		Type string `json:"type"`
 	}
-	return json.Unmarshal(msg, &m) == nil && m.Type == signal.TypeBye
+	return json.Unmarshal(msg, &m) == nil && m.Type == wire.TypeBye
 }
 
 // announceStream tells the hub what the device shows, now and at each change.
@@ -362,7 +363,7 @@ func (l *Link) announceStream(ws *wsConn) {
 		ws.send(struct {
 			Type   string          `json:"type"`
 			Stream json.RawMessage `json:"stream"`
-		}{TypeStream, stream})
+		}{wire.TypeStream, stream})
 		if changed == nil {
 			return
 		}

@@ -16,24 +16,12 @@ import (
 
 	"github.com/p2pcast/p2pcast/internal/auth"
 	"github.com/p2pcast/p2pcast/internal/signal"
+	"github.com/p2pcast/p2pcast/internal/wire"
 )
 
 // MaxMessage bounds one WebSocket message on either link; a session envelope carries a signaling
 // message (at most signal.MaxMessage) plus a little.
 const MaxMessage = signal.MaxMessage + 1024
-
-// Message types of the device link (docs/hub.md).
-const (
-	TypeChallenge = "challenge"
-	TypeAuth      = "auth"
-	TypeWelcome   = "welcome"
-	TypeSession   = "session"
-	TypeStream    = "stream"
-	TypeICE       = "ice"
-	TypeError     = "error"
-	// TypeRevoked (hub → device): the revoked token ids, whole, on connect and at each change.
-	TypeRevoked = "revoked"
-)
 
 // maxRevokedIDs bounds a revocation list on the wire.
 const maxRevokedIDs = auth.MaxRevoked
@@ -46,19 +34,6 @@ const maxRevokedIDs = auth.MaxRevoked
 const (
 	maxTokenIDLen = 64
 	maxRevokedMsg = 1024 + maxRevokedIDs*(maxTokenIDLen+3)
-)
-
-// Error codes the hub sends before closing a connection.
-const (
-	CodeUnauthorized = "unauthorized"
-	CodeForbidden    = "forbidden"
-	CodeOffline      = "offline"
-	CodeRateLimited  = "rate_limited"
-	CodeBadMessage   = "bad_message"
-	CodeReplaced     = "replaced"
-	CodeBusy         = "busy"
-	CodeExpired      = "expired"
-	CodeShutdown     = "shutdown" // the hub is going away; sessions go on, signaling reconnects
 )
 
 // ErrBadMessage wraps every reason a hub message is refused.
@@ -95,7 +70,7 @@ func ParseDeviceMessage(data []byte) (DeviceMessage, error) {
 		return DeviceMessage{}, fmt.Errorf("%w: not a JSON object: %v", ErrBadMessage, err)
 	}
 	switch w.Type {
-	case TypeSession:
+	case wire.TypeSession:
 		if w.SID == "" || len(w.SID) > maxSessionID {
 			return DeviceMessage{}, fmt.Errorf("%w: session message without a valid sid", ErrBadMessage)
 		}
@@ -109,7 +84,7 @@ func ParseDeviceMessage(data []byte) (DeviceMessage, error) {
 			return DeviceMessage{}, fmt.Errorf("%w: session msg has no type", ErrBadMessage)
 		}
 		return DeviceMessage{Type: w.Type, SID: w.SID, Msg: w.Msg}, nil
-	case TypeStream:
+	case wire.TypeStream:
 		if len(w.Stream) == 0 || (w.Stream[0] != '{' && string(w.Stream) != "null") {
 			return DeviceMessage{}, fmt.Errorf("%w: stream must be an object or null", ErrBadMessage)
 		}
@@ -146,7 +121,7 @@ func ParseAuth(data []byte) (authMsg, error) {
 	if err := dec.Decode(&m); err != nil {
 		return authMsg{}, fmt.Errorf("%w: auth: %v", ErrBadMessage, err)
 	}
-	if m.Type != TypeAuth {
+	if m.Type != wire.TypeAuth {
 		return authMsg{}, fmt.Errorf("%w: the first message must be auth, not %q", ErrBadMessage, m.Type)
 	}
 	return m, nil

@@ -21,6 +21,7 @@ import (
 
 	"github.com/p2pcast/p2pcast/internal/auth"
 	"github.com/p2pcast/p2pcast/internal/signal"
+	"github.com/p2pcast/p2pcast/internal/wire"
 )
 
 // Regression tests of the hub's security fixes: session claims, per-token cap, revocation,
@@ -110,7 +111,7 @@ func readToClose(t *testing.T, c *websocket.Conn) ([]msg, error) {
 // ended with the hub's close frame (not a dropped TCP connection, which loses what was queued).
 func wantClosedAfter(t *testing.T, ms []msg, end error, code string) {
 	t.Helper()
-	if len(ms) == 0 || ms[len(ms)-1].Type != TypeError || ms[len(ms)-1].Code != code {
+	if len(ms) == 0 || ms[len(ms)-1].Type != wire.TypeError || ms[len(ms)-1].Code != code {
 		t.Fatalf("read %+v before the end (%v); want error %s last", ms, end, code)
 	}
 	if !websocket.IsCloseError(end, websocket.ClosePolicyViolation) {
@@ -189,14 +190,14 @@ func fakeHubFor(t *testing.T, ctx context.Context, backend signal.Backend) *webs
 		t.Fatal(err)
 	}
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if err := c.WriteJSON(challengeMsg{Type: TypeChallenge, Nonce: nonce}); err != nil {
+	if err := c.WriteJSON(challengeMsg{Type: wire.TypeChallenge, Nonce: nonce}); err != nil {
 		t.Fatal(err)
 	}
 	var a authMsg
-	if err := c.ReadJSON(&a); err != nil || a.Type != TypeAuth {
+	if err := c.ReadJSON(&a); err != nil || a.Type != wire.TypeAuth {
 		t.Fatalf("auth %+v, %v", a, err)
 	}
-	if err := c.WriteJSON(iceMsg{Type: TypeWelcome}); err != nil {
+	if err := c.WriteJSON(iceMsg{Type: wire.TypeWelcome}); err != nil {
 		t.Fatal(err)
 	}
 	return c
@@ -212,7 +213,7 @@ func sessionReply(t *testing.T, c *websocket.Conn) (sid string, m msg) {
 		if err := c.ReadJSON(&env); err != nil {
 			t.Fatalf("reading the device: %v", err)
 		}
-		if env.Type != TypeSession {
+		if env.Type != wire.TypeSession {
 			continue
 		}
 		if err := json.Unmarshal(env.Msg, &m); err != nil {
@@ -248,19 +249,19 @@ func TestLinkRefusesSessionsWithoutValidClaims(t *testing.T) {
 		{"token id not base64url", claims("tok.1", view, 60_000)},
 	} {
 		sid := fmt.Sprintf("bad%d", i)
-		if err := hub.WriteJSON(sessionMsg{Type: TypeSession, SID: sid, Msg: watch, Claims: bad.claims}); err != nil {
+		if err := hub.WriteJSON(sessionMsg{Type: wire.TypeSession, SID: sid, Msg: watch, Claims: bad.claims}); err != nil {
 			t.Fatal(err)
 		}
-		if got, m := sessionReply(t, hub); got != sid || m.Type != signal.TypeError || m.Code != signal.CodeUnauthorized {
-			t.Fatalf("%s: got %s %+v, want error %s", bad.name, got, m, signal.CodeUnauthorized)
+		if got, m := sessionReply(t, hub); got != sid || m.Type != wire.TypeError || m.Code != wire.CodeUnauthorized {
+			t.Fatalf("%s: got %s %+v, want error %s", bad.name, got, m, wire.CodeUnauthorized)
 		}
-		if got, m := sessionReply(t, hub); got != sid || m.Type != signal.TypeBye {
+		if got, m := sessionReply(t, hub); got != sid || m.Type != wire.TypeBye {
 			t.Fatalf("%s: got %s %+v, want bye", bad.name, got, m)
 		}
 	}
 	// A good session after them: the link handles envelopes in order, so by its offer the
 	// refused ones are known to have made nothing.
-	if err := hub.WriteJSON(sessionMsg{Type: TypeSession, SID: "good", Msg: watch, Claims: claims("tok1", view, 60_000)}); err != nil {
+	if err := hub.WriteJSON(sessionMsg{Type: wire.TypeSession, SID: "good", Msg: watch, Claims: claims("tok1", view, 60_000)}); err != nil {
 		t.Fatal(err)
 	}
 	if sid, m := sessionReply(t, hub); sid != "good" || m.Type != "offer" {
@@ -298,7 +299,7 @@ func TestSessionsPerTokenAreCapped(t *testing.T) {
 					t.Fatalf("viewer %d: %+v", i+1, m)
 				}
 			}
-			if _, m := h.viewer(authAs(tok, "cam1")); m.Type != TypeError || m.Code != CodeBusy {
+			if _, m := h.viewer(authAs(tok, "cam1")); m.Type != wire.TypeError || m.Code != wire.CodeBusy {
 				t.Fatalf("viewer %d of one token: %+v, want busy", tc.perToken+1, m)
 			}
 			waitAudit(t, h.audit, EventRefused)
@@ -338,8 +339,8 @@ func TestRevokedTokenIsCutOff(t *testing.T) {
 	// The hub rereads the list every second: one poll, plus slack for a loaded machine.
 	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
 	var m msg
-	if err := c.ReadJSON(&m); err != nil || m.Type != TypeError || m.Code != CodeUnauthorized {
-		t.Fatalf("revoked viewer got %+v, %v; want error %s", m, err, CodeUnauthorized)
+	if err := c.ReadJSON(&m); err != nil || m.Type != wire.TypeError || m.Code != wire.CodeUnauthorized {
+		t.Fatalf("revoked viewer got %+v, %v; want error %s", m, err, wire.CodeUnauthorized)
 	}
 	if _, _, err := c.ReadMessage(); !websocket.IsCloseError(err, websocket.ClosePolicyViolation) {
 		t.Fatalf("after the error: %v, want the close", err)
@@ -353,7 +354,7 @@ func TestRevokedTokenIsCutOff(t *testing.T) {
 		"new":    authAs(tok, "cam1"),
 		"resume": map[string]string{"type": "auth", "token": tok, "device": "cam1", "resume": hello.Session},
 	} {
-		if _, m := h.viewer(first); m.Type != TypeError || m.Code != CodeUnauthorized {
+		if _, m := h.viewer(first); m.Type != wire.TypeError || m.Code != wire.CodeUnauthorized {
 			t.Fatalf("%s viewer with the revoked token: %+v", name, m)
 		}
 	}
@@ -441,7 +442,7 @@ func (h *testHub) rawDevice(answer func(auth.Challenge) any) msg {
 	h.t.Cleanup(func() { c.Close() })
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	var ch challengeMsg
-	if err := c.ReadJSON(&ch); err != nil || ch.Type != TypeChallenge {
+	if err := c.ReadJSON(&ch); err != nil || ch.Type != wire.TypeChallenge {
 		h.t.Fatalf("challenge %+v, %v", ch, err)
 	}
 	if err := c.WriteJSON(answer(ch.Nonce)); err != nil {
@@ -470,19 +471,19 @@ func TestChallengeIsBoundToTheHubURL(t *testing.T) {
 	answer := func(signFor, send string) func(auth.Challenge) any {
 		return func(c auth.Challenge) any {
 			sig := base64.RawURLEncoding.EncodeToString(auth.SignChallenge(key, "cam1", signFor, c))
-			return authMsg{Type: TypeAuth, ID: "cam1", Sig: sig, URL: send}
+			return authMsg{Type: wire.TypeAuth, ID: "cam1", Sig: sig, URL: send}
 		}
 	}
 	for _, tc := range []struct {
 		name, signFor, send string
 		wantType, wantCode  string
 	}{
-		{"without url", self, "", TypeError, CodeBadMessage},
-		{"another hub's URL", "wss://evil.example:443", "wss://evil.example:443", TypeError, CodeUnauthorized},
-		{"another name of this hub", localhost, localhost, TypeError, CodeUnauthorized},
+		{"without url", self, "", wire.TypeError, wire.CodeBadMessage},
+		{"another hub's URL", "wss://evil.example:443", "wss://evil.example:443", wire.TypeError, wire.CodeUnauthorized},
+		{"another name of this hub", localhost, localhost, wire.TypeError, wire.CodeUnauthorized},
 		// What a hub the device was tricked into dialling would replay here.
-		{"signed for another hub, sent as this one", "wss://evil.example:443", self, TypeError, CodeUnauthorized},
-		{"signed for this hub", self, self, TypeWelcome, ""},
+		{"signed for another hub, sent as this one", "wss://evil.example:443", self, wire.TypeError, wire.CodeUnauthorized},
+		{"signed for this hub", self, self, wire.TypeWelcome, ""},
 	} {
 		if m := h.rawDevice(answer(tc.signFor, tc.send)); m.Type != tc.wantType || m.Code != tc.wantCode {
 			t.Fatalf("%s: got %+v, want %s %s", tc.name, m, tc.wantType, tc.wantCode)
@@ -540,13 +541,13 @@ func TestErrorsAreFlushedBeforeTheClose(t *testing.T) {
 		c := dial()
 		_ = c.WriteJSON(map[string]string{"type": "watch"})
 		ms, end := readToClose(t, c)
-		wantClosedAfter(t, ms, end, CodeBadMessage)
+		wantClosedAfter(t, ms, end, wire.CodeBadMessage)
 
 		// A forged token.
 		c = dial()
 		_ = c.WriteJSON(authAs(forged, "cam1"))
 		ms, end = readToClose(t, c)
-		wantClosedAfter(t, ms, end, CodeUnauthorized)
+		wantClosedAfter(t, ms, end, wire.CodeUnauthorized)
 
 		// 21 bad messages in a session: 21 errors, then the fatal one.
 		c, hello := h.viewer(authAs(h.token([]string{"cam1"}, view, time.Hour), "cam1"))
@@ -557,12 +558,12 @@ func TestErrorsAreFlushedBeforeTheClose(t *testing.T) {
 			_ = c.WriteJSON(map[string]string{"type": "dance"})
 		}
 		ms, end = readToClose(t, c)
-		wantClosedAfter(t, ms, end, signal.CodeFatal)
+		wantClosedAfter(t, ms, end, wire.CodeFatal)
 		if len(ms) != 22 {
 			t.Fatalf("iteration %d: %d messages, want 21 bad_message errors and the fatal one", i, len(ms))
 		}
 		for _, m := range ms[:21] {
-			if m.Type != TypeError || m.Code != CodeBadMessage {
+			if m.Type != wire.TypeError || m.Code != wire.CodeBadMessage {
 				t.Fatalf("iteration %d: %+v, want bad_message", i, m)
 			}
 		}

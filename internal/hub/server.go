@@ -21,6 +21,7 @@ import (
 	"github.com/p2pcast/p2pcast/internal/auth"
 	"github.com/p2pcast/p2pcast/internal/httpguard"
 	"github.com/p2pcast/p2pcast/internal/signal"
+	"github.com/p2pcast/p2pcast/internal/wire"
 )
 
 var errBinary = errors.New("binary frames are not hub messages")
@@ -187,7 +188,7 @@ func (s *Server) refreshRevoked() error {
 		d.mu.Lock()
 		for _, v := range d.sessions {
 			if slices.Contains(fresh, v.tokenID) {
-				v.ws.fail(CodeUnauthorized, "the token was revoked")
+				v.ws.fail(wire.CodeUnauthorized, "the token was revoked")
 			}
 		}
 		d.mu.Unlock()
@@ -209,7 +210,7 @@ func (s *Server) revokedMsg() revokedMsg {
 	if len(ids) > maxRevokedIDs {
 		ids = ids[:maxRevokedIDs]
 	}
-	return revokedMsg{Type: TypeRevoked, IDs: ids}
+	return revokedMsg{Type: wire.TypeRevoked, IDs: ids}
 }
 
 func (s *Server) isRevoked(id string) bool {
@@ -273,7 +274,7 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, remote string) bo
 	}
 	s.audit.log(AuditEntry{Event: EventRefused, Remote: remote, Reason: reason})
 	w.Header().Set("Retry-After", "60")
-	http.Error(w, CodeRateLimited+": "+reason, http.StatusTooManyRequests)
+	http.Error(w, wire.CodeRateLimited+": "+reason, http.StatusTooManyRequests)
 	return false
 }
 
@@ -305,7 +306,7 @@ func (s *Server) readAuth(ws *wsConn, remote string, check func(authMsg) error) 
 	}
 	if err != nil {
 		s.authFailed(remote, "", "", err.Error())
-		ws.fail(CodeBadMessage, err.Error())
+		ws.fail(wire.CodeBadMessage, err.Error())
 		<-ws.stop
 		return authMsg{}, false
 	}
@@ -339,10 +340,10 @@ func (s *Server) serveDevice(w http.ResponseWriter, r *http.Request) {
 
 	challenge, err := auth.NewChallenge()
 	if err != nil {
-		ws.fail(CodeBadMessage, "internal error")
+		ws.fail(wire.CodeBadMessage, "internal error")
 		return
 	}
-	ws.send(challengeMsg{Type: TypeChallenge, Nonce: challenge})
+	ws.send(challengeMsg{Type: wire.TypeChallenge, Nonce: challenge})
 	m, ok := s.readAuth(ws, remote, func(m authMsg) error {
 		if m.ID == "" {
 			return fmt.Errorf("%w: auth without a device id", ErrBadMessage)
@@ -357,7 +358,7 @@ func (s *Server) serveDevice(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.verifyDevice(m, challenge); err != nil {
 		s.authFailed(remote, m.ID, "", err.Error())
-		ws.fail(CodeUnauthorized, "device authentication failed")
+		ws.fail(wire.CodeUnauthorized, "device authentication failed")
 		<-ws.stop
 		return
 	}
@@ -369,11 +370,11 @@ func (s *Server) serveDevice(w http.ResponseWriter, r *http.Request) {
 	s.devices[m.ID] = d
 	s.mu.Unlock()
 	if old != nil {
-		old.ws.fail(CodeReplaced, "another connection of this device took over")
+		old.ws.fail(wire.CodeReplaced, "another connection of this device took over")
 	}
 	s.audit.log(AuditEntry{Event: EventDeviceConnected, Remote: remote, Device: m.ID})
 	s.log.Info("device connected", "device", m.ID, "remote", remote)
-	ws.send(iceMsg{Type: TypeWelcome, ICEServers: s.cfg.ICE.servers("device:"+m.ID, s.cfg.ICE.TTL, s.cfg.Now())})
+	ws.send(iceMsg{Type: wire.TypeWelcome, ICEServers: s.cfg.ICE.servers("device:"+m.ID, s.cfg.ICE.TTL, s.cfg.Now())})
 	ws.send(s.revokedMsg())
 
 	// Fresh TURN credentials well before the old ones expire.
@@ -383,7 +384,7 @@ func (s *Server) serveDevice(w http.ResponseWriter, r *http.Request) {
 		for {
 			select {
 			case <-refresh.C:
-				ws.send(iceMsg{Type: TypeICE, ICEServers: s.cfg.ICE.servers("device:"+m.ID, s.cfg.ICE.TTL, s.cfg.Now())})
+				ws.send(iceMsg{Type: wire.TypeICE, ICEServers: s.cfg.ICE.servers("device:"+m.ID, s.cfg.ICE.TTL, s.cfg.Now())})
 			case <-ws.stop:
 				return
 			}
@@ -413,9 +414,9 @@ func (s *Server) serveDevice(w http.ResponseWriter, r *http.Request) {
 		if closing {
 			// Media flows peer to peer and outlives the hub: viewers keep watching and
 			// reconnect their signaling when the hub is back.
-			vws.fail(CodeShutdown, "the hub is restarting")
+			vws.fail(wire.CodeShutdown, "the hub is restarting")
 		} else {
-			vws.fail(CodeOffline, "the device went offline")
+			vws.fail(wire.CodeOffline, "the device went offline")
 		}
 	}
 	s.audit.log(AuditEntry{Event: EventDeviceDisconnected, Remote: remote, Device: m.ID, Reason: reason})
@@ -463,7 +464,7 @@ func (s *Server) deviceLoop(d *deviceConn) string {
 		data, err := d.ws.read()
 		if err != nil {
 			if errors.Is(err, errBinary) {
-				d.ws.fail(CodeBadMessage, err.Error())
+				d.ws.fail(wire.CodeBadMessage, err.Error())
 				return err.Error()
 			}
 			return "connection closed: " + err.Error()
@@ -471,19 +472,19 @@ func (s *Server) deviceLoop(d *deviceConn) string {
 		m, err := ParseDeviceMessage(data)
 		if err != nil {
 			bad++
-			d.ws.send(errorMsg{Type: TypeError, Code: CodeBadMessage, Message: err.Error()})
+			d.ws.send(errorMsg{Type: wire.TypeError, Code: wire.CodeBadMessage, Message: err.Error()})
 			if bad > 20 {
-				d.ws.fail(CodeBadMessage, "too many bad messages")
+				d.ws.fail(wire.CodeBadMessage, "too many bad messages")
 				return "too many bad messages"
 			}
 			continue
 		}
 		switch m.Type {
-		case TypeStream:
+		case wire.TypeStream:
 			d.mu.Lock()
 			d.stream = m.Stream
 			d.mu.Unlock()
-		case TypeSession:
+		case wire.TypeSession:
 			d.mu.Lock()
 			var ws *wsConn
 			if v := d.sessions[m.SID]; v != nil {
@@ -533,19 +534,19 @@ func (s *Server) serveViewer(w http.ResponseWriter, r *http.Request) {
 	claims, err := auth.Verify(s.cfg.Store.TokenPublicKey(), token, s.cfg.Now())
 	if err != nil {
 		s.authFailed(remote, m.Device, "", err.Error())
-		ws.fail(CodeUnauthorized, "token refused: "+err.Error())
+		ws.fail(wire.CodeUnauthorized, "token refused: "+err.Error())
 		<-ws.stop
 		return
 	}
 	if s.isRevoked(claims.ID) {
 		s.authFailed(remote, m.Device, claims.ID, "token revoked")
-		ws.fail(CodeUnauthorized, "token refused: revoked")
+		ws.fail(wire.CodeUnauthorized, "token refused: revoked")
 		<-ws.stop
 		return
 	}
 	if !claims.Allows(m.Device, auth.GrantView) {
 		s.authFailed(remote, m.Device, claims.ID, "token does not grant view on this device")
-		ws.fail(CodeForbidden, fmt.Sprintf("this token does not allow viewing %q", m.Device))
+		ws.fail(wire.CodeForbidden, fmt.Sprintf("this token does not allow viewing %q", m.Device))
 		<-ws.stop
 		return
 	}
@@ -554,21 +555,21 @@ func (s *Server) serveViewer(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	if d == nil {
 		s.audit.log(AuditEntry{Event: EventRefused, Remote: remote, Device: m.Device, TokenID: claims.ID, Reason: "device offline"})
-		ws.fail(CodeOffline, fmt.Sprintf("device %q is not connected to the hub", m.Device))
+		ws.fail(wire.CodeOffline, fmt.Sprintf("device %q is not connected to the hub", m.Device))
 		<-ws.stop
 		return
 	}
 	v, resumed, refusal := s.attach(d, ws, m.Resume, claims)
 	if refusal != "" {
 		s.audit.log(AuditEntry{Event: EventRefused, Remote: remote, Device: m.Device, TokenID: claims.ID, Reason: refusal})
-		ws.fail(CodeBusy, "the device has too many viewers ("+refusal+")")
+		ws.fail(wire.CodeBusy, "the device has too many viewers ("+refusal+")")
 		<-ws.stop
 		return
 	}
 	// A revocation that landed between the check above and attach would not reach this
 	// session through refreshRevoked (it was not registered yet): look again.
 	if s.isRevoked(claims.ID) {
-		ws.fail(CodeUnauthorized, "token refused: revoked")
+		ws.fail(wire.CodeUnauthorized, "token refused: revoked")
 	}
 	d.mu.Lock()
 	stream := d.stream
@@ -581,11 +582,11 @@ func (s *Server) serveViewer(w http.ResponseWriter, r *http.Request) {
 	s.audit.log(AuditEntry{Event: event, Remote: remote, Device: d.id, TokenID: claims.ID, Session: v.sid})
 	// TURN credentials live no longer than the token.
 	ttl := min(s.cfg.ICE.TTL, claims.Expires.Sub(s.cfg.Now()))
-	ws.send(helloMsg{Type: signal.TypeHello, Version: 1, ICEServers: s.cfg.ICE.servers("viewer:"+v.sid, ttl, s.cfg.Now()),
+	ws.send(helloMsg{Type: wire.TypeHello, Version: 1, ICEServers: s.cfg.ICE.servers("viewer:"+v.sid, ttl, s.cfg.Now()),
 		Stream: stream, Session: v.sid, Resumed: resumed})
 
 	// The session lasts no longer than the token.
-	expiry := time.AfterFunc(claims.Expires.Sub(s.cfg.Now()), func() { ws.fail(CodeExpired, "the token expired") })
+	expiry := time.AfterFunc(claims.Expires.Sub(s.cfg.Now()), func() { ws.fail(wire.CodeExpired, "the token expired") })
 	reason, bye := s.viewerLoop(d, v, ws)
 	expiry.Stop()
 	s.detach(d, v, ws, bye, func(why string) {
@@ -644,7 +645,7 @@ func (s *Server) detach(d *deviceConn, v *viewerConn, ws *wsConn, bye bool, ende
 		delete(d.sessions, v.sid)
 		d.mu.Unlock()
 		if !bye {
-			d.ws.send(sessionMsg{Type: TypeSession, SID: v.sid, Msg: byeJSON})
+			d.ws.send(sessionMsg{Type: wire.TypeSession, SID: v.sid, Msg: byeJSON})
 		}
 		ended(reason)
 	}
@@ -685,9 +686,9 @@ func (s *Server) viewerLoop(d *deviceConn, v *viewerConn, ws *wsConn) (reason st
 		}
 		if perr != nil {
 			bad++
-			ws.send(errorMsg{Type: TypeError, Code: CodeBadMessage, Message: perr.Error()})
+			ws.send(errorMsg{Type: wire.TypeError, Code: wire.CodeBadMessage, Message: perr.Error()})
 			if bad > 20 {
-				ws.fail(signal.CodeFatal, "too many bad messages")
+				ws.fail(wire.CodeFatal, "too many bad messages")
 				return "too many bad messages", false
 			}
 			continue
@@ -695,8 +696,8 @@ func (s *Server) viewerLoop(d *deviceConn, v *viewerConn, ws *wsConn) (reason st
 		// Every envelope carries the claims, so a device that (re)learns of the session from
 		// any message knows what it may do, and for how long from now.
 		claims := auth.ClaimsFor(v.claims, s.cfg.Now())
-		d.ws.send(sessionMsg{Type: TypeSession, SID: v.sid, Msg: data, Claims: &claims})
-		if in.Type == signal.TypeBye {
+		d.ws.send(sessionMsg{Type: wire.TypeSession, SID: v.sid, Msg: data, Claims: &claims})
+		if in.Type == wire.TypeBye {
 			return "the viewer left", true
 		}
 	}

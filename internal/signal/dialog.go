@@ -4,6 +4,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/p2pcast/p2pcast/internal/auth"
+	"github.com/p2pcast/p2pcast/internal/wire"
 )
 
 // Dialog is one viewer's side of the signaling protocol (docs/signaling.md) over any message
@@ -35,7 +36,7 @@ func NewDialog(b Backend, v Viewer, send func(any), stop <-chan struct{}) *Dialo
 
 // Hello sends the first message: version, ICE servers and the stream.
 func (d *Dialog) Hello() {
-	d.send(helloMsg{Type: TypeHello, Version: 1, ICEServers: d.backend.ICEServers(), Stream: d.backend.StreamInfo()})
+	d.send(helloMsg{Type: wire.TypeHello, Version: 1, ICEServers: d.backend.ICEServers(), Stream: d.backend.StreamInfo()})
 }
 
 // Handle applies one viewer message. It returns true when the transport must end: the viewer
@@ -43,7 +44,7 @@ func (d *Dialog) Hello() {
 func (d *Dialog) Handle(data []byte) (fatal bool) {
 	in, err := ParseInbound(data)
 	if err != nil {
-		return d.Fail(CodeBadMessage, err.Error())
+		return d.Fail(wire.CodeBadMessage, err.Error())
 	}
 	d.handle(in)
 	return d.tooMany()
@@ -52,7 +53,7 @@ func (d *Dialog) Handle(data []byte) (fatal bool) {
 // Fail reports a bad message to the viewer; true as for Handle.
 func (d *Dialog) Fail(code, msg string) (fatal bool) {
 	d.bad++
-	d.send(errorMsg{Type: TypeError, Code: code, Message: msg})
+	d.send(errorMsg{Type: wire.TypeError, Code: code, Message: msg})
 	return d.tooMany()
 }
 
@@ -60,7 +61,7 @@ func (d *Dialog) tooMany() bool {
 	if d.bad <= maxBadMessages {
 		return false
 	}
-	d.send(errorMsg{Type: TypeError, Code: CodeFatal, Message: "too many bad messages"})
+	d.send(errorMsg{Type: wire.TypeError, Code: wire.CodeFatal, Message: "too many bad messages"})
 	return true
 }
 
@@ -78,7 +79,7 @@ func (d *Dialog) newSession() bool {
 	d.Close()
 	s, err := d.backend.NewSession(Request{Access: d.viewer.Access, Source: d.viewer.Source,
 		OnCandidate: func(cand *webrtc.ICECandidateInit) {
-			d.send(candidateMsg{Type: TypeCandidate, Candidate: cand})
+			d.send(candidateMsg{Type: wire.TypeCandidate, Candidate: cand})
 		}})
 	if err != nil {
 		d.Fail(errorCode(err), err.Error())
@@ -97,7 +98,7 @@ func (d *Dialog) newSession() bool {
 				if reason == "" {
 					reason = "session ended"
 				}
-				d.send(byeMsg{Type: TypeBye, Reason: reason})
+				d.send(byeMsg{Type: wire.TypeBye, Reason: reason})
 			}
 		case <-d.stop:
 		}
@@ -107,7 +108,7 @@ func (d *Dialog) newSession() bool {
 
 func (d *Dialog) handle(in Inbound) {
 	switch in.Type {
-	case TypeWatch:
+	case wire.TypeWatch:
 		if !d.newSession() {
 			return
 		}
@@ -116,8 +117,8 @@ func (d *Dialog) handle(in Inbound) {
 			d.Fail(errorCode(err), err.Error())
 			return
 		}
-		d.send(sdpMsg{Type: TypeOffer, SDP: offer})
-	case TypeOffer:
+		d.send(sdpMsg{Type: wire.TypeOffer, SDP: offer})
+	case wire.TypeOffer:
 		if !d.newSession() {
 			return
 		}
@@ -127,10 +128,10 @@ func (d *Dialog) handle(in Inbound) {
 			d.Close()
 			return
 		}
-		d.send(sdpMsg{Type: TypeAnswer, SDP: answer})
-	case TypeRestart:
+		d.send(sdpMsg{Type: wire.TypeAnswer, SDP: answer})
+	case wire.TypeRestart:
 		if d.sess == nil {
-			d.Fail(CodeNoSession, "restart before a session exists")
+			d.Fail(wire.CodeNoSession, "restart before a session exists")
 			return
 		}
 		offer, err := d.sess.Restart()
@@ -138,14 +139,14 @@ func (d *Dialog) handle(in Inbound) {
 			d.Fail(errorCode(err), err.Error())
 			return
 		}
-		d.send(sdpMsg{Type: TypeOffer, SDP: offer})
-	case TypeAnswer, TypeCandidate:
+		d.send(sdpMsg{Type: wire.TypeOffer, SDP: offer})
+	case wire.TypeAnswer, wire.TypeCandidate:
 		if d.sess == nil {
-			d.Fail(CodeNoSession, in.Type+" before a session exists")
+			d.Fail(wire.CodeNoSession, in.Type+" before a session exists")
 			return
 		}
 		var err error
-		if in.Type == TypeAnswer {
+		if in.Type == wire.TypeAnswer {
 			err = d.sess.SetAnswer(in.SDP)
 		} else {
 			err = d.sess.AddCandidate(in.Candidate)
@@ -153,9 +154,9 @@ func (d *Dialog) handle(in Inbound) {
 		if err != nil {
 			d.Fail(errorCode(err), err.Error())
 		}
-	case TypeBye:
+	case wire.TypeBye:
 		d.Close()
-	case TypeAuth:
+	case wire.TypeAuth:
 		// The transport authenticated the viewer already (or needs no token): nothing to do.
 	}
 }

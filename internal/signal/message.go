@@ -9,6 +9,8 @@ import (
 	"fmt"
 
 	"github.com/pion/webrtc/v4"
+
+	"github.com/p2pcast/p2pcast/internal/wire"
 )
 
 // MaxMessage bounds one signaling message (WebSocket frame or HTTP body).
@@ -16,36 +18,6 @@ const MaxMessage = 64 << 10
 
 // maxCandidate bounds one ICE candidate line; real ones are under 200 bytes.
 const maxCandidate = 1024
-
-// Message types of the WebSocket protocol.
-const (
-	TypeHello     = "hello"
-	TypeWatch     = "watch"
-	TypeOffer     = "offer"
-	TypeAnswer    = "answer"
-	TypeCandidate = "candidate"
-	TypeError     = "error"
-	TypeBye       = "bye"
-	TypeRestart   = "restart"
-	// TypeAuth carries a bearer token, first on a device's /ws when it requires one (and on a
-	// hub's /ws always); a device that requires none ignores it.
-	TypeAuth = "auth"
-)
-
-// Error codes sent in "error" messages.
-const (
-	CodeBadMessage = "bad_message"
-	CodeBadSDP     = "bad_sdp"
-	CodeNoSession  = "no_session"
-	CodeBusy       = "busy"
-	CodeFatal      = "fatal"
-	// CodeUnauthorized: no token, or one that is malformed, forged, expired or revoked; the
-	// socket closes. CodeForbidden: a valid token that does not allow this.
-	CodeUnauthorized = "unauthorized"
-	CodeForbidden    = "forbidden"
-	// CodeExpired: the token ran out; its sessions have ended and the socket closes.
-	CodeExpired = "expired"
-)
 
 // ErrBadMessage wraps every reason a signaling message is refused.
 var ErrBadMessage = errors.New("signal: bad message")
@@ -79,14 +51,14 @@ func ParseInbound(data []byte) (Inbound, error) {
 	}
 	in := Inbound{Type: w.Type, SDP: w.SDP}
 	switch w.Type {
-	case TypeWatch, TypeBye, TypeRestart:
-	case TypeAuth:
+	case wire.TypeWatch, wire.TypeBye, wire.TypeRestart:
+	case wire.TypeAuth:
 		in.Token = w.Token
-	case TypeOffer, TypeAnswer:
+	case wire.TypeOffer, wire.TypeAnswer:
 		if w.SDP == "" {
 			return Inbound{}, fmt.Errorf("%w: %s without sdp", ErrBadMessage, w.Type)
 		}
-	case TypeCandidate:
+	case wire.TypeCandidate:
 		if len(w.Candidate) == 0 {
 			return Inbound{}, fmt.Errorf("%w: candidate field missing (null ends candidates)", ErrBadMessage)
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/p2pcast/p2pcast/internal/auth"
 	"github.com/p2pcast/p2pcast/internal/peer"
+	"github.com/p2pcast/p2pcast/internal/wire"
 )
 
 // Session is what signaling needs of a viewer session; *peer.Session implements it.
@@ -90,15 +91,15 @@ func httpStatus(err error) int {
 func errorCode(err error) string {
 	switch {
 	case errors.Is(err, ErrUnauthorized):
-		return CodeUnauthorized
+		return wire.CodeUnauthorized
 	case errors.Is(err, ErrForbidden), errors.Is(err, peer.ErrForbidden):
-		return CodeForbidden
+		return wire.CodeForbidden
 	case errors.Is(err, peer.ErrBusy):
-		return CodeBusy
+		return wire.CodeBusy
 	case errors.Is(err, peer.ErrBadSDP), errors.Is(err, peer.ErrNoOffer), errors.Is(err, peer.ErrBadState):
-		return CodeBadSDP
+		return wire.CodeBadSDP
 	}
-	return CodeBadMessage
+	return wire.CodeBadMessage
 }
 
 // Options configure the HTTP transports (WHEP, WebSocket) of a device.

@@ -3,14 +3,16 @@ package signal
 import (
 	"errors"
 	"testing"
+
+	"github.com/p2pcast/p2pcast/internal/wire"
 )
 
 func TestParseInbound(t *testing.T) {
 	good := map[string]Inbound{
-		`{"type":"watch"}`:                      {Type: TypeWatch},
-		`{"type":"bye","extra":1}`:              {Type: TypeBye},
-		`{"type":"offer","sdp":"v=0"}`:          {Type: TypeOffer, SDP: "v=0"},
-		`{"type":"candidate","candidate":null}`: {Type: TypeCandidate},
+		`{"type":"watch"}`:                      {Type: wire.TypeWatch},
+		`{"type":"bye","extra":1}`:              {Type: wire.TypeBye},
+		`{"type":"offer","sdp":"v=0"}`:          {Type: wire.TypeOffer, SDP: "v=0"},
+		`{"type":"candidate","candidate":null}`: {Type: wire.TypeCandidate},
 	}
 	for in, want := range good {
 		got, err := ParseInbound([]byte(in))
@@ -60,8 +62,8 @@ func FuzzParseInbound(f *testing.F) {
 			return
 		}
 		switch m.Type {
-		case TypeWatch, TypeBye, TypeCandidate, TypeRestart, TypeAuth:
-		case TypeOffer, TypeAnswer:
+		case wire.TypeWatch, wire.TypeBye, wire.TypeCandidate, wire.TypeRestart, wire.TypeAuth:
+		case wire.TypeOffer, wire.TypeAnswer:
 			if m.SDP == "" {
 				t.Fatal("offer/answer without SDP accepted")
 			}

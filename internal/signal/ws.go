@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/p2pcast/p2pcast/internal/auth"
+	"github.com/p2pcast/p2pcast/internal/wire"
 )
 
 // Timings and limits of the WebSocket protocol (docs/signaling.md).
@@ -95,7 +96,7 @@ func (c *wsConn) run() {
 		var err error
 		if access, err = c.authenticate(gate); err != nil {
 			c.log.Info("viewer refused", "err", err)
-			c.send(errorMsg{Type: TypeError, Code: errorCode(err), Message: err.Error(), last: true})
+			c.send(errorMsg{Type: wire.TypeError, Code: errorCode(err), Message: err.Error(), last: true})
 			waitWriter()
 			c.conn.Close()
 			<-writerDone
@@ -116,7 +117,7 @@ func (c *wsConn) run() {
 		// The token's end ends the socket too, so the viewer is told why instead of being
 		// refused session after session.
 		t := time.AfterFunc(time.Until(access.Deadline), func() {
-			c.send(errorMsg{Type: TypeError, Code: CodeExpired, Message: "the token expired", last: true})
+			c.send(errorMsg{Type: wire.TypeError, Code: wire.CodeExpired, Message: "the token expired", last: true})
 		})
 		defer t.Stop()
 	}
@@ -126,7 +127,7 @@ func (c *wsConn) run() {
 	go func() {
 		select {
 		case <-c.h.ctx.Done():
-			c.send(byeMsg{Type: TypeBye, Reason: "device shutting down"})
+			c.send(byeMsg{Type: wire.TypeBye, Reason: "device shutting down"})
 			time.AfterFunc(time.Second, func() { c.conn.Close() })
 		case <-c.stop:
 		}
@@ -142,7 +143,7 @@ func (c *wsConn) run() {
 		}
 		var fatal bool
 		if kind != websocket.TextMessage {
-			fatal = d.Fail(CodeBadMessage, "binary frames are not signaling messages")
+			fatal = d.Fail(wire.CodeBadMessage, "binary frames are not signaling messages")
 		} else {
 			fatal = d.Handle(data)
 		}
@@ -172,7 +173,7 @@ func (c *wsConn) writeLoop(done chan struct{}) {
 				c.conn.Close()
 				return
 			}
-			if e, ok := m.(errorMsg); ok && (e.Code == CodeFatal || e.last) {
+			if e, ok := m.(errorMsg); ok && (e.Code == wire.CodeFatal || e.last) {
 				c.conn.Close()
 				return
 			}
@@ -197,7 +198,7 @@ func (c *wsConn) authenticate(gate Gate) (auth.Access, error) {
 	if kind == websocket.TextMessage {
 		in, err = ParseInbound(data)
 	}
-	if kind != websocket.TextMessage || err != nil || in.Type != TypeAuth {
+	if kind != websocket.TextMessage || err != nil || in.Type != wire.TypeAuth {
 		return auth.Access{}, fmt.Errorf(`%w: this device needs a token: send {"type":"auth","token":"…"} first`, ErrUnauthorized)
 	}
 	return gate.Admit(in.Token)

@@ -14,6 +14,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/p2pcast/p2pcast/internal/peer"
+	"github.com/p2pcast/p2pcast/internal/wire"
 )
 
 // fakeSession is a Session that records what signaling asked of it.
@@ -101,7 +102,7 @@ func dialWS(t *testing.T, b Backend) (*wsClient, *httptest.Server) {
 	}
 	t.Cleanup(func() { conn.Close() })
 	c := &wsClient{t: t, conn: conn}
-	if m := c.read(); m.Type != TypeHello {
+	if m := c.read(); m.Type != wire.TypeHello {
 		t.Fatalf("first message %+v, want hello", m)
 	}
 	return c, srv
@@ -130,7 +131,7 @@ func (c *wsClient) read() wsMsg {
 
 func (c *wsClient) expectError(code string) {
 	c.t.Helper()
-	if m := c.read(); m.Type != TypeError || m.Code != code {
+	if m := c.read(); m.Type != wire.TypeError || m.Code != code {
 		c.t.Fatalf("got %+v, want error %s", m, code)
 	}
 }
@@ -140,34 +141,34 @@ func TestWebSocketRefusesBadMessagesAndKeepsGoing(t *testing.T) {
 	c, _ := dialWS(t, b)
 
 	c.send(`not json`)
-	c.expectError(CodeBadMessage)
+	c.expectError(wire.CodeBadMessage)
 	c.send(`{"type":"dance"}`)
-	c.expectError(CodeBadMessage)
+	c.expectError(wire.CodeBadMessage)
 	if err := c.conn.WriteMessage(websocket.BinaryMessage, []byte{1, 2, 3}); err != nil {
 		t.Fatal(err)
 	}
-	c.expectError(CodeBadMessage)
+	c.expectError(wire.CodeBadMessage)
 	c.send(`{"type":"answer","sdp":"v=0"}`)
-	c.expectError(CodeNoSession)
+	c.expectError(wire.CodeNoSession)
 	c.send(`{"type":"candidate","candidate":null}`)
-	c.expectError(CodeNoSession)
+	c.expectError(wire.CodeNoSession)
 	c.send(`{"type":"offer","sdp":"garbage"}`)
-	c.expectError(CodeBadSDP)
+	c.expectError(wire.CodeBadSDP)
 	c.send(`{"type":"restart"}`)
-	c.expectError(CodeNoSession)
+	c.expectError(wire.CodeNoSession)
 
 	// After all that, the connection still negotiates: the device offers, the viewer answers.
 	c.send(`{"type":"watch"}`)
-	if m := c.read(); m.Type != TypeOffer || m.SDP != "v=0 offer" {
+	if m := c.read(); m.Type != wire.TypeOffer || m.SDP != "v=0 offer" {
 		t.Fatalf("got %+v, want the device's offer", m)
 	}
 	c.send(`{"type":"answer","sdp":"v=0 viewer"}`)
 	c.send(`{"type":"candidate","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 5000 typ host","sdpMid":"0"}}`)
 	c.send(`{"type":"candidate","candidate":{"candidate":"` + strings.Repeat("x", maxCandidate+1) + `"}}`)
-	c.expectError(CodeBadMessage) // the oversized candidate; the two before it were taken
+	c.expectError(wire.CodeBadMessage) // the oversized candidate; the two before it were taken
 	// An ICE restart re-offers on the same session.
 	c.send(`{"type":"restart"}`)
-	if m := c.read(); m.Type != TypeOffer || m.SDP != "v=0 restart offer" {
+	if m := c.read(); m.Type != wire.TypeOffer || m.SDP != "v=0 restart offer" {
 		t.Fatalf("got %+v, want the restart offer", m)
 	}
 	s := b.session(1) // session 0 was made by the refused offer
@@ -183,9 +184,9 @@ func TestWebSocketFatalAfterTooManyBadMessages(t *testing.T) {
 	c, _ := dialWS(t, &fakeBackend{})
 	for range maxBadMessages + 1 {
 		c.send(`{}`)
-		c.expectError(CodeBadMessage)
+		c.expectError(wire.CodeBadMessage)
 	}
-	c.expectError(CodeFatal)
+	c.expectError(wire.CodeFatal)
 	_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, _, err := c.conn.ReadMessage(); err == nil {
 		t.Fatal("connection still open after the fatal error")
@@ -205,12 +206,12 @@ func TestWebSocketBusyAndByes(t *testing.T) {
 	b := &fakeBackend{limit: 2}
 	c, _ := dialWS(t, b)
 	c.send(`{"type":"watch"}`)
-	if m := c.read(); m.Type != TypeOffer {
+	if m := c.read(); m.Type != wire.TypeOffer {
 		t.Fatalf("got %+v", m)
 	}
 	// A second watch replaces the session quietly: the viewer asked for it, no bye.
 	c.send(`{"type":"watch"}`)
-	if m := c.read(); m.Type != TypeOffer {
+	if m := c.read(); m.Type != wire.TypeOffer {
 		t.Fatalf("got %+v, want a new offer and no bye for the replaced session", m)
 	}
 	select {
@@ -220,11 +221,11 @@ func TestWebSocketBusyAndByes(t *testing.T) {
 	}
 	// A session ending by itself (ICE failed) is reported so the page starts again.
 	b.session(1).Close()
-	if m := c.read(); m.Type != TypeBye || m.Reason == "" {
+	if m := c.read(); m.Type != wire.TypeBye || m.Reason == "" {
 		t.Fatalf("got %+v, want bye", m)
 	}
 	c.send(`{"type":"watch"}`)
-	c.expectError(CodeBusy)
+	c.expectError(wire.CodeBusy)
 }
 
 func TestWebSocketRefusesOtherOrigins(t *testing.T) {
@@ -249,11 +250,11 @@ func TestWebSocketSaysByeOnShutdown(t *testing.T) {
 	}
 	defer conn.Close()
 	c := &wsClient{t: t, conn: conn}
-	if m := c.read(); m.Type != TypeHello {
+	if m := c.read(); m.Type != wire.TypeHello {
 		t.Fatalf("got %+v", m)
 	}
 	cancel()
-	if m := c.read(); m.Type != TypeBye || !strings.Contains(m.Reason, "shutting down") {
+	if m := c.read(); m.Type != wire.TypeBye || !strings.Contains(m.Reason, "shutting down") {
 		t.Fatalf("got %+v, want bye on shutdown", m)
 	}
 }

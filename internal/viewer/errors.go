@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/p2pcast/p2pcast/internal/wire"
 )
 
 // Errors Watch returns. Refusals by a hub or a device come as *SignalError, which matches both
@@ -40,19 +42,6 @@ var (
 	ErrRateLimited = errors.New("viewer: rate limited")
 )
 
-// Error codes of docs/signaling.md and docs/hub.md that the viewer acts on.
-const (
-	codeUnauthorized = "unauthorized"
-	codeForbidden    = "forbidden"
-	codeExpired      = "expired"
-	codeOffline      = "offline"
-	codeBusy         = "busy"
-	codeRateLimited  = "rate_limited"
-	codeReplaced     = "replaced"
-	codeShutdown     = "shutdown" // the hub is restarting: the media goes on
-	codeFatal        = "fatal"
-)
-
 // SignalError is an error message from the device or the hub,
 // {"type":"error","code":…,"message":…}, that ended the watch.
 type SignalError struct {
@@ -71,31 +60,31 @@ func (e *SignalError) Error() string {
 func (e *SignalError) Is(target error) bool {
 	switch target {
 	case ErrUnauthorized:
-		return e.Code == codeUnauthorized
+		return e.Code == wire.CodeUnauthorized
 	case ErrForbidden:
-		return e.Code == codeForbidden
+		return e.Code == wire.CodeForbidden
 	case ErrExpired:
-		return e.Code == codeExpired
+		return e.Code == wire.CodeExpired
 	case ErrRefused:
-		return e.Code == codeUnauthorized || e.Code == codeForbidden || e.Code == codeExpired
+		return e.Code == wire.CodeUnauthorized || e.Code == wire.CodeForbidden || e.Code == wire.CodeExpired
 	case ErrOffline:
-		return e.Code == codeOffline
+		return e.Code == wire.CodeOffline
 	case ErrBusy:
-		return e.Code == codeBusy
+		return e.Code == wire.CodeBusy
 	case ErrRateLimited:
-		return e.Code == codeRateLimited
+		return e.Code == wire.CodeRateLimited
 	case ErrUnavailable:
-		return e.Code == codeOffline || e.Code == codeBusy || e.Code == codeRateLimited
+		return e.Code == wire.CodeOffline || e.Code == wire.CodeBusy || e.Code == wire.CodeRateLimited
 	}
 	return false
 }
 
 // terminal reports whether an error message after hello ends the watch: the device or hub
 // closes the socket after these (fatal, and the hub's refusals), or no session will come (busy).
-// Other codes (bad_message, bad_sdp, no_session, too_large) leave the socket open.
+// Other codes (bad_message, bad_sdp, no_session) leave the socket open.
 func terminal(code string) bool {
 	switch code {
-	case codeFatal, codeBusy, codeUnauthorized, codeForbidden, codeExpired, codeOffline, codeRateLimited, codeReplaced:
+	case wire.CodeFatal, wire.CodeBusy, wire.CodeUnauthorized, wire.CodeForbidden, wire.CodeExpired, wire.CodeOffline, wire.CodeRateLimited, wire.CodeReplaced:
 		return true
 	}
 	return false
@@ -119,13 +108,13 @@ func httpRefusal(status int, body string) *SignalError {
 	code := ""
 	switch status {
 	case 401:
-		code = codeUnauthorized
+		code = wire.CodeUnauthorized
 	case 403:
-		code = codeForbidden
+		code = wire.CodeForbidden
 	case 429:
-		code = codeRateLimited
+		code = wire.CodeRateLimited
 	case 503:
-		code = codeBusy
+		code = wire.CodeBusy
 	default:
 		return nil
 	}

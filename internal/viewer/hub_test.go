@@ -14,6 +14,8 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/pion/turn/v5"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/p2pcast/p2pcast/internal/wire"
 )
 
 // testToken stands for a hub token: it must never show up in a log, an error or a URL.
@@ -91,19 +93,19 @@ func (h *fakeHub) serveViewer(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case m.Token != testToken:
-		refuse(codeUnauthorized, "token refused: bad signature")
+		refuse(wire.CodeUnauthorized, "token refused: bad signature")
 		return
 	case m.Device == "cam-forbidden":
-		refuse(codeForbidden, `this token does not allow viewing "cam-forbidden"`)
+		refuse(wire.CodeForbidden, `this token does not allow viewing "cam-forbidden"`)
 		return
 	case m.Device != "cam1" || h.device == "":
-		refuse(codeOffline, "device "+m.Device+" is not connected to the hub")
+		refuse(wire.CodeOffline, "device "+m.Device+" is not connected to the hub")
 		return
 	}
 	_ = c.SetReadDeadline(time.Time{})
 	dc, _, err := websocket.DefaultDialer.Dial(h.device, nil)
 	if err != nil {
-		refuse(codeOffline, err.Error())
+		refuse(wire.CodeOffline, err.Error())
 		return
 	}
 	defer dc.Close()

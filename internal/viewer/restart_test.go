@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/p2pcast/p2pcast/internal/wire"
 )
 
 // restartingHub relays one viewer to a real device's /ws, like fakeHub, but goes away at the
@@ -87,7 +89,7 @@ func (h *restartingHub) serve(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			if h.notice {
-				b, _ := json.Marshal(map[string]string{"type": "error", "code": codeShutdown, "message": "the hub is restarting"})
+				b, _ := json.Marshal(map[string]string{"type": "error", "code": wire.CodeShutdown, "message": "the hub is restarting"})
 				_ = write(b)
 			}
 			c.Close() // the hub process is gone: no close frame

@@ -17,6 +17,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/p2pcast/p2pcast/internal/wire"
 )
 
 // Timings and limits of the WebSocket path.
@@ -159,7 +161,7 @@ func (s *wsSignaler) connect(ctx context.Context) ([]webrtc.ICEServer, error) {
 	_ = conn.SetReadDeadline(time.Now().Add(helloWait))
 	if s.token != "" {
 		// The one place the token goes: the first message, on the (TLS) socket.
-		if err := s.write(authMsg{Type: "auth", Token: s.token, Device: s.device}); err != nil {
+		if err := s.write(authMsg{Type: wire.TypeAuth, Token: s.token, Device: s.device}); err != nil {
 			return nil, fmt.Errorf("authenticating to %s: %w", s.where(), err)
 		}
 		s.log.Debug("sent auth", "device", s.device)
@@ -169,8 +171,8 @@ func (s *wsSignaler) connect(ctx context.Context) ([]webrtc.ICEServer, error) {
 		return nil, fmt.Errorf("waiting for hello from %s: %w", s.where(), err)
 	}
 	switch m.Type {
-	case "hello":
-	case "error":
+	case wire.TypeHello:
+	case wire.TypeError:
 		return nil, fmt.Errorf("%s refused the session: %w", s.where(), &SignalError{Code: m.Code, Message: m.Message})
 	default:
 		return nil, fmt.Errorf("%s: expected hello, got %q", s.where(), m.Type)
@@ -184,7 +186,7 @@ func (s *wsSignaler) session(ctx context.Context, pc *webrtc.PeerConnection, req
 	pc.OnICECandidate(s.localCandidate)
 	stop := context.AfterFunc(ctx, s.close) // unblocks the read below
 	defer stop()
-	if err := s.write(typeMsg{Type: "watch"}); err != nil {
+	if err := s.write(typeMsg{Type: wire.TypeWatch}); err != nil {
 		return fmt.Errorf("sending watch to %s: %w", s.where(), err)
 	}
 	requested()
@@ -204,7 +206,7 @@ func (s *wsSignaler) session(ctx context.Context, pc *webrtc.PeerConnection, req
 			return fmt.Errorf("%s closed the signaling connection: %w", s.where(), err)
 		}
 		switch m.Type {
-		case "offer":
+		case wire.TypeOffer:
 			if err := s.answer(pc, m.SDP); err != nil {
 				return fmt.Errorf("answering the offer of %s: %w", s.where(), err)
 			}
@@ -212,7 +214,7 @@ func (s *wsSignaler) session(ctx context.Context, pc *webrtc.PeerConnection, req
 				s.addCandidate(pc, c)
 			}
 			early = nil
-		case "candidate":
+		case wire.TypeCandidate:
 			if len(m.Candidate) == 0 || string(m.Candidate) == "null" {
 				s.log.Debug("remote candidates complete")
 				continue
@@ -227,12 +229,12 @@ func (s *wsSignaler) session(ctx context.Context, pc *webrtc.PeerConnection, req
 				continue
 			}
 			s.addCandidate(pc, c)
-		case "bye":
+		case wire.TypeBye:
 			s.log.Info("the device ended the session", "reason", m.Reason)
 			return sessionEnded(m.Reason)
-		case "error":
+		case wire.TypeError:
 			se := &SignalError{Code: m.Code, Message: m.Message}
-			if m.Code == codeShutdown && s.keepWatching(ctx, pc, se) {
+			if m.Code == wire.CodeShutdown && s.keepWatching(ctx, pc, se) {
 				return nil
 			}
 			if terminal(m.Code) {
@@ -242,7 +244,7 @@ func (s *wsSignaler) session(ctx context.Context, pc *webrtc.PeerConnection, req
 			s.nmu.Lock()
 			s.lastNote = se
 			s.nmu.Unlock()
-		case "hello":
+		case wire.TypeHello:
 		default:
 			s.log.Debug("ignoring a signaling message", "type", m.Type)
 		}
@@ -263,7 +265,7 @@ func (s *wsSignaler) answer(pc *webrtc.PeerConnection, offer string) error {
 	}
 	s.cmu.Lock()
 	defer s.cmu.Unlock()
-	if err := s.write(sdpMsg{Type: "answer", SDP: pc.LocalDescription().SDP}); err != nil {
+	if err := s.write(sdpMsg{Type: wire.TypeAnswer, SDP: pc.LocalDescription().SDP}); err != nil {
 		return err
 	}
 	s.answered = true
@@ -297,7 +299,7 @@ func (s *wsSignaler) localCandidate(c *webrtc.ICECandidate) {
 }
 
 func (s *wsSignaler) sendCandidate(c *webrtc.ICECandidateInit) {
-	if err := s.write(candidateMsg{Type: "candidate", Candidate: c}); err != nil {
+	if err := s.write(candidateMsg{Type: wire.TypeCandidate, Candidate: c}); err != nil {
 		s.log.Debug("sending a candidate", "err", err)
 	}
 }
