@@ -9,7 +9,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 HTTP        ?= 127.0.0.1:8080
 DEPS_STAMP  := $(BIN)/.deps
 
-.PHONY: help deps build run test test-unit test-c test-e2e test-latency test-nat lint fuzz bench bench-viewers bench-latency bench-nat clean
+.PHONY: help deps build run test test-unit test-c test-e2e test-latency test-nat lint fuzz bench bench-viewers bench-latency bench-nat repeat clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -85,6 +85,10 @@ bench-latency: build ## browser latency by stage and time to first frame: 720p30
 	$(BIN)/p2pcast bench latency --size 1280x720 --fps 30 --json
 	$(BIN)/p2pcast bench latency --size 1920x1080 --fps 30 --bitrate 4M --json
 	$(BIN)/p2pcast bench latency --size 1920x1080 --fps 60 --bitrate 4M --json
+
+# A flaky test is a bug: prove a suite by running it many times in a row (docs/performance.md).
+repeat: ## make TARGET (default test) RUNS times in a row (default 5), e.g. TARGET=test-nat RUNS=20; sums up NAT join times
+	scripts/repeat.sh $(or $(TARGET),test) $(or $(RUNS),5)
 
 clean: ## remove build outputs
 	rm -rf $(BIN) capture/build

@@ -63,8 +63,8 @@ func ClaimsFor(c Claims, now time.Time) SessionClaims {
 // of the token alphabet, a lifetime above zero and at most MaxLifetime) and
 // returns the access they give from now on.
 func (c SessionClaims) Access(now time.Time) (Access, error) {
-	if c.TokenID == "" || len(c.TokenID) > maxTokenIDLen || !isB64URL(c.TokenID) {
-		return Access{}, fmt.Errorf("%w session claims: token id must be 1-%d base64url characters", ErrMalformed, maxTokenIDLen)
+	if !validTokenID(c.TokenID) {
+		return Access{}, fmt.Errorf("%w session claims: token id must be 1-%d base64url characters", ErrMalformed, MaxTokenIDLen)
 	}
 	if len(c.Grants) == 0 || len(c.Grants) > len(AllGrants) {
 		return Access{}, fmt.Errorf("%w session claims: %d grants", ErrMalformed, len(c.Grants))

@@ -409,8 +409,8 @@ const MaxRevoked = 10_000
 // expiry; after it the token is refused anyway). Entries past their time
 // are dropped on each write.
 func (s *Store) Revoke(id string, until time.Time) error {
-	if id == "" || len(id) > maxTokenIDLen || !isB64URL(id) {
-		return fmt.Errorf("%w token id: want 1-%d base64url characters", ErrMalformed, maxTokenIDLen)
+	if !validTokenID(id) {
+		return fmt.Errorf("%w token id: want 1-%d base64url characters", ErrMalformed, MaxTokenIDLen)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

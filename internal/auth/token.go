@@ -33,7 +33,7 @@ const (
 
 // Limits on claim fields, so a token stays small and safe to log.
 const (
-	maxTokenIDLen = 64
+	MaxTokenIDLen = 64
 	maxSubjectLen = 128
 	// maxUnix is 9999-12-31T23:59:59Z; later times are certainly mistakes
 	// and would not survive every time formatting.
@@ -184,8 +184,8 @@ func (p payload) check() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w token: "+format, append([]any{ErrMalformed}, args...)...)
 	}
-	if p.ID == "" || len(p.ID) > maxTokenIDLen || !isB64URL(p.ID) {
-		return bad("id must be 1-%d base64url characters", maxTokenIDLen)
+	if !validTokenID(p.ID) {
+		return bad("id must be 1-%d base64url characters", MaxTokenIDLen)
 	}
 	if len(p.Subject) > maxSubjectLen || !utf8.ValidString(p.Subject) ||
 		strings.ContainsFunc(p.Subject, func(r rune) bool { return !unicode.IsPrint(r) }) {
@@ -324,6 +324,11 @@ func Verify(pub ed25519.PublicKey, token string, now time.Time) (Claims, error) 
 		return Claims{}, fmt.Errorf("%w: token expired at %v", ErrExpired, c.Expires)
 	}
 	return c, nil
+}
+
+// validTokenID reports whether id is a token id: 1-MaxTokenIDLen base64url characters.
+func validTokenID(id string) bool {
+	return id != "" && len(id) <= MaxTokenIDLen && isB64URL(id)
 }
 
 func isB64URL(s string) bool {

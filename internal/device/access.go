@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
+	"maps"
 	"net/http"
 	"slices"
 	"time"
@@ -24,14 +26,7 @@ const maxConnsPerSource = 256
 // allowlist (DNS rebinding), CORS only for listed origins, security headers (CSP), and the
 // viewer gate on every endpoint that reveals or does anything.
 func (d *Device) handler(ctx context.Context) http.Handler {
-	opts := signal.Options{
-		Gate: d.gate,
-		Source: func(r *http.Request) string {
-			return "ip:" + httpguard.SourceKey(httpguard.ClientIP(r, httpguard.Trust{}))
-		},
-		CheckOrigin: httpguard.CheckOrigin(d.cfg.AllowOrigins),
-		Logger:      d.log,
-	}
+	opts := signal.Options{Gate: d.gate, CheckOrigin: httpguard.CheckOrigin(d.cfg.AllowOrigins), Logger: d.log}
 	whep := signal.NewWHEP(backend{d: d}, "/whep", opts)
 	mux := http.NewServeMux()
 	whep.Register(mux)
@@ -109,13 +104,16 @@ func (d *Device) isRevoked(id string) bool {
 }
 
 // setHubRevoked takes the hub's list and ends the sessions of tokens on it.
-func (d *Device) setHubRevoked(ids []string) {
-	m := make(map[string]bool, len(ids))
-	for _, id := range ids {
+func (d *Device) setHubRevoked(ids []string) { d.setRevoked(&d.revoked.hub, slices.Values(ids)) }
+
+// setRevoked replaces one of the lists (under d.mu) and ends the sessions of tokens on it.
+func (d *Device) setRevoked(list *map[string]bool, ids iter.Seq[string]) {
+	m := map[string]bool{}
+	for id := range ids {
 		m[id] = true
 	}
 	d.mu.Lock()
-	d.revoked.hub = m
+	*list = m
 	d.mu.Unlock()
 	d.endRevoked()
 }
@@ -128,24 +126,10 @@ func (d *Device) watchLocalRevocations(ctx context.Context) {
 	t := time.NewTicker(localRevokedPoll)
 	defer t.Stop()
 	for {
-		list, err := d.cfg.LANAuth.Store.Revoked(time.Now())
-		if err != nil {
+		if list, err := d.cfg.LANAuth.Store.Revoked(time.Now()); err != nil {
 			d.log.Warn("revocation list", "err", err)
 		} else {
-			m := make(map[string]bool, len(list))
-			for id := range list {
-				m[id] = true
-			}
-			d.mu.Lock()
-			changed := len(m) != len(d.revoked.local)
-			for id := range m {
-				changed = changed || !d.revoked.local[id]
-			}
-			d.revoked.local = m
-			d.mu.Unlock()
-			if changed {
-				d.endRevoked()
-			}
+			d.setRevoked(&d.revoked.local, maps.Keys(list)) // a pass over the sessions: no need to diff
 		}
 		select {
 		case <-t.C:

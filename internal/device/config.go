@@ -124,7 +124,7 @@ type LANAuth struct {
 	// `p2pcast token --data DIR` tokens, and its revocation list counts. May be nil when only
 	// the hub's tokens are accepted.
 	Store *auth.Store
-	// HubKeys verify tokens minted by a hub (its `p2pcast token --public-key`).
+	// HubKeys verify tokens minted by a hub (`p2pcast token key --data HUBDIR`).
 	HubKeys []ed25519.PublicKey
 	// ID is the device id LAN tokens must name (or "*"): the hub id when there is one.
 	ID string

@@ -281,8 +281,7 @@ func (l *Link) session(ctx context.Context) error {
 				}
 				if err != nil {
 					l.log.Warn("relayed session refused", "sid", m.SID, "err", err)
-					sendSession(ws, m.SID, signalError{Type: wire.TypeError, Code: wire.CodeUnauthorized, Message: err.Error()})
-					sendSession(ws, m.SID, signalBye{Type: wire.TypeBye, Reason: "refused"})
+					signal.Refuse(func(msg any) { sendSession(ws, m.SID, msg) }, wire.CodeUnauthorized, err.Error())
 					continue
 				}
 				r = l.newRelayed(ws, m.SID, signal.Viewer{Access: access, Source: "token:" + access.TokenID})
@@ -331,19 +330,6 @@ func sendSession(ws *wsConn, sid string, m any) {
 	}
 	ws.send(sessionMsg{Type: wire.TypeSession, SID: sid, Msg: b})
 }
-
-// Signaling messages the link itself sends a viewer (a refused session).
-type (
-	signalError struct {
-		Type    string `json:"type"`
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	}
-	signalBye struct {
-		Type   string `json:"type"`
-		Reason string `json:"reason"`
-	}
-)
 
 func isBye(msg json.RawMessage) bool {
 	var m struct {

@@ -26,15 +26,12 @@ const MaxMessage = signal.MaxMessage + 1024
 // maxRevokedIDs bounds a revocation list on the wire.
 const maxRevokedIDs = auth.MaxRevoked
 
-// maxRevokedMsg bounds a revoked message: maxRevokedIDs token ids (at most maxTokenIDLen
+// maxRevokedMsg bounds a revoked message: maxRevokedIDs token ids (at most auth.MaxTokenIDLen
 // characters each, as auth allows), quoted and comma-separated, and the envelope. It is far
 // above MaxMessage (about 2,600 ids of 22 characters already exceed that), so a Link reads its
 // hub with this limit: under MaxMessage a long list broke the read, and the device dropped its
 // link at every reconnect, as the list comes with each welcome.
-const (
-	maxTokenIDLen = 64
-	maxRevokedMsg = 1024 + maxRevokedIDs*(maxTokenIDLen+3)
-)
+const maxRevokedMsg = 1024 + maxRevokedIDs*(auth.MaxTokenIDLen+3)
 
 // ErrBadMessage wraps every reason a hub message is refused.
 var ErrBadMessage = errors.New("hub: bad message")

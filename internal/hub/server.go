@@ -202,7 +202,7 @@ func (s *Server) revokedMsg() revokedMsg {
 	ids := make([]string, 0, len(s.revoked))
 	for id := range s.revoked {
 		// Longer is no token id (auth refuses it), and would outgrow maxRevokedMsg.
-		if len(id) <= maxTokenIDLen {
+		if len(id) <= auth.MaxTokenIDLen {
 			ids = append(ids, id)
 		}
 	}
@@ -432,13 +432,6 @@ func (s *Server) urlList() string {
 	return strings.Join(list, ", ")
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
-
 func (s *Server) verifyDevice(m authMsg, c auth.Challenge) error {
 	if err := auth.ValidateDeviceID(m.ID); err != nil {
 		return err
@@ -452,7 +445,7 @@ func (s *Server) verifyDevice(m authMsg, c auth.Challenge) error {
 		return err
 	}
 	if !s.urls[m.URL] {
-		return fmt.Errorf("the device dialled %q, which is not this hub (it answers at %s; see --url)", truncate(m.URL, 100), s.urlList())
+		return fmt.Errorf("the device dialled %.100q, which is not this hub (it answers at %s; see --url)", m.URL, s.urlList())
 	}
 	return auth.VerifyChallenge(pub, m.ID, m.URL, c, sig)
 }

@@ -34,6 +34,14 @@ func NewDialog(b Backend, v Viewer, send func(any), stop <-chan struct{}) *Dialo
 	return &Dialog{backend: b, viewer: v, send: send, stop: stop}
 }
 
+// Refuse tells a viewer its session will not be made, through send: an error with code and
+// message, then bye. A transport uses it when it refuses before any Dialog exists (a hub
+// session whose claims do not hold).
+func Refuse(send func(any), code, message string) {
+	send(errorMsg{Type: wire.TypeError, Code: code, Message: message})
+	send(byeMsg{Type: wire.TypeBye, Reason: "refused"})
+}
+
 // Hello sends the first message: version, ICE servers and the stream.
 func (d *Dialog) Hello() {
 	d.send(helloMsg{Type: wire.TypeHello, Version: 1, ICEServers: d.backend.ICEServers(), Stream: d.backend.StreamInfo()})

@@ -3,13 +3,13 @@ package signal
 import (
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 
 	"github.com/pion/webrtc/v4"
 
 	"github.com/p2pcast/p2pcast/internal/auth"
+	"github.com/p2pcast/p2pcast/internal/httpguard"
 	"github.com/p2pcast/p2pcast/internal/peer"
 	"github.com/p2pcast/p2pcast/internal/wire"
 )
@@ -106,7 +106,8 @@ func errorCode(err error) string {
 type Options struct {
 	// Gate admits viewers; nil is Open (no token needed, every grant).
 	Gate Gate
-	// Source names a request's source for per-source caps (default: its remote IP).
+	// Source names a request's source for per-source caps (default: "ip:" and the peer's
+	// address, or its IPv6 /64).
 	Source func(*http.Request) string
 	// CheckOrigin decides which pages may open a WebSocket (default: same origin only).
 	CheckOrigin func(*http.Request) bool
@@ -119,11 +120,7 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Source == nil {
 		o.Source = func(r *http.Request) string {
-			host, _, err := net.SplitHostPort(r.RemoteAddr)
-			if err != nil {
-				host = r.RemoteAddr
-			}
-			return "ip:" + host
+			return "ip:" + httpguard.SourceKey(httpguard.ClientIP(r, httpguard.Trust{}))
 		}
 	}
 	if o.Logger == nil {
