@@ -42,6 +42,8 @@ type Device struct {
 	iceUDP net.PacketConn // nil: a UDP socket per session
 	gate   signal.Gate    // who may use the LAN endpoints
 	hubICE atomic.Pointer[[]webrtc.ICEServer]
+	ingest *ingest
+	talk   *talkFloor
 
 	mu        sync.Mutex
 	sessions  map[*peer.Session]struct{}
@@ -92,6 +94,8 @@ func New(cfg Config, log *slog.Logger) (*Device, error) {
 	d := &Device{cfg: cfg, log: log, engine: engine, iceTCP: pcfg.ICETCP, iceUDP: pcfg.ICEUDP,
 		stream:   stream.New(stream.Config{Logger: log}),
 		sessions: map[*peer.Session]struct{}{}, perSource: map[string]int{}}
+	d.ingest = &ingest{st: d.stream, log: log}
+	d.talk = &talkFloor{st: d.stream, ingest: d.ingest, log: log}
 	d.gate = signal.Open{}
 	if cfg.LANAuth != nil {
 		d.gate = newLANGate(cfg.LANAuth, d.isRevoked)
@@ -141,7 +145,7 @@ func (d *Device) Run(ctx context.Context, ready func(Ready)) error {
 		srv = httpguard.NewServer(d.handler(ctx), d.log)
 	}
 	var wg sync.WaitGroup
-	wg.Go(func() { (&ingest{st: d.stream, log: d.log}).serve(ctx, sock) })
+	wg.Go(func() { d.ingest.serve(ctx, sock) })
 	if srv != nil {
 		wg.Go(func() {
 			if err := srv.Serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -302,7 +306,8 @@ func (b backend) NewSession(req signal.Request) (signal.Session, error) {
 		}
 		d.mu.Unlock()
 	}
-	s, err := d.engine.NewSession(d.stream, peer.SessionOptions{Access: req.Access, ICEServers: ice, OnCandidate: req.OnCandidate})
+	s, err := d.engine.NewSession(d.stream, peer.SessionOptions{Access: req.Access, ICEServers: ice,
+		OnCandidate: req.OnCandidate, Talk: d.talk})
 	if err != nil {
 		release()
 		return nil, err
@@ -329,9 +334,9 @@ func (b backend) ICEServers() []webrtc.ICEServer {
 	return b.d.cfg.ICEServers
 }
 
-func (b backend) StreamInfo() any {
+func (b backend) StreamInfo() *stream.Info {
 	if info, ok := b.d.stream.Info(); ok {
-		return info
+		return &info
 	}
 	return nil
 }

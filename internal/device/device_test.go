@@ -3,7 +3,6 @@ package device
 import (
 	"context"
 	"crypto/rand"
-	"github.com/pion/webrtc/v4"
 	"io"
 	"log/slog"
 	"net"
@@ -15,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pion/webrtc/v4"
 
 	"github.com/p2pcast/p2pcast/internal/ipc"
 	"github.com/p2pcast/p2pcast/internal/media"
@@ -84,7 +85,7 @@ func producerConn(t *testing.T, sock string) (net.Conn, *ipc.Writer) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	w := ipc.NewWriter(c)
+	w := ipc.NewWriter(c, ipc.Version1)
 	if err := w.WriteHello(ipc.Hello{Kind: ipc.KindVideo, Codec: ipc.CodecH264, Width: 1280, Height: 720,
 		FPSNum: 30, FPSDen: 1, Capabilities: ipc.CapKeyframe, Name: "go-test"}); err != nil {
 		t.Fatal(err)
@@ -138,7 +139,7 @@ func feed(t *testing.T, sock string) (stop func()) {
 			case <-tick.C:
 			}
 			now := time.Now().UnixNano()
-			if err := w.WriteAccessUnit(ipc.AccessUnit{Seq: uint32(i), Capture: now, Encoded: now, Data: aus[i%len(aus)]}); err != nil {
+			if err := w.WriteFrame(ipc.Frame{Seq: uint32(i), Capture: now, Encoded: now, Data: aus[i%len(aus)]}); err != nil {
 				return
 			}
 		}
@@ -186,12 +187,12 @@ func TestBadSocketInputDropsOnlyThatConnection(t *testing.T) {
 	cases := map[string][]byte{
 		"http request":        []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
 		"wrong version":       append([]byte("P2PC\x07"), make([]byte, 40)...),
-		"oversized":           hdr(ipc.Header{Type: ipc.TypeAccessUnit, Length: ipc.MaxPayload + 1}),
-		"access unit first":   hdr(ipc.Header{Type: ipc.TypeAccessUnit, Timestamp: 1, Length: 0}),
+		"oversized":           hdr(ipc.Header{Type: ipc.TypeFrame, Length: ipc.MaxPayload + 1}),
+		"access unit first":   hdr(ipc.Header{Type: ipc.TypeFrame, Timestamp: 1, Length: 0}),
 		"bad hello":           append(hdr(ipc.Header{Type: ipc.TypeHello, Length: 4}), 9, 9, 9, 9),
 		"garbage after hello": helloAnd([]byte("this is not a header at all, no")),
-		"not h264":            helloAnd(hdr(ipc.Header{Type: ipc.TypeAccessUnit, Timestamp: 1, Length: 12}), make([]byte, 12)),
-		"truncated":           helloAnd(hdr(ipc.Header{Type: ipc.TypeAccessUnit, Timestamp: 1, Length: 1000}), []byte{1, 2, 3}),
+		"not h264":            helloAnd(hdr(ipc.Header{Type: ipc.TypeFrame, Timestamp: 1, Length: 12}), make([]byte, 12)),
+		"truncated":           helloAnd(hdr(ipc.Header{Type: ipc.TypeFrame, Timestamp: 1, Length: 1000}), []byte{1, 2, 3}),
 	}
 	for name, payload := range cases {
 		t.Run(name, func(t *testing.T) {

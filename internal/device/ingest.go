@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/p2pcast/p2pcast/internal/h264rtp"
+	"github.com/p2pcast/p2pcast/internal/codec"
 	"github.com/p2pcast/p2pcast/internal/ipc"
 	"github.com/p2pcast/p2pcast/internal/media"
 	"github.com/p2pcast/p2pcast/internal/stream"
@@ -20,8 +20,12 @@ import (
 // helloWait bounds how long a new producer may take to say who it is.
 const helloWait = 5 * time.Second
 
-// errNotH264 is raised for an access unit with no H.264 NAL unit in it.
-var errNotH264 = errors.New("device: access unit holds no H.264 NAL unit")
+// Errors that drop a producer's connection.
+var (
+	errNotH264  = errors.New("device: access unit holds no H.264 NAL unit")
+	errNoFrame  = errors.New("device: empty frame")
+	errBadTrack = errors.New("device: bad track")
+)
 
 // ingest accepts producers on the capture socket and publishes their frames. One producer feeds
 // the stream at a time: a new connection replaces the current one.
@@ -29,8 +33,9 @@ type ingest struct {
 	st  *stream.Stream
 	log *slog.Logger
 
-	mu      sync.Mutex
-	current net.Conn
+	mu       sync.Mutex
+	current  net.Conn
+	producer *producerLink // the current framed producer, nil for none or plain Annex-B
 }
 
 // serve accepts producers until ctx ends or the listener fails.
@@ -97,45 +102,172 @@ func (in *ingest) handle(conn net.Conn) error {
 	return in.framed(conn, br)
 }
 
-// producer lets the stream ask a framed producer for keyframes.
-type producer struct{ w *ipc.Writer }
+// sinkFrame sends talk-back audio to the current producer's sink track of kind.
+func (in *ingest) sinkFrame(payload []byte, resume bool) error {
+	in.mu.Lock()
+	p := in.producer
+	in.mu.Unlock()
+	if p == nil {
+		return errNoProducer
+	}
+	return p.sinkFrame(payload, resume)
+}
 
-func (p producer) RequestKeyframe() error { return p.w.RequestKeyframe() }
+// source is what a framed producer announced: its tracks (by id) and sinks.
+type source struct {
+	name   string
+	tracks []stream.Track
+	sinks  []stream.Track
+	// spsSeen marks H.264 tracks whose first SPS has set the profile and size: the source is
+	// published only when every one has, so the SDP offers what is really sent.
+	spsSeen map[uint8]bool
+}
+
+func (src *source) track(id uint8) *stream.Track {
+	for i := range src.tracks {
+		if src.tracks[i].ID == id {
+			return &src.tracks[i]
+		}
+	}
+	return nil
+}
+
+func (src *source) complete() bool {
+	for _, t := range src.tracks {
+		if t.Codec == codec.H264.Name && !src.spsSeen[t.ID] {
+			return false
+		}
+	}
+	return true
+}
+
+// codecNames maps the socket protocol's codec ids to the registry's names.
+var codecNames = map[uint8]string{
+	ipc.CodecH264: codec.H264.Name, ipc.CodecOpus: codec.Opus.Name,
+	ipc.CodecPCMA: codec.PCMA.Name, ipc.CodecPCMU: codec.PCMU.Name,
+}
+
+// trackOf describes a HELLO's track.
+func trackOf(h ipc.Hello) (stream.Track, error) {
+	c := codec.Lookup(codecNames[h.Codec])
+	if c == nil {
+		return stream.Track{}, fmt.Errorf("%w: codec %d", ipc.ErrBadHello, h.Codec)
+	}
+	t := stream.Track{ID: h.Track, Kind: c.Kind, Codec: c.Name, ClockRate: c.ClockRate}
+	switch c.Kind {
+	case codec.Video:
+		t.Width, t.Height, t.FPS = int(h.Width), int(h.Height), h.FPS()
+		t.CanKeyframe = h.Can(ipc.CapKeyframe)
+	case codec.Audio:
+		t.Channels = int(h.Channels)
+		t.FrameDuration = time.Duration(h.FrameDuration) * time.Microsecond
+	}
+	return t, nil
+}
+
+// readHellos reads a framed producer's HELLOs up to the LAST one.
+func readHellos(r *ipc.Reader) (*source, error) {
+	src := &source{spsSeen: map[uint8]bool{}}
+	seen := map[uint8]bool{}
+	for {
+		m, err := r.Next()
+		if err != nil {
+			return nil, err
+		}
+		if m.Type != ipc.TypeHello {
+			return nil, fmt.Errorf("%w: got %s before the last HELLO", ipc.ErrExpectedHello, m.Type)
+		}
+		h, err := ipc.ParseHello(m)
+		if err != nil {
+			return nil, err
+		}
+		if seen[h.Track] {
+			return nil, fmt.Errorf("%w: track %d announced twice", ipc.ErrBadHello, h.Track)
+		}
+		if seen[h.Track] = true; len(seen) > ipc.MaxTracks {
+			return nil, fmt.Errorf("%w: more than %d tracks", ipc.ErrBadHello, ipc.MaxTracks)
+		}
+		t, err := trackOf(h)
+		if err != nil {
+			return nil, err
+		}
+		if src.name == "" {
+			src.name = h.Name
+		}
+		if h.Sink {
+			src.sinks = append(src.sinks, t)
+		} else {
+			src.tracks = append(src.tracks, t)
+		}
+		if h.Last {
+			return src, nil
+		}
+	}
+}
 
 func (in *ingest) framed(conn net.Conn, br *bufio.Reader) error {
 	r := ipc.NewReader(br)
-	m, err := r.Next()
-	if err != nil {
-		return err
-	}
-	if m.Type != ipc.TypeHello {
-		return fmt.Errorf("%w: got %s", ipc.ErrExpectedHello, m.Type)
-	}
-	hello, err := ipc.ParseHello(m.Payload)
+	src, err := readHellos(r)
 	if err != nil {
 		return err
 	}
 	_ = conn.SetReadDeadline(time.Time{})
-	in.log.Info("producer connected", "name", hello.Name, "size", fmt.Sprintf("%dx%d", hello.Width, hello.Height),
-		"fps", hello.FPS(), "bitrate", hello.Bitrate)
-	w := ipc.NewWriter(conn)
-	detach := in.st.Attach(stream.Info{Codec: "H264", Width: int(hello.Width), Height: int(hello.Height),
-		FPS: hello.FPS(), Name: hello.Name, CanKeyframe: hello.Can(ipc.CapKeyframe)}, producer{w})
-	defer detach()
+	for _, t := range append(src.tracks, src.sinks...) {
+		in.log.Info("producer track", "name", src.name, "track", t.ID, "kind", t.Kind, "codec", t.Codec,
+			"size", fmt.Sprintf("%dx%d", t.Width, t.Height), "fps", t.FPS, "channels", t.Channels, "sink", t.ID != 0 && src.track(t.ID) == nil)
+	}
+	link := newProducerLink(ipc.NewWriter(conn, r.Version()), src, in.log)
+	defer link.close()
+	in.mu.Lock()
+	in.producer = link
+	in.mu.Unlock()
+	defer func() {
+		in.mu.Lock()
+		if in.producer == link {
+			in.producer = nil
+		}
+		in.mu.Unlock()
+	}()
+	var detach func()
+	defer func() {
+		if detach != nil {
+			detach()
+		}
+	}()
+	attach := func() {
+		if detach != nil {
+			detach()
+		}
+		detach = in.st.Attach(stream.Describe(src.name, src.tracks, src.sinks), link)
+	}
+	if src.complete() {
+		attach()
+	}
 	for {
 		m, err := r.Next()
 		if err != nil {
 			return err
 		}
 		switch m.Type {
-		case ipc.TypeAccessUnit:
-			au, err := ipc.ParseAccessUnit(m)
+		case ipc.TypeFrame:
+			f, err := ipc.ParseFrame(m)
 			if err != nil {
 				return err
 			}
-			if err := in.publish(au.Data, au.Seq, au.Capture, au.Encoded); err != nil {
+			t := src.track(f.Track)
+			if t == nil {
+				return fmt.Errorf("%w: frame for track %d, which no HELLO announced as a source", errBadTrack, f.Track)
+			}
+			changed, err := in.publish(t, src, f.Data, f.Seq, f.Capture, f.Encoded, link)
+			if err != nil {
 				return err
 			}
+			if changed {
+				attach()
+				in.republish(t, f)
+			}
+		case ipc.TypeHello:
+			return fmt.Errorf("%w: HELLO after the last one", ipc.ErrBadHello)
 		case ipc.TypeBye:
 			return nil
 		default:
@@ -144,62 +276,128 @@ func (in *ingest) framed(conn net.Conn, br *bufio.Reader) error {
 	}
 }
 
+// republish publishes the frame that completed a source's description, which publish could
+// not (the source was not attached yet).
+func (in *ingest) republish(t *stream.Track, f ipc.Frame) {
+	fr := newFrame(t, f.Data, f.Seq, f.Capture, f.Encoded)
+	in.st.Publish(fr)
+}
+
 // annexB ingests a plain H.264 stream: no timestamps (frames are stamped on arrival) and no
 // way to ask for keyframes (joins replay the GOP).
 func (in *ingest) annexB(br *bufio.Reader) error {
 	r := media.NewAUReader(br, ipc.MaxPayload)
+	src := &source{name: "annexb", spsSeen: map[uint8]bool{},
+		tracks: []stream.Track{{ID: 1, Kind: codec.Video, Codec: codec.H264.Name, ClockRate: codec.H264.ClockRate}}}
 	var detach func()
 	defer func() {
 		if detach != nil {
 			detach()
 		}
 	}()
+	t := &src.tracks[0]
 	for seq := uint32(0); ; seq++ {
 		au, err := r.Next()
 		if err != nil {
 			return err
 		}
-		if detach == nil {
-			info, ok := spsInfo(au)
-			if !ok {
-				continue // nothing is decodable before the first SPS
-			}
-			in.log.Info("plain Annex-B producer connected", "size", fmt.Sprintf("%dx%d", info.Width, info.Height))
-			detach = in.st.Attach(info, nil)
-		}
-		if err := in.publish(au, seq, time.Now().UnixNano(), 0); err != nil {
+		now := time.Now().UnixNano()
+		changed, err := in.publish(t, src, au, seq, now, 0, nil)
+		if err != nil {
 			return err
+		}
+		if changed {
+			if detach != nil {
+				detach()
+			}
+			in.log.Info("plain Annex-B producer connected", "size", fmt.Sprintf("%dx%d", t.Width, t.Height), "profile", t.ProfileLevelID)
+			detach = in.st.Attach(stream.Describe(src.name, src.tracks, nil), nil)
+			in.st.Publish(newFrame(t, au, seq, now, 0))
 		}
 	}
 }
 
-// spsInfo describes the stream from the SPS in au, if it holds one.
-func spsInfo(au []byte) (stream.Info, bool) {
+// publish packetizes a frame once and hands it to every reader. For H.264 it reads the SPS of
+// each keyframe: when the profile or size is new, it updates the track and returns changed
+// (without publishing: the caller attaches the new description, then publishes the frame).
+// Before a track's first SPS, frames are undecodable and dropped (a keyframe is asked for).
+func (in *ingest) publish(t *stream.Track, src *source, data []byte, seq uint32, capture, encoded int64, link *producerLink) (changed bool, err error) {
+	c := codec.Lookup(t.Codec)
+	if len(data) == 0 {
+		return false, errNoFrame
+	}
+	if c == codec.H264 {
+		key := media.IsKeyframe(data)
+		if key {
+			if sps, ok := firstSPS(data); ok {
+				plid := sps.ProfileLevelID()
+				if !src.spsSeen[t.ID] || plid != t.ProfileLevelID || sps.Width != t.Width || sps.Height != t.Height {
+					first := !src.spsSeen[t.ID]
+					src.spsSeen[t.ID] = true
+					t.ProfileLevelID, t.Width, t.Height = plid, sps.Width, sps.Height
+					if sps.FPS > 0 && t.FPS == 0 {
+						t.FPS = sps.FPS
+					}
+					if !first {
+						in.log.Info("video track changed", "track", t.ID, "profile", plid, "size", fmt.Sprintf("%dx%d", sps.Width, sps.Height))
+					}
+					return src.complete(), nil
+				}
+			}
+		}
+		if !src.spsSeen[t.ID] {
+			if !hasNAL(data) {
+				return false, errNotH264
+			}
+			if link != nil {
+				link.askKeyframeOnce(t.ID)
+			}
+			return false, nil
+		}
+	} else if !src.complete() {
+		return false, nil // audio before the video's first SPS: nobody can watch yet
+	}
+	f := newFrame(t, data, seq, capture, encoded)
+	if f.Payloads.Len() == 0 {
+		f.Release()
+		if c == codec.H264 {
+			return false, errNotH264
+		}
+		return false, errNoFrame
+	}
+	in.st.Publish(f)
+	return false, nil
+}
+
+// newFrame makes a frame of track t, packetized once for every viewer.
+func newFrame(t *stream.Track, data []byte, seq uint32, capture, encoded int64) *stream.Frame {
+	c := codec.Lookup(t.Codec)
+	f := stream.NewFrame()
+	f.Track, f.Seq, f.Capture, f.Encoded, f.Received = t.ID, seq, capture, encoded, time.Now().UnixNano()
+	f.Data = append(f.Data, data...)
+	// The bitstream decides what a keyframe is: a flag that lies would stall every new viewer.
+	f.Keyframe = c.Keyframe == nil || c.Keyframe(f.Data)
+	c.Packetize(f.Data, codec.DefaultMTU, &f.Payloads)
+	return f
+}
+
+// firstSPS parses the first SPS in an access unit.
+func firstSPS(au []byte) (media.SPS, bool) {
 	for nal, rest, ok := media.NextNAL(au); ok; nal, rest, ok = media.NextNAL(rest) {
 		if media.TypeOf(nal) != media.NALSPS {
 			continue
 		}
 		sps, err := media.ParseSPS(nal)
-		if err != nil {
-			return stream.Info{}, false
-		}
-		return stream.Info{Codec: "H264", Width: sps.Width, Height: sps.Height, FPS: sps.FPS, Name: "annexb"}, true
+		return sps, err == nil
 	}
-	return stream.Info{}, false
+	return media.SPS{}, false
 }
 
-// publish packetizes an access unit once and hands it to every viewer.
-func (in *ingest) publish(data []byte, seq uint32, capture, encoded int64) error {
-	f := stream.NewFrame()
-	f.Seq, f.Capture, f.Encoded, f.Received = seq, capture, encoded, time.Now().UnixNano()
-	f.Data = append(f.Data, data...)
-	// The bitstream decides what a keyframe is: a flag that lies would stall every new viewer.
-	f.Keyframe = media.IsKeyframe(f.Data)
-	h264rtp.Packetize(f.Data, h264rtp.DefaultMTU, &f.Payloads)
-	if f.Payloads.Len() == 0 {
-		f.Release()
-		return errNotH264
+func hasNAL(au []byte) bool {
+	for nal, rest, ok := media.NextNAL(au); ok; nal, rest, ok = media.NextNAL(rest) {
+		if len(nal) > 0 {
+			return true
+		}
 	}
-	in.st.Publish(f)
-	return nil
+	return false
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/p2pcast/p2pcast/internal/auth"
 	"github.com/p2pcast/p2pcast/internal/signal"
+	"github.com/p2pcast/p2pcast/internal/stream"
 	"github.com/p2pcast/p2pcast/internal/wire"
 )
 
@@ -63,8 +64,8 @@ func (b *fakeBackend) request(i int) signal.Request {
 	return b.requests[i]
 }
 func (b *fakeBackend) ICEServers() []webrtc.ICEServer { return nil }
-func (b *fakeBackend) StreamInfo() any {
-	return map[string]any{"codec": "H264", "width": 64, "height": 48}
+func (b *fakeBackend) StreamInfo() *stream.Info {
+	return &stream.Info{Codec: "H264", Width: 64, Height: 48}
 }
 
 func (b *fakeBackend) session(i int) *fakeSession {

@@ -12,7 +12,7 @@ import (
 // The byte layout is the contract with capture/ipc.c: check it byte by byte.
 func TestHeaderLayout(t *testing.T) {
 	var b [HeaderSize]byte
-	Header{Type: TypeAccessUnit, Flags: FlagKeyframe, Timestamp: 0x0102030405060708, Seq: 0x0a0b0c0d, Length: 0x11223344}.Put(b[:])
+	Header{Type: TypeFrame, Flags: FlagKeyframe, Timestamp: 0x0102030405060708, Seq: 0x0a0b0c0d, Length: 0x11223344}.Put(b[:])
 	want := []byte{'P', '2', 'P', 'C', 1, 0x02, 0x01, 0x00,
 		0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,
 		0x0d, 0x0c, 0x0b, 0x0a, 0x44, 0x33, 0x22, 0x11}
@@ -32,7 +32,7 @@ func TestParseHeaderErrors(t *testing.T) {
 	}{
 		{"short", good[:10], ErrTruncated},
 		{"magic", mut(func(b []byte) { b[0] = 'X' }), ErrBadMagic},
-		{"version", mut(func(b []byte) { b[4] = 2 }), ErrVersion},
+		{"version", mut(func(b []byte) { b[4] = 3 }), ErrVersion},
 		{"too large", mut(func(b []byte) { b[23] = 0x01 }), ErrTooLarge},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -49,7 +49,7 @@ func TestParseHeaderErrors(t *testing.T) {
 func TestHelloRoundTrip(t *testing.T) {
 	in := Hello{Kind: KindVideo, Codec: CodecH264, Width: 1280, Height: 720, FPSNum: 30, FPSDen: 1,
 		Capabilities: CapKeyframe | CapBitrate, Bitrate: 2_000_000, GOP: 60, Name: "testpattern"}
-	out, err := ParseHello(in.Marshal())
+	out, err := ParseHelloPayload(in.Marshal())
 	if err != nil || out != in {
 		t.Fatalf("round trip: %+v, %v", out, err)
 	}
@@ -60,7 +60,8 @@ func TestHelloRoundTrip(t *testing.T) {
 		name string
 		f    func(h *Hello)
 	}{
-		{"kind", func(h *Hello) { h.Kind = 2 }},
+		{"kind", func(h *Hello) { h.Kind = 3 }},
+		{"h265", func(h *Hello) { h.Codec = CodecH265 }},
 		{"codec", func(h *Hello) { h.Codec = 9 }},
 		{"width", func(h *Hello) { h.Width = 0 }},
 		{"fps", func(h *Hello) { h.FPSDen = 0 }},
@@ -70,23 +71,23 @@ func TestHelloRoundTrip(t *testing.T) {
 	for _, tc := range bad {
 		h := in
 		tc.f(&h)
-		if _, err := ParseHello(h.Marshal()); !errors.Is(err, ErrBadHello) {
+		if _, err := ParseHelloPayload(h.Marshal()); !errors.Is(err, ErrBadHello) {
 			t.Errorf("%s: got %v", tc.name, err)
 		}
 	}
-	if _, err := ParseHello(make([]byte, 5)); !errors.Is(err, ErrBadHello) {
+	if _, err := ParseHelloPayload(make([]byte, 5)); !errors.Is(err, ErrBadHello) {
 		t.Errorf("short hello: %v", err)
 	}
 }
 
 func TestWriterReaderRoundTrip(t *testing.T) {
 	var buf bytes.Buffer
-	w := NewWriter(&buf)
+	w := NewWriter(&buf, Version1)
 	hello := Hello{Kind: KindVideo, Codec: CodecH264, Width: 640, Height: 480, FPSNum: 30, FPSDen: 1}
-	au := AccessUnit{Seq: 7, Keyframe: true, Capture: 1_700_000_000_000_000_000, Encoded: 1_700_000_000_004_000_000,
+	au := Frame{Seq: 7, Keyframe: true, Capture: 1_700_000_000_000_000_000, Encoded: 1_700_000_000_004_000_000,
 		Data: []byte{0, 0, 0, 1, 0x67, 1, 2, 0, 0, 0, 1, 0x65, 9}}
-	for _, err := range []error{w.WriteHello(hello), w.WriteAccessUnit(au), w.RequestKeyframe(),
-		w.SetBitrate(500_000), w.SetFPS(60, 1), w.SetViewers(3)} {
+	for _, err := range []error{w.WriteHello(hello), w.WriteFrame(au), w.RequestKeyframe(1),
+		w.SetBitrate(1, 500_000), w.SetFPS(1, 60, 1), w.SetViewers(1, 3)} {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,14 +101,15 @@ func TestWriterReaderRoundTrip(t *testing.T) {
 	if err != nil || m.Type != TypeHello {
 		t.Fatalf("hello: %+v %v", m.Header, err)
 	}
-	if h, err := ParseHello(m.Payload); err != nil || h != hello {
+	hello.Track, hello.Last = 1, true
+	if h, err := ParseHello(m); err != nil || h != hello {
 		t.Fatalf("hello payload: %+v %v", h, err)
 	}
 	m, err = r.Next()
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := ParseAccessUnit(m)
+	got, err := ParseFrame(m)
 	if err != nil || got.Seq != 7 || !got.Keyframe || got.Capture != au.Capture || got.Encoded != au.Encoded || !bytes.Equal(got.Data, au.Data) {
 		t.Fatalf("access unit: %+v %v", got, err)
 	}
@@ -120,7 +122,7 @@ func TestWriterReaderRoundTrip(t *testing.T) {
 		if m.Seq != uint32(i+1) {
 			t.Errorf("control %d: seq %d", i, m.Seq)
 		}
-		if c, err := ParseControl(m); err != nil || c != want {
+		if c, err := ParseControl(m); err != nil || c.Type != want.Type || c.Bitrate != want.Bitrate || c.FPSNum != want.FPSNum || c.FPSDen != want.FPSDen || c.Viewers != want.Viewers {
 			t.Errorf("control %d: %+v %v", i, c, err)
 		}
 	}
@@ -131,7 +133,7 @@ func TestWriterReaderRoundTrip(t *testing.T) {
 
 func TestReaderTruncated(t *testing.T) {
 	var buf bytes.Buffer
-	NewWriter(&buf).WriteAccessUnit(AccessUnit{Capture: 1, Data: []byte{0, 0, 1, 0x65, 1, 2, 3}})
+	NewWriter(&buf, Version1).WriteFrame(Frame{Capture: 1, Data: []byte{0, 0, 1, 0x65, 1, 2, 3}})
 	whole := buf.Bytes()
 	for _, n := range []int{5, HeaderSize, len(whole) - 1} {
 		if _, err := NewReader(bytes.NewReader(whole[:n])).Next(); !errors.Is(err, ErrTruncated) {
@@ -161,13 +163,13 @@ func TestDetect(t *testing.T) {
 	}
 }
 
-func TestParseAccessUnitErrors(t *testing.T) {
+func TestParseFrameErrors(t *testing.T) {
 	for _, m := range []Message{
 		{Header: Header{Type: TypeHello}},
-		{Header: Header{Type: TypeAccessUnit, Timestamp: 1}, Payload: make([]byte, EncodedTimeSize)},
-		{Header: Header{Type: TypeAccessUnit}, Payload: make([]byte, 20)},
+		{Header: Header{Type: TypeFrame, Timestamp: 1}, Payload: make([]byte, EncodedTimeSize)},
+		{Header: Header{Type: TypeFrame}, Payload: make([]byte, 20)},
 	} {
-		if _, err := ParseAccessUnit(m); err == nil {
+		if _, err := ParseFrame(m); err == nil {
 			t.Errorf("accepted %+v", m.Header)
 		}
 	}
@@ -191,11 +193,11 @@ func TestParseControlErrors(t *testing.T) {
 
 func TestReaderSteadyStateAllocs(t *testing.T) {
 	var buf bytes.Buffer
-	w := NewWriter(&buf)
+	w := NewWriter(&buf, Version1)
 	data := make([]byte, 4000)
 	data[3] = 1
 	for range 200 {
-		w.WriteAccessUnit(AccessUnit{Capture: 1, Data: data})
+		w.WriteFrame(Frame{Capture: 1, Data: data})
 	}
 	r := NewReader(bytes.NewReader(buf.Bytes()))
 	r.Next()
@@ -212,11 +214,12 @@ func TestReaderSteadyStateAllocs(t *testing.T) {
 // FuzzReader: any bytes give messages or a clean error, never a panic or an over-limit buffer.
 func FuzzReader(f *testing.F) {
 	var buf bytes.Buffer
-	w := NewWriter(&buf)
+	w := NewWriter(&buf, Version1)
 	w.WriteHello(Hello{Kind: KindVideo, Codec: CodecH264, Width: 2, Height: 2, FPSNum: 1, FPSDen: 1, Name: "x"})
-	w.WriteAccessUnit(AccessUnit{Capture: 1, Keyframe: true, Data: []byte{0, 0, 1, 0x65, 0x88}})
-	w.SetFPS(30, 1)
+	w.WriteFrame(Frame{Capture: 1, Keyframe: true, Data: []byte{0, 0, 1, 0x65, 0x88}})
+	w.SetFPS(1, 30, 1)
 	f.Add(buf.Bytes())
+	f.Add(v2Stream())
 	f.Add([]byte("P2PC\x01\x02\x00\x00"))
 	f.Add([]byte("\x00\x00\x00\x01\x67\x42"))
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -235,13 +238,13 @@ func FuzzReader(f *testing.F) {
 			}
 			switch m.Type {
 			case TypeHello:
-				if h, err := ParseHello(m.Payload); err == nil {
-					if _, err := ParseHello(h.Marshal()); err != nil {
+				if h, err := ParseHello(m); err == nil {
+					if _, err := ParseHelloPayload(h.Marshal()); err != nil {
 						t.Fatalf("valid hello does not round trip: %v", err)
 					}
 				}
-			case TypeAccessUnit:
-				if au, err := ParseAccessUnit(m); err == nil && len(au.Data) == 0 {
+			case TypeFrame:
+				if au, err := ParseFrame(m); err == nil && len(au.Data) == 0 {
 					t.Fatal("access unit with no data accepted")
 				}
 			default:
@@ -249,4 +252,137 @@ func FuzzReader(f *testing.F) {
 			}
 		}
 	})
+}
+
+// v2Stream is a version 2 producer's opening: video and audio HELLOs, a sink, frames of both.
+func v2Stream() []byte {
+	var buf bytes.Buffer
+	w := NewWriter(&buf, Version2)
+	w.WriteHello(Hello{Track: 1, Kind: KindVideo, Codec: CodecH264, Width: 2, Height: 2, FPSNum: 1, FPSDen: 1})
+	w.WriteHello(Hello{Track: 2, Kind: KindAudio, Codec: CodecOpus, Channels: 1, SampleRate: 48000, FrameDuration: 20000})
+	w.WriteHello(Hello{Track: 3, Kind: KindAudio, Codec: CodecOpus, Channels: 1, SampleRate: 48000, FrameDuration: 20000, Sink: true, Last: true})
+	w.WriteFrame(Frame{Track: 1, Capture: 1, Keyframe: true, Data: []byte{0, 0, 1, 0x65, 0x88}})
+	w.WriteFrame(Frame{Track: 2, Capture: 2, Data: []byte{0xf8, 0xff, 0xfe}})
+	return buf.Bytes()
+}
+
+// The version 2 header is version 1's plus the track id: check it byte by byte (capture/ipc.c).
+func TestHeaderLayoutV2(t *testing.T) {
+	var b [HeaderSizeV2]byte
+	Header{Version: Version2, Type: TypeFrame, Flags: FlagKeyframe, Timestamp: 0x0102030405060708, Seq: 0x0a0b0c0d,
+		Length: 0x11223344, Track: 7}.Put(b[:])
+	want := []byte{'P', '2', 'P', 'C', 2, 0x02, 0x01, 0x00,
+		0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,
+		0x0d, 0x0c, 0x0b, 0x0a, 0x44, 0x33, 0x22, 0x11, 7, 0, 0, 0}
+	if !bytes.Equal(b[:], want) {
+		t.Fatalf("header bytes\n got % x\nwant % x", b, want)
+	}
+}
+
+func TestV2RoundTrip(t *testing.T) {
+	r := NewReader(bytes.NewReader(v2Stream()))
+	var hellos []Hello
+	for range 3 {
+		m, err := r.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := ParseHello(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hellos = append(hellos, h)
+	}
+	if r.Version() != Version2 {
+		t.Fatalf("version %d", r.Version())
+	}
+	if h := hellos[0]; h.Track != 1 || h.Kind != KindVideo || h.Last || h.Sink {
+		t.Errorf("video hello %+v", h)
+	}
+	if h := hellos[1]; h.Track != 2 || h.Kind != KindAudio || h.Codec != CodecOpus || h.SampleRate != 48000 || h.Channels != 1 || h.FrameDuration != 20000 || h.Last {
+		t.Errorf("audio hello %+v", h)
+	}
+	if h := hellos[2]; h.Track != 3 || !h.Sink || !h.Last {
+		t.Errorf("sink hello %+v", h)
+	}
+	for _, want := range []Frame{{Track: 1, Seq: 0, Keyframe: true, Capture: 1}, {Track: 2, Seq: 0, Capture: 2}} {
+		m, err := r.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := ParseFrame(m)
+		if err != nil || f.Track != want.Track || f.Keyframe != want.Keyframe || f.Capture != want.Capture {
+			t.Errorf("frame %+v %v, want %+v", f, err, want)
+		}
+	}
+}
+
+func TestV2DeviceToProducer(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewWriter(&buf, Version2)
+	w.RequestKeyframe(1)
+	w.SetViewers(2, 0)
+	w.WriteSinkFrame(3, 42, true, []byte{0xf8, 1, 2})
+	r := NewReader(&buf)
+	for _, want := range []Control{{Type: TypeKeyframe, Track: 1}, {Type: TypeViewers, Track: 2}, {Type: TypeSinkFrame, Track: 3, Resume: true, Data: []byte{0xf8, 1, 2}}} {
+		m, err := r.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := ParseControl(m)
+		if err != nil || c.Type != want.Type || c.Track != want.Track || c.Resume != want.Resume || !bytes.Equal(c.Data, want.Data) {
+			t.Errorf("control %+v %v, want %+v", c, err, want)
+		}
+		if c.Type == TypeSinkFrame && m.Timestamp != 42 {
+			t.Errorf("sink frame timestamp %d", m.Timestamp)
+		}
+	}
+}
+
+func TestMixedVersionsRefused(t *testing.T) {
+	var buf bytes.Buffer
+	NewWriter(&buf, Version2).WriteBye()
+	NewWriter(&buf, Version1).WriteBye()
+	r := NewReader(&buf)
+	if _, err := r.Next(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Next(); !errors.Is(err, ErrVersion) {
+		t.Fatalf("a version 1 message on a version 2 connection: %v", err)
+	}
+}
+
+func TestAudioHelloChecks(t *testing.T) {
+	opus := Hello{Kind: KindAudio, Codec: CodecOpus, Channels: 2, SampleRate: 48000, FrameDuration: 20000, Bitrate: 32000, Name: "mic"}
+	if h, err := ParseHelloPayload(opus.Marshal()); err != nil || h != opus {
+		t.Fatalf("opus: %+v %v", h, err)
+	}
+	pcma := Hello{Kind: KindAudio, Codec: CodecPCMA, Channels: 1, SampleRate: 8000, FrameDuration: 20000}
+	if _, err := ParseHelloPayload(pcma.Marshal()); err != nil {
+		t.Fatalf("pcma: %v", err)
+	}
+	for name, f := range map[string]func(h *Hello){
+		"opus rate":     func(h *Hello) { h.SampleRate = 44100 },
+		"opus channels": func(h *Hello) { h.Channels = 3 },
+		"opus duration": func(h *Hello) { h.FrameDuration = 1000 },
+		"video codec":   func(h *Hello) { h.Codec = CodecH264 },
+	} {
+		h := opus
+		f(&h)
+		if _, err := ParseHelloPayload(h.Marshal()); !errors.Is(err, ErrBadHello) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	// Only audio tracks can be sinks, and track 0 is the connection's.
+	var buf bytes.Buffer
+	w := NewWriter(&buf, Version2)
+	w.WriteHello(Hello{Track: 1, Kind: KindVideo, Codec: CodecH264, Width: 2, Height: 2, FPSNum: 1, FPSDen: 1, Sink: true})
+	w.WriteHello(Hello{Track: 0, Kind: KindVideo, Codec: CodecH264, Width: 2, Height: 2, FPSNum: 1, FPSDen: 1})
+	r := NewReader(&buf)
+	for range 2 {
+		m, _ := r.Next()
+		if _, err := ParseHello(m); err == nil {
+			t.Errorf("accepted %+v", m.Header)
+		}
+	}
 }

@@ -59,28 +59,46 @@ type Message struct {
 	Payload []byte
 }
 
-// Reader decodes framed messages, reusing one buffer so steady state does not allocate.
+// Reader decodes framed messages, reusing one buffer so steady state does not allocate. A
+// connection speaks one version: the first message's.
 type Reader struct {
-	r   io.Reader
-	hdr [HeaderSize]byte
-	buf []byte
+	r       io.Reader
+	hdr     [HeaderSizeV2]byte
+	buf     []byte
+	version uint8
 }
 
 // NewReader reads framed messages from r.
 func NewReader(r io.Reader) *Reader { return &Reader{r: r} }
 
+// Version is the connection's protocol version (0 before the first message).
+func (r *Reader) Version() uint8 { return r.version }
+
 // Next returns the next message. It returns io.EOF only at a message boundary; a stream that
 // ends inside a message returns ErrTruncated.
 func (r *Reader) Next() (Message, error) {
-	if _, err := io.ReadFull(r.r, r.hdr[:]); err != nil {
+	if _, err := io.ReadFull(r.r, r.hdr[:HeaderSize]); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			return Message{}, fmt.Errorf("%w: inside a header", ErrTruncated)
 		}
 		return Message{}, err
 	}
-	h, err := ParseHeader(r.hdr[:])
+	h, err := ParseHeader(r.hdr[:HeaderSize])
 	if err != nil {
 		return Message{}, err
+	}
+	switch r.version {
+	case 0:
+		r.version = h.Version
+	case h.Version:
+	default:
+		return Message{}, fmt.Errorf("%w: version %d on a version %d connection", ErrVersion, h.Version, r.version)
+	}
+	if h.Version == Version2 {
+		if _, err := io.ReadFull(r.r, r.hdr[HeaderSize:]); err != nil {
+			return Message{}, fmt.Errorf("%w: inside a header", ErrTruncated)
+		}
+		h.ParseHeaderExt(r.hdr[HeaderSize:])
 	}
 	if cap(r.buf) < int(h.Length) {
 		r.buf = make([]byte, h.Length, max(int(h.Length), 2*cap(r.buf)))
@@ -95,27 +113,33 @@ func (r *Reader) Next() (Message, error) {
 	return Message{Header: h, Payload: p}, nil
 }
 
-// AccessUnit is a decoded ACCESS_UNIT message. Data aliases the message payload.
-type AccessUnit struct {
+// Frame is a decoded FRAME message. Data aliases the message payload.
+type Frame struct {
+	Track    uint8 // 1 in version 1
 	Seq      uint32
 	Keyframe bool
-	Capture  int64 // capture time, ns since the Unix epoch
+	Capture  int64 // capture time (of the first sample, for audio), ns since the Unix epoch
 	Encoded  int64 // encoder return time, ns; 0 if the producer does not know
 	Data     []byte
 }
 
-// ParseAccessUnit checks an ACCESS_UNIT message and splits its payload.
-func ParseAccessUnit(m Message) (AccessUnit, error) {
-	if m.Type != TypeAccessUnit {
-		return AccessUnit{}, fmt.Errorf("%w: %s", ErrUnexpectedType, m.Type)
+// ParseFrame checks a FRAME message and splits its payload.
+func ParseFrame(m Message) (Frame, error) {
+	if m.Type != TypeFrame {
+		return Frame{}, fmt.Errorf("%w: %s", ErrUnexpectedType, m.Type)
 	}
 	if len(m.Payload) <= EncodedTimeSize {
-		return AccessUnit{}, fmt.Errorf("%w: %d-byte payload holds no picture", ErrBadAccessUnit, len(m.Payload))
+		return Frame{}, fmt.Errorf("%w: %d-byte payload holds no frame", ErrBadFrame, len(m.Payload))
 	}
 	if m.Timestamp <= 0 {
-		return AccessUnit{}, fmt.Errorf("%w: no capture timestamp", ErrBadAccessUnit)
+		return Frame{}, fmt.Errorf("%w: no capture timestamp", ErrBadFrame)
 	}
-	return AccessUnit{
+	track := m.Track
+	if m.Version != Version2 {
+		track = 1
+	}
+	return Frame{
+		Track:    track,
 		Seq:      m.Seq,
 		Keyframe: m.Flags&FlagKeyframe != 0,
 		Capture:  m.Timestamp,
@@ -127,20 +151,25 @@ func ParseAccessUnit(m Message) (AccessUnit, error) {
 // Control is a decoded device → producer message.
 type Control struct {
 	Type    Type
+	Track   uint8
 	Bitrate uint32 // TypeBitrate
 	FPSNum  uint16 // TypeFPS
 	FPSDen  uint16
 	Viewers uint32 // TypeViewers
+	Resume  bool   // TypeSinkFrame
+	Data    []byte // TypeSinkFrame: aliases the message payload
 }
 
 // ParseControl decodes a device → producer message. Unknown types are returned as they are
 // (producers ignore them), with no error.
 func ParseControl(m Message) (Control, error) {
-	c := Control{Type: m.Type}
+	c := Control{Type: m.Type, Track: m.Track}
 	need := 0
 	switch m.Type {
 	case TypeBitrate, TypeFPS, TypeViewers:
 		need = 4
+	case TypeSinkFrame:
+		need = 1
 	}
 	if len(m.Payload) < need {
 		return Control{}, fmt.Errorf("%w: %s needs %d payload bytes, got %d", ErrBadControl, m.Type, need, len(m.Payload))
@@ -159,29 +188,38 @@ func ParseControl(m Message) (Control, error) {
 		}
 	case TypeViewers:
 		c.Viewers = binary.LittleEndian.Uint32(m.Payload)
+	case TypeSinkFrame:
+		c.Resume = m.Flags&FlagResume != 0
+		c.Data = m.Payload
 	}
 	return c, nil
 }
 
-// Writer writes framed messages; safe for concurrent use, with one sequence counter per
-// direction as docs/ipc.md asks.
+// Writer writes framed messages of one protocol version; safe for concurrent use, with one
+// sequence counter per direction as docs/ipc.md asks.
 type Writer struct {
-	mu  sync.Mutex
-	w   io.Writer
-	seq uint32
-	hdr [HeaderSize]byte
+	mu      sync.Mutex
+	w       io.Writer
+	version uint8
+	seq     uint32
+	hdr     [HeaderSizeV2]byte
+	bufs    net.Buffers
 }
 
-// NewWriter writes framed messages to w.
-func NewWriter(w io.Writer) *Writer { return &Writer{w: w} }
+// NewWriter writes framed messages of version (Version1 or Version2) to w.
+func NewWriter(w io.Writer, version uint8) *Writer {
+	return &Writer{w: w, version: version, bufs: make(net.Buffers, 0, 4)}
+}
 
 // Write sends one message whose payload is the concatenation of parts, with h.Seq as given.
-func (w *Writer) Write(h Header, parts ...[]byte) error { return w.write(h, false, parts) }
+func (w *Writer) Write(h Header, parts ...[]byte) error { return w.write(h, false, parts...) }
 
 // next sends a message numbered by the writer's own counter.
-func (w *Writer) next(t Type, parts ...[]byte) error { return w.write(Header{Type: t}, true, parts) }
+func (w *Writer) next(t Type, track uint8, parts ...[]byte) error {
+	return w.write(Header{Type: t, Track: track}, true, parts...)
+}
 
-func (w *Writer) write(h Header, counted bool, parts [][]byte) error {
+func (w *Writer) write(h Header, counted bool, parts ...[]byte) error {
 	n := 0
 	for _, p := range parts {
 		n += len(p)
@@ -191,48 +229,66 @@ func (w *Writer) write(h Header, counted bool, parts [][]byte) error {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	h.Version = w.version
 	h.Length = uint32(n)
 	if counted {
 		h.Seq = w.seq
 		w.seq++
 	}
 	h.Put(w.hdr[:])
-	bufs := make(net.Buffers, 0, 1+len(parts))
-	bufs = append(bufs, w.hdr[:])
+	// WriteTo consumes the slice it is given: hand it a copy of the reused header so the
+	// steady state allocates nothing.
+	bufs := append(w.bufs[:0], w.hdr[:h.Size()])
 	bufs = append(bufs, parts...)
+	w.bufs = bufs[:0]
 	_, err := bufs.WriteTo(w.w)
 	return err
 }
 
-// RequestKeyframe asks the producer for an IDR.
-func (w *Writer) RequestKeyframe() error { return w.next(TypeKeyframe) }
+// RequestKeyframe asks the producer for an IDR on a video track.
+func (w *Writer) RequestKeyframe(track uint8) error { return w.next(TypeKeyframe, track) }
 
 // SetBitrate asks the producer for a new target bitrate in bit/s.
-func (w *Writer) SetBitrate(bps uint32) error {
-	return w.next(TypeBitrate, binary.LittleEndian.AppendUint32(nil, bps))
+func (w *Writer) SetBitrate(track uint8, bps uint32) error {
+	return w.next(TypeBitrate, track, binary.LittleEndian.AppendUint32(nil, bps))
 }
 
 // SetFPS asks the producer for a new frame rate.
-func (w *Writer) SetFPS(num, den uint16) error {
+func (w *Writer) SetFPS(track uint8, num, den uint16) error {
 	p := binary.LittleEndian.AppendUint16(nil, num)
-	return w.next(TypeFPS, binary.LittleEndian.AppendUint16(p, den))
+	return w.next(TypeFPS, track, binary.LittleEndian.AppendUint16(p, den))
 }
 
-// SetViewers tells the producer how many viewers watch.
-func (w *Writer) SetViewers(n uint32) error {
-	return w.next(TypeViewers, binary.LittleEndian.AppendUint32(nil, n))
+// SetViewers tells the producer how many readers a track has (version 1: viewers).
+func (w *Writer) SetViewers(track uint8, n uint32) error {
+	return w.next(TypeViewers, track, binary.LittleEndian.AppendUint32(nil, n))
 }
 
-// WriteHello sends HELLO (used by Go producers and tests).
-func (w *Writer) WriteHello(h Hello) error { return w.next(TypeHello, h.Marshal()) }
-
-// WriteAccessUnit sends one access unit (used by Go producers and tests).
-func (w *Writer) WriteAccessUnit(au AccessUnit) error {
+// WriteSinkFrame sends a frame for a sink track (talk-back audio): received is when the device
+// got it, resume marks the first after a gap.
+func (w *Writer) WriteSinkFrame(track uint8, received int64, resume bool, data []byte) error {
 	var flags uint16
-	if au.Keyframe {
+	if resume {
+		flags = FlagResume
+	}
+	return w.write(Header{Type: TypeSinkFrame, Track: track, Flags: flags, Timestamp: received}, true, data)
+}
+
+// WriteHello sends a track's HELLO (used by Go producers and tests).
+func (w *Writer) WriteHello(h Hello) error {
+	return w.write(Header{Type: TypeHello, Track: h.Track, Flags: h.flags()}, true, h.Marshal())
+}
+
+// WriteBye says the producer is stopping on purpose.
+func (w *Writer) WriteBye() error { return w.next(TypeBye, 0) }
+
+// WriteFrame sends one frame (used by Go producers and tests).
+func (w *Writer) WriteFrame(f Frame) error {
+	var flags uint16
+	if f.Keyframe {
 		flags = FlagKeyframe
 	}
 	var enc [EncodedTimeSize]byte
-	binary.LittleEndian.PutUint64(enc[:], uint64(au.Encoded))
-	return w.Write(Header{Type: TypeAccessUnit, Flags: flags, Timestamp: au.Capture, Seq: au.Seq}, enc[:], au.Data)
+	binary.LittleEndian.PutUint64(enc[:], uint64(f.Encoded))
+	return w.Write(Header{Type: TypeFrame, Flags: flags, Timestamp: f.Capture, Seq: f.Seq, Track: f.Track}, enc[:], f.Data)
 }

@@ -14,18 +14,20 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strings"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/rtcp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/p2pcast/p2pcast/internal/auth"
+	"github.com/p2pcast/p2pcast/internal/codec"
 	"github.com/p2pcast/p2pcast/internal/stream"
 )
 
@@ -96,19 +98,25 @@ type Config struct {
 	// PublicIPs are addresses the device is reached on through a 1:1 NAT or a port forward;
 	// they are offered beside the host candidates, on the same ports.
 	PublicIPs []string
-	Logger    *slog.Logger
+	// Channels are the data channels viewers may open, by label, each with the grant it needs.
+	Channels map[string]Channel
+	Logger   *slog.Logger
 	// NegotiateTimeout and ConnectTimeout override the package defaults (tests).
 	NegotiateTimeout, ConnectTimeout time.Duration
 }
 
-// Engine makes sessions that share one Pion API (codecs, extensions, interceptors) and one DTLS
-// certificate, so a join costs no key generation.
+// Engine makes sessions that share Pion APIs (one per set of codecs offered; extensions,
+// interceptors) and one DTLS certificate, so a join costs no key generation.
 type Engine struct {
 	cfg      Config
 	ice      atomic.Pointer[[]webrtc.ICEServer]
-	api      *webrtc.API
 	cert     webrtc.Certificate
+	se       webrtc.SettingEngine
+	ir       *interceptor.Registry
 	sessions atomic.Int32
+
+	mu   sync.Mutex
+	apis map[string]*webrtc.API // by description key
 }
 
 // NewEngine prepares the shared WebRTC state.
@@ -124,36 +132,6 @@ func NewEngine(cfg Config) (*Engine, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	m := &webrtc.MediaEngine{}
-	fb := []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"}}
-	// Constrained baseline is what every browser decodes; level-asymmetry lets the stream's real
-	// level differ from the 3.1 announced here.
-	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{
-			MimeType: webrtc.MimeTypeH264, ClockRate: 90000, RTCPFeedback: fb,
-			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
-		},
-		PayloadType: 102,
-	}, webrtc.RTPCodecTypeVideo); err != nil {
-		return nil, err
-	}
-	// abs-capture-time tells receivers when each frame was captured (the capture clock, not
-	// the RTP clock), so a viewer can measure capture → present itself.
-	exts := []string{AbsCaptureTimeURI}
-	if cfg.PlayoutDelay != nil {
-		exts = append(exts, PlayoutDelayURI)
-	}
-	for _, uri := range exts {
-		if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: uri}, webrtc.RTPCodecTypeVideo); err != nil {
-			return nil, err
-		}
-	}
-	// Sender and receiver reports only: retransmissions come from the shared frame history in
-	// videoTrack, not from a per-viewer copy of every packet (Pion's NACK responder).
-	ir := &interceptor.Registry{}
-	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
-		return nil, err
 	}
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
@@ -198,13 +176,62 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{
-		cfg:  cfg,
-		api:  webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)),
-		cert: *cert,
+	// Receiver reports only (for talk-back). Sender reports come from each track (on the
+	// capture clock, for lip sync: localTrack.senderReport) and retransmissions from the shared
+	// frame history, not from a per-viewer copy of every packet (Pion's NACK responder).
+	ir := &interceptor.Registry{}
+	rr, err := report.NewReceiverInterceptor()
+	if err != nil {
+		return nil, err
 	}
+	ir.Add(rr)
+	e := &Engine{cfg: cfg, cert: *cert, se: se, ir: ir, apis: map[string]*webrtc.API{}}
 	e.SetICEServers(cfg.ICEServers)
 	return e, nil
+}
+
+// maxAPIs bounds the cache of Pion APIs, one per distinct set of codec descriptions (a
+// producer that changes profile often must not grow it without end).
+const maxAPIs = 16
+
+// apiFor returns the Pion API whose media engine offers exactly what d sends and receives:
+// the stream's real H.264 profile, its audio codec, Opus for talk-back.
+func (e *Engine) apiFor(d description) (*webrtc.API, error) {
+	key := d.key()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if api := e.apis[key]; api != nil {
+		return api, nil
+	}
+	m := &webrtc.MediaEngine{}
+	for _, c := range d.codecs() {
+		if err := m.RegisterCodec(c.codec.Parameters(c.params), c.codec.Kind.RTPKind()); err != nil {
+			return nil, err
+		}
+	}
+	// abs-capture-time tells receivers when each frame was captured (the capture clock, not
+	// the RTP clock), so a viewer can measure capture → present itself.
+	exts := []struct {
+		uri  string
+		kind webrtc.RTPCodecType
+	}{{AbsCaptureTimeURI, webrtc.RTPCodecTypeVideo}, {AbsCaptureTimeURI, webrtc.RTPCodecTypeAudio}}
+	if e.cfg.PlayoutDelay != nil {
+		exts = append(exts, struct {
+			uri  string
+			kind webrtc.RTPCodecType
+		}{PlayoutDelayURI, webrtc.RTPCodecTypeVideo})
+	}
+	for _, x := range exts {
+		if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: x.uri}, x.kind); err != nil {
+			return nil, err
+		}
+	}
+	if len(e.apis) >= maxAPIs {
+		clear(e.apis)
+	}
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(e.ir), webrtc.WithSettingEngine(e.se))
+	e.apis[key] = api
+	return api, nil
 }
 
 // SetICEServers replaces the STUN/TURN servers of sessions made from now on (a hub hands out
@@ -219,13 +246,17 @@ func (e *Engine) Sessions() int { return int(e.sessions.Load()) }
 // ICEServers returns the current ICE servers.
 func (e *Engine) ICEServers() []webrtc.ICEServer { return *e.ice.Load() }
 
-// Session is one viewer's WebRTC connection.
+// Session is one viewer's WebRTC connection, built from the source's description: one
+// WebRTC track per source track it sends (the first video and the first audio), a received
+// audio track handed to the talk-back sink when the viewer may talk, and the data channels
+// the viewer's grants open.
 type Session struct {
 	id      string
 	e       *Engine
 	st      *stream.Stream
 	pc      *webrtc.PeerConnection
-	track   *videoTrack
+	desc    description
+	tracks  []*localTrack // what it sends, by kind: video first
 	log     *slog.Logger
 	created time.Time
 
@@ -234,14 +265,29 @@ type Session struct {
 	offered bool
 	tcp     *tcpHold // nil when the caller does not trickle
 
-	access auth.Access
-	timers []*time.Timer // deadlines, stopped at Close
-	reason string        // under mu: why the session ended, for the viewer's bye
+	access   auth.Access
+	talk     TalkSink // nil: the viewer cannot send audio
+	timers   []*time.Timer
+	reason   string // under mu: why the session ended, for the viewer's bye
+	received receivedStats
 
+	ctx       context.Context // ends at Close: data channel handlers
+	cancel    context.CancelFunc
 	done      chan struct{}
 	closeOnce sync.Once
 	started   atomic.Bool
 	firstSent atomic.Int64 // ns after created when the first frame went out
+}
+
+// TalkSink takes what viewers say: the device plays it on its speaker. Frames are payloads of
+// the sink's codec (Opus packets), in order; resume marks the first of a burst (after a gap).
+// It must not block.
+type TalkSink interface {
+	// Sink is the producer's sink track: the codec viewers must send.
+	Sink() stream.Track
+	// TalkFrame hands one frame from session id; an error (the floor is someone else's, the
+	// producer is gone) drops it.
+	TalkFrame(session string, payload []byte, resume bool) error
 }
 
 // SessionOptions says who a session is for.
@@ -254,6 +300,9 @@ type SessionOptions struct {
 	// OnCandidate receives the device's ICE candidates as they are gathered, then nil; it may
 	// be nil when the caller waits for gathering instead.
 	OnCandidate func(*webrtc.ICECandidateInit)
+	// Talk plays what the viewer says. It is used only when Access has auth.GrantTalk; nil
+	// (or no grant) negotiates audio send-only, so the viewer's browser sends none.
+	Talk TalkSink
 }
 
 // NewSession makes a session watching st for a viewer with opts.Access.
@@ -265,12 +314,24 @@ func (e *Engine) NewSession(st *stream.Stream, opts SessionOptions) (*Session, e
 	if opts.Access.Expired(now) {
 		return nil, fmt.Errorf("%w: the token has expired", ErrForbidden)
 	}
+	talk := opts.Talk
+	if talk != nil && !opts.Access.Has(auth.GrantTalk) {
+		talk = nil
+	}
+	desc := describe(st, talk)
+	if desc.talk == nil {
+		talk = nil // the producer plays nothing: audio is send-only
+	}
+	api, err := e.apiFor(desc)
+	if err != nil {
+		return nil, err
+	}
 	if int(e.sessions.Add(1)) > e.cfg.MaxSessions {
 		e.sessions.Add(-1)
 		return nil, ErrBusy
 	}
 	onCandidate := opts.OnCandidate
-	pc, err := e.api.NewPeerConnection(webrtc.Configuration{
+	pc, err := api.NewPeerConnection(webrtc.Configuration{
 		ICEServers:   opts.ICEServers,
 		Certificates: []webrtc.Certificate{e.cert},
 		BundlePolicy: webrtc.BundlePolicyMaxBundle,
@@ -282,14 +343,19 @@ func (e *Engine) NewSession(st *stream.Stream, opts SessionOptions) (*Session, e
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	s := &Session{
-		id: hex.EncodeToString(b[:]), e: e, st: st, pc: pc,
-		track:   newVideoTrack("video", "p2pcast", nil),
+		id: hex.EncodeToString(b[:]), e: e, st: st, pc: pc, desc: desc,
 		created: now,
 		access:  opts.Access,
+		talk:    talk,
 		done:    make(chan struct{}),
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	var playoutDelay []byte
 	if e.cfg.PlayoutDelay != nil {
-		s.track.playoutDelay = e.cfg.PlayoutDelay.payload()
+		playoutDelay = e.cfg.PlayoutDelay.payload()
+	}
+	for _, t := range desc.send {
+		s.tracks = append(s.tracks, newLocalTrack(t, "p2pcast", playoutDelay))
 	}
 	s.log = e.cfg.Logger.With("session", s.id)
 	if onCandidate != nil {
@@ -312,6 +378,8 @@ func (e *Engine) NewSession(st *stream.Stream, opts SessionOptions) (*Session, e
 			go s.Close()
 		}
 	})
+	pc.OnTrack(s.onTrack)
+	pc.OnDataChannel(s.onDataChannel)
 	s.arm(e.cfg.NegotiateTimeout, ReasonTimeout, func() bool {
 		return pc.RemoteDescription() != nil && pc.LocalDescription() != nil
 	})
@@ -361,21 +429,55 @@ func (s *Session) ID() string { return s.id }
 // Done is closed when the session has ended.
 func (s *Session) Done() <-chan struct{} { return s.done }
 
+// addTransceivers adds one transceiver per track the session sends, and one to receive the
+// viewer's audio when it may talk. Added before the viewer's offer is applied, Pion pairs
+// them with the offer's sections, and the answer's directions say what may flow: audio is
+// sendrecv only for a viewer allowed to talk.
+func (s *Session) addTransceivers(offering bool) error {
+	audio := false
+	for _, t := range s.tracks {
+		dir := webrtc.RTPTransceiverDirectionSendonly
+		if t.src.Kind == codec.Audio {
+			audio = true
+			if s.talk != nil {
+				dir = webrtc.RTPTransceiverDirectionSendrecv
+			}
+		}
+		tr, err := s.pc.AddTransceiverFromTrack(t, webrtc.RTPTransceiverInit{Direction: dir})
+		if err != nil {
+			return err
+		}
+		go s.readRTCP(t, tr.Sender())
+	}
+	if !audio && s.talk != nil {
+		if _, err := s.pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio,
+			webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			return err
+		}
+	}
+	if offering && len(s.e.cfg.Channels) > 0 {
+		// Opens the data section (SCTP) in the device's offer, so the viewer can open the
+		// channels its grants allow without another negotiation. Unused otherwise.
+		if _, err := s.pc.CreateDataChannel(EventsChannel, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Answer applies the viewer's offer and returns the device's answer. Candidates trickle
 // through onCandidate; use LocalDescription after gathering for a complete answer.
 func (s *Session) Answer(offer string) (string, error) {
-	if err := checkOffer(offer); err != nil {
+	if err := s.desc.checkOffer(offer); err != nil {
 		return "", err
+	}
+	if err := s.addTransceivers(false); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}
 	if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		return "", fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}
-	sender, err := s.pc.AddTrack(s.track)
-	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrBadSDP, err)
-	}
-	go s.readRTCP(sender)
-	s.st.RequestKeyframe() // so a fresh one is likely waiting when DTLS completes
+	s.requestKeyframe() // so a fresh one is likely waiting when DTLS completes
 	answer, err := s.pc.CreateAnswer(nil)
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", ErrBadSDP, err)
@@ -399,14 +501,13 @@ func (s *Session) localSDP(checksStart bool) string {
 	return withoutTCPCandidates(sdp)
 }
 
-// Offer makes the device's offer (one send-only H.264 track).
+// Offer makes the device's offer: a send-only section per track, audio send-receive for a
+// viewer who may talk, and a data section when the device has channels.
 func (s *Session) Offer() (string, error) {
-	tr, err := s.pc.AddTransceiverFromTrack(s.track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
-	if err != nil {
+	if err := s.addTransceivers(true); err != nil {
 		return "", err
 	}
-	go s.readRTCP(tr.Sender())
-	s.st.RequestKeyframe()
+	s.requestKeyframe()
 	offer, err := s.pc.CreateOffer(nil)
 	if err != nil {
 		return "", err
@@ -441,7 +542,7 @@ func (s *Session) Restart() (string, error) {
 		return "", fmt.Errorf("%w: %v", ErrBadState, err)
 	}
 	s.log.Info("ICE restart")
-	s.st.RequestKeyframe()
+	s.requestKeyframe()
 	return s.localSDP(false), nil
 }
 
@@ -490,6 +591,15 @@ func (s *Session) LocalDescription() string {
 	return ""
 }
 
+// requestKeyframe asks for a keyframe on the video track the session sends.
+func (s *Session) requestKeyframe() {
+	for _, t := range s.tracks {
+		if t.src.Kind == codec.Video {
+			s.st.RequestKeyframe(t.src.ID)
+		}
+	}
+}
+
 // start begins sending once DTLS is up: writes before that are dropped by Pion anyway.
 func (s *Session) start() {
 	if !s.started.CompareAndSwap(false, true) {
@@ -502,26 +612,60 @@ func (s *Session) start() {
 		return
 	default:
 	}
-	sub := s.st.Subscribe()
+	ids := make([]uint8, 0, len(s.tracks))
+	for _, t := range s.tracks {
+		ids = append(ids, t.src.ID)
+	}
+	var sub *stream.Subscriber
+	if len(ids) > 0 {
+		sub = s.st.Subscribe(ids...)
+	}
 	s.sub = sub
 	s.mu.Unlock()
-	s.log.Info("viewer connected", "after", time.Since(s.created).Round(time.Millisecond))
-	go func() {
-		for f := range sub.Frames() {
-			if err := s.track.writeFrame(f); err != nil {
-				s.log.Debug("write", "err", err)
-			}
-			now := time.Now()
-			s.st.MarkSent(f, now.UnixNano())
-			if s.firstSent.Load() == 0 {
-				s.firstSent.Store(int64(now.Sub(s.created)))
-			}
-			f.Release()
-		}
-	}()
+	s.log.Info("viewer connected", "after", time.Since(s.created).Round(time.Millisecond), "tracks", len(ids), "talk", s.talk != nil)
+	if sub == nil {
+		return
+	}
+	go s.send(sub)
 }
 
-func (s *Session) readRTCP(sender *webrtc.RTPSender) {
+// send writes the subscriber's frames to their tracks, with each track's sender reports.
+func (s *Session) send(sub *stream.Subscriber) {
+	var rtcpBuf [1]rtcp.Packet
+	for f := range sub.Frames() {
+		t := s.trackFor(f.Track)
+		if t == nil {
+			f.Release()
+			continue
+		}
+		if err := t.writeFrame(f); err != nil {
+			s.log.Debug("write", "err", err)
+		}
+		now := time.Now()
+		s.st.MarkSent(f, now.UnixNano())
+		if s.firstSent.Load() == 0 {
+			s.firstSent.Store(int64(now.Sub(s.created)))
+		}
+		f.Release()
+		if sr := t.senderReport(now); sr != nil {
+			rtcpBuf[0] = sr
+			if err := s.pc.WriteRTCP(rtcpBuf[:]); err != nil {
+				s.log.Debug("sender report", "err", err)
+			}
+		}
+	}
+}
+
+func (s *Session) trackFor(id uint8) *localTrack {
+	for _, t := range s.tracks {
+		if t.src.ID == id {
+			return t
+		}
+	}
+	return nil
+}
+
+func (s *Session) readRTCP(t *localTrack, sender *webrtc.RTPSender) {
 	for {
 		pkts, _, err := sender.ReadRTCP()
 		if err != nil {
@@ -530,13 +674,15 @@ func (s *Session) readRTCP(sender *webrtc.RTPSender) {
 		for _, p := range pkts {
 			switch p := p.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				s.st.RequestKeyframe()
+				if t.src.Kind == codec.Video {
+					s.st.RequestKeyframe(t.src.ID)
+				}
 			case *rtcp.TransportLayerNack:
 				var lost []uint16
 				for _, n := range p.Nacks {
 					lost = append(lost, n.PacketList()...)
 				}
-				s.track.retransmit(lost)
+				t.retransmit(lost)
 			}
 		}
 	}
@@ -553,16 +699,42 @@ type Stats struct {
 	// Extensions are the RTP header extensions negotiated and sent (abs-capture-time,
 	// playout-delay): whether this receiver takes them.
 	Extensions []string `json:"extensions"`
+	// Tracks are what the session sends, per track.
+	Tracks []TrackStats `json:"tracks"`
+	// Talk counts the viewer's talk-back audio (nil when it may not talk).
+	Talk *receivedStats `json:"talk,omitempty"`
+}
+
+// TrackStats counts one sent track.
+type TrackStats struct {
+	Kind    codec.Kind `json:"kind"`
+	Codec   string     `json:"codec"`
+	Packets uint64     `json:"packets"`
+	Bytes   uint64     `json:"bytes"`
 }
 
 // Stats returns the session's counters.
 func (s *Session) Stats() Stats {
-	p, b, ext := s.track.counters()
-	st := Stats{ID: s.id, State: s.pc.ConnectionState().String(), Packets: p, Bytes: b,
-		FirstSentMS: float64(s.firstSent.Load()/1e5) / 10, Extensions: ext}
+	st := Stats{ID: s.id, State: s.pc.ConnectionState().String(),
+		FirstSentMS: float64(s.firstSent.Load()/1e5) / 10, Extensions: []string{}, Tracks: []TrackStats{}}
+	for _, t := range s.tracks {
+		p, b, ext := t.counters()
+		st.Packets += p
+		st.Bytes += b
+		for _, e := range ext {
+			if !slices.Contains(st.Extensions, e) {
+				st.Extensions = append(st.Extensions, e)
+			}
+		}
+		st.Tracks = append(st.Tracks, TrackStats{Kind: t.src.Kind, Codec: t.src.Codec, Packets: p, Bytes: b})
+	}
 	s.mu.Lock()
 	if s.sub != nil {
 		st.Dropped = s.sub.Dropped()
+	}
+	if s.talk != nil {
+		r := s.received
+		st.Talk = &r
 	}
 	s.mu.Unlock()
 	return st
@@ -573,6 +745,7 @@ func (s *Session) Close() {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
 		close(s.done)
+		s.cancel()
 		sub := s.sub
 		for _, t := range s.timers {
 			t.Stop()
@@ -612,34 +785,4 @@ func parseSDP(text string) (*sdp.SessionDescription, error) {
 		return nil, fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}
 	return &d, nil
-}
-
-// checkOffer refuses, with a reason a person can act on, offers the device cannot answer.
-func checkOffer(text string) error {
-	d, err := parseSDP(text)
-	if err != nil {
-		return err
-	}
-	for _, m := range d.MediaDescriptions {
-		if m.MediaName.Media != "video" {
-			continue
-		}
-		h264 := map[string]bool{}
-		for _, a := range m.Attributes {
-			if pt, codec, ok := strings.Cut(a.Value, " "); a.Key == "rtpmap" && ok && strings.EqualFold(codec, "H264/90000") {
-				h264[pt] = true
-			}
-		}
-		for _, a := range m.Attributes {
-			if a.Key != "fmtp" {
-				continue
-			}
-			pt, params, _ := strings.Cut(a.Value, " ")
-			if h264[pt] && strings.Contains(params, "packetization-mode=1") {
-				return nil
-			}
-		}
-		return fmt.Errorf("%w: the offer's video accepts no H.264 with packetization-mode=1", ErrBadSDP)
-	}
-	return fmt.Errorf("%w: the offer has no video section", ErrBadSDP)
 }

@@ -10,7 +10,7 @@ import (
 
 	"github.com/pion/rtp"
 
-	"github.com/p2pcast/p2pcast/internal/h264rtp"
+	"github.com/p2pcast/p2pcast/internal/codec"
 	"github.com/p2pcast/p2pcast/internal/stream"
 )
 
@@ -37,11 +37,19 @@ func (r *recorder) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 }
 func (r *recorder) Write(b []byte) (int, error) { return len(b), nil }
 
-func boundTrack(w *recorder) *videoTrack {
-	t := newVideoTrack("v", "s", PlayoutDelay{}.payload())
+var testVideo = stream.Track{ID: 1, Kind: codec.Video, Codec: "H264", ClockRate: 90000}
+
+func boundTrack(w *recorder) *localTrack {
+	return boundTrackOf(w, testVideo)
+}
+
+func boundTrackOf(w *recorder, src stream.Track) *localTrack {
+	t := newLocalTrack(src, "s", PlayoutDelay{}.payload())
 	t.bound, t.writer = true, w
 	t.header = rtp.Header{Version: 2, PayloadType: 102, SSRC: 1234}
-	_ = t.header.SetExtension(3, t.playoutDelay)
+	if t.playoutDelay != nil {
+		_ = t.header.SetExtension(3, t.playoutDelay)
+	}
 	t.absCapture = make([]byte, 8)
 	_ = t.header.SetExtension(4, t.absCapture)
 	return t
@@ -49,12 +57,12 @@ func boundTrack(w *recorder) *videoTrack {
 
 func testFrame(size int, key bool) *stream.Frame {
 	f := stream.NewFrame()
-	f.Keyframe, f.Capture = key, time.Now().UnixNano()
+	f.Track, f.Keyframe, f.Capture = 1, key, time.Now().UnixNano()
 	f.Data = append(f.Data, 0, 0, 0, 1, 0x65)
 	for len(f.Data) < size {
 		f.Data = append(f.Data, 0x55)
 	}
-	h264rtp.Packetize(f.Data, h264rtp.DefaultMTU, &f.Payloads)
+	codec.PacketizeH264(f.Data, codec.DefaultMTU, &f.Payloads)
 	return f
 }
 
@@ -70,7 +78,7 @@ func TestWriteFrameHeadersAndRetransmit(t *testing.T) {
 	if int(w.n.Load()) != n || !w.last.Marker || w.last.SequenceNumber != start+uint16(n-1) {
 		t.Fatalf("wrote %d packets, last %+v", w.n.Load(), w.last)
 	}
-	if w.last.Timestamp != rtpTime(f.Capture)+tr.tsOffset {
+	if w.last.Timestamp != rtpTime(f.Capture, 90000)+tr.tsOffset {
 		t.Fatal("RTP timestamp does not derive from the capture time")
 	}
 	if got := tr.retransmit([]uint16{start + 1, start + 999}); got != 1 {
@@ -127,29 +135,38 @@ func TestNTPTime(t *testing.T) {
 func TestRTPTimeIsContinuous(t *testing.T) {
 	base := time.Date(2033, 5, 1, 0, 0, 0, 0, time.UTC).UnixNano()
 	for _, d := range []time.Duration{time.Millisecond, 33 * time.Millisecond, time.Second} {
-		if got := rtpTime(base+int64(d)) - rtpTime(base); got != uint32(d.Seconds()*90000) {
+		if got := rtpTime(base+int64(d), 90000) - rtpTime(base, 90000); got != uint32(d.Seconds()*90000) {
 			t.Errorf("%v → %d ticks", d, got)
 		}
 	}
 }
 
-// BenchmarkFanOut measures the device's per-packet path for 10 viewers: publish a 720p-sized
-// frame (packetized once), each viewer's goroutine takes it from its queue and writes its own
-// headers. ns/packet and allocs/packet count every forwarded packet (frames × payloads × viewers).
-// The writer marshals the header as Pion's SRTP stream would; encryption itself is not included.
+var testAudio = stream.Track{ID: 2, Kind: codec.Audio, Codec: "opus", ClockRate: 48000, Channels: 1}
+
+// BenchmarkFanOut measures the device's per-packet path for 10 viewers of video and audio:
+// publish a 720p-sized frame (packetized once) and the audio of that frame's time (two 20 ms
+// Opus packets every 33 ms, rounded up), each viewer's goroutine takes them from its queue and
+// writes its own headers on the track they belong to. ns/packet and allocs/packet count every
+// forwarded packet (frames × payloads × viewers). The writer marshals the header as Pion's
+// SRTP stream would; encryption itself is not included.
 func BenchmarkFanOut(b *testing.B) {
 	const viewers = 10
 	st := stream.New(stream.Config{QueueFrames: 256})
-	st.Attach(stream.Info{}, nil)
+	st.Attach(stream.Describe("bench", []stream.Track{testVideo, testAudio}, nil), nil)
 	var wg sync.WaitGroup
 	var packets atomic.Int64
 	var subs []*stream.Subscriber
 	for range viewers {
-		tr := boundTrack(&recorder{buf: make([]byte, 0, 1500)})
-		sub := st.Subscribe()
+		video := boundTrackOf(&recorder{buf: make([]byte, 0, 1500)}, testVideo)
+		audio := boundTrackOf(&recorder{buf: make([]byte, 0, 1500)}, testAudio)
+		sub := st.Subscribe(testVideo.ID, testAudio.ID)
 		subs = append(subs, sub)
 		wg.Go(func() {
 			for f := range sub.Frames() {
+				tr := video
+				if f.Track == testAudio.ID {
+					tr = audio
+				}
 				_ = tr.writeFrame(f)
 				st.MarkSent(f, time.Now().UnixNano())
 				packets.Add(int64(f.Payloads.Len()))
@@ -159,16 +176,24 @@ func BenchmarkFanOut(b *testing.B) {
 	}
 	template := testFrame(8000, false) // 2 Mbit/s at 30 fps: about 8 kB a frame, 7 packets
 	data := template.Data
+	opus := make([]byte, 80) // 32 kbit/s in 20 ms
 	b.ReportAllocs()
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
 	i := 0
 	for b.Loop() {
 		f := stream.NewFrame()
-		f.Keyframe, f.Capture = i%60 == 0, int64(i)*33_000_000
+		f.Track, f.Keyframe, f.Capture = testVideo.ID, i%60 == 0, int64(i)*33_000_000
 		f.Data = append(f.Data, data...)
-		h264rtp.Packetize(f.Data, h264rtp.DefaultMTU, &f.Payloads)
+		codec.PacketizeH264(f.Data, codec.DefaultMTU, &f.Payloads)
 		st.Publish(f)
+		for j := range 2 {
+			a := stream.NewFrame()
+			a.Track, a.Capture = testAudio.ID, int64(i)*33_000_000+int64(j)*20_000_000
+			a.Data = append(a.Data, opus...)
+			codec.Opus.Packetize(a.Data, codec.DefaultMTU, &a.Payloads)
+			st.Publish(a)
+		}
 		i++
 	}
 	for _, s := range subs {

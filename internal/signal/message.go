@@ -10,6 +10,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/p2pcast/p2pcast/internal/stream"
 	"github.com/p2pcast/p2pcast/internal/wire"
 )
 
@@ -87,7 +88,7 @@ type (
 		Type       string             `json:"type"`
 		Version    int                `json:"version"`
 		ICEServers []webrtc.ICEServer `json:"iceServers"`
-		Stream     any                `json:"stream,omitempty"`
+		Stream     *stream.Info       `json:"stream,omitempty"`
 	}
 	sdpMsg struct {
 		Type string `json:"type"`

@@ -11,6 +11,7 @@ import (
 	"github.com/p2pcast/p2pcast/internal/auth"
 	"github.com/p2pcast/p2pcast/internal/httpguard"
 	"github.com/p2pcast/p2pcast/internal/peer"
+	"github.com/p2pcast/p2pcast/internal/stream"
 	"github.com/p2pcast/p2pcast/internal/wire"
 )
 
@@ -48,7 +49,7 @@ type Backend interface {
 	// ICEServers are the STUN/TURN servers announced in hello (the device's own LAN ones).
 	ICEServers() []webrtc.ICEServer
 	// StreamInfo describes the current stream, or nil before the first picture.
-	StreamInfo() any
+	StreamInfo() *stream.Info
 }
 
 // Gate decides what a viewer on the device's own endpoints may do.

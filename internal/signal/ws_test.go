@@ -14,6 +14,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/p2pcast/p2pcast/internal/peer"
+	"github.com/p2pcast/p2pcast/internal/stream"
 	"github.com/p2pcast/p2pcast/internal/wire"
 )
 
@@ -73,7 +74,7 @@ func (b *fakeBackend) NewSession(Request) (Session, error) {
 	return s, nil
 }
 func (b *fakeBackend) ICEServers() []webrtc.ICEServer { return nil }
-func (b *fakeBackend) StreamInfo() any                { return nil }
+func (b *fakeBackend) StreamInfo() *stream.Info       { return nil }
 
 func (b *fakeBackend) session(i int) *fakeSession {
 	b.mu.Lock()

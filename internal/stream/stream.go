@@ -1,33 +1,34 @@
-// Package stream fans one source's encoded frames out to its viewers. It keeps what a joining
-// viewer needs (the current GOP, or a keyframe request to the producer), gives every subscriber
-// its own bounded queue so a slow one never blocks the others (it drops to the next keyframe
-// instead), and coalesces keyframe requests so many joins cost one keyframe.
+// Package stream is the media model: a source described by its tracks (video and audio, each
+// with its codec and parameters), whose frames it fans out to readers (viewer sessions today;
+// the recorder and detectors later). Readers choose the tracks they read; a producer learns
+// how many read each track and may idle the others. Per video track it keeps what a joining
+// reader needs (the current GOP, or a keyframe request to the producer); every reader has its
+// own bounded queue so a slow one never blocks the others (it drops to the next keyframe
+// instead), and keyframe requests are coalesced so many joins cost one keyframe.
 package stream
 
 import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/p2pcast/p2pcast/internal/codec"
 )
 
-// Producer is the part of a source the stream can ask for things.
+// Producer is the part of a source the stream can ask for things. Its methods are called with
+// the stream's lock held and must not block (queue the request).
 type Producer interface {
-	RequestKeyframe() error
-}
-
-// Info describes the current source.
-type Info struct {
-	Codec       string  `json:"codec"`
-	Width       int     `json:"width"`
-	Height      int     `json:"height"`
-	FPS         float64 `json:"fps"`
-	Name        string  `json:"name,omitempty"`
-	CanKeyframe bool    `json:"-"`
+	// RequestKeyframe asks for a keyframe on a video track.
+	RequestKeyframe(track uint8) error
+	// SetReaders says how many subscribers read a track now: a producer may stop encoding a
+	// track nobody reads, and start again (with a keyframe) when someone does.
+	SetReaders(track uint8, n int)
 }
 
 // Config tunes a Stream; zero values take the defaults.
 type Config struct {
-	// QueueFrames bounds each subscriber's queue (default 64 frames).
+	// QueueFrames bounds each subscriber's queue (default 128 frames: ~1.5 s of 30 fps video
+	// with 20 ms audio).
 	QueueFrames int
 	// KeyframeInterval is the shortest time between two forced keyframes (default 200 ms);
 	// requests inside it share the next one.
@@ -35,8 +36,8 @@ type Config struct {
 	// FreshGOP: a joining viewer replays the cached GOP instead of asking for a new keyframe
 	// when the GOP's keyframe was captured at most this long ago (default 200 ms).
 	FreshGOP time.Duration
-	// MaxGOPFrames and MaxGOPBytes bound the GOP cache (defaults 600 frames, 16 MiB); past them
-	// the cache is dropped until the next keyframe.
+	// MaxGOPFrames and MaxGOPBytes bound each video track's GOP cache (defaults 600 frames,
+	// 16 MiB); past them the cache is dropped until the next keyframe.
 	MaxGOPFrames int
 	MaxGOPBytes  int
 	Logger       *slog.Logger
@@ -46,7 +47,7 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	if c.QueueFrames <= 0 {
-		c.QueueFrames = 64
+		c.QueueFrames = 128
 	}
 	if c.KeyframeInterval <= 0 {
 		c.KeyframeInterval = 200 * time.Millisecond
@@ -70,35 +71,57 @@ func (c *Config) setDefaults() {
 
 // Stats counts what a stream did.
 type Stats struct {
-	Frames            uint64 `json:"frames"`
-	Keyframes         uint64 `json:"keyframes"`
-	Bytes             uint64 `json:"bytes"`
-	KeyframesAsked    uint64 `json:"keyframes_asked"`     // requests sent to the producer
-	KeyframesWanted   uint64 `json:"keyframes_wanted"`    // requests made (joins, PLI, FIR, drops)
-	DroppedForViewers uint64 `json:"dropped_for_viewers"` // frames not queued to a slow viewer
-	Subscribers       int    `json:"subscribers"`
+	Frames            uint64       `json:"frames"`
+	Keyframes         uint64       `json:"keyframes"`
+	Bytes             uint64       `json:"bytes"`
+	KeyframesAsked    uint64       `json:"keyframes_asked"`     // requests sent to the producer
+	KeyframesWanted   uint64       `json:"keyframes_wanted"`    // requests made (joins, PLI, FIR, drops)
+	DroppedForViewers uint64       `json:"dropped_for_viewers"` // frames not queued to a slow viewer
+	Subscribers       int          `json:"subscribers"`
+	Tracks            []TrackStats `json:"tracks"`
 }
 
-// Stream is one source's fan-out point. Publish is called by one goroutine at a time.
+// TrackStats counts one track of the current source.
+type TrackStats struct {
+	ID      uint8      `json:"id"`
+	Kind    codec.Kind `json:"kind"`
+	Codec   string     `json:"codec"`
+	Frames  uint64     `json:"frames"`
+	Bytes   uint64     `json:"bytes"`
+	Readers int        `json:"readers"`
+}
+
+// trackState is what the stream keeps per track of the current source.
+type trackState struct {
+	Track
+	gop      []*Frame // video: the current GOP, from its keyframe
+	gopBytes int
+	gopValid bool
+	// keyframe request coalescing
+	kfPending   bool      // asked, keyframe not yet seen
+	kfLastAsked time.Time // when the producer was last asked
+	kfTimer     *time.Timer
+	readers     int
+	frames      uint64
+	bytes       uint64
+}
+
+// Stream is one source's fan-out point: the source's tracks, each subscriber's queue, a GOP
+// cache per video track. Publish is called by one goroutine at a time.
 type Stream struct {
 	cfg Config
 
 	mu       sync.Mutex
 	subs     map[*Subscriber]struct{}
-	gop      []*Frame
-	gopBytes int
-	gopValid bool
+	tracks   map[uint8]*trackState
 	info     Info
 	hasInfo  bool
 	producer Producer
 	attachN  uint64
 	stats    Stats
-
-	// keyframe request coalescing, under mu
-	kfPending   bool      // asked, keyframe not yet seen
-	kfLastAsked time.Time // when the producer was last asked
-	kfTimer     *time.Timer
-	changed     chan struct{} // closed and replaced when the source changes
+	changed  chan struct{} // closed and replaced when the source changes
+	// timelineTrack is the video track whose frames the timeline records (0: none).
+	timelineTrack uint8
 
 	times timeline
 }
@@ -106,7 +129,7 @@ type Stream struct {
 // New makes an empty stream.
 func New(cfg Config) *Stream {
 	cfg.setDefaults()
-	return &Stream{cfg: cfg, subs: map[*Subscriber]struct{}{}, changed: make(chan struct{})}
+	return &Stream{cfg: cfg, subs: map[*Subscriber]struct{}{}, tracks: map[uint8]*trackState{}, changed: make(chan struct{})}
 }
 
 // Attach makes p (nil if it cannot be asked for anything) and info the current source. The
@@ -117,33 +140,72 @@ func (s *Stream) Attach(info Info, p Producer) (detach func()) {
 	defer s.mu.Unlock()
 	s.attachN++
 	n := s.attachN
-	s.info, s.hasInfo, s.producer = info, true, p
 	s.resetSourceLocked()
+	s.info, s.hasInfo, s.producer = info, true, p
+	for _, t := range info.Tracks {
+		if _, dup := s.tracks[t.ID]; !dup {
+			s.tracks[t.ID] = &trackState{Track: t}
+		}
+	}
+	if v, ok := info.First(codec.Video); ok {
+		s.timelineTrack = v.ID
+	}
+	// The producer learns every track's count, zero included: it may idle until someone reads.
+	s.countReadersLocked()
+	if p != nil {
+		for _, t := range info.Tracks {
+			if ts := s.tracks[t.ID]; ts != nil && ts.readers == 0 {
+				p.SetReaders(t.ID, 0)
+			}
+		}
+	}
 	return func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if s.attachN != n {
 			return
 		}
-		s.producer, s.hasInfo = nil, false
 		s.resetSourceLocked()
 	}
 }
 
 // resetSourceLocked forgets everything tied to the previous source.
 func (s *Stream) resetSourceLocked() {
-	s.dropGOPLocked()
-	s.kfPending = false
-	s.kfLastAsked = time.Time{}
-	if s.kfTimer != nil {
-		s.kfTimer.Stop()
-		s.kfTimer = nil
+	for _, ts := range s.tracks {
+		ts.dropGOP()
+		if ts.kfTimer != nil {
+			ts.kfTimer.Stop()
+		}
 	}
+	clear(s.tracks)
+	s.producer, s.hasInfo, s.info, s.timelineTrack = nil, false, Info{}, 0
 	for sub := range s.subs {
-		sub.waitKey = true
+		sub.waitKey.fill()
 	}
+	s.changedLocked()
+}
+
+func (s *Stream) changedLocked() {
 	close(s.changed)
 	s.changed = make(chan struct{})
+}
+
+// countReadersLocked tells the producer how many subscribers read each track.
+func (s *Stream) countReadersLocked() {
+	for id, ts := range s.tracks {
+		n := 0
+		for sub := range s.subs {
+			if sub.want.has(id) {
+				n++
+			}
+		}
+		if n != ts.readers {
+			ts.readers = n
+			if s.producer != nil {
+				s.producer.SetReaders(id, n)
+			}
+		}
+	}
 }
 
 // Info returns the current source's description, and false when there is none.
@@ -166,70 +228,98 @@ func (s *Stream) Stats() Stats {
 	defer s.mu.Unlock()
 	st := s.stats
 	st.Subscribers = len(s.subs)
+	st.Tracks = make([]TrackStats, 0, len(s.tracks))
+	for _, t := range s.info.Tracks {
+		if ts := s.tracks[t.ID]; ts != nil {
+			st.Tracks = append(st.Tracks, TrackStats{ID: t.ID, Kind: t.Kind, Codec: t.Codec, Frames: ts.frames, Bytes: ts.bytes, Readers: ts.readers})
+		}
+	}
 	return st
 }
 
-// Publish hands f to every subscriber and to the GOP cache. It takes over the caller's
-// reference. It never blocks on a subscriber.
+// Publish hands f to every subscriber of its track, and to the track's GOP cache. It takes
+// over the caller's reference. It never blocks on a subscriber. Frames of a track the current
+// source does not have are dropped.
 func (s *Stream) Publish(f *Frame) {
 	s.mu.Lock()
-	f.published = s.times.record(f)
+	ts := s.tracks[f.Track]
+	if ts == nil {
+		s.mu.Unlock()
+		f.Release()
+		return
+	}
+	video := ts.Kind == codec.Video
+	if video && f.Track == s.timelineTrack {
+		f.published = s.times.record(f)
+	}
 	s.stats.Frames++
 	s.stats.Bytes += uint64(len(f.Data))
-	if f.Keyframe {
-		s.stats.Keyframes++
-		s.kfPending = false
-		s.dropGOPLocked()
-		s.gopValid = true
-	}
-	if s.gopValid {
-		if len(s.gop) < s.cfg.MaxGOPFrames && s.gopBytes+len(f.Data) <= s.cfg.MaxGOPBytes {
-			f.Retain()
-			s.gop = append(s.gop, f)
-			s.gopBytes += len(f.Data)
-		} else {
-			s.dropGOPLocked()
+	ts.frames++
+	ts.bytes += uint64(len(f.Data))
+	if video {
+		if f.Keyframe {
+			s.stats.Keyframes++
+			ts.kfPending = false
+			ts.dropGOP()
+			ts.gopValid = true
+		}
+		if ts.gopValid {
+			if len(ts.gop) < s.cfg.MaxGOPFrames && ts.gopBytes+len(f.Data) <= s.cfg.MaxGOPBytes {
+				f.Retain()
+				ts.gop = append(ts.gop, f)
+				ts.gopBytes += len(f.Data)
+			} else {
+				ts.dropGOP()
+			}
 		}
 	}
 	askKey := false
 	for sub := range s.subs {
-		if sub.waitKey && !f.Keyframe {
+		if !sub.want.has(f.Track) {
+			continue
+		}
+		if video && sub.waitKey.has(f.Track) && !f.Keyframe {
 			continue
 		}
 		f.Retain()
 		select {
 		case sub.ch <- f:
-			sub.waitKey = false
+			if video {
+				sub.waitKey.remove(f.Track)
+			}
 		default:
 			f.Release()
-			sub.waitKey = true
 			sub.dropped++
 			s.stats.DroppedForViewers++
-			askKey = true
+			if video {
+				sub.waitKey.add(f.Track)
+				askKey = true
+			}
 		}
 	}
 	if askKey {
-		s.requestKeyframeLocked()
+		s.requestKeyframeLocked(ts)
 	}
 	s.mu.Unlock()
 	f.Release()
 }
 
-func (s *Stream) dropGOPLocked() {
-	for _, f := range s.gop {
+func (ts *trackState) dropGOP() {
+	for _, f := range ts.gop {
 		f.Release()
 	}
-	clear(s.gop)
-	s.gop = s.gop[:0]
-	s.gopBytes = 0
-	s.gopValid = false
+	clear(ts.gop)
+	ts.gop = ts.gop[:0]
+	ts.gopBytes = 0
+	ts.gopValid = false
 }
 
 // MarkSent records that a viewer finished sending f at now (ns since the epoch); only the
 // first viewer's time is kept. Safe from any goroutine.
 func (s *Stream) MarkSent(f *Frame, now int64) { s.times.markSent(f.published, now) }
 
-// Timeline returns the times of the last TimelineFrames frames, oldest first.
+// Timeline returns the times of the last TimelineFrames frames of the first video track,
+// oldest first.
 func (s *Stream) Timeline() []FrameTimes {
 	s.mu.Lock()
 	last := s.times.next
@@ -237,85 +327,103 @@ func (s *Stream) Timeline() []FrameTimes {
 	return s.times.snapshot(last)
 }
 
-// RequestKeyframe asks the producer for a keyframe, sharing one with requests close together
-// (a PLI, a FIR, a join). It does nothing for a producer that cannot be asked.
-func (s *Stream) RequestKeyframe() {
+// RequestKeyframe asks the producer for a keyframe on a video track, sharing one with
+// requests close together (a PLI, a FIR, a join). It does nothing for a producer that cannot
+// be asked.
+func (s *Stream) RequestKeyframe(track uint8) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.requestKeyframeLocked()
+	if ts := s.tracks[track]; ts != nil {
+		s.requestKeyframeLocked(ts)
+	}
 }
 
-func (s *Stream) requestKeyframeLocked() {
+func (s *Stream) requestKeyframeLocked(ts *trackState) {
 	s.stats.KeyframesWanted++
-	if s.producer == nil || !s.info.CanKeyframe || s.kfPending || s.kfTimer != nil {
+	if s.producer == nil || ts.Kind != codec.Video || !ts.CanKeyframe || ts.kfPending || ts.kfTimer != nil {
 		return // nothing to ask, or a keyframe is already on its way
 	}
 	now := s.cfg.Now()
-	if wait := s.kfLastAsked.Add(s.cfg.KeyframeInterval).Sub(now); wait > 0 {
+	if wait := ts.kfLastAsked.Add(s.cfg.KeyframeInterval).Sub(now); wait > 0 {
 		n := s.attachN
-		s.kfTimer = time.AfterFunc(wait, func() {
+		ts.kfTimer = time.AfterFunc(wait, func() {
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			if s.attachN != n {
 				return
 			}
-			s.kfTimer = nil
-			s.askLocked()
+			ts.kfTimer = nil
+			s.askLocked(ts)
 		})
 		return
 	}
-	s.askLocked()
+	s.askLocked(ts)
 }
 
-func (s *Stream) askLocked() {
-	if s.producer == nil || s.kfPending {
+func (s *Stream) askLocked(ts *trackState) {
+	if s.producer == nil || ts.kfPending {
 		return
 	}
-	s.kfPending = true
-	s.kfLastAsked = s.cfg.Now()
+	ts.kfPending = true
+	ts.kfLastAsked = s.cfg.Now()
 	s.stats.KeyframesAsked++
-	if err := s.producer.RequestKeyframe(); err != nil {
-		s.kfPending = false
-		s.cfg.Logger.Warn("keyframe request failed", "err", err)
+	if err := s.producer.RequestKeyframe(ts.ID); err != nil {
+		ts.kfPending = false
+		s.cfg.Logger.Warn("keyframe request failed", "track", ts.ID, "err", err)
 	}
 }
 
-// Subscriber receives a stream's frames through its own bounded queue.
+// Subscriber receives frames of the tracks it chose through its own bounded queue, in the
+// order they were published.
 type Subscriber struct {
 	s       *Stream
 	ch      chan *Frame
-	waitKey bool   // under s.mu: drop until the next keyframe
-	dropped uint64 // under s.mu
+	want    trackSet // tracks it reads
+	waitKey trackSet // under s.mu: video tracks dropped until their next keyframe
+	dropped uint64   // under s.mu
 	once    sync.Once
 }
 
-// Subscribe adds a viewer. Its first frame is a keyframe: the cached GOP when it is fresh (or
-// when the producer cannot be asked for a keyframe), otherwise the next keyframe, which it asks
-// the producer for.
-func (s *Stream) Subscribe() *Subscriber {
+// Subscribe adds a reader of tracks (by id; none: every track). A video track's first frame
+// is a keyframe: the cached GOP when it is fresh (or when the producer cannot be asked for a
+// keyframe), otherwise the next keyframe, which it asks the producer for.
+func (s *Stream) Subscribe(tracks ...uint8) *Subscriber {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sub := &Subscriber{s: s, waitKey: true}
-	replay := s.gopValid && len(s.gop) > 0 && s.gop[0].Keyframe
-	if replay && s.info.CanKeyframe && s.producer != nil {
-		age := s.cfg.Now().Sub(time.Unix(0, s.gop[0].Capture))
-		replay = age <= s.cfg.FreshGOP
+	sub := &Subscriber{s: s}
+	if len(tracks) == 0 {
+		sub.want.fill()
+	} else {
+		sub.want = setOf(tracks...)
 	}
-	size := s.cfg.QueueFrames
-	if replay {
-		size = max(size, len(s.gop)+s.cfg.QueueFrames/2)
+	sub.waitKey.fill()
+	var replay []*trackState
+	queued := 0
+	for id, ts := range s.tracks {
+		if !sub.want.has(id) || ts.Kind != codec.Video {
+			continue
+		}
+		ok := ts.gopValid && len(ts.gop) > 0 && ts.gop[0].Keyframe
+		if ok && ts.CanKeyframe && s.producer != nil {
+			ok = s.cfg.Now().Sub(time.Unix(0, ts.gop[0].Capture)) <= s.cfg.FreshGOP
+		}
+		if ok {
+			replay = append(replay, ts)
+			queued += len(ts.gop)
+		} else {
+			s.requestKeyframeLocked(ts)
+		}
 	}
-	sub.ch = make(chan *Frame, size)
-	if replay {
-		for _, f := range s.gop {
+	sub.ch = make(chan *Frame, max(s.cfg.QueueFrames, queued+s.cfg.QueueFrames/2))
+	for _, ts := range replay {
+		for _, f := range ts.gop {
 			f.Retain()
 			sub.ch <- f
 		}
-		sub.waitKey = false
-	} else {
-		s.requestKeyframeLocked()
+		sub.waitKey.remove(ts.ID)
 	}
 	s.subs[sub] = struct{}{}
+	s.countReadersLocked()
 	return sub
 }
 
@@ -337,6 +445,7 @@ func (sub *Subscriber) Close() {
 		sub.s.mu.Lock()
 		delete(sub.s.subs, sub)
 		close(sub.ch)
+		sub.s.countReadersLocked()
 		sub.s.mu.Unlock()
 		for f := range sub.ch {
 			f.Release()

@@ -5,11 +5,30 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/p2pcast/p2pcast/internal/codec"
 )
 
-type fakeProducer struct{ asked atomic.Int32 }
+type fakeProducer struct {
+	asked   atomic.Int32
+	mu      sync.Mutex
+	readers map[uint8]int
+}
 
-func (p *fakeProducer) RequestKeyframe() error { p.asked.Add(1); return nil }
+func (p *fakeProducer) RequestKeyframe(track uint8) error { p.asked.Add(1); return nil }
+func (p *fakeProducer) SetReaders(track uint8, n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.readers == nil {
+		p.readers = map[uint8]int{}
+	}
+	p.readers[track] = n
+}
+
+// video is a source with one H.264 track (id 1).
+func video(canKeyframe bool) Info {
+	return Describe("test", []Track{{ID: 1, Kind: codec.Video, Codec: "H264", ClockRate: 90000, CanKeyframe: canKeyframe}}, nil)
+}
 
 // clock is a settable test clock.
 type clock struct {
@@ -22,7 +41,7 @@ func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unloc
 
 func frame(seq uint32, key bool, capture time.Time) *Frame {
 	f := NewFrame()
-	f.Seq, f.Keyframe, f.Capture = seq, key, capture.UnixNano()
+	f.Track, f.Seq, f.Keyframe, f.Capture = 1, seq, key, capture.UnixNano()
 	f.Data = append(f.Data, 0, 0, 0, 1, 0x65, byte(seq))
 	return f
 }
@@ -51,7 +70,7 @@ func TestFanOutStartsAtKeyframe(t *testing.T) {
 	clk := &clock{t: time.Unix(1000, 0)}
 	s := New(Config{Now: clk.Now})
 	p := &fakeProducer{}
-	s.Attach(Info{CanKeyframe: true}, p)
+	s.Attach(video(true), p)
 	a, b := s.Subscribe(), s.Subscribe()
 	if got := p.asked.Load(); got != 1 {
 		t.Fatalf("two joins asked %d keyframes, want 1", got)
@@ -80,7 +99,7 @@ func TestSlowSubscriberDropsToKeyframeWithoutBlockingOthers(t *testing.T) {
 	clk := &clock{t: time.Unix(1000, 0)}
 	s := New(Config{Now: clk.Now, QueueFrames: 4, KeyframeInterval: time.Nanosecond})
 	p := &fakeProducer{}
-	s.Attach(Info{CanKeyframe: true}, p)
+	s.Attach(video(true), p)
 	fast, slow := s.Subscribe(), s.Subscribe()
 	s.Publish(frame(0, true, clk.Now()))
 	recv(t, fast).Release()
@@ -124,19 +143,19 @@ func TestKeyframeRequestsCoalesce(t *testing.T) {
 	clk := &clock{t: time.Unix(1000, 0)}
 	s := New(Config{Now: clk.Now, KeyframeInterval: 50 * time.Millisecond, FreshGOP: time.Nanosecond})
 	p := &fakeProducer{}
-	s.Attach(Info{CanKeyframe: true}, p)
+	s.Attach(video(true), p)
 	var subs []*Subscriber
 	for range 50 { // fifty joins before the keyframe arrives share it
 		subs = append(subs, s.Subscribe())
-		s.RequestKeyframe() // and PLIs too
+		s.RequestKeyframe(1) // and PLIs too
 	}
 	if got := p.asked.Load(); got != 1 {
 		t.Fatalf("asked %d times, want 1", got)
 	}
 	s.Publish(frame(0, true, clk.Now()))
 	// Right after a keyframe, a new request waits for the interval, then asks once.
-	s.RequestKeyframe()
-	s.RequestKeyframe()
+	s.RequestKeyframe(1)
+	s.RequestKeyframe(1)
 	if got := p.asked.Load(); got != 1 {
 		t.Fatalf("asked %d times inside the interval, want 1", got)
 	}
@@ -160,7 +179,7 @@ func TestJoinReplaysFreshGOPOrAsks(t *testing.T) {
 	clk := &clock{t: time.Unix(1000, 0)}
 	s := New(Config{Now: clk.Now, FreshGOP: 100 * time.Millisecond, KeyframeInterval: time.Nanosecond})
 	p := &fakeProducer{}
-	s.Attach(Info{CanKeyframe: true}, p)
+	s.Attach(video(true), p)
 	s.Publish(frame(0, true, clk.Now()))
 	s.Publish(frame(1, false, clk.Now()))
 	clk.Add(50 * time.Millisecond)
@@ -187,7 +206,7 @@ func TestJoinReplaysFreshGOPOrAsks(t *testing.T) {
 
 func TestUncontrollableSourceReplaysWholeGOP(t *testing.T) {
 	s := New(Config{QueueFrames: 4})
-	s.Attach(Info{}, nil) // plain Annex-B: cannot be asked
+	s.Attach(video(false), nil) // plain Annex-B: cannot be asked
 	now := time.Now()
 	s.Publish(frame(0, false, now)) // before any keyframe: not cached
 	for i := uint32(1); i <= 10; i++ {
@@ -211,14 +230,16 @@ func TestUncontrollableSourceReplaysWholeGOP(t *testing.T) {
 func TestSourceChangeWaitsForNewKeyframe(t *testing.T) {
 	s := New(Config{})
 	p1 := &fakeProducer{}
-	detach1 := s.Attach(Info{CanKeyframe: true}, p1)
+	detach1 := s.Attach(video(true), p1)
 	sub := s.Subscribe()
 	now := time.Now()
 	s.Publish(frame(0, true, now))
 	recv(t, sub).Release()
 	changed := s.Changed()
 	p2 := &fakeProducer{}
-	s.Attach(Info{CanKeyframe: true, Width: 2}, p2)
+	second := video(true)
+	second.Width = 2
+	s.Attach(second, p2)
 	select {
 	case <-changed:
 	default:
@@ -230,7 +251,7 @@ func TestSourceChangeWaitsForNewKeyframe(t *testing.T) {
 	}
 	s.Publish(frame(0, false, now))
 	empty(t, sub)
-	s.RequestKeyframe()
+	s.RequestKeyframe(1)
 	if p2.asked.Load() != 1 || p1.asked.Load() != 1 { // p1 was asked once, at the join
 		t.Fatalf("keyframe asked of the wrong producer: p1 %d p2 %d", p1.asked.Load(), p2.asked.Load())
 	}
@@ -243,7 +264,7 @@ func TestSourceChangeWaitsForNewKeyframe(t *testing.T) {
 
 func TestCloseWhileReceiving(t *testing.T) {
 	s := New(Config{})
-	s.Attach(Info{}, nil)
+	s.Attach(video(false), nil)
 	sub := s.Subscribe()
 	done := make(chan struct{})
 	go func() {
@@ -265,7 +286,7 @@ func TestCloseWhileReceiving(t *testing.T) {
 
 func BenchmarkPublish10Subscribers(b *testing.B) {
 	s := New(Config{})
-	s.Attach(Info{}, nil)
+	s.Attach(video(false), nil)
 	var subs []*Subscriber
 	var wg sync.WaitGroup
 	for range 10 {
@@ -283,7 +304,7 @@ func BenchmarkPublish10Subscribers(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		f := NewFrame()
-		f.Keyframe = i%60 == 0
+		f.Track, f.Keyframe = 1, i%60 == 0
 		f.Data = append(f.Data, data...)
 		s.Publish(f)
 	}
@@ -295,12 +316,12 @@ func BenchmarkPublish10Subscribers(b *testing.B) {
 
 func TestTimelineRecordsEachFrameOnce(t *testing.T) {
 	st := New(Config{})
-	st.Attach(Info{}, nil)
+	st.Attach(video(false), nil)
 	sub := st.Subscribe()
 	defer sub.Close()
 	for i := range TimelineFrames + 10 {
 		f := NewFrame()
-		f.Keyframe = true
+		f.Track, f.Keyframe = 1, true
 		f.Capture, f.Encoded, f.Received = int64(i)*1e6, int64(i)*1e6+3000, int64(i)*1e6+4000
 		st.Publish(f)
 		g := <-sub.Frames()

@@ -82,7 +82,7 @@ func produce(t *testing.T, sock string) (stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := ipc.NewWriter(c)
+	w := ipc.NewWriter(c, ipc.Version1)
 	if err := w.WriteHello(ipc.Hello{Kind: ipc.KindVideo, Codec: ipc.CodecH264, Width: 1280, Height: 720,
 		FPSNum: 30, FPSDen: 1, Capabilities: ipc.CapKeyframe, Name: "viewer-test"}); err != nil {
 		t.Fatal(err)
@@ -117,7 +117,7 @@ func produce(t *testing.T, sock string) (stop func()) {
 			case <-tick.C:
 			}
 			now := time.Now().UnixNano()
-			if err := w.WriteAccessUnit(ipc.AccessUnit{Seq: uint32(i), Capture: now, Encoded: now, Data: aus[i%len(aus)]}); err != nil {
+			if err := w.WriteFrame(ipc.Frame{Seq: uint32(i), Capture: now, Encoded: now, Data: aus[i%len(aus)]}); err != nil {
 				return
 			}
 		}

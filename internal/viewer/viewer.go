@@ -30,7 +30,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
-	"github.com/p2pcast/p2pcast/internal/h264rtp"
+	"github.com/p2pcast/p2pcast/internal/codec"
 	"github.com/p2pcast/p2pcast/internal/media"
 )
 
@@ -111,13 +111,31 @@ type Result struct {
 	// completing a frame arrived minus the frame's abs-capture-time: meaningful on one machine
 	// or with synchronized clocks. Absent without abs-capture-time.
 	CaptureToReceiveMS float64 `json:"capture_to_receive_ms,omitempty"`
+	// Audio is what arrived on the audio track; nil when the device sent none.
+	Audio *AudioResult `json:"audio,omitempty"`
+}
+
+// AudioResult counts the audio track: packets (one frame each), bytes, loss, bitrate.
+type AudioResult struct {
+	Codec      string  `json:"codec"`
+	Packets    uint64  `json:"packets"`
+	Bytes      int64   `json:"bytes"`
+	Lost       uint64  `json:"lost"`
+	BitrateBPS int64   `json:"bitrate_bps"`
+	DurationS  float64 `json:"duration_s"`
+	// CaptureToReceiveMS: as for video, from the packets' abs-capture-time.
+	CaptureToReceiveMS float64 `json:"capture_to_receive_ms,omitempty"`
 }
 
 // Header extensions the viewer accepts; the device sends them when negotiated.
 const (
-	absCaptureTimeURI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time"
-	playoutDelayURI   = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay"
+	absCaptureTimeURI = codec.AbsCaptureTimeURI
+	playoutDelayURI   = codec.PlayoutDelayURI
 )
+
+// h264Profiles are the H.264 profiles the viewer takes (its depacketizer does not care; the
+// device sends the profile its producer encodes), each on its own payload type.
+var h264Profiles = []string{"42e01f", "4d001f", "64001f"}
 
 // signaler is the only part of a watch that differs between WHEP and WebSocket signaling.
 type signaler interface {
@@ -168,18 +186,26 @@ func newSignaler(o *Options) (signaler, error) {
 
 func newAPI(relayOnly bool) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
-	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
-			SDPFmtpLine:  "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
-			RTCPFeedback: []webrtc.RTCPFeedback{{Type: "nack", Parameter: "pli"}}},
-		PayloadType: 102,
-	}, webrtc.RTPCodecTypeVideo); err != nil {
-		return nil, err
+	for i, plid := range h264Profiles {
+		c := codec.H264.Parameters(codec.Params{ProfileLevelID: plid})
+		c.PayloadType += webrtc.PayloadType(i)
+		c.RTCPFeedback = []webrtc.RTCPFeedback{{Type: "nack", Parameter: "pli"}}
+		if err := m.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
+			return nil, err
+		}
+	}
+	for _, c := range []*codec.Codec{codec.Opus, codec.PCMU, codec.PCMA} {
+		if err := m.RegisterCodec(c.Parameters(codec.Params{Channels: 2}), webrtc.RTPCodecTypeAudio); err != nil {
+			return nil, err
+		}
 	}
 	// Accepting these lets the device's offer (or answer) keep them: abs-capture-time gives
 	// capture → receive, playout-delay is what a browser would honor (this viewer ignores it).
-	for _, uri := range []string{absCaptureTimeURI, playoutDelayURI} {
-		if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: uri}, webrtc.RTPCodecTypeVideo); err != nil {
+	for _, x := range []struct {
+		uri  string
+		kind webrtc.RTPCodecType
+	}{{absCaptureTimeURI, webrtc.RTPCodecTypeVideo}, {playoutDelayURI, webrtc.RTPCodecTypeVideo}, {absCaptureTimeURI, webrtc.RTPCodecTypeAudio}} {
+		if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: x.uri}, x.kind); err != nil {
 			return nil, err
 		}
 	}
@@ -275,6 +301,16 @@ func Watch(ctx context.Context, o Options) (Result, error) {
 		trackDone   = make(chan struct{})
 	)
 	pc.OnTrack(func(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
+		absID := 0
+		for _, e := range r.GetParameters().HeaderExtensions {
+			if e.URI == absCaptureTimeURI {
+				absID = e.ID
+			}
+		}
+		if t.Kind() == webrtc.RTPCodecTypeAudio {
+			rc.readAudio(ctx, t, uint8(absID))
+			return
+		}
 		trackMu.Lock()
 		if reading || stopReading {
 			trackMu.Unlock()
@@ -284,12 +320,6 @@ func Watch(ctx context.Context, o Options) (Result, error) {
 		reading = true
 		trackMu.Unlock()
 		defer close(trackDone)
-		absID := 0
-		for _, e := range r.GetParameters().HeaderExtensions {
-			if e.URI == absCaptureTimeURI {
-				absID = e.ID
-			}
-		}
 		rc.read(ctx, t, uint8(absID), func() Pair { return selectedPair(pc, r) })
 	})
 	pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
@@ -418,12 +448,11 @@ type receiver struct {
 
 	mu        sync.Mutex
 	res       Result
+	audio     audioCounter
 	requestAt time.Time
 	first     time.Time
 	last      time.Time
-	firstSeq  uint32
-	highSeq   uint32 // extended highest sequence number
-	haveSeq   bool
+	seq       seqCounter
 	delays    []float64 // capture → receive per frame, ms
 	delaySeen int
 }
@@ -441,7 +470,7 @@ func (rc *receiver) gotFrame() bool {
 }
 
 func (rc *receiver) read(ctx context.Context, t *webrtc.TrackRemote, absID uint8, pair func() Pair) {
-	var d h264rtp.Depacketizer
+	var d codec.H264Depacketizer
 	var pkt rtp.Packet
 	var capture time.Time // abs-capture-time of the latest packet; zero if it had none
 	buf := make([]byte, 1500)
@@ -462,7 +491,7 @@ func (rc *receiver) read(ctx context.Context, t *webrtc.TrackRemote, absID uint8
 		}
 		rc.mu.Lock()
 		rc.res.Packets++
-		if rc.countSeq(pkt.SequenceNumber) {
+		if rc.seq.count(pkt.SequenceNumber) {
 			d.Lost()
 		}
 		rc.mu.Unlock()
@@ -538,29 +567,49 @@ func ntpToTime(v uint64) time.Time {
 	return time.Unix(sec, nsec)
 }
 
-// countSeq tracks the extended sequence number (RFC 3550 A.1) and reports a gap.
-func (rc *receiver) countSeq(seq uint16) (gap bool) {
-	if !rc.haveSeq {
-		rc.haveSeq, rc.firstSeq, rc.highSeq = true, uint32(seq), uint32(seq)
+// seqCounter tracks a track's extended sequence number (RFC 3550 A.1).
+type seqCounter struct {
+	first, high uint32 // extended highest sequence number
+	have        bool
+}
+
+// count takes one packet's sequence number and reports a gap before it.
+func (c *seqCounter) count(seq uint16) (gap bool) {
+	if !c.have {
+		c.have, c.first, c.high = true, uint32(seq), uint32(seq)
 		return false
 	}
-	delta := int16(seq - uint16(rc.highSeq))
+	delta := int16(seq - uint16(c.high))
 	if delta <= 0 {
 		return false // reordered or retransmitted
 	}
-	rc.highSeq += uint32(delta)
+	c.high += uint32(delta)
 	return delta > 1
+}
+
+// expected is how many packets the sequence numbers span.
+func (c *seqCounter) expected() uint64 {
+	if !c.have {
+		return 0
+	}
+	return uint64(c.high-c.first) + 1
+}
+
+// lost is how many of them never arrived, given how many did.
+func (c *seqCounter) lost(received uint64) uint64 {
+	if e := c.expected(); e > received {
+		return e - received
+	}
+	return 0
 }
 
 func (rc *receiver) result() Result {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	r := rc.res
-	if rc.haveSeq {
-		expected := uint64(rc.highSeq-rc.firstSeq) + 1
-		if expected > r.Packets {
-			r.Lost = expected - r.Packets
-		}
+	r.Audio = rc.audio.result()
+	if expected := rc.seq.expected(); expected > 0 {
+		r.Lost = rc.seq.lost(r.Packets)
 		r.LossPct = 100 * float64(r.Lost) / float64(expected)
 	}
 	if r.Frames > 1 {

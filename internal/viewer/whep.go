@@ -36,9 +36,12 @@ func (s *whepSignaler) note() error  { return nil }
 func (s *whepSignaler) connect(context.Context) ([]webrtc.ICEServer, error) { return nil, nil }
 
 func (s *whepSignaler) session(ctx context.Context, pc *webrtc.PeerConnection, requested func()) error {
-	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo,
-		webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-		return err
+	// Video and audio: a device without audio answers with the audio section rejected.
+	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
+		if _, err := pc.AddTransceiverFromKind(kind,
+			webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			return err
+		}
 	}
 	offer, err := pc.CreateOffer(nil)
 	if err != nil {

@@ -1,4 +1,4 @@
-package h264rtp
+package codec
 
 import (
 	"bytes"
@@ -41,11 +41,11 @@ func TestPacketizeRoundTrip(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var p Payloads
-			Packetize(annexB(tc.in...), DefaultMTU, &p)
+			PacketizeH264(annexB(tc.in...), DefaultMTU, &p)
 			if p.Len() != tc.packets {
 				t.Fatalf("%d packets, want %d", p.Len(), tc.packets)
 			}
-			var d Depacketizer
+			var d H264Depacketizer
 			var got []byte
 			for i := range p.Len() {
 				pl := p.At(i)
@@ -69,7 +69,7 @@ func TestPacketizeRoundTrip(t *testing.T) {
 
 func TestParameterSetsShareOneSTAPA(t *testing.T) {
 	var p Payloads
-	Packetize(annexB(nal(0x67, 12, 1), nal(0x68, 4, 2), nal(0x65, 50, 3)), DefaultMTU, &p)
+	PacketizeH264(annexB(nal(0x67, 12, 1), nal(0x68, 4, 2), nal(0x65, 50, 3)), DefaultMTU, &p)
 	if p.Len() != 2 || p.At(0)[0]&0x1f != 24 {
 		t.Fatalf("want STAP-A then the slice, got %d payloads, first type %d", p.Len(), p.At(0)[0]&0x1f)
 	}
@@ -80,8 +80,8 @@ func TestParameterSetsShareOneSTAPA(t *testing.T) {
 
 func TestDepacketizerLoss(t *testing.T) {
 	var p Payloads
-	Packetize(annexB(nal(0x65, 4000, 1)), DefaultMTU, &p)
-	var d Depacketizer
+	PacketizeH264(annexB(nal(0x65, 4000, 1)), DefaultMTU, &p)
+	var d H264Depacketizer
 	d.Push(p.At(0), false)
 	d.Lost() // packet 1 never came
 	for i := 2; i < p.Len(); i++ {
@@ -91,7 +91,7 @@ func TestDepacketizerLoss(t *testing.T) {
 		}
 	}
 	// The next unit comes through whole.
-	Packetize(annexB(nal(0x41, 500, 2)), DefaultMTU, &p)
+	PacketizeH264(annexB(nal(0x41, 500, 2)), DefaultMTU, &p)
 	if au, err := d.Push(p.At(0), true); err != nil || !bytes.Equal(au, annexB(nal(0x41, 500, 2))) {
 		t.Fatalf("next unit: %v", err)
 	}
@@ -110,7 +110,7 @@ func TestDepacketizerErrors(t *testing.T) {
 		{"fu-a short", []byte{28}, ErrShortPayload},
 		{"stap-b", []byte{25, 0, 0}, ErrUnsupported},
 	} {
-		var d Depacketizer
+		var d H264Depacketizer
 		if _, err := d.Push(tc.in, true); err != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
 		}
@@ -120,21 +120,21 @@ func TestDepacketizerErrors(t *testing.T) {
 func TestPacketizeAllocs(t *testing.T) {
 	au := annexB(nal(0x67, 12, 1), nal(0x68, 4, 2), nal(0x65, 30000, 3))
 	var p Payloads
-	Packetize(au, DefaultMTU, &p)
-	if n := testing.AllocsPerRun(100, func() { Packetize(au, DefaultMTU, &p) }); n != 0 {
+	PacketizeH264(au, DefaultMTU, &p)
+	if n := testing.AllocsPerRun(100, func() { PacketizeH264(au, DefaultMTU, &p) }); n != 0 {
 		t.Fatalf("%v allocations per access unit", n)
 	}
 }
 
-func FuzzDepacketizer(f *testing.F) {
+func FuzzH264Depacketizer(f *testing.F) {
 	var p Payloads
-	Packetize(annexB(nal(0x67, 12, 1), nal(0x68, 4, 2), nal(0x65, 3000, 3)), DefaultMTU, &p)
+	PacketizeH264(annexB(nal(0x67, 12, 1), nal(0x68, 4, 2), nal(0x65, 3000, 3)), DefaultMTU, &p)
 	for i := range p.Len() {
 		f.Add(p.At(i))
 	}
 	f.Add([]byte{24, 0, 2, 0x67})
 	f.Fuzz(func(t *testing.T, in []byte) {
-		d := Depacketizer{MaxAU: 1 << 16}
+		d := H264Depacketizer{MaxAU: 1 << 16}
 		for range 3 {
 			au, _ := d.Push(in, true)
 			if len(au) > 1<<16 {
@@ -147,12 +147,12 @@ func FuzzDepacketizer(f *testing.F) {
 	})
 }
 
-func FuzzPacketize(f *testing.F) {
+func FuzzPacketizeH264(f *testing.F) {
 	f.Add(annexB(nal(0x67, 12, 1), nal(0x68, 4, 2), nal(0x65, 3000, 3)))
 	f.Add([]byte{0, 0, 1})
 	f.Fuzz(func(t *testing.T, in []byte) {
 		var p Payloads
-		Packetize(in, 100, &p)
+		PacketizeH264(in, 100, &p)
 		for i := range p.Len() {
 			if len(p.At(i)) > 100 || len(p.At(i)) == 0 {
 				t.Fatalf("payload %d has %d bytes", i, len(p.At(i)))
@@ -167,6 +167,6 @@ func BenchmarkPacketize720pKeyframe(b *testing.B) {
 	b.SetBytes(int64(len(au)))
 	b.ReportAllocs()
 	for b.Loop() {
-		Packetize(au, DefaultMTU, &p)
+		PacketizeH264(au, DefaultMTU, &p)
 	}
 }

@@ -1,0 +1,53 @@
+package codec
+
+import "sort"
+
+// The codecs the device carries, by Name. Adding one (H.265, AAC) is one entry here and its
+// packetizer.
+var registry = map[string]*Codec{}
+
+func register(c *Codec) *Codec {
+	if _, dup := registry[c.Name]; dup {
+		panic("codec: " + c.Name + " registered twice")
+	}
+	registry[c.Name] = c
+	return c
+}
+
+// The registered codecs.
+var (
+	H264 = register(&Codec{
+		Name: "H264", Kind: Video, MimeType: "video/H264", ClockRate: 90000, PayloadType: 102,
+		Feedback:  []Feedback{{"nack", ""}, {"nack", "pli"}, {"ccm", "fir"}},
+		Fmtp:      h264Fmtp,
+		Accepts:   h264Accepts,
+		Packetize: PacketizeH264,
+		Keyframe:  h264Keyframe,
+	})
+	Opus = register(&Codec{
+		Name: "opus", Kind: Audio, MimeType: "audio/opus", ClockRate: 48000, SDPChannels: 2, PayloadType: 111,
+		Fmtp:      opusFmtp,
+		Packetize: wholeFrame,
+	})
+	PCMA = register(&Codec{
+		Name: "PCMA", Kind: Audio, MimeType: "audio/PCMA", ClockRate: 8000, SDPChannels: 1, PayloadType: 8,
+		Fmtp: noFmtp, Packetize: wholeFrame,
+	})
+	PCMU = register(&Codec{
+		Name: "PCMU", Kind: Audio, MimeType: "audio/PCMU", ClockRate: 8000, SDPChannels: 1, PayloadType: 0,
+		Fmtp: noFmtp, Packetize: wholeFrame,
+	})
+)
+
+// Lookup returns the codec named name, or nil.
+func Lookup(name string) *Codec { return registry[name] }
+
+// Names lists the registered codecs, sorted.
+func Names() []string {
+	out := make([]string, 0, len(registry))
+	for n := range registry {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}

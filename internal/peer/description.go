@@ -1,0 +1,140 @@
+package peer
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/pion/sdp/v3"
+
+	"github.com/p2pcast/p2pcast/internal/codec"
+	"github.com/p2pcast/p2pcast/internal/stream"
+)
+
+// description is what one session sends and receives, taken from the source when the session
+// is made: the SDP offers exactly that.
+type description struct {
+	send []stream.Track // the first video and the first audio track, video first
+	talk *stream.Track  // the sink a viewer's audio goes to; nil when it may not talk
+}
+
+// defaultVideo stands in for a source that has not connected yet: viewers who come first get
+// the H.264 video every producer sends, and the picture when it starts.
+var defaultVideo = stream.Track{ID: 1, Kind: codec.Video, Codec: codec.H264.Name, ClockRate: codec.H264.ClockRate}
+
+func describe(st *stream.Stream, talk TalkSink) description {
+	var d description
+	info, ok := st.Info()
+	if !ok {
+		info = stream.Describe("", []stream.Track{defaultVideo}, nil)
+	}
+	for _, kind := range []codec.Kind{codec.Video, codec.Audio} {
+		if t, ok := info.First(kind); ok && codec.Lookup(t.Codec) != nil {
+			d.send = append(d.send, t)
+		}
+	}
+	if talk != nil {
+		if t := talk.Sink(); codec.Lookup(t.Codec) != nil && t.Kind == codec.Audio {
+			d.talk = &t
+		}
+	}
+	return d
+}
+
+// codecAndParams is one codec as registered with a media engine.
+type codecAndParams struct {
+	codec  *codec.Codec
+	params codec.Params
+}
+
+// codecs lists what the media engine registers: each sent track's codec as sent, and the
+// talk-back codec when it differs.
+func (d description) codecs() []codecAndParams {
+	var out []codecAndParams
+	for _, t := range d.send {
+		out = append(out, codecAndParams{codec.Lookup(t.Codec), t.Params()})
+	}
+	if d.talk != nil {
+		c := codec.Lookup(d.talk.Codec)
+		dup := false
+		for _, o := range out {
+			dup = dup || o.codec == c
+		}
+		if !dup {
+			out = append(out, codecAndParams{c, d.talk.Params()})
+		}
+	}
+	return out
+}
+
+// key names the set of codecs, for the engine's cache of Pion APIs.
+func (d description) key() string {
+	var b strings.Builder
+	for _, c := range d.codecs() {
+		fmt.Fprintf(&b, "%s/%d %s|", c.codec.Name, c.params.Channels, c.codec.Fmtp(c.params))
+	}
+	return b.String()
+}
+
+// checkOffer refuses, with a reason a person can act on, offers the device cannot answer:
+// one that takes none of what the device sends.
+func (d description) checkOffer(text string) error {
+	sd, err := parseSDP(text)
+	if err != nil {
+		return err
+	}
+	var reasons []string
+	for _, t := range d.send {
+		c := codec.Lookup(t.Codec)
+		found := false
+		for _, m := range sd.MediaDescriptions {
+			if m.MediaName.Media != t.Kind.String() {
+				continue
+			}
+			found = true
+			if offerAccepts(m.Attributes, c, t.Params()) {
+				return nil
+			}
+		}
+		if found {
+			reasons = append(reasons, fmt.Sprintf("the offer's %s accepts no %s", t.Kind, describeCodec(c, t.Params())))
+		} else {
+			reasons = append(reasons, fmt.Sprintf("the offer has no %s section", t.Kind))
+		}
+	}
+	if len(reasons) == 0 {
+		return fmt.Errorf("%w: the device has nothing to send", ErrBadSDP)
+	}
+	return fmt.Errorf("%w: %s", ErrBadSDP, strings.Join(reasons, "; "))
+}
+
+func describeCodec(c *codec.Codec, p codec.Params) string {
+	if c == codec.H264 {
+		return "H.264 with packetization-mode=1 and profile-level-id " + codec.H264SDPProfileLevelID(p.ProfileLevelID)
+	}
+	return c.Name
+}
+
+// offerAccepts reports whether an offered media section lists c in a form that carries p.
+func offerAccepts(attrs []sdp.Attribute, c *codec.Codec, p codec.Params) bool {
+	name := c.MimeType[strings.IndexByte(c.MimeType, '/')+1:]
+	pts := map[string]bool{}
+	for _, a := range attrs {
+		if pt, enc, ok := strings.Cut(a.Value, " "); a.Key == "rtpmap" && ok {
+			if n, _, _ := strings.Cut(enc, "/"); strings.EqualFold(n, name) {
+				pts[pt] = true
+			}
+		}
+	}
+	if c.Accepts == nil {
+		return len(pts) > 0
+	}
+	for _, a := range attrs {
+		if a.Key != "fmtp" {
+			continue
+		}
+		if pt, params, _ := strings.Cut(a.Value, " "); pts[pt] && c.Accepts(params, p) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,77 @@
+package viewer
+
+import (
+	"context"
+	"encoding/binary"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// audioCounter counts the audio track, under receiver.mu.
+type audioCounter struct {
+	on          bool
+	res         AudioResult
+	first, last time.Time
+	seq         seqCounter
+	delays      []float64
+}
+
+// readAudio counts the audio track's packets until ctx ends: audio is reported, not decoded
+// (writing it to a file comes with the recorder's MP4 muxer).
+func (rc *receiver) readAudio(ctx context.Context, t *webrtc.TrackRemote, absID uint8) {
+	name := t.Codec().MimeType
+	name = name[strings.IndexByte(name, '/')+1:]
+	rc.mu.Lock()
+	rc.audio.on = true
+	rc.audio.res.Codec = name
+	rc.mu.Unlock()
+	var pkt rtp.Packet
+	buf := make([]byte, 1500)
+	for ctx.Err() == nil {
+		n, _, err := t.Read(buf)
+		if err != nil {
+			return
+		}
+		if err := pkt.Unmarshal(buf[:n]); err != nil {
+			continue
+		}
+		now := time.Now()
+		rc.mu.Lock()
+		a := &rc.audio
+		if a.res.Packets == 0 {
+			a.first = now
+		}
+		a.last = now
+		a.res.Packets++
+		a.res.Bytes += int64(len(pkt.Payload))
+		a.seq.count(pkt.SequenceNumber)
+		if absID != 0 && len(a.delays) < maxDelaySamples {
+			if ext := pkt.GetExtension(absID); len(ext) >= 8 {
+				a.delays = append(a.delays, ms(now.Sub(ntpToTime(binary.BigEndian.Uint64(ext)))))
+			}
+		}
+		rc.mu.Unlock()
+	}
+}
+
+func (a *audioCounter) result() *AudioResult {
+	if !a.on {
+		return nil
+	}
+	r := a.res
+	r.Lost = a.seq.lost(r.Packets)
+	if span := a.last.Sub(a.first); span > 0 {
+		r.DurationS = span.Seconds()
+		r.BitrateBPS = int64(float64(r.Bytes*8) / span.Seconds())
+	}
+	if n := len(a.delays); n > 0 {
+		s := slices.Clone(a.delays)
+		slices.Sort(s)
+		r.CaptureToReceiveMS = float64(int64(s[n/2]*1000)) / 1000
+	}
+	return &r
+}
