@@ -26,4 +26,3 @@ func (p *Payloads) At(i int) []byte {
 func (p *Payloads) Reset() { p.Buf, p.Ends = p.Buf[:0], p.Ends[:0] }
 
 func (p *Payloads) end() { p.Ends = append(p.Ends, len(p.Buf)) }
-
