@@ -1,13 +1,13 @@
 package hub
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -26,35 +26,6 @@ import (
 
 var errBinary = errors.New("binary frames are not hub messages")
 
-// Config builds a Server.
-type Config struct {
-	Store *auth.Store
-	// ICE is what the hub hands devices and viewers.
-	ICE ICEConfig
-	// Audit receives the audit log (JSON lines); nil keeps none.
-	Audit io.Writer
-	// Web is the web app served at / (nil serves nothing there).
-	Web    fs.FS
-	Logger *slog.Logger
-	// Limits; zero values take the defaults of docs/hub.md.
-	ConnRate, ConnBurst  float64 // new connections per second and burst, per source address
-	AuthFailsPerMinute   float64 // failed authentications per minute, per source address
-	MaxSessionsPerDevice int
-	// MaxSessionsPerToken bounds one token's sessions on one device (default 64, and never
-	// more than three quarters of MaxSessionsPerDevice: one token cannot take every slot).
-	MaxSessionsPerToken int
-	// URLs are the URLs devices reach the hub at (ws[s]://host:port): a device signs the URL it
-	// dialled, and only these are accepted, so a hub the device was pointed at by mistake
-	// cannot replay its answer here.
-	URLs []string
-	// Trust names reverse proxies whose X-Forwarded-For is believed.
-	Trust httpguard.Trust
-	// ResumeWait is how long a session whose viewer socket dropped without a bye waits for the
-	// viewer to resume it from a new socket (default 15 s).
-	ResumeWait time.Duration
-	Now        func() time.Time
-}
-
 // Server is a running hub.
 type Server struct {
 	cfg      Config
@@ -64,9 +35,9 @@ type Server struct {
 	fails    *limiter
 	upgrader websocket.Upgrader
 
-	urls     map[string]bool // canonical forms of cfg.URLs
-	stop     chan struct{}   // closed by Close: ends the revocation watcher
-	stopOnce sync.Once
+	urls      map[string]bool    // canonical forms of cfg.URLs
+	stopWatch context.CancelFunc // ends the revocation watcher New started (nil under Run)
+	closeOnce sync.Once
 
 	mu      sync.Mutex
 	devices map[string]*deviceConn
@@ -74,8 +45,21 @@ type Server struct {
 	closing bool                 // Close was called: links end without telling anyone a device went away
 }
 
-// New makes a hub.
+// New makes a hub's HTTP side from cfg (Run's fields are ignored) and starts its revocation
+// watcher; Close stops it. Handler serves it.
 func New(cfg Config) (*Server, error) {
+	s, err := newServer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopWatch = cancel
+	go s.watchRevoked(ctx)
+	return s, nil
+}
+
+// newServer is New without the revocation watcher, which Run runs as a component of its own.
+func newServer(cfg Config) (*Server, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("hub: a key store is required")
 	}
@@ -126,14 +110,12 @@ func New(cfg Config) (*Server, error) {
 		fails:   newLimiter(cfg.AuthFailsPerMinute/60, cfg.AuthFailsPerMinute, cfg.Now),
 		devices: map[string]*deviceConn{},
 		urls:    urls,
-		stop:    make(chan struct{}),
 		// Viewer pages come from the hub itself; other origins are refused (CheckOrigin default).
 		upgrader: websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096},
 	}
 	if err := s.refreshRevoked(); err != nil {
 		return nil, err
 	}
-	go s.watchRevoked()
 	return s, nil
 }
 
@@ -141,7 +123,8 @@ func New(cfg Config) (*Server, error) {
 // it from another process): a revoked token's sessions end within about this long.
 const revokedPoll = time.Second
 
-func (s *Server) watchRevoked() {
+// watchRevoked rereads the revocation list every revokedPoll until ctx ends.
+func (s *Server) watchRevoked(ctx context.Context) {
 	t := time.NewTicker(revokedPoll)
 	defer t.Stop()
 	for {
@@ -150,7 +133,7 @@ func (s *Server) watchRevoked() {
 			if err := s.refreshRevoked(); err != nil {
 				s.log.Warn("revocation list", "err", err)
 			}
-		case <-s.stop:
+		case <-ctx.Done():
 			return
 		}
 	}
@@ -239,8 +222,10 @@ func (s *Server) Handler() http.Handler {
 
 // Close ends every device and viewer connection.
 func (s *Server) Close() {
-	s.stopOnce.Do(func() {
-		close(s.stop)
+	s.closeOnce.Do(func() {
+		if s.stopWatch != nil {
+			s.stopWatch()
+		}
 		s.audit.Close() // the last window's refusal counts
 	})
 	s.mu.Lock()
