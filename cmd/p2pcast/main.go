@@ -15,17 +15,26 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/p2pcast/p2pcast/internal/bench"
+	"github.com/p2pcast/p2pcast/internal/cli"
 )
 
-// Exit codes.
+// Exit codes, and the conventions every command follows (internal/cli), under short names.
 const (
-	exitOK      = 0
-	exitFailure = 1 // the command ran and failed
-	exitUsage   = 2 // bad flags or arguments
+	exitOK      = cli.ExitOK
+	exitFailure = cli.ExitFailure
+	exitUsage   = cli.ExitUsage
+)
+
+var (
+	errUsage   = cli.ErrUsage // marks errors that deserve exit code 2
+	newFlags   = cli.NewFlags
+	parseFlags = cli.ParseFlags
+	newLogger  = cli.NewLogger
 )
 
 type command struct {
@@ -39,7 +48,7 @@ var commands = []command{
 	{"hub", "run the rendezvous hub: device links, viewer tokens, signaling relay, STUN/TURN", runHub},
 	{"token", "mint a viewer token from a hub's key material", runToken},
 	{"device-key", "enroll a device at a hub (device-key add ID) and print its secret key", runDeviceKey},
-	{"bench", "benchmarks: bench viewers (load), bench latency (capture → present in Chromium)", runBench},
+	{"bench", "benchmarks: bench viewers (load), bench latency (capture → present in Chromium)", bench.Run},
 	{"version", "print the version", func(_ context.Context, _ []string, out, _ io.Writer) error {
 		fmt.Fprintln(out, "p2pcast", version)
 		return nil
@@ -47,9 +56,6 @@ var commands = []command{
 }
 
 var version = "dev"
-
-// errUsage marks errors that deserve exit code 2.
-var errUsage = errors.New("usage")
 
 func usage(w io.Writer) {
 	fmt.Fprintf(w, "p2pcast: live video peer to peer over WebRTC\n\nUsage: p2pcast <command> [flags]\n\nCommands:\n")
@@ -98,28 +104,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return exitUsage
 }
 
-// newFlags makes a flag set that reports errors instead of exiting.
-func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: p2pcast %s\n\nFlags:\n", synopsis)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-// parseFlags parses and wraps flag errors as usage errors.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	return nil
-}
-
 // parseInterspersed parses flags that may come before, between or after the positional
 // arguments (p2pcast view URL --duration 3s), which the flag package alone stops at, and
 // returns the positional ones.
@@ -135,13 +119,4 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 		positional = append(positional, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
-}
-
-// newLogger logs to stderr at the given level.
-func newLogger(w io.Writer, verbose bool) *slog.Logger {
-	level := slog.LevelInfo
-	if verbose {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }

@@ -186,9 +186,9 @@ func (l *Link) session(ctx context.Context) error {
 		return err
 	}
 	ws := newWSConn(c, l.log)
-	defer ws.close()
+	defer ws.Close()
 	// Shutting down closes the socket, which ends the blocking reads below.
-	defer context.AfterFunc(ctx, ws.close)()
+	defer context.AfterFunc(ctx, ws.Close)()
 	_ = c.SetReadDeadline(time.Now().Add(authWait))
 
 	data, err := ws.read()
@@ -203,7 +203,7 @@ func (l *Link) session(ctx context.Context) error {
 		return fmt.Errorf("%w: expected a challenge", ErrBadMessage)
 	}
 	sig := auth.SignChallenge(l.cfg.Key, l.cfg.ID, l.canonical, ch.Nonce)
-	ws.send(authMsg{Type: wire.TypeAuth, ID: l.cfg.ID, URL: l.canonical, Sig: base64.RawURLEncoding.EncodeToString(sig)})
+	ws.SendJSON(authMsg{Type: wire.TypeAuth, ID: l.cfg.ID, URL: l.canonical, Sig: base64.RawURLEncoding.EncodeToString(sig)})
 	data, err = ws.read()
 	if err != nil {
 		return fmt.Errorf("waiting for the welcome: %w", err)
@@ -328,7 +328,7 @@ func sendSession(ws *wsConn, sid string, m any) {
 	if err != nil {
 		return
 	}
-	ws.send(sessionMsg{Type: wire.TypeSession, SID: sid, Msg: b})
+	ws.SendJSON(sessionMsg{Type: wire.TypeSession, SID: sid, Msg: b})
 }
 
 func isBye(msg json.RawMessage) bool {
@@ -346,7 +346,7 @@ func (l *Link) announceStream(ws *wsConn) {
 			changed = l.cfg.StreamChanged()
 		}
 		stream, _ := json.Marshal(l.cfg.Backend.StreamInfo())
-		ws.send(struct {
+		ws.SendJSON(struct {
 			Type   string          `json:"type"`
 			Stream json.RawMessage `json:"stream"`
 		}{wire.TypeStream, stream})
@@ -355,7 +355,7 @@ func (l *Link) announceStream(ws *wsConn) {
 		}
 		select {
 		case <-changed:
-		case <-ws.stop:
+		case <-ws.Done():
 			return
 		}
 	}

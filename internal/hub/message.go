@@ -1,8 +1,3 @@
-// Package hub is the rendezvous server (docs/hub.md): devices keep one outbound WebSocket to it
-// and prove who they are with their Ed25519 key; viewers come with signed, scoped, expiring
-// tokens; the hub relays each viewer session's signaling to its device, hands both sides
-// short-lived STUN/TURN credentials, limits abuse per source address and writes an audit log.
-// Link is the device's side of the same protocol.
 package hub
 
 import (

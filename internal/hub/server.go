@@ -1,13 +1,13 @@
 package hub
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -26,35 +26,6 @@ import (
 
 var errBinary = errors.New("binary frames are not hub messages")
 
-// Config builds a Server.
-type Config struct {
-	Store *auth.Store
-	// ICE is what the hub hands devices and viewers.
-	ICE ICEConfig
-	// Audit receives the audit log (JSON lines); nil keeps none.
-	Audit io.Writer
-	// Web is the web app served at / (nil serves nothing there).
-	Web    fs.FS
-	Logger *slog.Logger
-	// Limits; zero values take the defaults of docs/hub.md.
-	ConnRate, ConnBurst  float64 // new connections per second and burst, per source address
-	AuthFailsPerMinute   float64 // failed authentications per minute, per source address
-	MaxSessionsPerDevice int
-	// MaxSessionsPerToken bounds one token's sessions on one device (default 64, and never
-	// more than three quarters of MaxSessionsPerDevice: one token cannot take every slot).
-	MaxSessionsPerToken int
-	// URLs are the URLs devices reach the hub at (ws[s]://host:port): a device signs the URL it
-	// dialled, and only these are accepted, so a hub the device was pointed at by mistake
-	// cannot replay its answer here.
-	URLs []string
-	// Trust names reverse proxies whose X-Forwarded-For is believed.
-	Trust httpguard.Trust
-	// ResumeWait is how long a session whose viewer socket dropped without a bye waits for the
-	// viewer to resume it from a new socket (default 15 s).
-	ResumeWait time.Duration
-	Now        func() time.Time
-}
-
 // Server is a running hub.
 type Server struct {
 	cfg      Config
@@ -64,9 +35,9 @@ type Server struct {
 	fails    *limiter
 	upgrader websocket.Upgrader
 
-	urls     map[string]bool // canonical forms of cfg.URLs
-	stop     chan struct{}   // closed by Close: ends the revocation watcher
-	stopOnce sync.Once
+	urls      map[string]bool    // canonical forms of cfg.URLs
+	stopWatch context.CancelFunc // ends the revocation watcher New started (nil under Run)
+	closeOnce sync.Once
 
 	mu      sync.Mutex
 	devices map[string]*deviceConn
@@ -74,8 +45,21 @@ type Server struct {
 	closing bool                 // Close was called: links end without telling anyone a device went away
 }
 
-// New makes a hub.
+// New makes a hub's HTTP side from cfg (Run's fields are ignored) and starts its revocation
+// watcher; Close stops it. Handler serves it.
 func New(cfg Config) (*Server, error) {
+	s, err := newServer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopWatch = cancel
+	go s.watchRevoked(ctx)
+	return s, nil
+}
+
+// newServer is New without the revocation watcher, which Run runs as a component of its own.
+func newServer(cfg Config) (*Server, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("hub: a key store is required")
 	}
@@ -126,14 +110,12 @@ func New(cfg Config) (*Server, error) {
 		fails:   newLimiter(cfg.AuthFailsPerMinute/60, cfg.AuthFailsPerMinute, cfg.Now),
 		devices: map[string]*deviceConn{},
 		urls:    urls,
-		stop:    make(chan struct{}),
 		// Viewer pages come from the hub itself; other origins are refused (CheckOrigin default).
 		upgrader: websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096},
 	}
 	if err := s.refreshRevoked(); err != nil {
 		return nil, err
 	}
-	go s.watchRevoked()
 	return s, nil
 }
 
@@ -141,7 +123,8 @@ func New(cfg Config) (*Server, error) {
 // it from another process): a revoked token's sessions end within about this long.
 const revokedPoll = time.Second
 
-func (s *Server) watchRevoked() {
+// watchRevoked rereads the revocation list every revokedPoll until ctx ends.
+func (s *Server) watchRevoked(ctx context.Context) {
 	t := time.NewTicker(revokedPoll)
 	defer t.Stop()
 	for {
@@ -150,7 +133,7 @@ func (s *Server) watchRevoked() {
 			if err := s.refreshRevoked(); err != nil {
 				s.log.Warn("revocation list", "err", err)
 			}
-		case <-s.stop:
+		case <-ctx.Done():
 			return
 		}
 	}
@@ -184,7 +167,7 @@ func (s *Server) refreshRevoked() error {
 	s.mu.Unlock()
 	msg := s.revokedMsg()
 	for _, d := range devs {
-		d.ws.send(msg)
+		d.ws.SendJSON(msg)
 		d.mu.Lock()
 		for _, v := range d.sessions {
 			if slices.Contains(fresh, v.tokenID) {
@@ -239,8 +222,10 @@ func (s *Server) Handler() http.Handler {
 
 // Close ends every device and viewer connection.
 func (s *Server) Close() {
-	s.stopOnce.Do(func() {
-		close(s.stop)
+	s.closeOnce.Do(func() {
+		if s.stopWatch != nil {
+			s.stopWatch()
+		}
 		s.audit.Close() // the last window's refusal counts
 	})
 	s.mu.Lock()
@@ -251,7 +236,7 @@ func (s *Server) Close() {
 	}
 	s.mu.Unlock()
 	for _, d := range devs {
-		d.ws.close()
+		d.ws.Close()
 	}
 }
 
@@ -307,7 +292,7 @@ func (s *Server) readAuth(ws *wsConn, remote string, check func(authMsg) error) 
 	if err != nil {
 		s.authFailed(remote, "", "", err.Error())
 		ws.fail(wire.CodeBadMessage, err.Error())
-		<-ws.stop
+		<-ws.Done()
 		return authMsg{}, false
 	}
 	return m, true
@@ -343,7 +328,7 @@ func (s *Server) serveDevice(w http.ResponseWriter, r *http.Request) {
 		ws.fail(wire.CodeBadMessage, "internal error")
 		return
 	}
-	ws.send(challengeMsg{Type: wire.TypeChallenge, Nonce: challenge})
+	ws.SendJSON(challengeMsg{Type: wire.TypeChallenge, Nonce: challenge})
 	m, ok := s.readAuth(ws, remote, func(m authMsg) error {
 		if m.ID == "" {
 			return fmt.Errorf("%w: auth without a device id", ErrBadMessage)
@@ -359,7 +344,7 @@ func (s *Server) serveDevice(w http.ResponseWriter, r *http.Request) {
 	if err := s.verifyDevice(m, challenge); err != nil {
 		s.authFailed(remote, m.ID, "", err.Error())
 		ws.fail(wire.CodeUnauthorized, "device authentication failed")
-		<-ws.stop
+		<-ws.Done()
 		return
 	}
 	_ = c.SetReadDeadline(time.Now().Add(pongWait))
@@ -374,8 +359,8 @@ func (s *Server) serveDevice(w http.ResponseWriter, r *http.Request) {
 	}
 	s.audit.log(AuditEntry{Event: EventDeviceConnected, Remote: remote, Device: m.ID})
 	s.log.Info("device connected", "device", m.ID, "remote", remote)
-	ws.send(iceMsg{Type: wire.TypeWelcome, ICEServers: s.cfg.ICE.servers("device:"+m.ID, s.cfg.ICE.TTL, s.cfg.Now())})
-	ws.send(s.revokedMsg())
+	ws.SendJSON(iceMsg{Type: wire.TypeWelcome, ICEServers: s.cfg.ICE.servers("device:"+m.ID, s.cfg.ICE.TTL, s.cfg.Now())})
+	ws.SendJSON(s.revokedMsg())
 
 	// Fresh TURN credentials well before the old ones expire.
 	refresh := time.NewTicker(s.cfg.ICE.TTL / 2)
@@ -384,8 +369,8 @@ func (s *Server) serveDevice(w http.ResponseWriter, r *http.Request) {
 		for {
 			select {
 			case <-refresh.C:
-				ws.send(iceMsg{Type: wire.TypeICE, ICEServers: s.cfg.ICE.servers("device:"+m.ID, s.cfg.ICE.TTL, s.cfg.Now())})
-			case <-ws.stop:
+				ws.SendJSON(iceMsg{Type: wire.TypeICE, ICEServers: s.cfg.ICE.servers("device:"+m.ID, s.cfg.ICE.TTL, s.cfg.Now())})
+			case <-ws.Done():
 				return
 			}
 		}
@@ -465,7 +450,7 @@ func (s *Server) deviceLoop(d *deviceConn) string {
 		m, err := ParseDeviceMessage(data)
 		if err != nil {
 			bad++
-			d.ws.send(errorMsg{Type: wire.TypeError, Code: wire.CodeBadMessage, Message: err.Error()})
+			d.ws.SendJSON(errorMsg{Type: wire.TypeError, Code: wire.CodeBadMessage, Message: err.Error()})
 			if bad > 20 {
 				d.ws.fail(wire.CodeBadMessage, "too many bad messages")
 				return "too many bad messages"
@@ -485,7 +470,7 @@ func (s *Server) deviceLoop(d *deviceConn) string {
 			}
 			d.mu.Unlock()
 			if ws != nil {
-				ws.sendRaw(m.Msg)
+				ws.Send(m.Msg)
 			}
 			// A message for a session that just ended is normal (the viewer left meanwhile).
 		}
@@ -528,19 +513,19 @@ func (s *Server) serveViewer(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.authFailed(remote, m.Device, "", err.Error())
 		ws.fail(wire.CodeUnauthorized, "token refused: "+err.Error())
-		<-ws.stop
+		<-ws.Done()
 		return
 	}
 	if s.isRevoked(claims.ID) {
 		s.authFailed(remote, m.Device, claims.ID, "token revoked")
 		ws.fail(wire.CodeUnauthorized, "token refused: revoked")
-		<-ws.stop
+		<-ws.Done()
 		return
 	}
 	if !claims.Allows(m.Device, auth.GrantView) {
 		s.authFailed(remote, m.Device, claims.ID, "token does not grant view on this device")
 		ws.fail(wire.CodeForbidden, fmt.Sprintf("this token does not allow viewing %q", m.Device))
-		<-ws.stop
+		<-ws.Done()
 		return
 	}
 	s.mu.Lock()
@@ -549,14 +534,14 @@ func (s *Server) serveViewer(w http.ResponseWriter, r *http.Request) {
 	if d == nil {
 		s.audit.log(AuditEntry{Event: EventRefused, Remote: remote, Device: m.Device, TokenID: claims.ID, Reason: "device offline"})
 		ws.fail(wire.CodeOffline, fmt.Sprintf("device %q is not connected to the hub", m.Device))
-		<-ws.stop
+		<-ws.Done()
 		return
 	}
 	v, resumed, refusal := s.attach(d, ws, m.Resume, claims)
 	if refusal != "" {
 		s.audit.log(AuditEntry{Event: EventRefused, Remote: remote, Device: m.Device, TokenID: claims.ID, Reason: refusal})
 		ws.fail(wire.CodeBusy, "the device has too many viewers ("+refusal+")")
-		<-ws.stop
+		<-ws.Done()
 		return
 	}
 	// A revocation that landed between the check above and attach would not reach this
@@ -575,7 +560,7 @@ func (s *Server) serveViewer(w http.ResponseWriter, r *http.Request) {
 	s.audit.log(AuditEntry{Event: event, Remote: remote, Device: d.id, TokenID: claims.ID, Session: v.sid})
 	// TURN credentials live no longer than the token.
 	ttl := min(s.cfg.ICE.TTL, claims.Expires.Sub(s.cfg.Now()))
-	ws.send(helloMsg{Type: wire.TypeHello, Version: 1, ICEServers: s.cfg.ICE.servers("viewer:"+v.sid, ttl, s.cfg.Now()),
+	ws.SendJSON(helloMsg{Type: wire.TypeHello, Version: 1, ICEServers: s.cfg.ICE.servers("viewer:"+v.sid, ttl, s.cfg.Now()),
 		Stream: stream, Session: v.sid, Resumed: resumed})
 
 	// The session lasts no longer than the token.
@@ -601,7 +586,7 @@ func (s *Server) attach(d *deviceConn, ws *wsConn, resume string, claims auth.Cl
 		prev := old.ws
 		old.ws = ws
 		if prev != ws {
-			prev.close() // its loop sees it is no longer the session's socket and leaves quietly
+			prev.Close() // its loop sees it is no longer the session's socket and leaves quietly
 		}
 		return old, true, ""
 	}
@@ -638,7 +623,7 @@ func (s *Server) detach(d *deviceConn, v *viewerConn, ws *wsConn, bye bool, ende
 		delete(d.sessions, v.sid)
 		d.mu.Unlock()
 		if !bye {
-			d.ws.send(sessionMsg{Type: wire.TypeSession, SID: v.sid, Msg: byeJSON})
+			d.ws.SendJSON(sessionMsg{Type: wire.TypeSession, SID: v.sid, Msg: byeJSON})
 		}
 		ended(reason)
 	}
@@ -679,7 +664,7 @@ func (s *Server) viewerLoop(d *deviceConn, v *viewerConn, ws *wsConn) (reason st
 		}
 		if perr != nil {
 			bad++
-			ws.send(errorMsg{Type: wire.TypeError, Code: wire.CodeBadMessage, Message: perr.Error()})
+			ws.SendJSON(errorMsg{Type: wire.TypeError, Code: wire.CodeBadMessage, Message: perr.Error()})
 			if bad > 20 {
 				ws.fail(wire.CodeFatal, "too many bad messages")
 				return "too many bad messages", false
@@ -689,7 +674,7 @@ func (s *Server) viewerLoop(d *deviceConn, v *viewerConn, ws *wsConn) (reason st
 		// Every envelope carries the claims, so a device that (re)learns of the session from
 		// any message knows what it may do, and for how long from now.
 		claims := auth.ClaimsFor(v.claims, s.cfg.Now())
-		d.ws.send(sessionMsg{Type: wire.TypeSession, SID: v.sid, Msg: data, Claims: &claims})
+		d.ws.SendJSON(sessionMsg{Type: wire.TypeSession, SID: v.sid, Msg: data, Claims: &claims})
 		if in.Type == wire.TypeBye {
 			return "the viewer left", true
 		}

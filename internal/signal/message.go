@@ -102,7 +102,7 @@ type (
 		Type    string `json:"type"`
 		Code    string `json:"code"`
 		Message string `json:"message"`
-		last    bool   // the writer closes the socket once this is out
+		last    bool   // the socket closes once this is out
 	}
 	byeMsg struct {
 		Type   string `json:"type"`

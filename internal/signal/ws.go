@@ -2,7 +2,6 @@ package signal
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/p2pcast/p2pcast/internal/auth"
 	"github.com/p2pcast/p2pcast/internal/wire"
+	"github.com/p2pcast/p2pcast/internal/wsconn"
 )
 
 // Timings and limits of the WebSocket protocol (docs/signaling.md).
@@ -51,43 +51,32 @@ func (h *WebSocket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader has answered
 	}
-	c := &wsConn{h: h, conn: conn, out: make(chan any, outQueue), stop: make(chan struct{}),
-		log: h.log.With("remote", r.RemoteAddr), source: h.opts.Source(r)}
+	log := h.log.With("remote", r.RemoteAddr)
+	c := &wsConn{h: h, conn: conn, stop: make(chan struct{}), log: log, source: h.opts.Source(r),
+		ws: wsconn.New(conn, wsconn.Options{Queue: outQueue, WriteWait: writeWait, PingEvery: pingEvery, PongWait: pongWait, Logger: log})}
 	c.run()
 }
 
 type wsConn struct {
 	h      *WebSocket
-	conn   *websocket.Conn
+	conn   *websocket.Conn // the read side
+	ws     *wsconn.Conn    // the write side
 	log    *slog.Logger
-	out    chan any
 	stop   chan struct{} // closed when the connection ends
 	source string
 }
 
-// send queues a message; a viewer too slow to take 64 queued messages is dropped.
+// send queues a message; a viewer too slow to take 64 queued messages is dropped. A fatal or
+// last error closes the socket once it is out (with no close frame: the page reads the error).
 func (c *wsConn) send(m any) {
-	select {
-	case c.out <- m:
-	case <-c.stop:
-	default:
-		c.log.Warn("signaling queue full, closing")
-		c.conn.Close()
+	c.ws.SendJSON(m)
+	if e, ok := m.(errorMsg); ok && (e.Code == wire.CodeFatal || e.last) {
+		c.ws.CloseAfter(0, "")
 	}
 }
 
 func (c *wsConn) run() {
 	defer close(c.stop)
-	writerDone := make(chan struct{})
-	go c.writeLoop(writerDone)
-	// waitWriter lets the writer flush a closing error (it closes the connection after it)
-	// instead of cutting the socket under the one message that says why.
-	waitWriter := func() {
-		select {
-		case <-writerDone:
-		case <-time.After(writeWait):
-		}
-	}
 	c.conn.SetReadLimit(MaxMessage)
 	gate := c.h.opts.Gate
 	var access auth.Access
@@ -97,9 +86,8 @@ func (c *wsConn) run() {
 		if access, err = c.authenticate(gate); err != nil {
 			c.log.Info("viewer refused", "err", err)
 			c.send(errorMsg{Type: wire.TypeError, Code: errorCode(err), Message: err.Error(), last: true})
-			waitWriter()
-			c.conn.Close()
-			<-writerDone
+			// The one message that says why goes out before the socket closes.
+			c.ws.Finish(writeWait)
 			return
 		}
 	} else {
@@ -108,11 +96,9 @@ func (c *wsConn) run() {
 	d := NewDialog(c.h.backend, Viewer{Access: access, Source: c.source}, c.send, c.stop)
 	defer func() {
 		d.Close()
-		c.conn.Close()
-		<-writerDone
+		c.ws.Close()
 	}()
 	_ = c.conn.SetReadDeadline(time.Now().Add(pongWait))
-	c.conn.SetPongHandler(func(string) error { return c.conn.SetReadDeadline(time.Now().Add(pongWait)) })
 	if !access.Deadline.IsZero() {
 		// The token's end ends the socket too, so the viewer is told why instead of being
 		// refused session after session.
@@ -128,7 +114,7 @@ func (c *wsConn) run() {
 		select {
 		case <-c.h.ctx.Done():
 			c.send(byeMsg{Type: wire.TypeBye, Reason: "device shutting down"})
-			time.AfterFunc(time.Second, func() { c.conn.Close() })
+			time.AfterFunc(time.Second, c.ws.Close)
 		case <-c.stop:
 		}
 	}()
@@ -150,39 +136,7 @@ func (c *wsConn) run() {
 		if fatal {
 			// The writer closes the connection once the fatal error is out; closing it here
 			// first would lose the one message that says why.
-			waitWriter()
-			return
-		}
-	}
-}
-
-func (c *wsConn) writeLoop(done chan struct{}) {
-	defer close(done)
-	ping := time.NewTicker(pingEvery)
-	defer ping.Stop()
-	for {
-		select {
-		case m := <-c.out:
-			b, err := json.Marshal(m)
-			if err != nil {
-				c.log.Error("encoding signaling message", "err", err)
-				continue
-			}
-			_ = c.conn.SetWriteDeadline(time.Now().Add(writeWait))
-			if err := c.conn.WriteMessage(websocket.TextMessage, b); err != nil {
-				c.conn.Close()
-				return
-			}
-			if e, ok := m.(errorMsg); ok && (e.Code == wire.CodeFatal || e.last) {
-				c.conn.Close()
-				return
-			}
-		case <-ping.C:
-			if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {
-				c.conn.Close()
-				return
-			}
-		case <-c.stop:
+			c.ws.Finish(writeWait)
 			return
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/p2pcast/p2pcast/internal/wire"
+	"github.com/p2pcast/p2pcast/internal/wsconn"
 )
 
 // Timings and limits of the WebSocket path.
@@ -99,8 +100,8 @@ type wsSignaler struct {
 	log    *slog.Logger
 	dialer *websocket.Dialer
 
-	conn      *websocket.Conn
-	wmu       sync.Mutex // one writer at a time (gorilla)
+	conn      *websocket.Conn // the read side
+	ws        *wsconn.Conn    // the write side: one writer at a time (gorilla)
 	closeOnce sync.Once
 
 	// The viewer's candidates wait until the answer is out: a candidate before the answer would
@@ -155,6 +156,7 @@ func (s *wsSignaler) connect(ctx context.Context) ([]webrtc.ICEServer, error) {
 		return nil, fmt.Errorf("connecting to %s: %w", s.where(), err)
 	}
 	s.conn = conn
+	s.ws = wsconn.New(conn, wsconn.Options{WriteWait: writeWait, Logger: s.log})
 	conn.SetReadLimit(maxMessage)
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
@@ -304,16 +306,8 @@ func (s *wsSignaler) sendCandidate(c *webrtc.ICECandidateInit) {
 	}
 }
 
-func (s *wsSignaler) write(m any) error {
-	b, err := json.Marshal(m)
-	if err != nil {
-		return err
-	}
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	_ = s.conn.SetWriteDeadline(time.Now().Add(writeWait))
-	return s.conn.WriteMessage(websocket.TextMessage, b)
-}
+// write sends m and waits until it is out.
+func (s *wsSignaler) write(m any) error { return s.ws.WriteJSON(m) }
 
 func (s *wsSignaler) read() (inMsg, error) {
 	kind, data, err := s.conn.ReadMessage()
@@ -333,17 +327,13 @@ func (s *wsSignaler) read() (inMsg, error) {
 // close says bye and closes the socket; safe to call more than once and concurrently.
 func (s *wsSignaler) close() {
 	s.closeOnce.Do(func() {
-		if s.conn == nil {
+		if s.ws == nil {
 			return
 		}
-		// A short deadline: a peer that does not read must not hold up the end of the watch.
-		s.wmu.Lock()
-		_ = s.conn.SetWriteDeadline(time.Now().Add(time.Second))
-		if err := s.conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"bye"}`)); err == nil {
-			_ = s.conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
-		}
-		s.wmu.Unlock()
-		s.conn.Close()
+		s.ws.Send([]byte(`{"type":"bye"}`))
+		s.ws.CloseAfter(websocket.CloseNormalClosure, "")
+		// A short wait: a peer that does not read must not hold up the end of the watch.
+		s.ws.Finish(time.Second)
 	})
 }
 

@@ -1,47 +1,17 @@
-package main
+package bench
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
-	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/p2pcast/p2pcast/internal/cli"
 	"github.com/p2pcast/p2pcast/internal/viewer"
 )
-
-func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 {
-		switch args[0] {
-		case "viewers":
-			return benchViewers(ctx, args[1:], stdout, stderr)
-		case "latency":
-			return benchLatency(ctx, args[1:], stdout, stderr)
-		case "-h", "-help", "--help", "help":
-			fmt.Fprint(stdout, benchUsage)
-			return flag.ErrHelp
-		}
-	}
-	return fmt.Errorf("%w: want 'bench viewers' or 'bench latency' (see 'p2pcast bench --help')", errUsage)
-}
-
-const benchUsage = `Usage: p2pcast bench <benchmark> [flags]
-
-Benchmarks:
-  viewers  load-test a device with many WHEP viewers
-  latency  capture → present latency in headless Chromium, by stage, and time to first frame
-           (runs in a private network namespace with only loopback: needs root)
-
-Run 'p2pcast bench <benchmark> --help' for its flags.
-`
 
 // viewersReport is the one JSON line `bench viewers --json` prints.
 type viewersReport struct {
@@ -65,27 +35,8 @@ type viewersReport struct {
 	Errors            []string    `json:"errors,omitempty"`
 }
 
-// Percentiles summarises samples.
-type Percentiles struct {
-	P50     float64 `json:"p50"`
-	P95     float64 `json:"p95"`
-	P99     float64 `json:"p99"`
-	Max     float64 `json:"max"`
-	Samples int     `json:"samples"`
-}
-
-func percentiles(v []float64) Percentiles {
-	if len(v) == 0 {
-		return Percentiles{}
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	at := func(p float64) float64 { return s[min(len(s)-1, int(p*float64(len(s)-1)+0.5))] }
-	return Percentiles{P50: at(0.5), P95: at(0.95), P99: at(0.99), Max: s[len(s)-1], Samples: len(s)}
-}
-
-func benchViewers(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bench viewers", "bench viewers [flags]", stderr)
+func viewers(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := cli.NewFlags("bench viewers", "bench viewers [flags]", stderr)
 	n := fs.Int("viewers", 50, "concurrent WHEP viewers")
 	duration := fs.Duration("duration", 10*time.Second, "how long each viewer watches after its first frame")
 	url := fs.String("url", "", "WHEP URL of a running device (default: start one with the test pattern)")
@@ -94,40 +45,22 @@ func benchViewers(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	bitrate := fs.String("bitrate", "2M", "test pattern bitrate, when starting a device")
 	joinEvery := fs.Duration("join-interval", 0, "time between two viewers' joins (0: all at once)")
 	asJSON := fs.Bool("json", false, "print exactly one JSON line, last on stdout")
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	rep := viewersReport{Viewers: *n, Size: *size, FPS: *fps, Bitrate: *bitrate, JoinIntervalMS: float64(joinEvery.Milliseconds())}
 	var devPID int
 	if *url == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return err
-		}
 		// Every bench viewer comes from 127.0.0.1: one source, which may hold at most three
 		// quarters of the device's slots.
-		dev := exec.CommandContext(ctx, exe, "device", "--http", "127.0.0.1:0", "--size", *size,
-			"--fps", fmt.Sprint(*fps), "--bitrate", *bitrate, "--max-viewers", fmt.Sprint(max(*n+10, *n*4/3+1)),
-			"--max-per-source", fmt.Sprint(*n))
-		dev.Stderr = io.Discard
-		dev.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		out, err := dev.StdoutPipe()
+		dev, err := startDevice(ctx, deviceOptions{size: *size, fps: *fps, bitrate: *bitrate, extra: []string{
+			"--max-viewers", fmt.Sprint(max(*n+10, *n*4/3+1)), "--max-per-source", fmt.Sprint(*n)}})
 		if err != nil {
 			return err
 		}
-		if err := dev.Start(); err != nil {
-			return err
-		}
-		defer func() { _ = dev.Process.Signal(syscall.SIGTERM); _ = dev.Wait() }()
-		line, err := bufio.NewReader(out).ReadString('\n')
-		if err != nil {
-			return fmt.Errorf("device did not start: %w", err)
-		}
-		*url = strings.TrimSpace(line) + "whep"
-		devPID = dev.Process.Pid
-		if err := waitForPicture(ctx, strings.TrimSuffix(*url, "whep")+"api/status"); err != nil {
-			return err
-		}
+		defer dev.stop()
+		*url = dev.url + "whep"
+		devPID = dev.pid()
 	}
 	fmt.Fprintf(stderr, "bench viewers: %d viewers of %s for %s\n", *n, *url, *duration)
 	cpu0, t0 := procCPU(devPID), time.Now()
@@ -198,20 +131,4 @@ func benchViewers(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return fmt.Errorf("no viewer received anything")
 	}
 	return nil
-}
-
-// waitForPicture polls the device's status until its stream has produced frames.
-func waitForPicture(ctx context.Context, statusURL string) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if st, err := fetchStatus(ctx, statusURL); err == nil && st.Stats.Keyframes > 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("device at %s produced no picture in 10 s", statusURL)
 }

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -12,21 +12,14 @@ import (
 	"math"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/p2pcast/p2pcast/internal/browser"
+	"github.com/p2pcast/p2pcast/internal/cli"
 	"github.com/p2pcast/p2pcast/internal/device"
 )
-
-// netnsEnv marks a process that runs inside the private network namespace bench latency makes
-// (set it to 1 by hand to run in the current one).
-const netnsEnv = "P2PCAST_NETNS"
 
 // latencyWarmup is skipped after the first frame: the join's keyframe and the decoder's start.
 const latencyWarmup = time.Second
@@ -90,8 +83,8 @@ type frameTimes struct {
 // errNoFramesAPI: the device predates GET /api/frames.
 var errNoFramesAPI = errors.New("the device has no /api/frames")
 
-func benchLatency(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bench latency", "bench latency [flags]", stderr)
+func latency(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := cli.NewFlags("bench latency", "bench latency [flags]", stderr)
 	size := device.Size{W: 1280, H: 720}
 	fs.Var(&size, "size", "test pattern size WxH")
 	fps := fs.Int("fps", 30, "test pattern frames per second")
@@ -104,27 +97,27 @@ func benchLatency(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	chromium := fs.String("chromium", "", "Chromium binary (default "+browser.DefaultExecPath+")")
 	dump := fs.String("samples", "", "also write every presented frame's figures to this file, one JSON object a line")
 	verbose := fs.Bool("v", false, "debug logs, with the device's and the browser's output")
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	switch {
 	case fs.NArg() > 0:
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+		return fmt.Errorf("%w: unexpected argument %q", cli.ErrUsage, fs.Arg(0))
 	case size.W < 64*8:
 		// The strip is 64 blocks of at least 8 pixels (capture/sources/testpattern.c).
-		return fmt.Errorf("%w: size %s: the time strip needs a width of at least 512", errUsage, size)
+		return fmt.Errorf("%w: size %s: the time strip needs a width of at least 512", cli.ErrUsage, size)
 	case *fps < 1 || *fps > 240:
-		return fmt.Errorf("%w: fps %d: want 1 to 240", errUsage, *fps)
+		return fmt.Errorf("%w: fps %d: want 1 to 240", cli.ErrUsage, *fps)
 	case *duration <= 0:
-		return fmt.Errorf("%w: duration %s: want more than 0", errUsage, *duration)
+		return fmt.Errorf("%w: duration %s: want more than 0", cli.ErrUsage, *duration)
 	case *joins < 0:
-		return fmt.Errorf("%w: joins %d: want 0 or more", errUsage, *joins)
+		return fmt.Errorf("%w: joins %d: want 0 or more", cli.ErrUsage, *joins)
 	}
-	if os.Getenv(netnsEnv) != "1" {
-		return reexecInNetns(ctx, args, stdout, stderr)
+	if !inNetns() {
+		return reexecInNetns(ctx, "latency", args, stdout, stderr)
 	}
 	b := &latencyBench{
-		log: newLogger(stderr, *verbose), verbose: *verbose, stderr: stderr, chromium: *chromium,
+		log: cli.NewLogger(stderr, *verbose), verbose: *verbose, stderr: stderr, chromium: *chromium,
 		size: size, fps: *fps, bitrate: bitrate, duration: *duration, joins: *joins, dump: *dump, playout: *playout,
 	}
 	rep, err := b.run(ctx)
@@ -141,44 +134,6 @@ func benchLatency(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		printLatency(stdout, rep)
 	}
 	return nil
-}
-
-// reexecInNetns runs this same command again in a new network namespace with only loopback up,
-// so that the device, Chromium and every packet between them stay on 127.0.0.1 and Chromium's
-// calls to outside hosts fail at once.
-func reexecInNetns(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	exe, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	if out, err := exec.CommandContext(ctx, "unshare", "-n", "true").CombinedOutput(); err != nil {
-		why := strings.TrimSpace(string(out))
-		if why == "" {
-			why = err.Error()
-		}
-		if os.Geteuid() != 0 {
-			return fmt.Errorf("latency needs root (CAP_SYS_ADMIN) for a private network namespace with only loopback up (unshare -n: %s)", why)
-		}
-		return fmt.Errorf("cannot make a private network namespace (unshare -n: %s)", why)
-	}
-	cmd := exec.CommandContext(ctx, "unshare", append([]string{"-n", "--", "sh", "-c",
-		`ip link set lo up && exec "$0" "$@"`, exe, "bench", "latency"}, args...)...)
-	cmd.Env = append(os.Environ(), netnsEnv+"=1")
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	// unshare and sh exec: the process is the inner p2pcast, which stops cleanly on SIGTERM.
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 15 * time.Second
-	err = cmd.Run()
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &exit) && exit.ExitCode() == exitUsage:
-		return fmt.Errorf("%w: see above", errUsage)
-	case errors.As(err, &exit):
-		return fmt.Errorf("could not measure (%v)", err)
-	}
-	return err
 }
 
 type latencyBench struct {
@@ -200,18 +155,22 @@ func (b *latencyBench) run(ctx context.Context) (*latencyReport, error) {
 	if b.bitrate > 0 {
 		rep.Bitrate = b.bitrate.String()
 	}
-	dev, err := b.startDevice(ctx)
+	o := deviceOptions{size: b.size.String(), fps: b.fps, extra: []string{"--max-viewers", fmt.Sprint(b.joins + 10)},
+		log: b.log, verbose: b.verbose, stderr: b.stderr}
+	if b.bitrate > 0 {
+		o.bitrate = b.bitrate.String()
+	}
+	if b.playout != "" {
+		o.extra = append(o.extra, "--playout-delay", b.playout)
+	}
+	dev, err := startDevice(ctx, o)
 	if err != nil {
 		return nil, err
 	}
 	defer dev.stop()
 	b.log.Info("device up", "url", dev.url, "size", rep.Size, "fps", b.fps, "bitrate", rep.Bitrate)
 
-	opts := browser.Options{ExecPath: b.chromium}
-	if b.verbose {
-		opts.Output = b.stderr
-	}
-	br, err := browser.Launch(ctx, opts)
+	br, err := launchBrowser(ctx, b.chromium, b.verbose, b.stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -272,7 +231,7 @@ func (b *latencyBench) run(ctx context.Context) (*latencyReport, error) {
 // page's ring nor the device's window of recent frames can overflow.
 func (b *latencyBench) collect(ctx context.Context, br *browser.Browser, page, framesURL string) ([]pageSample, map[int64]frameTimes, pageLatency, error) {
 	var last pageLatency
-	tab, err := b.open(ctx, br, page)
+	tab, err := openPage(ctx, br, page, b.log, b.verbose)
 	if err != nil {
 		return nil, nil, last, err
 	}
@@ -416,7 +375,7 @@ func lookupFrame(frames map[int64]frameTimes, captureUS int64) (frameTimes, bool
 // join loads the page in a new tab and returns, in ms, navigation start → first frame and the
 // player's signaling request → first frame (-1 if the page did not say).
 func (b *latencyBench) join(ctx context.Context, br *browser.Browser, page string) (first, afterRequest float64, err error) {
-	tab, err := b.open(ctx, br, page)
+	tab, err := openPage(ctx, br, page, b.log, b.verbose)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -431,22 +390,6 @@ func (b *latencyBench) join(ctx context.Context, br *browser.Browser, page strin
 		afterRequest = *l.FirstFrameAt - *l.RequestAt
 	}
 	return first, afterRequest, nil
-}
-
-// open opens page in a new tab; with -v the page's console goes to the log.
-func (b *latencyBench) open(ctx context.Context, br *browser.Browser, page string) (*browser.Page, error) {
-	tab, err := br.NewPage(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if b.verbose {
-		tab.Console(func(msg string) { b.log.Debug("page", "console", msg) })
-	}
-	if err := tab.Navigate(ctx, page); err != nil {
-		tab.Close()
-		return nil, err
-	}
-	return tab, nil
 }
 
 // pollLatency reads the page's samples after the since-th (none for a large since).
@@ -509,110 +452,6 @@ func fetchFrames(ctx context.Context, url string) ([]frameTimes, error) {
 		return nil, fmt.Errorf("GET %s: %w", url, err)
 	}
 	return body.Frames, nil
-}
-
-// benchDevice is the `p2pcast device` the benchmark runs.
-type benchDevice struct {
-	cmd *exec.Cmd
-	url string
-}
-
-func (b *latencyBench) startDevice(ctx context.Context) (*benchDevice, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	args := []string{"device", "--http", "127.0.0.1:0", "--size", b.size.String(), "--fps", fmt.Sprint(b.fps),
-		"--max-viewers", fmt.Sprint(b.joins + 10)}
-	if b.bitrate > 0 {
-		args = append(args, "--bitrate", b.bitrate.String())
-	}
-	if b.playout != "" {
-		args = append(args, "--playout-delay", b.playout)
-	}
-	cmd := exec.Command(exe, args...)
-	tail := &tailWriter{max: 4 << 10}
-	cmd.Stderr = tail
-	if b.verbose {
-		cmd.Stderr = io.MultiWriter(b.stderr, tail)
-	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	b.log.Debug("starting the device", "cmd", filepath.Base(exe)+" "+strings.Join(args, " "))
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	d := &benchDevice{cmd: cmd}
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		d.stop()
-		return nil, fmt.Errorf("the device did not start: %v\n%s", err, tail)
-	}
-	d.url = strings.TrimSpace(line)
-	if err := waitForPicture(ctx, d.url+"api/status"); err != nil {
-		d.stop()
-		return nil, fmt.Errorf("%w\n%s", err, tail)
-	}
-	return d, nil
-}
-
-func (d *benchDevice) pid() int { return d.cmd.Process.Pid }
-
-func (d *benchDevice) stop() {
-	if d.cmd.ProcessState != nil {
-		return
-	}
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = d.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		_ = d.cmd.Process.Kill()
-		<-done
-	}
-}
-
-// tailWriter keeps the last max bytes written to it.
-type tailWriter struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-func (t *tailWriter) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if over := len(t.buf) - t.max; over > 0 {
-		t.buf = slices.Delete(t.buf, 0, over)
-	}
-	return len(p), nil
-}
-
-func (t *tailWriter) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.buf)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
-	}
-}
-
-// roundPercentiles keeps two decimals (10 µs): the clocks are not finer than that.
-func roundPercentiles(p Percentiles) Percentiles {
-	r := func(v float64) float64 { return math.Round(v*100) / 100 }
-	p.P50, p.P95, p.P99, p.Max = r(p.P50), r(p.P95), r(p.P99), r(p.Max)
-	return p
 }
 
 func printLatency(w io.Writer, rep *latencyReport) {

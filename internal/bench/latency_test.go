@@ -1,9 +1,12 @@
-package main
+package bench
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"testing"
+
+	"github.com/p2pcast/p2pcast/internal/cli"
 )
 
 func TestLatencyStagesJoinOnCaptureTime(t *testing.T) {
@@ -58,5 +61,13 @@ func TestTailWriterKeepsTheEnd(t *testing.T) {
 	_, _ = io.WriteString(w, "world, again")
 	if got := w.String(); got != "d, again" {
 		t.Errorf("tail = %q, want %q", got, "d, again")
+	}
+}
+
+func TestRunRefusesUnknownBenchmarks(t *testing.T) {
+	for _, args := range [][]string{nil, {"nope"}, {"latency", "extra"}, {"latency", "--size", "100x100"}, {"viewers", "--bogus"}} {
+		if err := Run(t.Context(), args, io.Discard, io.Discard); !errors.Is(err, cli.ErrUsage) {
+			t.Errorf("Run(%q) = %v, want a usage error", args, err)
+		}
 	}
 }

@@ -1,15 +1,10 @@
-package main
+package bench
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
-
-	"github.com/p2pcast/p2pcast/internal/device"
 )
 
 // procCPU returns a process's user+system CPU seconds from /proc (0 if unknown).
@@ -58,18 +53,4 @@ func loadAvg() [3]float64 {
 		l[i], _ = strconv.ParseFloat(f[i], 64)
 	}
 	return l
-}
-
-func fetchStatus(ctx context.Context, url string) (device.Status, error) {
-	var st device.Status
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return st, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return st, err
-	}
-	defer resp.Body.Close()
-	return st, json.NewDecoder(resp.Body).Decode(&st)
 }

@@ -1,0 +1,83 @@
+// Package bench holds p2pcast's benchmarks, run as `p2pcast bench NAME [flags]`: viewers (many
+// WHEP viewers load one device) and latency (capture → present in headless Chromium, by stage,
+// and time to first frame). Each starts its own device from the running binary
+// (`p2pcast device`), prints its figures on stderr (and a table or one JSON line last on
+// stdout), and returns cli.ErrUsage for bad flags. Browser benchmarks re-execute the running binary
+// in a private network namespace with only loopback (see reexecInNetns), so that nothing leaves
+// the machine; the parts they share (startDevice, launchBrowser, openPage) live here for the next
+// one.
+package bench
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/p2pcast/p2pcast/internal/cli"
+)
+
+// Run runs the benchmark args[0] with the flags that follow. It returns flag.ErrHelp after
+// printing a help text.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "viewers":
+			return viewers(ctx, args[1:], stdout, stderr)
+		case "latency":
+			return latency(ctx, args[1:], stdout, stderr)
+		case "-h", "-help", "--help", "help":
+			fmt.Fprint(stdout, usage)
+			return flag.ErrHelp
+		}
+	}
+	return fmt.Errorf("%w: want 'bench viewers' or 'bench latency' (see 'p2pcast bench --help')", cli.ErrUsage)
+}
+
+const usage = `Usage: p2pcast bench <benchmark> [flags]
+
+Benchmarks:
+  viewers  load-test a device with many WHEP viewers
+  latency  capture → present latency in headless Chromium, by stage, and time to first frame
+           (runs in a private network namespace with only loopback: needs root)
+
+Run 'p2pcast bench <benchmark> --help' for its flags.
+`
+
+// Percentiles summarises samples.
+type Percentiles struct {
+	P50     float64 `json:"p50"`
+	P95     float64 `json:"p95"`
+	P99     float64 `json:"p99"`
+	Max     float64 `json:"max"`
+	Samples int     `json:"samples"`
+}
+
+func percentiles(v []float64) Percentiles {
+	if len(v) == 0 {
+		return Percentiles{}
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	at := func(p float64) float64 { return s[min(len(s)-1, int(p*float64(len(s)-1)+0.5))] }
+	return Percentiles{P50: at(0.5), P95: at(0.95), P99: at(0.99), Max: s[len(s)-1], Samples: len(s)}
+}
+
+// roundPercentiles keeps two decimals (10 µs): the clocks are not finer than that.
+func roundPercentiles(p Percentiles) Percentiles {
+	r := func(v float64) float64 { return math.Round(v*100) / 100 }
+	p.P50, p.P95, p.P99, p.Max = r(p.P50), r(p.P95), r(p.P99), r(p.Max)
+	return p
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
