@@ -179,14 +179,26 @@ static int read_message(int fd, struct message *msg)
 	return 1;
 }
 
-static void send_control(int fd, uint8_t version, uint8_t type, const uint8_t *payload, uint32_t len)
+static void send_message(int fd, uint8_t version, uint8_t type, uint8_t track, uint16_t flags,
+			 const uint8_t *payload, uint32_t len)
 {
-	uint8_t buf[PC_IPC_HEADER_SIZE + 128];
-	struct pc_ipc_header hdr = {.version = version, .type = type, .length = len};
+	uint8_t buf[PC_IPC_HEADER_SIZE + 2048];
+	struct pc_ipc_header hdr = {.version = version, .type = type, .length = len, .track = track,
+				    .flags = flags};
+	if (len > sizeof(buf) - PC_IPC_HEADER_SIZE) {
+		CHECK(!"message too long for send_message");
+		return;
+	}
 	pc_ipc_header_pack(&hdr, buf);
 	if (len)
 		memcpy(buf + PC_IPC_HEADER_SIZE, payload, len);
 	CHECK_EQ(write(fd, buf, PC_IPC_HEADER_SIZE + len), PC_IPC_HEADER_SIZE + (int)len);
+}
+
+/* A control message for the video track. */
+static void send_control(int fd, uint8_t version, uint8_t type, const uint8_t *payload, uint32_t len)
+{
+	send_message(fd, version, type, 1, 0, payload, len);
 }
 
 static uint32_t le32(const uint8_t *p)
@@ -207,10 +219,13 @@ static int64_t le64(const uint8_t *p)
 	return (int64_t)v;
 }
 
-static void check_hello(const struct message *msg, const char *name)
+/* The video HELLO: track 1; flags LAST when it is the only track. */
+static void check_hello_flags(const struct message *msg, const char *name, uint16_t flags)
 {
 	CHECK_EQ(msg->hdr.type, PC_IPC_HELLO);
-	CHECK_EQ(msg->hdr.version, 1);
+	CHECK_EQ(msg->hdr.version, 2);
+	CHECK_EQ(msg->hdr.track, 1);
+	CHECK_EQ(msg->hdr.flags, flags);
 	CHECK_EQ(msg->hdr.length, PC_IPC_HELLO_SIZE + strlen(name));
 	if (!msg->payload || msg->hdr.length < PC_IPC_HELLO_SIZE)
 		return;
@@ -227,6 +242,11 @@ static void check_hello(const struct message *msg, const char *name)
 	CHECK(memcmp(p + PC_IPC_HELLO_SIZE, name, strlen(name)) == 0);
 }
 
+static void check_hello(const struct message *msg, const char *name)
+{
+	check_hello_flags(msg, name, PC_IPC_HELLO_FLAG_LAST);
+}
+
 static bool has_idr(const uint8_t *au, size_t size)
 {
 	int types[64];
@@ -241,9 +261,10 @@ static bool has_idr(const uint8_t *au, size_t size)
 /* Checks an ACCESS_UNIT; returns its keyframe flag. */
 static bool check_access_unit(const struct message *msg, int64_t *last_ts)
 {
-	CHECK_EQ(msg->hdr.type, PC_IPC_ACCESS_UNIT);
+	CHECK_EQ(msg->hdr.type, PC_IPC_FRAME);
+	CHECK_EQ(msg->hdr.track, 1);
 	CHECK(msg->hdr.length > PC_IPC_ENCODED_TIME_SIZE + 4);
-	if (!msg->payload || msg->hdr.type != PC_IPC_ACCESS_UNIT ||
+	if (!msg->payload || msg->hdr.type != PC_IPC_FRAME ||
 	    msg->hdr.length <= PC_IPC_ENCODED_TIME_SIZE + 4)
 		return false;
 	int64_t now = realtime_ns();
@@ -303,11 +324,14 @@ static void test_e2e_frames_and_control(void)
 			const uint8_t junk[100] = {0};
 			const uint8_t short_bitrate[2] = {1, 2};
 			const uint8_t bitrate[4] = {0x40, 0x42, 0x0f, 0x00};
-			send_control(fd, 1, PC_IPC_VIEWERS, one_viewer, 4);
-			send_control(fd, 1, 0x90, junk, sizeof(junk));
-			send_control(fd, 1, PC_IPC_BITRATE, short_bitrate, 2);
-			send_control(fd, 1, PC_IPC_BITRATE, bitrate, 4);
-			send_control(fd, 1, PC_IPC_KEYFRAME, NULL, 0);
+			send_control(fd, 2, PC_IPC_VIEWERS, one_viewer, 4);
+			send_control(fd, 2, 0x90, junk, sizeof(junk));
+			send_control(fd, 2, PC_IPC_BITRATE, short_bitrate, 2);
+			send_control(fd, 2, PC_IPC_BITRATE, bitrate, 4);
+			send_control(fd, 2, PC_IPC_KEYFRAME, NULL, 0);
+			/* Not ours: a track we never announced, and a SINK_FRAME without a sink. */
+			send_message(fd, 2, PC_IPC_KEYFRAME, 9, 0, NULL, 0);
+			send_message(fd, 2, PC_IPC_SINK_FRAME, 3, 1, junk, sizeof(junk));
 		}
 	}
 	CHECK_EQ(keyframes_after_request, 1);
@@ -395,7 +419,7 @@ static void test_e2e_reconnect_and_sigterm(void)
 	CHECK(keyframe);
 
 	/* A device speaking another version: the producer drops the connection and comes back. */
-	send_control(fd, 2, PC_IPC_KEYFRAME, NULL, 0);
+	send_control(fd, 1, PC_IPC_KEYFRAME, NULL, 0);
 	CHECK(read_until_eof(fd));
 	close(fd);
 	fd = accept_timeout(d.listen_fd, TIMEOUT_MS);
@@ -411,10 +435,11 @@ static void test_e2e_reconnect_and_sigterm(void)
 	/* SIGTERM: BYE, close, exit 0. */
 	kill(d.producer, SIGTERM);
 	int r;
-	while ((r = read_message(fd, &msg)) == 1 && msg.hdr.type == PC_IPC_ACCESS_UNIT)
+	while ((r = read_message(fd, &msg)) == 1 && msg.hdr.type == PC_IPC_FRAME)
 		free(msg.payload);
 	CHECK_EQ(r, 1);
 	CHECK_EQ(msg.hdr.type, PC_IPC_BYE);
+	CHECK_EQ(msg.hdr.track, 0);
 	free(msg.payload);
 	CHECK_EQ(read_message(fd, &msg), 0);
 	int status = wait_exit(d.producer, TIMEOUT_MS);
@@ -460,6 +485,14 @@ static void test_cli(void)
 		{"--socket", "/x", "--preset", "warpspeed", NULL},
 		{"--socket", "/x", "--source", "webcam", NULL},
 		{"--socket", "/x", "stray", NULL},
+		{"--socket", "/x", "--audio-in", "", NULL},
+		{"--socket", "/x", "--audio-out", "", NULL},
+		{"--socket", "/x", "--audio-bitrate", "5k", NULL},
+		{"--socket", "/x", "--audio-bitrate", "600k", NULL},
+		{"--socket", "/x", "--audio-bitrate", "fast", NULL},
+		{"--socket", "/x", "--audio-channels", "0", NULL},
+		{"--socket", "/x", "--audio-channels", "3", NULL},
+		{"--socket", "/x", "--audio-in", NULL},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		int code = run_cli(&d, bad[i], NULL);
