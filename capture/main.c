@@ -900,7 +900,7 @@ static int start_audio(struct pc_capture *cap, char *err, size_t err_size)
 		ret = pc_audio_out_start(&cap->audio_out, config->audio_out, err, err_size);
 		if (ret < 0)
 			return ret;
-		cap->audio_out_track = next_track++;
+		cap->audio_out_track = next_track;
 		pc_log("audio out: talk-back (sink track %u) on %s", cap->audio_out_track,
 		       config->audio_out);
 	}
