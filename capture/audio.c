@@ -93,8 +93,14 @@ int64_t pc_sample_clock_measured(struct pc_sample_clock *clock, int64_t measured
 			*initial = true;
 		}
 	} else if (is_off) {
+		if (clock->off_frames == 0 || (off > 0) != (clock->off_min > 0)) {
+			clock->off_frames = 0; /* a new run, or it changed sides */
+			clock->off_min = off;
+		} else if (off > 0 ? off < clock->off_min : off > clock->off_min) {
+			clock->off_min = off;
+		}
 		if (++clock->off_frames >= PC_AUDIO_DRIFT_FRAMES) {
-			shift = off;
+			shift = clock->off_min;
 			clock->off_frames = 0;
 		}
 	} else {

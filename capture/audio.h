@@ -13,10 +13,11 @@
 
 #define PC_AUDIO_FRAME_NS (20 * INT64_C(1000000))
 /* The sample clock is re-anchored to what the device reports only when they disagree by
- * more than this for PC_AUDIO_DRIFT_FRAMES frames in a row (a single late wake-up is not
- * drift). */
+ * more than this, the same way, for PC_AUDIO_DRIFT_FRAMES frames in a row, and then by the
+ * smallest of those differences: late wake-ups on a busy machine (which is all a device
+ * that does not pace, like alsa's null, can show) come and go, a device's drift stays. */
 #define PC_AUDIO_DRIFT_NS (5 * INT64_C(1000000))
-#define PC_AUDIO_DRIFT_FRAMES 3
+#define PC_AUDIO_DRIFT_FRAMES 10
 /* Further behind than this (a stall, a clock step), the clock skips ahead instead of
  * catching up with a burst of stale frames. */
 #define PC_AUDIO_BEHIND_NS (200 * INT64_C(1000000))
@@ -42,6 +43,7 @@ struct pc_sample_clock {
 	int64_t frame_ns;
 	uint64_t k;
 	int off_frames; /* consecutive frames with |measured - nominal| > PC_AUDIO_DRIFT_NS */
+	int64_t off_min; /* of those, the difference nearest 0 */
 	bool measured_once;
 };
 
@@ -55,8 +57,9 @@ static inline int64_t pc_sample_clock_nominal(const struct pc_sample_clock *cloc
  * the frame now_ns is in (staying on the frame grid). Returns the frames skipped. */
 uint64_t pc_sample_clock_catch_up(struct pc_sample_clock *clock, int64_t now_ns);
 /* After reading frame k: compares the source's measured start with the nominal one. The
- * first measurement after a start is adopted silently when off; later ones re-anchor after
- * PC_AUDIO_DRIFT_FRAMES off in a row. Returns the shift applied (0 = none) and advances k. */
+ * first measurement after a start is adopted silently when off (*initial); later ones
+ * re-anchor as above. Sets *frame_start_ns to the frame's timestamp, returns the shift
+ * applied (0 = none) and advances k. */
 int64_t pc_sample_clock_measured(struct pc_sample_clock *clock, int64_t measured_ns,
 				 bool *initial, int64_t *frame_start_ns);
 

@@ -233,16 +233,28 @@ static void test_sample_clock(void)
 	CHECK_EQ(start, t);
 	CHECK_EQ(pc_sample_clock_nominal(&c), t + frame);
 
-	/* A single late reading is not drift; three in a row are. */
+	/* Late readings that come and go are not drift. */
 	CHECK_EQ(pc_sample_clock_measured(&c, t + frame + 9 * MS, &initial, &start), 0);
 	CHECK_EQ(pc_sample_clock_measured(&c, t + 2 * frame, &initial, &start), 0);
-	CHECK_EQ(pc_sample_clock_measured(&c, t + 3 * frame + 7 * MS, &initial, &start), 0);
-	CHECK_EQ(pc_sample_clock_measured(&c, t + 4 * frame + 7 * MS, &initial, &start), 0);
-	CHECK_EQ(start, t + 4 * frame);
-	CHECK_EQ(pc_sample_clock_measured(&c, t + 5 * frame + 7 * MS, &initial, &start), 7 * MS);
+	for (int i = 3; i < 3 + PC_AUDIO_DRIFT_FRAMES - 1; i++)
+		CHECK_EQ(pc_sample_clock_measured(&c, t + i * frame + (i == 5 ? 30 : 7) * MS, &initial,
+						  &start),
+			 0);
+	CHECK_EQ(pc_sample_clock_measured(&c, t + 2 * frame - 6 * MS + frame * PC_AUDIO_DRIFT_FRAMES,
+					  &initial, &start),
+		 0); /* changed sides: the run starts again */
+	uint64_t k = c.k;
+	CHECK_EQ(start, t + (int64_t)(k - 1) * frame);
+
+	/* Off the same way PC_AUDIO_DRIFT_FRAMES times in a row: shifted by the smallest. */
+	int64_t shift = 0;
+	for (int i = 0; i < PC_AUDIO_DRIFT_FRAMES; i++)
+		shift = pc_sample_clock_measured(&c, t + (int64_t)(k + i) * frame + (i == 4 ? 6 : 9) * MS,
+						 &initial, &start);
+	CHECK_EQ(shift, 6 * MS);
 	CHECK(!initial);
-	CHECK_EQ(start, t + 5 * frame + 7 * MS);
-	CHECK_EQ(pc_sample_clock_nominal(&c), t + 6 * frame + 7 * MS);
+	CHECK_EQ(start, t + (int64_t)(k + PC_AUDIO_DRIFT_FRAMES - 1) * frame + 6 * MS);
+	CHECK_EQ(pc_sample_clock_nominal(&c), t + (int64_t)(k + PC_AUDIO_DRIFT_FRAMES) * frame + 6 * MS);
 
 	/* The first reading after a start is adopted at once (where a device really starts). */
 	pc_sample_clock_start(&c, frame, t);

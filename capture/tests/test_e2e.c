@@ -627,6 +627,7 @@ struct audio_log {
 	int64_t first_ts, last_ts;
 	uint32_t last_seq;
 	int frames;
+	bool by_seq;      /* place decoded frames by seq (contiguous), not by timestamp */
 	int exact_steps;  /* consecutive timestamps exactly 20 ms apart */
 	int aligned;      /* timestamps on a 20 ms boundary */
 	int64_t worst_arrival_ns; /* arrival - end of the frame's audio */
@@ -656,7 +657,7 @@ static void audio_log_add(struct audio_log *a, const struct message *msg)
 	a->last_seq = msg->hdr.seq;
 	a->frames++;
 
-	int64_t slot = (ts - a->first_ts + 10 * MS) / (20 * MS);
+	int64_t slot = a->by_seq ? a->frames - 1 : (ts - a->first_ts + 10 * MS) / (20 * MS);
 	if (slot < 0 || slot >= 200)
 		return;
 	int n = pc_opus_decode(a->dec, msg->payload + PC_IPC_ENCODED_TIME_SIZE,
@@ -753,7 +754,7 @@ static void test_e2e_testtone_and_flash(void)
 	/* Audio: every 20 ms, stamped exactly 20 ms apart on 20 ms boundaries, in time. */
 	fprintf(stderr, "    %d audio frames in 2.3 s, %d pictures; audio arrived at most %.1f ms after its last sample\n",
 		audio.frames, pictures, (double)audio.worst_arrival_ns / 1e6);
-	CHECK(audio.frames >= 100 && audio.frames <= 116);
+	CHECK(audio.frames >= 100 && audio.frames <= 120);
 	CHECK_EQ(audio.exact_steps, audio.frames - 1);
 	CHECK_EQ(audio.aligned, audio.frames);
 	CHECK(audio.worst_arrival_ns < 200 * MS);
@@ -838,6 +839,9 @@ static void test_e2e_alsa_mic(void)
 	int fd = -1;
 
 	memset(&audio, 0, sizeof(audio));
+	/* Samples from a device are contiguous even where the clock was re-anchored (a busy
+	 * machine's late wake-ups look like drift on alsa's null device). */
+	audio.by_seq = true;
 	CHECK(device_init(&d) && device_listen(&d));
 	const char *conf = write_alsa_config(&d, &mic, &spk);
 	CHECK(conf && write_sine(mic, 660, 5)); /* longer than the test: past its end alsa repeats stale data */
