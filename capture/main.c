@@ -443,6 +443,7 @@ struct pc_capture {
 	uint8_t audio_in_track;
 	uint8_t audio_out_track;
 	uint32_t audio_viewers;
+	uint64_t ignored;          /* messages for tracks or kinds that are not ours */
 
 	uint32_t seq;              /* frame number, from 0 for each run */
 	uint64_t keyframes;
@@ -580,6 +581,14 @@ static int connect_device(struct pc_capture *cap)
 
 /* ---- control messages ---- */
 
+/* Messages we ignore are logged, but a device sending 50 talk-back frames a second to a
+ * track we do not have must not flood the log: the first 10, then every 1000th. */
+static bool log_ignored(struct pc_capture *cap)
+{
+	cap->ignored++;
+	return cap->ignored <= 10 || cap->ignored % 1000 == 0;
+}
+
 /* The audio track's messages: BITRATE and VIEWERS apply, the rest are not for audio. */
 static void apply_audio_in_control(struct pc_capture *cap, const struct pc_ipc_control *msg)
 {
@@ -600,8 +609,9 @@ static void apply_audio_in_control(struct pc_capture *cap, const struct pc_ipc_c
 		cap->audio_viewers = msg->u.viewers;
 		break;
 	default:
-		pc_log("ignoring a message of type 0x%02x for the audio track %u", msg->hdr.type,
-		       msg->hdr.track);
+		if (log_ignored(cap))
+			pc_log("ignoring a message of type 0x%02x for the audio track %u (%" PRIu64 " ignored so far)",
+			       msg->hdr.type, msg->hdr.track, cap->ignored);
 		break;
 	}
 }
@@ -622,8 +632,9 @@ static void apply_control(struct pc_capture *cap, const struct pc_ipc_control *m
 		return;
 	}
 	if (msg->hdr.track != TRACK_VIDEO || msg->hdr.type == PC_IPC_SINK_FRAME) {
-		pc_log("ignoring a message of type 0x%02x for track %u: not a track of ours, or not for its kind",
-		       msg->hdr.type, msg->hdr.track);
+		if (log_ignored(cap))
+			pc_log("ignoring a message of type 0x%02x for track %u: not a track of ours, or not for its kind (%" PRIu64 " ignored so far)",
+			       msg->hdr.type, msg->hdr.track, cap->ignored);
 		return;
 	}
 
@@ -693,9 +704,10 @@ static int handle_device_input(struct pc_capture *cap)
 				return -1;
 			}
 			if (status != PC_IPC_OK) {
-				pc_log("ignoring a message of type 0x%02x for track %u, %u payload bytes: %s",
-				       msg.hdr.type, msg.hdr.track, msg.hdr.length,
-				       pc_ipc_status_str(status));
+				if (log_ignored(cap))
+					pc_log("ignoring a message of type 0x%02x for track %u, %u payload bytes: %s",
+					       msg.hdr.type, msg.hdr.track, msg.hdr.length,
+					       pc_ipc_status_str(status));
 				continue;
 			}
 			apply_control(cap, &msg);
