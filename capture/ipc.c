@@ -1,4 +1,4 @@
-/* The capture socket protocol, version 1. See ipc.h and docs/ipc.md. */
+/* The capture socket protocol, version 2. See ipc.h and docs/ipc.md. */
 #include "ipc.h"
 
 #include <errno.h>
@@ -99,6 +99,8 @@ void pc_ipc_header_pack(const struct pc_ipc_header *hdr, uint8_t out[PC_IPC_HEAD
 	put_le64(out + PC_IPC_OFF_TIMESTAMP, (uint64_t)hdr->timestamp_ns);
 	put_le32(out + PC_IPC_OFF_SEQ, hdr->seq);
 	put_le32(out + PC_IPC_OFF_LENGTH, hdr->length);
+	out[PC_IPC_OFF_TRACK] = hdr->track;
+	memset(out + PC_IPC_OFF_RESERVED, 0, PC_IPC_HEADER_SIZE - PC_IPC_OFF_RESERVED);
 }
 
 enum pc_ipc_status pc_ipc_header_unpack(const uint8_t in[PC_IPC_HEADER_SIZE],
@@ -113,6 +115,7 @@ enum pc_ipc_status pc_ipc_header_unpack(const uint8_t in[PC_IPC_HEADER_SIZE],
 	hdr->timestamp_ns = (int64_t)get_le64(in + PC_IPC_OFF_TIMESTAMP);
 	hdr->seq = get_le32(in + PC_IPC_OFF_SEQ);
 	hdr->length = get_le32(in + PC_IPC_OFF_LENGTH);
+	hdr->track = in[PC_IPC_OFF_TRACK];
 	if (hdr->version != PC_IPC_VERSION)
 		return PC_IPC_BAD_VERSION;
 	if (hdr->length > PC_IPC_MAX_PAYLOAD)
@@ -121,6 +124,14 @@ enum pc_ipc_status pc_ipc_header_unpack(const uint8_t in[PC_IPC_HEADER_SIZE],
 }
 
 /* ---- HELLO ---- */
+
+/* The optional name after the fixed part; returns its length. */
+static size_t pack_name(uint8_t *out, const char *name)
+{
+	size_t len = name ? strnlen(name, PC_IPC_NAME_MAX) : 0;
+	memcpy(out + PC_IPC_HELLO_SIZE, name ? name : "", len);
+	return len;
+}
 
 size_t pc_ipc_hello_pack(const struct pc_ipc_hello *hello,
 			 uint8_t out[PC_IPC_HELLO_SIZE + PC_IPC_NAME_MAX])
@@ -135,9 +146,21 @@ size_t pc_ipc_hello_pack(const struct pc_ipc_hello *hello,
 	put_le32(out + 12, hello->bitrate);
 	put_le32(out + 16, hello->gop);
 
-	size_t name_len = hello->name ? strnlen(hello->name, PC_IPC_NAME_MAX) : 0;
-	memcpy(out + PC_IPC_HELLO_SIZE, hello->name ? hello->name : "", name_len);
-	return PC_IPC_HELLO_SIZE + name_len;
+	return PC_IPC_HELLO_SIZE + pack_name(out, hello->name);
+}
+
+size_t pc_ipc_audio_hello_pack(const struct pc_ipc_audio_hello *hello,
+			       uint8_t out[PC_IPC_HELLO_SIZE + PC_IPC_NAME_MAX])
+{
+	memset(out, 0, PC_IPC_HELLO_SIZE); /* the reserved fields */
+	out[0] = PC_IPC_KIND_AUDIO;
+	out[1] = hello->codec;
+	out[2] = hello->channels;
+	put_le32(out + 4, hello->sample_rate);
+	put_le16(out + 10, hello->capabilities);
+	put_le32(out + 12, hello->bitrate);
+	put_le32(out + 16, hello->frame_us);
+	return PC_IPC_HELLO_SIZE + pack_name(out, hello->name);
 }
 
 /* ---- control messages ---- */
@@ -145,14 +168,32 @@ size_t pc_ipc_hello_pack(const struct pc_ipc_hello *hello,
 static bool is_control_type(uint8_t type)
 {
 	return type == PC_IPC_KEYFRAME || type == PC_IPC_BITRATE || type == PC_IPC_FPS ||
-	       type == PC_IPC_VIEWERS;
+	       type == PC_IPC_VIEWERS || type == PC_IPC_SINK_FRAME;
+}
+
+/* The largest payload the reader buffers for a type; longer ones are skipped. */
+static uint32_t payload_max(uint8_t type)
+{
+	return type == PC_IPC_SINK_FRAME ? PC_IPC_SINK_FRAME_MAX : PC_IPC_CONTROL_PAYLOAD_MAX;
+}
+
+/* Clears the header and the small fields; the sink packet area is only written when used,
+ * so reading a message costs no 1.5 KiB memset. */
+static void control_clear(struct pc_ipc_control *out, const struct pc_ipc_header *hdr)
+{
+	out->hdr = *hdr;
+	memset(&out->u, 0, sizeof(out->u.bitrate)); /* as large as fps, viewers and sink.size */
 }
 
 enum pc_ipc_status pc_ipc_control_parse(const struct pc_ipc_header *hdr, const uint8_t *payload,
 					struct pc_ipc_control *out)
 {
-	memset(out, 0, sizeof(*out));
-	out->hdr = *hdr;
+	control_clear(out, hdr);
+
+	if (!is_control_type(hdr->type))
+		return PC_IPC_UNKNOWN_TYPE;
+	if (hdr->track == PC_IPC_TRACK_CONNECTION)
+		return PC_IPC_BAD_VALUE; /* every device -> producer message is about a track */
 
 	switch (hdr->type) {
 	case PC_IPC_KEYFRAME:
@@ -172,6 +213,12 @@ enum pc_ipc_status pc_ipc_control_parse(const struct pc_ipc_header *hdr, const u
 		if (hdr->length != 4)
 			return PC_IPC_BAD_LENGTH;
 		out->u.viewers = get_le32(payload);
+		return PC_IPC_OK;
+	case PC_IPC_SINK_FRAME:
+		if (hdr->length == 0 || hdr->length > PC_IPC_SINK_FRAME_MAX)
+			return PC_IPC_BAD_LENGTH;
+		out->u.sink.size = (uint16_t)hdr->length;
+		memcpy(out->u.sink.data, payload, hdr->length);
 		return PC_IPC_OK;
 	default:
 		return PC_IPC_UNKNOWN_TYPE;
@@ -232,15 +279,14 @@ enum pc_ipc_status pc_ipc_reader_next(struct pc_ipc_reader *reader, struct pc_ip
 	struct pc_ipc_header hdr;
 	enum pc_ipc_status status = pc_ipc_header_unpack(reader->buf, &hdr);
 	if (status != PC_IPC_OK) {
-		memset(out, 0, sizeof(*out));
-		out->hdr = hdr;
+		control_clear(out, &hdr);
 		return status;
 	}
 
-	if (hdr.length > PC_IPC_CONTROL_PAYLOAD_MAX) {
-		/* Too long for any control message: report it now, drop the payload as it comes. */
-		memset(out, 0, sizeof(*out));
-		out->hdr = hdr;
+	if (hdr.length > payload_max(hdr.type)) {
+		/* Too long for any message of its type: report it now, drop the payload as it
+		 * comes. */
+		control_clear(out, &hdr);
 		reader_consume(reader, PC_IPC_HEADER_SIZE);
 		reader->skip = hdr.length;
 		reader_drop_skipped(reader);
@@ -316,11 +362,12 @@ static int send_all(int fd, struct iovec *iov, int iovcnt)
 	return 0;
 }
 
-static void make_header(uint8_t out[PC_IPC_HEADER_SIZE], uint8_t type, uint16_t flags,
-			int64_t timestamp_ns, uint32_t seq, uint32_t length)
+static void make_header(uint8_t out[PC_IPC_HEADER_SIZE], uint8_t type, uint8_t track,
+			uint16_t flags, int64_t timestamp_ns, uint32_t seq, uint32_t length)
 {
 	struct pc_ipc_header hdr = {
 		.version = PC_IPC_VERSION,
+		.track = track,
 		.type = type,
 		.flags = flags,
 		.timestamp_ns = timestamp_ns,
@@ -330,31 +377,47 @@ static void make_header(uint8_t out[PC_IPC_HEADER_SIZE], uint8_t type, uint16_t 
 	pc_ipc_header_pack(&hdr, out);
 }
 
-int pc_ipc_send_hello(int fd, uint32_t seq, const struct pc_ipc_hello *hello)
+static int send_hello_payload(int fd, uint8_t track, uint16_t flags, const uint8_t *payload,
+			      size_t len)
 {
 	uint8_t header[PC_IPC_HEADER_SIZE];
-	uint8_t payload[PC_IPC_HELLO_SIZE + PC_IPC_NAME_MAX];
-	size_t len = pc_ipc_hello_pack(hello, payload);
-	make_header(header, PC_IPC_HELLO, 0, 0, seq, (uint32_t)len);
-	struct iovec iov[2] = {{header, sizeof(header)}, {payload, len}};
+	make_header(header, PC_IPC_HELLO, track, flags, 0, 0, (uint32_t)len);
+	struct iovec iov[2] = {{header, sizeof(header)}, {(void *)payload, len}};
 	return send_all(fd, iov, 2);
 }
 
-int pc_ipc_send_access_unit(int fd, uint32_t seq, int64_t capture_ns, int64_t encoded_ns,
-			    bool keyframe, const uint8_t *annexb, size_t size)
+int pc_ipc_send_hello(int fd, uint8_t track, uint16_t flags, const struct pc_ipc_hello *hello)
+{
+	uint8_t payload[PC_IPC_HELLO_SIZE + PC_IPC_NAME_MAX];
+	size_t len = pc_ipc_hello_pack(hello, payload);
+	return send_hello_payload(fd, track, flags, payload, len);
+}
+
+int pc_ipc_send_audio_hello(int fd, uint8_t track, uint16_t flags,
+			    const struct pc_ipc_audio_hello *hello)
+{
+	uint8_t payload[PC_IPC_HELLO_SIZE + PC_IPC_NAME_MAX];
+	size_t len = pc_ipc_audio_hello_pack(hello, payload);
+	return send_hello_payload(fd, track, flags, payload, len);
+}
+
+int pc_ipc_send_frame(int fd, uint8_t track, uint32_t seq, uint16_t flags, int64_t capture_ns,
+		      int64_t encoded_ns, const uint8_t *data, size_t size)
 {
 	if (size == 0 || size > PC_IPC_MAX_PAYLOAD - PC_IPC_ENCODED_TIME_SIZE)
 		return -EMSGSIZE;
+	if (track == PC_IPC_TRACK_CONNECTION)
+		return -EINVAL;
 	uint8_t header[PC_IPC_HEADER_SIZE];
 	uint8_t encoded_time[PC_IPC_ENCODED_TIME_SIZE];
-	make_header(header, PC_IPC_ACCESS_UNIT, keyframe ? PC_IPC_FLAG_KEYFRAME : 0, capture_ns,
-		    seq, (uint32_t)(PC_IPC_ENCODED_TIME_SIZE + size));
+	make_header(header, PC_IPC_FRAME, track, flags, capture_ns, seq,
+		    (uint32_t)(PC_IPC_ENCODED_TIME_SIZE + size));
 	put_le64(encoded_time, (uint64_t)encoded_ns);
 	/* The encoder's buffer goes out as it is: no copy of the picture. */
 	struct iovec iov[3] = {
 		{header, sizeof(header)},
 		{encoded_time, sizeof(encoded_time)},
-		{(void *)annexb, size},
+		{(void *)data, size},
 	};
 	return send_all(fd, iov, 3);
 }
@@ -362,7 +425,7 @@ int pc_ipc_send_access_unit(int fd, uint32_t seq, int64_t capture_ns, int64_t en
 int pc_ipc_send_bye(int fd, uint32_t seq)
 {
 	uint8_t header[PC_IPC_HEADER_SIZE];
-	make_header(header, PC_IPC_BYE, 0, 0, seq, 0);
+	make_header(header, PC_IPC_BYE, PC_IPC_TRACK_CONNECTION, 0, 0, seq, 0);
 	struct iovec iov[1] = {{header, sizeof(header)}};
 	return send_all(fd, iov, 1);
 }

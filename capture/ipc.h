@@ -1,5 +1,6 @@
-/* The capture socket protocol, version 1 (docs/ipc.md): framing, HELLO, ACCESS_UNIT, BYE,
- * and the device's control messages.
+/* The capture socket protocol, version 2 (docs/ipc.md): framing with a track id, one HELLO
+ * per track (video, audio, audio sinks), FRAME, BYE, and the device's messages (control per
+ * track, SINK_FRAME).
  *
  * This module speaks the protocol and nothing else: it takes no program config and never
  * logs. Every function reports failure through its return value (a negative errno, or a
@@ -13,14 +14,17 @@
 
 #define PC_IPC_MAGIC "P2PC"
 #define PC_IPC_MAGIC_SIZE 4
-#define PC_IPC_VERSION 1
-#define PC_IPC_HEADER_SIZE 24
+#define PC_IPC_VERSION 2
+#define PC_IPC_HEADER_SIZE 28
 #define PC_IPC_MAX_PAYLOAD (8u * 1024u * 1024u)
-#define PC_IPC_HELLO_SIZE 20     /* fixed part of the HELLO payload */
+#define PC_IPC_HELLO_SIZE 20     /* fixed part of a HELLO payload (video and audio alike) */
 #define PC_IPC_NAME_MAX 64       /* producer name bytes after it */
 #define PC_IPC_ENCODED_TIME_SIZE 8
+#define PC_IPC_MAX_TRACKS 16
+/* An Opus packet is at most 1275 bytes per frame (RFC 6716): anything longer is skipped. */
+#define PC_IPC_SINK_FRAME_MAX 1500
 
-/* Byte offsets inside the 24-byte header (docs/ipc.md, "Framed protocol"). */
+/* Byte offsets inside the 28-byte header (docs/ipc.md, "Version 2"). */
 enum {
 	PC_IPC_OFF_MAGIC = 0,
 	PC_IPC_OFF_VERSION = 4,
@@ -29,21 +33,30 @@ enum {
 	PC_IPC_OFF_TIMESTAMP = 8,
 	PC_IPC_OFF_SEQ = 16,
 	PC_IPC_OFF_LENGTH = 20,
+	PC_IPC_OFF_TRACK = 24,
+	PC_IPC_OFF_RESERVED = 25, /* 3 bytes */
 };
 
 enum pc_ipc_type {
 	/* producer -> device */
 	PC_IPC_HELLO = 0x01,
-	PC_IPC_ACCESS_UNIT = 0x02,
+	PC_IPC_FRAME = 0x02, /* version 1: ACCESS_UNIT */
 	PC_IPC_BYE = 0x03,
 	/* device -> producer */
 	PC_IPC_KEYFRAME = 0x81,
 	PC_IPC_BITRATE = 0x82,
 	PC_IPC_FPS = 0x83,
 	PC_IPC_VIEWERS = 0x84,
+	PC_IPC_SINK_FRAME = 0x85,
 };
 
-#define PC_IPC_FLAG_KEYFRAME 0x0001u /* ACCESS_UNIT flags bit 0 */
+#define PC_IPC_FLAG_KEYFRAME 0x0001u    /* video FRAME flags bit 0 */
+#define PC_IPC_HELLO_FLAG_LAST 0x0001u  /* the last HELLO of the connection */
+#define PC_IPC_HELLO_FLAG_SINK 0x0002u  /* a track the producer plays */
+#define PC_IPC_SINK_FLAG_RESUME 0x0001u /* first SINK_FRAME after a gap */
+
+/* Track 0 is the connection itself (BYE); tracks are 1..255. */
+#define PC_IPC_TRACK_CONNECTION 0
 
 /* HELLO capability bits. */
 #define PC_IPC_CAP_KEYFRAME 0x0001u
@@ -51,14 +64,18 @@ enum pc_ipc_type {
 #define PC_IPC_CAP_FPS 0x0004u
 
 #define PC_IPC_KIND_VIDEO 1
+#define PC_IPC_KIND_AUDIO 2
 #define PC_IPC_CODEC_H264 1
+#define PC_IPC_CODEC_OPUS 3
+#define PC_IPC_CODEC_PCMA 4
+#define PC_IPC_CODEC_PCMU 5
 
 enum pc_ipc_status {
 	PC_IPC_OK = 0,
 	PC_IPC_AGAIN,        /* not a whole message buffered yet */
 	PC_IPC_UNKNOWN_TYPE, /* skipped: a type this producer does not know */
 	PC_IPC_BAD_LENGTH,   /* skipped: a known type with the wrong payload length */
-	PC_IPC_BAD_VALUE,    /* skipped: e.g. FPS with a zero numerator or denominator */
+	PC_IPC_BAD_VALUE,    /* skipped: e.g. FPS with a zero numerator or denominator, track 0 */
 	PC_IPC_BAD_MAGIC,    /* fatal for the connection */
 	PC_IPC_BAD_VERSION,  /* fatal for the connection */
 	PC_IPC_TOO_LARGE,    /* fatal for the connection: length over PC_IPC_MAX_PAYLOAD */
@@ -75,14 +92,17 @@ struct pc_ipc_header {
 	int64_t timestamp_ns;
 	uint32_t seq;
 	uint32_t length;
+	uint8_t track;
 };
 
 /* Explicit little-endian packing, independent of host byte order and struct layout. */
 void pc_ipc_header_pack(const struct pc_ipc_header *hdr, uint8_t out[PC_IPC_HEADER_SIZE]);
-/* Checks magic, version and the payload limit; fills *hdr as far as it could be read. */
+/* Checks magic, version and the payload limit; fills *hdr as far as it could be read. The
+ * reserved bytes are ignored. */
 enum pc_ipc_status pc_ipc_header_unpack(const uint8_t in[PC_IPC_HEADER_SIZE],
 					struct pc_ipc_header *hdr);
 
+/* Video HELLO payload (kind 1, H.264). */
 struct pc_ipc_hello {
 	uint16_t width;
 	uint16_t height;
@@ -94,9 +114,24 @@ struct pc_ipc_hello {
 	const char *name; /* may be NULL; truncated to PC_IPC_NAME_MAX bytes */
 };
 
-/* Writes the HELLO payload, returns its length (20 + name bytes). */
+/* Writes the video HELLO payload, returns its length (20 + name bytes). */
 size_t pc_ipc_hello_pack(const struct pc_ipc_hello *hello,
 			 uint8_t out[PC_IPC_HELLO_SIZE + PC_IPC_NAME_MAX]);
+
+/* Audio HELLO payload (kind 2). */
+struct pc_ipc_audio_hello {
+	uint8_t codec;    /* PC_IPC_CODEC_OPUS, _PCMA, _PCMU */
+	uint8_t channels; /* 1 or 2 */
+	uint32_t sample_rate;
+	uint16_t capabilities; /* PC_IPC_CAP_BITRATE or 0 */
+	uint32_t bitrate;      /* bit/s, 0 = unknown */
+	uint32_t frame_us;     /* frame duration */
+	const char *name;      /* may be NULL; truncated to PC_IPC_NAME_MAX bytes */
+};
+
+/* Writes the audio HELLO payload, returns its length (20 + name bytes). */
+size_t pc_ipc_audio_hello_pack(const struct pc_ipc_audio_hello *hello,
+			       uint8_t out[PC_IPC_HELLO_SIZE + PC_IPC_NAME_MAX]);
 
 /* A parsed device -> producer message. */
 struct pc_ipc_control {
@@ -107,18 +142,24 @@ struct pc_ipc_control {
 			uint16_t num, den;
 		} fps;            /* PC_IPC_FPS */
 		uint32_t viewers; /* PC_IPC_VIEWERS */
+		struct {
+			uint16_t size;
+			uint8_t data[PC_IPC_SINK_FRAME_MAX];
+		} sink;           /* PC_IPC_SINK_FRAME: one packet, copied (no allocation) */
 	} u;
 };
 
-/* Parses one complete message from the device (header already unpacked). */
+/* Parses one complete message from the device (header already unpacked). Every type needs
+ * a track (not 0); SINK_FRAME needs 1..PC_IPC_SINK_FRAME_MAX payload bytes. */
 enum pc_ipc_status pc_ipc_control_parse(const struct pc_ipc_header *hdr, const uint8_t *payload,
 					struct pc_ipc_control *out);
 
 /* Incremental reader for the device -> producer direction. Control payloads are a few
- * bytes; a longer payload (an unknown type, or a bad length) is reported and then skipped
- * without being buffered, so a large message cannot make the producer allocate. */
-#define PC_IPC_READER_BUF 512
+ * bytes and a SINK_FRAME at most PC_IPC_SINK_FRAME_MAX; a longer payload (an unknown type, or
+ * a bad length) is reported and then skipped without being buffered, so a large message
+ * cannot make the producer allocate. */
 #define PC_IPC_CONTROL_PAYLOAD_MAX 64
+#define PC_IPC_READER_BUF 2048 /* one header + the largest SINK_FRAME, with room to spare */
 
 struct pc_ipc_reader {
 	uint8_t buf[PC_IPC_READER_BUF];
@@ -146,9 +187,15 @@ int pc_ipc_connect(const char *path);
 /* Send helpers: 0, or -errno (a timeout is -ETIMEDOUT). Any failure, even a partial write,
  * leaves the stream out of step: the caller must close the connection. SIGPIPE is never
  * raised (MSG_NOSIGNAL). */
-int pc_ipc_send_hello(int fd, uint32_t seq, const struct pc_ipc_hello *hello);
-int pc_ipc_send_access_unit(int fd, uint32_t seq, int64_t capture_ns, int64_t encoded_ns,
-			    bool keyframe, const uint8_t *annexb, size_t size);
+/* HELLO for track with flags (PC_IPC_HELLO_FLAG_*); seq is 0. */
+int pc_ipc_send_hello(int fd, uint8_t track, uint16_t flags, const struct pc_ipc_hello *hello);
+int pc_ipc_send_audio_hello(int fd, uint8_t track, uint16_t flags,
+			    const struct pc_ipc_audio_hello *hello);
+/* FRAME on track: capture_ns is the header timestamp, encoded_ns the 8-byte prefix, then
+ * data (an Annex-B access unit, an Opus packet...) as it is, without a copy. */
+int pc_ipc_send_frame(int fd, uint8_t track, uint32_t seq, uint16_t flags, int64_t capture_ns,
+		      int64_t encoded_ns, const uint8_t *data, size_t size);
+/* BYE on track 0. */
 int pc_ipc_send_bye(int fd, uint32_t seq);
 
 /* Reconnection delays: 50 ms doubling to 2 s, each with "equal jitter" (half fixed, half

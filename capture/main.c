@@ -1,36 +1,47 @@
 /* p2pcast-capture: draws (or captures) pictures, encodes them to H.264 and hands each
- * access unit to the p2pcast device over its Unix socket (docs/ipc.md), or writes the raw
- * Annex-B stream to a file.
+ * access unit to the p2pcast device over its Unix socket (docs/ipc.md, version 2), or writes
+ * the raw Annex-B stream to a file. With --audio-in it also sends an Opus audio track, and
+ * with --audio-out it plays what viewers say (talk-back).
  *
- * One thread. The loop per picture: wait for the tick (handling the device's control
- * messages meanwhile), read the clock, draw, encode, send. */
+ * The main thread owns the connection and paces video. The loop per picture: wait for the
+ * tick (handling the device's messages meanwhile, SINK_FRAMEs handed to the audio-out
+ * thread), read the clock, draw, encode, send. The audio threads (audio.c) keep their own
+ * 20 ms pace and send under the same lock as video. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "audio.h"
+#include "clock.h"
 #include "encoders/encoder.h"
+#include "encoders/opus.h"
 #include "ipc.h"
+#include "log.h"
+#include "sources/audio.h"
 #include "sources/source.h"
 #include "sources/testpattern.h"
 
-#define PROG "p2pcast-capture"
+#define PROG PC_PROG
 
 #define EXIT_USAGE 2
 
-#define NS_PER_SEC INT64_C(1000000000)
-#define NS_PER_MS INT64_C(1000000)
+#define NS_PER_SEC PC_NS_PER_SEC
+#define NS_PER_MS PC_NS_PER_MS
 
 /* A connection that lasted this long was a good one: the next reconnect starts the backoff
  * from the beginning. Shorter ones (a device that accepts and drops us) keep backing off. */
@@ -40,32 +51,10 @@
 
 #define MIN_BITRATE 10000u
 #define MAX_THREADS 128
+#define DEFAULT_AUDIO_BITRATE 32000u
 
-/* ---- logging: one line each, on stderr ---- */
-
-__attribute__((format(printf, 1, 2))) static void pc_log(const char *fmt, ...)
-{
-	char line[512];
-	va_list args;
-	va_start(args, fmt);
-	vsnprintf(line, sizeof(line), fmt, args);
-	va_end(args);
-	fprintf(stderr, PROG ": %s\n", line);
-}
-
-/* ---- clocks ---- */
-
-static int64_t clock_ns(clockid_t clock)
-{
-	struct timespec ts;
-	clock_gettime(clock, &ts);
-	return (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec;
-}
-
-static struct timespec ns_to_timespec(int64_t ns)
-{
-	return (struct timespec){.tv_sec = (time_t)(ns / NS_PER_SEC), .tv_nsec = (long)(ns % NS_PER_SEC)};
-}
+/* Track ids on the connection: video is 1, then audio in, then the talk-back sink. */
+#define TRACK_VIDEO 1
 
 /* ---- configuration ---- */
 
@@ -83,6 +72,10 @@ struct pc_capture_config {
 	int threads;
 	uint64_t frames;        /* 0 = run until signalled */
 	const char *name;       /* NULL = the source's name */
+	const char *audio_in;   /* NULL, "testtone", or an ALSA PCM */
+	const char *audio_out;  /* NULL, or an ALSA PCM */
+	uint32_t audio_bitrate;
+	int audio_channels;
 };
 
 static const struct pc_source_ops *const sources[] = {
@@ -115,6 +108,16 @@ static void print_usage(FILE *out)
 		"  --threads N         encoder threads, 0 = auto (default 0)\n"
 		"  --frames N          stop after N pictures\n"
 		"  --name NAME         producer name sent in HELLO, at most 64 bytes (default: source name)\n"
+		"\n"
+		"Audio (only with --socket; --annexb-out ignores these):\n"
+		"  --audio-in SOURCE   send an Opus audio track: testtone (a 1 kHz beep of 100 ms at\n"
+		"                      every whole second, in step with the test pattern's flash) or\n"
+		"                      an ALSA capture PCM (default, hw:0, plughw:1,0, a name from\n"
+		"                      an asoundrc...)\n"
+		"  --audio-out PCM     play viewers' talk-back on this ALSA playback PCM\n"
+		"  --audio-bitrate R   Opus bit/s, 6k to 510k (default 32k)\n"
+		"  --audio-channels N  1 or 2 (default 1)\n"
+		"\n"
 		"  --help              show this help\n");
 }
 
@@ -247,6 +250,10 @@ enum {
 	OPT_THREADS,
 	OPT_FRAMES,
 	OPT_NAME,
+	OPT_AUDIO_IN,
+	OPT_AUDIO_OUT,
+	OPT_AUDIO_BITRATE,
+	OPT_AUDIO_CHANNELS,
 	OPT_HELP,
 };
 
@@ -265,6 +272,10 @@ static int parse_args(int argc, char **argv, struct pc_capture_config *config)
 		{"threads", required_argument, NULL, OPT_THREADS},
 		{"frames", required_argument, NULL, OPT_FRAMES},
 		{"name", required_argument, NULL, OPT_NAME},
+		{"audio-in", required_argument, NULL, OPT_AUDIO_IN},
+		{"audio-out", required_argument, NULL, OPT_AUDIO_OUT},
+		{"audio-bitrate", required_argument, NULL, OPT_AUDIO_BITRATE},
+		{"audio-channels", required_argument, NULL, OPT_AUDIO_CHANNELS},
 		{"help", no_argument, NULL, OPT_HELP},
 		{NULL, 0, NULL, 0},
 	};
@@ -276,6 +287,8 @@ static int parse_args(int argc, char **argv, struct pc_capture_config *config)
 		.fps_den = 1,
 		.bitrate = 2000000,
 		.preset = "ultrafast",
+		.audio_bitrate = DEFAULT_AUDIO_BITRATE,
+		.audio_channels = 1,
 	};
 
 	opterr = 0; /* we word the errors ourselves */
@@ -333,6 +346,28 @@ static int parse_args(int argc, char **argv, struct pc_capture_config *config)
 				return usage_error("--name: at most %d bytes", PC_IPC_NAME_MAX);
 			config->name = optarg;
 			break;
+		case OPT_AUDIO_IN:
+			if (!*optarg)
+				return usage_error("--audio-in: expected testtone or an ALSA PCM name such as default or hw:0");
+			config->audio_in = optarg;
+			break;
+		case OPT_AUDIO_OUT:
+			if (!*optarg)
+				return usage_error("--audio-out: expected an ALSA PCM name such as default or hw:0");
+			config->audio_out = optarg;
+			break;
+		case OPT_AUDIO_BITRATE:
+			if (!parse_bitrate(optarg, &config->audio_bitrate) ||
+			    config->audio_bitrate < PC_OPUS_MIN_BITRATE ||
+			    config->audio_bitrate > PC_OPUS_MAX_BITRATE)
+				return usage_error("--audio-bitrate: expected 6k to 510k bit/s such as 32k or 64000, got '%s'",
+						   optarg);
+			break;
+		case OPT_AUDIO_CHANNELS:
+			if (strcmp(optarg, "1") != 0 && strcmp(optarg, "2") != 0)
+				return usage_error("--audio-channels: expected 1 or 2, got '%s'", optarg);
+			config->audio_channels = optarg[0] - '0';
+			break;
 		case OPT_HELP:
 			print_usage(stdout);
 			return 1;
@@ -375,9 +410,14 @@ struct pc_capture {
 	const struct pc_encoder_ops *encoder_ops;
 	void *encoder;
 
-	/* Output: the device connection (-1 while disconnected) or the Annex-B file. */
+	/* Output: the device connection (-1 while disconnected) or the Annex-B file. Only the
+	 * main thread opens and closes it; every send, and the close, hold send_lock so the
+	 * audio thread's frames never interleave with a picture or hit a closed fd. */
 	int fd;
 	bool to_device;
+	pthread_mutex_t send_lock;
+	atomic_bool connected;     /* fd is set and its HELLOs went out */
+	atomic_bool send_failed;   /* an audio send failed: the main thread reconnects */
 	struct pc_ipc_reader reader;
 	struct pc_ipc_backoff backoff;
 	int64_t connected_at;      /* CLOCK_MONOTONIC */
@@ -397,6 +437,14 @@ struct pc_capture {
 	uint64_t late_slots;       /* frame slots skipped since the last report */
 	int64_t late_reported_at;
 
+	/* Audio: tracks after video, 0 when absent. */
+	struct pc_audio_in *audio_in;
+	struct pc_audio_out *audio_out;
+	uint8_t audio_in_track;
+	uint8_t audio_out_track;
+	uint32_t audio_viewers;
+	uint64_t ignored;          /* messages for tracks or kinds that are not ours */
+
 	uint32_t seq;              /* frame number, from 0 for each run */
 	uint64_t keyframes;
 	int64_t draw_ns_total;
@@ -411,7 +459,7 @@ static int64_t period_of(uint32_t fps_num, uint32_t fps_den)
 /* Sleeps until deadline (CLOCK_MONOTONIC); returns early on a stop signal. */
 static void sleep_until(int64_t deadline)
 {
-	struct timespec ts = ns_to_timespec(deadline);
+	struct timespec ts = pc_ns_to_timespec(deadline);
 	while (!stop_signal && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
 		;
 }
@@ -422,18 +470,27 @@ static void disconnect_device(struct pc_capture *cap)
 {
 	if (cap->fd < 0)
 		return;
+	pthread_mutex_lock(&cap->send_lock);
+	atomic_store(&cap->connected, false);
 	close(cap->fd);
 	cap->fd = -1;
+	pthread_mutex_unlock(&cap->send_lock);
+	atomic_store(&cap->send_failed, false);
 
-	int64_t now = clock_ns(CLOCK_MONOTONIC);
+	int64_t now = pc_clock_ns(CLOCK_MONOTONIC);
 	if (now - cap->connected_at >= HEALTHY_CONNECTION_NS)
 		pc_ipc_backoff_reset(&cap->backoff);
 	cap->reconnect_at = now + (int64_t)pc_ipc_backoff_next_ms(&cap->backoff) * NS_PER_MS;
 }
 
-static int send_hello(struct pc_capture *cap)
+/* One HELLO per track, LAST on the final one: video (1), audio in (2), the sink (3, or 2
+ * without audio in). */
+static int send_hellos(struct pc_capture *cap, int fd)
 {
 	const struct pc_capture_config *config = cap->config;
+	uint8_t last = cap->audio_out_track ? cap->audio_out_track
+			: cap->audio_in_track ? cap->audio_in_track
+					      : TRACK_VIDEO;
 	struct pc_ipc_hello hello = {
 		.width = (uint16_t)config->width,
 		.height = (uint16_t)config->height,
@@ -444,7 +501,35 @@ static int send_hello(struct pc_capture *cap)
 		.gop = config->gop,
 		.name = config->name ? config->name : cap->source_ops->name,
 	};
-	return pc_ipc_send_hello(cap->fd, 0, &hello);
+	int err = pc_ipc_send_hello(fd, TRACK_VIDEO, last == TRACK_VIDEO ? PC_IPC_HELLO_FLAG_LAST : 0,
+				    &hello);
+	if (err == 0 && cap->audio_in_track) {
+		struct pc_ipc_audio_hello audio = {
+			.codec = PC_IPC_CODEC_OPUS,
+			.channels = (uint8_t)config->audio_channels,
+			.sample_rate = PC_OPUS_RATE,
+			.capabilities = PC_IPC_CAP_BITRATE,
+			.bitrate = pc_audio_in_bitrate(cap->audio_in),
+			.frame_us = PC_OPUS_FRAME_US,
+			.name = config->audio_in,
+		};
+		err = pc_ipc_send_audio_hello(fd, cap->audio_in_track,
+					      last == cap->audio_in_track ? PC_IPC_HELLO_FLAG_LAST : 0,
+					      &audio);
+	}
+	if (err == 0 && cap->audio_out_track) {
+		/* What viewers send back: Opus mono 20 ms, whatever the device's channels. */
+		struct pc_ipc_audio_hello sink = {
+			.codec = PC_IPC_CODEC_OPUS,
+			.channels = 1,
+			.sample_rate = PC_OPUS_RATE,
+			.frame_us = PC_OPUS_FRAME_US,
+			.name = config->audio_out,
+		};
+		err = pc_ipc_send_audio_hello(fd, cap->audio_out_track,
+					      PC_IPC_HELLO_FLAG_SINK | PC_IPC_HELLO_FLAG_LAST, &sink);
+	}
+	return err;
 }
 
 /* One attempt (after the backoff delay); 0 when connected and greeted. */
@@ -464,15 +549,19 @@ static int connect_device(struct pc_capture *cap)
 			pc_log("connect %s: %s; retrying with backoff", path, strerror(-fd));
 		cap->connect_failures++;
 		cap->last_connect_error = -fd;
-		cap->reconnect_at = clock_ns(CLOCK_MONOTONIC) +
+		cap->reconnect_at = pc_clock_ns(CLOCK_MONOTONIC) +
 				    (int64_t)pc_ipc_backoff_next_ms(&cap->backoff) * NS_PER_MS;
 		return -1;
 	}
 
-	cap->fd = fd;
-	cap->connected_at = clock_ns(CLOCK_MONOTONIC);
+	cap->connected_at = pc_clock_ns(CLOCK_MONOTONIC);
 	pc_ipc_reader_reset(&cap->reader);
-	int err = send_hello(cap);
+	/* The HELLOs go out before the audio thread can see the fd: no FRAME precedes them. */
+	int err = send_hellos(cap, fd);
+	pthread_mutex_lock(&cap->send_lock);
+	cap->fd = fd;
+	atomic_store(&cap->connected, err == 0);
+	pthread_mutex_unlock(&cap->send_lock);
 	if (err < 0) {
 		pc_log("send HELLO to %s: %s; reconnecting", path, strerror(-err));
 		disconnect_device(cap);
@@ -486,16 +575,68 @@ static int connect_device(struct pc_capture *cap)
 	cap->last_connect_error = 0;
 	/* Whoever listens now has seen nothing yet: start with a picture it can decode. */
 	cap->force_idr = true;
-	cap->next_tick = clock_ns(CLOCK_MONOTONIC);
+	cap->next_tick = pc_clock_ns(CLOCK_MONOTONIC);
 	return 0;
 }
 
 /* ---- control messages ---- */
 
+/* Messages we ignore are logged, but a device sending 50 talk-back frames a second to a
+ * track we do not have must not flood the log: the first 10, then every 1000th. */
+static bool log_ignored(struct pc_capture *cap)
+{
+	cap->ignored++;
+	return cap->ignored <= 10 || cap->ignored % 1000 == 0;
+}
+
+/* The audio track's messages: BITRATE and VIEWERS apply, the rest are not for audio. */
+static void apply_audio_in_control(struct pc_capture *cap, const struct pc_ipc_control *msg)
+{
+	uint32_t applied;
+
+	switch (msg->hdr.type) {
+	case PC_IPC_BITRATE:
+		applied = pc_audio_in_set_bitrate(cap->audio_in, msg->u.bitrate);
+		if (applied != msg->u.bitrate)
+			pc_log("audio bitrate %u bit/s (%u requested: clamped to Opus's range)", applied,
+			       msg->u.bitrate);
+		else
+			pc_log("audio bitrate %u bit/s", applied);
+		break;
+	case PC_IPC_VIEWERS:
+		if (msg->u.viewers != cap->audio_viewers)
+			pc_log("%u audio listener%s", msg->u.viewers, msg->u.viewers == 1 ? "" : "s");
+		cap->audio_viewers = msg->u.viewers;
+		break;
+	default:
+		if (log_ignored(cap))
+			pc_log("ignoring a message of type 0x%02x for the audio track %u (%" PRIu64 " ignored so far)",
+			       msg->hdr.type, msg->hdr.track, cap->ignored);
+		break;
+	}
+}
+
 static void apply_control(struct pc_capture *cap, const struct pc_ipc_control *msg)
 {
 	int err;
 	uint32_t applied;
+
+	if (cap->audio_out_track && msg->hdr.track == cap->audio_out_track &&
+	    msg->hdr.type == PC_IPC_SINK_FRAME) {
+		pc_audio_out_push(cap->audio_out, msg->u.sink.data, msg->u.sink.size,
+				  msg->hdr.flags & PC_IPC_SINK_FLAG_RESUME, pc_clock_ns(CLOCK_REALTIME));
+		return;
+	}
+	if (cap->audio_in_track && msg->hdr.track == cap->audio_in_track) {
+		apply_audio_in_control(cap, msg);
+		return;
+	}
+	if (msg->hdr.track != TRACK_VIDEO || msg->hdr.type == PC_IPC_SINK_FRAME) {
+		if (log_ignored(cap))
+			pc_log("ignoring a message of type 0x%02x for track %u: not a track of ours, or not for its kind (%" PRIu64 " ignored so far)",
+			       msg->hdr.type, msg->hdr.track, cap->ignored);
+		return;
+	}
 
 	switch (msg->hdr.type) {
 	case PC_IPC_KEYFRAME:
@@ -563,8 +704,10 @@ static int handle_device_input(struct pc_capture *cap)
 				return -1;
 			}
 			if (status != PC_IPC_OK) {
-				pc_log("ignoring a message of type 0x%02x, %u payload bytes: %s",
-				       msg.hdr.type, msg.hdr.length, pc_ipc_status_str(status));
+				if (log_ignored(cap))
+					pc_log("ignoring a message of type 0x%02x for track %u, %u payload bytes: %s",
+					       msg.hdr.type, msg.hdr.track, msg.hdr.length,
+					       pc_ipc_status_str(status));
 				continue;
 			}
 			apply_control(cap, &msg);
@@ -576,7 +719,9 @@ static int handle_device_input(struct pc_capture *cap)
 static int wait_for_tick(struct pc_capture *cap)
 {
 	while (!stop_signal) {
-		int64_t remaining = cap->next_tick - clock_ns(CLOCK_MONOTONIC);
+		if (cap->to_device && atomic_load(&cap->send_failed))
+			return -1; /* the audio thread lost the connection (and said why) */
+		int64_t remaining = cap->next_tick - pc_clock_ns(CLOCK_MONOTONIC);
 		if (remaining <= 0)
 			return 0;
 		if (cap->to_device && remaining >= NS_PER_MS) {
@@ -587,6 +732,8 @@ static int wait_for_tick(struct pc_capture *cap)
 				pc_log("poll: %s", strerror(errno));
 				return -1;
 			}
+			if (atomic_load(&cap->send_failed))
+				return -1;
 			if (n > 0 && handle_device_input(cap) < 0)
 				return -1;
 			continue;
@@ -617,22 +764,22 @@ static int write_all(int fd, const uint8_t *data, size_t size)
 /* -1 on a fatal error (the encoder failed, the output file failed). */
 static int capture_and_send(struct pc_capture *cap)
 {
-	int64_t capture_ns = clock_ns(CLOCK_REALTIME);
-	int64_t draw_start = clock_ns(CLOCK_MONOTONIC);
+	int64_t capture_ns = pc_clock_ns(CLOCK_REALTIME);
+	int64_t draw_start = pc_clock_ns(CLOCK_MONOTONIC);
 	const struct pc_frame *frame = cap->source_ops->next_frame(cap->source, cap->seq, capture_ns);
 	if (!frame) {
 		pc_log("the %s source gave no picture", cap->source_ops->name);
 		return -1;
 	}
-	int64_t encode_start = clock_ns(CLOCK_MONOTONIC);
+	int64_t encode_start = pc_clock_ns(CLOCK_MONOTONIC);
 	struct pc_encoded au;
 	if (cap->encoder_ops->encode(cap->encoder, frame, cap->force_idr, &au) < 0) {
 		pc_log("%s: encoding picture %u failed", cap->encoder_ops->name, cap->seq);
 		return -1;
 	}
-	int64_t encoded_ns = clock_ns(CLOCK_REALTIME);
+	int64_t encoded_ns = pc_clock_ns(CLOCK_REALTIME);
 	cap->draw_ns_total += encode_start - draw_start;
-	cap->encode_ns_total += clock_ns(CLOCK_MONOTONIC) - encode_start;
+	cap->encode_ns_total += pc_clock_ns(CLOCK_MONOTONIC) - encode_start;
 	cap->force_idr = false;
 
 	uint32_t seq = cap->seq++;
@@ -649,8 +796,14 @@ static int capture_and_send(struct pc_capture *cap)
 		}
 		return 0;
 	}
-	int err = pc_ipc_send_access_unit(cap->fd, seq, capture_ns, encoded_ns, au.keyframe, au.data,
-					  au.size);
+	if (atomic_load(&cap->send_failed)) {
+		disconnect_device(cap); /* the audio thread already said why */
+		return 0;
+	}
+	pthread_mutex_lock(&cap->send_lock);
+	int err = pc_ipc_send_frame(cap->fd, TRACK_VIDEO, seq, au.keyframe ? PC_IPC_FLAG_KEYFRAME : 0,
+				    capture_ns, encoded_ns, au.data, au.size);
+	pthread_mutex_unlock(&cap->send_lock);
 	if (err < 0) {
 		pc_log("send to the device: %s; reconnecting", strerror(-err));
 		disconnect_device(cap);
@@ -662,7 +815,7 @@ static int capture_and_send(struct pc_capture *cap)
  * catching up with a burst of stale pictures. */
 static void advance_tick(struct pc_capture *cap)
 {
-	int64_t now = clock_ns(CLOCK_MONOTONIC);
+	int64_t now = pc_clock_ns(CLOCK_MONOTONIC);
 	cap->next_tick += cap->period_ns;
 	if (now - cap->next_tick > cap->period_ns) {
 		cap->late_slots += (uint64_t)((now - cap->next_tick) / cap->period_ns);
@@ -677,7 +830,7 @@ static void advance_tick(struct pc_capture *cap)
 
 static int run(struct pc_capture *cap)
 {
-	cap->next_tick = clock_ns(CLOCK_MONOTONIC);
+	cap->next_tick = pc_clock_ns(CLOCK_MONOTONIC);
 	while (!stop_signal) {
 		if (cap->to_device && cap->fd < 0 && connect_device(cap) < 0)
 			continue; /* nothing is encoded while nobody listens */
@@ -692,6 +845,76 @@ static int run(struct pc_capture *cap)
 		if (cap->config->frames && cap->seq >= cap->config->frames)
 			break;
 		advance_tick(cap);
+	}
+	return 0;
+}
+
+/* ---- the audio threads' way to the device ---- */
+
+static bool link_connected(void *ctx)
+{
+	struct pc_capture *cap = ctx;
+	return atomic_load(&cap->connected);
+}
+
+static void link_send_frame(void *ctx, uint8_t track, uint32_t seq, int64_t capture_ns,
+			    int64_t encoded_ns, const uint8_t *data, size_t size)
+{
+	struct pc_capture *cap = ctx;
+	pthread_mutex_lock(&cap->send_lock);
+	if (!atomic_load(&cap->connected) || cap->fd < 0) {
+		pthread_mutex_unlock(&cap->send_lock);
+		return;
+	}
+	int err = pc_ipc_send_frame(cap->fd, track, seq, 0, capture_ns, encoded_ns, data, size);
+	if (err < 0) {
+		/* The main thread owns the connection: stop sending on it, wake its poll()
+		 * (shutdown makes the fd readable), and let it reconnect. */
+		atomic_store(&cap->connected, false);
+		atomic_store(&cap->send_failed, true);
+		shutdown(cap->fd, SHUT_RDWR);
+	}
+	pthread_mutex_unlock(&cap->send_lock);
+	if (err < 0)
+		pc_log("send audio to the device: %s; reconnecting", strerror(-err));
+}
+
+static int start_audio(struct pc_capture *cap, char *err, size_t err_size)
+{
+	const struct pc_capture_config *config = cap->config;
+	uint8_t next_track = TRACK_VIDEO + 1;
+	int ret;
+
+	if (config->audio_in) {
+		bool tone = strcmp(config->audio_in, "testtone") == 0;
+		struct pc_audio_in_config in = {
+			.ops = tone ? &pc_testtone_source : &pc_alsa_source,
+			.device = tone ? NULL : config->audio_in,
+			.label = config->audio_in,
+			.channels = config->audio_channels,
+			.bitrate = config->audio_bitrate,
+			.track = next_track,
+		};
+		struct pc_audio_link link = {
+			.ctx = cap,
+			.connected = link_connected,
+			.send_frame = link_send_frame,
+		};
+		ret = pc_audio_in_start(&cap->audio_in, &in, &link, err, err_size);
+		if (ret < 0)
+			return ret;
+		cap->audio_in_track = next_track++;
+		pc_log("audio in: %s, Opus %d channel%s at %u bit/s, 20 ms frames -> track %u",
+		       config->audio_in, config->audio_channels, config->audio_channels == 1 ? "" : "s",
+		       config->audio_bitrate, cap->audio_in_track);
+	}
+	if (config->audio_out) {
+		ret = pc_audio_out_start(&cap->audio_out, config->audio_out, err, err_size);
+		if (ret < 0)
+			return ret;
+		cap->audio_out_track = next_track;
+		pc_log("audio out: talk-back (sink track %u) on %s", cap->audio_out_track,
+		       config->audio_out);
 	}
 	return 0;
 }
@@ -738,7 +961,11 @@ int main(int argc, char **argv)
 	cap.viewers = UINT32_MAX; /* unknown until the device says */
 	cap.period_ns = period_of(config.fps_num, config.fps_den);
 	cap.to_device = config.socket_path != NULL;
-	pc_ipc_backoff_init(&cap.backoff, (uint32_t)getpid() ^ (uint32_t)clock_ns(CLOCK_REALTIME));
+	cap.audio_viewers = UINT32_MAX;
+	pthread_mutex_init(&cap.send_lock, NULL);
+	atomic_init(&cap.connected, false);
+	atomic_init(&cap.send_failed, false);
+	pc_ipc_backoff_init(&cap.backoff, (uint32_t)getpid() ^ (uint32_t)pc_clock_ns(CLOCK_REALTIME));
 
 	if (install_signals() < 0) {
 		pc_log("sigaction: %s", strerror(errno));
@@ -792,11 +1019,24 @@ int main(int argc, char **argv)
 	       config.width, config.height, config.fps_num, config.fps_den, config.bitrate, config.gop,
 	       config.preset, cap.to_device ? config.socket_path : config.annexb_out);
 
+	if (!cap.to_device && (config.audio_in || config.audio_out)) {
+		pc_log("note: --annexb-out carries video only: the audio options are ignored");
+	} else if (cap.to_device) {
+		ret = start_audio(&cap, err, sizeof(err));
+		if (ret < 0) {
+			pc_log("%s", err);
+			goto out;
+		}
+	}
+
 	if (run(&cap) < 0)
 		goto out;
 	exit_code = EXIT_SUCCESS;
 
 out:
+	/* Audio stops first: after the BYE nothing else may go out. */
+	pc_audio_in_stop(cap.audio_in);
+	pc_audio_out_stop(cap.audio_out);
 	if (cap.fd >= 0 && cap.to_device) {
 		ret = pc_ipc_send_bye(cap.fd, cap.seq);
 		if (ret < 0)
@@ -815,5 +1055,6 @@ out:
 		cap.encoder_ops->destroy(cap.encoder);
 	if (cap.source)
 		cap.source_ops->destroy(cap.source);
+	pthread_mutex_destroy(&cap.send_lock);
 	return exit_code;
 }

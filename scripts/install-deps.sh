@@ -3,7 +3,7 @@
 # twice). Go itself comes with the machine (/usr/local/go); Debian's is too old.
 set -euo pipefail
 
-pkgs=(build-essential pkg-config libx264-dev ffmpeg chromium iproute2 util-linux ca-certificates coturn iptables conntrack)
+pkgs=(build-essential pkg-config libx264-dev libopus-dev libasound2-dev alsa-utils sox ffmpeg chromium iproute2 util-linux ca-certificates coturn iptables conntrack)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,10 +1,13 @@
 /* The test pattern: 75% colour bars, a scrolling luma ramp, a bouncing box, the frame
- * number and the capture time (UTC) in large digits, and the time strip.
+ * number and the capture time (UTC) in large digits, the time strip, and a white flash on
+ * the first picture of each second (testpattern.h).
  *
  * Drawing is incremental: the bars are drawn once, and each frame rewrites only the strip,
  * the text box, the ramp band and the box (restoring the bars behind where it was). At
  * 1280x720 that is about a tenth of the picture. */
 #include "testpattern.h"
+
+#include "../clock.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -221,6 +224,10 @@ struct testpattern {
 	struct rect box;            /* current position of the bouncing box */
 	int box_step;
 	bool box_drawn;
+	struct rect flash;
+	bool flashed;               /* the last picture had the flash: restore what it covered */
+	bool have_prev;
+	int64_t prev_capture_ns;
 };
 
 static int even(int v)
@@ -258,6 +265,14 @@ static void draw_bars(struct pc_frame *frame)
 	}
 }
 
+static struct rect flash_rect(int width, int height, struct rect text, int block)
+{
+	int y = even(text.y + text.h + block);
+	if (y > height - 2)
+		y = even(height / 2); /* tiny pictures: still a visible block */
+	return (struct rect){0, y, width, height - y};
+}
+
 /* Places the moving parts below the strip so they never touch rows [0, B). */
 static void layout(struct testpattern *tp, int width, int height)
 {
@@ -279,6 +294,19 @@ static void layout(struct testpattern *tp, int width, int height)
 	int box = even(height / 6) ? even(height / 6) : 2;
 	tp->box = (struct rect){0, even(height * 3 / 4), box, box};
 	tp->box_step = even(width / 160) ? even(width / 160) : 2;
+	tp->flash = flash_rect(width, height, tp->text, block);
+}
+
+void pc_testpattern_flash_rect(int width, int height, struct pc_testpattern_rect *r)
+{
+	struct testpattern tp;
+	layout(&tp, width, height);
+	*r = (struct pc_testpattern_rect){tp.flash.x, tp.flash.y, tp.flash.w, tp.flash.h};
+}
+
+bool pc_testpattern_flashes(int64_t prev_capture_ns, int64_t capture_ns)
+{
+	return pc_floor_div(capture_ns, PC_NS_PER_SEC) != pc_floor_div(prev_capture_ns, PC_NS_PER_SEC);
 }
 
 static int testpattern_init(void **state, const struct pc_source_config *config, char *err,
@@ -379,10 +407,25 @@ static void draw_box(struct testpattern *tp, uint32_t seq)
 static const struct pc_frame *testpattern_next_frame(void *state, uint32_t seq, int64_t capture_ns)
 {
 	struct testpattern *tp = state;
+	bool flash = tp->have_prev && pc_testpattern_flashes(tp->prev_capture_ns, capture_ns);
+	tp->have_prev = true;
+	tp->prev_capture_ns = capture_ns;
+
+	if (tp->flashed) {
+		/* Bars back under the flash, and the neutral chroma the ramp band draws on. */
+		copy_rect(&tp->frame, &tp->background, tp->flash);
+		fill_chroma(&tp->frame, tp->band, CHROMA_NEUTRAL, CHROMA_NEUTRAL);
+		tp->flashed = false;
+	}
 	draw_band(tp, seq);
 	draw_box(tp, seq);
 	draw_clock(tp, seq, capture_ns);
 	pc_timestrip_draw(&tp->frame, (uint64_t)(capture_ns / 1000));
+	if (flash) {
+		fill_rect(&tp->frame, tp->flash, PC_TESTPATTERN_FLASH_LUMA, CHROMA_NEUTRAL,
+			  CHROMA_NEUTRAL);
+		tp->flashed = true;
+	}
 	return &tp->frame;
 }
 

@@ -17,6 +17,19 @@ extern const struct pc_source_ops pc_testpattern_source;
 #define PC_TIMESTRIP_LUMA_ONE 235
 #define PC_TIMESTRIP_LUMA_ZERO 16
 
+/* The flash: the first picture whose capture time is at or after each whole second of
+ * CLOCK_REALTIME (its second differs from the previous picture's; never the very first
+ * picture) shows a white block (luma 235, neutral chroma) over rect *r: full width, from
+ * below the clock text to the bottom, about three quarters of the picture. The time strip
+ * and the clock text stay readable. --audio-in testtone beeps at the same whole seconds. */
+#define PC_TESTPATTERN_FLASH_LUMA 235
+struct pc_testpattern_rect {
+	int x, y, w, h;
+};
+void pc_testpattern_flash_rect(int width, int height, struct pc_testpattern_rect *r);
+/* Whether a picture at capture_ns flashes after one at prev_capture_ns. */
+bool pc_testpattern_flashes(int64_t prev_capture_ns, int64_t capture_ns);
+
 /* B = min(32, max(8, (width / 64) rounded down to a multiple of 8)). */
 int pc_timestrip_block_size(int width);
 /* CRC-16/CCITT-FALSE: poly 0x1021, init 0xffff, no reflection, no final xor. */

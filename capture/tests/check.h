@@ -52,11 +52,17 @@ extern const char *pc_check_producer; /* path of the built binary, for end-to-en
  * count (at most max). */
 int pc_test_nal_units(const uint8_t *au, size_t size, int *types, size_t *offsets, int max);
 
+/* Shared audio helpers (test_audio.c): frequency from rising zero crossings of samples
+ * [from, to), and the RMS level. */
+double pc_test_zero_crossing_hz(const int16_t *pcm, size_t from, size_t to, int rate);
+double pc_test_rms(const int16_t *pcm, size_t from, size_t to);
+
 /* Suites, one per test file. */
 void pc_test_ipc(void);
 void pc_test_level(void);
 void pc_test_encoder(void);
 void pc_test_timestrip(void);
+void pc_test_audio(void);
 void pc_test_e2e(void);
 
 #endif

@@ -27,6 +27,7 @@ int main(int argc, char **argv)
 	pc_test_level();
 	pc_test_timestrip();
 	pc_test_encoder();
+	pc_test_audio();
 	pc_test_e2e();
 
 	printf("%d passed, %d failed\n", pc_check.tests_passed, pc_check.tests_failed);

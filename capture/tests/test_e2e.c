@@ -14,7 +14,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <math.h>
+#include <stdio.h>
+
+#include "../encoders/opus.h"
 #include "../ipc.h"
+#include "../sources/testpattern.h"
 #include "check.h"
 
 #define TIMEOUT_MS 5000
@@ -25,6 +30,8 @@ struct device {
 	char log[128];
 	int listen_fd;
 	pid_t producer;
+	char files[6][160]; /* more files in dir, removed with it */
+	int n_files;
 };
 
 static int64_t realtime_ns(void)
@@ -62,8 +69,10 @@ static bool device_listen(struct device *d)
 	       listen(d->listen_fd, 4) == 0;
 }
 
-/* Runs the producer with args (NULL-terminated), its stderr into the log file. */
-static pid_t spawn(const char *log, const char *const *args, const char *stdout_path)
+/* Runs the producer with args (NULL-terminated), its stderr into the log file, alsa-lib
+ * pointed at alsa_config when not NULL. */
+static pid_t spawn_env(const char *log, const char *const *args, const char *stdout_path,
+		       const char *alsa_config)
 {
 	const char *argv[32] = {pc_check_producer};
 	int argc = 1;
@@ -78,10 +87,17 @@ static pid_t spawn(const char *log, const char *const *args, const char *stdout_
 		if (err < 0 || out < 0 || dup2(err, STDERR_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0)
 			_exit(127);
 		signal(SIGPIPE, SIG_DFL); /* the producer sets up its own */
+		if (alsa_config)
+			setenv("ALSA_CONFIG_PATH", alsa_config, 1);
 		execv(pc_check_producer, (char *const *)argv);
 		_exit(127);
 	}
 	return pid;
+}
+
+static pid_t spawn(const char *log, const char *const *args, const char *stdout_path)
+{
+	return spawn_env(log, args, stdout_path, NULL);
 }
 
 /* Waits for pid; kills it after timeout_ms. Returns the wait status, or -1 on timeout. */
@@ -119,9 +135,23 @@ static void device_destroy(struct device *d)
 		if (f)
 			fclose(f);
 	}
+	for (int i = 0; i < d->n_files; i++)
+		unlink(d->files[i]);
 	unlink(d->sock);
 	unlink(d->log);
 	rmdir(d->dir);
+}
+
+/* The path of name in the device's temp dir, removed by device_destroy(). */
+static const char *device_file(struct device *d, const char *name)
+{
+	if (d->n_files == (int)(sizeof(d->files) / sizeof(d->files[0])))
+		return "/nonexistent";
+	char dir[sizeof(d->dir)];
+	memcpy(dir, d->dir, sizeof(dir)); /* a separate source, for -Werror=restrict */
+	char *path = d->files[d->n_files++];
+	snprintf(path, sizeof(d->files[0]), "%s/%s", dir, name);
+	return path;
 }
 
 static int accept_timeout(int listen_fd, int timeout_ms)
@@ -179,14 +209,26 @@ static int read_message(int fd, struct message *msg)
 	return 1;
 }
 
-static void send_control(int fd, uint8_t version, uint8_t type, const uint8_t *payload, uint32_t len)
+static void send_message(int fd, uint8_t version, uint8_t type, uint8_t track, uint16_t flags,
+			 const uint8_t *payload, uint32_t len)
 {
-	uint8_t buf[PC_IPC_HEADER_SIZE + 128];
-	struct pc_ipc_header hdr = {.version = version, .type = type, .length = len};
+	uint8_t buf[PC_IPC_HEADER_SIZE + 2048];
+	struct pc_ipc_header hdr = {.version = version, .type = type, .length = len, .track = track,
+				    .flags = flags};
+	if (len > sizeof(buf) - PC_IPC_HEADER_SIZE) {
+		CHECK(!"message too long for send_message");
+		return;
+	}
 	pc_ipc_header_pack(&hdr, buf);
 	if (len)
 		memcpy(buf + PC_IPC_HEADER_SIZE, payload, len);
 	CHECK_EQ(write(fd, buf, PC_IPC_HEADER_SIZE + len), PC_IPC_HEADER_SIZE + (int)len);
+}
+
+/* A control message for the video track. */
+static void send_control(int fd, uint8_t version, uint8_t type, const uint8_t *payload, uint32_t len)
+{
+	send_message(fd, version, type, 1, 0, payload, len);
 }
 
 static uint32_t le32(const uint8_t *p)
@@ -207,10 +249,13 @@ static int64_t le64(const uint8_t *p)
 	return (int64_t)v;
 }
 
-static void check_hello(const struct message *msg, const char *name)
+/* The video HELLO: track 1; flags LAST when it is the only track. */
+static void check_hello_flags(const struct message *msg, const char *name, uint16_t flags)
 {
 	CHECK_EQ(msg->hdr.type, PC_IPC_HELLO);
-	CHECK_EQ(msg->hdr.version, 1);
+	CHECK_EQ(msg->hdr.version, 2);
+	CHECK_EQ(msg->hdr.track, 1);
+	CHECK_EQ(msg->hdr.flags, flags);
 	CHECK_EQ(msg->hdr.length, PC_IPC_HELLO_SIZE + strlen(name));
 	if (!msg->payload || msg->hdr.length < PC_IPC_HELLO_SIZE)
 		return;
@@ -227,6 +272,11 @@ static void check_hello(const struct message *msg, const char *name)
 	CHECK(memcmp(p + PC_IPC_HELLO_SIZE, name, strlen(name)) == 0);
 }
 
+static void check_hello(const struct message *msg, const char *name)
+{
+	check_hello_flags(msg, name, PC_IPC_HELLO_FLAG_LAST);
+}
+
 static bool has_idr(const uint8_t *au, size_t size)
 {
 	int types[64];
@@ -241,9 +291,10 @@ static bool has_idr(const uint8_t *au, size_t size)
 /* Checks an ACCESS_UNIT; returns its keyframe flag. */
 static bool check_access_unit(const struct message *msg, int64_t *last_ts)
 {
-	CHECK_EQ(msg->hdr.type, PC_IPC_ACCESS_UNIT);
+	CHECK_EQ(msg->hdr.type, PC_IPC_FRAME);
+	CHECK_EQ(msg->hdr.track, 1);
 	CHECK(msg->hdr.length > PC_IPC_ENCODED_TIME_SIZE + 4);
-	if (!msg->payload || msg->hdr.type != PC_IPC_ACCESS_UNIT ||
+	if (!msg->payload || msg->hdr.type != PC_IPC_FRAME ||
 	    msg->hdr.length <= PC_IPC_ENCODED_TIME_SIZE + 4)
 		return false;
 	int64_t now = realtime_ns();
@@ -303,11 +354,14 @@ static void test_e2e_frames_and_control(void)
 			const uint8_t junk[100] = {0};
 			const uint8_t short_bitrate[2] = {1, 2};
 			const uint8_t bitrate[4] = {0x40, 0x42, 0x0f, 0x00};
-			send_control(fd, 1, PC_IPC_VIEWERS, one_viewer, 4);
-			send_control(fd, 1, 0x90, junk, sizeof(junk));
-			send_control(fd, 1, PC_IPC_BITRATE, short_bitrate, 2);
-			send_control(fd, 1, PC_IPC_BITRATE, bitrate, 4);
-			send_control(fd, 1, PC_IPC_KEYFRAME, NULL, 0);
+			send_control(fd, 2, PC_IPC_VIEWERS, one_viewer, 4);
+			send_control(fd, 2, 0x90, junk, sizeof(junk));
+			send_control(fd, 2, PC_IPC_BITRATE, short_bitrate, 2);
+			send_control(fd, 2, PC_IPC_BITRATE, bitrate, 4);
+			send_control(fd, 2, PC_IPC_KEYFRAME, NULL, 0);
+			/* Not ours: a track we never announced, and a SINK_FRAME without a sink. */
+			send_message(fd, 2, PC_IPC_KEYFRAME, 9, 0, NULL, 0);
+			send_message(fd, 2, PC_IPC_SINK_FRAME, 3, 1, junk, sizeof(junk));
 		}
 	}
 	CHECK_EQ(keyframes_after_request, 1);
@@ -395,7 +449,7 @@ static void test_e2e_reconnect_and_sigterm(void)
 	CHECK(keyframe);
 
 	/* A device speaking another version: the producer drops the connection and comes back. */
-	send_control(fd, 2, PC_IPC_KEYFRAME, NULL, 0);
+	send_control(fd, 1, PC_IPC_KEYFRAME, NULL, 0);
 	CHECK(read_until_eof(fd));
 	close(fd);
 	fd = accept_timeout(d.listen_fd, TIMEOUT_MS);
@@ -411,10 +465,11 @@ static void test_e2e_reconnect_and_sigterm(void)
 	/* SIGTERM: BYE, close, exit 0. */
 	kill(d.producer, SIGTERM);
 	int r;
-	while ((r = read_message(fd, &msg)) == 1 && msg.hdr.type == PC_IPC_ACCESS_UNIT)
+	while ((r = read_message(fd, &msg)) == 1 && msg.hdr.type == PC_IPC_FRAME)
 		free(msg.payload);
 	CHECK_EQ(r, 1);
 	CHECK_EQ(msg.hdr.type, PC_IPC_BYE);
+	CHECK_EQ(msg.hdr.track, 0);
 	free(msg.payload);
 	CHECK_EQ(read_message(fd, &msg), 0);
 	int status = wait_exit(d.producer, TIMEOUT_MS);
@@ -460,6 +515,14 @@ static void test_cli(void)
 		{"--socket", "/x", "--preset", "warpspeed", NULL},
 		{"--socket", "/x", "--source", "webcam", NULL},
 		{"--socket", "/x", "stray", NULL},
+		{"--socket", "/x", "--audio-in", "", NULL},
+		{"--socket", "/x", "--audio-out", "", NULL},
+		{"--socket", "/x", "--audio-bitrate", "5k", NULL},
+		{"--socket", "/x", "--audio-bitrate", "600k", NULL},
+		{"--socket", "/x", "--audio-bitrate", "fast", NULL},
+		{"--socket", "/x", "--audio-channels", "0", NULL},
+		{"--socket", "/x", "--audio-channels", "3", NULL},
+		{"--socket", "/x", "--audio-in", NULL},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		int code = run_cli(&d, bad[i], NULL);
@@ -484,9 +547,521 @@ static void test_cli(void)
 	device_destroy(&d);
 }
 
+/* ---- audio ---- */
+
+static bool log_has(const char *log, const char *text)
+{
+	FILE *f = fopen(log, "r");
+	char line[512];
+	bool found = false;
+	while (f && !found && fgets(line, sizeof(line), f))
+		found = strstr(line, text) != NULL;
+	if (f)
+		fclose(f);
+	return found;
+}
+
+#define MS INT64_C(1000000)
+#define SEC INT64_C(1000000000)
+#define AUDIO_RATE 48000
+#define AUDIO_FRAME PC_OPUS_FRAME_SAMPLES
+
+/* An asoundrc for alsa's file plugin over the null device (no sound hardware here): "mic"
+ * captures from dir/mic.raw, "spk" plays into dir/spk.raw. */
+static const char *write_alsa_config(struct device *d, const char **mic, const char **spk)
+{
+	const char *conf = device_file(d, "asound.conf");
+	*mic = device_file(d, "mic.raw");
+	*spk = device_file(d, "spk.raw");
+	FILE *f = fopen(conf, "w");
+	if (!f)
+		return NULL;
+	fprintf(f,
+		"pcm.mic { type file; slave.pcm { type null }; file \"/dev/null\"; infile \"%s\"; format \"raw\" }\n"
+		"pcm.spk { type file; slave.pcm { type null }; file \"%s\"; format \"raw\" }\n",
+		*mic, *spk);
+	fclose(f);
+	return conf;
+}
+
+/* Writes seconds of a sine at hz (S16LE mono 48 kHz, half scale). */
+static bool write_sine(const char *path, double hz, int seconds)
+{
+	FILE *f = fopen(path, "wb");
+	if (!f)
+		return false;
+	for (long i = 0; i < (long)AUDIO_RATE * seconds; i++) {
+		int16_t v = (int16_t)lrint(16000 * sin(2 * M_PI * hz * (double)i / AUDIO_RATE));
+		uint8_t b[2] = {(uint8_t)v, (uint8_t)((uint16_t)v >> 8)};
+		fwrite(b, 1, 2, f);
+	}
+	return fclose(f) == 0;
+}
+
+static void check_audio_hello(const struct message *msg, uint8_t track, uint16_t flags,
+			      uint8_t channels, uint16_t caps, uint32_t bitrate, const char *name)
+{
+	CHECK_EQ(msg->hdr.type, PC_IPC_HELLO);
+	CHECK_EQ(msg->hdr.version, 2);
+	CHECK_EQ(msg->hdr.track, track);
+	CHECK_EQ(msg->hdr.flags, flags);
+	CHECK_EQ(msg->hdr.length, PC_IPC_HELLO_SIZE + strlen(name));
+	if (!msg->payload || msg->hdr.length < PC_IPC_HELLO_SIZE)
+		return;
+	const uint8_t *p = msg->payload;
+	CHECK_EQ(p[0], 2); /* audio */
+	CHECK_EQ(p[1], 3); /* Opus */
+	CHECK_EQ(p[2], channels);
+	CHECK_EQ(p[3], 0);
+	CHECK_EQ(le32(p + 4), 48000);
+	CHECK_EQ(le16(p + 8), 0);
+	CHECK_EQ(le16(p + 10), caps);
+	CHECK_EQ(le32(p + 12), bitrate);
+	CHECK_EQ(le32(p + 16), 20000);
+	CHECK(memcmp(p + PC_IPC_HELLO_SIZE, name, strlen(name)) == 0);
+}
+
+/* Audio frames as the fake device collects them: decoded, placed by timestamp. */
+struct audio_log {
+	struct pc_opus_decoder *dec;
+	int64_t first_ts, last_ts;
+	uint32_t last_seq;
+	int frames;
+	bool by_seq;      /* place decoded frames by seq (contiguous), not by timestamp */
+	int exact_steps;  /* consecutive timestamps exactly 20 ms apart */
+	int aligned;      /* timestamps on a 20 ms boundary */
+	int64_t worst_arrival_ns; /* arrival - end of the frame's audio */
+	int16_t pcm[200 * AUDIO_FRAME];
+};
+
+static void audio_log_add(struct audio_log *a, const struct message *msg)
+{
+	CHECK_EQ(msg->hdr.flags, 0);
+	CHECK(msg->hdr.length > PC_IPC_ENCODED_TIME_SIZE);
+	if (!msg->payload || msg->hdr.length <= PC_IPC_ENCODED_TIME_SIZE)
+		return;
+	int64_t ts = msg->hdr.timestamp_ns, now = realtime_ns();
+	int64_t encoded = le64(msg->payload);
+	CHECK(encoded >= ts + 20 * MS && encoded <= now);
+	if (now - (ts + 20 * MS) > a->worst_arrival_ns)
+		a->worst_arrival_ns = now - (ts + 20 * MS);
+	if (a->frames == 0) {
+		a->first_ts = ts;
+	} else {
+		CHECK_EQ(msg->hdr.seq, a->last_seq + 1);
+		CHECK(ts > a->last_ts);
+		a->exact_steps += ts - a->last_ts == 20 * MS;
+	}
+	a->aligned += ts % (20 * MS) == 0;
+	a->last_ts = ts;
+	a->last_seq = msg->hdr.seq;
+	a->frames++;
+
+	int64_t slot = a->by_seq ? a->frames - 1 : (ts - a->first_ts + 10 * MS) / (20 * MS);
+	if (slot < 0 || slot >= 200)
+		return;
+	int n = pc_opus_decode(a->dec, msg->payload + PC_IPC_ENCODED_TIME_SIZE,
+			       msg->hdr.length - PC_IPC_ENCODED_TIME_SIZE, a->pcm + slot * AUDIO_FRAME,
+			       AUDIO_FRAME);
+	CHECK_EQ(n, AUDIO_FRAME);
+}
+
+/* Mean luma of the flash area of each picture of an H.264 file, decoded by ffmpeg. Returns
+ * the number of pictures (at most max), or -1 without ffmpeg. */
+static int flash_levels(const char *h264, int width, int height, double *levels, int max)
+{
+	if (system("command -v ffmpeg >/dev/null 2>&1") != 0)
+		return -1;
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd),
+		 "ffmpeg -nostdin -v error -f h264 -i '%s' -f rawvideo -pix_fmt gray - 2>/dev/null", h264);
+	FILE *p = popen(cmd, "r");
+	if (!p)
+		return -1;
+	struct pc_testpattern_rect r;
+	pc_testpattern_flash_rect(width, height, &r);
+	size_t size = (size_t)width * (size_t)height;
+	uint8_t *gray = malloc(size);
+	int n = 0;
+	while (gray && n < max && fread(gray, 1, size, p) == size) {
+		double sum = 0;
+		/* The middle of the area: clear of the encoder's edge blur. */
+		int x0 = r.x + r.w / 4, x1 = r.x + 3 * r.w / 4, y0 = r.y + r.h / 4, y1 = r.y + 3 * r.h / 4;
+		for (int y = y0; y < y1; y++)
+			for (int x = x0; x < x1; x++)
+				sum += gray[(size_t)y * (size_t)width + (size_t)x];
+		levels[n++] = sum / ((double)(x1 - x0) * (y1 - y0));
+	}
+	free(gray);
+	pclose(p);
+	return n;
+}
+
+static void test_e2e_testtone_and_flash(void)
+{
+	struct device d;
+	struct message msg;
+	static struct audio_log audio;
+	enum { MAX_PICTURES = 150 };
+	int64_t video_ts[MAX_PICTURES];
+	int pictures = 0;
+	char err[256];
+	int fd = -1;
+	FILE *video = NULL;
+
+	memset(&audio, 0, sizeof(audio));
+	CHECK(device_init(&d) && device_listen(&d));
+	CHECK_EQ(pc_opus_decoder_init(&audio.dec, 1, err, sizeof(err)), 0);
+	const char *h264 = device_file(&d, "video.h264");
+	video = fopen(h264, "wb");
+	CHECK(video != NULL);
+	const char *args[] = {"--socket", d.sock, "--size", "320x240", "--fps", "30",
+			      "--audio-in", "testtone", "--name", "tt", NULL};
+	d.producer = spawn(d.log, args, NULL);
+	fd = accept_timeout(d.listen_fd, TIMEOUT_MS);
+	CHECK(fd >= 0);
+	if (fd < 0 || !video || !audio.dec)
+		goto out;
+
+	/* Video first, then audio with LAST. */
+	CHECK_EQ(read_message(fd, &msg), 1);
+	check_hello_flags(&msg, "tt", 0);
+	free(msg.payload);
+	CHECK_EQ(read_message(fd, &msg), 1);
+	check_audio_hello(&msg, 2, PC_IPC_HELLO_FLAG_LAST, 1, PC_IPC_CAP_BITRATE, 32000, "testtone");
+	free(msg.payload);
+
+	int64_t start = realtime_ns();
+	while (realtime_ns() - start < 2300 * MS) {
+		if (read_message(fd, &msg) != 1) {
+			CHECK(!"the producer stopped sending");
+			goto out;
+		}
+		CHECK_EQ(msg.hdr.type, PC_IPC_FRAME);
+		if (msg.hdr.track == 1 && pictures < MAX_PICTURES && msg.hdr.length > 8) {
+			video_ts[pictures++] = msg.hdr.timestamp_ns;
+			fwrite(msg.payload + 8, 1, msg.hdr.length - 8, video);
+		} else if (msg.hdr.track == 2) {
+			audio_log_add(&audio, &msg);
+		} else {
+			CHECK(msg.hdr.track == 1);
+		}
+		free(msg.payload);
+	}
+	fclose(video);
+	video = NULL;
+
+	/* Audio: every 20 ms, stamped exactly 20 ms apart on 20 ms boundaries, in time. */
+	fprintf(stderr, "    %d audio frames in 2.3 s, %d pictures; audio arrived at most %.1f ms after its last sample\n",
+		audio.frames, pictures, (double)audio.worst_arrival_ns / 1e6);
+	CHECK(audio.frames >= 100 && audio.frames <= 120);
+	CHECK_EQ(audio.exact_steps, audio.frames - 1);
+	CHECK_EQ(audio.aligned, audio.frames);
+	CHECK(audio.worst_arrival_ns < 200 * MS);
+
+	/* The beep of each whole second starts in the frame stamped at that second. */
+	int beeps = 0;
+	for (int64_t s = (audio.first_ts / SEC + 1) * SEC; s + 200 * MS <= audio.last_ts; s += SEC) {
+		size_t at = (size_t)((s - audio.first_ts) / (20 * MS)) * AUDIO_FRAME;
+		if (at < 3 * AUDIO_FRAME)
+			continue;
+		beeps++;
+		CHECK(pc_test_rms(audio.pcm, at - 2 * AUDIO_FRAME, at) < 300);  /* silence before */
+		CHECK(pc_test_rms(audio.pcm, at + 480, at + 4800) > 8000);      /* the beep */
+		CHECK(pc_test_rms(audio.pcm, at + 6000, at + 9600) < 300);      /* over after 100 ms */
+		double hz = pc_test_zero_crossing_hz(audio.pcm, at + 480, at + 4800, AUDIO_RATE);
+		CHECK(fabs(hz - 1000) < 15);
+	}
+	CHECK(beeps >= 1);
+
+	/* Video: the picture flashes exactly when it is the first at or after a whole second. */
+	static double levels[MAX_PICTURES];
+	int decoded = flash_levels(h264, 320, 240, levels, MAX_PICTURES);
+	if (decoded < 0) {
+		fprintf(stderr, "    ffmpeg not found: flash check skipped\n");
+	} else {
+		CHECK_EQ(decoded, pictures);
+		int flashes = 0;
+		for (int i = 1; i < decoded && i < pictures; i++) {
+			bool expect = pc_testpattern_flashes(video_ts[i - 1], video_ts[i]);
+			flashes += expect;
+			if (expect != (levels[i] > 200))
+				fprintf(stderr, "    picture %d at %lld: flash area %.0f\n", i,
+					(long long)video_ts[i], levels[i]);
+			CHECK_EQ(expect, levels[i] > 200);
+		}
+		CHECK(flashes >= 2);
+		CHECK(levels[0] < 200);
+	}
+
+	/* The device restarts: both HELLOs again. */
+	close(fd);
+	fd = accept_timeout(d.listen_fd, TIMEOUT_MS);
+	CHECK(fd >= 0);
+	if (fd < 0)
+		goto out;
+	CHECK_EQ(read_message(fd, &msg), 1);
+	check_hello_flags(&msg, "tt", 0);
+	free(msg.payload);
+	CHECK_EQ(read_message(fd, &msg), 1);
+	check_audio_hello(&msg, 2, PC_IPC_HELLO_FLAG_LAST, 1, PC_IPC_CAP_BITRATE, 32000, "testtone");
+	free(msg.payload);
+
+	/* A bitrate for the audio track goes to Opus (and shows in the log). */
+	const uint8_t bitrate[4] = {0x80, 0xbb, 0x00, 0x00}; /* 48000 */
+	send_message(fd, 2, PC_IPC_BITRATE, 2, 0, bitrate, 4);
+
+	kill(d.producer, SIGTERM);
+	int r;
+	while ((r = read_message(fd, &msg)) == 1 && msg.hdr.type == PC_IPC_FRAME)
+		free(msg.payload);
+	CHECK_EQ(r, 1);
+	CHECK_EQ(msg.hdr.type, PC_IPC_BYE);
+	free(msg.payload);
+	int status = wait_exit(d.producer, TIMEOUT_MS);
+	CHECK(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+out:
+	if (video)
+		fclose(video);
+	if (fd >= 0)
+		close(fd);
+	pc_opus_decoder_destroy(audio.dec);
+	device_destroy(&d);
+}
+
+static void test_e2e_alsa_mic(void)
+{
+	struct device d;
+	struct message msg;
+	static struct audio_log audio;
+	const char *mic, *spk;
+	char err[256];
+	int fd = -1;
+
+	memset(&audio, 0, sizeof(audio));
+	/* Samples from a device are contiguous even where the clock was re-anchored (a busy
+	 * machine's late wake-ups look like drift on alsa's null device). */
+	audio.by_seq = true;
+	CHECK(device_init(&d) && device_listen(&d));
+	const char *conf = write_alsa_config(&d, &mic, &spk);
+	CHECK(conf && write_sine(mic, 660, 5)); /* longer than the test: past its end alsa repeats stale data */
+	CHECK_EQ(pc_opus_decoder_init(&audio.dec, 1, err, sizeof(err)), 0);
+	if (!conf || !audio.dec)
+		goto out;
+
+	/* A device that does not exist: a one-line error naming it, exit 1. */
+	const char *bad[] = {"--socket", d.sock, "--audio-in", "nosuchmic", NULL};
+	pid_t pid = spawn_env(d.log, bad, NULL, conf);
+	int status = wait_exit(pid, TIMEOUT_MS);
+	CHECK(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 1);
+	CHECK(log_has(d.log, "cannot open ALSA capture device 'nosuchmic': Unknown PCM nosuchmic"));
+
+	const char *args[] = {"--socket", d.sock, "--size", "320x240", "--fps", "30",
+			      "--audio-in", "mic", "--audio-bitrate", "64k", NULL};
+	d.producer = spawn_env(d.log, args, NULL, conf);
+	fd = accept_timeout(d.listen_fd, TIMEOUT_MS);
+	CHECK(fd >= 0);
+	if (fd < 0)
+		goto out;
+	CHECK_EQ(read_message(fd, &msg), 1);
+	check_hello_flags(&msg, "testpattern", 0);
+	free(msg.payload);
+	CHECK_EQ(read_message(fd, &msg), 1);
+	check_audio_hello(&msg, 2, PC_IPC_HELLO_FLAG_LAST, 1, PC_IPC_CAP_BITRATE, 64000, "mic");
+	free(msg.payload);
+
+	int64_t start = realtime_ns();
+	while (realtime_ns() - start < 1200 * MS) {
+		if (read_message(fd, &msg) != 1) {
+			CHECK(!"the producer stopped sending");
+			goto out;
+		}
+		if (msg.hdr.type == PC_IPC_FRAME && msg.hdr.track == 2)
+			audio_log_add(&audio, &msg);
+		free(msg.payload);
+	}
+	/* Paced on the clock though alsa's null device returns at once. */
+	fprintf(stderr, "    %d audio frames in 1.2 s from alsa, %d of %d steps exactly 20 ms\n",
+		audio.frames, audio.exact_steps, audio.frames - 1);
+	CHECK(audio.frames >= 50 && audio.frames <= 62);
+	CHECK(audio.exact_steps >= (audio.frames - 1) * 9 / 10);
+	size_t end = (size_t)audio.frames * AUDIO_FRAME;
+	double hz = pc_test_zero_crossing_hz(audio.pcm, 5 * AUDIO_FRAME, end, AUDIO_RATE);
+	fprintf(stderr, "    decoded %.1f Hz from a 660 Hz microphone\n", hz);
+	CHECK(fabs(hz - 660) < 10);
+	CHECK(pc_test_rms(audio.pcm, 5 * AUDIO_FRAME, end) > 5000);
+
+	kill(d.producer, SIGTERM);
+	CHECK(read_until_eof(fd));
+	status = wait_exit(d.producer, TIMEOUT_MS);
+	CHECK(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+out:
+	if (fd >= 0)
+		close(fd);
+	pc_opus_decoder_destroy(audio.dec);
+	device_destroy(&d);
+}
+
+/* The "audio-out: started at <ns> on spk" line; 0 until it is in the log. */
+static int64_t audio_out_started_at(const char *log)
+{
+	FILE *f = fopen(log, "r");
+	char line[512];
+	long long ns = 0;
+	while (f && fgets(line, sizeof(line), f)) {
+		const char *p = strstr(line, "audio-out: started at ");
+		if (p && sscanf(p, "audio-out: started at %lld on spk", &ns) == 1)
+			break;
+	}
+	if (f)
+		fclose(f);
+	return ns;
+}
+
+/* Rough frequency by sox over samples [from, from + count) of a raw file; 0 without sox. */
+static double sox_rough_frequency(const char *raw, long from, long count)
+{
+	if (system("command -v sox >/dev/null 2>&1") != 0)
+		return 0;
+	char cmd[512], line[256];
+	snprintf(cmd, sizeof(cmd),
+		 "sox -t raw -r 48000 -e signed -b 16 -c 1 '%s' -n trim %lds %lds stat 2>&1", raw, from,
+		 count);
+	FILE *p = popen(cmd, "r");
+	double hz = -1;
+	while (p && fgets(line, sizeof(line), p))
+		if (strncmp(line, "Rough   frequency:", 18) == 0)
+			hz = atof(line + 18);
+	if (p)
+		pclose(p);
+	return hz;
+}
+
+static void test_e2e_alsa_talkback(void)
+{
+	struct device d;
+	struct message msg;
+	const char *mic, *spk;
+	char err[256];
+	int fd = -1;
+	struct pc_opus_encoder *enc = NULL;
+	int16_t *out = NULL;
+
+	CHECK(device_init(&d) && device_listen(&d));
+	const char *conf = write_alsa_config(&d, &mic, &spk);
+	CHECK(conf != NULL);
+	CHECK_EQ(pc_opus_encoder_init(&enc, 1, 32000, err, sizeof(err)), 0);
+	if (!conf || !enc)
+		goto out;
+
+	/* A device that does not exist: a one-line error naming it, exit 1. */
+	const char *bad[] = {"--socket", d.sock, "--audio-out", "nosuchspk", NULL};
+	pid_t pid = spawn_env(d.log, bad, NULL, conf);
+	int bad_status = wait_exit(pid, TIMEOUT_MS);
+	CHECK(bad_status != -1 && WIFEXITED(bad_status) && WEXITSTATUS(bad_status) == 1);
+	CHECK(log_has(d.log, "cannot open ALSA playback device 'nosuchspk': Unknown PCM nosuchspk"));
+
+	const char *args[] = {"--socket", d.sock, "--size", "320x240", "--fps", "30",
+			      "--audio-out", "spk", NULL};
+	d.producer = spawn_env(d.log, args, NULL, conf);
+	fd = accept_timeout(d.listen_fd, TIMEOUT_MS);
+	CHECK(fd >= 0);
+	if (fd < 0)
+		goto out;
+	CHECK_EQ(read_message(fd, &msg), 1);
+	check_hello_flags(&msg, "testpattern", 0);
+	free(msg.payload);
+	CHECK_EQ(read_message(fd, &msg), 1);
+	/* The sink: track 2 when there is no audio in, mono Opus, no bitrate to set. */
+	check_audio_hello(&msg, 2, PC_IPC_HELLO_FLAG_LAST | PC_IPC_HELLO_FLAG_SINK, 1, 0, 0, "spk");
+	free(msg.payload);
+
+	int64_t t0 = 0;
+	for (int i = 0; i < 200 && !(t0 = audio_out_started_at(d.log)); i++)
+		sleep_ms(10);
+	CHECK(t0 > 0);
+	if (!t0)
+		goto out;
+	sleep_ms(200);
+
+	/* One second of 440 Hz, one SINK_FRAME per 20 ms, RESUME on the first. */
+	int64_t first_sent = 0, next = realtime_ns();
+	for (int f = 0; f < 50; f++) {
+		int16_t pcm[AUDIO_FRAME];
+		uint8_t packet[PC_OPUS_MAX_PACKET];
+		for (int i = 0; i < AUDIO_FRAME; i++)
+			pcm[i] = (int16_t)lrint(16000 * sin(2 * M_PI * 440 * (double)(f * AUDIO_FRAME + i) / AUDIO_RATE));
+		int n = pc_opus_encode(enc, pcm, packet, sizeof(packet));
+		CHECK(n > 0);
+		while (realtime_ns() < next)
+			sleep_ms(1);
+		if (f == 0)
+			first_sent = realtime_ns();
+		send_message(fd, 2, PC_IPC_SINK_FRAME, 2, f == 0 ? PC_IPC_SINK_FLAG_RESUME : 0, packet,
+			     (uint32_t)n);
+		next += 20 * MS;
+		/* Keep the producer's pictures flowing meanwhile. */
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		while (poll(&pfd, 1, 0) == 1 && read_message(fd, &msg) == 1)
+			free(msg.payload);
+	}
+	sleep_ms(300);
+	int64_t stopped = realtime_ns();
+	kill(d.producer, SIGTERM);
+	CHECK(read_until_eof(fd));
+	int status = wait_exit(d.producer, TIMEOUT_MS);
+	CHECK(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+	/* The output file: silence, then the tone where its time says, then silence again. */
+	FILE *f = fopen(spk, "rb");
+	CHECK(f != NULL);
+	if (!f)
+		goto out;
+	out = malloc(10 * AUDIO_RATE * sizeof(*out));
+	size_t samples = out ? fread(out, sizeof(*out), 10 * AUDIO_RATE, f) : 0;
+	fclose(f);
+	int64_t expected = (stopped - t0) * AUDIO_RATE / SEC;
+	fprintf(stderr, "    talk-back: %zu samples written, %lld expected from the clock\n", samples,
+		(long long)expected);
+	CHECK((int64_t)samples > expected - AUDIO_RATE / 10 && (int64_t)samples < expected + AUDIO_RATE / 5);
+
+	size_t onset = 0, last = 0;
+	for (size_t i = 0; i < samples; i++)
+		if (out[i] > 3000 || out[i] < -3000) {
+			if (!onset)
+				onset = i;
+			last = i;
+		}
+	CHECK(onset > 0);
+	if (!onset)
+		goto out;
+	int64_t onset_ns = t0 + (int64_t)onset * SEC / AUDIO_RATE;
+	fprintf(stderr, "    talk-back: first SINK_FRAME sent at +0, heard at %+.1f ms, for %.0f ms\n",
+		(double)(onset_ns - first_sent) / 1e6, (double)(last - onset) * 1000 / AUDIO_RATE);
+	CHECK(onset_ns >= first_sent && onset_ns - first_sent < 200 * MS);
+	CHECK(last - onset > AUDIO_RATE * 9 / 10 && last - onset < AUDIO_RATE * 11 / 10);
+	double hz = pc_test_zero_crossing_hz(out, onset + 4800, onset + 43200, AUDIO_RATE);
+	CHECK(fabs(hz - 440) < 5);
+	double sox_hz = sox_rough_frequency(spk, (long)onset + 4800, 38400);
+	if (sox_hz == 0)
+		fprintf(stderr, "    sox not found: its check skipped\n");
+	else
+		CHECK(fabs(sox_hz - 440) < 20);
+	CHECK(pc_test_rms(out, 0, onset > 4800 ? onset - 4800 : 0) < 100);
+out:
+	free(out);
+	if (fd >= 0)
+		close(fd);
+	pc_opus_encoder_destroy(enc);
+	device_destroy(&d);
+}
+
 void pc_test_e2e(void)
 {
 	RUN_TEST(test_e2e_frames_and_control);
 	RUN_TEST(test_e2e_reconnect_and_sigterm);
 	RUN_TEST(test_cli);
+	RUN_TEST(test_e2e_testtone_and_flash);
+	RUN_TEST(test_e2e_alsa_mic);
+	RUN_TEST(test_e2e_alsa_talkback);
 }
