@@ -31,6 +31,8 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.Var(&cfg.Bitrate, "bitrate", "target bitrate, SI units (2M = 2,000,000 bit/s)")
 	fs.DurationVar(&cfg.GOP, "gop", cfg.GOP, "time between scheduled keyframes")
 	fs.StringVar(&cfg.CapturePath, "capture", "", "p2pcast-capture binary (default: next to this binary, then PATH)")
+	fs.StringVar(&cfg.AudioIn, "audio-in", "", "send audio: testtone (a beep each second, with a flash in the picture) or an ALSA capture device (default: no audio)")
+	fs.StringVar(&cfg.AudioOut, "audio-out", "", "play viewers' talk-back on this ALSA playback device (default: viewers cannot talk)")
 	fs.DurationVar(&cfg.PlayoutDelay, "playout-delay", 0, "playout delay asked of viewers (min = max); negative: don't send the extension")
 	fs.IntVar(&cfg.MaxViewers, "max-viewers", cfg.MaxViewers, "most viewers at once")
 	fs.StringVar(&cfg.Hub.URL, "hub", "", "join a rendezvous hub, ws[s]://HOST:PORT (viewers anywhere reach the device through it)")

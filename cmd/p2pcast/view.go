@@ -174,6 +174,10 @@ func runView(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintf(stderr, "%d frames (%d keyframes), %dx%d, %.1f fps, %.2f Mbit/s, loss %.2f%%, first frame after %.0f ms%s, pair %s/%s/%s (%s)\n",
 			res.Frames, res.Keyframes, res.Width, res.Height, res.FPS, float64(res.BitrateBPS)/1e6, res.LossPct, res.TTFFMS, delay,
 			res.Pair.LocalType, res.Pair.RemoteType, res.Pair.Protocol, res.Signaling)
+		if a := res.Audio; a != nil {
+			fmt.Fprintf(stderr, "audio: %s, %d packets, %.1f kbit/s, lost %d, capture -> receive %.1f ms\n",
+				a.Codec, a.Packets, float64(a.BitrateBPS)/1e3, a.Lost, a.CaptureToReceiveMS)
+		}
 	}
 	if err != nil && ctx.Err() != nil && res.Frames > 0 {
 		return nil // interrupted after watching: a normal end

@@ -78,6 +78,11 @@ type Config struct {
 	GOP        time.Duration
 	// CapturePath is the p2pcast-capture binary ("" = look next to this binary, then PATH).
 	CapturePath string
+	// AudioIn, for the test pattern's producer: "testtone" (a beep each second, in step with a
+	// flash in the picture) or an ALSA capture device; "" sends no audio.
+	AudioIn string
+	// AudioOut is the ALSA playback device for talk-back; "" takes none (viewers cannot talk).
+	AudioOut string
 	// PlayoutDelay is sent to receivers as min = max; negative disables the extension.
 	PlayoutDelay time.Duration
 	MaxViewers   int
@@ -175,6 +180,17 @@ func (c Config) Validate() error {
 	}
 	if c.GOP < 100*time.Millisecond || c.GOP > time.Minute {
 		errs = append(errs, fmt.Errorf("gop %s: want 100ms to 1m", c.GOP))
+	}
+	for _, a := range []struct{ flag, v string }{{"audio-in", c.AudioIn}, {"audio-out", c.AudioOut}} {
+		if a.v == "" {
+			continue
+		}
+		if c.Source != "testpattern" {
+			errs = append(errs, fmt.Errorf("%s: only the test pattern's producer takes audio options (a socket producer sends its own tracks)", a.flag))
+		}
+		if strings.HasPrefix(a.v, "-") || len(a.v) > 256 {
+			errs = append(errs, fmt.Errorf("%s %q: not an ALSA device name", a.flag, a.v))
+		}
 	}
 	if c.Size.W == 0 {
 		errs = append(errs, errors.New("size is not set"))

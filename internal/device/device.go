@@ -186,11 +186,18 @@ func (d *Device) Run(ctx context.Context, ready func(Ready)) error {
 				return err
 			}
 		}
-		sup := &supervisor{path: path, log: d.log, args: []string{
+		args := []string{
 			"--socket", sockPath, "--source", "testpattern", "--size", d.cfg.Size.String(),
 			"--fps", strconv.Itoa(d.cfg.FPS), "--bitrate", strconv.FormatInt(int64(d.cfg.Bitrate), 10),
 			"--gop", strconv.Itoa(d.cfg.gopFrames()),
-		}}
+		}
+		if d.cfg.AudioIn != "" {
+			args = append(args, "--audio-in", d.cfg.AudioIn)
+		}
+		if d.cfg.AudioOut != "" {
+			args = append(args, "--audio-out", d.cfg.AudioOut)
+		}
+		sup := &supervisor{path: path, log: d.log, args: args}
 		wg.Go(func() { sup.run(ctx) })
 	}
 	if ready != nil {

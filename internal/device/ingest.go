@@ -160,7 +160,7 @@ func trackOf(h ipc.Hello) (stream.Track, error) {
 		t.CanKeyframe = h.Can(ipc.CapKeyframe)
 	case codec.Audio:
 		t.Channels = int(h.Channels)
-		t.FrameDuration = time.Duration(h.FrameDuration) * time.Microsecond
+		t.FrameMS = float64(h.FrameDuration) / 1000
 	}
 	return t, nil
 }

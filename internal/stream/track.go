@@ -1,8 +1,6 @@
 package stream
 
 import (
-	"time"
-
 	"github.com/p2pcast/p2pcast/internal/codec"
 )
 
@@ -21,8 +19,8 @@ type Track struct {
 	// ProfileLevelID is H.264's, from the stream's SPS (the SDP offers what is really sent).
 	ProfileLevelID string `json:"profile_level_id,omitempty"`
 	// Audio.
-	Channels      int           `json:"channels,omitempty"`
-	FrameDuration time.Duration `json:"frame_duration,omitempty"`
+	Channels int     `json:"channels,omitempty"`
+	FrameMS  float64 `json:"frame_ms,omitempty"` // one frame's duration
 	// CanKeyframe: the producer can be asked for a keyframe on this track.
 	CanKeyframe bool `json:"-"`
 }
