@@ -25,6 +25,7 @@ import (
 	"github.com/p2pcast/p2pcast/internal/auth"
 	"github.com/p2pcast/p2pcast/internal/httpguard"
 	"github.com/p2pcast/p2pcast/internal/hub"
+	"github.com/p2pcast/p2pcast/internal/lifecycle"
 	"github.com/p2pcast/p2pcast/internal/peer"
 	"github.com/p2pcast/p2pcast/internal/signal"
 	"github.com/p2pcast/p2pcast/internal/stream"
@@ -112,117 +113,159 @@ type Ready struct {
 	SocketPath string
 }
 
-// Run serves until ctx ends. ready, if not nil, is called once everything listens.
+// Run serves until ctx ends. ready, if not nil, is called once everything listens. The device
+// is a list of components (lifecycle), started in order and stopped in reverse:
+//
+//	webrtc      the sessions and the shared ICE sockets: stopped last, ending every session
+//	capture     the capture socket and the ingest of producers
+//	http        the viewer page, WHEP, WebSocket signaling and the API (unless the LAN is off)
+//	revocations rereads the local key store's revocation list (LAN auth with a store)
+//	hub         the outbound link to the hub (with --hub)
+//	producer    starts and restarts p2pcast-capture (the test pattern)
+//
+// A recorder, an RTSP client or metrics join as components of their own.
 func (d *Device) Run(ctx context.Context, ready func(Ready)) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
-	sockPath := d.cfg.SocketPath
-	if sockPath == "" {
-		dir, err := os.MkdirTemp("", "p2pcast-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		sockPath = filepath.Join(dir, "capture.sock")
-	}
-	sock, err := listenUnix(sockPath)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(sockPath)
-
-	var hl net.Listener
-	var srv *http.Server
-	if !d.cfg.lanOff() {
-		if hl, err = net.Listen("tcp", d.cfg.HTTPAddr); err != nil {
-			sock.Close()
-			return fmt.Errorf("http listen: %w", err)
-		}
-		hl = httpguard.LimitListener(hl, maxConnsPerSource, nil, func(src string) {
-			d.log.Debug("connection refused: too many from one source", "source", src)
-		})
-		srv = httpguard.NewServer(d.handler(ctx), d.log)
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() { d.ingest.serve(ctx, sock) })
-	if srv != nil {
-		wg.Go(func() {
-			if err := srv.Serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				d.log.Error("http server", "err", err)
-				cancel()
+	var (
+		sockPath string
+		sock     net.Listener
+		hl       net.Listener
+		srv      *http.Server
+		tempDir  string
+	)
+	components := []lifecycle.Component{{
+		Name: "webrtc",
+		Stop: func(context.Context) error {
+			d.closeSessions()
+			if d.iceTCP != nil {
+				d.iceTCP.Close()
 			}
+			if d.iceUDP != nil {
+				d.iceUDP.Close()
+			}
+			return nil
+		},
+	}, {
+		Name: "capture",
+		Start: func(context.Context) (err error) {
+			sockPath = d.cfg.SocketPath
+			if sockPath == "" {
+				if tempDir, err = os.MkdirTemp("", "p2pcast-"); err != nil {
+					return err
+				}
+				sockPath = filepath.Join(tempDir, "capture.sock")
+			}
+			sock, err = listenUnix(sockPath)
+			return err
+		},
+		Run: func(ctx context.Context) error { d.ingest.serve(ctx, sock); return nil },
+		Stop: func(context.Context) error {
+			os.Remove(sockPath)
+			if tempDir != "" {
+				os.RemoveAll(tempDir)
+			}
+			return nil
+		},
+	}}
+	if !d.cfg.lanOff() {
+		components = append(components, lifecycle.Component{
+			Name: "http",
+			Start: func(ctx context.Context) (err error) {
+				if hl, err = net.Listen("tcp", d.cfg.HTTPAddr); err != nil {
+					return fmt.Errorf("http listen: %w", err)
+				}
+				hl = httpguard.LimitListener(hl, maxConnsPerSource, nil, func(src string) {
+					d.log.Debug("connection refused: too many from one source", "source", src)
+				})
+				srv = httpguard.NewServer(d.handler(ctx), d.log)
+				return nil
+			},
+			Run: func(context.Context) error {
+				if err := srv.Serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
+					return fmt.Errorf("http server: %w", err)
+				}
+				return nil
+			},
+			// Waits for signaling sockets' bye, bounded.
+			Stop:     func(ctx context.Context) error { return srv.Shutdown(ctx) },
+			StopWait: 2 * time.Second,
 		})
 	}
 	if d.cfg.LANAuth != nil && d.cfg.LANAuth.Store != nil {
-		wg.Go(func() { d.watchLocalRevocations(ctx) })
+		components = append(components, lifecycle.Component{
+			Name: "revocations",
+			Run:  func(ctx context.Context) error { d.watchLocalRevocations(ctx); return nil },
+		})
 	}
 	if d.cfg.Hub.URL != "" {
-		dialer := &websocket.Dialer{HandshakeTimeout: 10 * time.Second, Proxy: http.ProxyFromEnvironment, TLSClientConfig: d.cfg.Hub.TLS}
-		link, err := hub.NewLink(hub.LinkConfig{
-			URL: d.cfg.Hub.URL, ID: d.cfg.Hub.ID, Key: d.cfg.Hub.Key, Backend: backend{d: d, viaHub: true},
-			OnICEServers: func(s []webrtc.ICEServer) { d.hubICE.Store(&s) }, OnRevoked: d.setHubRevoked,
-			StreamChanged: d.stream.Changed, Logger: d.log, Dialer: dialer, Insecure: d.cfg.Hub.Insecure,
-		})
-		if err != nil {
-			cancel()
-			wg.Wait()
-			return err
-		}
-		d.hub = link
-		wg.Go(func() {
-			if err := link.Run(ctx); err != nil {
-				d.log.Error("hub link", "err", err)
-				cancel()
-			}
+		components = append(components, lifecycle.Component{
+			Name: "hub",
+			Start: func(context.Context) error {
+				dialer := &websocket.Dialer{HandshakeTimeout: 10 * time.Second, Proxy: http.ProxyFromEnvironment, TLSClientConfig: d.cfg.Hub.TLS}
+				link, err := hub.NewLink(hub.LinkConfig{
+					URL: d.cfg.Hub.URL, ID: d.cfg.Hub.ID, Key: d.cfg.Hub.Key, Backend: backend{d: d, viaHub: true},
+					OnICEServers: func(s []webrtc.ICEServer) { d.hubICE.Store(&s) }, OnRevoked: d.setHubRevoked,
+					StreamChanged: d.stream.Changed, Logger: d.log, Dialer: dialer, Insecure: d.cfg.Hub.Insecure,
+				})
+				d.hub = link
+				return err
+			},
+			Run: func(ctx context.Context) error {
+				if err := d.hub.Run(ctx); err != nil {
+					return fmt.Errorf("hub link: %w", err)
+				}
+				return nil
+			},
 		})
 	}
 	if d.cfg.Source == "testpattern" {
-		path := d.cfg.CapturePath
-		if path == "" {
-			if path, err = FindCapture(); err != nil {
-				cancel()
-				wg.Wait()
-				return err
-			}
-		}
-		args := []string{
-			"--socket", sockPath, "--source", "testpattern", "--size", d.cfg.Size.String(),
-			"--fps", strconv.Itoa(d.cfg.FPS), "--bitrate", strconv.FormatInt(int64(d.cfg.Bitrate), 10),
-			"--gop", strconv.Itoa(d.cfg.gopFrames()),
-		}
-		if d.cfg.AudioIn != "" {
-			args = append(args, "--audio-in", d.cfg.AudioIn)
-		}
-		if d.cfg.AudioOut != "" {
-			args = append(args, "--audio-out", d.cfg.AudioOut)
-		}
-		sup := &supervisor{path: path, log: d.log, args: args}
-		wg.Go(func() { sup.run(ctx) })
+		var sup *supervisor
+		components = append(components, lifecycle.Component{
+			Name: "producer",
+			Start: func(context.Context) error {
+				path := d.cfg.CapturePath
+				if path == "" {
+					var err error
+					if path, err = FindCapture(); err != nil {
+						return err
+					}
+				}
+				sup = &supervisor{path: path, log: d.log, args: d.captureArgs(sockPath)}
+				return nil
+			},
+			Run:      func(ctx context.Context) error { sup.run(ctx); return nil },
+			StopWait: stopGrace + time.Second,
+		})
 	}
 	if ready != nil {
-		r := Ready{SocketPath: sockPath}
-		if hl != nil {
-			r.URL = "http://" + hl.Addr().String() + "/"
-		}
-		ready(r)
+		components = append(components, lifecycle.Component{
+			Name: "ready",
+			Start: func(context.Context) error {
+				r := Ready{SocketPath: sockPath}
+				if hl != nil {
+					r.URL = "http://" + hl.Addr().String() + "/"
+				}
+				ready(r)
+				return nil
+			},
+		})
 	}
+	return lifecycle.Run(ctx, d.log, components...)
+}
 
-	<-ctx.Done()
-	shutdownCtx, stop := context.WithTimeout(context.Background(), 2*time.Second)
-	defer stop()
-	if srv != nil {
-		_ = srv.Shutdown(shutdownCtx) // waits for signaling sockets' bye, bounded
+// captureArgs are the test pattern producer's arguments.
+func (d *Device) captureArgs(sockPath string) []string {
+	args := []string{
+		"--socket", sockPath, "--source", "testpattern", "--size", d.cfg.Size.String(),
+		"--fps", strconv.Itoa(d.cfg.FPS), "--bitrate", strconv.FormatInt(int64(d.cfg.Bitrate), 10),
+		"--gop", strconv.Itoa(d.cfg.gopFrames()),
 	}
-	d.closeSessions()
-	if d.iceTCP != nil {
-		d.iceTCP.Close()
+	if d.cfg.AudioIn != "" {
+		args = append(args, "--audio-in", d.cfg.AudioIn)
 	}
-	if d.iceUDP != nil {
-		d.iceUDP.Close()
+	if d.cfg.AudioOut != "" {
+		args = append(args, "--audio-out", d.cfg.AudioOut)
 	}
-	wg.Wait()
-	return nil
+	return args
 }
 
 // listenUnix listens on path, replacing a stale socket file left by a crashed device but never
@@ -367,13 +410,20 @@ func (d *Device) status(w http.ResponseWriter, r *http.Request) {
 	if info, ok := d.stream.Info(); ok {
 		st.Stream = &info
 	}
-	d.mu.Lock()
-	for s := range d.sessions {
-		st.Sessions = append(st.Sessions, s.Stats())
-	}
-	d.mu.Unlock()
+	st.Sessions = d.sessionStats()
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(st)
+}
+
+// sessionStats describes every session.
+func (d *Device) sessionStats() []peer.Stats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]peer.Stats, 0, len(d.sessions))
+	for s := range d.sessions {
+		out = append(out, s.Stats())
+	}
+	return out
 }
 
 // frames serves the recent frames' times (GET /api/frames): what `p2pcast bench latency` joins

@@ -32,7 +32,11 @@ func startDevice(t *testing.T, options ...func(*Config)) (Ready, *Device) {
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.Source = "socket"
 	cfg.SocketPath = filepath.Join(t.TempDir(), "capture.sock")
-	d, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	var logOut io.Writer = io.Discard
+	if os.Getenv("P2PCAST_TEST_LOG") != "" {
+		logOut = os.Stderr
+	}
+	d, err := New(cfg, slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,10 +59,13 @@ func startDevice(t *testing.T, options ...func(*Config)) (Ready, *Device) {
 	return Ready{}, nil
 }
 
+// testStreamPath is the stream testStream reads.
+var testStreamPath = "../media/testdata/baseline_720p.h264"
+
 // testStream is a real H.264 stream (x264, 1280x720 baseline, 3 frames) from internal/media.
 func testStream(t *testing.T) [][]byte {
 	t.Helper()
-	b, err := os.ReadFile("../media/testdata/baseline_720p.h264")
+	b, err := os.ReadFile(testStreamPath)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -138,3 +138,25 @@ func offerAccepts(attrs []sdp.Attribute, c *codec.Codec, p codec.Params) bool {
 	}
 	return false
 }
+
+// receiveOnlyAudio rewrites the directions of an offer's audio sections as if the viewer only
+// received audio (sendrecv → recvonly, sendonly → inactive). Pion answers a send-receive
+// offer with send-receive whenever its own track sends, whatever direction the device set;
+// for a viewer without the talk grant the answer must say send-only, so its browser never
+// sends its microphone.
+func receiveOnlyAudio(offer string) string {
+	lines := strings.SplitAfter(offer, "\n")
+	audio := false
+	for i, l := range lines {
+		body := strings.TrimRight(l, "\r\n")
+		switch {
+		case strings.HasPrefix(body, "m="):
+			audio = strings.HasPrefix(body, "m=audio ")
+		case audio && body == "a=sendrecv":
+			lines[i] = "a=recvonly" + l[len(body):]
+		case audio && body == "a=sendonly":
+			lines[i] = "a=inactive" + l[len(body):]
+		}
+	}
+	return strings.Join(lines, "")
+}

@@ -474,6 +474,12 @@ func (s *Session) Answer(offer string) (string, error) {
 	if err := s.addTransceivers(false); err != nil {
 		return "", fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}
+	if s.talk == nil {
+		if narrowed := receiveOnlyAudio(offer); narrowed != offer {
+			s.log.Info("viewer may not talk: its audio is taken as receive-only", "token", s.access.TokenID)
+			offer = narrowed
+		}
+	}
 	if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		return "", fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}

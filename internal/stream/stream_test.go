@@ -341,3 +341,66 @@ func TestTimelineRecordsEachFrameOnce(t *testing.T) {
 		}
 	}
 }
+
+// A source with video and audio: readers choose tracks; audio needs no keyframe and is never
+// replayed; the producer learns each track's readers.
+func TestTracksAndReaders(t *testing.T) {
+	s := New(Config{})
+	p := &fakeProducer{}
+	info := Describe("av", []Track{
+		{ID: 1, Kind: codec.Video, Codec: "H264", ClockRate: 90000, CanKeyframe: true},
+		{ID: 2, Kind: codec.Audio, Codec: "opus", ClockRate: 48000, Channels: 1},
+	}, nil)
+	s.Attach(info, p)
+	if info.Codec != "H264" || info.Width != 0 {
+		t.Fatalf("info %+v", info)
+	}
+	audio := func(seq uint32) *Frame {
+		f := NewFrame()
+		f.Track, f.Seq, f.Capture = 2, seq, time.Now().UnixNano()
+		f.Data = append(f.Data, 0xf8, byte(seq))
+		return f
+	}
+	both, videoOnly, audioOnly := s.Subscribe(), s.Subscribe(1), s.Subscribe(2)
+	defer both.Close()
+	defer videoOnly.Close()
+	p.mu.Lock()
+	if p.readers[1] != 2 || p.readers[2] != 2 {
+		t.Errorf("readers %v, want 2 and 2", p.readers)
+	}
+	p.mu.Unlock()
+	s.Publish(audio(0)) // before any keyframe: audio still flows
+	s.Publish(frame(0, true, time.Now()))
+	s.Publish(audio(1))
+	for _, c := range []struct {
+		sub  *Subscriber
+		want []uint8 // tracks, in order
+	}{{both, []uint8{2, 1, 2}}, {videoOnly, []uint8{1}}, {audioOnly, []uint8{2, 2}}} {
+		for _, want := range c.want {
+			f := recv(t, c.sub)
+			if f.Track != want {
+				t.Fatalf("got track %d, want %d", f.Track, want)
+			}
+			f.Release()
+		}
+		empty(t, c.sub)
+	}
+	audioOnly.Close()
+	p.mu.Lock()
+	if p.readers[2] != 1 {
+		t.Errorf("after one left, audio readers %d, want 1", p.readers[2])
+	}
+	p.mu.Unlock()
+	// A late joiner gets the video GOP replayed (it is fresh), never old audio.
+	late := s.Subscribe()
+	defer late.Close()
+	if f := recv(t, late); f.Track != 1 || !f.Keyframe {
+		t.Fatalf("late joiner's first frame: track %d key %v", f.Track, f.Keyframe)
+	} else {
+		f.Release()
+	}
+	empty(t, late)
+	if st := s.Stats(); len(st.Tracks) != 2 || st.Tracks[1].Frames != 2 || st.Tracks[0].Readers != 3 {
+		t.Fatalf("stats %+v", st)
+	}
+}

@@ -49,17 +49,23 @@ func (rc *receiver) readAudio(ctx context.Context, t *webrtc.TrackRemote, absID 
 		a.res.Packets++
 		a.res.Bytes += int64(len(pkt.Payload))
 		a.seq.count(pkt.SequenceNumber)
+		// A device that sends only audio: the duration counts from its first packet.
+		done := rc.res.Frames == 0 && rc.o.Duration > 0 && now.Sub(a.first) >= rc.o.Duration
 		if absID != 0 && len(a.delays) < maxDelaySamples {
 			if ext := pkt.GetExtension(absID); len(ext) >= 8 {
 				a.delays = append(a.delays, ms(now.Sub(ntpToTime(binary.BigEndian.Uint64(ext)))))
 			}
 		}
 		rc.mu.Unlock()
+		if done {
+			rc.done()
+			return
+		}
 	}
 }
 
 func (a *audioCounter) result() *AudioResult {
-	if !a.on {
+	if !a.on || a.res.Packets == 0 {
 		return nil
 	}
 	r := a.res

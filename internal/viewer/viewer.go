@@ -361,7 +361,7 @@ func Watch(ctx context.Context, o Options) (Result, error) {
 		}
 	}
 	res := rc.result()
-	if res.Frames == 0 {
+	if res.Frames == 0 && res.Audio == nil {
 		return res, noMedia(cause, sig)
 	}
 	if !errors.Is(cause, errDone) && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
@@ -466,7 +466,7 @@ func (rc *receiver) requested() {
 func (rc *receiver) gotFrame() bool {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	return rc.res.Frames > 0
+	return rc.res.Frames > 0 || rc.audio.res.Packets > 0
 }
 
 func (rc *receiver) read(ctx context.Context, t *webrtc.TrackRemote, absID uint8, pair func() Pair) {

@@ -1,0 +1,97 @@
+package peer
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/p2pcast/p2pcast/internal/auth"
+	"github.com/p2pcast/p2pcast/internal/stream"
+)
+
+// echoChannel answers every message with itself: a channel registered with one map entry.
+type echoChannel struct{}
+
+func (echoChannel) Grant() auth.Grant { return auth.GrantControl }
+func (echoChannel) Serve(ctx context.Context, dc *webrtc.DataChannel, _ auth.Access, _ *slog.Logger) {
+	dc.OnMessage(func(m webrtc.DataChannelMessage) { _ = dc.Send(m.Data) })
+	<-ctx.Done()
+}
+
+// A viewer opens the channels its grants allow; others are closed by the device. The device's
+// own offer carries a data section so channels need no renegotiation.
+func TestDataChannelsNeedTheirGrant(t *testing.T) {
+	e, err := NewEngine(Config{IncludeLoopback: true, Channels: map[string]Channel{"echo": echoChannel{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := stream.New(stream.Config{})
+	st.Attach(stream.Describe("t", []stream.Track{testVideo}, nil), nil)
+	for _, tc := range []struct {
+		name   string
+		grants []auth.Grant
+		echo   bool
+	}{{"granted", []auth.Grant{auth.GrantView, auth.GrantControl}, true}, {"not granted", []auth.Grant{auth.GrantView}, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := e.NewSession(st, SessionOptions{Access: auth.Access{Grants: tc.grants}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			offer, err := s.Offer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(offer, "m=application") {
+				t.Fatal("the device's offer has no data section")
+			}
+			pc, _ := talkingViewer(t)
+			for _, tr := range pc.GetTransceivers() {
+				_ = tr.Stop() // this viewer answers the device's offer instead
+			}
+			echo, err := pc.CreateDataChannel("echo", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := make(chan string, 1)
+			closed := make(chan struct{})
+			echo.OnOpen(func() { _ = echo.SendText("ping") })
+			echo.OnMessage(func(m webrtc.DataChannelMessage) { got <- string(m.Data) })
+			echo.OnClose(func() { close(closed) })
+			<-s.GatheringDone()
+			if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: s.LocalDescription()}); err != nil {
+				t.Fatal(err)
+			}
+			answer, err := pc.CreateAnswer(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := webrtc.GatheringCompletePromise(pc)
+			if err := pc.SetLocalDescription(answer); err != nil {
+				t.Fatal(err)
+			}
+			<-done
+			if err := s.SetAnswer(pc.LocalDescription().SDP); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case m := <-got:
+				t.Logf("echoed %q", m)
+				if !tc.echo || m != "ping" {
+					t.Fatalf("echo %q (granted %v)", m, tc.echo)
+				}
+			case <-closed:
+				t.Log("closed by the device")
+				if tc.echo {
+					t.Fatal("the device closed a granted channel")
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the channel neither answered nor closed")
+			}
+		})
+	}
+}
