@@ -1,9 +1,10 @@
 // Package media holds the H.264 bitstream knowledge that every p2pcast
 // source and the recorder share: finding NAL units in Annex-B data, naming
 // their types, reading the few sequence parameter set fields that signalling
-// and recording need, telling keyframes apart, choosing a level for a
-// resolution and frame rate, and cutting an unframed Annex-B byte stream (as
-// ffmpeg writes it to a pipe) into access units.
+// and recording need, telling keyframes apart, and cutting an unframed
+// Annex-B byte stream (as ffmpeg writes it to a pipe) into access units.
+// (Choosing a level is the encoder's: the one level table is in
+// capture/encoders/x264.c.)
 //
 // Keeping this in one place means that a browser source, an RTSP camera and
 // an ffmpeg pipe all agree on what a keyframe is and where a frame ends, and

@@ -18,9 +18,6 @@ var (
 	// ErrNotAnnexB reports a byte stream that does not begin with an
 	// Annex-B start code, typically a producer writing a container format.
 	ErrNotAnnexB = errors.New("media: stream is not H.264 Annex-B")
-	// ErrNoLevel reports that no H.264 level up to 5.2 fits the requested
-	// picture size and frame rate.
-	ErrNoLevel = errors.New("media: no H.264 level fits")
 )
 
 // NALType is the nal_unit_type of an H.264 NAL unit (the low five bits of
