@@ -3,6 +3,7 @@ package peer
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/pion/sdp/v3"
 
@@ -21,9 +22,31 @@ type description struct {
 // the H.264 video every producer sends, and the picture when it starts.
 var defaultVideo = stream.Track{ID: 1, Kind: codec.Video, Codec: codec.H264.Name, ClockRate: codec.H264.ClockRate}
 
-func describe(st *stream.Stream, talk TalkSink) description {
+// sourceWait is how long a session made while there is no source (the producer is starting,
+// or restarting) waits for one, so that it offers the source's real tracks and profile rather
+// than the default H.264 video (which would leave it without audio until it reconnects).
+const sourceWait = 2 * time.Second
+
+// currentSource returns the stream's description, waiting up to wait for a source to appear.
+func currentSource(st *stream.Stream, wait time.Duration) (stream.Info, bool) {
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	for {
+		changed := st.Changed()
+		if info, ok := st.Info(); ok {
+			return info, true
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			return stream.Info{}, false
+		}
+	}
+}
+
+func describe(st *stream.Stream, talk TalkSink, wait time.Duration) description {
 	var d description
-	info, ok := st.Info()
+	info, ok := currentSource(st, wait)
 	if !ok {
 		info = stream.Describe("", []stream.Track{defaultVideo}, nil)
 	}

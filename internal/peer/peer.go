@@ -98,6 +98,9 @@ type Config struct {
 	// PublicIPs are addresses the device is reached on through a 1:1 NAT or a port forward;
 	// they are offered beside the host candidates, on the same ports.
 	PublicIPs []string
+	// SourceWait is how long a session made while the stream has no source waits for one
+	// (default 2 s; negative: not at all).
+	SourceWait time.Duration
 	// Channels are the data channels viewers may open, by label, each with the grant it needs.
 	Channels map[string]Channel
 	Logger   *slog.Logger
@@ -129,6 +132,9 @@ func NewEngine(cfg Config) (*Engine, error) {
 	}
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = ConnectTimeout
+	}
+	if cfg.SourceWait == 0 {
+		cfg.SourceWait = sourceWait
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -318,7 +324,7 @@ func (e *Engine) NewSession(st *stream.Stream, opts SessionOptions) (*Session, e
 	if talk != nil && !opts.Access.Has(auth.GrantTalk) {
 		talk = nil
 	}
-	desc := describe(st, talk)
+	desc := describe(st, talk, e.cfg.SourceWait)
 	if desc.talk == nil {
 		talk = nil // the producer plays nothing: audio is send-only
 	}
