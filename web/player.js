@@ -1115,7 +1115,7 @@ class P2PCastPlayer extends HTMLElement {
     for (const type of ['pointerup', 'pointercancel', 'lostpointercapture', 'blur']) {
       b.addEventListener(type, () => { if (this.#talkWanted) void this.talk(false); });
     }
-    const isSpace = (e) => e.code === 'Space' || e.key === ' ';
+    const isSpace = (e) => e.key === ' ';
     b.addEventListener('keydown', (e) => {
       if (!isSpace(e)) return;
       e.preventDefault(); // no click, no scrolling
