@@ -19,6 +19,12 @@
 // credentials) and answers it on the same RTCPeerConnection; only if that does not bring the
 // connection back does it fall back to a new session.
 //
+// Audio: when the device sends audio (its offer has an audio section, or its answer takes ours)
+// it plays in the same muted <video> element (browsers need a gesture to unmute), with an unmute
+// button and a level meter (WebAudio AnalyserNode). When the device also takes this viewer's
+// voice (audio negotiated sendrecv: a `talk` grant and a speaker on the device), a push-to-talk
+// button puts the microphone on the audio sender with replaceTrack, without renegotiation.
+//
 // window.p2pcast is the test hook the end-to-end tests read; it describes the first player.
 
 const BACKOFF_MIN_MS = 250;
@@ -154,7 +160,7 @@ const STYLE = `
   .controls button:hover { background: #333; }
   .controls button:focus-visible { outline: 2px solid #8ab4f8; outline-offset: 1px; }
   .controls svg { width: 20px; height: 20px; fill: currentColor; flex: none; }
-  .mute[aria-pressed=false] .off, .mute[aria-pressed=true] .on { display: none; }
+  .mute[data-muted=false] .off, .mute[data-muted=true] .on { display: none; }
   .talk[aria-pressed=true] { background: #b71c1c; border-color: #f44336; }
   .meter { width: 64px; height: 8px; border-radius: 4px; background: #444; overflow: hidden; }
   .meter .fill { width: 100%; height: 100%; background: #4caf50; transform-origin: left;
@@ -214,7 +220,7 @@ class P2PCastPlayer extends HTMLElement {
       <div class="hud"><div class="panel"><div class="state"></div><pre class="body"></pre></div>
       <div class="toast" hidden></div></div><div class="notice" role="status" hidden></div>
       <div class="controls" hidden>
-        <button type="button" class="mute" aria-pressed="true" title="Unmute (the stream plays muted until you click)">
+        <button type="button" class="mute" data-muted="true" title="Unmute (the stream plays muted until you click)">
           <svg class="off" viewBox="0 0 24 24" aria-hidden="true"><path d="M3 9v6h4l5 5V4L7 9H3zm13.6 3 2.7-2.7-1.4-1.4-2.7 2.7-2.7-2.7-1.4 1.4 2.7 2.7-2.7 2.7 1.4 1.4 2.7-2.7 2.7 2.7 1.4-1.4-2.7-2.7z"/></svg>
           <svg class="on" viewBox="0 0 24 24" aria-hidden="true"><path d="M3 9v6h4l5 5V4L7 9H3zm13.5 3A4.5 4.5 0 0 0 14 8v8a4.5 4.5 0 0 0 2.5-4zM14 3.2v2.1a7 7 0 0 1 0 13.4v2.1a9 9 0 0 0 0-17.6z"/></svg>
           <span class="label">Unmute</span>
@@ -1162,7 +1168,7 @@ class P2PCastPlayer extends HTMLElement {
     this.#meterEl.hidden = !a?.recv;
     this.#talkBtn.hidden = !a?.send;
     const muted = this.#video.muted;
-    this.#muteBtn.setAttribute('aria-pressed', String(muted));
+    this.#muteBtn.dataset.muted = String(muted);
     this.#muteLabel.textContent = muted ? 'Unmute' : 'Mute';
     this.#muteBtn.title = muted ? 'Unmute (the stream plays muted until you click)' : 'Mute';
     this.#talkBtn.setAttribute('aria-pressed', String(this.#talkWanted));

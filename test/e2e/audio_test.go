@@ -22,6 +22,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/input"
+	"github.com/chromedp/chromedp"
+
 	"github.com/p2pcast/p2pcast/internal/browser"
 )
 
@@ -378,7 +382,7 @@ const micOnsetScript = `(async () => {
   ctx.createMediaStreamSource(new MediaStream([track])).connect(an);
   const buf = new Float32Array(an.fftSize);
   const rate = ctx.sampleRate, gap = 0.15 * rate, loud = 0.05;
-  const m = window.__mic = { onsets: [], peak: 0, polls: 0, ctx };
+  const m = window.__mic = { onsets: [], peak: 0, polls: 0, ctx, rate, baseLatency: ctx.baseLatency };
   let lastEnd = -1, lastLoud = 0;
   m.timer = setInterval(() => {
     const now = performance.timeOrigin + performance.now();
@@ -402,9 +406,11 @@ const micOnsetScript = `(async () => {
 })()`
 
 type micOnsets struct {
-	Onsets []float64 `json:"onsets"`
-	Peak   float64   `json:"peak"`
-	Polls  int       `json:"polls"`
+	Onsets      []float64 `json:"onsets"`
+	Peak        float64   `json:"peak"`
+	Polls       int       `json:"polls"`
+	Rate        float64   `json:"rate"`
+	BaseLatency float64   `json:"baseLatency"`
 }
 
 // speakerOnsets finds where tone bursts start in the speaker's output (S16LE mono at 48 kHz):
@@ -522,10 +528,8 @@ func TestBrowserTalkBack(t *testing.T) {
 	offsetMS := pageNow - float64(before.UnixNano()+after.Sub(before).Nanoseconds()/2)/1e6
 	t.Logf("page clock − test clock: %.2f ms (±%.2f)", offsetMS, float64(after.Sub(before).Microseconds())/2000)
 
-	type talkState struct {
-		Talking bool    `json:"talking"`
-		Error   *string `json:"error"`
-	}
+	pressTalkButton(t, tab)
+
 	st, err := browser.Eval[talkState](ctx, tab, `window.p2pcast.talk(true)`)
 	if err != nil || !st.Talking {
 		t.Fatalf("talk(true): %+v %v", st, err)
@@ -555,7 +559,8 @@ func TestBrowserTalkBack(t *testing.T) {
 	}
 	_, _ = browser.Eval[any](ctx, tab, `clearInterval(window.__mic.timer), window.__mic.ctx.close()`)
 	a = audioStats(t, tab)
-	t.Logf("page: sent %v talk-back packets; microphone peak %.3f, %d onsets", a.PacketsSent, mic.Peak, len(mic.Onsets))
+	t.Logf("page: sent %v talk-back packets; microphone peak %.3f, %d onsets (WebAudio at %.0f Hz, base latency %.1f ms, %d polls)",
+		a.PacketsSent, mic.Peak, len(mic.Onsets), mic.Rate, mic.BaseLatency*1000, mic.Polls)
 	if a.PacketsSent == 0 {
 		t.Errorf("the page sent no audio packets while talking")
 	}
@@ -713,10 +718,6 @@ func TestBrowserTalkNeedsGrant(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	type talkState struct {
-		Talking bool    `json:"talking"`
-		Error   *string `json:"error"`
-	}
 	if st, err := browser.Eval[talkState](ctx, tab, `window.p2pcast.talk(true)`); err != nil || st.Talking || st.Error == nil {
 		t.Errorf("view only: talk(true) = %+v, %v; want a refusal", st, err)
 	} else {
@@ -755,5 +756,87 @@ func TestBrowserTalkNeedsGrant(t *testing.T) {
 	}
 	if withTalk != 1 {
 		t.Errorf("%d device sessions with talk-back, want 1 (the view,talk viewer's)", withTalk)
+	}
+}
+
+// talkState mirrors what window.p2pcast.talk(on) resolves to.
+type talkState struct {
+	Talking bool    `json:"talking"`
+	Error   *string `json:"error"`
+}
+
+// waitTalking polls window.p2pcast.talking until it is want.
+func waitTalking(t *testing.T, tab *browser.Page, what string, want bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		got, err := browser.Eval[bool](ctx, tab, `window.p2pcast.talking`)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: talking is %v after 5 s", what, got)
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval of a condition
+	}
+}
+
+// pressTalkButton holds the talk button as a person would: the mouse (pointer events), then
+// Space with the button focused; talking follows each press and release.
+func pressTalkButton(t *testing.T, tab *browser.Page) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	type point struct{ X, Y float64 }
+	p, err := browser.Eval[point](ctx, tab, `(() => {
+	  const r = document.querySelector('p2pcast-player').shadowRoot.querySelector('.talk').getBoundingClientRect();
+	  return { x: r.x + r.width / 2, y: r.y + r.height / 2 };
+	})()`)
+	if err != nil || p.X == 0 {
+		t.Fatalf("finding the talk button: %+v %v", p, err)
+	}
+	mouse := func(typ input.DispatchMouseEventType) {
+		t.Helper()
+		dispatch(t, tab, input.DispatchMouseEvent, input.DispatchMouseEventParams{
+			Type: typ, X: p.X, Y: p.Y, Button: input.MouseButtonLeft, Buttons: 1, ClickCount: 1})
+	}
+	mouse(input.DispatchMouseEventTypeMousePressed)
+	waitTalking(t, tab, "mouse down on the talk button", true)
+	mouse(input.DispatchMouseEventTypeMouseReleased)
+	waitTalking(t, tab, "mouse up", false)
+
+	if _, err := browser.Eval[any](ctx, tab, `document.querySelector('p2pcast-player').shadowRoot.querySelector('.talk').focus()`); err != nil {
+		t.Fatal(err)
+	}
+	key := func(typ input.DispatchKeyEventType) {
+		t.Helper()
+		ev := input.DispatchKeyEventParams{Type: typ, Key: " ", Code: "Space", WindowsVirtualKeyCode: 32}
+		if typ == input.DispatchKeyEventTypeKeyDown {
+			ev.Text = " "
+		}
+		dispatch(t, tab, input.DispatchKeyEvent, ev)
+	}
+	key(input.DispatchKeyEventTypeKeyDown)
+	waitTalking(t, tab, "Space down on the focused talk button", true)
+	key(input.DispatchKeyEventTypeKeyUp)
+	waitTalking(t, tab, "Space up", false)
+}
+
+// dispatch sends one input event to the tab, as if from the keyboard or the mouse.
+func dispatch[P any](t *testing.T, tab *browser.Page, cmd cdp.Command[P, cdp.Empty], params P) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(tab.Context(), 5*time.Second)
+	defer cancel()
+	err := chromedp.Do(ctx, func(c context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		_, err := cdp.Call(c, tg, cmd, params)
+		return chromedp.Void{}, err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
