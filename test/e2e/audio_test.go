@@ -258,7 +258,7 @@ func TestBrowserPlaysAudio(t *testing.T) {
 	waitProducerAudio(t, dev.url, "", false)
 	b := newBrowser(t)
 
-	tab := openTab(t, b, dev.url)
+	tab, console := openTabWithConsole(t, b, dev.url)
 	a := pagePlaysAudio(t, tab, "device offers")
 	if !a.Muted || a.TalkAllowed || a.direction() != "recvonly" {
 		t.Errorf("audio: muted %v, talkAllowed %v, direction %s; want muted, no talk, recvonly", a.Muted, a.TalkAllowed, a.direction())
@@ -286,6 +286,18 @@ func TestBrowserPlaysAudio(t *testing.T) {
 	}
 	a = waitAudio(t, tab, "unmuted audio has energy", 5*time.Second, func(a pageAudio) bool { return !a.Muted && a.TotalAudioEnergy > 0 })
 	t.Logf("device offers, unmuted: total audio energy %.3g", a.TotalAudioEnergy)
+	// The audio controls run under the device's CSP, and nothing threw (the player's own log line
+	// shows that the console is being read).
+	logged := false
+	for _, m := range console() {
+		logged = logged || strings.Contains(m, "p2pcast: audio recvonly")
+		if strings.Contains(m, "Content Security Policy") || strings.Contains(m, "Uncaught") {
+			t.Errorf("page console: %s", m)
+		}
+	}
+	if !logged {
+		t.Errorf("the page's console never said `p2pcast: audio recvonly`: %q", console())
+	}
 	if ui := readAudioUI(t, tab); !ui.Mute {
 		t.Errorf("the mute button went away after unmuting")
 	}
@@ -435,13 +447,28 @@ func speakerOnsets(pcm []int16) (onsets []int, steady []int16) {
 			onsets = append(onsets, i)
 			// 100 to 350 ms into the burst: past the onset's ramp and whatever the codec and the
 			// echo canceller do at the start, before the half second ends.
-			if a, b := i+rate/10, i+rate*35/100; b <= len(pcm) {
+			if a, b := i+rate/10, i+rate*35/100; b <= len(pcm) && sounds(pcm[a:b], loud/2) {
 				steady = append(steady, pcm[a:b]...)
 			}
 		}
 		last = i
 	}
 	return onsets, steady
+}
+
+// sounds reports whether every 10 ms of pcm reaches level: a tone throughout, not a short
+// burst (a quick press of the talk button) followed by silence.
+func sounds(pcm []int16, level int) bool {
+	for a := 0; a < len(pcm); a += 480 {
+		peak := 0
+		for _, s := range pcm[a:min(a+480, len(pcm))] {
+			peak = max(peak, abs(int(s)))
+		}
+		if peak < level {
+			return false
+		}
+	}
+	return true
 }
 
 func abs(x int) int {
@@ -838,5 +865,97 @@ func dispatch[P any](t *testing.T, tab *browser.Page, cmd cdp.Command[P, cdp.Emp
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// openTabWithConsole opens url in a new tab and collects its console messages from the start.
+func openTabWithConsole(t *testing.T, b *browser.Browser, url string) (*browser.Page, func() []string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	tab, err := b.NewPage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tab.Close)
+	var mu sync.Mutex
+	var msgs []string
+	tab.Console(func(m string) {
+		mu.Lock()
+		defer mu.Unlock()
+		msgs = append(msgs, m)
+	})
+	if err := tab.Navigate(ctx, url); err != nil {
+		t.Fatal(err)
+	}
+	return tab, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(msgs)
+	}
+}
+
+// TestBrowserTalkNeedsSecureContext: the same loopback device reached by a host name (not
+// localhost) over plain http is not a secure context: the page still plays audio and shows the
+// talk button, but pressing it says that talking needs https or localhost.
+func TestBrowserTalkNeedsSecureContext(t *testing.T) {
+	env, _ := alsaSpeaker(t)
+	dev := startDeviceWith(t, deviceOpts{env: []string{env}}, "127.0.0.1:0", "--allow-host", "camera.test",
+		"--size", "640x360", "--audio-in", "testtone", "--audio-out", "spk")
+	waitProducerAudio(t, dev.url, "", true)
+	b, err := browser.Launch(context.Background(), browser.Options{Width: 1280, Height: 720, Flags: map[string]any{
+		"host-resolver-rules": "MAP camera.test 127.0.0.1",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	tab := openTab(t, b, strings.Replace(dev.url, "127.0.0.1", "camera.test", 1))
+	a := waitAudio(t, tab, "talk-back allowed", 15*time.Second, func(a pageAudio) bool { return a.Present && a.TalkAllowed })
+	if ui := readAudioUI(t, tab); !ui.Talk {
+		t.Errorf("no talk button: %+v", ui)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if secure, err := browser.Eval[bool](ctx, tab, `window.isSecureContext`); err != nil || secure {
+		t.Fatalf("isSecureContext %v %v: the test needs an insecure page", secure, err)
+	}
+	st, err := browser.Eval[talkState](ctx, tab, `window.p2pcast.talk(true)`)
+	if err != nil || st.Talking || st.Error == nil || !strings.Contains(*st.Error, "https or localhost") {
+		t.Fatalf("talk(true) on an insecure page: %+v %v; want the https-or-localhost message", st, err)
+	}
+	toast, err := browser.Eval[string](ctx, tab, `document.querySelector('p2pcast-player').shadowRoot.querySelector('.toast:not([hidden])')?.textContent ?? ''`)
+	if err != nil || !strings.Contains(toast, "https or localhost") {
+		t.Errorf("the page shows %q, want the https-or-localhost message", toast)
+	}
+	t.Logf("insecure page (%s, direction %s): %s", strings.Replace(dev.url, "127.0.0.1", "camera.test", 1), a.direction(), *st.Error)
+}
+
+// TestBrowserTalkPermissionDenied: a viewer allowed to talk whose browser refuses the microphone
+// is told so, and nothing is sent.
+func TestBrowserTalkPermissionDenied(t *testing.T) {
+	env, _ := alsaSpeaker(t)
+	dev := startDeviceWith(t, deviceOpts{env: []string{env}}, "127.0.0.1:0",
+		"--size", "640x360", "--audio-in", "testtone", "--audio-out", "spk")
+	waitProducerAudio(t, dev.url, "", true)
+	b, err := browser.Launch(context.Background(), browser.Options{Width: 1280, Height: 720, Flags: map[string]any{
+		"use-fake-device-for-media-stream": true,
+		"deny-permission-prompts":          true,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	tab := openTab(t, b, dev.url)
+	waitAudio(t, tab, "talk-back allowed", 15*time.Second, func(a pageAudio) bool { return a.Present && a.TalkAllowed })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := browser.Eval[talkState](ctx, tab, `window.p2pcast.talk(true)`)
+	if err != nil || st.Talking || st.Error == nil || !strings.Contains(*st.Error, "permission denied") {
+		t.Fatalf("talk(true) with the microphone refused: %+v %v; want the permission message", st, err)
+	}
+	t.Logf("refused microphone: %s", *st.Error)
+	if a := audioStats(t, tab); a.Talking || a.PacketsSent != 0 {
+		t.Errorf("talking %v, %v packets sent with the microphone refused", a.Talking, a.PacketsSent)
 	}
 }
