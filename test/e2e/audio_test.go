@@ -152,18 +152,27 @@ func getStatus(t *testing.T, base, token string) deviceStatus {
 // sink is set): a session made before the producer's first HELLO offers video only.
 func waitProducerAudio(t *testing.T, base, token string, sink bool) {
 	t.Helper()
+	waitProducer(t, base, token, true, sink)
+}
+
+// waitProducer waits until the device knows its producer's tracks: an audio track when audio is
+// set, a speaker when sink is.
+func waitProducer(t *testing.T, base, token string, audio, sink bool) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		st := getStatus(t, base, token)
-		if st.Stream != nil && slices.ContainsFunc(st.Stream.Tracks, func(tr struct {
-			Kind string `json:"kind"`
-		}) bool {
-			return tr.Kind == "audio"
-		}) && (!sink || len(st.Stream.Sinks) > 0) {
+		hasAudio := false
+		if st.Stream != nil {
+			for _, tr := range st.Stream.Tracks {
+				hasAudio = hasAudio || tr.Kind == "audio"
+			}
+		}
+		if st.Stream != nil && (!audio || hasAudio) && (!sink || len(st.Stream.Sinks) > 0) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the producer announced no audio in 10 s: %+v", st.Stream)
+			t.Fatalf("the producer announced no audio track (%v) or speaker (%v) in 10 s: %+v", audio, sink, st.Stream)
 		}
 		time.Sleep(50 * time.Millisecond) // polling interval of a condition
 	}
@@ -957,5 +966,56 @@ func TestBrowserTalkPermissionDenied(t *testing.T) {
 	t.Logf("refused microphone: %s", *st.Error)
 	if a := audioStats(t, tab); a.Talking || a.PacketsSent != 0 {
 		t.Errorf("talking %v, %v packets sent with the microphone refused", a.Talking, a.PacketsSent)
+	}
+}
+
+// TestBrowserTalkWithoutDeviceAudio: a device with a speaker but no audio of its own offers audio
+// receive-only; the page answers send-only and shows the talk button alone (nothing to unmute),
+// and its voice reaches the device.
+func TestBrowserTalkWithoutDeviceAudio(t *testing.T) {
+	env, _ := alsaSpeaker(t)
+	dev := startDeviceWith(t, deviceOpts{env: []string{env}}, "127.0.0.1:0", "--size", "640x360", "--audio-out", "spk")
+	waitProducer(t, dev.url, "", false, true)
+	b, err := browser.Launch(context.Background(), browser.Options{Width: 1280, Height: 720, Flags: map[string]any{
+		"use-fake-device-for-media-stream": true,
+		"use-fake-ui-for-media-stream":     true,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	tab := openTab(t, b, dev.url)
+	waitFor(t, tab, "video decodes", 15*time.Second, func(s pageStats) bool { return s.FramesDecoded >= 15 })
+	a := waitAudio(t, tab, "talk-back allowed", 10*time.Second, func(a pageAudio) bool { return a.TalkAllowed })
+	if a.Present || a.direction() != "sendonly" {
+		t.Errorf("present %v, direction %s; want no received audio, sendonly", a.Present, a.direction())
+	}
+	if ui := readAudioUI(t, tab); !ui.Controls || !ui.Talk || ui.Mute || ui.Meter {
+		t.Errorf("controls shown: %+v; want the talk button alone", ui)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if st, err := browser.Eval[talkState](ctx, tab, `window.p2pcast.talk(true)`); err != nil || !st.Talking {
+		t.Fatalf("talk(true): %+v %v", st, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var packets uint64
+		for _, s := range getStatus(t, dev.url, "").Sessions {
+			if s.Talk != nil {
+				packets += s.Talk.Packets
+			}
+		}
+		if packets >= 10 {
+			t.Logf("the device received %d talk-back packets", packets)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the device received %d talk-back packets in 5 s", packets)
+		}
+		time.Sleep(100 * time.Millisecond) // polling interval of a condition
+	}
+	if st, err := browser.Eval[talkState](ctx, tab, `window.p2pcast.talk(false)`); err != nil || st.Talking {
+		t.Fatalf("talk(false): %+v %v", st, err)
 	}
 }
