@@ -19,6 +19,12 @@
 // credentials) and answers it on the same RTCPeerConnection; only if that does not bring the
 // connection back does it fall back to a new session.
 //
+// Audio: when the device sends audio (its offer has an audio section, or its answer takes ours)
+// it plays in the same muted <video> element (browsers need a gesture to unmute), with an unmute
+// button and a level meter (WebAudio AnalyserNode). When the device also takes this viewer's
+// voice (audio negotiated sendrecv: a `talk` grant and a speaker on the device), a push-to-talk
+// button puts the microphone on the audio sender with replaceTrack, without renegotiation.
+//
 // window.p2pcast is the test hook the end-to-end tests read; it describes the first player.
 
 const BACKOFF_MIN_MS = 250;
@@ -48,6 +54,13 @@ const SIGNAL_TIMEOUT_MS = 4000;
 const WATCHDOG_MS = 10000;
 const STATS_INTERVAL_MS = 1000;
 const TOAST_MS = 5000;
+// The level meter's refresh: smooth enough for the eye, and cheap (one analyser read per tick).
+const METER_MS = 100;
+// The meter's scale: -60 dBFS (empty) to 0 dBFS (full).
+const METER_FLOOR_DB = -60;
+// What talk-back asks of the microphone: a viewer near its own speakers must not send the device's
+// sound back to it, and a room's hum is not worth sending.
+const MIC_CONSTRAINTS = { audio: { echoCancellation: true, noiseSuppression: true } };
 
 const EMPTY_STATS = Object.freeze({
   framesDecoded: 0, framesReceived: 0, framesDropped: 0, frameWidth: 0, frameHeight: 0,
@@ -55,6 +68,14 @@ const EMPTY_STATS = Object.freeze({
   framesPerSecond: 0, rttMs: null, connectionState: null, iceConnectionState: null,
   localCandidateType: null, remoteCandidateType: null, protocol: null, pair: null, sessions: 0,
   iceRestarts: 0, lastIceRestartMs: null, firstFrameMs: null,
+});
+
+// window.p2pcast.audio() when there is no audio (or no session).
+const EMPTY_AUDIO = Object.freeze({
+  present: false, direction: null, muted: true, talkAllowed: false, talking: false,
+  packetsReceived: 0, packetsLost: 0, bytesReceived: 0, totalAudioEnergy: 0,
+  totalSamplesDuration: 0, audioLevel: 0, packetsSent: 0, meterDb: null, meterPeakDb: null,
+  talkError: null,
 });
 
 // Hub errors before hello that a retry cannot fix: the token must be replaced.
@@ -129,6 +150,21 @@ const STYLE = `
             font: 15px/1.5 system-ui, sans-serif; color: #eee; background: rgba(0, 0, 0, .75);
             border: 1px solid #555; border-radius: 6px; padding: 14px 18px; text-align: center; }
   .notice a { color: #8ab4f8; }
+  .controls { position: absolute; left: 8px; bottom: 8px; display: flex; align-items: center;
+              gap: 8px; padding: 6px; border-radius: 6px; background: rgba(0, 0, 0, .6);
+              font: 13px/1.2 system-ui, sans-serif; color: #eee; }
+  .controls button { display: inline-flex; align-items: center; gap: 6px; min-height: 36px;
+                     padding: 4px 10px; border: 1px solid #777; border-radius: 4px;
+                     background: #222; color: inherit; font: inherit; cursor: pointer;
+                     touch-action: none; user-select: none; -webkit-user-select: none; }
+  .controls button:hover { background: #333; }
+  .controls button:focus-visible { outline: 2px solid #8ab4f8; outline-offset: 1px; }
+  .controls svg { width: 20px; height: 20px; fill: currentColor; flex: none; }
+  .mute[data-muted=false] .off, .mute[data-muted=true] .on { display: none; }
+  .talk[aria-pressed=true] { background: #b71c1c; border-color: #f44336; }
+  .meter { width: 64px; height: 8px; border-radius: 4px; background: #444; overflow: hidden; }
+  .meter .fill { width: 100%; height: 100%; background: #4caf50; transform-origin: left;
+                 transform: scaleX(0); }
 `;
 
 class P2PCastPlayer extends HTMLElement {
@@ -156,6 +192,16 @@ class P2PCastPlayer extends HTMLElement {
 
   #statsTimer = 0; #ticking = false; #prev = null; #view = null;
 
+  // Audio from the device and talk-back to it (see "audio and talk-back" below).
+  #controls; #muteBtn; #muteLabel; #meterEl; #meterFill; #talkBtn;
+  #actx = null; // the AudioContext of the level meter, made with the first audio track
+  #meterSrc = null; #meterNode = null; #meterBuf = null; #meterTrack = null; #meterTimer = 0;
+  #meterDb = null; #meterPeakDb = null; #meterShown = -1;
+  #mic = null; #micPending = null; // the microphone track: asked for once, kept for every press
+  #talkWanted = false; // talk is pressed (pointer, Space or the hook)
+  #talkChain = Promise.resolve(); // replaceTrack calls, one after another
+  #talkError = null; // the last reason talking failed, for the hook
+
   // Diagnostics hooks (read by diag.js): performance.now() when this page first sent a signaling
   // request (WebSocket watch/offer or WHEP POST), and when it last did.
   firstRequestedAt = null;
@@ -172,7 +218,19 @@ class P2PCastPlayer extends HTMLElement {
     root.innerHTML = `
       <video muted autoplay playsinline disablepictureinpicture></video>
       <div class="hud"><div class="panel"><div class="state"></div><pre class="body"></pre></div>
-      <div class="toast" hidden></div></div><div class="notice" role="status" hidden></div>`;
+      <div class="toast" hidden></div></div><div class="notice" role="status" hidden></div>
+      <div class="controls" hidden>
+        <button type="button" class="mute" data-muted="true" title="Unmute (the stream plays muted until you click)">
+          <svg class="off" viewBox="0 0 24 24" aria-hidden="true"><path d="M3 9v6h4l5 5V4L7 9H3zm13.6 3 2.7-2.7-1.4-1.4-2.7 2.7-2.7-2.7-1.4 1.4 2.7 2.7-2.7 2.7 1.4 1.4 2.7-2.7 2.7 2.7 1.4-1.4-2.7-2.7z"/></svg>
+          <svg class="on" viewBox="0 0 24 24" aria-hidden="true"><path d="M3 9v6h4l5 5V4L7 9H3zm13.5 3A4.5 4.5 0 0 0 14 8v8a4.5 4.5 0 0 0 2.5-4zM14 3.2v2.1a7 7 0 0 1 0 13.4v2.1a9 9 0 0 0 0-17.6z"/></svg>
+          <span class="label">Unmute</span>
+        </button>
+        <div class="meter" role="meter" aria-label="sound level" aria-valuemin="-60" aria-valuemax="0" aria-valuenow="-60"><div class="fill"></div></div>
+        <button type="button" class="talk" aria-pressed="false" hidden title="Hold to talk (mouse, touch, or Space while focused)">
+          <svg viewBox="0 0 24 24" aria-hidden="true"><path d="M12 14a3 3 0 0 0 3-3V5a3 3 0 0 0-6 0v6a3 3 0 0 0 3 3zm5-3a5 5 0 0 1-10 0H5a7 7 0 0 0 6 6.9V21h2v-3.1a7 7 0 0 0 6-6.9h-2z"/></svg>
+          <span>Hold to talk</span>
+        </button>
+      </div>`;
     this.#video = root.querySelector('video');
     this.#video.muted = true; // autoplay without a user gesture needs it as a property too
     this.#panel = root.querySelector('.panel');
@@ -180,6 +238,13 @@ class P2PCastPlayer extends HTMLElement {
     this.#body = root.querySelector('.body');
     this.#toastEl = root.querySelector('.toast');
     this.#noticeEl = root.querySelector('.notice');
+    this.#controls = root.querySelector('.controls');
+    this.#muteBtn = root.querySelector('.mute');
+    this.#muteLabel = root.querySelector('.mute .label');
+    this.#meterEl = root.querySelector('.meter');
+    this.#meterFill = root.querySelector('.meter .fill');
+    this.#talkBtn = root.querySelector('.talk');
+    this.#wireControls();
     this.#watchFirstFrame();
   }
 
@@ -196,6 +261,81 @@ class P2PCastPlayer extends HTMLElement {
   toggleOverlay(show = this.#panel.hidden) {
     this.#panel.hidden = !show;
     this.#render();
+  }
+
+  /** Whether this session lets the viewer talk (the device takes its audio). */
+  get talkAllowed() { return this.#s?.audio?.send === true; }
+
+  /** Whether the microphone is on the wire right now. */
+  get talking() {
+    const sender = this.#s?.audio?.send ? this.#s.audio.tx.sender : null;
+    return this.#mic != null && sender?.track === this.#mic;
+  }
+
+  /** The received audio track of the current session, or null (for diagnostics and tests). */
+  get audioTrack() { return this.#s?.audio?.recv ? this.#s.audio.tx.receiver.track : null; }
+
+  /** The microphone track once talk-back has asked for it, or null. */
+  get micTrack() { return this.#mic; }
+
+  /** Mutes or unmutes the sound (the page starts muted: browsers play sound only after a gesture). */
+  setMuted(muted) {
+    this.#video.muted = Boolean(muted);
+    if (!muted) {
+      void this.#actx?.resume().catch(() => {});
+      this.#video.play().catch(() => {});
+    }
+    this.#renderAudio();
+  }
+
+  /**
+   * Presses (true) or releases (false) push-to-talk. Resolves once the microphone is on the wire
+   * (or off it), with { talking, error }: error says why talking is not possible.
+   */
+  async talk(on) {
+    if (!on) {
+      this.#talkWanted = false;
+      this.#renderAudio();
+      await this.#applyTalk();
+      return this.#talkState();
+    }
+    const why = this.#talkBlocked();
+    if (why) {
+      this.#talkFailed(why);
+      return this.#talkState();
+    }
+    this.#talkWanted = true;
+    this.#talkError = null;
+    this.#renderAudio();
+    if (!this.#mic) {
+      try {
+        await this.#getMic();
+      } catch (err) {
+        this.#talkWanted = false;
+        this.#talkFailed(micError(err));
+        this.#renderAudio();
+        return this.#talkState();
+      }
+    }
+    await this.#applyTalk();
+    return this.#talkState();
+  }
+
+  /** A fresh reading of the audio receiver's (and talk-back sender's) statistics: window.p2pcast.audio(). */
+  async audio() {
+    const s = this.#s;
+    const out = {
+      ...EMPTY_AUDIO, muted: this.#video.muted, talkAllowed: this.talkAllowed, talking: this.talking,
+      meterDb: this.#meterDb, meterPeakDb: this.#meterPeakDb, talkError: this.#talkError,
+    };
+    if (!s?.audio) return out;
+    out.present = s.audio.recv;
+    out.direction = s.audio.direction;
+    let snap;
+    try { snap = await readStats(s.pc); } catch { return out; }
+    if (snap.audioIn) Object.assign(out, snap.audioIn);
+    if (snap.audioOut) out.packetsSent = snap.audioOut.packetsSent;
+    return out;
   }
 
   /** A fresh reading of the video receiver's statistics, in the shape window.p2pcast.stats gives. */
@@ -220,7 +360,9 @@ class P2PCastPlayer extends HTMLElement {
     window.addEventListener('pagehide', this.#onPageHide);
     window.addEventListener('pageshow', this.#onPageShow);
     window.addEventListener('hashchange', this.#onHashChange);
+    document.addEventListener('visibilitychange', this.#onVisibility);
     this.addEventListener('click', this.#onClick);
+    this.addEventListener('pointerdown', this.#onGesture);
     try {
       this.#cfg = readConfig(this);
     } catch (err) {
@@ -238,10 +380,19 @@ class P2PCastPlayer extends HTMLElement {
     window.removeEventListener('pagehide', this.#onPageHide);
     window.removeEventListener('pageshow', this.#onPageShow);
     window.removeEventListener('hashchange', this.#onHashChange);
+    document.removeEventListener('visibilitychange', this.#onVisibility);
     this.removeEventListener('click', this.#onClick);
+    this.removeEventListener('pointerdown', this.#onGesture);
     clearInterval(this.#statsTimer);
     this.#stop();
     this.#video.srcObject = null;
+    // Nothing of ours keeps running or holds the microphone once the element is gone.
+    this.#talkWanted = false;
+    this.#stopMeter();
+    this.#mic?.stop();
+    this.#mic = null;
+    void this.#actx?.close().catch(() => {});
+    this.#actx = this.#meterNode = this.#meterBuf = null;
   }
 
   #onClick = () => this.toggleOverlay();
@@ -375,10 +526,13 @@ class P2PCastPlayer extends HTMLElement {
       restart: null, // an ICE restart under way: { at, applied, timer, poll }
       rx: null, // { bytes, at }: bytes received on the selected pair, and since when
       held: [], holdUntil: 0, holdTimer: 0, // our relay candidates, held back (RELAY_HOLD_MS)
+      audio: null, // once negotiated: { tx, direction, recv, send } (see #audioNegotiated)
+      stream: null, // the MediaStream the <video> plays for this session
+      audioTracks: [], // the audio tracks ontrack gave
     };
     this.#s = s;
     this.#prev = null;
-    pc.ontrack = (e) => { if (this.#s === s) this.#onTrack(e); };
+    pc.ontrack = (e) => { if (this.#s === s) this.#onTrack(s, e); };
     pc.onicecandidate = (e) => { if (this.#s === s) this.#onLocalCandidate(s, e.candidate); };
     pc.onconnectionstatechange = pc.oniceconnectionstatechange = () => {
       if (this.#s === s) this.#onPeerState(s);
@@ -403,6 +557,8 @@ class P2PCastPlayer extends HTMLElement {
     s.pc.onconnectionstatechange = s.pc.oniceconnectionstatechange = null;
     if (s.dtls) s.dtls.onstatechange = null;
     s.pc.close();
+    this.#stopMeter();
+    this.#renderAudio();
     if (s.whep) {
       s.whep.abort.abort();
       if (s.whep.location) deleteResource(s.whep.location);
@@ -412,6 +568,10 @@ class P2PCastPlayer extends HTMLElement {
   async #makeOffer(s) {
     const t = s.pc.addTransceiver('video', { direction: 'recvonly' });
     tuneReceiver(t.receiver);
+    // Audio both ways, with nothing to send yet: the device's answer says what it allows (sendonly
+    // unless this viewer may talk and the device has a speaker), and talk-back then needs no
+    // renegotiation. A device without audio rejects the section.
+    s.pc.addTransceiver('audio', { direction: 'sendrecv' });
     await s.pc.setLocalDescription(await s.pc.createOffer());
     return s.pc.localDescription.sdp;
   }
@@ -458,10 +618,19 @@ class P2PCastPlayer extends HTMLElement {
     }, s.holdUntil - performance.now());
   }
 
-  #onTrack(e) {
+  #onTrack(s, e) {
+    if (e.track.kind === 'audio') {
+      // The device puts its audio in the video's stream (one stream id: lip sync), so the <video>
+      // plays it; audio that comes on its own joins the stream the <video> plays.
+      s.audioTracks.push(e.track);
+      if (s.stream && !s.stream.getTracks().includes(e.track)) s.stream.addTrack(e.track);
+      return;
+    }
     if (e.track.kind !== 'video') return;
     tuneReceiver(e.receiver);
     const stream = e.streams[0] ?? new MediaStream([e.track]);
+    s.stream = stream;
+    for (const t of s.audioTracks) if (!stream.getTracks().includes(t)) stream.addTrack(t);
     // The old picture stays up until the new stream replaces it, so a reconnect does not flash black.
     if (this.#video.srcObject !== stream) this.#video.srcObject = stream;
     // Muted autoplay is always allowed; a rejection only means a newer stream superseded this one.
@@ -776,10 +945,12 @@ class P2PCastPlayer extends HTMLElement {
       await s.pc.setRemoteDescription({ type: 'offer', sdp });
       if (this.#s !== s) return;
       this.#remoteSet(s);
+      acceptAudio(s.pc, sdp);
       await s.pc.setLocalDescription(await s.pc.createAnswer());
       if (this.#s !== s) return;
       this.#send({ type: 'answer', sdp: s.pc.localDescription.sdp });
       this.#localSent(s);
+      this.#audioNegotiated(s);
     } catch (err) {
       if (this.#s === s) this.#retryLater(`could not answer the device's offer: ${err.message}`, { keepSocket: true });
     }
@@ -794,7 +965,9 @@ class P2PCastPlayer extends HTMLElement {
     s.answerTaken = true;
     try {
       await s.pc.setRemoteDescription({ type: 'answer', sdp });
-      if (this.#s === s) this.#remoteSet(s);
+      if (this.#s !== s) return;
+      this.#remoteSet(s);
+      this.#audioNegotiated(s);
     } catch (err) {
       if (this.#s === s) this.#retryLater(`could not apply the device's answer: ${err.message}`, { keepSocket: true });
     }
@@ -885,6 +1058,7 @@ class P2PCastPlayer extends HTMLElement {
       await s.pc.setRemoteDescription({ type: 'answer', sdp: answer });
       if (this.#s !== s) return;
       this.#remoteSet(s);
+      this.#audioNegotiated(s);
       this.#setSignal(`whep ${res.status}`);
       this.#localSent(s);
     } catch (err) {
@@ -922,6 +1096,211 @@ class P2PCastPlayer extends HTMLElement {
     }
     w.busy = false;
     if (this.#s === s) void this.#flushWhep(s);
+  }
+
+  // ---- audio and talk-back ----
+  //
+  // The device's audio plays in the <video> element, which starts muted (browsers allow sound only
+  // after a user gesture): the speaker button unmutes it. The level meter reads the received track
+  // through a WebAudio AnalyserNode every METER_MS while the page is visible. Push-to-talk puts the
+  // microphone on the audio sender with replaceTrack (no renegotiation): the audio section is
+  // already sendrecv when the device takes this viewer's voice, and then only.
+
+  #wireControls() {
+    // A click on a control is not a click on the picture (which toggles the overlay).
+    this.#controls.addEventListener('click', (e) => e.stopPropagation());
+    this.#muteBtn.addEventListener('click', () => this.setMuted(!this.#video.muted));
+    this.#video.addEventListener('volumechange', () => this.#renderAudio());
+    const b = this.#talkBtn;
+    b.addEventListener('pointerdown', (e) => {
+      if (e.button !== 0) return;
+      // Capture: the release counts wherever the pointer ends up.
+      b.setPointerCapture(e.pointerId);
+      void this.talk(true);
+    });
+    for (const type of ['pointerup', 'pointercancel', 'lostpointercapture', 'blur']) {
+      b.addEventListener(type, () => { if (this.#talkWanted) void this.talk(false); });
+    }
+    const isSpace = (e) => e.key === ' ';
+    b.addEventListener('keydown', (e) => {
+      if (!isSpace(e)) return;
+      e.preventDefault(); // no click, no scrolling
+      if (!e.repeat) void this.talk(true);
+    });
+    b.addEventListener('keyup', (e) => {
+      if (!isSpace(e)) return;
+      e.preventDefault();
+      void this.talk(false);
+    });
+    // A long press on a touch screen is talking, not a context menu.
+    b.addEventListener('contextmenu', (e) => e.preventDefault());
+  }
+
+  // Hidden: no meter work, and nobody is holding the talk button.
+  #onVisibility = () => {
+    if (document.hidden && this.#talkWanted) void this.talk(false);
+    this.#runMeter();
+  };
+
+  // An AudioContext made before any gesture starts suspended; any press on the player resumes it.
+  #onGesture = () => {
+    if (this.#actx?.state === 'suspended') void this.#actx.resume().catch(() => {});
+  };
+
+  // Once both descriptions are applied: the audio this session has, from the negotiated direction.
+  #audioNegotiated(s) {
+    const tx = audioTransceiver(s.pc);
+    const dir = tx?.currentDirection ?? null;
+    const recv = dir === 'sendrecv' || dir === 'recvonly';
+    const send = dir === 'sendrecv' || dir === 'sendonly';
+    s.audio = recv || send ? { tx, direction: dir, recv, send } : null;
+    if (recv) this.#startMeter(tx.receiver.track);
+    else this.#stopMeter();
+    console.info(`p2pcast: audio ${s.audio ? dir : 'none'}${send ? ' (talk-back allowed)' : ''}`);
+    this.#renderAudio();
+    void this.#applyTalk();
+  }
+
+  #renderAudio() {
+    const a = this.#s?.audio;
+    this.#controls.hidden = !a;
+    this.#muteBtn.hidden = !a?.recv;
+    this.#meterEl.hidden = !a?.recv;
+    this.#talkBtn.hidden = !a?.send;
+    const muted = this.#video.muted;
+    this.#muteBtn.dataset.muted = String(muted);
+    this.#muteLabel.textContent = muted ? 'Unmute' : 'Mute';
+    this.#muteBtn.title = muted ? 'Unmute (the stream plays muted until you click)' : 'Mute';
+    this.#talkBtn.setAttribute('aria-pressed', String(this.#talkWanted));
+  }
+
+  #startMeter(track) {
+    if (this.#meterTrack === track && this.#meterSrc) return;
+    this.#stopMeter();
+    try {
+      this.#actx ??= new AudioContext();
+      if (!this.#meterNode) {
+        this.#meterNode = this.#actx.createAnalyser();
+        this.#meterNode.fftSize = 1024; // ~21 ms at 48 kHz: one reading per tick, no history
+        this.#meterBuf = new Float32Array(this.#meterNode.fftSize);
+      }
+      // Not connected to the destination: the <video> plays the sound, the analyser only listens.
+      this.#meterSrc = this.#actx.createMediaStreamSource(new MediaStream([track]));
+      this.#meterSrc.connect(this.#meterNode);
+    } catch (err) {
+      console.info(`p2pcast: no level meter (${err.message})`);
+      this.#meterSrc = null;
+      return;
+    }
+    this.#meterTrack = track;
+    // Runs at once where autoplay is allowed; elsewhere it waits for a gesture (#onGesture).
+    if (this.#actx.state === 'suspended') void this.#actx.resume().catch(() => {});
+    this.#runMeter();
+  }
+
+  #stopMeter() {
+    this.#meterSrc?.disconnect();
+    this.#meterSrc = null;
+    this.#meterTrack = null;
+    this.#runMeter();
+    this.#showLevel(METER_FLOOR_DB);
+  }
+
+  // The meter's timer runs only while there is something to measure and someone to see it.
+  #runMeter() {
+    const want = this.#meterSrc != null && this.#running && !document.hidden;
+    if (want && !this.#meterTimer) {
+      this.#meterTimer = setInterval(() => this.#meterTick(), METER_MS);
+    } else if (!want && this.#meterTimer) {
+      clearInterval(this.#meterTimer);
+      this.#meterTimer = 0;
+    }
+  }
+
+  #meterTick() {
+    const buf = this.#meterBuf;
+    this.#meterNode.getFloatTimeDomainData(buf);
+    let sum = 0;
+    for (let i = 0; i < buf.length; i++) sum += buf[i] * buf[i];
+    const rms = Math.sqrt(sum / buf.length);
+    const db = rms > 0 ? Math.max(METER_FLOOR_DB, 20 * Math.log10(rms)) : METER_FLOOR_DB;
+    this.#meterDb = db;
+    if (this.#meterPeakDb == null || db > this.#meterPeakDb) this.#meterPeakDb = db;
+    this.#showLevel(db);
+  }
+
+  #showLevel(db) {
+    // In 2 % steps, and only when it changes: a still meter costs no style work.
+    const x = Math.round(((db - METER_FLOOR_DB) / -METER_FLOOR_DB) * 50) / 50;
+    if (x === this.#meterShown) return;
+    this.#meterShown = x;
+    this.#meterFill.style.transform = `scaleX(${x})`;
+    this.#meterEl.setAttribute('aria-valuenow', String(Math.round(db)));
+  }
+
+  // Why pressing talk cannot work now, or null.
+  #talkBlocked() {
+    if (!this.#s?.audio?.send) return 'This device does not take talk-back from this viewer.';
+    // getUserMedia exists only in secure contexts: https, or http on localhost.
+    if (!window.isSecureContext || !navigator.mediaDevices?.getUserMedia) {
+      return `Talking needs https or localhost: browsers give the microphone only to secure pages (this one is ${location.origin}).`;
+    }
+    return null;
+  }
+
+  #talkFailed(why) {
+    this.#talkError = why;
+    console.info(`p2pcast: talk: ${why}`);
+    this.#toast(why);
+  }
+
+  #talkState() {
+    return { talking: this.talking, error: this.#talkError };
+  }
+
+  // Asks for the microphone once; the track is kept for every later press.
+  #getMic() {
+    this.#micPending ??= navigator.mediaDevices.getUserMedia(MIC_CONSTRAINTS).then((stream) => {
+      const track = stream.getAudioTracks()[0];
+      if (!track) throw new Error('the browser gave no audio track');
+      track.addEventListener('ended', () => {
+        // Unplugged or revoked: the next press asks again.
+        if (this.#mic !== track) return;
+        this.#mic = null;
+        this.#talkWanted = false;
+        this.#renderAudio();
+        void this.#applyTalk();
+      });
+      this.#mic = track;
+      return track;
+    }).finally(() => { this.#micPending = null; });
+    return this.#micPending;
+  }
+
+  // Puts the microphone on the session's audio sender while talk is pressed, and takes it off
+  // otherwise. The calls run one after another, so a quick press and release ends released.
+  #applyTalk() {
+    this.#talkChain = this.#talkChain.then(async () => {
+      const a = this.#s?.audio;
+      if (!a) return; // no session yet: the next one applies it once negotiated
+      if (!a.send) {
+        this.#talkWanted = false;
+        this.#renderAudio();
+        return;
+      }
+      const want = this.#talkWanted && this.#running ? this.#mic : null;
+      if (a.tx.sender.track === want) return;
+      try {
+        await a.tx.sender.replaceTrack(want);
+        if (want) console.info('p2pcast: talking');
+      } catch (err) {
+        if (!want) return; // the session closed meanwhile: nothing is sent anyway
+        this.#talkWanted = false;
+        this.#talkFailed(`Could not send the microphone: ${err.message}`);
+      }
+      this.#renderAudio();
+    });
+    return this.#talkChain;
   }
 
   // ---- overlay ----
@@ -981,6 +1360,16 @@ class P2PCastPlayer extends HTMLElement {
         `freezes ${v.freezeCount} (${v.totalFreezesDuration.toFixed(1)} s)`,
         `path    ${v.localCandidateType ?? '?'} → ${v.remoteCandidateType ?? '?'}, ${v.protocol ?? '?'}${relay}`,
       );
+    }
+    const a = this.#s?.audio;
+    if (a) {
+      const parts = [];
+      if (a.recv) {
+        parts.push(`${v?.audioIn?.packetsReceived ?? 0} packets`, this.#video.muted ? 'muted' : 'unmuted');
+        if (this.#meterDb != null) parts.push(`level ${Math.round(this.#meterDb)} dB`);
+      }
+      parts.push(a.send ? `talk-back ${this.talking ? 'on' : 'allowed'}` : 'no talk-back');
+      lines.push(`audio   ${a.direction}: ${parts.join(', ')}`);
     }
     const first = this.#firstFrameMs == null ? '' : `, first frame at ${Math.round(this.#firstFrameMs)} ms`;
     lines.push(`sessions ${this.#sessions}, ICE restarts ${this.#iceRestarts}${first}`);
@@ -1042,6 +1431,49 @@ class P2PCastPlayer extends HTMLElement {
 
 // ---- helpers ----
 
+// The session's audio transceiver (one at most: the device sends one audio track).
+function audioTransceiver(pc) {
+  return pc.getTransceivers().find((t) => !t.stopped && t.receiver.track?.kind === 'audio') ?? null;
+}
+
+// Called with the device's offer applied, before createAnswer: take its audio, and send ours back
+// where it will take it (sendrecv: a viewer allowed to talk to a device with a speaker; recvonly:
+// the same without a microphone of its own). No track yet: talk-back adds it with replaceTrack.
+function acceptAudio(pc, offer) {
+  const tx = audioTransceiver(pc);
+  if (!tx?.mid) return;
+  const theirs = mediaDirection(offer, tx.mid);
+  const ours = { sendrecv: 'sendrecv', recvonly: 'sendonly', sendonly: 'recvonly' }[theirs] ?? 'inactive';
+  if (tx.direction !== ours) tx.direction = ours;
+}
+
+// The direction attribute of the media section with this mid (sendrecv when it has none).
+function mediaDirection(sdp, mid) {
+  for (const section of sdp.split(/\r?\n(?=m=)/).slice(1)) {
+    const lines = section.split(/\r?\n/);
+    if (!lines.includes(`a=mid:${mid}`)) continue;
+    return lines.find((l) => /^a=(sendrecv|sendonly|recvonly|inactive)$/.test(l))?.slice(2) ?? 'sendrecv';
+  }
+  return 'inactive';
+}
+
+// What to tell the viewer when the microphone cannot be had.
+function micError(err) {
+  switch (err?.name) {
+    case 'NotAllowedError':
+    case 'SecurityError':
+      return 'Microphone permission denied: allow the microphone for this site in the browser to talk.';
+    case 'NotFoundError':
+    case 'OverconstrainedError':
+      return 'No microphone found.';
+    case 'NotReadableError':
+    case 'AbortError':
+      return 'The microphone could not be opened (is another program using it?).';
+    default:
+      return `No microphone: ${err?.message ?? err}`;
+  }
+}
+
 function readConfig(el) {
   const query = new URLSearchParams(location.search);
   const get = (name) => el.getAttribute(name) ?? query.get(name);
@@ -1098,11 +1530,18 @@ function deleteResource(url) {
 async function readStats(pc) {
   const report = await pc.getStats();
   let inbound = null;
+  let audioIn = null;
+  let audioOut = null;
   let pairId = null;
   const pairs = [];
   for (const r of report.values()) {
-    if (r.type === 'inbound-rtp' && (r.kind ?? r.mediaType) === 'video') {
+    const kind = r.kind ?? r.mediaType;
+    if (r.type === 'inbound-rtp' && kind === 'video') {
       if (!inbound || (r.bytesReceived ?? 0) > (inbound.bytesReceived ?? 0)) inbound = r;
+    } else if (r.type === 'inbound-rtp' && kind === 'audio') {
+      audioIn = r;
+    } else if (r.type === 'outbound-rtp' && kind === 'audio') {
+      audioOut = r;
     } else if (r.type === 'transport' && r.selectedCandidatePairId) {
       pairId = r.selectedCandidatePairId;
     } else if (r.type === 'candidate-pair') {
@@ -1131,6 +1570,12 @@ async function readStats(pc) {
     pairId: pair?.id ?? null,
     pairBytesReceived: typeof pair?.bytesReceived === 'number' ? pair.bytesReceived : null,
     timestamp: inbound?.timestamp ?? null,
+    audioIn: audioIn && {
+      packetsReceived: audioIn.packetsReceived ?? 0, packetsLost: audioIn.packetsLost ?? 0,
+      bytesReceived: audioIn.bytesReceived ?? 0, totalAudioEnergy: audioIn.totalAudioEnergy ?? 0,
+      totalSamplesDuration: audioIn.totalSamplesDuration ?? 0, audioLevel: audioIn.audioLevel ?? 0,
+    },
+    audioOut: audioOut && { packetsSent: audioOut.packetsSent ?? 0 },
   };
 }
 
@@ -1160,4 +1605,11 @@ function firstPlayer() {
 window.p2pcast = {
   get state() { return firstPlayer()?.state ?? 'connecting'; },
   stats: async () => (firstPlayer() ? firstPlayer().stats() : { ...EMPTY_STATS }),
+  audio: async () => (firstPlayer() ? firstPlayer().audio() : { ...EMPTY_AUDIO }),
+  get talkAllowed() { return firstPlayer()?.talkAllowed ?? false; },
+  get talking() { return firstPlayer()?.talking ?? false; },
+  talk: async (on) => (firstPlayer() ? firstPlayer().talk(on) : { talking: false, error: 'no player' }),
+  setMuted: (muted) => firstPlayer()?.setMuted(muted),
+  get audioTrack() { return firstPlayer()?.audioTrack ?? null; },
+  get micTrack() { return firstPlayer()?.micTrack ?? null; },
 };

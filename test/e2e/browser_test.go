@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -63,7 +64,13 @@ func freePort(t *testing.T) string {
 
 func startDevice(t *testing.T, addr string, args ...string) *device {
 	t.Helper()
-	d, out := runDevice(t, addr, args...)
+	return startDeviceWith(t, deviceOpts{}, addr, args...)
+}
+
+// startDeviceWith is startDevice with an environment and a copy of the log.
+func startDeviceWith(t *testing.T, opts deviceOpts, addr string, args ...string) *device {
+	t.Helper()
+	d, out := runDeviceWith(t, opts, addr, args...)
 	line, err := out.ReadString('\n')
 	if err != nil {
 		t.Fatalf("device printed no URL: %v", err)
@@ -76,8 +83,25 @@ func startDevice(t *testing.T, addr string, args ...string) *device {
 // its standard output.
 func runDevice(t *testing.T, addr string, args ...string) (*device, *bufio.Reader) {
 	t.Helper()
+	return runDeviceWith(t, deviceOpts{}, addr, args...)
+}
+
+// deviceOpts are what some tests add to a device process.
+type deviceOpts struct {
+	env    []string  // added to the environment (ALSA_CONFIG_PATH)
+	stderr io.Writer // also gets the device's and its producer's log
+}
+
+func runDeviceWith(t *testing.T, opts deviceOpts, addr string, args ...string) (*device, *bufio.Reader) {
+	t.Helper()
 	cmd := exec.Command(filepath.Join(binDir(t), "p2pcast"), append([]string{"device", "--http", addr}, args...)...)
 	cmd.Stderr = os.Stderr
+	if opts.stderr != nil {
+		cmd.Stderr = io.MultiWriter(os.Stderr, opts.stderr)
+	}
+	if opts.env != nil {
+		cmd.Env = append(os.Environ(), opts.env...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
