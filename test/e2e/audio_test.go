@@ -316,13 +316,11 @@ func TestBrowserPlaysAudio(t *testing.T) {
 		tab := openTab(t, b, dev.url+query)
 		a := pagePlaysAudio(t, tab, query)
 		// The device has no speaker: its answer must make the audio receive-only.
-		if !pageOffersTalkBug(t, query, a) {
-			if a.TalkAllowed || a.direction() != "recvonly" {
-				t.Errorf("%s: talkAllowed %v, direction %s; want no talk, recvonly", query, a.TalkAllowed, a.direction())
-			}
-			if ui := readAudioUI(t, tab); !ui.Mute || ui.Talk {
-				t.Errorf("%s: controls shown: %+v; want the mute button, no talk button", query, ui)
-			}
+		if a.TalkAllowed || a.direction() != "recvonly" {
+			t.Errorf("%s: talkAllowed %v, direction %s; want no talk, recvonly", query, a.TalkAllowed, a.direction())
+		}
+		if ui := readAudioUI(t, tab); !ui.Mute || ui.Talk {
+			t.Errorf("%s: controls shown: %+v; want the mute button, no talk button", query, ui)
 		}
 		t.Logf("%s: %v audio packets, direction %s", query, a.PacketsReceived, a.direction())
 		tab.Close()
@@ -719,18 +717,6 @@ func mintToken(t *testing.T, dir, grants string) string {
 	return ""
 }
 
-// pageOffersTalkBug reports whether a device answered a page's sendrecv audio offer with
-// sendrecv although this viewer may not talk (Pion turns the device's sendonly transceiver into
-// sendrecv; reported to the internal/peer owner). The device still refuses the audio itself.
-func pageOffersTalkBug(t *testing.T, what string, a pageAudio) bool {
-	t.Helper()
-	if a.direction() != "sendrecv" {
-		return false
-	}
-	t.Logf("%s: KNOWN DEVICE BUG: the device answered sendrecv audio to a viewer that may not talk "+
-		"(internal/peer Session.Answer: Pion upgrades the sendonly transceiver); not asserted", what)
-	return true
-}
 
 // TestBrowserTalkNeedsGrant: a device with LAN auth and a speaker. A viewer whose token grants
 // only view gets the device's audio send-only: talkAllowed false, no talk button, pressing talk
@@ -770,7 +756,7 @@ func TestBrowserTalkNeedsGrant(t *testing.T) {
 	// The page offering: it offers sendrecv audio, and the device must answer send-only.
 	offers := openTab(t, b, dev.url+"?offer=viewer#token="+view)
 	a = pagePlaysAudio(t, offers, "view only, page offers")
-	if !pageOffersTalkBug(t, "view only, page offers", a) && (a.TalkAllowed || a.direction() != "recvonly") {
+	if a.TalkAllowed || a.direction() != "recvonly" {
 		t.Errorf("view only, page offers: talkAllowed %v, direction %s; want no talk, recvonly", a.TalkAllowed, a.direction())
 	}
 	offers.Close()
