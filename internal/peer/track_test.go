@@ -150,6 +150,11 @@ var testAudio = stream.Track{ID: 2, Kind: codec.Audio, Codec: "opus", ClockRate:
 // forwarded packet (frames × payloads × viewers). The writer marshals the header as Pion's
 // SRTP stream would; encryption itself is not included.
 func BenchmarkFanOut(b *testing.B) {
+	b.Run("video", func(b *testing.B) { benchmarkFanOut(b, false) })
+	b.Run("video+audio", func(b *testing.B) { benchmarkFanOut(b, true) })
+}
+
+func benchmarkFanOut(b *testing.B, withAudio bool) {
 	const viewers = 10
 	st := stream.New(stream.Config{QueueFrames: 256})
 	st.Attach(stream.Describe("bench", []stream.Track{testVideo, testAudio}, nil), nil)
@@ -187,7 +192,7 @@ func BenchmarkFanOut(b *testing.B) {
 		f.Data = append(f.Data, data...)
 		codec.PacketizeH264(f.Data, codec.DefaultMTU, &f.Payloads)
 		st.Publish(f)
-		for j := range 2 {
+		for j := range 2 * boolInt(withAudio) {
 			a := stream.NewFrame()
 			a.Track, a.Capture = testAudio.ID, int64(i)*33_000_000+int64(j)*20_000_000
 			a.Data = append(a.Data, opus...)
@@ -206,4 +211,11 @@ func BenchmarkFanOut(b *testing.B) {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(p), "ns/packet")
 		b.ReportMetric(float64(m1.Mallocs-m0.Mallocs)/float64(p), "allocs/packet")
 	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
