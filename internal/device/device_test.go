@@ -270,28 +270,34 @@ func TestSharedUDPPortAndPublicIP(t *testing.T) {
 	servesFrames(t, r) // and media flows through the shared socket
 }
 
-func TestPlainAnnexBProducer(t *testing.T) {
-	r, _ := startDevice(t)
-	aus := testStream(t)
-	c, err := net.Dial("unix", r.SocketPath)
+// playAnnexB writes aus to the capture socket as a plain Annex-B producer, one every 33 ms (the
+// producer's frame clock), until the test ends.
+func playAnnexB(t *testing.T, sock string, aus [][]byte) {
+	t.Helper()
+	c, err := net.Dial("unix", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
 	done := make(chan struct{})
-	defer close(done)
+	t.Cleanup(func() { close(done); c.Close() })
 	go func() {
 		for i := 0; ; i++ {
 			select {
 			case <-done:
 				return
-			case <-time.After(33 * time.Millisecond): // the producer's frame clock
+			case <-time.After(33 * time.Millisecond):
 			}
 			if _, err := c.Write(aus[i%len(aus)]); err != nil {
 				return
 			}
 		}
 	}()
+}
+
+func TestPlainAnnexBProducer(t *testing.T) {
+	r, _ := startDevice(t)
+	aus := testStream(t)
+	playAnnexB(t, r.SocketPath, aus)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	res, err := viewer.Watch(ctx, viewer.Options{WHEPURL: strings.TrimSuffix(r.URL, "/") + "/whep", Frames: 6})

@@ -153,25 +153,7 @@ func TestProducerTracks(t *testing.T) {
 func TestSDPOffersTheStreamsProfile(t *testing.T) {
 	r, _ := startDevice(t)
 	aus := annexBFile(t, "../media/testdata/high_1080p.h264")
-	c, err := net.Dial("unix", r.SocketPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		for i := 0; ; i++ {
-			select {
-			case <-done:
-				return
-			case <-time.After(33 * time.Millisecond):
-			}
-			if _, err := c.Write(aus[i%len(aus)]); err != nil {
-				return
-			}
-		}
-	}()
+	playAnnexB(t, r.SocketPath, aus)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	res, err := viewer.Watch(ctx, viewer.Options{WHEPURL: strings.TrimSuffix(r.URL, "/") + "/whep", Frames: 3})
@@ -402,9 +384,15 @@ func TestBadV2ProducerInput(t *testing.T) {
 		"track announced twice":       msg(func(w *ipc.Writer) { w.WriteHello(helloVideo); w.WriteHello(last(helloVideo)) }),
 		"hello after the last":        msg(func(w *ipc.Writer) { w.WriteHello(last(helloVideo)); w.WriteHello(last(helloAudio)) }),
 		"frame of an unknown track":   msg(func(w *ipc.Writer) { w.WriteHello(last(helloVideo)); f := frame; f.Track = 9; w.WriteFrame(f) }),
-		"frame of a sink":             msg(func(w *ipc.Writer) { w.WriteHello(helloVideo); w.WriteHello(last(helloSink)); f := frame; f.Track = 3; w.WriteFrame(f) }),
+		"frame of a sink": msg(func(w *ipc.Writer) {
+			w.WriteHello(helloVideo)
+			w.WriteHello(last(helloSink))
+			f := frame
+			f.Track = 3
+			w.WriteFrame(f)
+		}),
 		"version 1 after version 2": msg(func(w *ipc.Writer) { w.WriteHello(last(helloVideo)) }),
-		"h265": msg(func(w *ipc.Writer) { h := last(helloVideo); h.Codec = ipc.CodecH265; w.WriteHello(h) }),
+		"h265":                      msg(func(w *ipc.Writer) { h := last(helloVideo); h.Codec = ipc.CodecH265; w.WriteHello(h) }),
 		"audio at 44.1 kHz": msg(func(w *ipc.Writer) {
 			h := last(helloAudio)
 			h.SampleRate = 44100

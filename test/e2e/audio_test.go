@@ -717,7 +717,6 @@ func mintToken(t *testing.T, dir, grants string) string {
 	return ""
 }
 
-
 // TestBrowserTalkNeedsGrant: a device with LAN auth and a speaker. A viewer whose token grants
 // only view gets the device's audio send-only: talkAllowed false, no talk button, pressing talk
 // is refused, and the device's session has no talk-back. A token with talk gets sendrecv.
