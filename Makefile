@@ -7,6 +7,9 @@ GO          ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Where `make run` listens; override with `make run HTTP=0.0.0.0:8080` to watch from another machine.
 HTTP        ?= 127.0.0.1:8080
+# What `make run` sends as audio: the test tone (a beep each second, in step with a flash in the
+# picture; the page starts muted). `make run AUDIO=` sends none; an ALSA device name sends its sound.
+AUDIO       ?= testtone
 DEPS_STAMP  := $(BIN)/.deps
 
 .PHONY: help deps build run test test-unit test-c test-e2e test-latency test-nat lint fuzz bench bench-viewers bench-latency bench-nat repeat clean
@@ -27,8 +30,8 @@ build: $(DEPS_STAMP) ## build bin/p2pcast and bin/p2pcast-capture
 # Off loopback, viewers need a token: the device prints a pairing link (and its QR code) that carries one.
 RUN_AUTH     = $(if $(filter 127.% localhost:% [::1]:%,$(HTTP)),,--pair)
 
-run: build ## run a device streaming the test pattern; prints the URL to open (a pairing link off loopback)
-	$(BIN)/p2pcast device --http $(HTTP) $(RUN_AUTH)
+run: build ## run a device streaming the test pattern and tone; prints the URL to open (a pairing link off loopback)
+	$(BIN)/p2pcast device --http $(HTTP) $(RUN_AUTH) $(if $(AUDIO),--audio-in $(AUDIO))
 
 test: build lint test-unit test-c test-e2e test-latency test-nat ## everything: lint, Go and C tests, browser end-to-end, latency smoke run, NAT matrix
 
