@@ -16,6 +16,8 @@ import (
 
 	"github.com/p2pcast/p2pcast/internal/auth"
 	"github.com/p2pcast/p2pcast/internal/ipc"
+	"github.com/p2pcast/p2pcast/internal/peer"
+	"github.com/p2pcast/p2pcast/internal/signal"
 	"github.com/p2pcast/p2pcast/internal/viewer"
 )
 
@@ -451,4 +453,29 @@ func TestProducerLearnsReaders(t *testing.T) {
 	cancel()
 	<-done
 	readers(2, 0)
+}
+
+// Through a hub the same rule holds: the session's claims carry the grants, and only a token
+// with talk gets an audio section the viewer may send on.
+func TestHubSessionTalksOnlyWithTheGrant(t *testing.T) {
+	r, d := startDevice(t)
+	v2Producer(t, r.SocketPath, helloVideo, helloAudio, helloSink)
+	waitTracks(t, d, 2)
+	for _, tc := range []struct {
+		grants []auth.Grant
+		want   string
+	}{{[]auth.Grant{auth.GrantView}, "sendonly"}, {[]auth.Grant{auth.GrantView, auth.GrantTalk}, "sendrecv"}} {
+		s, err := backend{d: d, viaHub: true}.NewSession(signal.Request{Access: auth.Access{TokenID: "t1", Grants: tc.grants}, Source: "hub"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		offer, err := s.Offer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dir := audioDirection(t, offer); dir != tc.want {
+			t.Errorf("grants %v: the device offered audio %s, want %s", tc.grants, dir, tc.want)
+		}
+		s.(*peer.Session).Close()
+	}
 }
