@@ -26,6 +26,14 @@
 // after the `since`-th (the last 20000 at most; `total` counts them all), performance.now() when the
 // player sent the signaling request that led to the first frame and when it presented that frame
 // (both relative to navigation start), and navStart = performance.timeOrigin (ms since the epoch).
+//
+// Audio/video sync (`p2pcast bench avsync`, with `p2pcast device --audio-in testtone`): the first
+// call of window.p2pcast.avsync() (or ?avsync=1) starts the AvSync below, which adds an
+// AudioContext and, once a second, a getStats(); until then the page does exactly what it does
+// for latency(). avsync() returns { onsets, flashes, snapshots, onsetsTotal, flashesTotal,
+// noClock, audio }: the last 3600 beep onsets, first pictures of a capture second and receiver
+// snapshots, each described at AvSync; `audio` the AudioContext's state, sampleRate,
+// baseLatencyMs, outputLatencyMs, whether a track and the worklet are connected, and an error.
 
 const STRIP_BITS = 64;
 const RING_SIZE = 20000;
@@ -330,6 +338,7 @@ class Diagnostics {
       `first frame      ${first} (after request ${req})`,
       `samples ${this.#total}, dropped ${this.#dropped}, strip errors ${this.#stripErrors}, ` +
         `formats ${Object.keys(this.#formats).join(',') || '–'}`,
+      ...(this.#avsync ? [this.#avsync.summary()] : []),
     ].join('\n');
   }
 }
@@ -557,6 +566,18 @@ class AvSync {
     }
     const at = [...report.values()][0]?.timestamp ?? this.#t0() + performance.now();
     keep(this.#snapshots, { at_epoch_ms: at, audio: side('audio'), video: side('video'), sources });
+  }
+
+  /** One overlay line: the last second's offset, paired as bench avsync pairs them. */
+  summary() {
+    const f = this.#flashes.findLast((x) => x.flash && x.rtp_ok !== false);
+    let last = '–';
+    if (f) {
+      const videoMs = f.present_epoch_ms - f.capture_us / 1000;
+      const o = this.#onsets.find((x) => Math.abs(x.present_epoch_ms - videoMs - f.second * 1000) < 500);
+      if (o) last = `${(o.present_epoch_ms - f.second * 1000 - videoMs).toFixed(1)} ms`;
+    }
+    return `a/v offset       ${last} (+: audio late; beeps ${this.#onsetsTotal}, flashes ${this.#flashesTotal})`;
   }
 
   report() {
