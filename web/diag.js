@@ -454,10 +454,13 @@ class AvSync {
     }
   }
 
-  // Follows the video's audio track: each new session brings a new stream.
+  // Follows the video's audio track (each new session brings a new stream), or else the audio
+  // receiver's, should the player ever play audio elsewhere.
   #attach() {
     if (!this.#node) return;
-    const track = this.#video.srcObject?.getAudioTracks?.()[0] ?? null;
+    const track = this.#video.srcObject?.getAudioTracks?.()[0]
+      ?? this.#pc?.getReceivers().find((r) => r.track?.kind === 'audio' && r.track.readyState === 'live')?.track
+      ?? null;
     if (track === this.#track) return;
     this.#source?.disconnect();
     this.#source = null;

@@ -533,14 +533,20 @@ func (b *avsyncBench) logOddities(rep *avsyncReport, a pageAvSync, from, to int6
 	if math.Abs(rep.AVOffsetMS.P50) > 250 {
 		b.log.Warn("the offset is near ±500 ms: onsets may be paired with a neighbouring second", "p50_ms", rep.AVOffsetMS.P50)
 	}
-	var lumas []float64
+	// A picture captured more than a frame interval past its second is not the first of it:
+	// the flash picture was never presented.
+	var lumas, past []float64
 	for _, f := range a.Flashes {
-		if f.Second >= from && f.Second < to && !f.Flash && f.Luma != nil {
-			lumas = append(lumas, round2(*f.Luma))
+		if f.Second >= from && f.Second < to && !f.Flash {
+			if f.Luma != nil {
+				lumas = append(lumas, round2(*f.Luma))
+			}
+			past = append(past, round2(f.CaptureUS/1000-float64(f.Second)*1000))
 		}
 	}
-	if len(lumas) > 0 {
-		b.log.Info("first pictures of a second without the flash", "n", len(lumas), "luma", lumas, "flash_from", flashLuma)
+	if len(past) > 0 {
+		b.log.Info("first presented pictures of a second without the flash", "n", len(past), "luma", lumas,
+			"flash_from", flashLuma, "captured_ms_past_the_second", past)
 	}
 	var rise []float64
 	for _, o := range a.Onsets {
