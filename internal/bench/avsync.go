@@ -35,6 +35,10 @@ import (
 // and the difference between WebAudio's path and the muted <video> element's own audio renderer
 // (see the AvSync comment in web/diag.js). Both presentations are on the page's performance
 // clock and both captures on the device's, so the offset needs no clock sync between them.
+// That last difference is not small: headless Chromium 156 presents WebAudio's copy of the audio
+// some 30–40 ms later than its own estimate for the element (the report's chromium_* figures),
+// about 15 ms of it between delivery to the track and the worklet; so the report carries
+// Chromium's own view next to the measurement.
 //
 // The beep carries no capture time: an onset belongs to the whole second nearest to its
 // presentation minus the video's median latency, so offsets beyond ±500 ms cannot be told from
