@@ -26,6 +26,14 @@
 // after the `since`-th (the last 20000 at most; `total` counts them all), performance.now() when the
 // player sent the signaling request that led to the first frame and when it presented that frame
 // (both relative to navigation start), and navStart = performance.timeOrigin (ms since the epoch).
+//
+// Audio/video sync (`p2pcast bench avsync`, with `p2pcast device --audio-in testtone`): the first
+// call of window.p2pcast.avsync() (or ?avsync=1) starts the AvSync below, which adds an
+// AudioContext and, once a second, a getStats(); until then the page does exactly what it does
+// for latency(). avsync() returns { onsets, flashes, snapshots, onsetsTotal, flashesTotal,
+// noClock, audio }: the last 3600 beep onsets, first pictures of a capture second and receiver
+// snapshots, each described at AvSync; `audio` the AudioContext's state, sampleRate,
+// baseLatencyMs, outputLatencyMs, whether a track and the worklet are connected, and an error.
 
 const STRIP_BITS = 64;
 const RING_SIZE = 20000;
@@ -139,6 +147,7 @@ class Diagnostics {
   #firstFrameAt = null; #requestAt = null; #firstRequestAt = null;
   #clockOffsetMs = 0; #clockReadings = 0;
   #overlay;
+  #avsync = null; // started by the first avsync() call, or by ?avsync=1
 
   constructor(player) {
     this.#player = player;
@@ -154,6 +163,7 @@ class Diagnostics {
     this.#calibrateClock();
     setInterval(() => this.#calibrateClock(), 1000);
     this.#video.requestVideoFrameCallback(this.#onFrame);
+    if (new URLSearchParams(location.search).get('avsync') === '1') this.avsync();
   }
 
   // Date.now() is the system clock; timeOrigin + performance.now() is a monotonic clock anchored
@@ -188,6 +198,25 @@ class Diagnostics {
   };
 
   async #read(frame, md) {
+    let captureUs = null;
+    try {
+      captureUs = await this.#readStrip(frame);
+      // The flash check needs the picture: the frame stays open until it is done.
+      if (captureUs != null && this.#avsync) await this.#avsync.frame(frame, md, captureUs, this.#rtpAgrees(md, captureUs));
+    } finally {
+      frame.close();
+    }
+    if (captureUs != null) this.#record(md, captureUs);
+  }
+
+  // Whether md describes the frame of captureUs by the session's RTP offset (null: cannot tell yet).
+  #rtpAgrees(md, captureUs) {
+    if (md.rtpTimestamp == null || this.#ref == null) return null;
+    return rtpDistance(rtpOffset(md.rtpTimestamp, captureUs), this.#ref) <= RTP_TOLERANCE_TICKS;
+  }
+
+  // The frame's capture time (µs since the epoch) from its strip, or null (counted).
+  async #readStrip(frame) {
     const format = frame.format;
     this.#formats[format ?? 'null'] = (this.#formats[format ?? 'null'] ?? 0) + 1;
     const vr = frame.visibleRect;
@@ -205,18 +234,16 @@ class Diagnostics {
     } catch {
       this.#copyErrors++;
       if (buf) this.#pool.push(buf);
-      return;
-    } finally {
-      frame.close();
+      return null;
     }
     const bits = readBits(buf, layout[0].offset, layout[0].stride, format, block);
     this.#pool.push(buf);
     const low48 = decodeBits(bits);
     if (low48 == null) {
       this.#stripErrors++;
-      return;
+      return null;
     }
-    this.#record(md, widen48(low48, Date.now() * 1000));
+    return widen48(low48, Date.now() * 1000);
   }
 
   #record(md, captureUs) {
@@ -287,6 +314,11 @@ class Diagnostics {
     };
   }
 
+  avsync() {
+    this.#avsync ??= new AvSync(this.#video, () => performance.timeOrigin + this.#clockOffsetMs);
+    return this.#avsync.report();
+  }
+
   #render() {
     const n = Math.min(this.#total, OVERLAY_WINDOW);
     const recent = [];
@@ -306,7 +338,266 @@ class Diagnostics {
       `first frame      ${first} (after request ${req})`,
       `samples ${this.#total}, dropped ${this.#dropped}, strip errors ${this.#stripErrors}, ` +
         `formats ${Object.keys(this.#formats).join(',') || '–'}`,
+      ...(this.#avsync ? [this.#avsync.summary()] : []),
     ].join('\n');
+  }
+}
+
+// ---- Audio/video sync: window.p2pcast.avsync() ----
+
+const AVSYNC_KEEP = 3600; // onsets, flashes and snapshots kept: an hour of one a second
+// The flash patch: PATCH×PATCH pixels in the blue bar (the last seventh of the width, luma 35)
+// at 0.675 of the height, between the ramp band (0.5–0.6) and the bouncing box (from 0.75),
+// where only the flash (luma 235) is ever bright.
+const PATCH = 8;
+const FLASH_LUMA = 135; // half-way between the two
+const SNAPSHOT_MS = 1000;
+const NTP_UNIX_MS = 2208988800000; // 1900 → 1970
+
+/** The flash patch's rect in a picture whose visible rect is vr (even bounds, for YUV formats). */
+export function flashPatch(vr) {
+  return {
+    x: (vr.x + Math.floor((vr.width * 13) / 14) - PATCH / 2) & ~1,
+    y: (vr.y + Math.floor(vr.height * 0.675) - PATCH / 2) & ~1,
+    width: PATCH, height: PATCH,
+  };
+}
+
+/** The mean luma of a width×height rect copied out of the first plane of a format. */
+export function meanLuma(data, offset, stride, format, width, height) {
+  const { bpp, luma } = lumaReader(format);
+  let sum = 0;
+  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) sum += luma(data, offset + y * stride + x * bpp);
+  return sum / (width * height);
+}
+
+// diag.js cannot reach the player's RTCPeerConnection (a private field of the element), so it
+// wraps two methods the player calls on it (getStats every second, getReceivers on each session)
+// and keeps the connection that called last. Diagnostics only, started by the first avsync().
+function watchPeerConnections(onPc) {
+  const proto = RTCPeerConnection.prototype;
+  for (const name of ['getStats', 'getReceivers']) {
+    const orig = proto[name];
+    proto[name] = function (...args) {
+      if (this.connectionState !== 'closed') onPc(this);
+      return orig.apply(this, args);
+    };
+  }
+}
+
+function keep(list, item) {
+  list.push(item);
+  if (list.length > AVSYNC_KEEP) list.shift();
+}
+
+/**
+ * Measures audio/video sync as the page presents it, with p2pcast's test tone and test pattern:
+ * a beep from every whole second k of the capture clock, and a flash on the first picture
+ * captured at or after k (docs/capture.md).
+ *
+ * Audio: the video element's audio track goes into an AudioContext (MediaStreamAudioSourceNode)
+ * and an AudioWorklet (avsync-worklet.js) that reports each beep's onset as a sample frame of the
+ * context. Its presentation is when that sample leaves the context's output device:
+ * getOutputTimestamp() pairs a context time with the performance time at which the device plays
+ * it (Chromium derives it from the device's own reported delay, so outputLatency is in it and is
+ * not added again). Not counted: anything after the device's reported delay (DAC, speaker), and
+ * the difference between this path and the element's own audio renderer (the element is muted;
+ * WebAudio takes the same decoded, lip-synced audio but through its own FIFO and output stream).
+ *
+ * Video: the first presented frame of each capture second (its time strip decoded by
+ * Diagnostics), checked for the flash by the mean luma of a small patch, and presented at
+ * metadata.presentationTime (when the compositor took the frame; as for latency(), not
+ * expectedDisplayTime). Not counted: the wait for the display's next vsync and the display.
+ *
+ * It also snapshots, every second, what Chromium's own lip sync sees: both inbound-rtp
+ * estimatedPlayoutTimestamp (the capture time, on the sender's clock, of what plays out now) and
+ * jitter buffer delays, and each receiver's getSynchronizationSources().
+ */
+class AvSync {
+  #video; #t0;
+  #ctx = null; #node = null; #source = null; #track = null; #error = null;
+  #onsets = []; #flashes = []; #snapshots = [];
+  #onsetsTotal = 0; #flashesTotal = 0; #noClock = 0;
+  #prevSecond = null;
+  #pc = null; #prevStats = null;
+
+  /** t0() is the page's epoch time origin (ms), corrected as Diagnostics does. */
+  constructor(video, t0) {
+    this.#video = video;
+    this.#t0 = t0;
+    watchPeerConnections((pc) => { this.#pc = pc; });
+    void this.#startAudio();
+    setInterval(() => {
+      this.#attach();
+      void this.#snapshot().catch(() => {});
+    }, SNAPSHOT_MS);
+  }
+
+  async #startAudio() {
+    try {
+      const ctx = new AudioContext({ latencyHint: 'interactive' });
+      this.#ctx = ctx;
+      await ctx.audioWorklet.addModule(new URL('avsync-worklet.js', import.meta.url));
+      // No outputs: the node is pulled all the same, and nothing is heard.
+      this.#node = new AudioWorkletNode(ctx, 'p2pcast-onset', { numberOfInputs: 1, numberOfOutputs: 0 });
+      this.#node.port.onmessage = (e) => this.#onOnset(e.data);
+      if (ctx.state !== 'running') {
+        // Where autoplay needs a gesture, the first one starts the context.
+        const resume = () => ctx.resume().catch(() => {});
+        void resume();
+        addEventListener('pointerdown', resume, { once: true });
+        addEventListener('keydown', resume, { once: true });
+      }
+      this.#attach();
+    } catch (e) {
+      this.#error = String(e);
+    }
+  }
+
+  // Follows the video's audio track (each new session brings a new stream), or else the audio
+  // receiver's, should the player ever play audio elsewhere.
+  #attach() {
+    if (!this.#node) return;
+    const track = this.#video.srcObject?.getAudioTracks?.()[0]
+      ?? this.#pc?.getReceivers().find((r) => r.track?.kind === 'audio' && r.track.readyState === 'live')?.track
+      ?? null;
+    if (track === this.#track) return;
+    this.#source?.disconnect();
+    this.#source = null;
+    this.#track = track;
+    if (!track) return;
+    this.#source = this.#ctx.createMediaStreamSource(new MediaStream([track]));
+    this.#source.connect(this.#node);
+  }
+
+  #onOnset({ frame, peak, rise }) {
+    const ctx = this.#ctx;
+    const ts = ctx.getOutputTimestamp();
+    if (!ts.performanceTime) {
+      this.#noClock++; // the output has not started: no mapping to the performance clock
+      return;
+    }
+    const contextTime = frame / ctx.sampleRate;
+    const present = ts.performanceTime + (contextTime - ts.contextTime) * 1000;
+    const now = performance.now();
+    keep(this.#onsets, {
+      context_time: contextTime,
+      present_ms: present,
+      present_epoch_ms: this.#t0() + present,
+      // When the worklet saw the onset: the context has rendered currentTime − contextTime since
+      // (to a render quantum, 128 frames).
+      rendered_epoch_ms: this.#t0() + now - (ctx.currentTime - contextTime) * 1000,
+      // How long before its presentation the onset reached the page (negative: after).
+      ahead_ms: present - now,
+      quiet_peak: peak,
+      rise_ms: rise == null ? null : (rise / ctx.sampleRate) * 1000,
+      output_latency_ms: (ctx.outputLatency ?? 0) * 1000,
+      base_latency_ms: (ctx.baseLatency ?? 0) * 1000,
+    });
+    this.#onsetsTotal++;
+  }
+
+  /**
+   * Called by Diagnostics for each presented frame whose strip it decoded (in order), before the
+   * frame is closed. rtpOk: whether the callback's metadata is this frame's (null: unknown).
+   */
+  async frame(frame, md, captureUs, rtpOk) {
+    const second = Math.floor(captureUs / 1e6);
+    const prev = this.#prevSecond;
+    if (prev != null && second < prev) return; // an older frame completing late
+    this.#prevSecond = second;
+    if (prev == null || second === prev) return;
+    let luma = null;
+    try {
+      const format = frame.format;
+      if (lumaReader(format)) {
+        const rect = flashPatch(frame.visibleRect);
+        const buf = new Uint8Array(frame.allocationSize({ rect }));
+        const layout = await frame.copyTo(buf, { rect });
+        luma = meanLuma(buf, layout[0].offset, layout[0].stride, format, PATCH, PATCH);
+      }
+    } catch { /* luma stays null: not counted as a flash */ }
+    keep(this.#flashes, {
+      second,
+      capture_us: captureUs,
+      present_ms: md.presentationTime,
+      present_epoch_ms: this.#t0() + md.presentationTime,
+      luma,
+      flash: luma != null && luma >= FLASH_LUMA,
+      rtp_ok: rtpOk,
+      after_gap: second - prev > 1, // no frame of the previous second was read
+    });
+    this.#flashesTotal++;
+  }
+
+  async #snapshot() {
+    const pc = this.#pc;
+    if (!pc || pc.connectionState === 'closed' || !this.#track) return;
+    const report = await pc.getStats();
+    const inbound = {};
+    for (const r of report.values()) {
+      const kind = r.kind ?? r.mediaType;
+      if (r.type !== 'inbound-rtp' || (kind !== 'audio' && kind !== 'video')) continue;
+      if (!inbound[kind] || (r.bytesReceived ?? 0) > (inbound[kind].bytesReceived ?? 0)) inbound[kind] = r;
+    }
+    const prev = this.#prevStats;
+    this.#prevStats = inbound;
+    const side = (kind) => {
+      const r = inbound[kind];
+      if (!r) return null;
+      const p = prev?.[kind]?.id === r.id ? prev[kind] : null;
+      const delta = (k) => (r[k] ?? 0) - (p?.[k] ?? 0);
+      const emitted = delta('jitterBufferEmittedCount');
+      return {
+        playout_capture_ms: r.estimatedPlayoutTimestamp == null ? null : r.estimatedPlayoutTimestamp - NTP_UNIX_MS,
+        // Over the last interval, per emitted sample or frame.
+        jitter_buffer_ms: emitted > 0 ? (delta('jitterBufferDelay') / emitted) * 1000 : null,
+        jitter_target_ms: emitted > 0 ? (delta('jitterBufferTargetDelay') / emitted) * 1000 : null,
+        jitter_minimum_ms: emitted > 0 ? (delta('jitterBufferMinimumDelay') / emitted) * 1000 : null,
+      };
+    };
+    const sources = {};
+    for (const rcv of pc.getReceivers()) {
+      const kind = rcv.track?.kind;
+      const s = rcv.getSynchronizationSources?.()[0];
+      if (!s || (kind !== 'audio' && kind !== 'video')) continue;
+      sources[kind] = {
+        timestamp: s.timestamp, rtp_timestamp: s.rtpTimestamp,
+        capture_timestamp: s.captureTimestamp ?? null,
+        sender_capture_time_offset: s.senderCaptureTimeOffset ?? null,
+      };
+    }
+    const at = [...report.values()][0]?.timestamp ?? this.#t0() + performance.now();
+    keep(this.#snapshots, { at_epoch_ms: at, audio: side('audio'), video: side('video'), sources });
+  }
+
+  /** One overlay line: the last second's offset, paired as bench avsync pairs them. */
+  summary() {
+    const f = this.#flashes.findLast((x) => x.flash && x.rtp_ok !== false);
+    let last = '–';
+    if (f) {
+      const videoMs = f.present_epoch_ms - f.capture_us / 1000;
+      const o = this.#onsets.find((x) => Math.abs(x.present_epoch_ms - videoMs - f.second * 1000) < 500);
+      if (o) last = `${(o.present_epoch_ms - f.second * 1000 - videoMs).toFixed(1)} ms`;
+    }
+    return `a/v offset       ${last} (+: audio late; beeps ${this.#onsetsTotal}, flashes ${this.#flashesTotal})`;
+  }
+
+  report() {
+    const ctx = this.#ctx;
+    return {
+      onsets: [...this.#onsets], flashes: [...this.#flashes], snapshots: [...this.#snapshots],
+      onsetsTotal: this.#onsetsTotal, flashesTotal: this.#flashesTotal, noClock: this.#noClock,
+      audio: {
+        state: ctx?.state ?? null,
+        sampleRate: ctx?.sampleRate ?? null,
+        baseLatencyMs: ctx ? (ctx.baseLatency ?? 0) * 1000 : null,
+        outputLatencyMs: ctx ? (ctx.outputLatency ?? 0) * 1000 : null,
+        track: this.#track != null,
+        worklet: this.#node != null,
+        error: this.#error,
+      },
+    };
   }
 }
 
@@ -321,6 +612,7 @@ async function start() {
   const diag = new Diagnostics(player);
   window.p2pcast ??= {};
   window.p2pcast.latency = (since = 0) => diag.latency(since);
+  window.p2pcast.avsync = () => diag.avsync();
 }
 
 void start();

@@ -7,6 +7,7 @@
 //	p2pcast device-key add   enroll a device at a hub
 //	p2pcast bench viewers    load-test a device with many WHEP viewers
 //	p2pcast bench latency    capture → present latency in headless Chromium, by stage
+//	p2pcast bench avsync     audio/video sync as headless Chromium presents it
 package main
 
 import (
@@ -48,7 +49,7 @@ var commands = []command{
 	{"hub", "run the rendezvous hub: device links, viewer tokens, signaling relay, STUN/TURN", runHub},
 	{"token", "mint a viewer token from a hub's key material", runToken},
 	{"device-key", "enroll a device at a hub (device-key add ID) and print its secret key", runDeviceKey},
-	{"bench", "benchmarks: bench viewers (load), bench latency (capture → present in Chromium)", bench.Run},
+	{"bench", "benchmarks: bench viewers (load), bench latency (capture → present in Chromium), bench avsync (a/v sync in Chromium)", bench.Run},
 	{"version", "print the version", func(_ context.Context, _ []string, out, _ io.Writer) error {
 		fmt.Fprintln(out, "p2pcast", version)
 		return nil

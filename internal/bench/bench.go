@@ -1,6 +1,6 @@
 // Package bench holds p2pcast's benchmarks, run as `p2pcast bench NAME [flags]`: viewers (many
-// WHEP viewers load one device) and latency (capture → present in headless Chromium, by stage,
-// and time to first frame). Each starts its own device from the running binary
+// WHEP viewers load one device), latency (capture → present in headless Chromium, by stage,
+// and time to first frame) and avsync (audio/video sync as headless Chromium presents it). Each starts its own device from the running binary
 // (`p2pcast device`), prints its figures on stderr (and a table or one JSON line last on
 // stdout), and returns cli.ErrUsage for bad flags. Browser benchmarks re-execute the running binary
 // in a private network namespace with only loopback (see reexecInNetns), so that nothing leaves
@@ -29,12 +29,14 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return viewers(ctx, args[1:], stdout, stderr)
 		case "latency":
 			return latency(ctx, args[1:], stdout, stderr)
+		case "avsync":
+			return avsync(ctx, args[1:], stdout, stderr)
 		case "-h", "-help", "--help", "help":
 			fmt.Fprint(stdout, usage)
 			return flag.ErrHelp
 		}
 	}
-	return fmt.Errorf("%w: want 'bench viewers' or 'bench latency' (see 'p2pcast bench --help')", cli.ErrUsage)
+	return fmt.Errorf("%w: want 'bench viewers', 'bench latency' or 'bench avsync' (see 'p2pcast bench --help')", cli.ErrUsage)
 }
 
 const usage = `Usage: p2pcast bench <benchmark> [flags]
@@ -43,6 +45,8 @@ Benchmarks:
   viewers  load-test a device with many WHEP viewers
   latency  capture → present latency in headless Chromium, by stage, and time to first frame
            (runs in a private network namespace with only loopback: needs root)
+  avsync   audio/video sync (test tone beep vs test pattern flash) as headless Chromium
+           presents it (private network namespace too: needs root)
 
 Run 'p2pcast bench <benchmark> --help' for its flags.
 `
