@@ -12,7 +12,7 @@ HTTP        ?= 127.0.0.1:8080
 AUDIO       ?= testtone
 DEPS_STAMP  := $(BIN)/.deps
 
-.PHONY: help deps build run test test-unit test-c test-e2e test-latency test-nat lint fuzz bench bench-viewers bench-latency bench-nat repeat clean
+.PHONY: help deps build run test test-unit test-c test-e2e test-latency test-avsync test-nat lint fuzz bench bench-viewers bench-latency bench-avsync bench-nat repeat clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -33,7 +33,7 @@ RUN_AUTH     = $(if $(filter 127.% localhost:% [::1]:%,$(HTTP)),,--pair)
 run: build ## run a device streaming the test pattern and tone; prints the URL to open (a pairing link off loopback)
 	$(BIN)/p2pcast device --http $(HTTP) $(RUN_AUTH) $(if $(AUDIO),--audio-in $(AUDIO))
 
-test: build lint test-unit test-c test-e2e test-latency test-nat ## everything: lint, Go and C tests, browser end-to-end, latency smoke run, NAT matrix
+test: build lint test-unit test-c test-e2e test-latency test-avsync test-nat ## everything: lint, Go and C tests, browser end-to-end, latency and A/V sync smoke runs, NAT matrix
 
 lint: $(DEPS_STAMP) ## gofmt, go vet, staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -81,6 +81,14 @@ bench-viewers: build ## 50 WHEP viewers of a 720p30 2 Mbps test pattern
 # A short run of the latency benchmark: it must measure (exit 0), whatever the numbers.
 test-latency: build ## short capture→present measurement in Chromium (root)
 	$(BIN)/p2pcast bench latency --duration 3s --joins 3 --json
+
+# A short run of the A/V sync benchmark: the page hears the beeps and sees the flashes (exit 0),
+# whatever the numbers (lip sync needs ~20 s to settle; bench-avsync waits for it).
+test-avsync: build ## short audio/video sync measurement in Chromium (root)
+	$(BIN)/p2pcast bench avsync --duration 5s --warmup 1s --json
+
+bench-avsync: build ## audio/video sync as Chromium presents it: beep onset against the flash, 3 runs (root)
+	for i in 1 2 3; do $(BIN)/p2pcast bench avsync --duration 30s --json || exit 1; done
 
 # Each run re-executes itself in a private network namespace with only loopback (needs root) and
 # prints one JSON line last on stdout; see `bin/p2pcast bench latency --help`.

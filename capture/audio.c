@@ -145,8 +145,10 @@ static void audio_in_send(struct pc_audio_in *ai, int64_t capture_ns)
 		return;
 	}
 	int64_t encoded_ns = pc_clock_ns(CLOCK_REALTIME);
-	ai->link.send_frame(ai->link.ctx, ai->config.track, ai->seq++, capture_ns, encoded_ns,
-			    ai->packet, (size_t)n);
+	/* Stamped where the decoded frame starts: its first input sample less the look-ahead. */
+	ai->link.send_frame(ai->link.ctx, ai->config.track, ai->seq++,
+			    capture_ns - pc_opus_encoder_lookahead_ns(ai->enc), encoded_ns, ai->packet,
+			    (size_t)n);
 }
 
 /* Reopens a lost device with backoff; true once it is back. */

@@ -73,6 +73,14 @@ int pc_opus_encoder_set_bitrate(struct pc_opus_encoder *e, uint32_t bitrate, uin
 	return 0;
 }
 
+int64_t pc_opus_encoder_lookahead_ns(struct pc_opus_encoder *e)
+{
+	opus_int32 samples = 0;
+	if (opus_encoder_ctl(e->enc, OPUS_GET_LOOKAHEAD(&samples)) != OPUS_OK || samples < 0)
+		return 0;
+	return (int64_t)samples * 1000000000 / PC_OPUS_RATE;
+}
+
 void pc_opus_encoder_destroy(struct pc_opus_encoder *e)
 {
 	if (!e)

@@ -25,6 +25,10 @@ int pc_opus_encoder_init(struct pc_opus_encoder **enc, int channels, uint32_t bi
 int pc_opus_encode(struct pc_opus_encoder *enc, const int16_t *pcm, uint8_t *out, size_t out_size);
 /* Clamps to the Opus range; *applied says what was set. 0, or -EINVAL. */
 int pc_opus_encoder_set_bitrate(struct pc_opus_encoder *enc, uint32_t bitrate, uint32_t *applied);
+/* The encoder's look-ahead in ns (6.5 ms for libopus at 48 kHz): a decoder's output starts that
+ * much before the first sample of the frame that was put in, so a frame is stamped that much
+ * earlier than its first input sample's capture time, or audio plays late against video. */
+int64_t pc_opus_encoder_lookahead_ns(struct pc_opus_encoder *enc);
 void pc_opus_encoder_destroy(struct pc_opus_encoder *enc);
 
 int pc_opus_decoder_init(struct pc_opus_decoder **dec, int channels, char *err, size_t err_size);

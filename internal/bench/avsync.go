@@ -25,28 +25,33 @@ import (
 // presented, with that picture's capture time and whether it really is the flash. For each
 // second k that has both:
 //
-//	offset = (audio onset presentation − k) − (flash presentation − flash capture)
+//	av_offset = (beep onset reaches the page's audio graph − k) − (flash presented − flash capture)
 //
-// positive when the audio is late. Presentation means, for the audio, the moment the onset
-// sample leaves the page's AudioContext output device (its getOutputTimestamp(), which includes
-// the device's reported delay) and, for the video, metadata.presentationTime of
-// requestVideoFrameCallback (when the compositor took the frame). Not counted: the wait for the
-// display's next vsync and the display itself; anything after the audio device's reported delay;
-// and the difference between WebAudio's path and the muted <video> element's own audio renderer
-// (see the AvSync comment in web/diag.js). Both presentations are on the page's performance
-// clock and both captures on the device's, so the offset needs no clock sync between them.
-// That last difference is not small: headless Chromium 156 presents WebAudio's copy of the audio
-// some 30–40 ms later than its own estimate for the element (the report's chromium_* figures),
-// about 15 ms of it between delivery to the track and the worklet; so the report carries
-// Chromium's own view next to the measurement.
+// positive when the audio is late. Both sides are timed where the media leaves the browser's
+// WebRTC pipeline for its output, and both output devices are left out alike: for the video,
+// metadata.presentationTime of requestVideoFrameCallback (the compositor took the frame; the
+// display's vsync and panel not counted); for the audio, the moment the page's AudioWorklet got
+// the onset sample (the track delivered it to WebAudio; the audio device's delay not counted).
+// Chromium's lip sync lines the element's audio output up with the video it renders, with the
+// audio device's reported delay on the audio side, so this is the offset a viewer sees and hears
+// when the audio device is as fast as the display.
+//
+// output_av_offset_ms also counts the audio device: the onset leaving the AudioContext's output
+// (getOutputTimestamp(), the device's reported delay included). It is WebAudio's output path,
+// not the element's, and runs 30–40 ms later than Chromium's estimate for the element in
+// headless Chromium (a fake output device with 32 ms output and 10 ms base latency), so it
+// overstates what a viewer hears; the report carries Chromium's own view (chromium_*) too.
+// Both presentations are on the page's performance clock and both captures on the device's, so
+// the offset needs no clock sync between them.
 //
 // The beep carries no capture time: an onset belongs to the whole second nearest to its
 // presentation minus the video's median latency, so offsets beyond ±500 ms cannot be told from
 // a neighbouring second (the report warns from ±250 ms).
 
-// avsyncWarmup lets Chromium's lip sync settle after the first sender reports: it moves each
-// stream's delay by at most 80 ms a second.
-const avsyncWarmup = 5 * time.Second
+// avsyncWarmup lets Chromium's lip sync settle after the first sender reports: its filtered
+// steps took 10–20 s here to bring the video's delay up to the audio's (the offset in those
+// first seconds reaches ~45 ms; a run with --warmup 1s shows it).
+const avsyncWarmup = 20 * time.Second
 
 // avsyncMaxDuration keeps every second of a run inside the page's memory (AVSYNC_KEEP in diag.js).
 const avsyncMaxDuration = 30 * time.Minute
@@ -62,9 +67,12 @@ type avsyncReport struct {
 	Size      string  `json:"size"`
 	FPS       int     `json:"fps"`
 	DurationS float64 `json:"duration_s"`
-	// AVOffsetMS is audio − video per second (positive: audio late); AbsOffsetMS its magnitude.
-	AVOffsetMS  Spread      `json:"av_offset_ms"`
-	AbsOffsetMS Percentiles `json:"abs_av_offset_ms"`
+	// AVOffsetMS is audio − video per second (positive: audio late), both where they leave the
+	// WebRTC pipeline for their output; AbsOffsetMS its magnitude. OutputAVOffsetMS counts the
+	// audio device's delay too (WebAudio's output; see the package comment).
+	AVOffsetMS       Spread      `json:"av_offset_ms"`
+	AbsOffsetMS      Percentiles `json:"abs_av_offset_ms"`
+	OutputAVOffsetMS Spread      `json:"output_av_offset_ms"`
 	// Capture → presentation of the beep's onset and of the flash, over the matched seconds.
 	AudioLatencyMS Percentiles `json:"audio_latency_ms"`
 	VideoLatencyMS Percentiles `json:"video_latency_ms"`
@@ -210,7 +218,9 @@ type avPair struct {
 	AudioMS  float64 // capture → presentation of the onset
 	InMS     float64 // capture → the page's worklet saw the onset
 	VideoMS  float64 // capture → presentation of the flash
-	OffsetMS float64 // AudioMS − VideoMS
+	OffsetMS float64 // AudioMS − VideoMS: at the outputs, the audio device included
+	// PipelineOffsetMS is InMS − VideoMS: where each leaves the WebRTC pipeline (the headline).
+	PipelineOffsetMS float64
 }
 
 // pairAvSync pairs onsets and flashes of the capture seconds [from, to) by their second and
@@ -267,6 +277,7 @@ func pairAvSync(onsets []pageOnset, flashes []pageFlash, from, to int64) ([]avPa
 		p := avPair{Second: k, AudioMS: o.PresentEpochMS - float64(k)*1000, InMS: o.RenderedEpochMS - float64(k)*1000,
 			VideoMS: f.PresentEpochMS - f.CaptureUS/1000}
 		p.OffsetMS = p.AudioMS - p.VideoMS
+		p.PipelineOffsetMS = p.InMS - p.VideoMS
 		pairs = append(pairs, p)
 	}
 	c.Matched = len(pairs)
@@ -419,16 +430,19 @@ func (b *avsyncBench) run(ctx context.Context) (*avsyncReport, error) {
 
 	pairs, counts := pairAvSync(last.Onsets, last.Flashes, from, to)
 	rep.avsyncCounts = counts
-	var offsets, abs, audio, in, video []float64
+	var offsets, outOffsets, abs, audio, in, video []float64
 	for _, p := range pairs {
-		offsets = append(offsets, p.OffsetMS)
-		abs = append(abs, math.Abs(p.OffsetMS))
+		offsets = append(offsets, p.PipelineOffsetMS)
+		outOffsets = append(outOffsets, p.OffsetMS)
+		abs = append(abs, math.Abs(p.PipelineOffsetMS))
 		audio = append(audio, p.AudioMS)
 		in = append(in, p.InMS)
 		video = append(video, p.VideoMS)
-		b.log.Debug("second", "k", p.Second, "audio_ms", round2(p.AudioMS), "video_ms", round2(p.VideoMS), "offset_ms", round2(p.OffsetMS))
+		b.log.Debug("second", "k", p.Second, "audio_in_ms", round2(p.InMS), "audio_out_ms", round2(p.AudioMS),
+			"video_ms", round2(p.VideoMS), "offset_ms", round2(p.PipelineOffsetMS))
 	}
 	rep.AVOffsetMS = spread(offsets)
+	rep.OutputAVOffsetMS = spread(outOffsets)
 	rep.AbsOffsetMS = roundPercentiles(percentiles(abs))
 	rep.AudioLatencyMS = roundPercentiles(percentiles(audio))
 	rep.VideoLatencyMS = roundPercentiles(percentiles(video))
@@ -596,6 +610,7 @@ func printAvSync(w io.Writer, rep *avsyncReport) {
 		fmt.Fprintf(w, "%-30s %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8d\n", name, s.Min, s.P5, s.P50, s.P95, s.Max, s.Mean, s.Samples)
 	}
 	srow("a/v offset (+: audio late)", rep.AVOffsetMS)
+	srow("  with the audio device", rep.OutputAVOffsetMS)
 	srow("Chromium's own estimate", rep.ChromiumOffsetMS)
 	fmt.Fprintf(w, "\n%-30s %8s %8s %8s %8s %8s\n", "ms", "p50", "p95", "p99", "max", "samples")
 	prow := func(name string, p Percentiles) {

@@ -99,7 +99,8 @@ func TestPairAvSync(t *testing.T) {
 				if round2(p.OffsetMS) != tt.want.offsets[i] {
 					t.Errorf("pair %d (second %d): offset %v, want %v", i, p.Second, p.OffsetMS, tt.want.offsets[i])
 				}
-				if round2(p.AudioMS-p.VideoMS) != round2(p.OffsetMS) || round2(p.AudioMS-p.InMS) != 40 {
+				if round2(p.AudioMS-p.VideoMS) != round2(p.OffsetMS) || round2(p.AudioMS-p.InMS) != 40 ||
+					round2(p.PipelineOffsetMS) != round2(p.OffsetMS-40) {
 					t.Errorf("pair %d: audio %v, in %v, video %v, offset %v", i, p.AudioMS, p.InMS, p.VideoMS, p.OffsetMS)
 				}
 			}

@@ -18,6 +18,16 @@ type description struct {
 	talk *stream.Track  // the sink a viewer's audio goes to; nil when it may not talk
 }
 
+// sends reports whether the session sends a track of kind.
+func (d description) sends(kind codec.Kind) bool {
+	for _, t := range d.send {
+		if t.Kind == kind {
+			return true
+		}
+	}
+	return false
+}
+
 // defaultVideo stands in for a source that has not connected yet: viewers who come first get
 // the H.264 video every producer sends, and the picture when it starts.
 var defaultVideo = stream.Track{ID: 1, Kind: codec.Video, Codec: codec.H264.Name, ClockRate: codec.H264.ClockRate}

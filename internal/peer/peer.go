@@ -69,8 +69,23 @@ const TCPCandidateDelay = 400 * time.Millisecond
 const RelayAcceptanceWait = time.Second
 
 // PlayoutDelay is what the playout-delay header extension asks of receivers: min = max = 0
-// takes Chromium's low-latency path (render as soon as decoded).
+// takes Chromium's low-latency path (render as soon as decoded). A max of 0 also forbids the
+// receiver to hold video back for lip sync: sessions that carry audio raise it to LipSyncDelay.
 type PlayoutDelay struct{ Min, Max time.Duration }
+
+// LipSyncDelay is the most a session with audio lets the receiver hold its video back so that
+// pictures meet their sound. Audio reaches the speaker 50–100 ms after capture (a 20 ms frame,
+// the encoder's look-ahead, the jitter buffer, the audio device) where video is shown in ~5 ms:
+// bench avsync measured audio ~100 ms late with max 0, in step with max raised.
+const LipSyncDelay = 500 * time.Millisecond
+
+// forSession is the delay a session asks for: with audio, video may wait for it.
+func (d PlayoutDelay) forSession(withAudio bool) PlayoutDelay {
+	if withAudio {
+		d.Max = max(d.Max, LipSyncDelay)
+	}
+	return d
+}
 
 // payload encodes the extension: two 12-bit values in 10 ms units.
 func (d PlayoutDelay) payload() []byte {
@@ -358,7 +373,7 @@ func (e *Engine) NewSession(st *stream.Stream, opts SessionOptions) (*Session, e
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	var playoutDelay []byte
 	if e.cfg.PlayoutDelay != nil {
-		playoutDelay = e.cfg.PlayoutDelay.payload()
+		playoutDelay = e.cfg.PlayoutDelay.forSession(desc.sends(codec.Audio)).payload()
 	}
 	for _, t := range desc.send {
 		s.tracks = append(s.tracks, newLocalTrack(t, "p2pcast", playoutDelay))

@@ -164,3 +164,21 @@ func TestReceiveOnlyAudio(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+// A session with audio lets the receiver delay video for lip sync; one without keeps max 0.
+func TestPlayoutDelayAllowsLipSync(t *testing.T) {
+	zero := PlayoutDelay{}
+	if got := zero.forSession(false); got != zero {
+		t.Fatalf("video only: %+v", got)
+	}
+	if got := zero.forSession(true); got.Min != 0 || got.Max != LipSyncDelay {
+		t.Fatalf("with audio: %+v", got)
+	}
+	if got := (PlayoutDelay{Max: time.Second}).forSession(true); got.Max != time.Second {
+		t.Fatalf("a larger max is kept: %+v", got)
+	}
+	// 0 ms min and 500 ms max: 0x000 and 0x032 in 10 ms units.
+	if p := zero.forSession(true).payload(); p[0] != 0 || p[1] != 0 || p[2] != 50 {
+		t.Fatalf("payload % x", p)
+	}
+}
