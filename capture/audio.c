@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,11 +173,29 @@ static bool audio_in_reopen(struct pc_audio_in *ai, uint32_t *retry_ms, char *la
 	return true;
 }
 
+/* Audio threads do little work, often, on a deadline: a 20 ms frame that waits behind an x264
+ * encode on a busy core arrives late, and the viewer's jitter buffer grows for good. Real-time
+ * priority (where permitted: root or CAP_SYS_NICE, as on the board) keeps them ahead of the
+ * encoder; without it they run as before. (On the shared 2-core test machine, where Chromium
+ * decodes on the same cores, bench avsync showed no change from it: the jitter there is not
+ * only the producer's.) */
+#define PC_AUDIO_RT_PRIORITY 10
+
+static void raise_priority(const char *who)
+{
+	struct sched_param param = {.sched_priority = PC_AUDIO_RT_PRIORITY};
+	int ret = pthread_setschedparam(pthread_self(), SCHED_FIFO, &param);
+	if (ret)
+		pc_log("%s: real-time priority not permitted (%s); running at normal priority", who,
+		       strerror(ret));
+}
+
 static void *audio_in_main(void *arg)
 {
 	struct pc_audio_in *ai = arg;
 	const struct pc_audio_source_ops *ops = ai->config.ops;
 	struct pc_sample_clock clock;
+	raise_priority("audio-in");
 	uint32_t retry_ms = PC_AUDIO_RETRY_MIN_MS;
 	char err[256], last_err[256] = "";
 
@@ -425,6 +444,7 @@ static void *audio_out_main(void *arg)
 	struct pc_audio_out *ao = arg;
 	uint32_t retry_ms = PC_AUDIO_RETRY_MIN_MS;
 	char err[256], last_err[256] = "";
+	raise_priority("audio-out");
 	/* Output sample n plays at t0 + n / 48000 s; it is written a lead earlier. */
 	int64_t t0 = 0;
 	uint64_t written = 0;
