@@ -89,7 +89,17 @@ type TrackStats struct {
 	Frames  uint64     `json:"frames"`
 	Bytes   uint64     `json:"bytes"`
 	Readers int        `json:"readers"`
+	// MaxArrivalMS is the longest a frame took from its capture to the device (an audio frame
+	// is complete 20 ms after its stamp; a video frame after its encode); LateFrames counts
+	// frames that took over LateArrival: a producer that stalls shows here before viewers'
+	// jitter buffers grow.
+	MaxArrivalMS float64 `json:"max_arrival_ms"`
+	LateFrames   uint64  `json:"late_frames"`
 }
+
+// LateArrival is when a frame counts as late at the device: well past any frame's duration
+// plus its encode.
+const LateArrival = 100 * time.Millisecond
 
 // trackState is what the stream keeps per track of the current source.
 type trackState struct {
@@ -104,6 +114,8 @@ type trackState struct {
 	readers     int
 	frames      uint64
 	bytes       uint64
+	maxArrival  int64 // ns
+	late        uint64
 }
 
 // Stream is one source's fan-out point: the source's tracks, each subscriber's queue, a GOP
@@ -231,7 +243,8 @@ func (s *Stream) Stats() Stats {
 	st.Tracks = make([]TrackStats, 0, len(s.tracks))
 	for _, t := range s.info.Tracks {
 		if ts := s.tracks[t.ID]; ts != nil {
-			st.Tracks = append(st.Tracks, TrackStats{ID: t.ID, Kind: t.Kind, Codec: t.Codec, Frames: ts.frames, Bytes: ts.bytes, Readers: ts.readers})
+			st.Tracks = append(st.Tracks, TrackStats{ID: t.ID, Kind: t.Kind, Codec: t.Codec, Frames: ts.frames, Bytes: ts.bytes,
+				Readers: ts.readers, MaxArrivalMS: float64(ts.maxArrival/1e3) / 1e3, LateFrames: ts.late})
 		}
 	}
 	return st
@@ -256,6 +269,12 @@ func (s *Stream) Publish(f *Frame) {
 	s.stats.Bytes += uint64(len(f.Data))
 	ts.frames++
 	ts.bytes += uint64(len(f.Data))
+	if arrival := f.Received - f.Capture; f.Received != 0 {
+		ts.maxArrival = max(ts.maxArrival, arrival)
+		if arrival > int64(LateArrival) {
+			ts.late++
+		}
+	}
 	if video {
 		if f.Keyframe {
 			s.stats.Keyframes++

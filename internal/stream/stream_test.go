@@ -403,4 +403,11 @@ func TestTracksAndReaders(t *testing.T) {
 	if st := s.Stats(); len(st.Tracks) != 2 || st.Tracks[1].Frames != 2 || st.Tracks[0].Readers != 3 {
 		t.Fatalf("stats %+v", st)
 	}
+	// A frame that reached the device long after its capture is counted late.
+	f := audio(2)
+	f.Received = f.Capture + int64(LateArrival) + 1
+	s.Publish(f)
+	if st := s.Stats(); st.Tracks[1].LateFrames != 1 || st.Tracks[1].MaxArrivalMS < 100 {
+		t.Fatalf("late frame not counted: %+v", st.Tracks[1])
+	}
 }
