@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"maps"
 	"math"
 	"os"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/p2pcast/p2pcast/internal/browser"
 	"github.com/p2pcast/p2pcast/internal/cli"
-	"github.com/p2pcast/p2pcast/internal/device"
 )
 
 // bench avsync: audio/video sync as headless Chromium presents it. The device sends its test
@@ -132,9 +130,7 @@ func spread(v []float64) Spread {
 	if len(v) == 0 {
 		return Spread{}
 	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	at := func(p float64) float64 { return s[min(len(s)-1, int(p*float64(len(s)-1)+0.5))] }
+	s, at := sorted(v)
 	sum := 0.0
 	for _, x := range s {
 		sum += x
@@ -297,28 +293,20 @@ func median(v []float64) float64 {
 
 func avsync(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlags("bench avsync", "bench avsync [flags]", stderr)
-	size := device.Size{W: 1280, H: 720}
-	fs.Var(&size, "size", "test pattern size WxH")
-	fps := fs.Int("fps", 30, "test pattern frames per second")
+	page := addPageFlags(fs)
 	duration := fs.Duration("duration", 20*time.Second, "how long to pair beeps and flashes (whole seconds, at most "+avsyncMaxDuration.String()+")")
 	warmup := fs.Duration("warmup", avsyncWarmup, "how long to let the page's lip sync settle before collecting")
-	var bitrate device.Bitrate
-	fs.Var(&bitrate, "bitrate", "test pattern bitrate, SI units (default: the device's)")
-	playout := fs.String("playout-delay", "", "the device's --playout-delay (default 0: min = max = 0; -1s: no extension)")
 	asJSON := fs.Bool("json", false, "after the table, print the figures as one JSON line, last on stdout")
-	chromium := fs.String("chromium", "", "Chromium binary (default "+browser.DefaultExecPath+")")
 	dump := fs.String("samples", "", "also write what the page reported (onsets, flashes, snapshots) to this file, as JSON")
-	verbose := fs.Bool("v", false, "debug logs, with the device's and the browser's output")
 	if err := cli.ParseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := page.check(); err != nil {
 		return err
 	}
 	switch {
 	case fs.NArg() > 0:
 		return fmt.Errorf("%w: unexpected argument %q", cli.ErrUsage, fs.Arg(0))
-	case size.W < 64*8:
-		return fmt.Errorf("%w: size %s: the time strip needs a width of at least 512", cli.ErrUsage, size)
-	case *fps < 1 || *fps > 240:
-		return fmt.Errorf("%w: fps %d: want 1 to 240", cli.ErrUsage, *fps)
 	case *duration < time.Second || *duration > avsyncMaxDuration:
 		return fmt.Errorf("%w: duration %s: want 1s to %s", cli.ErrUsage, *duration, avsyncMaxDuration)
 	case *warmup < 0:
@@ -327,11 +315,8 @@ func avsync(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if !inNetns() {
 		return reexecInNetns(ctx, "avsync", args, stdout, stderr)
 	}
-	b := &avsyncBench{
-		log: cli.NewLogger(stderr, *verbose), verbose: *verbose, stderr: stderr, chromium: *chromium,
-		size: size, fps: *fps, bitrate: bitrate, playout: *playout,
-		seconds: int64(duration.Round(time.Second) / time.Second), warmup: *warmup, dump: *dump,
-	}
+	b := &avsyncBench{pageBench: page.bench(stderr),
+		seconds: int64(duration.Round(time.Second) / time.Second), warmup: *warmup, dump: *dump}
 	rep, err := b.run(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -348,17 +333,10 @@ func avsync(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 }
 
 type avsyncBench struct {
-	log      *slog.Logger
-	verbose  bool
-	stderr   io.Writer
-	chromium string
-	size     device.Size
-	fps      int
-	bitrate  device.Bitrate
-	playout  string
-	seconds  int64
-	warmup   time.Duration
-	dump     string
+	pageBench
+	seconds int64
+	warmup  time.Duration
+	dump    string
 }
 
 func (b *avsyncBench) run(ctx context.Context) (*avsyncReport, error) {

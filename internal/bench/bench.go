@@ -60,13 +60,18 @@ type Percentiles struct {
 	Samples int     `json:"samples"`
 }
 
+// sorted returns a sorted copy of v and its nearest-rank percentile (v must not be empty).
+func sorted(v []float64) (s []float64, at func(p float64) float64) {
+	s = slices.Clone(v)
+	slices.Sort(s)
+	return s, func(p float64) float64 { return s[min(len(s)-1, int(p*float64(len(s)-1)+0.5))] }
+}
+
 func percentiles(v []float64) Percentiles {
 	if len(v) == 0 {
 		return Percentiles{}
 	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	at := func(p float64) float64 { return s[min(len(s)-1, int(p*float64(len(s)-1)+0.5))] }
+	s, at := sorted(v)
 	return Percentiles{P50: at(0.5), P95: at(0.95), P99: at(0.99), Max: s[len(s)-1], Samples: len(s)}
 }
 

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"maps"
 	"math"
 	"net/http"
@@ -85,29 +84,20 @@ var errNoFramesAPI = errors.New("the device has no /api/frames")
 
 func latency(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlags("bench latency", "bench latency [flags]", stderr)
-	size := device.Size{W: 1280, H: 720}
-	fs.Var(&size, "size", "test pattern size WxH")
-	fps := fs.Int("fps", 30, "test pattern frames per second")
+	page := addPageFlags(fs)
 	duration := fs.Duration("duration", 20*time.Second, "how long to collect per-frame samples")
 	joins := fs.Int("joins", 20, "fresh page loads measured for time to first frame")
-	var bitrate device.Bitrate
-	fs.Var(&bitrate, "bitrate", "test pattern bitrate, SI units (default: the device's)")
-	playout := fs.String("playout-delay", "", "the device's --playout-delay (default 0: min = max = 0; -1s: no extension), to show what it buys")
 	asJSON := fs.Bool("json", false, "print exactly one JSON line, last on stdout")
-	chromium := fs.String("chromium", "", "Chromium binary (default "+browser.DefaultExecPath+")")
 	dump := fs.String("samples", "", "also write every presented frame's figures to this file, one JSON object a line")
-	verbose := fs.Bool("v", false, "debug logs, with the device's and the browser's output")
 	if err := cli.ParseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := page.check(); err != nil {
 		return err
 	}
 	switch {
 	case fs.NArg() > 0:
 		return fmt.Errorf("%w: unexpected argument %q", cli.ErrUsage, fs.Arg(0))
-	case size.W < 64*8:
-		// The strip is 64 blocks of at least 8 pixels (capture/sources/testpattern.c).
-		return fmt.Errorf("%w: size %s: the time strip needs a width of at least 512", cli.ErrUsage, size)
-	case *fps < 1 || *fps > 240:
-		return fmt.Errorf("%w: fps %d: want 1 to 240", cli.ErrUsage, *fps)
 	case *duration <= 0:
 		return fmt.Errorf("%w: duration %s: want more than 0", cli.ErrUsage, *duration)
 	case *joins < 0:
@@ -116,10 +106,7 @@ func latency(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if !inNetns() {
 		return reexecInNetns(ctx, "latency", args, stdout, stderr)
 	}
-	b := &latencyBench{
-		log: cli.NewLogger(stderr, *verbose), verbose: *verbose, stderr: stderr, chromium: *chromium,
-		size: size, fps: *fps, bitrate: bitrate, duration: *duration, joins: *joins, dump: *dump, playout: *playout,
-	}
+	b := &latencyBench{pageBench: page.bench(stderr), duration: *duration, joins: *joins, dump: *dump}
 	rep, err := b.run(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -137,14 +124,7 @@ func latency(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 type latencyBench struct {
-	log      *slog.Logger
-	verbose  bool
-	stderr   io.Writer
-	chromium string
-	size     device.Size
-	fps      int
-	bitrate  device.Bitrate
-	playout  string
+	pageBench
 	duration time.Duration
 	joins    int
 	dump     string

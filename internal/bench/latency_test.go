@@ -25,7 +25,7 @@ func TestLatencyStagesJoinOnCaptureTime(t *testing.T) {
 		c0 + 33_333: {CaptureUS: c0 + 33_333, EncodedUS: c0 + 33_333 + 2000, SentUS: 0}, // nobody watching yet
 	}
 	rep := &latencyReport{StagesMS: map[string]Percentiles{}}
-	b := &latencyBench{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	b := &latencyBench{pageBench: pageBench{log: slog.New(slog.NewTextHandler(io.Discard, nil))}}
 	b.stages(rep, samples, frames)
 
 	if rep.PresentMS.Samples != 3 || rep.PresentMS.P50 != 7 || rep.Display60MS.Max != 12 {

@@ -217,7 +217,9 @@ func parseH264Profile(plid string) (profile h264Profile, level uint8, ok bool) {
 		b[i] = hi<<4 | lo
 	}
 	idc, flags := b[0], b[1]
-	set0, set1, set3 := flags&0x80 != 0, flags&0x40 != 0, flags&0x10 != 0
+	// The level part (level 1b's constraint_set3 included) is not negotiated here:
+	// level-asymmetry-allowed.
+	set0, set1 := flags&0x80 != 0, flags&0x40 != 0
 	set4, set5 := flags&0x08 != 0, flags&0x04 != 0
 	switch {
 	case idc == 0x42 && set1, idc == 0x4d && set0, idc == 0x58 && set0 && set1:
@@ -233,7 +235,6 @@ func parseH264Profile(plid string) (profile h264Profile, level uint8, ok bool) {
 	default:
 		return profileUnknown, b[2], false
 	}
-	_ = set3 // level 1b; the level part is not negotiated here (level-asymmetry-allowed)
 	return profile, b[2], true
 }
 
@@ -249,6 +250,12 @@ func unhex(c byte) (byte, bool) {
 	return 0, false
 }
 
+// sdpProfilePrefix is each profile as browsers spell it in profile-level-id.
+var sdpProfilePrefix = map[h264Profile]string{
+	profileConstrainedBaseline: "42e0", profileBaseline: "4200", profileMain: "4d00",
+	profileConstrainedHigh: "640c", profileHigh: "6400",
+}
+
 // H264SDPProfileLevelID is the profile-level-id to put in SDP for a stream whose SPS says
 // raw: the profile spelled the way browsers spell it (a baseline stream from x264 says
 // "42c0…", browsers offer "42e0…"; Pion and some receivers compare the bytes), with the
@@ -258,10 +265,7 @@ func H264SDPProfileLevelID(raw string) string {
 	if !ok {
 		return DefaultH264ProfileLevelID
 	}
-	prefix := map[h264Profile]string{
-		profileConstrainedBaseline: "42e0", profileBaseline: "4200", profileMain: "4d00",
-		profileConstrainedHigh: "640c", profileHigh: "6400",
-	}[profile]
+	prefix := sdpProfilePrefix[profile]
 	const hexDigits = "0123456789abcdef"
 	return prefix + string([]byte{hexDigits[level>>4], hexDigits[level&0xf]})
 }
@@ -294,5 +298,3 @@ func h264Accepts(fmtp string, p Params) bool {
 	}
 	return false
 }
-
-func h264Keyframe(au []byte) bool { return media.IsKeyframe(au) }

@@ -1,6 +1,10 @@
 package codec
 
-import "sort"
+import (
+	"sort"
+
+	"github.com/p2pcast/p2pcast/internal/media"
+)
 
 // The codecs the device carries, by Name. Adding one (H.265, AAC) is one entry here and its
 // packetizer.
@@ -22,7 +26,7 @@ var (
 		Fmtp:      h264Fmtp,
 		Accepts:   h264Accepts,
 		Packetize: PacketizeH264,
-		Keyframe:  h264Keyframe,
+		Keyframe:  media.IsKeyframe,
 	})
 	Opus = register(&Codec{
 		Name: "opus", Kind: Audio, MimeType: "audio/opus", ClockRate: 48000, SDPChannels: 2, PayloadType: 111,

@@ -102,7 +102,7 @@ func (in *ingest) handle(conn net.Conn) error {
 	return in.framed(conn, br)
 }
 
-// sinkFrame sends talk-back audio to the current producer's sink track of kind.
+// sinkFrame sends talk-back audio to the current producer's audio sink.
 func (in *ingest) sinkFrame(payload []byte, resume bool) error {
 	in.mu.Lock()
 	p := in.producer
@@ -228,20 +228,10 @@ func (in *ingest) framed(conn net.Conn, br *bufio.Reader) error {
 		}
 		in.mu.Unlock()
 	}()
-	var detach func()
-	defer func() {
-		if detach != nil {
-			detach()
-		}
-	}()
-	attach := func() {
-		if detach != nil {
-			detach()
-		}
-		detach = in.st.Attach(stream.Describe(src.name, src.tracks, src.sinks), link)
-	}
+	pub := &publisher{st: in.st, src: src, link: link}
+	defer pub.close()
 	if src.complete() {
-		attach()
+		pub.attach()
 	}
 	for {
 		m, err := r.Next()
@@ -258,13 +248,8 @@ func (in *ingest) framed(conn net.Conn, br *bufio.Reader) error {
 			if t == nil {
 				return fmt.Errorf("%w: frame for track %d, which no HELLO announced as a source", errBadTrack, f.Track)
 			}
-			changed, err := in.publish(t, src, f.Data, f.Seq, f.Capture, f.Encoded, link)
-			if err != nil {
+			if err := pub.publish(t, f.Data, f.Seq, f.Capture, f.Encoded); err != nil {
 				return err
-			}
-			if changed {
-				attach()
-				in.republish(t, f)
 			}
 		case ipc.TypeHello:
 			return fmt.Errorf("%w: HELLO after the last one", ipc.ErrBadHello)
@@ -276,97 +261,112 @@ func (in *ingest) framed(conn net.Conn, br *bufio.Reader) error {
 	}
 }
 
-// republish publishes the frame that completed a source's description, which publish could
-// not (the source was not attached yet).
-func (in *ingest) republish(t *stream.Track, f ipc.Frame) {
-	fr := newFrame(t, f.Data, f.Seq, f.Capture, f.Encoded)
-	in.st.Publish(fr)
-}
-
 // annexB ingests a plain H.264 stream: no timestamps (frames are stamped on arrival) and no
 // way to ask for keyframes (joins replay the GOP).
 func (in *ingest) annexB(br *bufio.Reader) error {
 	r := media.NewAUReader(br, ipc.MaxPayload)
 	src := &source{name: "annexb", spsSeen: map[uint8]bool{},
 		tracks: []stream.Track{{ID: 1, Kind: codec.Video, Codec: codec.H264.Name, ClockRate: codec.H264.ClockRate}}}
-	var detach func()
-	defer func() {
-		if detach != nil {
-			detach()
-		}
-	}()
-	t := &src.tracks[0]
+	pub := &publisher{st: in.st, src: src, onAttach: func() {
+		t := src.tracks[0]
+		in.log.Info("plain Annex-B producer connected", "size", fmt.Sprintf("%dx%d", t.Width, t.Height), "profile", t.ProfileLevelID)
+	}}
+	defer pub.close()
 	for seq := uint32(0); ; seq++ {
 		au, err := r.Next()
 		if err != nil {
 			return err
 		}
-		now := time.Now().UnixNano()
-		changed, err := in.publish(t, src, au, seq, now, 0, nil)
-		if err != nil {
+		if err := pub.publish(&src.tracks[0], au, seq, time.Now().UnixNano(), 0); err != nil {
 			return err
-		}
-		if changed {
-			if detach != nil {
-				detach()
-			}
-			in.log.Info("plain Annex-B producer connected", "size", fmt.Sprintf("%dx%d", t.Width, t.Height), "profile", t.ProfileLevelID)
-			detach = in.st.Attach(stream.Describe(src.name, src.tracks, nil), nil)
-			in.st.Publish(newFrame(t, au, seq, now, 0))
 		}
 	}
 }
 
-// publish packetizes a frame once and hands it to every reader. For H.264 it reads the SPS of
-// each keyframe: when the profile or size is new, it updates the track and returns changed
-// (without publishing: the caller attaches the new description, then publishes the frame).
-// Before a track's first SPS, frames are undecodable and dropped (a keyframe is asked for).
-func (in *ingest) publish(t *stream.Track, src *source, data []byte, seq uint32, capture, encoded int64, link *producerLink) (changed bool, err error) {
-	c := codec.Lookup(t.Codec)
-	if len(data) == 0 {
-		return false, errNoFrame
+// publisher hands one producer connection's frames to the stream, and its description
+// whenever that is complete or changes.
+type publisher struct {
+	st       *stream.Stream
+	src      *source
+	link     *producerLink // nil for plain Annex-B, which cannot be asked for anything
+	onAttach func()        // may be nil
+	detach   func()
+}
+
+// attach makes the source's current description the stream's.
+func (p *publisher) attach() {
+	p.close()
+	var producer stream.Producer
+	if p.link != nil {
+		producer = p.link
 	}
-	if c == codec.H264 {
-		key := media.IsKeyframe(data)
-		if key {
-			if sps, ok := firstSPS(data); ok {
-				plid := sps.ProfileLevelID()
-				if !src.spsSeen[t.ID] || plid != t.ProfileLevelID || sps.Width != t.Width || sps.Height != t.Height {
-					first := !src.spsSeen[t.ID]
-					src.spsSeen[t.ID] = true
-					t.ProfileLevelID, t.Width, t.Height = plid, sps.Width, sps.Height
-					if sps.FPS > 0 && t.FPS == 0 {
-						t.FPS = sps.FPS
-					}
-					if !first {
-						in.log.Info("video track changed", "track", t.ID, "profile", plid, "size", fmt.Sprintf("%dx%d", sps.Width, sps.Height))
-					}
-					return src.complete(), nil
-				}
-			}
-		}
-		if !src.spsSeen[t.ID] {
-			if !hasNAL(data) {
-				return false, errNotH264
-			}
-			if link != nil {
-				link.askKeyframeOnce(t.ID)
-			}
-			return false, nil
-		}
-	} else if !src.complete() {
-		return false, nil // audio before the video's first SPS: nobody can watch yet
+	p.detach = p.st.Attach(stream.Describe(p.src.name, p.src.tracks, p.src.sinks), producer)
+	if p.onAttach != nil {
+		p.onAttach()
+	}
+}
+
+func (p *publisher) close() {
+	if p.detach != nil {
+		p.detach()
+		p.detach = nil
+	}
+}
+
+// publish packetizes a frame of track t once and hands it to every reader. For H.264 it reads
+// the SPS of each keyframe: when the profile or size is new it updates the track and attaches
+// the new description before the frame goes out. Before a track's first SPS frames are
+// undecodable and dropped (a keyframe is asked for), and so is everything until every H.264
+// track has had its SPS (nobody can watch yet).
+func (p *publisher) publish(t *stream.Track, data []byte, seq uint32, capture, encoded int64) error {
+	if len(data) == 0 {
+		return errNoFrame
 	}
 	f := newFrame(t, data, seq, capture, encoded)
 	if f.Payloads.Len() == 0 {
 		f.Release()
-		if c == codec.H264 {
-			return false, errNotH264
+		if t.Codec == codec.H264.Name {
+			return errNotH264
 		}
-		return false, errNoFrame
+		return errNoFrame
 	}
-	in.st.Publish(f)
-	return false, nil
+	if t.Codec == codec.H264.Name {
+		if f.Keyframe && p.src.learnSPS(t, f.Data) && p.src.complete() {
+			p.attach()
+		}
+		if !p.src.spsSeen[t.ID] {
+			f.Release()
+			if p.link != nil {
+				p.link.askKeyframeOnce(t.ID)
+			}
+			return nil
+		}
+	}
+	if !p.src.complete() {
+		f.Release()
+		return nil
+	}
+	p.st.Publish(f)
+	return nil
+}
+
+// learnSPS reads the SPS of a keyframe of H.264 track t and reports whether it changed what
+// the track says (its first SPS, another profile or size).
+func (src *source) learnSPS(t *stream.Track, au []byte) (changed bool) {
+	sps, ok := media.FirstSPS(au)
+	if !ok {
+		return false
+	}
+	plid := sps.ProfileLevelID()
+	if src.spsSeen[t.ID] && plid == t.ProfileLevelID && sps.Width == t.Width && sps.Height == t.Height {
+		return false
+	}
+	src.spsSeen[t.ID] = true
+	t.ProfileLevelID, t.Width, t.Height = plid, sps.Width, sps.Height
+	if sps.FPS > 0 && t.FPS == 0 {
+		t.FPS = sps.FPS
+	}
+	return true
 }
 
 // newFrame makes a frame of track t, packetized once for every viewer.
@@ -379,25 +379,4 @@ func newFrame(t *stream.Track, data []byte, seq uint32, capture, encoded int64) 
 	f.Keyframe = c.Keyframe == nil || c.Keyframe(f.Data)
 	c.Packetize(f.Data, codec.DefaultMTU, &f.Payloads)
 	return f
-}
-
-// firstSPS parses the first SPS in an access unit.
-func firstSPS(au []byte) (media.SPS, bool) {
-	for nal, rest, ok := media.NextNAL(au); ok; nal, rest, ok = media.NextNAL(rest) {
-		if media.TypeOf(nal) != media.NALSPS {
-			continue
-		}
-		sps, err := media.ParseSPS(nal)
-		return sps, err == nil
-	}
-	return media.SPS{}, false
-}
-
-func hasNAL(au []byte) bool {
-	for nal, rest, ok := media.NextNAL(au); ok; nal, rest, ok = media.NextNAL(rest) {
-		if len(nal) > 0 {
-			return true
-		}
-	}
-	return false
 }

@@ -275,3 +275,14 @@ func (s SPS) ProfileLevelID() string {
 	}
 	return string(out[:])
 }
+
+// FirstSPS parses the first SPS of an Annex-B access unit, if it holds one that parses.
+func FirstSPS(au []byte) (SPS, bool) {
+	for nal, rest, ok := NextNAL(au); ok; nal, rest, ok = NextNAL(rest) {
+		if TypeOf(nal) == NALSPS {
+			sps, err := ParseSPS(nal)
+			return sps, err == nil
+		}
+	}
+	return SPS{}, false
+}

@@ -634,14 +634,8 @@ func (rc *receiver) result() Result {
 }
 
 func frameSize(au []byte) (int, int) {
-	for nal, rest, ok := media.NextNAL(au); ok; nal, rest, ok = media.NextNAL(rest) {
-		if media.TypeOf(nal) == media.NALSPS {
-			if sps, err := media.ParseSPS(nal); err == nil {
-				return sps.Width, sps.Height
-			}
-		}
-	}
-	return 0, 0
+	sps, _ := media.FirstSPS(au)
+	return sps.Width, sps.Height
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
