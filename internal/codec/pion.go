@@ -8,6 +8,9 @@ const (
 	AbsCaptureTimeURI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time"
 	// PlayoutDelayURI: how long a receiver may buffer video before rendering.
 	PlayoutDelayURI = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay"
+	// TransportCCURI: a sequence number across every packet of a connection, which receivers
+	// acknowledge with arrival times (transport-cc feedback) for send-side bandwidth estimation.
+	TransportCCURI = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
 )
 
 // Parameters is the codec as Pion registers it, describing a track with p.

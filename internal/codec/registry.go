@@ -18,11 +18,15 @@ func register(c *Codec) *Codec {
 	return c
 }
 
+// transportCC asks receivers for transport-wide congestion control feedback: every codec's
+// packets count toward the one estimate of the viewer's path.
+var transportCC = Feedback{"transport-cc", ""}
+
 // The registered codecs.
 var (
 	H264 = register(&Codec{
 		Name: "H264", Kind: Video, MimeType: "video/H264", ClockRate: 90000, PayloadType: 102,
-		Feedback:  []Feedback{{"nack", ""}, {"nack", "pli"}, {"ccm", "fir"}},
+		Feedback:  []Feedback{{"nack", ""}, {"nack", "pli"}, {"ccm", "fir"}, transportCC},
 		Fmtp:      h264Fmtp,
 		Accepts:   h264Accepts,
 		Packetize: PacketizeH264,
@@ -30,16 +34,17 @@ var (
 	})
 	Opus = register(&Codec{
 		Name: "opus", Kind: Audio, MimeType: "audio/opus", ClockRate: 48000, SDPChannels: 2, PayloadType: 111,
+		Feedback:  []Feedback{transportCC},
 		Fmtp:      opusFmtp,
 		Packetize: wholeFrame,
 	})
 	PCMA = register(&Codec{
 		Name: "PCMA", Kind: Audio, MimeType: "audio/PCMA", ClockRate: 8000, SDPChannels: 1, PayloadType: 8,
-		Fmtp: noFmtp, Packetize: wholeFrame,
+		Feedback: []Feedback{transportCC}, Fmtp: noFmtp, Packetize: wholeFrame,
 	})
 	PCMU = register(&Codec{
 		Name: "PCMU", Kind: Audio, MimeType: "audio/PCMU", ClockRate: 8000, SDPChannels: 1, PayloadType: 0,
-		Fmtp: noFmtp, Packetize: wholeFrame,
+		Feedback: []Feedback{transportCC}, Fmtp: noFmtp, Packetize: wholeFrame,
 	})
 )
 

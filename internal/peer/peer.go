@@ -132,6 +132,7 @@ type Engine struct {
 	se       webrtc.SettingEngine
 	ir       *interceptor.Registry
 	sessions atomic.Int32
+	pacer    *pacer
 
 	mu   sync.Mutex
 	apis map[string]*webrtc.API // by description key
@@ -206,7 +207,9 @@ func NewEngine(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	ir.Add(rr)
-	e := &Engine{cfg: cfg, cert: *cert, se: se, ir: ir, apis: map[string]*webrtc.API{}}
+	// A shared socket that batches sends takes each pacing slice in a few system calls.
+	batch, _ := cfg.ICEUDP.(Batcher)
+	e := &Engine{cfg: cfg, cert: *cert, se: se, ir: ir, apis: map[string]*webrtc.API{}, pacer: newPacer(batch)}
 	e.SetICEServers(cfg.ICEServers)
 	return e, nil
 }
@@ -235,7 +238,10 @@ func (e *Engine) apiFor(d description) (*webrtc.API, error) {
 	exts := []struct {
 		uri  string
 		kind webrtc.RTPCodecType
-	}{{AbsCaptureTimeURI, webrtc.RTPCodecTypeVideo}, {AbsCaptureTimeURI, webrtc.RTPCodecTypeAudio}}
+	}{{AbsCaptureTimeURI, webrtc.RTPCodecTypeVideo}, {AbsCaptureTimeURI, webrtc.RTPCodecTypeAudio},
+		// Transport-wide sequence numbers on every packet: the viewer's feedback on them is
+		// the bandwidth estimate's input.
+		{codec.TransportCCURI, webrtc.RTPCodecTypeVideo}, {codec.TransportCCURI, webrtc.RTPCodecTypeAudio}}
 	if e.cfg.PlayoutDelay != nil {
 		exts = append(exts, struct {
 			uri  string
@@ -278,6 +284,8 @@ type Session struct {
 	pc      *webrtc.PeerConnection
 	desc    description
 	tracks  []*localTrack // what it sends, by kind: video first
+	snd     *sender       // paces what it sends; made at start
+	est     bandwidthEstimator
 	log     *slog.Logger
 	created time.Time
 
@@ -297,7 +305,8 @@ type Session struct {
 	done      chan struct{}
 	closeOnce sync.Once
 	started   atomic.Bool
-	firstSent atomic.Int64 // ns after created when the first frame went out
+	firstSent atomic.Int64  // ns after created when the first frame went out
+	feedback  atomic.Uint64 // transport-wide feedback reports received
 }
 
 // TalkSink takes what viewers say: the device plays it on its speaker. Frames are payloads of
@@ -369,6 +378,7 @@ func (e *Engine) NewSession(st *stream.Stream, opts SessionOptions) (*Session, e
 		access:  opts.Access,
 		talk:    talk,
 		done:    make(chan struct{}),
+		est:     e.newEstimator(),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	var playoutDelay []byte
@@ -648,16 +658,31 @@ func (s *Session) start() {
 		sub = s.st.Subscribe(ids...)
 	}
 	s.sub = sub
+	snd := newSender(s.e.pacer, s.est)
+	snd.frameSent = s.frameSent
+	snd.keyframe = s.st.RequestKeyframe
+	for _, t := range s.tracks {
+		if t.src.Kind == codec.Video {
+			snd.video = t
+			t.mu.Lock()
+			snd.paced = t.twcc != nil
+			t.mu.Unlock()
+		}
+	}
+	s.snd = snd
 	s.mu.Unlock()
-	s.log.Info("viewer connected", "after", time.Since(s.created).Round(time.Millisecond), "tracks", len(ids), "talk", s.talk != nil)
+	s.log.Info("viewer connected", "after", time.Since(s.created).Round(time.Millisecond), "tracks", len(ids), "talk", s.talk != nil,
+		"paced", snd.paced)
 	if sub == nil {
 		return
 	}
-	go s.send(sub)
+	s.e.pacer.add(snd)
+	go s.send(sub, snd)
 }
 
-// send writes the subscriber's frames to their tracks, with each track's sender reports.
-func (s *Session) send(sub *stream.Subscriber) {
+// send queues the subscriber's frames with the session's sender (the pacer writes them), and
+// sends each track's sender reports.
+func (s *Session) send(sub *stream.Subscriber, snd *sender) {
 	var rtcpBuf [1]rtcp.Packet
 	for f := range sub.Frames() {
 		t := s.trackFor(f.Track)
@@ -665,21 +690,22 @@ func (s *Session) send(sub *stream.Subscriber) {
 			f.Release()
 			continue
 		}
-		if err := t.writeFrame(f); err != nil {
-			s.log.Debug("write", "err", err)
-		}
-		now := time.Now()
-		s.st.MarkSent(f, now.UnixNano())
-		if s.firstSent.Load() == 0 {
-			s.firstSent.Store(int64(now.Sub(s.created)))
-		}
+		snd.push(t, f)
 		f.Release()
-		if sr := t.senderReport(now); sr != nil {
+		if sr := t.senderReport(time.Now()); sr != nil {
 			rtcpBuf[0] = sr
 			if err := s.pc.WriteRTCP(rtcpBuf[:]); err != nil {
 				s.log.Debug("sender report", "err", err)
 			}
 		}
+	}
+}
+
+// frameSent is told by the pacer when a frame's last packet has left.
+func (s *Session) frameSent(f *stream.Frame, now time.Time) {
+	s.st.MarkSent(f, now.UnixNano())
+	if s.firstSent.Load() == 0 {
+		s.firstSent.Store(int64(now.Sub(s.created)))
 	}
 }
 
@@ -690,6 +716,13 @@ func (s *Session) trackFor(id uint8) *localTrack {
 		}
 	}
 	return nil
+}
+
+// sender is the session's pacing queue, nil before the session starts.
+func (s *Session) sender() *sender {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.snd
 }
 
 func (s *Session) readRTCP(t *localTrack, sender *webrtc.RTPSender) {
@@ -709,7 +742,14 @@ func (s *Session) readRTCP(t *localTrack, sender *webrtc.RTPSender) {
 				for _, n := range p.Nacks {
 					lost = append(lost, n.PacketList()...)
 				}
-				t.retransmit(lost)
+				if snd := s.sender(); snd != nil {
+					snd.resend(t, lost)
+				}
+			case *rtcp.TransportLayerCC:
+				s.feedback.Add(1)
+				s.est.Feedback(p, time.Now())
+			case *rtcp.ReceiverReport:
+				t.receiverReport(p, time.Now())
 			}
 		}
 	}
@@ -730,22 +770,45 @@ type Stats struct {
 	Tracks []TrackStats `json:"tracks"`
 	// Talk counts the viewer's talk-back audio (nil when it may not talk).
 	Talk *receivedStats `json:"talk,omitempty"`
+	// Network is the viewer's path as the device sees it (nil before media flows).
+	Network *NetworkStats `json:"network,omitempty"`
 }
 
 // TrackStats counts one sent track.
 type TrackStats struct {
-	Kind    codec.Kind `json:"kind"`
-	Codec   string     `json:"codec"`
-	Packets uint64     `json:"packets"`
-	Bytes   uint64     `json:"bytes"`
+	Kind          codec.Kind `json:"kind"`
+	Codec         string     `json:"codec"`
+	Packets       uint64     `json:"packets"`
+	Bytes         uint64     `json:"bytes"`
+	Retransmitted uint64     `json:"retransmitted"`
+	// Report is the viewer's last receiver report of the track.
+	Report receiverReport `json:"report"`
+}
+
+// NetworkStats is what the device knows of the viewer's path.
+type NetworkStats struct {
+	// Paced: the viewer sends transport-wide feedback, so the device estimates its bandwidth
+	// and paces to it.
+	Paced       bool    `json:"paced"`
+	EstimateBPS int     `json:"estimate_bps"`
+	RTTMS       float64 `json:"rtt_ms"`
+	Loss        float64 `json:"loss"`      // fraction, the video track's last report
+	JitterMS    float64 `json:"jitter_ms"` // the video track's, as reported
+	QueueMS     float64 `json:"queue_ms"`  // media waiting in the pacer, at the estimate
+	// FeedbackReports counts the viewer's transport-wide feedback reports.
+	FeedbackReports uint64 `json:"feedback_reports"`
+	senderStats
+	// Estimator is the bandwidth estimator's own view (delay state, acked rate, probes).
+	Estimator any `json:"estimator,omitempty"`
 }
 
 // Stats returns the session's counters.
 func (s *Session) Stats() Stats {
 	st := Stats{ID: s.id, State: s.pc.ConnectionState().String(),
 		FirstSentMS: float64(s.firstSent.Load()/1e5) / 10, Extensions: []string{}, Tracks: []TrackStats{}}
+	var net NetworkStats
 	for _, t := range s.tracks {
-		p, b, ext := t.counters()
+		p, b, resent, report, ext := t.counters()
 		st.Packets += p
 		st.Bytes += b
 		for _, e := range ext {
@@ -753,7 +816,14 @@ func (s *Session) Stats() Stats {
 				st.Extensions = append(st.Extensions, e)
 			}
 		}
-		st.Tracks = append(st.Tracks, TrackStats{Kind: t.src.Kind, Codec: t.src.Codec, Packets: p, Bytes: b})
+		st.Tracks = append(st.Tracks, TrackStats{Kind: t.src.Kind, Codec: t.src.Codec, Packets: p, Bytes: b,
+			Retransmitted: resent, Report: report})
+		if report.RTTMS > 0 && (net.RTTMS == 0 || t.src.Kind == codec.Video) {
+			net.RTTMS = report.RTTMS
+		}
+		if t.src.Kind == codec.Video {
+			net.Loss, net.JitterMS = report.FractionLost, report.JitterMS
+		}
 	}
 	s.mu.Lock()
 	if s.sub != nil {
@@ -763,7 +833,21 @@ func (s *Session) Stats() Stats {
 		r := s.received
 		st.Talk = &r
 	}
+	snd := s.snd
 	s.mu.Unlock()
+	if snd != nil {
+		snd.mu.Lock()
+		net.Paced = snd.paced
+		net.senderStats = snd.stats
+		net.QueueMS = float64(snd.queueDelayLocked().Microseconds()) / 1000
+		snd.mu.Unlock()
+		net.EstimateBPS = s.est.Target()
+		net.FeedbackReports = s.feedback.Load()
+		if sr, ok := s.est.(interface{ StatsAny() any }); ok {
+			net.Estimator = sr.StatsAny()
+		}
+		st.Network = &net
+	}
 	return st
 }
 
@@ -773,13 +857,16 @@ func (s *Session) Close() {
 		s.mu.Lock()
 		close(s.done)
 		s.cancel()
-		sub := s.sub
+		sub, snd := s.sub, s.snd
 		for _, t := range s.timers {
 			t.Stop()
 		}
 		s.mu.Unlock()
 		if sub != nil {
 			sub.Close()
+		}
+		if snd != nil {
+			snd.close()
 		}
 		if s.tcp != nil {
 			s.tcp.stop()

@@ -30,10 +30,15 @@ func ntpTime(ns int64) uint64 {
 	return (sec+ntpEpochOffset)<<32 | (frac<<32)/1e9
 }
 
-// historyFrames is how many recent frames each viewer keeps per track for retransmission:
-// about a second of 30 fps video. It holds references to frames every viewer shares, never
-// copies of packets.
-const historyFrames = 32
+// historyFrames bounds each viewer's retransmission history per track, and historyAge is how
+// long a frame stays in it: a NACK comes within a round trip, and a second covers a
+// retransmission's retransmission on a slow path. The history holds references to frames
+// every viewer shares, never copies of packets, and a frame leaves it once it is older than
+// historyAge, so a long history does not keep a slow viewer's old frames alive.
+const (
+	historyFrames = 256
+	historyAge    = 1500 * time.Millisecond
+)
 
 // localTrack is one viewer's copy of one source track (video or audio). The RTP payloads come
 // ready-made in each shared stream.Frame; the track only writes this viewer's header (SSRC,
@@ -53,18 +58,33 @@ type localTrack struct {
 	// absCapture is the abs-capture-time payload the header points at (nil when not
 	// negotiated); rewritten in place for each frame so no packet allocates.
 	absCapture []byte
+	// twcc is the transport-wide sequence number's payload (nil when not negotiated),
+	// rewritten in place for each packet.
+	twcc       []byte
 	extensions []string // negotiated extensions the track writes
 	history    [historyFrames]sent
-	histNext   int
+	histHead   int // the oldest entry
+	histLen    int
 	packets    uint64
 	bytes      uint64
+	resent     uint64    // retransmitted packets (NACKs answered)
 	lastSR     time.Time // when the last sender report went out
+	report     receiverReport
 }
 
-// sent remembers which sequence numbers a frame went out with.
+// receiverReport is what the viewer last reported of the track (RTCP receiver report).
+type receiverReport struct {
+	FractionLost float64 `json:"fraction_lost"` // since its previous report
+	Lost         int32   `json:"lost"`          // cumulative
+	JitterMS     float64 `json:"jitter_ms"`
+	RTTMS        float64 `json:"rtt_ms"` // from the report's echo of a sender report; 0 before one
+}
+
+// sent remembers which sequence numbers a frame went out with, and when.
 type sent struct {
 	frame    *stream.Frame
 	firstSeq uint16
+	at       int64 // when its first packet was sent, ns since the epoch
 }
 
 func newLocalTrack(src stream.Track, streamID string, playoutDelay []byte) *localTrack {
@@ -116,6 +136,9 @@ func (t *localTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParamete
 		case e.URI == AbsCaptureTimeURI:
 			t.absCapture = make([]byte, 8)
 			payload = t.absCapture
+		case e.URI == codec.TransportCCURI:
+			t.twcc = make([]byte, 2)
+			payload = t.twcc
 		default:
 			continue
 		}
@@ -134,17 +157,34 @@ func (t *localTrack) Unbind(webrtc.TrackLocalContext) error {
 	t.bound = false
 	t.writer = nil
 	t.absCapture = nil
+	t.twcc = nil
 	t.clearHistoryLocked()
 	return nil
 }
 
 func (t *localTrack) clearHistoryLocked() {
-	for i := range t.history {
-		if t.history[i].frame != nil {
-			t.history[i].frame.Release()
-			t.history[i] = sent{}
-		}
+	for t.histLen > 0 {
+		t.dropOldestLocked()
 	}
+}
+
+func (t *localTrack) dropOldestLocked() {
+	h := &t.history[t.histHead]
+	h.frame.Release()
+	*h = sent{}
+	t.histHead = (t.histHead + 1) % historyFrames
+	t.histLen--
+}
+
+// rememberLocked puts f, sent from firstSeq at now, in the history, letting go of frames too
+// old to be asked for again.
+func (t *localTrack) rememberLocked(f *stream.Frame, firstSeq uint16, now int64) {
+	for t.histLen > 0 && (t.histLen == historyFrames || now-t.history[t.histHead].at > int64(historyAge)) {
+		t.dropOldestLocked()
+	}
+	f.Retain()
+	t.history[(t.histHead+t.histLen)%historyFrames] = sent{frame: f, firstSeq: firstSeq, at: now}
+	t.histLen++
 }
 
 // rtpTime converts a capture time to an RTP clock of rate Hz. Splitting seconds from the rest
@@ -155,45 +195,58 @@ func rtpTime(captureNS int64, rate uint32) uint32 {
 	return uint32(sec*int64(rate) + ns*int64(rate)/1e9)
 }
 
-// writeFrame sends every payload of f. The caller keeps its own reference to f.
-func (t *localTrack) writeFrame(f *stream.Frame) error {
+// writePacket sends payload idx of f, the next in the track's order: a frame's payloads are
+// sent in order, one frame after the other (the pacer keeps each track's queue in order). The
+// first payload of a frame puts the frame in the retransmission history. tw is the packet's
+// transport-wide sequence number. It returns the packet's size on the wire before SRTP, and
+// whether it carried tw (the viewer negotiated transport-wide feedback).
+func (t *localTrack) writePacket(f *stream.Frame, idx int, tw uint16, now int64) (int, bool, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if !t.bound {
-		return nil
+		return 0, false, nil
 	}
-	n := f.Payloads.Len()
-	if n == 0 {
-		return nil
+	if idx == 0 {
+		t.rememberLocked(f, t.seq, now)
 	}
+	seq := t.seq
+	t.seq++
+	p := f.Payloads.At(idx)
+	t.packets++
+	t.bytes += uint64(len(p))
+	n, err := t.writeLocked(f, idx, seq, tw)
+	return n, t.twcc != nil, err
+}
+
+// writeLocked writes payload idx of f as sequence number seq.
+func (t *localTrack) writeLocked(f *stream.Frame, idx int, seq, tw uint16) (int, error) {
 	h := &t.header
+	h.SequenceNumber = seq
 	h.Timestamp = rtpTime(f.Capture, t.codec.ClockRate) + t.tsOffset
 	if t.absCapture != nil {
 		binary.BigEndian.PutUint64(t.absCapture, ntpTime(f.Capture))
 	}
-	video := t.src.Kind == codec.Video
-	first := t.seq
+	if t.twcc != nil {
+		binary.BigEndian.PutUint16(t.twcc, tw)
+	}
+	// Video marks a picture's last packet; audio marks nothing (no talkspurts: no DTX).
+	h.Marker = t.src.Kind == codec.Video && idx == f.Payloads.Len()-1
+	p := f.Payloads.At(idx)
+	if _, err := t.writer.WriteRTP(h, p); err != nil {
+		return 0, err
+	}
+	return h.MarshalSize() + len(p), nil
+}
+
+// writeFrame sends every payload of f at once, unpaced (tests, benchmarks).
+func (t *localTrack) writeFrame(f *stream.Frame) error {
+	now := time.Now().UnixNano()
 	var err error
-	for i := range n {
-		h.SequenceNumber = t.seq
-		t.seq++
-		// Video marks a picture's last packet; audio marks nothing (no talkspurts: no DTX).
-		h.Marker = video && i == n-1
-		p := f.Payloads.At(i)
-		if _, werr := t.writer.WriteRTP(h, p); werr != nil && err == nil {
+	for i := range f.Payloads.Len() {
+		if _, _, werr := t.writePacket(f, i, 0, now); werr != nil && err == nil {
 			err = werr
 		}
-		t.packets++
-		t.bytes += uint64(len(p))
 	}
-	// Remember the frame for NACKs, in place of the oldest.
-	old := &t.history[t.histNext]
-	if old.frame != nil {
-		old.frame.Release()
-	}
-	f.Retain()
-	*old = sent{frame: f, firstSeq: first}
-	t.histNext = (t.histNext + 1) % historyFrames
 	return err
 }
 
@@ -214,51 +267,91 @@ func (t *localTrack) senderReport(now time.Time) *rtcp.SenderReport {
 		PacketCount: uint32(t.packets), OctetCount: uint32(t.bytes)}
 }
 
+// receiverReport takes the viewer's report of the track: loss, jitter, and the round trip
+// from its echo of our last sender report (RFC 3550 6.4.1: now − LSR − DLSR).
+func (t *localTrack) receiverReport(rr *rtcp.ReceiverReport, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, b := range rr.Reports {
+		if b.SSRC != t.header.SSRC {
+			continue
+		}
+		t.report.FractionLost = float64(b.FractionLost) / 256
+		t.report.Lost = int32(b.TotalLost<<8) >> 8 // 24-bit signed
+		t.report.JitterMS = float64(b.Jitter) / float64(t.codec.ClockRate) * 1000
+		if b.LastSenderReport != 0 {
+			mid := uint32(ntpTime(now.UnixNano()) >> 16)
+			if rtt := mid - b.LastSenderReport - b.Delay; rtt < 1<<31 {
+				t.report.RTTMS = float64(rtt) / 65536 * 1000
+			}
+		}
+	}
+}
+
 // srInterval is how often each track sends a sender report (RFC 3550 suggests about 5 s for
 // small sessions; browsers start lip sync only once they have one per track, so sooner).
 const srInterval = time.Second
 
-// retransmit resends the packets a receiver reported lost, if they are still in the history.
-func (t *localTrack) retransmit(lost []uint16) (resent int) {
+// lookup finds the packet sent as seq in the history: its frame (retained for the caller,
+// who must Release it) and payload index.
+func (t *localTrack) lookup(seq uint16) (*stream.Frame, int, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i := range t.histLen {
+		s := &t.history[(t.histHead+i)%historyFrames]
+		idx := int(seq - s.firstSeq) // wraps correctly in uint16
+		if idx < s.frame.Payloads.Len() {
+			s.frame.Retain()
+			return s.frame, idx, true
+		}
+	}
+	return nil, 0, false
+}
+
+// resend writes payload idx of f again as seq (a retransmission, or a probe's copy), with the
+// frame's own timestamps; the live header is left as it was.
+func (t *localTrack) resend(f *stream.Frame, idx int, seq, tw uint16, retransmission bool) (int, bool, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if !t.bound {
-		return 0
+		return 0, false, nil
 	}
-	h := t.header // a copy: the live header's sequence number must not move
+	live := t.header.SequenceNumber
+	var abs uint64
 	if t.absCapture != nil {
-		// The copy shares the abs-capture-time buffer: put the current frame's time back after.
-		current := binary.BigEndian.Uint64(t.absCapture)
-		defer binary.BigEndian.PutUint64(t.absCapture, current)
+		abs = binary.BigEndian.Uint64(t.absCapture)
 	}
-	video := t.src.Kind == codec.Video
+	n, err := t.writeLocked(f, idx, seq, tw)
+	t.header.SequenceNumber = live
+	if t.absCapture != nil {
+		binary.BigEndian.PutUint64(t.absCapture, abs)
+	}
+	if err == nil && retransmission {
+		t.resent++
+	}
+	return n, t.twcc != nil, err
+}
+
+// retransmit resends the packets a receiver reported lost that are still in the history, at
+// once (tests; sessions queue them with their pacer).
+func (t *localTrack) retransmit(lost []uint16) (resent int) {
 	for _, seq := range lost {
-		for _, s := range t.history {
-			if s.frame == nil {
-				continue
-			}
-			idx := int(seq - s.firstSeq) // wraps correctly in uint16
-			if idx >= s.frame.Payloads.Len() {
-				continue
-			}
-			h.SequenceNumber = seq
-			h.Timestamp = rtpTime(s.frame.Capture, t.codec.ClockRate) + t.tsOffset
-			if t.absCapture != nil {
-				binary.BigEndian.PutUint64(t.absCapture, ntpTime(s.frame.Capture))
-			}
-			h.Marker = video && idx == s.frame.Payloads.Len()-1
-			if _, err := t.writer.WriteRTP(&h, s.frame.Payloads.At(idx)); err == nil {
-				resent++
-			}
-			break
+		f, idx, ok := t.lookup(seq)
+		if !ok {
+			continue
 		}
+		if _, _, err := t.resend(f, idx, seq, 0, true); err == nil {
+			resent++
+		}
+		f.Release()
 	}
 	return resent
 }
 
-// counters returns packets and payload bytes sent, and the extensions written.
-func (t *localTrack) counters() (packets, bytes uint64, extensions []string) {
+// counters returns packets and payload bytes sent, retransmissions, the viewer's last report,
+// and the extensions written.
+func (t *localTrack) counters() (packets, bytes, resent uint64, report receiverReport, extensions []string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.packets, t.bytes, t.extensions
+	return t.packets, t.bytes, t.resent, t.report, t.extensions
 }

@@ -1,0 +1,439 @@
+package peer
+
+import (
+	"sync"
+	"time"
+
+	"github.com/pion/rtcp"
+
+	"github.com/p2pcast/p2pcast/internal/codec"
+	"github.com/p2pcast/p2pcast/internal/stream"
+)
+
+// Pacing. Every session queues its packets with its sender; one pacer per engine writes them
+// in time slices, each session at its own rate (a multiple of its bandwidth estimate), so a
+// frame's packets are spread over part of the frame interval instead of leaving in one burst
+// that overflows a bottleneck's queue or a receiver's socket buffer. Within a slice the pacer
+// writes for every session it serves before it flushes: with a batching socket (Batcher) the
+// whole slice leaves in a few system calls.
+
+// Batcher is a socket that sends the writes made between Hold and Flush together (the
+// engine's shared UDP socket: internal/udpbatch).
+type Batcher interface {
+	Hold()
+	Flush() error
+}
+
+// bandwidthEstimator is what a sender needs of its viewer's bandwidth estimate.
+type bandwidthEstimator interface {
+	// Sent records a packet leaving: its transport-wide number, size on the wire, time, and
+	// probe cluster (0: media).
+	Sent(seq uint16, size int, at time.Time, probe int)
+	// Feedback takes a transport-wide feedback report.
+	Feedback(fb *rtcp.TransportLayerCC, now time.Time)
+	// Target is the estimate in bit/s.
+	Target() int
+	// Probe says whether to probe now: send about bytes at rate bit/s, marked cluster.
+	Probe(now time.Time) (cluster, rate, bytes int)
+}
+
+const (
+	// pacingSlice is how often the pacer runs while it has work: short against a frame
+	// interval (33 ms), long enough that a slice holds packets for many viewers.
+	pacingSlice = 5 * time.Millisecond
+	// pacingFactor is the pacing rate over the estimate: a frame leaves in under half its
+	// interval, and the encoder's overshoot (a keyframe) does not wait behind it.
+	pacingFactor = 2.5
+	// fastStartRate paces a viewer's first keyframe: a picture at once (fast start), at a rate
+	// that still interleaves many joining viewers instead of one burst of each.
+	fastStartRate = 50_000_000
+	// maxQueueDelay: beyond it the queue drains faster than the estimate (latency matters more
+	// than a bottleneck's loss, which retransmission and the policy then handle).
+	maxQueueDelay = 250 * time.Millisecond
+	// maxQueuePackets bounds a sender's queue; past it video is dropped to the next keyframe.
+	maxQueuePackets = 4096
+	// wireOverhead is what SRTP (10-byte tag), UDP and IPv4 add to each RTP packet.
+	wireOverhead = 10 + 8 + 20
+)
+
+// pkt is one queued packet: payload idx of frame f on track t.
+type pkt struct {
+	t     *localTrack
+	f     *stream.Frame
+	idx   int32
+	seq   uint16 // resends: the sequence number it had
+	kind  uint8
+	probe int32 // probe cluster of a probe's copy
+	last  bool  // the frame's last packet of this push: its reference is released after it
+}
+
+const (
+	pktMedia uint8 = iota
+	pktResend
+	pktProbe
+)
+
+// pktQueue is a FIFO of packets that reuses its storage: no allocation in steady state.
+type pktQueue struct {
+	q    []pkt
+	head int
+}
+
+func (q *pktQueue) len() int { return len(q.q) - q.head }
+func (q *pktQueue) push(p pkt) {
+	if q.head > 0 && len(q.q) == cap(q.q) {
+		n := copy(q.q, q.q[q.head:])
+		clear(q.q[n:])
+		q.q, q.head = q.q[:n], 0
+	}
+	q.q = append(q.q, p)
+}
+func (q *pktQueue) peek() *pkt { return &q.q[q.head] }
+func (q *pktQueue) pop() pkt {
+	p := q.q[q.head]
+	q.q[q.head] = pkt{}
+	q.head++
+	if q.head == len(q.q) {
+		q.q, q.head = q.q[:0], 0
+	}
+	return p
+}
+
+// drop releases every queued packet's frame reference.
+func (q *pktQueue) drop() {
+	for q.len() > 0 {
+		if p := q.pop(); p.last || p.kind != pktMedia {
+			p.f.Release()
+		}
+	}
+}
+
+// pacer writes every session's queued packets at the session's rate.
+type pacer struct {
+	batch Batcher // nil: each packet is written at once
+	wake  chan struct{}
+
+	mu      sync.Mutex
+	senders map[*sender]struct{}
+	running bool
+	list    []*sender // the slice's senders, reused
+}
+
+func newPacer(batch Batcher) *pacer {
+	return &pacer{batch: batch, wake: make(chan struct{}, 1), senders: map[*sender]struct{}{}}
+}
+
+// add registers s; the pacer runs while it has senders.
+func (p *pacer) add(s *sender) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.senders[s] = struct{}{}
+	if !p.running {
+		p.running = true
+		go p.run()
+	}
+}
+
+func (p *pacer) remove(s *sender) {
+	p.mu.Lock()
+	delete(p.senders, s)
+	p.mu.Unlock()
+	p.poke()
+}
+
+// poke wakes the pacer: a sender has new packets.
+func (p *pacer) poke() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (p *pacer) run() {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		p.mu.Lock()
+		if len(p.senders) == 0 {
+			p.running = false
+			p.mu.Unlock()
+			return
+		}
+		p.list = p.list[:0]
+		for s := range p.senders {
+			p.list = append(p.list, s)
+		}
+		p.mu.Unlock()
+		now := time.Now()
+		busy := false
+		if p.batch != nil {
+			p.batch.Hold()
+		}
+		for _, s := range p.list {
+			busy = s.drain(now) || busy
+		}
+		if p.batch != nil {
+			_ = p.batch.Flush() // per-destination errors are counted by the batcher
+		}
+		clear(p.list)
+		if busy {
+			// More to send: the next slice, or sooner when new packets come.
+			timer.Reset(pacingSlice)
+			select {
+			case <-timer.C:
+			case <-p.wake:
+				if !timer.Stop() {
+					<-timer.C
+				}
+			}
+			continue
+		}
+		<-p.wake
+	}
+}
+
+// sender is one session's packet queue and pacing state.
+type sender struct {
+	p   *pacer
+	est bandwidthEstimator
+	// paced: the receiver gives transport-wide feedback, so there is an estimate to pace
+	// at; without one packets leave at fastStartRate.
+	paced bool
+	// frameSent is called when a frame's last packet has been written.
+	frameSent func(f *stream.Frame, now time.Time)
+	// keyframe asks the source for a keyframe on a video track (the queue dropped video).
+	keyframe func(track uint8)
+	// video is the session's video track, whose history probes copy (nil: no probes).
+	video *localTrack
+
+	mu      sync.Mutex
+	media   pktQueue // in order, paced
+	prio    pktQueue // audio and retransmissions: first, counted against the budget
+	probes  pktQueue // a probe's copies, at the probe's rate
+	queued  int      // payload bytes in media
+	budget  float64  // bytes that may leave now
+	pbudget float64  // the probe's
+	prate   int      // the probe's rate
+	last    time.Time
+	tw      uint16
+	fast    bool // until the first video keyframe has left
+	waitKey bool // video dropped until the next keyframe
+	closed  bool
+	stats   senderStats
+}
+
+type senderStats struct {
+	Retransmitted uint64 `json:"retransmitted"`
+	ProbePackets  uint64 `json:"probe_packets"`
+	QueueDropped  uint64 `json:"queue_dropped_frames"`
+}
+
+func newSender(p *pacer, est bandwidthEstimator) *sender {
+	return &sender{p: p, est: est, fast: true}
+}
+
+// push queues every payload of f on t. It takes no reference from the caller.
+func (s *sender) push(t *localTrack, f *stream.Frame) {
+	n := f.Payloads.Len()
+	if n == 0 {
+		return
+	}
+	video := t.src.Kind == codec.Video
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	q := &s.media
+	if !video {
+		q = &s.prio
+	} else {
+		if f.Keyframe {
+			// A keyframe makes whatever video still waits useless: send the new picture
+			// rather than stale ones behind it.
+			if s.media.len() > 0 && s.queueDelayLocked() > maxQueueDelay/2 {
+				s.stats.QueueDropped++
+				s.media.drop()
+				s.queued = 0
+			}
+			s.waitKey = false
+		} else if s.waitKey || s.media.len()+n > maxQueuePackets {
+			if !s.waitKey {
+				s.waitKey = true
+				s.mu.Unlock()
+				s.keyframe(t.src.ID)
+				s.mu.Lock()
+			}
+			s.stats.QueueDropped++
+			s.mu.Unlock()
+			return
+		}
+	}
+	f.Retain()
+	for i := range n {
+		q.push(pkt{t: t, f: f, idx: int32(i), kind: pktMedia, last: i == n-1})
+		if video {
+			s.queued += len(f.Payloads.At(i))
+		}
+	}
+	s.mu.Unlock()
+	s.p.poke()
+}
+
+// resend queues retransmissions of the packets a receiver reported lost on t.
+func (s *sender) resend(t *localTrack, lost []uint16) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	for _, seq := range lost {
+		if f, idx, ok := t.lookup(seq); ok {
+			s.prio.push(pkt{t: t, f: f, idx: int32(idx), seq: seq, kind: pktResend})
+		}
+	}
+	s.p.poke()
+}
+
+// queueDelayLocked is how long the queued media takes at the estimate.
+func (s *sender) queueDelayLocked() time.Duration {
+	rate := s.est.Target()
+	if rate <= 0 {
+		return 0
+	}
+	return time.Duration(float64(s.queued*8) / float64(rate) * float64(time.Second))
+}
+
+// rateLocked is the media pacing rate now, bit/s.
+func (s *sender) rateLocked() float64 {
+	if s.fast || !s.paced {
+		return fastStartRate
+	}
+	rate := float64(s.est.Target()) * pacingFactor
+	// A queue that would wait longer than maxQueueDelay drains faster.
+	if drain := float64(s.queued*8) / maxQueueDelay.Seconds(); drain > rate {
+		rate = drain
+	}
+	return rate
+}
+
+// drain writes what the budget allows; it reports whether packets are still waiting.
+func (s *sender) drain(now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	elapsed := now.Sub(s.last).Seconds()
+	if s.last.IsZero() || elapsed > pacingSlice.Seconds()*4 {
+		elapsed = pacingSlice.Seconds()
+	}
+	s.last = now
+	rate := s.rateLocked()
+	// The budget accrues for the time since the last slice, and at most two slices' worth
+	// (a sender idle for long must not burst its savings).
+	s.budget = min(s.budget+rate/8*elapsed, max(rate/8*pacingSlice.Seconds()*2, 2*1500))
+	nowNS := now.UnixNano()
+	for s.prio.len() > 0 {
+		p := s.prio.pop()
+		s.budget -= float64(s.write(&p, now, nowNS))
+	}
+	for s.budget > 0 && s.media.len() > 0 {
+		p := s.media.pop()
+		s.queued -= len(p.f.Payloads.At(int(p.idx)))
+		s.budget -= float64(s.write(&p, now, nowNS))
+	}
+	if s.media.len() == 0 && s.budget > 0 {
+		s.budget = 0 // nothing saved up while idle
+	}
+	s.probeLocked(now, nowNS, elapsed)
+	return s.media.len() > 0 || s.probes.len() > 0
+}
+
+// probeLocked sends a probe the estimator asks for: copies of recently sent video packets
+// (the receiver drops them as duplicates) at the probe's rate, whose arrival tells whether
+// the path takes more than is sent now.
+func (s *sender) probeLocked(now time.Time, nowNS int64, elapsed float64) {
+	if s.probes.len() == 0 && s.paced && !s.fast {
+		if cluster, rate, bytes := s.est.Probe(now); cluster != 0 && rate > 0 && bytes > 0 {
+			s.fillProbeLocked(int32(cluster), bytes)
+			s.prate, s.pbudget = rate, float64(rate)/8*pacingSlice.Seconds()
+		}
+	}
+	if s.probes.len() == 0 {
+		return
+	}
+	s.pbudget += float64(s.prate) / 8 * elapsed
+	for s.pbudget > 0 && s.probes.len() > 0 {
+		p := s.probes.pop()
+		s.pbudget -= float64(s.write(&p, now, nowNS))
+	}
+}
+
+// fillProbeLocked queues copies of the newest video packets in the history, about bytes.
+func (s *sender) fillProbeLocked(cluster int32, bytes int) {
+	video := s.video
+	if video == nil {
+		return
+	}
+	video.mu.Lock()
+	defer video.mu.Unlock()
+	for i := video.histLen - 1; i >= 0 && bytes > 0; i-- {
+		h := &video.history[(video.histHead+i)%historyFrames]
+		for idx := range h.frame.Payloads.Len() {
+			if bytes <= 0 {
+				break
+			}
+			h.frame.Retain()
+			s.probes.push(pkt{t: video, f: h.frame, idx: int32(idx), seq: h.firstSeq + uint16(idx), kind: pktProbe, probe: cluster})
+			bytes -= len(h.frame.Payloads.At(idx)) + wireOverhead
+		}
+	}
+}
+
+// write sends one packet and returns its size on the wire.
+func (s *sender) write(p *pkt, now time.Time, nowNS int64) int {
+	tw := s.tw
+	var n int
+	var withTW bool
+	var err error
+	switch p.kind {
+	case pktMedia:
+		n, withTW, err = p.t.writePacket(p.f, int(p.idx), tw, nowNS)
+		if p.t.src.Kind == codec.Video && p.f.Keyframe {
+			s.fast = s.fast && !p.last
+		}
+	case pktResend:
+		n, withTW, err = p.t.resend(p.f, int(p.idx), p.seq, tw, true)
+		s.stats.Retransmitted++
+	case pktProbe:
+		n, withTW, err = p.t.resend(p.f, int(p.idx), p.seq, tw, false)
+		s.stats.ProbePackets++
+	}
+	if p.kind != pktMedia || p.last {
+		if p.kind == pktMedia && s.frameSent != nil {
+			s.frameSent(p.f, now)
+		}
+		p.f.Release()
+	}
+	if err != nil || n == 0 {
+		return 0
+	}
+	s.tw++
+	if withTW {
+		s.est.Sent(tw, n+wireOverhead, now, int(p.probe))
+	}
+	return n + wireOverhead
+}
+
+// close drops everything queued; the pacer forgets the sender.
+func (s *sender) close() {
+	s.mu.Lock()
+	s.closed = true
+	s.media.drop()
+	s.prio.drop()
+	s.probes.drop()
+	s.queued = 0
+	s.mu.Unlock()
+	s.p.remove(s)
+}
