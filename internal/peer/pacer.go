@@ -88,7 +88,6 @@ func (q *pktQueue) push(p pkt) {
 	}
 	q.q = append(q.q, p)
 }
-func (q *pktQueue) peek() *pkt { return &q.q[q.head] }
 func (q *pktQueue) pop() pkt {
 	p := q.q[q.head]
 	q.q[q.head] = pkt{}

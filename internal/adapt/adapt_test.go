@@ -1,0 +1,187 @@
+package adapt
+
+import (
+	"testing"
+	"time"
+)
+
+var (
+	main720 = Rendition{Track: 1, Width: 1280, Height: 720, FPS: 30, Bitrate: 2_000_000, CanBitrate: true, CanFPS: true}
+	sub360  = Rendition{Track: 4, Width: 640, Height: 360, FPS: 30, Bitrate: 500_000, CanBitrate: true, CanFPS: true}
+)
+
+// run feeds the policy rounds every 500 ms for d, applying its switches, with estimates from
+// est(viewer, t); it returns the viewers as they end and every event.
+func run(t *testing.T, p *Policy, start time.Time, d time.Duration, rs []Rendition, vs []Viewer, est func(id string, at time.Duration) int) ([]Viewer, []Event) {
+	t.Helper()
+	var events []Event
+	for at := time.Duration(0); at <= d; at += 500 * time.Millisecond {
+		for i := range vs {
+			vs[i].Estimate = est(vs[i].ID, at)
+		}
+		dec := p.Decide(start.Add(at), rs, vs)
+		for i := range vs {
+			if to, ok := dec.Switches[vs[i].ID]; ok {
+				vs[i].Rendition = to
+			}
+		}
+		for _, e := range dec.Events {
+			t.Logf("%5.1fs %s", at.Seconds(), e)
+		}
+		events = append(events, dec.Events...)
+	}
+	return vs, events
+}
+
+func encoder(p *Policy, track uint8) Encoder {
+	for _, e := range p.Encoders() {
+		if e.Track == track {
+			return e
+		}
+	}
+	return Encoder{}
+}
+
+func TestOneViewerLowersTheEncoderInsteadOfSwitching(t *testing.T) {
+	p := New(Config{})
+	t0 := time.Unix(1000, 0)
+	vs := []Viewer{{ID: "a", Rendition: 1}}
+	vs, _ = run(t, p, t0, 5*time.Second, []Rendition{main720, sub360}, vs, func(string, time.Duration) int { return 800_000 })
+	if vs[0].Rendition != 1 {
+		t.Fatalf("the only viewer moved to the sub stream; the main encoder should slow down instead")
+	}
+	e := encoder(p, 1)
+	if want := int(800_000*0.85) - 40_000; e.Bitrate != want || e.FPS != 30 {
+		t.Fatalf("main encoder %+v, want %d bit/s at 30 fps", e, want)
+	}
+	// The network recovers: the bitrate climbs back to the configured rate, in steps.
+	run(t, p, t0.Add(6*time.Second), 5*time.Second, []Rendition{main720, sub360}, vs, func(string, time.Duration) int { return 4_000_000 })
+	if e := encoder(p, 1); e.Bitrate != 2_000_000 {
+		t.Fatalf("main encoder %+v after recovery, want 2 Mbit/s", e)
+	}
+}
+
+func TestSlowViewerTakesTheSubStream(t *testing.T) {
+	p := New(Config{})
+	t0 := time.Unix(1000, 0)
+	vs := []Viewer{{ID: "fast", Rendition: 1}, {ID: "slow", Rendition: 1}}
+	slow := 800_000
+	est := func(id string, _ time.Duration) int {
+		if id == "fast" {
+			return 20_000_000
+		}
+		return slow
+	}
+	vs, _ = run(t, p, t0, 3*time.Second, []Rendition{main720, sub360}, vs, est)
+	if vs[0].Rendition != 1 || vs[1].Rendition != 4 {
+		t.Fatalf("renditions %+v: the fast viewer keeps main, the slow one takes sub", vs)
+	}
+	if e := encoder(p, 1); e.Bitrate != 2_000_000 || e.FPS != 30 {
+		t.Fatalf("main encoder %+v: the fast viewer holds it at full rate", e)
+	}
+	if e := encoder(p, 4); e.Bitrate != 500_000 {
+		t.Fatalf("sub encoder %+v: the slow viewer takes its full rate", e)
+	}
+	// The slow viewer's link recovers: it returns to main after UpHold, not before.
+	slow = 4_000_000
+	vs, events := run(t, p, t0.Add(4*time.Second), 2*time.Second, []Rendition{main720, sub360}, vs, est)
+	if vs[1].Rendition != 4 || len(events) != 0 {
+		t.Fatalf("switched up within 2 s: %+v %v", vs, events)
+	}
+	vs, _ = run(t, p, t0.Add(7*time.Second), 2*time.Second, []Rendition{main720, sub360}, vs, est)
+	if vs[1].Rendition != 1 {
+		t.Fatalf("did not return to main: %+v", vs)
+	}
+}
+
+func TestNoFlapping(t *testing.T) {
+	p := New(Config{})
+	t0 := time.Unix(1000, 0)
+	vs := []Viewer{{ID: "fast", Rendition: 1}, {ID: "b", Rendition: 1}}
+	// b's estimate swings: it can take main for a while, then not; each failed step up
+	// makes the next wait twice as long.
+	est := func(id string, at time.Duration) int {
+		if id == "fast" {
+			return 20_000_000
+		}
+		if (at/(4*time.Second))%2 == 0 {
+			return 800_000
+		}
+		return 4_000_000
+	}
+	_, events := run(t, p, t0, 60*time.Second, []Rendition{main720, sub360}, vs, est)
+	switches := 0
+	for _, e := range events {
+		if e.What == "switch" {
+			switches++
+		}
+	}
+	// Without backoff: a switch down and up every 8 s (15 in a minute).
+	if switches > 8 {
+		t.Fatalf("%d switches in a minute", switches)
+	}
+	if vs := p.viewers["b"]; vs.upHold <= p.cfg.UpHold {
+		t.Fatalf("up hold %v did not grow after failed steps up", vs.upHold)
+	}
+}
+
+func TestFarBelowSwitchesAtOnce(t *testing.T) {
+	p := New(Config{})
+	vs := []Viewer{{ID: "a", Rendition: 1, Estimate: 250_000}}
+	d := p.Decide(time.Unix(1000, 0), []Rendition{main720, sub360}, vs)
+	if d.Switches["a"] != 4 {
+		t.Fatalf("decision %+v: 250 kbit/s cannot carry main even at its floor", d)
+	}
+	if e := encoder(p, 4); e.Bitrate != 250_000*85/100-40_000 {
+		t.Fatalf("sub encoder %+v", e)
+	}
+}
+
+func TestFrameRateStepsDownWithoutASubStream(t *testing.T) {
+	p := New(Config{})
+	vs := []Viewer{{ID: "a", Rendition: 1, Estimate: 280_000}}
+	p.Decide(time.Unix(1000, 0), []Rendition{main720}, vs)
+	e := encoder(p, 1)
+	// 720p30 needs 331 kbit/s for full rate at 0.012 bit/pixel; 198 kbit/s holds 15 fps.
+	if e.Bitrate != 198_000 || e.FPS != 15 {
+		t.Fatalf("encoder %+v, want 198 kbit/s at 15 fps", e)
+	}
+	vs[0].Estimate = 4_000_000
+	for i := range 6 {
+		p.Decide(time.Unix(1001+int64(i), 0), []Rendition{main720}, vs)
+	}
+	if e := encoder(p, 1); e.Bitrate != 2_000_000 || e.FPS != 30 {
+		t.Fatalf("encoder %+v after recovery", e)
+	}
+}
+
+func TestViewerWithoutEstimateHoldsFullRate(t *testing.T) {
+	p := New(Config{})
+	vs := []Viewer{{ID: "legacy", Rendition: 1}, {ID: "slow", Rendition: 1, Estimate: 600_000}}
+	for i := range 4 {
+		d := p.Decide(time.Unix(1000+int64(i), 0), []Rendition{main720, sub360}, vs)
+		for id, to := range d.Switches {
+			for j := range vs {
+				if vs[j].ID == id {
+					vs[j].Rendition = to
+				}
+			}
+		}
+	}
+	if vs[0].Rendition != 1 || vs[1].Rendition != 4 {
+		t.Fatalf("%+v", vs)
+	}
+	if e := encoder(p, 1); e.Bitrate != 2_000_000 {
+		t.Fatalf("main %+v", e)
+	}
+}
+
+func TestFixedEncoderIsLeftAlone(t *testing.T) {
+	p := New(Config{})
+	fixed := main720
+	fixed.CanBitrate, fixed.CanFPS = false, false
+	d := p.Decide(time.Unix(1000, 0), []Rendition{fixed}, []Viewer{{ID: "a", Rendition: 1, Estimate: 300_000}})
+	if len(d.Encoders) != 0 || len(d.Switches) != 0 {
+		t.Fatalf("%+v", d)
+	}
+}
