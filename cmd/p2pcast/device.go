@@ -41,6 +41,7 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	keyFlag := fs.String("key", "", "device secret key (p2pk1_…); visible in ps: prefer --key-file or P2PCAST_KEY")
 	keyFile := fs.String("key-file", "", "file holding the device secret key")
 	fs.IntVar(&cfg.ICETCPPort, "ice-tcp-port", 0, "TCP port for ICE over TCP, for viewers whose network drops UDP (0: any free port; -1: off)")
+	fs.BoolVar(&cfg.Adapt, "adapt", cfg.Adapt, "adapt to each viewer's network: switch viewers between main and sub streams, lower the encoder's bitrate and frame rate when every viewer is limited")
 	fs.IntVar(&cfg.ICEUDPPort, "ice-udp-port", 0, "one UDP port for every viewer's media (to open in a firewall or forward on a router); 0: a port per viewer")
 	publicIP := fs.String("public-ip", "", "address(es) a port forward or 1:1 NAT reaches this device on, comma-separated (offered to viewers)")
 	fs.BoolVar(&cfg.NoLAN, "no-lan", false, "with --hub: serve no viewer endpoints on --http (implied by --hub unless LAN auth is set up)")

@@ -121,6 +121,10 @@ type Config struct {
 	// NegotiateTimeout and ConnectTimeout override how long a session may take to negotiate and
 	// to connect before it is ended (0: peer's defaults, 10 s and 30 s).
 	NegotiateTimeout, ConnectTimeout time.Duration
+	// Adapt runs the adaptation policy (internal/adapt): viewers switched between renditions,
+	// encoders slowed down to what viewers' paths take. Off, the encoders run as configured
+	// and every viewer gets the main stream (pacing and retransmission stay).
+	Adapt bool
 }
 
 // LANAuth is how the device checks tokens on its own endpoints.
@@ -150,7 +154,7 @@ type HubConfig struct {
 // Defaults returns the documented defaults.
 func Defaults() Config {
 	return Config{HTTPAddr: "127.0.0.1:8080", Source: "testpattern", Size: Size{1280, 720}, FPS: 30,
-		Bitrate: 2_000_000, GOP: 2 * time.Second, MaxViewers: 200, MaxPerSource: 64}
+		Bitrate: 2_000_000, GOP: 2 * time.Second, MaxViewers: 200, MaxPerSource: 64, Adapt: true}
 }
 
 // DefaultLANID is the device id LAN tokens name when the device has no hub id.

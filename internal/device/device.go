@@ -22,6 +22,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/p2pcast/p2pcast/internal/adapt"
 	"github.com/p2pcast/p2pcast/internal/auth"
 	"github.com/p2pcast/p2pcast/internal/httpguard"
 	"github.com/p2pcast/p2pcast/internal/hub"
@@ -45,6 +46,8 @@ type Device struct {
 	hubICE atomic.Pointer[[]webrtc.ICEServer]
 	ingest *ingest
 	talk   *talkFloor
+	// adapter runs the adaptation policy (with Config.Adapt).
+	adapter *adapter
 
 	mu        sync.Mutex
 	sessions  map[*peer.Session]struct{}
@@ -97,6 +100,7 @@ func New(cfg Config, log *slog.Logger) (*Device, error) {
 		sessions: map[*peer.Session]struct{}{}, perSource: map[string]int{}}
 	d.ingest = &ingest{st: d.stream, log: log}
 	d.talk = &talkFloor{st: d.stream, ingest: d.ingest, log: log}
+	d.adapter = newAdapter(d)
 	d.gate = signal.Open{}
 	if cfg.LANAuth != nil {
 		d.gate = newLANGate(cfg.LANAuth, d.isRevoked)
@@ -234,6 +238,12 @@ func (d *Device) Run(ctx context.Context, ready func(Ready)) error {
 			},
 			Run:      func(ctx context.Context) error { sup.run(ctx); return nil },
 			StopWait: stopGrace + time.Second,
+		})
+	}
+	if d.cfg.Adapt {
+		components = append(components, lifecycle.Component{
+			Name: "adapt",
+			Run:  func(ctx context.Context) error { d.adapter.run(ctx); return nil },
 		})
 	}
 	if ready != nil {
@@ -397,6 +407,8 @@ type Status struct {
 	Stream   *stream.Info `json:"stream"`
 	Stats    stream.Stats `json:"stats"`
 	Sessions []peer.Stats `json:"sessions"`
+	// Adapt is the adaptation policy's state: encoder settings and recent decisions.
+	Adapt *AdaptStatus `json:"adapt"`
 }
 
 func (d *Device) status(w http.ResponseWriter, r *http.Request) {
@@ -411,6 +423,10 @@ func (d *Device) status(w http.ResponseWriter, r *http.Request) {
 		st.Stream = &info
 	}
 	st.Sessions = d.sessionStats()
+	st.Adapt = &AdaptStatus{Encoders: []adapt.Encoder{}, Events: []adapt.Event{}}
+	if d.cfg.Adapt {
+		st.Adapt = d.adapter.status()
+	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(st)
 }

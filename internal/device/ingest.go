@@ -153,11 +153,12 @@ func trackOf(h ipc.Hello) (stream.Track, error) {
 	if c == nil {
 		return stream.Track{}, fmt.Errorf("%w: codec %d", ipc.ErrBadHello, h.Codec)
 	}
-	t := stream.Track{ID: h.Track, Kind: c.Kind, Codec: c.Name, ClockRate: c.ClockRate}
+	t := stream.Track{ID: h.Track, Kind: c.Kind, Codec: c.Name, ClockRate: c.ClockRate,
+		Bitrate: int(h.Bitrate), CanBitrate: h.Can(ipc.CapBitrate)}
 	switch c.Kind {
 	case codec.Video:
 		t.Width, t.Height, t.FPS = int(h.Width), int(h.Height), h.FPS()
-		t.CanKeyframe = h.Can(ipc.CapKeyframe)
+		t.CanKeyframe, t.CanFPS = h.Can(ipc.CapKeyframe), h.Can(ipc.CapFPS)
 	case codec.Audio:
 		t.Channels = int(h.Channels)
 		t.FrameMS = float64(h.FrameDuration) / 1000

@@ -3,6 +3,7 @@ package device
 import (
 	"errors"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -69,6 +70,10 @@ func (p *producerLink) write() {
 				err = p.w.RequestKeyframe(m.track)
 			case ipc.TypeViewers:
 				err = p.w.SetViewers(m.track, m.n)
+			case ipc.TypeBitrate:
+				err = p.w.SetBitrate(m.track, m.n)
+			case ipc.TypeFPS:
+				err = p.w.SetFPS(m.track, uint16(m.n>>16), uint16(m.n))
 			case ipc.TypeSinkFrame:
 				err = p.w.WriteSinkFrame(m.track, m.at, m.resume, m.payload)
 			}
@@ -103,6 +108,34 @@ func (p *producerLink) SetReaders(track uint8, n int) {
 	if err := p.enqueue(producerMsg{typ: ipc.TypeViewers, track: track, n: uint32(n)}); err != nil {
 		p.log.Debug("readers not told to the producer", "track", track, "err", err)
 	}
+}
+
+// SetBitrate asks a track's encoder for bps bit/s.
+func (p *producerLink) SetBitrate(track uint8, bps int) {
+	if err := p.enqueue(producerMsg{typ: ipc.TypeBitrate, track: track, n: uint32(max(bps, 1))}); err != nil {
+		p.log.Debug("bitrate not told to the producer", "track", track, "err", err)
+	}
+}
+
+// SetFPS asks a video track's encoder for fps frames a second (as a fraction: 29.97 is
+// 30000/1001).
+func (p *producerLink) SetFPS(track uint8, fps float64) {
+	num, den := fpsFraction(fps)
+	if err := p.enqueue(producerMsg{typ: ipc.TypeFPS, track: track, n: uint32(num)<<16 | uint32(den)}); err != nil {
+		p.log.Debug("frame rate not told to the producer", "track", track, "err", err)
+	}
+}
+
+// fpsFraction writes fps as num/den: whole rates over 1, others over 1001 or 1000.
+func fpsFraction(fps float64) (num, den uint16) {
+	fps = min(max(fps, 1), 240)
+	if r := math.Round(fps); math.Abs(fps-r) < 1e-6 {
+		return uint16(r), 1
+	}
+	if n := math.Round(fps * 1001); math.Abs(n/1001-fps) < 1e-4 {
+		return uint16(n), 1001
+	}
+	return uint16(math.Round(fps * 1000)), 1000
 }
 
 // askKeyframeOnce asks for a keyframe on a track that started without one (nothing can be

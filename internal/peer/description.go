@@ -16,6 +16,9 @@ import (
 type description struct {
 	send []stream.Track // the first video and the first audio track, video first
 	talk *stream.Track  // the sink a viewer's audio goes to; nil when it may not talk
+	// renditions are the sent video track and its alternates (main first): the session
+	// sends one of them at a time on its one video track.
+	renditions []stream.Track
 }
 
 // sends reports whether the session sends a track of kind.
@@ -63,6 +66,13 @@ func describe(st *stream.Stream, talk TalkSink, wait time.Duration) description 
 	for _, kind := range []codec.Kind{codec.Video, codec.Audio} {
 		if t, ok := info.First(kind); ok && codec.Lookup(t.Codec) != nil {
 			d.send = append(d.send, t)
+			if kind == codec.Video {
+				for _, r := range info.Renditions(t.ID) {
+					if r.Codec == t.Codec { // one payload type carries them all
+						d.renditions = append(d.renditions, r)
+					}
+				}
+			}
 		}
 	}
 	if talk != nil {

@@ -260,7 +260,7 @@ func (s *sender) push(t *localTrack, f *stream.Frame) {
 			if !s.waitKey {
 				s.waitKey = true
 				s.mu.Unlock()
-				s.keyframe(t.src.ID)
+				s.keyframe(f.Track)
 				s.mu.Lock()
 			}
 			s.stats.QueueDropped++

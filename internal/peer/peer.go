@@ -289,10 +289,11 @@ type Session struct {
 	log     *slog.Logger
 	created time.Time
 
-	mu      sync.Mutex
-	sub     *stream.Subscriber
-	offered bool
-	tcp     *tcpHold // nil when the caller does not trickle
+	mu        sync.Mutex
+	sub       *stream.Subscriber
+	rendition uint8 // the video track it sends (or is switching to): main or an alternate
+	offered   bool
+	tcp       *tcpHold // nil when the caller does not trickle
 
 	access   auth.Access
 	talk     TalkSink // nil: the viewer cannot send audio
@@ -628,11 +629,18 @@ func (s *Session) LocalDescription() string {
 	return ""
 }
 
-// requestKeyframe asks for a keyframe on the video track the session sends.
+// requestKeyframe asks for a keyframe on the video track the session sends (the rendition
+// it is on).
 func (s *Session) requestKeyframe() {
+	s.mu.Lock()
+	r := s.rendition
+	s.mu.Unlock()
 	for _, t := range s.tracks {
 		if t.src.Kind == codec.Video {
-			s.st.RequestKeyframe(t.src.ID)
+			if r == 0 {
+				r = t.src.ID
+			}
+			s.st.RequestKeyframe(r)
 		}
 	}
 }
@@ -652,6 +660,9 @@ func (s *Session) start() {
 	ids := make([]uint8, 0, len(s.tracks))
 	for _, t := range s.tracks {
 		ids = append(ids, t.src.ID)
+		if t.src.Kind == codec.Video {
+			s.rendition = t.src.ID // a viewer starts on the main stream
+		}
 	}
 	var sub *stream.Subscriber
 	if len(ids) > 0 {
@@ -709,13 +720,62 @@ func (s *Session) frameSent(f *stream.Frame, now time.Time) {
 	}
 }
 
+// trackFor is the track that carries source track id: the video track carries every
+// rendition of its picture.
 func (s *Session) trackFor(id uint8) *localTrack {
 	for _, t := range s.tracks {
 		if t.src.ID == id {
 			return t
 		}
 	}
+	for _, r := range s.desc.renditions {
+		if r.ID == id {
+			for _, t := range s.tracks {
+				if t.src.Kind == codec.Video {
+					return t
+				}
+			}
+		}
+	}
 	return nil
+}
+
+// Renditions are the video tracks the session can send, main first.
+func (s *Session) Renditions() []stream.Track { return s.desc.renditions }
+
+// Rendition is the video track the session sends, or is switching to (0: none yet).
+func (s *Session) Rendition() uint8 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rendition
+}
+
+// SwitchTo moves the viewer to another rendition of its video at that rendition's next
+// keyframe (asked for now).
+func (s *Session) SwitchTo(track uint8) {
+	if !slices.ContainsFunc(s.desc.renditions, func(r stream.Track) bool { return r.ID == track }) {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sub == nil || s.rendition == track {
+		return
+	}
+	s.sub.Switch(s.rendition, track)
+	s.log.Info("rendition switch", "from", s.rendition, "to", track)
+	s.rendition = track
+}
+
+// Estimate is the viewer's bandwidth estimate in bit/s, and whether there is one (the viewer
+// sends transport-wide feedback and some has come).
+func (s *Session) Estimate() (int, bool) {
+	s.mu.Lock()
+	snd := s.snd
+	s.mu.Unlock()
+	if snd == nil || !snd.paced || s.feedback.Load() == 0 {
+		return 0, false
+	}
+	return s.est.Target(), true
 }
 
 // sender is the session's pacing queue, nil before the session starts.
@@ -735,7 +795,7 @@ func (s *Session) readRTCP(t *localTrack, sender *webrtc.RTPSender) {
 			switch p := p.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 				if t.src.Kind == codec.Video {
-					s.st.RequestKeyframe(t.src.ID)
+					s.requestKeyframe()
 				}
 			case *rtcp.TransportLayerNack:
 				var lost []uint16
@@ -768,6 +828,8 @@ type Stats struct {
 	Extensions []string `json:"extensions"`
 	// Tracks are what the session sends, per track.
 	Tracks []TrackStats `json:"tracks"`
+	// Rendition is the video track it sends (main or an alternate), or is switching to.
+	Rendition uint8 `json:"rendition"`
 	// Talk counts the viewer's talk-back audio (nil when it may not talk).
 	Talk *receivedStats `json:"talk,omitempty"`
 	// Network is the viewer's path as the device sees it (nil before media flows).
@@ -834,6 +896,7 @@ func (s *Session) Stats() Stats {
 		st.Talk = &r
 	}
 	snd := s.snd
+	st.Rendition = s.rendition
 	s.mu.Unlock()
 	if snd != nil {
 		snd.mu.Lock()

@@ -23,6 +23,10 @@ type Producer interface {
 	// SetReaders says how many subscribers read a track now: a producer may stop encoding a
 	// track nobody reads, and start again (with a keyframe) when someone does.
 	SetReaders(track uint8, n int)
+	// SetBitrate asks a track's encoder for bps bit/s from its next frame on.
+	SetBitrate(track uint8, bps int)
+	// SetFPS asks a video track's encoder for fps frames a second.
+	SetFPS(track uint8, fps float64)
 }
 
 // Config tunes a Stream; zero values take the defaults.
@@ -292,7 +296,7 @@ func (s *Stream) Publish(f *Frame) {
 			}
 		}
 	}
-	askKey := false
+	askKey, recount := false, false
 	for sub := range s.subs {
 		if !sub.want.has(f.Track) {
 			continue
@@ -305,6 +309,13 @@ func (s *Stream) Publish(f *Frame) {
 		case sub.ch <- f:
 			if video {
 				sub.waitKey.remove(f.Track)
+				if sub.switchTo == f.Track && sub.switchFrom != 0 {
+					// The new rendition's keyframe is queued after the old one's last frame:
+					// the reader sees one picture stream change at a keyframe.
+					sub.want.remove(sub.switchFrom)
+					sub.switchFrom, sub.switchTo = 0, 0
+					recount = true
+				}
 			}
 		default:
 			f.Release()
@@ -318,6 +329,9 @@ func (s *Stream) Publish(f *Frame) {
 	}
 	if askKey {
 		s.requestKeyframeLocked(ts)
+	}
+	if recount {
+		s.countReadersLocked()
 	}
 	s.mu.Unlock()
 	f.Release()
@@ -392,15 +406,36 @@ func (s *Stream) askLocked(ts *trackState) {
 	}
 }
 
+// SetBitrate asks the producer to encode track at bps (the adaptation policy's decision).
+func (s *Stream) SetBitrate(track uint8, bps int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ts := s.tracks[track]; ts != nil && ts.CanBitrate && s.producer != nil {
+		s.producer.SetBitrate(track, bps)
+	}
+}
+
+// SetFPS asks the producer to encode video track at fps frames a second.
+func (s *Stream) SetFPS(track uint8, fps float64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ts := s.tracks[track]; ts != nil && ts.CanFPS && s.producer != nil {
+		s.producer.SetFPS(track, fps)
+	}
+}
+
 // Subscriber receives frames of the tracks it chose through its own bounded queue, in the
 // order they were published.
 type Subscriber struct {
 	s       *Stream
 	ch      chan *Frame
-	want    trackSet // tracks it reads
+	want    trackSet // under s.mu: tracks it reads
 	waitKey trackSet // under s.mu: video tracks dropped until their next keyframe
-	dropped uint64   // under s.mu
-	once    sync.Once
+	// under s.mu: a switch in progress: at the first keyframe of switchTo, switchFrom is
+	// no longer read (0: none).
+	switchFrom, switchTo uint8
+	dropped              uint64 // under s.mu
+	once                 sync.Once
 }
 
 // Subscribe adds a reader of tracks (by id; none: every track). A video track's first frame
@@ -444,6 +479,42 @@ func (s *Stream) Subscribe(tracks ...uint8) *Subscriber {
 	s.subs[sub] = struct{}{}
 	s.countReadersLocked()
 	return sub
+}
+
+// Switch moves the subscriber from video track from to track to (another rendition of the
+// same picture) at to's next keyframe, which it asks for: until then it keeps receiving from,
+// and from's frames stop once to's keyframe is queued. A switch replaces one in progress.
+func (sub *Subscriber) Switch(from, to uint8) {
+	s := sub.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ts := s.tracks[to]
+	if ts == nil {
+		return
+	}
+	if sub.switchFrom != 0 && to == sub.switchFrom {
+		// Back to where it was before the new rendition's keyframe came: cancel.
+		sub.want.remove(sub.switchTo)
+		sub.switchFrom, sub.switchTo = 0, 0
+		s.countReadersLocked()
+		return
+	}
+	if from == to {
+		return
+	}
+	if sub.switchFrom != 0 && sub.switchTo != to {
+		// Abandon the previous switch: its target is not read any more.
+		sub.want.remove(sub.switchTo)
+		from = sub.switchFrom
+	}
+	if !sub.want.has(from) {
+		return
+	}
+	sub.want.add(to)
+	sub.waitKey.add(to)
+	sub.switchFrom, sub.switchTo = from, to
+	s.countReadersLocked()
+	s.requestKeyframeLocked(ts)
 }
 
 // Frames delivers the subscriber's frames; the receiver owns one reference to each and must

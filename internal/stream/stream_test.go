@@ -25,6 +25,15 @@ func (p *fakeProducer) SetReaders(track uint8, n int) {
 	p.readers[track] = n
 }
 
+func (p *fakeProducer) SetBitrate(track uint8, bps int) {}
+func (p *fakeProducer) SetFPS(track uint8, fps float64) {}
+
+func (p *fakeProducer) readersOf(track uint8) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.readers[track]
+}
+
 // video is a source with one H.264 track (id 1).
 func video(canKeyframe bool) Info {
 	return Describe("test", []Track{{ID: 1, Kind: codec.Video, Codec: "H264", ClockRate: 90000, CanKeyframe: canKeyframe}}, nil)
@@ -410,4 +419,70 @@ func TestTracksAndReaders(t *testing.T) {
 	if st := s.Stats(); st.Tracks[1].LateFrames != 1 || st.Tracks[1].MaxArrivalMS < 100 {
 		t.Fatalf("late frame not counted: %+v", st.Tracks[1])
 	}
+}
+
+// TestSwitchRenditionAtKeyframe: a reader moving to another rendition keeps the old one until
+// the new one's keyframe, then gets only the new one, and the producer hears who reads what.
+func TestSwitchRenditionAtKeyframe(t *testing.T) {
+	clk := &clock{t: time.Unix(1000, 0)}
+	s := New(Config{Now: clk.Now})
+	p := &fakeProducer{}
+	main := Track{ID: 1, Kind: codec.Video, Codec: "H264", ClockRate: 90000, CanKeyframe: true, Bitrate: 2_000_000}
+	sub := Track{ID: 4, Kind: codec.Video, Codec: "H264", ClockRate: 90000, CanKeyframe: true, AlternateOf: 1, Bitrate: 500_000}
+	info := Describe("test", []Track{main, sub}, nil)
+	s.Attach(info, p)
+	if r := info.Renditions(1); len(r) != 2 || r[0].ID != 1 || r[1].ID != 4 {
+		t.Fatalf("renditions %+v", r)
+	}
+	if f, _ := info.First(codec.Video); f.ID != 1 {
+		t.Fatal("an alternate is not the first video track")
+	}
+	pub := func(track uint8, seq uint32, key bool) {
+		f := frame(seq, key, clk.Now())
+		f.Track = track
+		s.Publish(f)
+	}
+	r := s.Subscribe(1)
+	pub(1, 0, true)
+	if f := recv(t, r); f.Track != 1 {
+		t.Fatal("first frame")
+	} else {
+		f.Release()
+	}
+	asked := p.asked.Load()
+	r.Switch(1, 4)
+	if p.asked.Load() == asked || p.readersOf(4) != 1 {
+		t.Fatalf("switching asks the sub stream for a keyframe and counts its reader (asked %d, readers %d)", p.asked.Load(), p.readersOf(4))
+	}
+	pub(4, 1, false) // not a keyframe: not delivered
+	pub(1, 1, false) // the old rendition still flows
+	pub(4, 2, true)  // the switch happens here
+	pub(1, 2, false) // no longer read
+	pub(4, 3, false)
+	for _, want := range []struct {
+		track uint8
+		seq   uint32
+	}{{1, 1}, {4, 2}, {4, 3}} {
+		f := recv(t, r)
+		if f.Track != want.track || f.Seq != want.seq {
+			t.Fatalf("got track %d frame %d, want track %d frame %d", f.Track, f.Seq, want.track, want.seq)
+		}
+		f.Release()
+	}
+	empty(t, r)
+	if p.readersOf(1) != 0 || p.readersOf(4) != 1 {
+		t.Fatalf("readers main %d sub %d after the switch", p.readersOf(1), p.readersOf(4))
+	}
+	// Back up, and cancelled before the keyframe: nothing changes.
+	r.Switch(4, 1)
+	r.Switch(1, 4)
+	pub(1, 3, true)
+	pub(4, 4, false)
+	if f := recv(t, r); f.Track != 4 || f.Seq != 4 {
+		t.Fatalf("after a cancelled switch got track %d frame %d", f.Track, f.Seq)
+	} else {
+		f.Release()
+	}
+	empty(t, r)
+	r.Close()
 }

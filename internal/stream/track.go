@@ -1,6 +1,8 @@
 package stream
 
 import (
+	"sort"
+
 	"github.com/p2pcast/p2pcast/internal/codec"
 )
 
@@ -21,8 +23,16 @@ type Track struct {
 	// Audio.
 	Channels int     `json:"channels,omitempty"`
 	FrameMS  float64 `json:"frame_ms,omitempty"` // one frame's duration
-	// CanKeyframe: the producer can be asked for a keyframe on this track.
+	// AlternateOf is, for a video track that is another rendition of the same picture (a sub
+	// stream), the id of the main rendition's track; 0 for a main or only rendition.
+	AlternateOf uint8 `json:"alternate_of,omitempty"`
+	// Bitrate is what the producer announced it encodes at (0: unknown).
+	Bitrate int `json:"bitrate,omitempty"`
+	// CanKeyframe: the producer can be asked for a keyframe on this track; CanBitrate and
+	// CanFPS: for a bitrate or a frame rate.
 	CanKeyframe bool `json:"-"`
+	CanBitrate  bool `json:"-"`
+	CanFPS      bool `json:"-"`
 }
 
 // Params are the track's codec parameters for SDP.
@@ -54,14 +64,33 @@ func Describe(name string, tracks, sinks []Track) Info {
 	return info
 }
 
-// First returns the source's first track of kind: the one viewers get.
+// First returns the source's first track of kind that is not an alternate: the one viewers
+// get.
 func (i Info) First(kind codec.Kind) (Track, bool) {
 	for _, t := range i.Tracks {
-		if t.Kind == kind {
+		if t.Kind == kind && t.AlternateOf == 0 {
 			return t, true
 		}
 	}
 	return Track{}, false
+}
+
+// Renditions returns the track main and its alternates, main first, then by falling
+// bitrate (the order a viewer steps down through).
+func (i Info) Renditions(main uint8) []Track {
+	var out []Track
+	for _, t := range i.Tracks {
+		if t.ID == main {
+			out = append([]Track{t}, out...)
+		} else if t.AlternateOf == main {
+			out = append(out, t)
+		}
+	}
+	if len(out) > 2 {
+		rest := out[1:]
+		sort.SliceStable(rest, func(a, b int) bool { return rest[a].Bitrate > rest[b].Bitrate })
+	}
+	return out
 }
 
 // Sink returns the producer's first sink of kind.
