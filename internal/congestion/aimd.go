@@ -39,6 +39,13 @@ const (
 	// time to show before another.
 	reduceMin = 10 * time.Millisecond
 	reduceMax = 200 * time.Millisecond
+	// queueAllowance and drainTime: an overuse cut goes deeper by what it takes to drain
+	// the queue beyond 20 ms within a second (a capacity drop leaves hundreds of ms of
+	// video queued, which a cut to 85 % of the new capacity takes many seconds to drain) ...
+	queueAllowance = 20 * time.Millisecond
+	drainTime      = time.Second
+	// drainFloor: ... but not below half the delivered rate.
+	drainFloor = 0.5
 	// initialBackoff: overuse before there is a delivered rate to go by halves the rate this
 	// often.
 	initialBackoff = 200 * time.Millisecond
@@ -132,8 +139,9 @@ func (r *rateControl) timeToReduce(now int64, acked int, rtt time.Duration) bool
 	return acked < r.rate/2
 }
 
-// onOveruse reacts to overuse. It returns whether the rate changed.
-func (r *rateControl) onOveruse(now int64, acked int, rtt time.Duration) bool {
+// onOveruse reacts to overuse, with queue the bottleneck's current queueing delay. It
+// returns whether the rate changed.
+func (r *rateControl) onOveruse(now int64, acked int, rtt, queue time.Duration) bool {
 	if acked <= 0 {
 		if now-r.lastChange < initialBackoff.Nanoseconds() {
 			return false
@@ -145,9 +153,13 @@ func (r *rateControl) onOveruse(now int64, acked int, rtt time.Duration) bool {
 	if !r.timeToReduce(now, acked, rtt) {
 		return false
 	}
-	dec := decreaseFactor * float64(acked)
+	factor := decreaseFactor
+	if queue > queueAllowance {
+		factor = max(drainFloor, factor-float64(queue-queueAllowance)/float64(drainTime))
+	}
+	dec := factor * float64(acked)
 	if dec > float64(r.rate) && r.capacity.has {
-		dec = decreaseFactor * r.capacity.est * 1000
+		dec = factor * r.capacity.est * 1000
 	}
 	if float64(acked) < r.capacity.lower() {
 		r.capacity.reset() // the path got worse: forget the old capacity

@@ -165,7 +165,6 @@ type trendline struct {
 	overMs     float64 // time spent above the threshold, -1 when not
 	overCount  int
 	state      usage
-	lastTrend  float64 // for Stats
 }
 
 func (t *trendline) reset() {
@@ -194,7 +193,6 @@ func (t *trendline) update(d groupDelta) {
 			trend = s
 		}
 	}
-	t.lastTrend = trend
 	t.detect(trend, d.sendMs, d.atMs)
 }
 
@@ -268,4 +266,36 @@ func (t *trendline) adapt(modified, nowMs float64) {
 	t.threshold += k * (abs - t.threshold) * dt
 	t.threshold = min(max(t.threshold, thresholdMin), thresholdMax)
 	t.lastThrMs = nowMs
+}
+
+const (
+	// baseDelayWindow: the one-way delay floor (no queue) is the minimum over the last one
+	// to two such windows, so that a route change or clock drift is forgotten.
+	baseDelayWindow = 10 * time.Second
+)
+
+// queueDelay estimates the bottleneck's queueing delay from one-way delays (arrival on
+// the receiver's clock minus departure on ours: an unknown but constant offset that the
+// minimum cancels).
+type queueDelay struct {
+	cur, prev       int64 // minimum one-way delay (ns, with the offset) of this and the last window
+	curStart        int64
+	hasCur, hasPrev bool
+	last            int64 // latest queue delay (ns)
+}
+
+func (q *queueDelay) reset() { *q = queueDelay{} }
+
+// add takes the least one-way delay of a feedback's packets at local time now.
+func (q *queueDelay) add(now, owd int64) {
+	if !q.hasCur || now-q.curStart >= baseDelayWindow.Nanoseconds() {
+		q.prev, q.hasPrev = q.cur, q.hasCur
+		q.cur, q.curStart, q.hasCur = owd, now, true
+	}
+	q.cur = min(q.cur, owd)
+	base := q.cur
+	if q.hasPrev {
+		base = min(base, q.prev)
+	}
+	q.last = owd - base
 }

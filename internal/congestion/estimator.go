@@ -9,16 +9,29 @@
 // whether to send a short probe burst.
 //
 // The design is libwebrtc's GoogCC, rebuilt here to allocate nothing per packet or per
-// feedback and to recover faster:
+// feedback:
 //   - delay-based: packets grouped by send time (5 ms), a trendline filter over the delay
 //     change between groups and an adaptive threshold detect a growing queue; an AIMD
 //     controller cuts to 85 % of the delivered rate on overuse, holds while the queue
-//     drains, and increases otherwise, never above 1.5 × the delivered rate while the
-//     sender uses less (application-limited);
+//     drains, and increases otherwise (8 %/s far below the capacity last seen at an
+//     overuse, additively near it), never above 1.5 × the delivered rate while the sender
+//     uses less (application-limited);
 //   - loss-based: the loss the feedback reports cuts (> 10 %), holds (2–10 %) or frees
 //     (< 2 %) a second limit; the target is the lower of the two;
-//   - probing: at start, while application-limited, and after a drop until recovered, a
-//     20 ms burst at twice the target whose delivered rate raises the estimate at once.
+//   - probing: at start (3× Start, then 2× each success), while application-limited, and
+//     for a while after a drop, a 20 ms burst at twice the target whose delivered rate
+//     raises the estimate at once.
+//
+// Where GoogCC is slow to recover or to drain, it goes further: a probe that the path
+// could not carry brings an estimate above the bottleneck down at once (so a too-high
+// Start costs no queue); an overuse cut goes deeper by what drains the measured queue
+// within a second (after a capacity drop, seconds of latency less); an overuse right
+// after a probe cuts from the probe's delivered rate, not from the slower media before
+// it; loss acts only when both the last 20 packets and the loss smoothed over a second
+// agree, so random loss does not ratchet the estimate down; and after a drop, probes
+// every 3 s find a recovered link even while the sender sends little.
+//
+// An Estimator holds about 300 KB, mostly the history of the last 8192 packets sent.
 //
 // All times are only compared with each other: pass time.Now() (its monotonic reading is
 // used) or any other clock, the same one to every method.
@@ -68,9 +81,10 @@ type Stats struct {
 	Sending         int     // bit/s of media the sender sent lately (probes excluded)
 	AppLimited      bool    // the sender sends well below the target
 	RTTms           float64 // smoothed round-trip time, 0 until measured
+	QueueMs         float64 // queueing delay on the path now (one-way delay above its recent floor)
 	Loss            float64 // fraction lost lately (smoothed over about a second)
 	Delay           string  // "normal", "overuse" or "underuse"
-	Reason          string  // what made the last change of Target
+	Reason          string  // what made the last change of Target: "start", "increase", "overuse", "loss", "probe" or "no feedback"
 	ProbesSent      int     // probe clusters issued
 	ProbesSucceeded int     // probe clusters that raised the estimate
 	Feedbacks       int     // TWCC reports taken
@@ -100,6 +114,7 @@ type Estimator struct {
 	refUnwrapped int64
 
 	rtt         time.Duration // smoothed, 0 until measured
+	queue       queueDelay
 	feedbacks   int
 	lastFbNs    int64
 	firstSentNs int64
@@ -153,8 +168,11 @@ func (e *Estimator) ns(t time.Time) int64 {
 }
 
 // Sent records a packet as it leaves: its transport-wide sequence number, its size on the
-// wire in bytes (RTP header and payload, SRTP overhead if the caller adds it), when it left,
-// and the probe cluster it belongs to (as returned by Probe; 0 = media).
+// wire in bytes (RTP header and payload, SRTP overhead if the caller adds it), when it left
+// (time.Now() at the socket write, or the same clock that Feedback and Probe get), and the
+// probe cluster it belongs to (as returned by Probe; 0 = media, or a cluster no longer
+// current). Sequence numbers are expected to rise in sending order, as TWCC stamps them;
+// they may wrap.
 func (e *Estimator) Sent(seq uint16, size int, at time.Time, probe int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -203,6 +221,7 @@ func (e *Estimator) Stats() Stats {
 		DelayBased:      e.rc.rate,
 		Acked:           e.acked.rate(),
 		RTTms:           float64(e.rtt) / 1e6,
+		QueueMs:         float64(e.queue.last) / 1e6,
 		Loss:            e.loss.smoothed,
 		Delay:           e.trend.state.String(),
 		Reason:          e.reason,
@@ -372,6 +391,7 @@ func (e *Estimator) onStatus(w *walk, seq int64, received bool, arrUs int64) {
 	d, ok, reset := e.ia.add(p.sendNs, arrUs)
 	if reset {
 		e.trend.reset()
+		e.queue.reset() // the receiver's clock jumped: the old delay floor is meaningless
 	}
 	if ok {
 		e.trend.update(d)
@@ -392,6 +412,7 @@ func (e *Estimator) afterFeedback(w *walk) {
 				e.rtt += time.Duration(rttSmoothing * float64(sample-e.rtt))
 			}
 		}
+		e.queue.add(now, w.minOffset)
 	}
 	acked := e.acked.rate()
 	e.notePeak(now, acked)
@@ -402,7 +423,7 @@ func (e *Estimator) afterFeedback(w *walk) {
 			// the slower media before it, and the overuse may be the probe's own queue.
 			delivered = max(delivered, e.probeRes)
 		}
-		if e.rc.onOveruse(now, delivered, e.rtt) {
+		if e.rc.onOveruse(now, delivered, e.rtt, time.Duration(e.queue.last)) {
 			e.setTarget(now, "overuse")
 		}
 	} else if e.rc.onSignal(e.trend.state, now, acked, e.rtt) {

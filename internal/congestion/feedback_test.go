@@ -214,6 +214,18 @@ func TestReorderingIsNotLoss(t *testing.T) {
 	}
 }
 
+func TestSequenceJump(t *testing.T) {
+	// The sender's counter jumps (a reset): feedback about the new numbers still counts.
+	e := NewEstimator(Config{})
+	stream(e, 100, 100, t0)
+	e.Feedback(received(100, 100, 0, 0), t0.Add(150*time.Millisecond))
+	stream(e, 40000, 100, t0.Add(200*time.Millisecond))
+	e.Feedback(lost(40000, 100), t0.Add(350*time.Millisecond))
+	if st := e.Stats(); st.Loss == 0 {
+		t.Errorf("feedback after a sequence jump ignored: %+v", st)
+	}
+}
+
 func TestConfigDefaults(t *testing.T) {
 	e := NewEstimator(Config{})
 	if e.Target() != DefaultStart {

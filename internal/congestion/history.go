@@ -53,7 +53,9 @@ func (h *history) add(seq uint16, sendNs int64, size, cluster int) int64 {
 		h.highest = u
 	} else {
 		u = h.unwrap(seq)
-		if u > h.highest {
+		if u > h.highest || h.highest-u >= historySize {
+			// Newer, or so far from the history that the sender's counter must have
+			// jumped (a reset): either way the numbering goes on from here.
 			h.highest = u
 		}
 	}
