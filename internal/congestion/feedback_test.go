@@ -1,0 +1,365 @@
+package congestion
+
+import (
+	"math/rand"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/rtcp"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// stream sends n packets of 1200 bytes, 1 ms apart, from seq on, starting at `at`.
+func stream(e *Estimator, seq uint16, n int, at time.Time) {
+	for i := range n {
+		e.Sent(seq+uint16(i), 1200, at.Add(time.Duration(i)*time.Millisecond), 0)
+	}
+}
+
+// received builds feedback saying packets base..base+n-1 arrived 1 ms apart (deltas in
+// 250 µs units, so 4 each), the first at refMs.
+func received(base uint16, n int, ref uint32, fbCount uint8) *rtcp.TransportLayerCC {
+	syms := make([]uint16, n)
+	deltas := make([]*rtcp.RecvDelta, n)
+	for i := range syms {
+		syms[i] = rtcp.TypeTCCPacketReceivedSmallDelta
+		d := int64(1000)
+		if i == 0 {
+			d = 0
+		}
+		deltas[i] = &rtcp.RecvDelta{Type: rtcp.TypeTCCPacketReceivedSmallDelta, Delta: d}
+	}
+	return &rtcp.TransportLayerCC{
+		BaseSequenceNumber: base,
+		PacketStatusCount:  uint16(n),
+		ReferenceTime:      ref,
+		FbPktCount:         fbCount,
+		PacketChunks:       encodeChunks(syms),
+		RecvDeltas:         deltas,
+	}
+}
+
+func lost(base uint16, n int) *rtcp.TransportLayerCC {
+	return &rtcp.TransportLayerCC{
+		BaseSequenceNumber: base,
+		PacketStatusCount:  uint16(n),
+		PacketChunks:       []rtcp.PacketStatusChunk{&rtcp.RunLengthChunk{PacketStatusSymbol: rtcp.TypeTCCPacketNotReceived, RunLength: uint16(n)}},
+	}
+}
+
+// roundTrip passes fb through the wire encoding.
+func roundTrip(t testing.TB, fb *rtcp.TransportLayerCC) *rtcp.TransportLayerCC {
+	t.Helper()
+	pkts, err := rtcp.Unmarshal(marshalTWCC(t, fb))
+	if err != nil {
+		t.Fatalf("unmarshal: %v", err)
+	}
+	return pkts[0].(*rtcp.TransportLayerCC)
+}
+
+func checkSane(t *testing.T, e *Estimator) {
+	t.Helper()
+	st := e.Stats()
+	if st.Target < DefaultMin || st.Target > DefaultMax || st.Loss < 0 || st.Loss > 1 || st.RTTms < 0 {
+		t.Fatalf("insane state: %+v", st)
+	}
+}
+
+func TestOddFeedback(t *testing.T) {
+	e := NewEstimator(Config{})
+	now := t0.Add(100 * time.Millisecond)
+	// Before anything was sent, and nil.
+	e.Feedback(received(0, 10, 0, 0), now)
+	e.Feedback(nil, now)
+	stream(e, 1000, 100, t0)
+	start := e.Target()
+	odd := []struct {
+		name string
+		fb   *rtcp.TransportLayerCC
+	}{
+		{"empty", &rtcp.TransportLayerCC{}},
+		{"count without chunks", &rtcp.TransportLayerCC{BaseSequenceNumber: 1000, PacketStatusCount: 50}},
+		{"only lost, never sent", lost(5000, 100)},
+		{"base far future", received(1000+30000, 20, 5, 1)},
+		{"base far past", received(1000+65536-30000, 20, 5, 2)},
+		{"just past the end", received(1100, 20, 5, 3)},
+		{"huge run", &rtcp.TransportLayerCC{BaseSequenceNumber: 1000, PacketStatusCount: 65535, PacketChunks: []rtcp.PacketStatusChunk{&rtcp.RunLengthChunk{PacketStatusSymbol: rtcp.TypeTCCPacketReceivedSmallDelta, RunLength: 8191}}}},
+		{"nil chunk", &rtcp.TransportLayerCC{BaseSequenceNumber: 1000, PacketStatusCount: 5, PacketChunks: []rtcp.PacketStatusChunk{nil, (*rtcp.RunLengthChunk)(nil)}}},
+		{"nil vector", &rtcp.TransportLayerCC{BaseSequenceNumber: 1000, PacketStatusCount: 5, PacketChunks: []rtcp.PacketStatusChunk{(*rtcp.StatusVectorChunk)(nil)}}},
+		{"nil delta", &rtcp.TransportLayerCC{BaseSequenceNumber: 1000, PacketStatusCount: 2, PacketChunks: []rtcp.PacketStatusChunk{&rtcp.RunLengthChunk{PacketStatusSymbol: rtcp.TypeTCCPacketReceivedSmallDelta, RunLength: 2}}, RecvDeltas: []*rtcp.RecvDelta{nil, nil}}},
+		{"without delta", &rtcp.TransportLayerCC{BaseSequenceNumber: 1000, PacketStatusCount: 3, PacketChunks: []rtcp.PacketStatusChunk{&rtcp.RunLengthChunk{PacketStatusSymbol: rtcp.TypeTCCPacketReceivedWithoutDelta, RunLength: 3}}}},
+		{"short vector", &rtcp.TransportLayerCC{BaseSequenceNumber: 1000, PacketStatusCount: 30, PacketChunks: []rtcp.PacketStatusChunk{&rtcp.StatusVectorChunk{SymbolSize: rtcp.TypeTCCSymbolSizeTwoBit, SymbolList: []uint16{1, 2, 3}}}}},
+		// Valid packets with absurd arrival times (a clock jump): used, but must not
+		// break anything.
+		{"huge deltas", &rtcp.TransportLayerCC{BaseSequenceNumber: 1000, PacketStatusCount: 2, ReferenceTime: 0xFFFFFF, PacketChunks: []rtcp.PacketStatusChunk{&rtcp.RunLengthChunk{PacketStatusSymbol: rtcp.TypeTCCPacketReceivedLargeDelta, RunLength: 2}}, RecvDeltas: []*rtcp.RecvDelta{{Delta: -8192000}, {Delta: 8191750}}}},
+	}
+	for _, c := range odd {
+		e.Feedback(c.fb, now)
+		checkSane(t, e)
+		if c.name != "huge deltas" && e.Target() != start {
+			t.Errorf("%s: target %d → %d", c.name, start, e.Target())
+		}
+	}
+	// Packets never sent and far away were ignored: they did not count as loss.
+	e.Feedback(lost(5000, 100), now)
+	if st := e.Stats(); st.Loss != 0 {
+		t.Errorf("loss %.2f from feedback about packets never sent", st.Loss)
+	}
+	// Good feedback still works afterwards.
+	e.Feedback(received(1000, 100, 10, 9), now.Add(50*time.Millisecond))
+	if st := e.Stats(); st.Acked == 0 || st.RTTms == 0 {
+		t.Errorf("good feedback after odd ones not used: %+v", st)
+	}
+}
+
+func TestOnlyLostFeedback(t *testing.T) {
+	e := NewEstimator(Config{})
+	at := t0
+	for i := range 20 {
+		stream(e, uint16(i*50), 50, at)
+		at = at.Add(100 * time.Millisecond)
+		e.Feedback(roundTrip(t, lost(uint16(i*50), 50)), at)
+	}
+	st := e.Stats()
+	if st.Loss < 0.9 || st.Target >= DefaultStart || st.Reason != "loss" {
+		t.Errorf("all packets lost: %+v, want loss ≈ 1 and a loss-based decrease", st)
+	}
+}
+
+func TestDuplicateAndReorderedFeedback(t *testing.T) {
+	run := func(deliver func(e *Estimator, fbs []*rtcp.TransportLayerCC, at time.Time)) Stats {
+		e := NewEstimator(Config{})
+		var fbs []*rtcp.TransportLayerCC
+		for i := range 40 {
+			// 1 packet in 10 lost.
+			base := uint16(i * 20)
+			stream(e, base, 20, t0.Add(time.Duration(i)*20*time.Millisecond))
+			fb := received(base, 20, uint32(i*20/64), uint8(i))
+			fb.PacketChunks = encodeChunks(append(make([]uint16, 0, 20), symbols(20, 10)...))
+			fb.RecvDeltas = fb.RecvDeltas[:18]
+			fbs = append(fbs, roundTrip(t, fb))
+		}
+		deliver(e, fbs, t0.Add(900*time.Millisecond))
+		return e.Stats()
+	}
+	once := run(func(e *Estimator, fbs []*rtcp.TransportLayerCC, at time.Time) {
+		for _, fb := range fbs {
+			e.Feedback(fb, at)
+		}
+	})
+	twice := run(func(e *Estimator, fbs []*rtcp.TransportLayerCC, at time.Time) {
+		for _, fb := range fbs {
+			e.Feedback(fb, at)
+			e.Feedback(fb, at)
+		}
+	})
+	shuffled := run(func(e *Estimator, fbs []*rtcp.TransportLayerCC, at time.Time) {
+		r := rand.New(rand.NewSource(1))
+		for _, i := range r.Perm(len(fbs)) {
+			e.Feedback(fbs[i], at)
+		}
+	})
+	if twice.Loss != once.Loss || twice.Acked != once.Acked || twice.Target != once.Target {
+		t.Errorf("duplicates changed the result: %+v vs %+v", twice, once)
+	}
+	if shuffled.Loss < 0.05 || shuffled.Loss > 0.15 || shuffled.Acked == 0 {
+		t.Errorf("reordered feedback: %+v", shuffled)
+	}
+}
+
+// symbols gives n received symbols with every k-th one lost.
+func symbols(n, k int) []uint16 {
+	s := make([]uint16, n)
+	for i := range s {
+		s[i] = rtcp.TypeTCCPacketReceivedSmallDelta
+		if i%k == k-1 {
+			s[i] = rtcp.TypeTCCPacketNotReceived
+		}
+	}
+	return s
+}
+
+func TestReorderingIsNotLoss(t *testing.T) {
+	// Each report says the second-last packet is missing; the next one reports it
+	// received (it was reordered, as a browser re-reports a late packet).
+	e := NewEstimator(Config{})
+	for i := range 100 { // 2 s: the first report's apparent loss has decayed
+		base := uint16(i * 20)
+		at := t0.Add(time.Duration(i) * 20 * time.Millisecond)
+		stream(e, base, 20, at)
+		syms := make([]uint16, 0, 22)
+		n := 20
+		if i > 0 {
+			// Re-report the previous report's missing packet (and, again, its last).
+			base -= 2
+			n += 2
+			syms = append(syms, rtcp.TypeTCCPacketReceivedSmallDelta, rtcp.TypeTCCPacketReceivedSmallDelta)
+		}
+		for k := range 20 {
+			if k == 18 {
+				syms = append(syms, rtcp.TypeTCCPacketNotReceived)
+			} else {
+				syms = append(syms, rtcp.TypeTCCPacketReceivedSmallDelta)
+			}
+		}
+		fb := received(base, n, uint32(i*20/64), uint8(i))
+		fb.PacketChunks = encodeChunks(syms)
+		fb.RecvDeltas = fb.RecvDeltas[:n-1]
+		e.Feedback(roundTrip(t, fb), at.Add(60*time.Millisecond))
+	}
+	if st := e.Stats(); st.Loss >= lossLow || st.Reason == "loss" {
+		t.Errorf("reordered packets count as lost: %+v", st)
+	}
+}
+
+func TestSequenceJump(t *testing.T) {
+	// The sender's counter jumps (a reset): feedback about the new numbers still counts.
+	e := NewEstimator(Config{})
+	stream(e, 100, 100, t0)
+	e.Feedback(received(100, 100, 0, 0), t0.Add(150*time.Millisecond))
+	stream(e, 40000, 100, t0.Add(200*time.Millisecond))
+	e.Feedback(lost(40000, 100), t0.Add(350*time.Millisecond))
+	if st := e.Stats(); st.Loss == 0 {
+		t.Errorf("feedback after a sequence jump ignored: %+v", st)
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	e := NewEstimator(Config{})
+	if e.Target() != DefaultStart {
+		t.Errorf("default start %d", e.Target())
+	}
+	e = NewEstimator(Config{Start: 50_000_000, Min: 200_000, Max: 10_000_000})
+	if e.Target() != 10_000_000 {
+		t.Errorf("start above max: %d", e.Target())
+	}
+	e = NewEstimator(Config{Start: 1, Min: 300_000, Max: 100})
+	if e.Target() != 300_000 {
+		t.Errorf("max below min: %d", e.Target())
+	}
+}
+
+func TestProbeSchedule(t *testing.T) {
+	e := NewEstimator(Config{Start: 1_000_000})
+	c, rate, bytes := e.Probe(t0)
+	if c == 0 || rate != 3_000_000 || bytes != rate/8/50 {
+		t.Fatalf("initial probe: cluster %d rate %d bytes %d, want 3× start for 20 ms", c, rate, bytes)
+	}
+	if c2, _, _ := e.Probe(t0.Add(time.Millisecond)); c2 != 0 {
+		t.Fatalf("second probe while the first is outstanding")
+	}
+	// The sender ignores it: it is abandoned, and no periodic probe is due without feedback.
+	if c2, _, _ := e.Probe(t0.Add(time.Second)); c2 != 0 {
+		t.Fatalf("probe without any feedback")
+	}
+	if st := e.Stats(); st.ProbesSent != 1 || st.ProbesSucceeded != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestConcurrentUse(t *testing.T) {
+	// One goroutine sends, one takes feedback, one reads: the race detector checks the
+	// locking.
+	e := NewEstimator(Config{})
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		for i := range 2000 {
+			e.Sent(uint16(i), 1200, t0.Add(time.Duration(i)*time.Millisecond), 0)
+			e.Probe(t0.Add(time.Duration(i) * time.Millisecond))
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for i := range 100 {
+			e.Feedback(received(uint16(i*20), 20, uint32(i*20/64), uint8(i)), t0.Add(time.Duration(i*20+50)*time.Millisecond))
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for range 1000 {
+			_ = e.Target()
+			_ = e.Stats()
+		}
+	}()
+	wg.Wait()
+}
+
+// steady drives an estimator through a few seconds of 2 Mbit/s with feedback every 50
+// ms, then returns a function that sends the next 10 packets (at 4.8 ms spacing) and
+// one that takes their feedback, reusing one feedback value so that the test measures
+// the estimator, not the feedback's construction.
+func steady(tb testing.TB) (send, feed func()) {
+	tb.Helper()
+	e := NewEstimator(Config{})
+	fb := received(0, 10, 0, 0)
+	seq := uint16(0)
+	at := t0
+	fbSeq := uint16(0)
+	fbAt := t0
+	send = func() {
+		for range 10 {
+			e.Sent(seq, 1200, at, 0)
+			seq++
+			at = at.Add(4800 * time.Microsecond)
+		}
+	}
+	feed = func() {
+		fb.BaseSequenceNumber = fbSeq
+		fb.ReferenceTime = uint32(fbAt.Sub(t0)/refTimeUnit) & 0xFFFFFF
+		fb.FbPktCount++
+		e.Feedback(fb, fbAt.Add(60*time.Millisecond))
+		fbSeq += 10
+		fbAt = fbAt.Add(48 * time.Millisecond)
+	}
+	for range 200 {
+		send()
+		feed()
+	}
+	return send, feed
+}
+
+func TestNoAllocations(t *testing.T) {
+	send, feed := steady(t)
+	if n := testing.AllocsPerRun(1000, send); n != 0 {
+		t.Errorf("Sent: %.1f allocations per 10 packets", n)
+	}
+	if n := testing.AllocsPerRun(1000, func() { send(); feed() }); n != 0 {
+		t.Errorf("Sent+Feedback: %.1f allocations per feedback", n)
+	}
+	e := NewEstimator(Config{})
+	if n := testing.AllocsPerRun(100, func() { e.Probe(t0); _ = e.Stats(); _ = e.Target() }); n != 0 {
+		t.Errorf("Probe/Stats/Target: %.1f allocations", n)
+	}
+}
+
+func BenchmarkSent(b *testing.B) {
+	e := NewEstimator(Config{})
+	at := t0
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		e.Sent(uint16(i), 1200, at, 0)
+		at = at.Add(500 * time.Microsecond)
+	}
+}
+
+// BenchmarkFeedback measures one feedback about 10 packets (plus sending them).
+func BenchmarkFeedback(b *testing.B) {
+	send, feed := steady(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		send()
+		feed()
+	}
+}
+
+// BenchmarkSimulation is one simulated minute at 5 Mbit/s (about 31 000 packets and 1200
+// feedbacks through the wire encoding), for a sense of the whole.
+func BenchmarkSimulation(b *testing.B) {
+	for b.Loop() {
+		runSim(b, scenario{capacity: []step{{0, 5_000_000}}, app: []step{{0, unlimited}}, queue: 150_000, duration: time.Minute})
+	}
+}

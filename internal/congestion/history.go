@@ -1,0 +1,77 @@
+package congestion
+
+// The history remembers what was sent so that feedback, which names packets only by their
+// 16-bit transport-wide sequence number, can be matched to send times, sizes and probe
+// clusters.
+
+const (
+	// historySize is how many sent packets are remembered (a power of two): 4 s at
+	// 20 Mbit/s in 1200-byte packets, longer than any feedback delay worth acting on.
+	historySize = 8192
+	historyMask = historySize - 1
+	// seqOrigin is the first unwrapped sequence number: it keeps unwrapped numbers positive
+	// however far back a (bogus) feedback points, so 0 can mean "never written".
+	seqOrigin = 1 << 32
+	// maxPacketSize bounds a caller's size so that sums cannot overflow; nothing on a UDP
+	// path is larger.
+	maxPacketSize = 1 << 16
+)
+
+// What the feedback has said about a packet so far.
+const (
+	stateUnreported uint8 = iota
+	stateLost
+	stateReceived
+)
+
+type sentPacket struct {
+	seq     int64 // unwrapped; tells a live slot from a stale or never-written one
+	sendNs  int64 // local clock, since the estimator's epoch
+	size    int32 // bytes on the wire
+	cluster int32 // probe cluster id, 0 = media
+	state   uint8
+}
+
+type history struct {
+	ring    [historySize]sentPacket
+	highest int64 // highest unwrapped sequence number sent
+	started bool
+}
+
+// unwrap maps a 16-bit sequence number to the unwrapped one nearest the highest sent:
+// feedback and the sender both stay within ±32767 of it, and anything further is bogus
+// and falls outside the ring.
+func (h *history) unwrap(seq uint16) int64 {
+	return h.highest + int64(int16(seq-uint16(h.highest)))
+}
+
+func (h *history) add(seq uint16, sendNs int64, size, cluster int) int64 {
+	var u int64
+	if !h.started {
+		h.started = true
+		u = seqOrigin + int64(seq)
+		h.highest = u
+	} else {
+		u = h.unwrap(seq)
+		if u > h.highest || h.highest-u >= historySize {
+			// Newer, or so far from the history that the sender's counter must have
+			// jumped (a reset): either way the numbering goes on from here.
+			h.highest = u
+		}
+	}
+	h.ring[u&historyMask] = sentPacket{seq: u, sendNs: sendNs, size: int32(size), cluster: int32(cluster)}
+	return u
+}
+
+// get returns the record of unwrapped sequence number u, or nil if it was never sent or
+// has been overwritten.
+func (h *history) get(u int64) *sentPacket {
+	if !h.started || u > h.highest || h.highest-u >= historySize {
+		return nil
+	}
+	p := &h.ring[u&historyMask]
+	if p.seq != u {
+		return nil
+	}
+	return p
+}

@@ -1,0 +1,195 @@
+package congestion
+
+import (
+	"math"
+	"time"
+)
+
+// Probing: short clusters of packets sent faster than the target, whose delivered rate
+// (from their arrival times) says at once how much more the path takes, where the AIMD
+// would need many seconds. Probes go out at start (3× Start, then 2× each successful
+// result), while the sender is application-limited (it sends less than the target, so
+// the target cannot be tested by media), and after a drop, until the rate is back.
+
+const (
+	// initialProbeFactor: the first probe goes at 3× Start; each success that used most of
+	// its rate is followed by one at probeFactor × its result (3×, ~6×, ...).
+	initialProbeFactor = 3
+	// probeFactor: later probes test twice the current target: far enough to find a
+	// recovered link in a few steps, near enough to cost little queue if it has not.
+	probeFactor = 2.0
+	// probeMinGain: a probe not at least 20 % above the target is not worth its queue.
+	probeMinGain = 1.2
+	// probeDuration: a cluster lasts about 20 ms at its rate, long enough for the 250 µs
+	// feedback timestamps to give its rate within a few percent.
+	probeDuration = 20 * time.Millisecond
+	// probeMinBytes keeps slow probes at several packets.
+	probeMinBytes = 1000
+	// probeMinPackets and probeMinReceived: a result needs 5 packets and 80 % of them
+	// received, else loss or reordering make the rate meaningless.
+	probeMinPackets  = 5
+	probeMinReceived = 0.8
+	// probeUse: a successful probe sets the estimate to 90 % of what it delivered, below
+	// the capacity it measured.
+	probeUse = 0.9
+	// probeFurther: a probe that delivered ≥ 70 % of its own rate was limited by itself,
+	// not the path: probe again higher at once.
+	probeFurther = 0.7
+	// probeSaturated: a probe received slower than 90 % of its send rate filled the
+	// bottleneck, so its receive rate is the path's capacity, and an estimate well above it
+	// (more than 1/probeUse of it) comes down to it at once, not after a queue has built.
+	probeSaturated = 0.9
+	// probeDropFloor: such a probe lowers the estimate no further than 85 % of the
+	// delivered rate, so a probe disturbed by cross traffic cannot collapse it.
+	probeDropFloor = 0.85
+	// probeMaxInterval: a send or receive span longer than this is not a probe's.
+	probeMaxInterval = time.Second
+	// probeMaxRatio: receiving faster than twice the send rate means bad timestamps.
+	probeMaxRatio = 2.0
+	// probeIdle: the sender has finished a cluster when it sent nothing more for it this long.
+	probeIdle = 100 * time.Millisecond
+	// probeSendTimeout: a cluster the sender has not started by then is abandoned.
+	probeSendTimeout = 250 * time.Millisecond
+	// probeResultTimeout: a cluster without complete feedback by then is judged on what
+	// was reported.
+	probeResultTimeout = time.Second
+	// probeInterval between periodic probes (application-limited or recovering): one
+	// 20 ms burst at 2× every 3 s costs ~1 % of the target.
+	probeInterval = 3 * time.Second
+	// probeStable: no periodic probe within 2 s of a decrease: the path is still settling.
+	probeStable = 2 * time.Second
+	// alrRatio: the sender is application-limited when it sends less than 75 % of the
+	// target (a static picture, a low rendition).
+	alrRatio = 0.75
+	// dropRatio: a target below 70 % of the rate the path recently carried is a drop worth
+	// recovering from.
+	dropRatio = 0.7
+	// peakHold: the recent peak forgets values older than this.
+	peakHold = 5 * time.Second
+	// recoveryWindow: after a drop, probe for this long while below the old peak.
+	recoveryWindow = 30 * time.Second
+	// recoveredRatio: back at 85 % of the old peak counts as recovered.
+	recoveredRatio = 0.85
+	// probeMemory: for this long after a probe its delivered rate counts as the delivered
+	// rate an overuse cuts from (the acked window lags behind a probe's jump).
+	probeMemory = time.Second
+	// probeSlots clusters are tracked at once (ids map to slots by id modulo).
+	probeSlots = 4
+)
+
+type probeCluster struct {
+	id          int
+	rate, bytes int
+	issued      int64
+	lastSent    int64
+	sentPackets int
+	sentBytes   int
+	reported    int
+	received    int
+	live        bool
+
+	// over received packets
+	firstSend, lastSend int64 // ns
+	firstArr, lastArr   int64 // µs
+	sizeTotal           int
+	sizeLastSend        int
+	sizeFirstArr        int
+}
+
+type prober struct {
+	clusters   [probeSlots]probeCluster
+	nextID     int
+	active     int // cluster being sent or awaited, 0 none
+	started    bool
+	further    int // rate of a follow-up probe due now, 0 none
+	lastIssued int64
+	sent       int
+	succeeded  int
+}
+
+func (p *prober) init() {
+	*p = prober{nextID: 1, lastIssued: math.MinInt64 / 2}
+}
+
+func (p *prober) cluster(id int) *probeCluster {
+	if id <= 0 {
+		return nil
+	}
+	c := &p.clusters[id%probeSlots]
+	if c.id != id || !c.live {
+		return nil
+	}
+	return c
+}
+
+func (p *prober) issue(now int64, rate int) (int, int, int) {
+	id := p.nextID
+	p.nextID++
+	if p.nextID > math.MaxInt32 {
+		p.nextID = 1
+	}
+	bytes := max(int(float64(rate)*probeDuration.Seconds()/8), probeMinBytes)
+	p.clusters[id%probeSlots] = probeCluster{id: id, rate: rate, bytes: bytes, issued: now, live: true}
+	p.active = id
+	p.lastIssued = now
+	p.sent++
+	return id, rate, bytes
+}
+
+func (c *probeCluster) onSent(now int64, size int) {
+	c.sentPackets++
+	c.sentBytes += size
+	c.lastSent = now
+}
+
+func (c *probeCluster) onReceived(sendNs, arrUs int64, size int) {
+	if c.received == 0 {
+		c.firstSend, c.lastSend, c.firstArr, c.lastArr = sendNs, sendNs, arrUs, arrUs
+		c.sizeLastSend, c.sizeFirstArr = size, size
+	} else {
+		c.firstSend = min(c.firstSend, sendNs)
+		if sendNs > c.lastSend {
+			c.lastSend, c.sizeLastSend = sendNs, size
+		}
+		if arrUs < c.firstArr {
+			c.firstArr, c.sizeFirstArr = arrUs, size
+		}
+		c.lastArr = max(c.lastArr, arrUs)
+	}
+	c.received++
+	c.sizeTotal += size
+}
+
+// complete says whether the cluster can be judged now.
+func (c *probeCluster) complete(now int64) bool {
+	if now-c.issued >= probeResultTimeout.Nanoseconds() {
+		return true
+	}
+	if c.sentPackets == 0 {
+		return false
+	}
+	doneSending := c.sentBytes >= c.bytes || now-c.lastSent >= probeIdle.Nanoseconds()
+	return doneSending && c.reported >= c.sentPackets
+}
+
+// result is the rate the cluster was delivered at (bit/s), if it can be trusted, and
+// whether the path could not carry the probe's own rate (it arrived clearly slower than
+// it was sent: the probe measured the bottleneck).
+func (c *probeCluster) result() (rate int, saturated, ok bool) {
+	if c.received < probeMinPackets || float64(c.received) < probeMinReceived*float64(c.sentPackets) {
+		return 0, false, false
+	}
+	sendSpan := c.lastSend - c.firstSend
+	recvSpan := (c.lastArr - c.firstArr) * 1000
+	if sendSpan <= 0 || recvSpan <= 0 || sendSpan > probeMaxInterval.Nanoseconds() || recvSpan > probeMaxInterval.Nanoseconds() {
+		return 0, false, false
+	}
+	// Each span is bounded by packets at both ends: leave out the one whose bytes fall
+	// outside it (the last sent, the first received).
+	sendRate := float64(c.sizeTotal-c.sizeLastSend) * 8e9 / float64(sendSpan)
+	recvRate := float64(c.sizeTotal-c.sizeFirstArr) * 8e9 / float64(recvSpan)
+	if recvRate > probeMaxRatio*sendRate {
+		return 0, false, false
+	}
+	return int(min(sendRate, recvRate)), recvRate < probeSaturated*sendRate, true
+}

@@ -1,0 +1,271 @@
+package congestion
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// unlimited is an app rate above any target: the encoder produces whatever Target allows.
+const unlimited = 100_000_000
+
+func TestConverges(t *testing.T) {
+	for _, c := range []int{1_000_000, 2_500_000, 5_000_000} {
+		t.Run(fmt.Sprintf("%.1fMbit", mbit(c)), func(t *testing.T) {
+			const d = 20 * time.Second
+			s := runSim(t, scenario{
+				capacity: []step{{0, c}},
+				app:      []step{{0, unlimited}},
+				queue:    c / 8 / 4, // 250 ms at C
+				duration: d,
+			})
+			s.logTrace(t, 0, d, 500*time.Millisecond)
+			// Converged: in [0.7C, C] and never outside [0.7C, 1.1C] after (the AIMD probes
+			// a little above C before each overuse).
+			conv := time.Duration(-1)
+			for i, x := range s.samples {
+				if x.target < c*7/10 || x.target > c {
+					continue
+				}
+				stays := true
+				for _, y := range s.samples[i:] {
+					if y.target < c*7/10 || y.target > c*11/10 {
+						stays = false
+						break
+					}
+				}
+				if stays {
+					conv = x.at
+					break
+				}
+			}
+			var sum, n int
+			for _, x := range s.samples {
+				if x.at >= 5*time.Second {
+					sum += x.target
+					n++
+				}
+			}
+			mean := float64(sum) / float64(n) / float64(c)
+			p50, p95, top := s.queueDelays(5*time.Second, d)
+			t.Logf("C=%.1f Mbit/s: converged at %v, mean target 5–20 s %.0f%% of C, queue delay p50 %v p95 %v max %v",
+				mbit(c), conv, 100*mean, p50.Round(time.Millisecond), p95.Round(time.Millisecond), top.Round(time.Millisecond))
+			if conv < 0 || conv > 5*time.Second {
+				t.Errorf("converged at %v, want within 5 s", conv)
+			}
+			if mean < 0.7 || mean > 1.0 {
+				t.Errorf("mean target %.2f of C, want 0.7–1.0", mean)
+			}
+			if p95 > 60*time.Millisecond || top > 150*time.Millisecond {
+				t.Errorf("queue delay p95 %v max %v: not bounded", p95, top)
+			}
+		})
+	}
+}
+
+func TestCapacityDrop(t *testing.T) {
+	const drop = 10 * time.Second
+	s := runSim(t, scenario{
+		capacity: []step{{0, 4_000_000}, {drop, 800_000}},
+		app:      []step{{0, unlimited}},
+		queue:    64_000, // a home router's buffer: 130 ms at 4 Mbit/s, 640 ms at 0.8
+		duration: 20 * time.Second,
+	})
+	s.logTrace(t, drop-time.Second, drop+4*time.Second, 100*time.Millisecond)
+	before := s.targetAt(drop)
+	below := s.firstAt(drop, func(x sample) bool { return x.target < 800_000 })
+	drained := s.firstAt(drop+time.Second, func(x sample) bool { return x.queue < 20*time.Millisecond })
+	_, _, top := s.queueDelays(drop, drop+5*time.Second)
+	t.Logf("4 → 0.8 Mbit/s at %v (target %.2f): below 0.8 after %v, queue peaked at %v, drained (< 20 ms) after %v",
+		drop, mbit(before), below-drop, top.Round(time.Millisecond), drained-drop)
+	if before < 3_000_000 {
+		t.Errorf("target %d before the drop, want ≥ 3 Mbit/s", before)
+	}
+	if below < 0 || below-drop > time.Second {
+		t.Errorf("target below 0.8 Mbit/s %v after the drop, want within 1 s", below-drop)
+	}
+	if lo := s.targetAt(drop + 8*time.Second); lo < 500_000 {
+		t.Errorf("target %d 8 s after the drop: collapsed below 0.5 Mbit/s", lo)
+	}
+}
+
+func TestRecoveryWhileApplicationLimited(t *testing.T) {
+	const up = 20 * time.Second
+	s := runSim(t, scenario{
+		capacity: []step{{0, 4_000_000}, {10 * time.Second, 800_000}, {up, 4_000_000}},
+		// The picture goes static after the drop: the sender needs only 0.5 Mbit/s.
+		app:      []step{{0, unlimited}, {12 * time.Second, 500_000}},
+		queue:    64_000,
+		duration: 35 * time.Second,
+	})
+	s.logTrace(t, up-2*time.Second, up+6*time.Second, 250*time.Millisecond)
+	st := s.e.Stats()
+	back := s.firstAt(up, func(x sample) bool { return x.target >= 3_000_000 })
+	t.Logf("0.8 → 4 Mbit/s at %v, sender at 0.5 Mbit/s: target ≥ 3 Mbit/s after %v; probes %d sent, %d succeeded",
+		up, back-up, st.ProbesSent, st.ProbesSucceeded)
+	if lo := s.targetAt(up); lo > 1_000_000 {
+		t.Errorf("target %d before the link recovered: not application-limited?", lo)
+	}
+	if back < 0 || back-up > 8*time.Second {
+		t.Errorf("target ≥ 3 Mbit/s %v after recovery, want within 8 s", back-up)
+	}
+	if !st.AppLimited {
+		t.Errorf("Stats.AppLimited false while sending %d of %d", st.Sending, st.Target)
+	}
+	// Once recovered it stays there: the probes' own queues must not knock it back.
+	for _, x := range s.samples {
+		if back >= 0 && x.at > back+time.Second && x.target < 3_000_000 {
+			t.Errorf("at %v the target fell back to %.2f Mbit/s", x.at, mbit(x.target))
+			break
+		}
+	}
+}
+
+func TestApplicationLimitedDoesNotInflate(t *testing.T) {
+	// The sender never probes and sends a static picture at 0.5 Mbit/s on a 10 Mbit/s
+	// link: the estimate must stay near what was shown to get through.
+	s := runSim(t, scenario{
+		capacity: []step{{0, 10_000_000}},
+		app:      []step{{0, 500_000}},
+		queue:    100_000,
+		noProbe:  true,
+		cfg:      Config{Start: 300_000},
+		duration: 20 * time.Second,
+	})
+	s.logTrace(t, 0, 20*time.Second, time.Second)
+	limit := int(ackedHeadroom*500_000) + ackedHeadroomAbs
+	for _, x := range s.samples {
+		if x.target > limit+limit/50 {
+			t.Fatalf("at %v target %d above 1.5 × the 0.5 Mbit/s delivered + 10 kbit/s", x.at, x.target)
+		}
+	}
+	if got := s.e.Target(); got < 700_000 {
+		t.Errorf("target %d: should have risen to ~1.5 × the 0.5 Mbit/s sent", got)
+	}
+}
+
+func TestRandomLoss(t *testing.T) {
+	t.Run("5% app-limited", func(t *testing.T) {
+		// 5 % random (non-congestion) loss on an ample link: the estimate must stay well
+		// above the 2 Mbit/s the media needs.
+		s := runSim(t, scenario{
+			capacity: []step{{0, 10_000_000}},
+			app:      []step{{0, 2_000_000}},
+			queue:    100_000,
+			loss:     0.05,
+			duration: 30 * time.Second,
+		})
+		s.logTrace(t, 0, 30*time.Second, 2*time.Second)
+		for _, x := range s.samples {
+			if x.at >= 2*time.Second && x.target < 4_000_000 {
+				t.Fatalf("at %v target %.2f Mbit/s: collapsed under 5 %% random loss", x.at, mbit(x.target))
+			}
+		}
+		if l := s.e.Stats().Loss; l < 0.02 || l > 0.10 {
+			t.Errorf("Stats.Loss %.3f, want about 0.05", l)
+		}
+	})
+	t.Run("5% unlimited", func(t *testing.T) {
+		// The sender sends at the target: loss-based holds, the target stays near C.
+		s := runSim(t, scenario{
+			capacity: []step{{0, 5_000_000}},
+			app:      []step{{0, unlimited}},
+			queue:    100_000,
+			loss:     0.05,
+			duration: 30 * time.Second,
+		})
+		s.logTrace(t, 0, 30*time.Second, 2*time.Second)
+		for _, x := range s.samples {
+			if x.at >= 2*time.Second && x.target < 3_000_000 {
+				t.Fatalf("at %v target %.2f Mbit/s: collapsed under 5 %% random loss", x.at, mbit(x.target))
+			}
+		}
+	})
+	t.Run("20%", func(t *testing.T) {
+		s := runSim(t, scenario{
+			capacity: []step{{0, 10_000_000}},
+			app:      []step{{0, unlimited}},
+			queue:    100_000,
+			loss:     0.20,
+			duration: 10 * time.Second,
+		})
+		s.logTrace(t, 0, 10*time.Second, time.Second)
+		st := s.e.Stats()
+		if st.Target > 500_000 || st.Reason != "loss" {
+			t.Errorf("after 10 s of 20 %% loss: target %d (%s), want a loss-based decrease below 0.5 Mbit/s", st.Target, st.Reason)
+		}
+		for i := 1; i < len(s.samples); i++ {
+			if s.samples[i].at > time.Second && s.samples[i].target > s.samples[i-1].target {
+				t.Errorf("at %v the target rose under 20 %% loss", s.samples[i].at)
+				break
+			}
+		}
+	})
+}
+
+func TestMissingFeedback(t *testing.T) {
+	const from, to = 10 * time.Second, 14 * time.Second
+	s := runSim(t, scenario{
+		capacity: []step{{0, 4_000_000}},
+		app:      []step{{0, unlimited}},
+		queue:    64_000,
+		blackout: [2]time.Duration{from, to},
+		duration: 25 * time.Second,
+	})
+	s.logTrace(t, from-500*time.Millisecond, to+4*time.Second, 250*time.Millisecond)
+	before := s.targetAt(from)
+	if got := s.targetAt(from + 900*time.Millisecond); got != before {
+		t.Errorf("target %d → %d within 1 s without feedback: should hold", before, got)
+	}
+	end := s.targetAt(to)
+	if end > before*7/10 || end < before/4 {
+		t.Errorf("after 4 s without feedback target %d (from %d): want a gentle back-off to 25–70 %%", end, before)
+	}
+	back := s.firstAt(to, func(x sample) bool { return x.target >= 3_000_000 })
+	t.Logf("feedback lost %v–%v: target %.2f → %.2f Mbit/s, back to ≥ 3 Mbit/s after %v", from, to, mbit(before), mbit(end), back-to)
+	if back < 0 || back-to > 5*time.Second {
+		t.Errorf("target back to ≥ 3 Mbit/s %v after feedback returned, want within 5 s", back-to)
+	}
+}
+
+func TestRTT(t *testing.T) {
+	s := runSim(t, scenario{
+		capacity: []step{{0, 2_500_000}},
+		app:      []step{{0, unlimited}},
+		queue:    80_000,
+		prop:     40 * time.Millisecond,
+		duration: 10 * time.Second,
+	})
+	st := s.e.Stats()
+	// 80 ms of propagation plus the bottleneck's queue and serialisation.
+	if st.RTTms < 78 || st.RTTms > 130 {
+		t.Errorf("RTT %.1f ms, want 80 ms + a little queue", st.RTTms)
+	}
+}
+
+func TestSequenceAndReferenceTimeWrap(t *testing.T) {
+	// The same run twice: once with the transport sequence number wrapping over 65535
+	// after ~5 s and the receiver's 24-bit reference time wrapping after ~13 s, once with
+	// neither. An estimator that handles both identically gives identical targets.
+	base := scenario{
+		capacity: []step{{0, 5_000_000}, {20 * time.Second, 2_000_000}, {30 * time.Second, 6_000_000}},
+		app:      []step{{0, unlimited}},
+		queue:    100_000,
+		duration: 45 * time.Second,
+	}
+	wrapped := base
+	wrapped.seqStart = 65535 - 2500
+	wrapped.refOffset = (1<<24 - 200) * refTimeUnit // a multiple of 64 ms: same quantisation
+	a, b := runSim(t, base), runSim(t, wrapped)
+	if int(wrapped.seqStart)+len(b.pkts) <= 1<<16 {
+		t.Fatalf("only %d packets: the sequence number did not wrap", len(b.pkts))
+	}
+	for i := range a.samples {
+		if a.samples[i].target != b.samples[i].target {
+			t.Fatalf("at %v target %d without wrap, %d with", a.samples[i].at, a.samples[i].target, b.samples[i].target)
+		}
+	}
+	t.Logf("%d packets (seq %d → %d), %d feedbacks; targets identical with and without wrap",
+		len(b.pkts), wrapped.seqStart, wrapped.seqStart+uint16(len(b.pkts)-1), b.delivered)
+	b.logTrace(t, 18*time.Second, 36*time.Second, time.Second)
+}
