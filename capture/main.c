@@ -62,6 +62,7 @@ struct pc_capture_config {
 	const char *socket_path;
 	const char *annexb_out; /* "-" is stdout */
 	const char *source;
+	const char *pattern;    /* the test pattern's: bars, busy */
 	int width;
 	int height;
 	uint32_t fps_num;
@@ -100,6 +101,9 @@ static void print_usage(FILE *out)
 		"  --socket PATH       the device's capture socket (framed protocol, docs/ipc.md)\n"
 		"  --annexb-out FILE   write the raw Annex-B stream to FILE instead ('-' = stdout)\n"
 		"  --source NAME       picture source: testpattern (default)\n"
+		"  --pattern NAME      what the test pattern draws: bars (default; easy to compress)\n"
+		"                      or busy (noise, fast motion and a scene cut every 3 s: an\n"
+		"                      encoder spends its whole bitrate on it)\n"
 		"  --size WxH          picture size, even numbers (default 1280x720)\n"
 		"  --fps N[/D]         frame rate (default 30)\n"
 		"  --bitrate RATE      target bit/s, SI suffixes allowed: 2M, 500k (default 2M)\n"
@@ -242,6 +246,7 @@ enum {
 	OPT_SOCKET = 256,
 	OPT_ANNEXB_OUT,
 	OPT_SOURCE,
+	OPT_PATTERN,
 	OPT_SIZE,
 	OPT_FPS,
 	OPT_BITRATE,
@@ -264,6 +269,7 @@ static int parse_args(int argc, char **argv, struct pc_capture_config *config)
 		{"socket", required_argument, NULL, OPT_SOCKET},
 		{"annexb-out", required_argument, NULL, OPT_ANNEXB_OUT},
 		{"source", required_argument, NULL, OPT_SOURCE},
+		{"pattern", required_argument, NULL, OPT_PATTERN},
 		{"size", required_argument, NULL, OPT_SIZE},
 		{"fps", required_argument, NULL, OPT_FPS},
 		{"bitrate", required_argument, NULL, OPT_BITRATE},
@@ -281,6 +287,7 @@ static int parse_args(int argc, char **argv, struct pc_capture_config *config)
 	};
 	*config = (struct pc_capture_config){
 		.source = "testpattern",
+		.pattern = "bars",
 		.width = 1280,
 		.height = 720,
 		.fps_num = 30,
@@ -306,6 +313,12 @@ static int parse_args(int argc, char **argv, struct pc_capture_config *config)
 			if (!find_source(optarg))
 				return usage_error("--source: unknown source '%s' (available: testpattern)", optarg);
 			config->source = optarg;
+			break;
+		case OPT_PATTERN:
+			if (!pc_testpattern_pattern_known(optarg))
+				return usage_error("--pattern: unknown pattern '%s' (available: " PC_TESTPATTERN_PATTERNS ")",
+						   optarg);
+			config->pattern = optarg;
 			break;
 		case OPT_SIZE:
 			if (!parse_size(optarg, &config->width, &config->height))
@@ -978,6 +991,7 @@ int main(int argc, char **argv)
 		.height = config.height,
 		.fps_num = config.fps_num,
 		.fps_den = config.fps_den,
+		.pattern = config.pattern,
 	};
 	ret = cap.source_ops->init(&cap.source, &source_config, err, sizeof(err));
 	if (ret < 0) {
@@ -1015,8 +1029,8 @@ int main(int argc, char **argv)
 		}
 	}
 
-	pc_log("%s %dx%d at %u/%u fps, %u bit/s, GOP %u, preset %s -> %s", config.source,
-	       config.width, config.height, config.fps_num, config.fps_den, config.bitrate, config.gop,
+	pc_log("%s (%s) %dx%d at %u/%u fps, %u bit/s, GOP %u, preset %s -> %s", config.source,
+	       config.pattern, config.width, config.height, config.fps_num, config.fps_den, config.bitrate, config.gop,
 	       config.preset, cap.to_device ? config.socket_path : config.annexb_out);
 
 	if (!cap.to_device && (config.audio_in || config.audio_out)) {
