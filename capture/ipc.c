@@ -100,6 +100,7 @@ void pc_ipc_header_pack(const struct pc_ipc_header *hdr, uint8_t out[PC_IPC_HEAD
 	put_le32(out + PC_IPC_OFF_SEQ, hdr->seq);
 	put_le32(out + PC_IPC_OFF_LENGTH, hdr->length);
 	out[PC_IPC_OFF_TRACK] = hdr->track;
+	out[PC_IPC_OFF_ALTERNATE_OF] = hdr->alternate_of;
 	memset(out + PC_IPC_OFF_RESERVED, 0, PC_IPC_HEADER_SIZE - PC_IPC_OFF_RESERVED);
 }
 
@@ -116,6 +117,7 @@ enum pc_ipc_status pc_ipc_header_unpack(const uint8_t in[PC_IPC_HEADER_SIZE],
 	hdr->seq = get_le32(in + PC_IPC_OFF_SEQ);
 	hdr->length = get_le32(in + PC_IPC_OFF_LENGTH);
 	hdr->track = in[PC_IPC_OFF_TRACK];
+	hdr->alternate_of = in[PC_IPC_OFF_ALTERNATE_OF];
 	if (hdr->version != PC_IPC_VERSION)
 		return PC_IPC_BAD_VERSION;
 	if (hdr->length > PC_IPC_MAX_PAYLOAD)
@@ -377,11 +379,19 @@ static void make_header(uint8_t out[PC_IPC_HEADER_SIZE], uint8_t type, uint8_t t
 	pc_ipc_header_pack(&hdr, out);
 }
 
-static int send_hello_payload(int fd, uint8_t track, uint16_t flags, const uint8_t *payload,
-			      size_t len)
+static int send_hello_payload(int fd, uint8_t track, uint16_t flags, uint8_t alternate_of,
+			      const uint8_t *payload, size_t len)
 {
 	uint8_t header[PC_IPC_HEADER_SIZE];
-	make_header(header, PC_IPC_HELLO, track, flags, 0, 0, (uint32_t)len);
+	struct pc_ipc_header hdr = {
+		.version = PC_IPC_VERSION,
+		.type = PC_IPC_HELLO,
+		.flags = flags,
+		.length = (uint32_t)len,
+		.track = track,
+		.alternate_of = alternate_of,
+	};
+	pc_ipc_header_pack(&hdr, header);
 	struct iovec iov[2] = {{header, sizeof(header)}, {(void *)payload, len}};
 	return send_all(fd, iov, 2);
 }
@@ -390,7 +400,7 @@ int pc_ipc_send_hello(int fd, uint8_t track, uint16_t flags, const struct pc_ipc
 {
 	uint8_t payload[PC_IPC_HELLO_SIZE + PC_IPC_NAME_MAX];
 	size_t len = pc_ipc_hello_pack(hello, payload);
-	return send_hello_payload(fd, track, flags, payload, len);
+	return send_hello_payload(fd, track, flags, hello->alternate_of, payload, len);
 }
 
 int pc_ipc_send_audio_hello(int fd, uint8_t track, uint16_t flags,
@@ -398,7 +408,7 @@ int pc_ipc_send_audio_hello(int fd, uint8_t track, uint16_t flags,
 {
 	uint8_t payload[PC_IPC_HELLO_SIZE + PC_IPC_NAME_MAX];
 	size_t len = pc_ipc_audio_hello_pack(hello, payload);
-	return send_hello_payload(fd, track, flags, payload, len);
+	return send_hello_payload(fd, track, flags, 0, payload, len);
 }
 
 int pc_ipc_send_frame(int fd, uint8_t track, uint32_t seq, uint16_t flags, int64_t capture_ns,

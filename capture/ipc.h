@@ -34,7 +34,8 @@ enum {
 	PC_IPC_OFF_SEQ = 16,
 	PC_IPC_OFF_LENGTH = 20,
 	PC_IPC_OFF_TRACK = 24,
-	PC_IPC_OFF_RESERVED = 25, /* 3 bytes */
+	PC_IPC_OFF_ALTERNATE_OF = 25, /* a video HELLO's; reserved (0) in every other message */
+	PC_IPC_OFF_RESERVED = 26,     /* 2 bytes */
 };
 
 enum pc_ipc_type {
@@ -93,12 +94,15 @@ struct pc_ipc_header {
 	uint32_t seq;
 	uint32_t length;
 	uint8_t track;
+	/* Video HELLO only: the track id of the main rendition this track is an alternate of
+	 * (a smaller rendition of the same pictures), 0 = none. 0 in every other message. */
+	uint8_t alternate_of;
 };
 
 /* Explicit little-endian packing, independent of host byte order and struct layout. */
 void pc_ipc_header_pack(const struct pc_ipc_header *hdr, uint8_t out[PC_IPC_HEADER_SIZE]);
 /* Checks magic, version and the payload limit; fills *hdr as far as it could be read. The
- * reserved bytes are ignored. */
+ * reserved bytes are ignored (alternate_of is read as it is, whatever the type). */
 enum pc_ipc_status pc_ipc_header_unpack(const uint8_t in[PC_IPC_HEADER_SIZE],
 					struct pc_ipc_header *hdr);
 
@@ -112,6 +116,10 @@ struct pc_ipc_hello {
 	uint32_t bitrate;
 	uint32_t gop;
 	const char *name; /* may be NULL; truncated to PC_IPC_NAME_MAX bytes */
+	/* The main rendition's track id when this track is an alternate (a second, smaller
+	 * encoding of the same pictures): sent in the header (PC_IPC_OFF_ALTERNATE_OF), and the
+	 * main track's HELLO must go first. 0 = not an alternate. */
+	uint8_t alternate_of;
 };
 
 /* Writes the video HELLO payload, returns its length (20 + name bytes). */

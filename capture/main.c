@@ -1,12 +1,14 @@
 /* p2pcast-capture: draws (or captures) pictures, encodes them to H.264 and hands each
  * access unit to the p2pcast device over its Unix socket (docs/ipc.md, version 2), or writes
- * the raw Annex-B stream to a file. With --audio-in it also sends an Opus audio track, and
- * with --audio-out it plays what viewers say (talk-back).
+ * the raw Annex-B stream to a file. With --sub it also sends a second, smaller rendition of
+ * the same pictures (its own track, an alternate of the main one); with --audio-in an Opus
+ * audio track, and with --audio-out it plays what viewers say (talk-back).
  *
  * The main thread owns the connection and paces video. The loop per picture: wait for the
  * tick (handling the device's messages meanwhile, SINK_FRAMEs handed to the audio-out
- * thread), read the clock, draw, encode, send. The audio threads (audio.c) keep their own
- * 20 ms pace and send under the same lock as video. */
+ * thread), read the clock, draw, encode and send the main rendition, then downscale, encode
+ * and send the sub one (both stamped with the one capture time). The audio threads
+ * (audio.c) keep their own 20 ms pace and send under the same lock as video. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -32,6 +34,7 @@
 #include "encoders/opus.h"
 #include "ipc.h"
 #include "log.h"
+#include "scale.h"
 #include "sources/audio.h"
 #include "sources/source.h"
 #include "sources/testpattern.h"
@@ -53,8 +56,14 @@
 #define MAX_THREADS 128
 #define DEFAULT_AUDIO_BITRATE 32000u
 
-/* Track ids on the connection: video is 1, then audio in, then the talk-back sink. */
+/* Track ids on the connection: video is 1, then audio in, then the talk-back sink, then the
+ * sub rendition (so audio keeps the ids it had before there was a sub stream). */
 #define TRACK_VIDEO 1
+
+/* Renditions of the video: the main one, and the sub one with --sub. */
+#define RENDITION_MAIN 0
+#define RENDITION_SUB 1
+#define MAX_RENDITIONS 2
 
 /* ---- configuration ---- */
 
@@ -62,12 +71,16 @@ struct pc_capture_config {
 	const char *socket_path;
 	const char *annexb_out; /* "-" is stdout */
 	const char *source;
+	const char *pattern;    /* the test pattern's: bars, busy */
 	int width;
 	int height;
 	uint32_t fps_num;
 	uint32_t fps_den;
 	uint32_t bitrate;
 	uint32_t gop;           /* 0 until defaulted to 2 s of pictures */
+	int sub_width;          /* --sub: 0 = no sub rendition */
+	int sub_height;
+	uint32_t sub_bitrate;   /* 0 until defaulted to bitrate / 4 */
 	const char *preset;
 	int threads;
 	uint64_t frames;        /* 0 = run until signalled */
@@ -100,6 +113,9 @@ static void print_usage(FILE *out)
 		"  --socket PATH       the device's capture socket (framed protocol, docs/ipc.md)\n"
 		"  --annexb-out FILE   write the raw Annex-B stream to FILE instead ('-' = stdout)\n"
 		"  --source NAME       picture source: testpattern (default)\n"
+		"  --pattern NAME      what the test pattern draws: bars (default; easy to compress)\n"
+		"                      or busy (noise, fast motion and a scene cut every 3 s: an\n"
+		"                      encoder spends its whole bitrate on it)\n"
 		"  --size WxH          picture size, even numbers (default 1280x720)\n"
 		"  --fps N[/D]         frame rate (default 30)\n"
 		"  --bitrate RATE      target bit/s, SI suffixes allowed: 2M, 500k (default 2M)\n"
@@ -108,6 +124,12 @@ static void print_usage(FILE *out)
 		"  --threads N         encoder threads, 0 = auto (default 0)\n"
 		"  --frames N          stop after N pictures\n"
 		"  --name NAME         producer name sent in HELLO, at most 64 bytes (default: source name)\n"
+		"\n"
+		"Sub stream (only with --socket):\n"
+		"  --sub WxH           also send each picture downscaled to WxH (even, at most the\n"
+		"                      picture size), encoded on its own as a second video track,\n"
+		"                      an alternate of the main one (default: none)\n"
+		"  --sub-bitrate RATE  the sub stream's target bit/s (default: a quarter of --bitrate)\n"
 		"\n"
 		"Audio (only with --socket; --annexb-out ignores these):\n"
 		"  --audio-in SOURCE   send an Opus audio track: testtone (a 1 kHz beep of 100 ms at\n"
@@ -242,6 +264,7 @@ enum {
 	OPT_SOCKET = 256,
 	OPT_ANNEXB_OUT,
 	OPT_SOURCE,
+	OPT_PATTERN,
 	OPT_SIZE,
 	OPT_FPS,
 	OPT_BITRATE,
@@ -250,6 +273,8 @@ enum {
 	OPT_THREADS,
 	OPT_FRAMES,
 	OPT_NAME,
+	OPT_SUB,
+	OPT_SUB_BITRATE,
 	OPT_AUDIO_IN,
 	OPT_AUDIO_OUT,
 	OPT_AUDIO_BITRATE,
@@ -264,6 +289,7 @@ static int parse_args(int argc, char **argv, struct pc_capture_config *config)
 		{"socket", required_argument, NULL, OPT_SOCKET},
 		{"annexb-out", required_argument, NULL, OPT_ANNEXB_OUT},
 		{"source", required_argument, NULL, OPT_SOURCE},
+		{"pattern", required_argument, NULL, OPT_PATTERN},
 		{"size", required_argument, NULL, OPT_SIZE},
 		{"fps", required_argument, NULL, OPT_FPS},
 		{"bitrate", required_argument, NULL, OPT_BITRATE},
@@ -272,6 +298,8 @@ static int parse_args(int argc, char **argv, struct pc_capture_config *config)
 		{"threads", required_argument, NULL, OPT_THREADS},
 		{"frames", required_argument, NULL, OPT_FRAMES},
 		{"name", required_argument, NULL, OPT_NAME},
+		{"sub", required_argument, NULL, OPT_SUB},
+		{"sub-bitrate", required_argument, NULL, OPT_SUB_BITRATE},
 		{"audio-in", required_argument, NULL, OPT_AUDIO_IN},
 		{"audio-out", required_argument, NULL, OPT_AUDIO_OUT},
 		{"audio-bitrate", required_argument, NULL, OPT_AUDIO_BITRATE},
@@ -281,6 +309,7 @@ static int parse_args(int argc, char **argv, struct pc_capture_config *config)
 	};
 	*config = (struct pc_capture_config){
 		.source = "testpattern",
+		.pattern = "bars",
 		.width = 1280,
 		.height = 720,
 		.fps_num = 30,
@@ -306,6 +335,12 @@ static int parse_args(int argc, char **argv, struct pc_capture_config *config)
 			if (!find_source(optarg))
 				return usage_error("--source: unknown source '%s' (available: testpattern)", optarg);
 			config->source = optarg;
+			break;
+		case OPT_PATTERN:
+			if (!pc_testpattern_pattern_known(optarg))
+				return usage_error("--pattern: unknown pattern '%s' (available: " PC_TESTPATTERN_PATTERNS ")",
+						   optarg);
+			config->pattern = optarg;
 			break;
 		case OPT_SIZE:
 			if (!parse_size(optarg, &config->width, &config->height))
@@ -345,6 +380,19 @@ static int parse_args(int argc, char **argv, struct pc_capture_config *config)
 			if (strlen(optarg) > PC_IPC_NAME_MAX)
 				return usage_error("--name: at most %d bytes", PC_IPC_NAME_MAX);
 			config->name = optarg;
+			break;
+		case OPT_SUB:
+			if (!parse_size(optarg, &config->sub_width, &config->sub_height))
+				return usage_error("--sub: expected WxH such as 640x360, got '%s'", optarg);
+			if (config->sub_width % 2 || config->sub_height % 2 || config->sub_width < 16 ||
+			    config->sub_height < 16)
+				return usage_error("--sub: %dx%d: width and height must be even and at least 16",
+						   config->sub_width, config->sub_height);
+			break;
+		case OPT_SUB_BITRATE:
+			if (!parse_bitrate(optarg, &config->sub_bitrate) || config->sub_bitrate < MIN_BITRATE)
+				return usage_error("--sub-bitrate: expected a rate of at least 10k bit/s such as 500k, got '%s'",
+						   optarg);
 			break;
 		case OPT_AUDIO_IN:
 			if (!*optarg)
@@ -390,6 +438,23 @@ static int parse_args(int argc, char **argv, struct pc_capture_config *config)
 		return usage_error("%dx%d at %u/%u fps and %u bit/s is beyond H.264 level 5.2",
 				   config->width, config->height, config->fps_num, config->fps_den,
 				   config->bitrate);
+	if (config->sub_bitrate && !config->sub_width)
+		return usage_error("--sub-bitrate needs --sub WxH");
+	if (config->sub_width) {
+		/* A smaller rendition of the same pictures: downscaling only. */
+		if (config->sub_width > config->width || config->sub_height > config->height ||
+		    (config->sub_width == config->width && config->sub_height == config->height))
+			return usage_error("--sub %dx%d: must be smaller than the picture (%dx%d)",
+					   config->sub_width, config->sub_height, config->width,
+					   config->height);
+		if (!config->sub_bitrate)
+			config->sub_bitrate = config->bitrate / 4 > MIN_BITRATE ? config->bitrate / 4 : MIN_BITRATE;
+		if (!pc_h264_level_find(config->sub_width, config->sub_height, config->fps_num,
+					config->fps_den, config->sub_bitrate))
+			return usage_error("--sub %dx%d at %u/%u fps and %u bit/s is beyond H.264 level 5.2",
+					   config->sub_width, config->sub_height, config->fps_num,
+					   config->fps_den, config->sub_bitrate);
+	}
 	return 0;
 }
 
@@ -402,13 +467,34 @@ static void on_stop_signal(int signo)
 	stop_signal = signo;
 }
 
+/* One encoding of the pictures, on its own video track. */
+struct pc_rendition {
+	const char *label;         /* "main" or "sub", in log lines */
+	uint8_t track;
+	uint8_t alternate_of;      /* the main rendition's track for the sub, else 0 */
+	int width, height;
+	void *encoder;
+	struct pc_frame frame;     /* sub: the downscaled picture (main: the source's own) */
+	/* What the device may change. */
+	uint32_t bitrate;
+	uint32_t viewers;          /* UINT32_MAX until the device says */
+	bool force_idr;
+	bool idle;                 /* pictures were skipped for want of viewers */
+	uint32_t seq;              /* frames sent on the track, from 0 for each run */
+	uint64_t encoded, keyframes, skipped;
+	int64_t scale_ns_total, encode_ns_total;
+};
+
 struct pc_capture {
 	const struct pc_capture_config *config;
 
 	const struct pc_source_ops *source_ops;
 	void *source;
 	const struct pc_encoder_ops *encoder_ops;
-	void *encoder;
+	/* rend[RENDITION_MAIN] always; rend[RENDITION_SUB] with --sub, fed by the scaler. */
+	struct pc_rendition rend[MAX_RENDITIONS];
+	int n_rend;
+	struct pc_scaler scaler;
 
 	/* Output: the device connection (-1 while disconnected) or the Annex-B file. Only the
 	 * main thread opens and closes it; every send, and the close, hold send_lock so the
@@ -425,11 +511,8 @@ struct pc_capture {
 	int connect_failures;      /* in the current streak */
 	int last_connect_error;
 
-	/* What the device may change. */
+	/* What the device may change (the rest is per rendition). */
 	uint32_t fps_num, fps_den;
-	uint32_t bitrate;
-	uint32_t viewers;
-	bool force_idr;
 
 	/* Pacing, CLOCK_MONOTONIC. */
 	int64_t period_ns;
@@ -445,10 +528,8 @@ struct pc_capture {
 	uint32_t audio_viewers;
 	uint64_t ignored;          /* messages for tracks or kinds that are not ours */
 
-	uint32_t seq;              /* frame number, from 0 for each run */
-	uint64_t keyframes;
+	uint32_t seq;              /* picture number, from 0 for each run */
 	int64_t draw_ns_total;
-	int64_t encode_ns_total;
 };
 
 static int64_t period_of(uint32_t fps_num, uint32_t fps_den)
@@ -483,26 +564,34 @@ static void disconnect_device(struct pc_capture *cap)
 	cap->reconnect_at = now + (int64_t)pc_ipc_backoff_next_ms(&cap->backoff) * NS_PER_MS;
 }
 
-/* One HELLO per track, LAST on the final one: video (1), audio in (2), the sink (3, or 2
- * without audio in). */
-static int send_hellos(struct pc_capture *cap, int fd)
+static int send_video_hello(struct pc_capture *cap, int fd, const struct pc_rendition *r, uint8_t last)
 {
 	const struct pc_capture_config *config = cap->config;
-	uint8_t last = cap->audio_out_track ? cap->audio_out_track
-			: cap->audio_in_track ? cap->audio_in_track
-					      : TRACK_VIDEO;
 	struct pc_ipc_hello hello = {
-		.width = (uint16_t)config->width,
-		.height = (uint16_t)config->height,
+		.width = (uint16_t)r->width,
+		.height = (uint16_t)r->height,
 		.fps_num = (uint16_t)cap->fps_num,
 		.fps_den = (uint16_t)cap->fps_den,
 		.capabilities = PC_IPC_CAP_KEYFRAME | PC_IPC_CAP_BITRATE | PC_IPC_CAP_FPS,
-		.bitrate = cap->bitrate,
+		.bitrate = r->bitrate,
 		.gop = config->gop,
 		.name = config->name ? config->name : cap->source_ops->name,
+		.alternate_of = r->alternate_of,
 	};
-	int err = pc_ipc_send_hello(fd, TRACK_VIDEO, last == TRACK_VIDEO ? PC_IPC_HELLO_FLAG_LAST : 0,
-				    &hello);
+	return pc_ipc_send_hello(fd, r->track, last == r->track ? PC_IPC_HELLO_FLAG_LAST : 0, &hello);
+}
+
+/* One HELLO per track in track order, LAST on the final one: video (1), audio in (2), the
+ * sink (3, or 2 without audio in), the sub rendition (the next id). The main video's HELLO
+ * comes before the sub's, which names it as the track it is an alternate of. */
+static int send_hellos(struct pc_capture *cap, int fd)
+{
+	const struct pc_capture_config *config = cap->config;
+	uint8_t last = cap->n_rend > 1 ? cap->rend[RENDITION_SUB].track
+		       : cap->audio_out_track ? cap->audio_out_track
+		       : cap->audio_in_track ? cap->audio_in_track
+					     : TRACK_VIDEO;
+	int err = send_video_hello(cap, fd, &cap->rend[RENDITION_MAIN], last);
 	if (err == 0 && cap->audio_in_track) {
 		struct pc_ipc_audio_hello audio = {
 			.codec = PC_IPC_CODEC_OPUS,
@@ -527,8 +616,12 @@ static int send_hellos(struct pc_capture *cap, int fd)
 			.name = config->audio_out,
 		};
 		err = pc_ipc_send_audio_hello(fd, cap->audio_out_track,
-					      PC_IPC_HELLO_FLAG_SINK | PC_IPC_HELLO_FLAG_LAST, &sink);
+					      PC_IPC_HELLO_FLAG_SINK |
+						      (last == cap->audio_out_track ? PC_IPC_HELLO_FLAG_LAST : 0),
+					      &sink);
 	}
+	if (err == 0 && cap->n_rend > 1)
+		err = send_video_hello(cap, fd, &cap->rend[RENDITION_SUB], last);
 	return err;
 }
 
@@ -573,8 +666,13 @@ static int connect_device(struct pc_capture *cap)
 		pc_log("connected to %s", path);
 	cap->connect_failures = 0;
 	cap->last_connect_error = 0;
-	/* Whoever listens now has seen nothing yet: start with a picture it can decode. */
-	cap->force_idr = true;
+	/* Whoever listens now has seen nothing yet: start with a picture it can decode. And
+	 * what the last device said about viewers no longer holds: encode every rendition until
+	 * this one says. */
+	for (int i = 0; i < cap->n_rend; i++) {
+		cap->rend[i].force_idr = true;
+		cap->rend[i].viewers = UINT32_MAX;
+	}
 	cap->next_tick = pc_clock_ns(CLOCK_MONOTONIC);
 	return 0;
 }
@@ -616,10 +714,83 @@ static void apply_audio_in_control(struct pc_capture *cap, const struct pc_ipc_c
 	}
 }
 
-static void apply_control(struct pc_capture *cap, const struct pc_ipc_control *msg)
+/* The rendition on a track, or NULL. */
+static struct pc_rendition *rendition_of(struct pc_capture *cap, uint8_t track)
+{
+	for (int i = 0; i < cap->n_rend; i++)
+		if (cap->rend[i].track == track)
+			return &cap->rend[i];
+	return NULL;
+}
+
+/* FPS on any video track changes the capture rate, so every rendition's encoder: all of them
+ * or none (a sub stream's lower level may refuse a rate the main one takes). */
+static void apply_fps(struct pc_capture *cap, uint16_t num, uint16_t den)
+{
+	int err = 0, done = 0;
+	for (; done < cap->n_rend; done++) {
+		err = cap->encoder_ops->set_fps(cap->rend[done].encoder, num, den);
+		if (err < 0)
+			break;
+	}
+	if (err < 0) {
+		for (int i = 0; i < done; i++)
+			cap->encoder_ops->set_fps(cap->rend[i].encoder, cap->fps_num, cap->fps_den);
+		if (err == -ERANGE)
+			pc_log("FPS %u/%u refused: beyond the H.264 level of the %s stream", num, den,
+			       cap->rend[done].label);
+		else
+			pc_log("FPS %u/%u refused by the %s encoder: %s", num, den, cap->rend[done].label,
+			       strerror(-err));
+		return;
+	}
+	int64_t old_period = cap->period_ns;
+	cap->fps_num = num;
+	cap->fps_den = den;
+	cap->period_ns = period_of(cap->fps_num, cap->fps_den);
+	cap->next_tick += cap->period_ns - old_period;
+	pc_log("frame rate %u/%u", cap->fps_num, cap->fps_den);
+}
+
+/* A video track's messages: KEYFRAME, BITRATE and VIEWERS for its rendition, FPS for all. */
+static void apply_video_control(struct pc_capture *cap, struct pc_rendition *r,
+				const struct pc_ipc_control *msg)
 {
 	int err;
 	uint32_t applied;
+	/* The main rendition's lines read as they always did; the sub's say so. */
+	const char *what = r->alternate_of ? "sub " : "";
+
+	switch (msg->hdr.type) {
+	case PC_IPC_KEYFRAME:
+		r->force_idr = true;
+		break;
+	case PC_IPC_BITRATE:
+		err = cap->encoder_ops->set_bitrate(r->encoder, msg->u.bitrate, &applied);
+		if (err < 0)
+			pc_log("%sBITRATE %u refused by the encoder: %s", what, msg->u.bitrate, strerror(-err));
+		else if (applied != msg->u.bitrate)
+			pc_log("%sbitrate %u bit/s (%u requested: clamped to the encoder's range for this H.264 level)",
+			       what, applied, msg->u.bitrate);
+		else
+			pc_log("%sbitrate %u bit/s", what, applied);
+		if (err == 0)
+			r->bitrate = applied;
+		break;
+	case PC_IPC_FPS:
+		apply_fps(cap, msg->u.fps.num, msg->u.fps.den);
+		break;
+	case PC_IPC_VIEWERS:
+		if (msg->u.viewers != r->viewers)
+			pc_log("%u %sviewer%s%s", msg->u.viewers, what, msg->u.viewers == 1 ? "" : "s",
+			       r->alternate_of && msg->u.viewers == 0 ? ": not encoding the sub stream" : "");
+		r->viewers = msg->u.viewers;
+		break;
+	}
+}
+
+static void apply_control(struct pc_capture *cap, const struct pc_ipc_control *msg)
+{
 
 	if (cap->audio_out_track && msg->hdr.track == cap->audio_out_track &&
 	    msg->hdr.type == PC_IPC_SINK_FRAME) {
@@ -631,52 +802,14 @@ static void apply_control(struct pc_capture *cap, const struct pc_ipc_control *m
 		apply_audio_in_control(cap, msg);
 		return;
 	}
-	if (msg->hdr.track != TRACK_VIDEO || msg->hdr.type == PC_IPC_SINK_FRAME) {
+	struct pc_rendition *r = rendition_of(cap, msg->hdr.track);
+	if (!r || msg->hdr.type == PC_IPC_SINK_FRAME) {
 		if (log_ignored(cap))
 			pc_log("ignoring a message of type 0x%02x for track %u: not a track of ours, or not for its kind (%" PRIu64 " ignored so far)",
 			       msg->hdr.type, msg->hdr.track, cap->ignored);
 		return;
 	}
-
-	switch (msg->hdr.type) {
-	case PC_IPC_KEYFRAME:
-		cap->force_idr = true;
-		break;
-	case PC_IPC_BITRATE:
-		err = cap->encoder_ops->set_bitrate(cap->encoder, msg->u.bitrate, &applied);
-		if (err < 0)
-			pc_log("BITRATE %u refused by the encoder: %s", msg->u.bitrate, strerror(-err));
-		else if (applied != msg->u.bitrate)
-			pc_log("bitrate %u bit/s (%u requested: clamped to the encoder's range for this H.264 level)",
-			       applied, msg->u.bitrate);
-		else
-			pc_log("bitrate %u bit/s", applied);
-		if (err == 0)
-			cap->bitrate = applied;
-		break;
-	case PC_IPC_FPS:
-		err = cap->encoder_ops->set_fps(cap->encoder, msg->u.fps.num, msg->u.fps.den);
-		if (err == -ERANGE) {
-			pc_log("FPS %u/%u refused: beyond the H.264 level of this stream", msg->u.fps.num,
-			       msg->u.fps.den);
-		} else if (err < 0) {
-			pc_log("FPS %u/%u refused by the encoder: %s", msg->u.fps.num, msg->u.fps.den,
-			       strerror(-err));
-		} else {
-			int64_t old_period = cap->period_ns;
-			cap->fps_num = msg->u.fps.num;
-			cap->fps_den = msg->u.fps.den;
-			cap->period_ns = period_of(cap->fps_num, cap->fps_den);
-			cap->next_tick += cap->period_ns - old_period;
-			pc_log("frame rate %u/%u", cap->fps_num, cap->fps_den);
-		}
-		break;
-	case PC_IPC_VIEWERS:
-		if (msg->u.viewers != cap->viewers)
-			pc_log("%u viewer%s", msg->u.viewers, msg->u.viewers == 1 ? "" : "s");
-		cap->viewers = msg->u.viewers;
-		break;
-	}
+	apply_video_control(cap, r, msg);
 }
 
 /* Reads and applies whatever the device sent. -1 when the connection has to go. */
@@ -761,32 +894,31 @@ static int write_all(int fd, const uint8_t *data, size_t size)
 	return 0;
 }
 
-/* -1 on a fatal error (the encoder failed, the output file failed). */
-static int capture_and_send(struct pc_capture *cap)
+/* Encodes picture frame for rendition r and sends it (writes it, for the main one to a file).
+ * -1 on a fatal error (the encoder failed, the output file failed). */
+static int encode_and_send(struct pc_capture *cap, struct pc_rendition *r, const struct pc_frame *frame,
+			   int64_t capture_ns)
 {
-	int64_t capture_ns = pc_clock_ns(CLOCK_REALTIME);
-	int64_t draw_start = pc_clock_ns(CLOCK_MONOTONIC);
-	const struct pc_frame *frame = cap->source_ops->next_frame(cap->source, cap->seq, capture_ns);
-	if (!frame) {
-		pc_log("the %s source gave no picture", cap->source_ops->name);
-		return -1;
-	}
 	int64_t encode_start = pc_clock_ns(CLOCK_MONOTONIC);
 	struct pc_encoded au;
-	if (cap->encoder_ops->encode(cap->encoder, frame, cap->force_idr, &au) < 0) {
-		pc_log("%s: encoding picture %u failed", cap->encoder_ops->name, cap->seq);
+	/* After pictures skipped for want of viewers, start again where a decoder can. */
+	bool idr = r->force_idr || r->idle;
+	if (cap->encoder_ops->encode(r->encoder, frame, idr, &au) < 0) {
+		pc_log("%s: encoding picture %u of the %s stream failed", cap->encoder_ops->name,
+		       cap->seq, r->label);
 		return -1;
 	}
 	int64_t encoded_ns = pc_clock_ns(CLOCK_REALTIME);
-	cap->draw_ns_total += encode_start - draw_start;
-	cap->encode_ns_total += pc_clock_ns(CLOCK_MONOTONIC) - encode_start;
-	cap->force_idr = false;
+	r->encode_ns_total += pc_clock_ns(CLOCK_MONOTONIC) - encode_start;
+	r->encoded++;
+	r->force_idr = false;
+	r->idle = false;
 
-	uint32_t seq = cap->seq++;
+	uint32_t seq = r->seq++;
 	if (au.size == 0)
 		return 0; /* held back by the encoder: nothing to send for this picture */
 	if (au.keyframe)
-		cap->keyframes++;
+		r->keyframes++;
 
 	if (!cap->to_device) {
 		int err = write_all(cap->fd, au.data, au.size);
@@ -796,18 +928,54 @@ static int capture_and_send(struct pc_capture *cap)
 		}
 		return 0;
 	}
+	if (cap->fd < 0)
+		return 0; /* the main rendition's send failed just now */
 	if (atomic_load(&cap->send_failed)) {
 		disconnect_device(cap); /* the audio thread already said why */
 		return 0;
 	}
 	pthread_mutex_lock(&cap->send_lock);
-	int err = pc_ipc_send_frame(cap->fd, TRACK_VIDEO, seq, au.keyframe ? PC_IPC_FLAG_KEYFRAME : 0,
+	int err = pc_ipc_send_frame(cap->fd, r->track, seq, au.keyframe ? PC_IPC_FLAG_KEYFRAME : 0,
 				    capture_ns, encoded_ns, au.data, au.size);
 	pthread_mutex_unlock(&cap->send_lock);
 	if (err < 0) {
 		pc_log("send to the device: %s; reconnecting", strerror(-err));
 		disconnect_device(cap);
 	}
+	return 0;
+}
+
+/* One picture: drawn (or captured) once, encoded for each rendition, both stamped with its
+ * capture time. The main stream goes out first: the sub one must not delay it. -1 on a fatal
+ * error. */
+static int capture_and_send(struct pc_capture *cap)
+{
+	int64_t capture_ns = pc_clock_ns(CLOCK_REALTIME);
+	int64_t draw_start = pc_clock_ns(CLOCK_MONOTONIC);
+	const struct pc_frame *frame = cap->source_ops->next_frame(cap->source, cap->seq, capture_ns);
+	if (!frame) {
+		pc_log("the %s source gave no picture", cap->source_ops->name);
+		return -1;
+	}
+	cap->draw_ns_total += pc_clock_ns(CLOCK_MONOTONIC) - draw_start;
+	if (encode_and_send(cap, &cap->rend[RENDITION_MAIN], frame, capture_ns) < 0)
+		return -1;
+
+	for (int i = RENDITION_MAIN + 1; i < cap->n_rend; i++) {
+		struct pc_rendition *r = &cap->rend[i];
+		if (r->viewers == 0 || (cap->to_device && cap->fd < 0)) {
+			/* Nobody watches it: save the CPU. The next one it encodes is an IDR. */
+			r->skipped++;
+			r->idle = true;
+			continue;
+		}
+		int64_t scale_start = pc_clock_ns(CLOCK_MONOTONIC);
+		pc_scaler_run(&cap->scaler, frame, &r->frame);
+		r->scale_ns_total += pc_clock_ns(CLOCK_MONOTONIC) - scale_start;
+		if (encode_and_send(cap, r, &r->frame, capture_ns) < 0)
+			return -1;
+	}
+	cap->seq++;
 	return 0;
 }
 
@@ -921,6 +1089,73 @@ static int start_audio(struct pc_capture *cap, char *err, size_t err_size)
 
 /* ---- setup and teardown ---- */
 
+static void stop_renditions(struct pc_capture *cap)
+{
+	for (int i = 0; i < MAX_RENDITIONS; i++) {
+		struct pc_rendition *r = &cap->rend[i];
+		if (r->encoder)
+			cap->encoder_ops->destroy(r->encoder);
+		r->encoder = NULL;
+		if (i != RENDITION_MAIN)
+			pc_frame_free(&r->frame);
+	}
+	pc_scaler_destroy(&cap->scaler);
+	cap->n_rend = 0;
+}
+
+/* The main rendition's encoder, and with --sub (to a device) the sub one's, its scaler and
+ * its picture. 0, or a negative errno with err set. */
+static int start_renditions(struct pc_capture *cap, char *err, size_t err_size)
+{
+	const struct pc_capture_config *config = cap->config;
+	bool sub = config->sub_width && cap->to_device;
+	int ret;
+
+	if (config->sub_width && !cap->to_device)
+		pc_log("note: --annexb-out carries one stream: --sub is ignored");
+	for (int i = 0; i < (sub ? 2 : 1); i++) {
+		struct pc_rendition *r = &cap->rend[i];
+		bool is_sub = i == RENDITION_SUB;
+		*r = (struct pc_rendition){
+			.label = is_sub ? "sub" : "main",
+			.track = TRACK_VIDEO, /* the sub's is set once the audio tracks have theirs */
+			.alternate_of = is_sub ? TRACK_VIDEO : 0,
+			.width = is_sub ? config->sub_width : config->width,
+			.height = is_sub ? config->sub_height : config->height,
+			.bitrate = is_sub ? config->sub_bitrate : config->bitrate,
+			.viewers = UINT32_MAX, /* unknown until the device says */
+		};
+		/* Same profile, GOP, preset and threads; the level is found for its own size. */
+		struct pc_encoder_config encoder_config = {
+			.width = r->width,
+			.height = r->height,
+			.fps_num = config->fps_num,
+			.fps_den = config->fps_den,
+			.bitrate = r->bitrate,
+			.gop = config->gop,
+			.preset = config->preset,
+			.threads = config->threads,
+		};
+		ret = cap->encoder_ops->init(&r->encoder, &encoder_config, err, err_size);
+		if (ret < 0)
+			goto error;
+		cap->n_rend = i + 1;
+		if (!is_sub)
+			continue;
+		if (pc_frame_alloc(&r->frame, r->width, r->height) < 0 ||
+		    pc_scaler_init(&cap->scaler, config->width, config->height, r->width, r->height) < 0) {
+			ret = -ENOMEM;
+			snprintf(err, err_size, "out of memory for the %dx%d sub stream", r->width, r->height);
+			goto error;
+		}
+	}
+	return 0;
+
+error:
+	stop_renditions(cap);
+	return ret;
+}
+
 static int install_signals(void)
 {
 	struct sigaction sa = {.sa_handler = on_stop_signal};
@@ -957,8 +1192,6 @@ int main(int argc, char **argv)
 	cap.config = &config;
 	cap.fps_num = config.fps_num;
 	cap.fps_den = config.fps_den;
-	cap.bitrate = config.bitrate;
-	cap.viewers = UINT32_MAX; /* unknown until the device says */
 	cap.period_ns = period_of(config.fps_num, config.fps_den);
 	cap.to_device = config.socket_path != NULL;
 	cap.audio_viewers = UINT32_MAX;
@@ -978,6 +1211,7 @@ int main(int argc, char **argv)
 		.height = config.height,
 		.fps_num = config.fps_num,
 		.fps_den = config.fps_den,
+		.pattern = config.pattern,
 	};
 	ret = cap.source_ops->init(&cap.source, &source_config, err, sizeof(err));
 	if (ret < 0) {
@@ -987,17 +1221,7 @@ int main(int argc, char **argv)
 	}
 
 	cap.encoder_ops = &pc_x264_encoder;
-	struct pc_encoder_config encoder_config = {
-		.width = config.width,
-		.height = config.height,
-		.fps_num = config.fps_num,
-		.fps_den = config.fps_den,
-		.bitrate = config.bitrate,
-		.gop = config.gop,
-		.preset = config.preset,
-		.threads = config.threads,
-	};
-	ret = cap.encoder_ops->init(&cap.encoder, &encoder_config, err, sizeof(err));
+	ret = start_renditions(&cap, err, sizeof(err));
 	if (ret < 0) {
 		pc_log("%s", err);
 		exit_code = ret == -EINVAL ? EXIT_USAGE : EXIT_FAILURE;
@@ -1015,8 +1239,8 @@ int main(int argc, char **argv)
 		}
 	}
 
-	pc_log("%s %dx%d at %u/%u fps, %u bit/s, GOP %u, preset %s -> %s", config.source,
-	       config.width, config.height, config.fps_num, config.fps_den, config.bitrate, config.gop,
+	pc_log("%s (%s) %dx%d at %u/%u fps, %u bit/s, GOP %u, preset %s -> %s", config.source,
+	       config.pattern, config.width, config.height, config.fps_num, config.fps_den, config.bitrate, config.gop,
 	       config.preset, cap.to_device ? config.socket_path : config.annexb_out);
 
 	if (!cap.to_device && (config.audio_in || config.audio_out)) {
@@ -1027,6 +1251,16 @@ int main(int argc, char **argv)
 			pc_log("%s", err);
 			goto out;
 		}
+	}
+	if (cap.n_rend > 1) {
+		/* The next free id, after the audio tracks: theirs stay what they were. */
+		struct pc_rendition *sub = &cap.rend[RENDITION_SUB];
+		sub->track = (uint8_t)((cap.audio_out_track ? cap.audio_out_track
+					: cap.audio_in_track ? cap.audio_in_track
+							     : TRACK_VIDEO) + 1);
+		pc_log("sub stream: %dx%d (%s from %dx%d) at %u bit/s -> track %u, an alternate of track %u",
+		       sub->width, sub->height, cap.scaler.plane[0].box ? "2x2 box" : "bilinear",
+		       config.width, config.height, sub->bitrate, sub->track, sub->alternate_of);
 	}
 
 	if (run(&cap) < 0)
@@ -1048,11 +1282,17 @@ out:
 	}
 	if (cap.seq > 0)
 		pc_log("stopped%s after %u pictures (%" PRIu64 " keyframes), draw %.2f ms and encode %.2f ms per picture on average",
-		       stop_signal ? " by signal" : "", cap.seq, cap.keyframes,
+		       stop_signal ? " by signal" : "", cap.seq, cap.rend[RENDITION_MAIN].keyframes,
 		       (double)cap.draw_ns_total / cap.seq / 1e6,
-		       (double)cap.encode_ns_total / cap.seq / 1e6);
-	if (cap.encoder)
-		cap.encoder_ops->destroy(cap.encoder);
+		       (double)cap.rend[RENDITION_MAIN].encode_ns_total / cap.seq / 1e6);
+	if (cap.n_rend > 1 && cap.seq > 0) {
+		const struct pc_rendition *sub = &cap.rend[RENDITION_SUB];
+		uint64_t n = sub->encoded ? sub->encoded : 1;
+		pc_log("sub stream: %" PRIu64 " pictures encoded (%" PRIu64 " keyframes), %" PRIu64 " skipped without viewers; scale %.2f ms and encode %.2f ms per encoded picture on average",
+		       sub->encoded, sub->keyframes, sub->skipped, (double)sub->scale_ns_total / (double)n / 1e6,
+		       (double)sub->encode_ns_total / (double)n / 1e6);
+	}
+	stop_renditions(&cap);
 	if (cap.source)
 		cap.source_ops->destroy(cap.source);
 	pthread_mutex_destroy(&cap.send_lock);

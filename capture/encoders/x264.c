@@ -1,10 +1,19 @@
 /* H.264 with libx264: constrained baseline, no B-frames, no lookahead, a short VBV.
  * Everything is chosen for latency: each picture comes out of encode() as soon as it goes
- * in, and the VBV bounds a picture's size so it crosses the link in a few frame times. */
+ * in, and the VBV bounds a picture's size so it crosses the link in a few frame times.
+ *
+ * Rate control is "capped CRF": constant quality (PC_X264_CRF) held under the target bitrate
+ * by the VBV. The target is a ceiling that follows a BITRATE at once, both ways: hard content
+ * (the busy test pattern, a real scene in motion) runs at it, easy content below it. x264's
+ * CBR (ABR with a VBV as fast as the bitrate) was used before, but after a raise it climbs to
+ * the new rate over a second or more (its bit budget is a decaying sum, about 16 pictures
+ * long, that reconfig does not reset): measured 2 Mbit/s -> 500k -> 2M with the busy pattern at
+ * 720p30, the first second after the raise came to 1.36 Mbit/s; capped CRF gives 1.92. */
 #include "encoder.h"
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +25,10 @@
  * keyframes included, cannot be much bigger than a few frames' share of the link; large
  * enough that an IDR does not have to be starved into mush. */
 #define PC_X264_VBV_FRAMES 4
+
+/* The quality when the bitrate allows it: x264's "visually transparent" end (its default is
+ * 23). Only easy pictures get there below the target; it bounds what they cost. */
+#define PC_X264_CRF 18
 
 /* x264 counts in kbit/s; below this a picture cannot say much anyway. */
 #define PC_X264_MIN_BITRATE 10000u
@@ -82,13 +95,27 @@ struct pc_x264 {
 	uint32_t cur_fps_num, cur_fps_den; /* the rate pictures actually come at */
 	uint32_t bitrate;              /* real target, bit/s */
 	int64_t pts;
+	int width, height;             /* named in log lines: a producer may run two encoders */
+	atomic_uint vbv_underflows;
 };
 
 static void pc_x264_log(void *opaque, int level, const char *fmt, va_list args)
 {
-	(void)opaque;
+	struct pc_x264 *st = opaque;
+	/* A picture a little over the VBV (reactive VBV, no lookahead) happens now and then on
+	 * noise at a low bitrate; harmless, but not worth a line every time: the first, then
+	 * every 100th. */
+	if (level == X264_LOG_WARNING && strstr(fmt, "VBV underflow")) {
+		unsigned n = atomic_fetch_add(&st->vbv_underflows, 1) + 1;
+		if (n > 1 && n % 100 != 0)
+			return;
+		fprintf(stderr, "p2pcast-capture: x264 %dx%d: VBV underflow #%u (a picture over its budget): ",
+			st->width, st->height, n);
+		vfprintf(stderr, fmt, args);
+		return;
+	}
 	const char *what = level == X264_LOG_ERROR ? "error" : level == X264_LOG_WARNING ? "warning" : "info";
-	fprintf(stderr, "p2pcast-capture: x264 %s: ", what);
+	fprintf(stderr, "p2pcast-capture: x264 %dx%d %s: ", st->width, st->height, what);
 	vfprintf(stderr, fmt, args); /* x264's messages end with a newline */
 }
 
@@ -132,6 +159,9 @@ static int pc_x264_init(void **state, const struct pc_encoder_config *config, ch
 	st->fps_num = st->cur_fps_num = config->fps_num;
 	st->fps_den = st->cur_fps_den = config->fps_den;
 	st->bitrate = config->bitrate;
+	st->width = config->width;
+	st->height = config->height;
+	atomic_init(&st->vbv_underflows, 0);
 
 	/* Checked here so a typo gets our message, not x264's unprefixed one. */
 	bool known_preset = false;
@@ -143,6 +173,7 @@ static int pc_x264_init(void **state, const struct pc_encoder_config *config, ch
 		goto error;
 	}
 	p->pf_log = pc_x264_log;
+	p->p_log_private = st;
 	p->i_log_level = X264_LOG_WARNING;
 	p->i_csp = X264_CSP_I420;
 	p->i_width = config->width;
@@ -172,9 +203,10 @@ static int pc_x264_init(void **state, const struct pc_encoder_config *config, ch
 	p->b_annexb = 1;
 	p->b_aud = 0;
 
-	/* ABR held to the target by a VBV only a few frames deep: constant enough for a
-	 * congestion-controlled link. */
-	p->rc.i_rc_method = X264_RC_ABR;
+	/* Capped CRF (above): the VBV, only a few frames deep, holds the rate under the target
+	 * closely enough for a congestion-controlled link. */
+	p->rc.i_rc_method = X264_RC_CRF;
+	p->rc.f_rf_constant = PC_X264_CRF;
 	rate_params(st, &p->rc.i_bitrate, &p->rc.i_vbv_buffer_size);
 	p->rc.i_vbv_max_bitrate = p->rc.i_bitrate;
 

@@ -22,6 +22,7 @@ struct pc_source_config {
 	int height; /* even */
 	uint32_t fps_num;
 	uint32_t fps_den;
+	const char *pattern; /* what a synthetic source draws; NULL = its default */
 };
 
 struct pc_source_ops {

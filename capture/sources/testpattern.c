@@ -2,9 +2,13 @@
  * number and the capture time (UTC) in large digits, the time strip, and a white flash on
  * the first picture of each second (testpattern.h).
  *
- * Drawing is incremental: the bars are drawn once, and each frame rewrites only the strip,
- * the text box, the ramp band and the box (restoring the bars behind where it was). At
- * 1280x720 that is about a tenth of the picture. */
+ * Drawing "bars" is incremental: the bars are drawn once, and each frame rewrites only the
+ * strip, the text box, the ramp band and the box (restoring the bars behind where it was). At
+ * 1280x720 that is about a tenth of the picture.
+ *
+ * "busy" rewrites every pixel of every picture (that is the point: no encoder may predict it),
+ * but with word-wide operations only: rows are copied out of precomputed texture tiles and get
+ * 8 pixels of noise per xorshift64 step, no per-pixel rand() or floating point. */
 #include "testpattern.h"
 
 #include "../clock.h"
@@ -211,9 +215,18 @@ static const uint8_t bars_yuv[7][3] = {
 #define TEXT_LINES 2
 #define RAMP_PERIOD 256
 
+enum pattern {
+	PATTERN_BARS,
+	PATTERN_BUSY,
+};
+
+struct busy; /* below */
+
 struct testpattern {
+	enum pattern pattern;
+	struct busy *busy;          /* PATTERN_BUSY only */
 	struct pc_frame frame;      /* what next_frame() hands out */
-	struct pc_frame background; /* bars only: what is behind the box */
+	struct pc_frame background; /* bars only: what is behind the box (unused by busy) */
 	uint8_t *frame_mem;
 	uint8_t *background_mem;
 	uint8_t *ramp;              /* one luma row of the ramp, RAMP_PERIOD pixels too long */
@@ -309,53 +322,6 @@ bool pc_testpattern_flashes(int64_t prev_capture_ns, int64_t capture_ns)
 	return pc_floor_div(capture_ns, PC_NS_PER_SEC) != pc_floor_div(prev_capture_ns, PC_NS_PER_SEC);
 }
 
-static int testpattern_init(void **state, const struct pc_source_config *config, char *err,
-			    size_t err_size)
-{
-	struct testpattern *tp = NULL;
-	int width = config->width, height = config->height;
-
-	if (width < 16 || height < 16 || width % 2 || height % 2) {
-		snprintf(err, err_size, "testpattern: size %dx%d: width and height must be even and at least 16",
-			 width, height);
-		return -EINVAL;
-	}
-	tp = calloc(1, sizeof(*tp));
-	if (!tp)
-		goto nomem;
-	if (!(tp->frame_mem = frame_alloc(&tp->frame, width, height)))
-		goto nomem;
-	if (!(tp->background_mem = frame_alloc(&tp->background, width, height)))
-		goto nomem;
-	if (!(tp->ramp = malloc((size_t)width + RAMP_PERIOD)))
-		goto nomem;
-
-	layout(tp, width, height);
-	for (int x = 0; x < width + RAMP_PERIOD; x++)
-		tp->ramp[x] = (uint8_t)(LUMA_BLACK + (x % RAMP_PERIOD) * (LUMA_WHITE - LUMA_BLACK) /
-							(RAMP_PERIOD - 1));
-
-	/* Static parts, drawn once: bars everywhere, neutral chroma under the parts that
-	 * change only in luma. */
-	draw_bars(&tp->background);
-	copy_rect(&tp->frame, &tp->background, (struct rect){0, 0, width, height});
-	fill_chroma(&tp->frame, tp->text, CHROMA_NEUTRAL, CHROMA_NEUTRAL);
-	fill_chroma(&tp->frame, tp->band, CHROMA_NEUTRAL, CHROMA_NEUTRAL);
-
-	*state = tp;
-	return 0;
-
-nomem:
-	snprintf(err, err_size, "testpattern: out of memory for %dx%d", width, height);
-	if (tp) {
-		free(tp->ramp);
-		free(tp->background_mem);
-		free(tp->frame_mem);
-		free(tp);
-	}
-	return -ENOMEM;
-}
-
 static void draw_clock(struct testpattern *tp, uint32_t seq, int64_t capture_ns)
 {
 	time_t sec = (time_t)(capture_ns / 1000000000);
@@ -404,6 +370,321 @@ static void draw_box(struct testpattern *tp, uint32_t seq)
 	tp->box_drawn = true;
 }
 
+/* ---- the busy pattern ---- */
+
+/* A luma tile is BUSY_TILE pixels square, a chroma tile half that; powers of two, so scrolled
+ * offsets wrap with a mask and value noise tiles seamlessly. */
+#define BUSY_TILE 512
+#define BUSY_CTILE (BUSY_TILE / 2)
+#define BUSY_SCENES 4
+/* Texture luma tops out here, leaving room for the noise below without a carry between the
+ * bytes of a word: 110 + 15 = PC_TESTPATTERN_BUSY_LUMA_MAX, under diag.js's flash threshold
+ * (135), so only the flash is ever bright where it looks for it. */
+#define BUSY_TEXTURE_LUMA_MAX 110
+#define BUSY_LUMA_NOISE UINT64_C(0x0f0f0f0f0f0f0f0f)   /* 0..15 per pixel */
+#define BUSY_CHROMA_NOISE UINT64_C(0x0707070707070707) /* 0..7 per sample */
+#define BUSY_CHROMA_MIN 24
+#define BUSY_CHROMA_MAX 232 /* + 7 of noise stays a byte, and within limited range */
+
+/* Per scene: the texture's make-up, the palette (chroma centre) and the motion. Fast: 300 to
+ * 400 pixels a second at 30 fps, a new direction each scene. */
+struct busy_scene {
+	int coarse_cell, fine_cell;   /* value noise lattice, pixels */
+	int coarse, fine, stripes;    /* luma weights, summing to BUSY_TEXTURE_LUMA_MAX - 16 */
+	int stripe_kx, stripe_ky, stripe_shift;
+	uint8_t u, v;
+	int dx, dy;                   /* background motion, pixels per picture */
+};
+
+static const struct busy_scene busy_scenes[BUSY_SCENES] = {
+	{64, 4, 44, 34, 16, 3, 1, 4, 96, 168, 11, 3},
+	{32, 8, 30, 28, 36, 1, 2, 3, 170, 96, -7, 9},
+	{128, 2, 50, 44, 0, 0, 0, 0, 88, 88, 13, -5},
+	{16, 4, 24, 30, 40, 2, -3, 5, 168, 168, -9, -8},
+};
+
+struct busy {
+	uint8_t *mem;
+	uint8_t *luma[BUSY_SCENES];      /* BUSY_TILE x BUSY_TILE */
+	uint8_t *chroma[BUSY_SCENES][2]; /* BUSY_CTILE x BUSY_CTILE, U then V */
+	uint64_t rng;                    /* xorshift64 state, never 0 */
+	struct rect box;                 /* the box moving against the background */
+	int box_step;
+};
+
+static inline uint64_t xorshift64(uint64_t *state)
+{
+	uint64_t x = *state;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *state = x;
+}
+
+/* Periodic value noise: a random lattice value every cell pixels, bilinear in between, over a
+ * size x size tile that wraps (size a multiple of cell). Only at init: per pixel is fine. */
+static int value_noise(uint8_t *out, int size, int cell, uint64_t *rng)
+{
+	int n = size / cell;
+	uint8_t *lattice = malloc((size_t)n * (size_t)n);
+	if (!lattice)
+		return -ENOMEM;
+	for (int i = 0; i < n * n; i++)
+		lattice[i] = (uint8_t)xorshift64(rng);
+	for (int y = 0; y < size; y++) {
+		int ly = y / cell, fy = y % cell;
+		const uint8_t *r0 = lattice + (size_t)ly * n, *r1 = lattice + (size_t)((ly + 1) % n) * n;
+		for (int x = 0; x < size; x++) {
+			int lx = x / cell, lx1 = (lx + 1) % n, fx = x % cell;
+			int top = r0[lx] * (cell - fx) + r0[lx1] * fx;
+			int bottom = r1[lx] * (cell - fx) + r1[lx1] * fx;
+			out[(size_t)y * size + x] = (uint8_t)((top * (cell - fy) + bottom * fy) / (cell * cell));
+		}
+	}
+	free(lattice);
+	return 0;
+}
+
+static uint8_t clamp_u8(int v, int lo, int hi)
+{
+	return (uint8_t)(v < lo ? lo : v > hi ? hi : v);
+}
+
+/* Scene s's tiles: coarse and fine value noise and hard-edged stripes in luma (edges are what
+ * motion search has to get exactly right), smooth colour around the scene's palette. */
+static int busy_make_scene(struct busy *b, int s, uint64_t *rng)
+{
+	const struct busy_scene *sc = &busy_scenes[s];
+	size_t luma_size = (size_t)BUSY_TILE * BUSY_TILE, chroma_size = (size_t)BUSY_CTILE * BUSY_CTILE;
+	uint8_t *coarse = malloc(luma_size), *fine = malloc(luma_size);
+	int ret = -ENOMEM;
+	if (!coarse || !fine)
+		goto out;
+	if ((ret = value_noise(coarse, BUSY_TILE, sc->coarse_cell, rng)) < 0 ||
+	    (ret = value_noise(fine, BUSY_TILE, sc->fine_cell, rng)) < 0)
+		goto out;
+	for (int y = 0; y < BUSY_TILE; y++)
+		for (int x = 0; x < BUSY_TILE; x++) {
+			size_t i = (size_t)y * BUSY_TILE + x;
+			/* The offset keeps the sum positive; a multiple of the stripe period, so the
+			 * tile still wraps seamlessly. */
+			unsigned along = (unsigned)(x * sc->stripe_kx + y * sc->stripe_ky + 8 * BUSY_TILE);
+			int stripe = sc->stripes ? (int)((along >> sc->stripe_shift) & 1) : 0;
+			int v = LUMA_BLACK + (coarse[i] * sc->coarse + fine[i] * sc->fine) / 255 + stripe * sc->stripes;
+			b->luma[s][i] = clamp_u8(v, LUMA_BLACK, BUSY_TEXTURE_LUMA_MAX);
+		}
+	/* Chroma: two more noise fields (the coarse buffer's first quarter is enough room). */
+	for (int p = 0; p < 2; p++) {
+		uint8_t centre = p == 0 ? sc->u : sc->v;
+		if ((ret = value_noise(coarse, BUSY_CTILE, 32, rng)) < 0)
+			goto out;
+		for (size_t i = 0; i < chroma_size; i++)
+			b->chroma[s][p][i] = clamp_u8(centre + (coarse[i] - 128) * 5 / 8, BUSY_CHROMA_MIN,
+						      BUSY_CHROMA_MAX);
+	}
+	ret = 0;
+out:
+	free(coarse);
+	free(fine);
+	return ret;
+}
+
+static void busy_destroy(struct busy *b)
+{
+	if (!b)
+		return;
+	free(b->mem);
+	free(b);
+}
+
+static int busy_init(struct busy **out, int width, int height)
+{
+	size_t luma_size = (size_t)BUSY_TILE * BUSY_TILE, chroma_size = (size_t)BUSY_CTILE * BUSY_CTILE;
+	struct busy *b = calloc(1, sizeof(*b));
+	int ret = -ENOMEM;
+	if (!b)
+		goto error;
+	b->mem = malloc(BUSY_SCENES * (luma_size + 2 * chroma_size));
+	if (!b->mem)
+		goto error;
+	/* A fixed seed: the same textures on every run (and in tests); the noise differs per
+	 * picture anyway. */
+	uint64_t rng = UINT64_C(0x9e3779b97f4a7c15);
+	for (int s = 0; s < BUSY_SCENES; s++) {
+		uint8_t *base = b->mem + (size_t)s * (luma_size + 2 * chroma_size);
+		b->luma[s] = base;
+		b->chroma[s][0] = base + luma_size;
+		b->chroma[s][1] = base + luma_size + chroma_size;
+		if ((ret = busy_make_scene(b, s, &rng)) < 0)
+			goto error;
+	}
+	b->rng = UINT64_C(0x2545f4914f6cdd1d);
+	int side = even(height / 3) ? even(height / 3) : 2;
+	b->box = (struct rect){0, even(height / 2 - side / 2), side, side};
+	b->box_step = even(width / 50) ? even(width / 50) : 2; /* crosses a 720p picture in ~1.5 s */
+	*out = b;
+	return 0;
+
+error:
+	busy_destroy(b);
+	return ret;
+}
+
+int64_t pc_testpattern_scene(int64_t capture_ns)
+{
+	/* Cuts at 1.5 s past every third second: half-way between two flashes, so the two big
+	 * pictures never coincide. */
+	return pc_floor_div(capture_ns + PC_TESTPATTERN_SCENE_NS / 2, PC_TESTPATTERN_SCENE_NS);
+}
+
+/* dst[0, n) = src[0, n) + noise, 8 pixels per xorshift64 step. The bytes of src leave room
+ * for the noise, so a word-wide add never carries from one pixel into the next. */
+static void add_noise(uint8_t *dst, const uint8_t *src, int n, uint64_t mask, uint64_t *rng)
+{
+	int i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w;
+		memcpy(&w, src + i, sizeof(w)); /* unaligned loads: one instruction where allowed */
+		w += xorshift64(rng) & mask;
+		memcpy(dst + i, &w, sizeof(w));
+	}
+	if (i < n) {
+		uint64_t r = xorshift64(rng) & mask;
+		for (; i < n; i++, r >>= 8)
+			dst[i] = (uint8_t)(src[i] + (uint8_t)r);
+	}
+}
+
+/* n pixels of a tile row (tile_w a power of two) from column x on, wrapping, plus noise. */
+static void busy_row(uint8_t *dst, const uint8_t *tile_row, int tile_w, int x, int n, uint64_t mask,
+		     uint64_t *rng)
+{
+	x = (int)((unsigned)x & (unsigned)(tile_w - 1)); /* x may be negative */
+	while (n > 0) {
+		int len = tile_w - x < n ? tile_w - x : n;
+		add_noise(dst, tile_row + x, len, mask, rng);
+		dst += len;
+		n -= len;
+		x = 0;
+	}
+}
+
+/* Rect r of frame from scene s's tiles, the tile's origin at (ox, oy) of the picture. */
+static void busy_fill(struct busy *b, struct pc_frame *frame, int s, struct rect r, int ox, int oy)
+{
+	if (!clip(frame, &r))
+		return;
+	for (int y = r.y; y < r.y + r.h; y++)
+		busy_row(frame->plane[0] + (size_t)y * frame->stride[0] + r.x,
+			 b->luma[s] + (size_t)((unsigned)(y - oy) & (BUSY_TILE - 1)) * BUSY_TILE, BUSY_TILE, r.x - ox,
+			 r.w, BUSY_LUMA_NOISE, &b->rng);
+	/* Chroma at half the offset: the colour moves with the texture. */
+	int cx0 = r.x / 2, cx1 = (r.x + r.w + 1) / 2, cy0 = r.y / 2, cy1 = (r.y + r.h + 1) / 2;
+	for (int p = 0; p < 2; p++)
+		for (int y = cy0; y < cy1; y++)
+			busy_row(frame->plane[1 + p] + (size_t)y * frame->stride[1 + p] + cx0,
+				 b->chroma[s][p] + (size_t)((unsigned)(y - oy / 2) & (BUSY_CTILE - 1)) * BUSY_CTILE,
+				 BUSY_CTILE, cx0 - ox / 2, cx1 - cx0, BUSY_CHROMA_NOISE, &b->rng);
+}
+
+static void draw_busy(struct testpattern *tp, uint32_t seq, int64_t capture_ns)
+{
+	struct busy *b = tp->busy;
+	int64_t scene = pc_testpattern_scene(capture_ns);
+	int s = (int)pc_floor_mod(scene, BUSY_SCENES);
+	const struct busy_scene *sc = &busy_scenes[s];
+	struct pc_frame *frame = &tp->frame;
+
+	/* The background scrolls with the scene's motion; offsets wrap within the tile anyway, so
+	 * the uint32 product may wrap too. */
+	int ox = (int)((seq * (uint32_t)sc->dx) & (BUSY_TILE - 1));
+	int oy = (int)((seq * (uint32_t)sc->dy) & (BUSY_TILE - 1));
+	busy_fill(b, frame, s, (struct rect){0, 0, frame->width, frame->height}, ox, oy);
+
+	/* The box: the same texture moving the other way, three times as fast, bouncing between
+	 * the edges. */
+	struct rect *box = &b->box;
+	int travel = frame->width - box->w;
+	if (travel > 0) {
+		uint64_t pos = (uint64_t)seq * (uint64_t)b->box_step % (2 * (uint64_t)travel);
+		box->x = even((int)(pos < (uint64_t)travel ? pos : 2 * (uint64_t)travel - pos));
+	}
+	busy_fill(b, frame, s, *box, -3 * ox, -3 * oy);
+
+	/* The clock's box keeps neutral chroma under white text (the bars draw it once). */
+	fill_chroma(frame, tp->text, CHROMA_NEUTRAL, CHROMA_NEUTRAL);
+}
+
+bool pc_testpattern_pattern_known(const char *name)
+{
+	return !name || strcmp(name, "bars") == 0 || strcmp(name, "busy") == 0;
+}
+
+/* ---- the source ---- */
+
+static int testpattern_init(void **state, const struct pc_source_config *config, char *err,
+			    size_t err_size)
+{
+	struct testpattern *tp = NULL;
+	int width = config->width, height = config->height;
+	int ret = -ENOMEM;
+
+	if (width < 16 || height < 16 || width % 2 || height % 2) {
+		snprintf(err, err_size, "testpattern: size %dx%d: width and height must be even and at least 16",
+			 width, height);
+		return -EINVAL;
+	}
+	if (!pc_testpattern_pattern_known(config->pattern)) {
+		snprintf(err, err_size, "testpattern: unknown pattern '%s' (available: " PC_TESTPATTERN_PATTERNS ")",
+			 config->pattern);
+		return -EINVAL;
+	}
+	tp = calloc(1, sizeof(*tp));
+	if (!tp)
+		goto error;
+	tp->pattern = config->pattern && strcmp(config->pattern, "busy") == 0 ? PATTERN_BUSY : PATTERN_BARS;
+	if (!(tp->frame_mem = frame_alloc(&tp->frame, width, height)))
+		goto error;
+	layout(tp, width, height);
+
+	if (tp->pattern == PATTERN_BUSY) {
+		/* Every picture is drawn whole: no background, ramp or box state. */
+		if ((ret = busy_init(&tp->busy, width, height)) < 0)
+			goto error;
+		*state = tp;
+		return 0;
+	}
+
+	if (!(tp->background_mem = frame_alloc(&tp->background, width, height)))
+		goto error;
+	if (!(tp->ramp = malloc((size_t)width + RAMP_PERIOD)))
+		goto error;
+	for (int x = 0; x < width + RAMP_PERIOD; x++)
+		tp->ramp[x] = (uint8_t)(LUMA_BLACK + (x % RAMP_PERIOD) * (LUMA_WHITE - LUMA_BLACK) /
+							(RAMP_PERIOD - 1));
+
+	/* Static parts, drawn once: bars everywhere, neutral chroma under the parts that
+	 * change only in luma. */
+	draw_bars(&tp->background);
+	copy_rect(&tp->frame, &tp->background, (struct rect){0, 0, width, height});
+	fill_chroma(&tp->frame, tp->text, CHROMA_NEUTRAL, CHROMA_NEUTRAL);
+	fill_chroma(&tp->frame, tp->band, CHROMA_NEUTRAL, CHROMA_NEUTRAL);
+
+	*state = tp;
+	return 0;
+
+error:
+	snprintf(err, err_size, "testpattern: out of memory for %dx%d", width, height);
+	if (tp) {
+		busy_destroy(tp->busy);
+		free(tp->ramp);
+		free(tp->background_mem);
+		free(tp->frame_mem);
+		free(tp);
+	}
+	return ret;
+}
+
 static const struct pc_frame *testpattern_next_frame(void *state, uint32_t seq, int64_t capture_ns)
 {
 	struct testpattern *tp = state;
@@ -411,14 +692,18 @@ static const struct pc_frame *testpattern_next_frame(void *state, uint32_t seq, 
 	tp->have_prev = true;
 	tp->prev_capture_ns = capture_ns;
 
-	if (tp->flashed) {
-		/* Bars back under the flash, and the neutral chroma the ramp band draws on. */
-		copy_rect(&tp->frame, &tp->background, tp->flash);
-		fill_chroma(&tp->frame, tp->band, CHROMA_NEUTRAL, CHROMA_NEUTRAL);
-		tp->flashed = false;
+	if (tp->pattern == PATTERN_BUSY) {
+		draw_busy(tp, seq, capture_ns);
+	} else {
+		if (tp->flashed) {
+			/* Bars back under the flash, and the neutral chroma the ramp band draws on. */
+			copy_rect(&tp->frame, &tp->background, tp->flash);
+			fill_chroma(&tp->frame, tp->band, CHROMA_NEUTRAL, CHROMA_NEUTRAL);
+			tp->flashed = false;
+		}
+		draw_band(tp, seq);
+		draw_box(tp, seq);
 	}
-	draw_band(tp, seq);
-	draw_box(tp, seq);
 	draw_clock(tp, seq, capture_ns);
 	pc_timestrip_draw(&tp->frame, (uint64_t)(capture_ns / 1000));
 	if (flash) {
@@ -434,6 +719,7 @@ static void testpattern_destroy(void *state)
 	struct testpattern *tp = state;
 	if (!tp)
 		return;
+	busy_destroy(tp->busy);
 	free(tp->ramp);
 	free(tp->background_mem);
 	free(tp->frame_mem);

@@ -9,6 +9,23 @@
 
 extern const struct pc_source_ops pc_testpattern_source;
 
+/* What the test pattern draws (pc_source_config.pattern; NULL is "bars"):
+ *   bars  75% colour bars, a scrolling ramp and a bouncing box: cheap to draw and easy to
+ *         compress (an encoder spends well under 1 Mbit/s on it at 720p30).
+ *   busy  hard to compress: a textured tile scrolled fast across the picture, a box of it
+ *         moving the other way, fresh noise on every pixel of every picture, and a new texture
+ *         and palette every PC_TESTPATTERN_SCENE_NS (a scene cut, at 1.5 s past every third
+ *         second, between two flashes). Its luma stays at or below
+ *         PC_TESTPATTERN_BUSY_LUMA_MAX outside the overlays.
+ * Both carry the same overlays: the time strip, the clock and frame number, and the flash. */
+#define PC_TESTPATTERN_PATTERNS "bars, busy"
+#define PC_TESTPATTERN_SCENE_NS INT64_C(3000000000)
+#define PC_TESTPATTERN_BUSY_LUMA_MAX 125
+/* Whether name is one of PC_TESTPATTERN_PATTERNS. */
+bool pc_testpattern_pattern_known(const char *name);
+/* The busy pattern's scene (texture and palette) at capture_ns. */
+int64_t pc_testpattern_scene(int64_t capture_ns);
+
 /* Time strip: a row of 64 blocks of B x B pixels at the top-left of the picture. Bits, MSB
  * first: 0..47 = low 48 bits of the capture time in microseconds since the Unix epoch,
  * 48..63 = CRC-16/CCITT-FALSE of those 48 bits as 6 bytes, big-endian. 1 is luma 235, 0 is

@@ -62,6 +62,7 @@ void pc_test_ipc(void);
 void pc_test_level(void);
 void pc_test_encoder(void);
 void pc_test_timestrip(void);
+void pc_test_scale(void);
 void pc_test_audio(void);
 void pc_test_e2e(void);
 

@@ -1,7 +1,9 @@
 /* Runs every suite; the last line is "N passed, M failed" (tests, not checks). */
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -14,8 +16,8 @@ const char *pc_check_producer;
 
 int main(int argc, char **argv)
 {
-	if (argc != 2) {
-		fprintf(stderr, "usage: %s PATH-TO-p2pcast-capture\n", argv[0]);
+	if (argc < 2) {
+		fprintf(stderr, "usage: %s PATH-TO-p2pcast-capture [SUITE...]\n", argv[0]);
 		return 2;
 	}
 	pc_check_producer = argv[1];
@@ -23,12 +25,39 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	alarm(PC_TESTS_TIMEOUT_S);
 
-	pc_test_ipc();
-	pc_test_level();
-	pc_test_timestrip();
-	pc_test_encoder();
-	pc_test_audio();
-	pc_test_e2e();
+	/* Every suite, or only those named (ipc, level, timestrip, ...): for a quick run while
+	 * working on one part. */
+	static const struct {
+		const char *name;
+		void (*run)(void);
+	} suites[] = {
+		{"ipc", pc_test_ipc},
+		{"level", pc_test_level},
+		{"timestrip", pc_test_timestrip},
+		{"scale", pc_test_scale},
+		{"encoder", pc_test_encoder},
+		{"audio", pc_test_audio},
+		{"e2e", pc_test_e2e},
+	};
+	int unknown = 0;
+	for (int a = 2; a < argc; a++) {
+		bool found = false;
+		for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++)
+			found |= strcmp(argv[a], suites[i].name) == 0;
+		if (!found) {
+			fprintf(stderr, "no suite named %s\n", argv[a]);
+			unknown++;
+		}
+	}
+	if (unknown)
+		return 2;
+	for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++) {
+		bool wanted = argc == 2;
+		for (int a = 2; a < argc; a++)
+			wanted |= strcmp(argv[a], suites[i].name) == 0;
+		if (wanted)
+			suites[i].run();
+	}
 
 	printf("%d passed, %d failed\n", pc_check.tests_passed, pc_check.tests_failed);
 	return pc_check.tests_failed ? EXIT_FAILURE : EXIT_SUCCESS;

@@ -282,7 +282,7 @@ static void test_flash(void)
 {
 	void *state = NULL;
 	char err[256];
-	struct pc_source_config config = {640, 360, 30, 1};
+	struct pc_source_config config = {640, 360, 30, 1, NULL};
 	CHECK_EQ(pc_testpattern_source.init(&state, &config, err, sizeof(err)), 0);
 	if (!state)
 		return;

@@ -288,11 +288,11 @@ static bool has_idr(const uint8_t *au, size_t size)
 	return false;
 }
 
-/* Checks an ACCESS_UNIT; returns its keyframe flag. */
-static bool check_access_unit(const struct message *msg, int64_t *last_ts)
+/* Checks a video FRAME on track; returns its keyframe flag. */
+static bool check_access_unit_on(const struct message *msg, uint8_t track, int64_t *last_ts)
 {
 	CHECK_EQ(msg->hdr.type, PC_IPC_FRAME);
-	CHECK_EQ(msg->hdr.track, 1);
+	CHECK_EQ(msg->hdr.track, track);
 	CHECK(msg->hdr.length > PC_IPC_ENCODED_TIME_SIZE + 4);
 	if (!msg->payload || msg->hdr.type != PC_IPC_FRAME ||
 	    msg->hdr.length <= PC_IPC_ENCODED_TIME_SIZE + 4)
@@ -312,6 +312,12 @@ static bool check_access_unit(const struct message *msg, int64_t *last_ts)
 	bool keyframe = msg->hdr.flags & PC_IPC_FLAG_KEYFRAME;
 	CHECK_EQ(keyframe, has_idr(au, size));
 	return keyframe;
+}
+
+/* Checks an ACCESS_UNIT of the video track (1). */
+static bool check_access_unit(const struct message *msg, int64_t *last_ts)
+{
+	return check_access_unit_on(msg, 1, last_ts);
 }
 
 static void test_e2e_frames_and_control(void)
@@ -523,6 +529,13 @@ static void test_cli(void)
 		{"--socket", "/x", "--audio-channels", "0", NULL},
 		{"--socket", "/x", "--audio-channels", "3", NULL},
 		{"--socket", "/x", "--audio-in", NULL},
+		{"--socket", "/x", "--pattern", "plaid", NULL},
+		{"--socket", "/x", "--sub", "1280x720", NULL},
+		{"--socket", "/x", "--sub", "640x1080", NULL},
+		{"--socket", "/x", "--sub", "15x16", NULL},
+		{"--socket", "/x", "--sub", "640", NULL},
+		{"--socket", "/x", "--sub-bitrate", "300k", NULL},
+		{"--socket", "/x", "--sub", "640x360", "--sub-bitrate", "1k", NULL},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		int code = run_cli(&d, bad[i], NULL);
@@ -1061,6 +1074,214 @@ out:
 	device_destroy(&d);
 }
 
+
+/* ---- the sub stream ---- */
+
+/* Pictures of the sub stream as ffmpeg decodes them: how many, at w x h. -1 without ffmpeg. */
+static int decoded_pictures(const char *h264, int width, int height)
+{
+	if (system("command -v ffmpeg >/dev/null 2>&1") != 0)
+		return -1;
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd),
+		 "ffmpeg -nostdin -v error -f h264 -i '%s' -f rawvideo -pix_fmt gray - 2>/dev/null", h264);
+	FILE *p = popen(cmd, "r");
+	if (!p)
+		return -1;
+	size_t size = (size_t)width * (size_t)height;
+	uint8_t *gray = malloc(size);
+	int n = 0;
+	while (gray && fread(gray, 1, size, p) == size)
+		n++;
+	free(gray);
+	pclose(p);
+	return n;
+}
+
+static void check_video_hello(const struct message *msg, uint8_t track, uint16_t flags, int width,
+			      int height, uint32_t bitrate, uint8_t alternate_of)
+{
+	CHECK_EQ(msg->hdr.type, PC_IPC_HELLO);
+	CHECK_EQ(msg->hdr.track, track);
+	CHECK_EQ(msg->hdr.flags, flags);
+	CHECK_EQ(msg->hdr.alternate_of, alternate_of);
+	CHECK(msg->hdr.length >= PC_IPC_HELLO_SIZE);
+	if (!msg->payload || msg->hdr.length < PC_IPC_HELLO_SIZE)
+		return;
+	const uint8_t *p = msg->payload;
+	CHECK_EQ(p[0], 1);
+	CHECK_EQ(p[1], 1);
+	CHECK_EQ(le16(p + 2), width);
+	CHECK_EQ(le16(p + 4), height);
+	CHECK_EQ(le16(p + 6), 30);
+	CHECK_EQ(le16(p + 10), 7);
+	CHECK_EQ(le32(p + 12), bitrate);
+	CHECK_EQ(le32(p + 16), 1000);
+}
+
+/* --sub: a second video track (the next free id, an alternate of track 1) with the main
+ * stream's capture times; KEYFRAME and BITRATE per track; VIEWERS 0 stops its encoding and
+ * VIEWERS 1 resumes it with an IDR; FPS on it changes the capture rate of both. */
+static void test_e2e_sub_stream(void)
+{
+	struct device d;
+	struct message msg;
+	int fd = -1;
+	FILE *sub_out = NULL;
+	CHECK(device_init(&d) && device_listen(&d));
+	const char *h264 = device_file(&d, "sub.h264");
+	sub_out = fopen(h264, "wb");
+	const char *args[] = {"--socket", d.sock, "--size", "640x360", "--fps", "30", "--gop", "1000",
+			      "--pattern", "busy", "--sub", "320x180", "--name", "sub", NULL};
+	d.producer = spawn(d.log, args, NULL);
+	fd = accept_timeout(d.listen_fd, TIMEOUT_MS);
+	CHECK(fd >= 0 && sub_out != NULL);
+	if (fd < 0 || !sub_out)
+		goto out;
+
+	/* The main HELLO, then the sub's (LAST), naming track 1 in header byte 25. */
+	CHECK_EQ(read_message(fd, &msg), 1);
+	check_video_hello(&msg, 1, 0, 640, 360, 2000000, 0);
+	free(msg.payload);
+	CHECK_EQ(read_message(fd, &msg), 1);
+	check_video_hello(&msg, 2, PC_IPC_HELLO_FLAG_LAST, 320, 180, 500000, 1);
+	free(msg.payload);
+
+	/* Each picture on both tracks, main first, the same capture time; both start with an IDR;
+	 * each track counts its own frames. */
+	int64_t last_main = 0, last_sub = 0;
+	int sub_frames = 0;
+	for (uint32_t i = 0; i < 10; i++) {
+		CHECK_EQ(read_message(fd, &msg), 1);
+		CHECK_EQ(msg.hdr.track, 1);
+		CHECK_EQ(msg.hdr.seq, i);
+		int64_t ts = msg.hdr.timestamp_ns;
+		bool key = check_access_unit_on(&msg, 1, &last_main);
+		CHECK_EQ(key, i == 0);
+		free(msg.payload);
+		CHECK_EQ(read_message(fd, &msg), 1);
+		CHECK_EQ(msg.hdr.track, 2);
+		CHECK_EQ(msg.hdr.seq, i);
+		CHECK_EQ(msg.hdr.timestamp_ns, ts);
+		key = check_access_unit_on(&msg, 2, &last_sub);
+		CHECK_EQ(key, i == 0);
+		if (msg.payload && msg.hdr.length > 8) {
+			fwrite(msg.payload + 8, 1, msg.hdr.length - 8, sub_out);
+			sub_frames++;
+		}
+		free(msg.payload);
+	}
+
+	/* KEYFRAME on the sub track: an IDR there, not on the main track. */
+	send_message(fd, 2, PC_IPC_KEYFRAME, 2, 0, NULL, 0);
+	const uint8_t bitrate[4] = {0x40, 0x0d, 0x03, 0x00}; /* 200000 */
+	send_message(fd, 2, PC_IPC_BITRATE, 2, 0, bitrate, 4);
+	int main_keys = 0, sub_keys = 0;
+	for (int i = 0; i < 10; i++) {
+		CHECK_EQ(read_message(fd, &msg), 1);
+		if (msg.hdr.track == 1)
+			main_keys += check_access_unit_on(&msg, 1, &last_main);
+		else if (msg.hdr.track == 2) {
+			sub_keys += check_access_unit_on(&msg, 2, &last_sub);
+			if (msg.payload && msg.hdr.length > 8) {
+				fwrite(msg.payload + 8, 1, msg.hdr.length - 8, sub_out);
+				sub_frames++;
+			}
+		}
+		free(msg.payload);
+	}
+	CHECK_EQ(main_keys, 0);
+	CHECK_EQ(sub_keys, 1);
+
+	/* VIEWERS 0 on the sub track: it stops (a picture or two in flight may still come);
+	 * the main one goes on. */
+	const uint8_t none[4] = {0, 0, 0, 0}, one[4] = {1, 0, 0, 0};
+	send_message(fd, 2, PC_IPC_VIEWERS, 2, 0, none, 4);
+	int late_sub = 0, main_frames = 0;
+	for (int i = 0; i < 30; i++) {
+		CHECK_EQ(read_message(fd, &msg), 1);
+		if (msg.hdr.track == 2) {
+			late_sub++;
+			CHECK(main_frames <= 2);
+		} else {
+			main_frames++;
+		}
+		free(msg.payload);
+	}
+	CHECK(late_sub <= 2);
+
+	/* VIEWERS 1: the sub stream comes back with an IDR, at a main picture's capture time. */
+	send_message(fd, 2, PC_IPC_VIEWERS, 2, 0, one, 4);
+	int64_t main_ts = 0;
+	bool resumed = false;
+	for (int i = 0; i < 10 && !resumed; i++) {
+		if (read_message(fd, &msg) != 1)
+			break;
+		if (msg.hdr.track == 1) {
+			main_ts = msg.hdr.timestamp_ns;
+		} else if (msg.hdr.track == 2) {
+			resumed = true;
+			CHECK_EQ(msg.hdr.timestamp_ns, main_ts); /* the picture just sent on track 1 */
+			CHECK(check_access_unit_on(&msg, 2, &last_sub));
+		}
+		free(msg.payload);
+	}
+	CHECK(resumed);
+
+	/* FPS on the sub track: both tracks at 15 per second from then on. */
+	const uint8_t fps15[4] = {15, 0, 1, 0};
+	send_message(fd, 2, PC_IPC_FPS, 2, 0, fps15, 4);
+	int64_t first[3] = {0, 0, 0}, last[3] = {0, 0, 0};
+	int count[3] = {0, 0, 0};
+	for (int i = 0; i < 24; i++) {
+		CHECK_EQ(read_message(fd, &msg), 1);
+		uint8_t t = msg.hdr.track <= 2 ? msg.hdr.track : 0;
+		if (i >= 4 && t) { /* past what was in flight */
+			if (!count[t])
+				first[t] = msg.hdr.timestamp_ns;
+			last[t] = msg.hdr.timestamp_ns;
+			count[t]++;
+		}
+		free(msg.payload);
+	}
+	for (int t = 1; t <= 2; t++) {
+		CHECK(count[t] >= 8);
+		if (count[t] >= 2) {
+			double period_ms = (double)(last[t] - first[t]) / (count[t] - 1) / 1e6;
+			CHECK(period_ms > 60 && period_ms < 75);
+		}
+	}
+
+	kill(d.producer, SIGTERM);
+	int r;
+	while ((r = read_message(fd, &msg)) == 1 && msg.hdr.type == PC_IPC_FRAME)
+		free(msg.payload);
+	CHECK_EQ(r, 1);
+	CHECK_EQ(msg.hdr.type, PC_IPC_BYE);
+	free(msg.payload);
+	int status = wait_exit(d.producer, TIMEOUT_MS);
+	CHECK(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK(log_has(d.log, "sub bitrate 200000 bit/s"));
+	CHECK(log_has(d.log, "0 sub viewers"));
+	CHECK(log_has(d.log, "frame rate 15/1"));
+	CHECK(log_has(d.log, "skipped without viewers"));
+
+	/* What went out on track 2 decodes as a 320x180 stream. */
+	fclose(sub_out);
+	sub_out = NULL;
+	int decoded = decoded_pictures(h264, 320, 180);
+	if (decoded < 0)
+		fprintf(stderr, "    ffmpeg not found: sub stream decode check skipped\n");
+	else
+		CHECK_EQ(decoded, sub_frames);
+out:
+	if (sub_out)
+		fclose(sub_out);
+	if (fd >= 0)
+		close(fd);
+	device_destroy(&d);
+}
+
 void pc_test_e2e(void)
 {
 	RUN_TEST(test_e2e_frames_and_control);
@@ -1069,4 +1290,5 @@ void pc_test_e2e(void)
 	RUN_TEST(test_e2e_testtone_and_flash);
 	RUN_TEST(test_e2e_alsa_mic);
 	RUN_TEST(test_e2e_alsa_talkback);
+	RUN_TEST(test_e2e_sub_stream);
 }

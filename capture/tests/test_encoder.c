@@ -163,11 +163,12 @@ struct encode_fixture {
 	void *encoder;
 };
 
-static bool fixture_init(struct encode_fixture *f, const struct pc_encoder_config *config)
+static bool fixture_init_pattern(struct encode_fixture *f, const struct pc_encoder_config *config,
+				 const char *pattern)
 {
 	char err[256];
 	struct pc_source_config source_config = {config->width, config->height, config->fps_num,
-						 config->fps_den};
+						 config->fps_den, pattern};
 	memset(f, 0, sizeof(*f));
 	if (pc_testpattern_source.init(&f->source, &source_config, err, sizeof(err)) < 0 ||
 	    pc_x264_encoder.init(&f->encoder, config, err, sizeof(err)) < 0) {
@@ -175,6 +176,11 @@ static bool fixture_init(struct encode_fixture *f, const struct pc_encoder_confi
 		return false;
 	}
 	return true;
+}
+
+static bool fixture_init(struct encode_fixture *f, const struct pc_encoder_config *config)
+{
+	return fixture_init_pattern(f, config, NULL);
 }
 
 static void fixture_destroy(struct encode_fixture *f)
@@ -318,6 +324,112 @@ static void test_encode_720p_speed(void)
 	fixture_destroy(&f);
 }
 
+/* ---- output rate ---- */
+
+/* Encodes pictures [from, from + n) at fps, 1/fps apart in capture time; returns their bytes. */
+static size_t encode_run(struct encode_fixture *f, uint32_t from, uint32_t n, double fps, bool *ok)
+{
+	size_t bytes = 0;
+	for (uint32_t seq = from; seq < from + n; seq++) {
+		int64_t t = INT64_C(1700000000000000000) + (int64_t)((double)seq * 1e9 / fps);
+		const struct pc_frame *frame = pc_testpattern_source.next_frame(f->source, seq, t);
+		struct pc_encoded au;
+		if (pc_x264_encoder.encode(f->encoder, frame, false, &au) < 0) {
+			*ok = false;
+			return bytes;
+		}
+		bytes += au.size;
+	}
+	return bytes;
+}
+
+static double kbit(size_t bytes)
+{
+	return (double)bytes * 8 / 1000;
+}
+
+/* The busy pattern really spends the bitrate at 720p30 2M (the bars do not come close). */
+static void test_busy_output_rate(void)
+{
+	struct pc_encoder_config config = {
+		.width = 1280, .height = 720, .fps_num = 30, .fps_den = 1, .bitrate = 2000000,
+		.gop = 60, .preset = "ultrafast", .threads = 0,
+	};
+	static const char *const patterns[] = {"bars", "busy"};
+	double rate[2] = {0, 0};
+	for (int i = 0; i < 2; i++) {
+		struct encode_fixture f;
+		bool ok = true;
+		if (!fixture_init_pattern(&f, &config, patterns[i])) {
+			CHECK(!"fixture");
+			fixture_destroy(&f);
+			return;
+		}
+		/* The first second (the first IDR, the rate control settling) does not count;
+		 * three seconds do, one scene cut among them. */
+		encode_run(&f, 0, 30, 30, &ok);
+		rate[i] = kbit(encode_run(&f, 30, 90, 30, &ok)) / 3;
+		CHECK(ok);
+		fixture_destroy(&f);
+	}
+	fprintf(stderr, "    1280x720 30 fps at 2000 kbit/s: bars %.0f kbit/s, busy %.0f kbit/s (%.0f%%)\n",
+		rate[0], rate[1], rate[1] / 20);
+	CHECK(rate[1] >= 0.9 * 2000);
+	CHECK(rate[1] <= 1.15 * 2000);
+	CHECK(rate[0] < rate[1]);
+}
+
+/* BITRATE at run time: within a second the output follows, down and back up; an FPS change
+ * keeps the bitrate (each picture's budget follows the rate pictures come at). */
+static void test_bitrate_follows(void)
+{
+	struct pc_encoder_config config = {
+		.width = 1280, .height = 720, .fps_num = 30, .fps_den = 1, .bitrate = 2000000,
+		.gop = 60, .preset = "ultrafast", .threads = 0,
+	};
+	struct encode_fixture f;
+	bool ok = true;
+	uint32_t applied;
+	if (!fixture_init_pattern(&f, &config, "busy")) {
+		CHECK(!"fixture");
+		fixture_destroy(&f);
+		return;
+	}
+	uint32_t seq = 0;
+	encode_run(&f, seq, 60, 30, &ok);
+	seq += 60;
+
+	CHECK_EQ(pc_x264_encoder.set_bitrate(f.encoder, 500000, &applied), 0);
+	double down = kbit(encode_run(&f, seq, 30, 30, &ok));
+	seq += 30;
+	double down2 = kbit(encode_run(&f, seq, 30, 30, &ok));
+	seq += 30;
+
+	CHECK_EQ(pc_x264_encoder.set_bitrate(f.encoder, 2000000, &applied), 0);
+	double up = kbit(encode_run(&f, seq, 30, 30, &ok));
+	seq += 30;
+
+	/* Half the frame rate: 15 pictures make a second, still at 2 Mbit/s... */
+	CHECK_EQ(pc_x264_encoder.set_fps(f.encoder, 15, 1), 0);
+	encode_run(&f, seq, 8, 15, &ok);
+	seq += 8;
+	double half_fps = kbit(encode_run(&f, seq, 15, 15, &ok));
+	seq += 15;
+	/* ... and a bitrate change at that rate is still right per second. */
+	CHECK_EQ(pc_x264_encoder.set_bitrate(f.encoder, 800000, &applied), 0);
+	double half_fps_down = kbit(encode_run(&f, seq, 15, 15, &ok));
+	CHECK(ok);
+
+	fprintf(stderr, "    busy 720p, first second after each change: 2M->500k %.0f kbit/s (then %.0f), "
+		"->2M %.0f, 15 fps %.0f, ->800k at 15 fps %.0f\n", down, down2, up, half_fps, half_fps_down);
+	CHECK(down >= 0.7 * 500 && down <= 1.3 * 500);
+	CHECK(down2 >= 0.7 * 500 && down2 <= 1.3 * 500);
+	CHECK(up >= 0.7 * 2000 && up <= 1.3 * 2000);
+	CHECK(half_fps >= 0.7 * 2000 && half_fps <= 1.3 * 2000);
+	CHECK(half_fps_down >= 0.7 * 800 && half_fps_down <= 1.3 * 800);
+	fixture_destroy(&f);
+}
+
 void pc_test_encoder(void)
 {
 	RUN_TEST(test_nal_scanner);
@@ -325,4 +437,6 @@ void pc_test_encoder(void)
 	RUN_TEST(test_reconfigure);
 	RUN_TEST(test_refusals);
 	RUN_TEST(test_encode_720p_speed);
+	RUN_TEST(test_busy_output_rate);
+	RUN_TEST(test_bitrate_follows);
 }

@@ -28,6 +28,7 @@ static void test_header_layout(void)
 		.seq = 0x0a0b0c0d,
 		.length = 0x00112233,
 		.track = 0xfe,
+		.alternate_of = 0x07,
 	};
 	static const uint8_t expected[PC_IPC_HEADER_SIZE] = {
 		'P',  '2',  'P',  'C',                          /* 0: magic */
@@ -38,7 +39,8 @@ static void test_header_layout(void)
 		0x0d, 0x0c, 0x0b, 0x0a,                         /* 16: seq, LE */
 		0x33, 0x22, 0x11, 0x00,                         /* 20: length, LE */
 		0xfe,                                           /* 24: track */
-		0x00, 0x00, 0x00,                               /* 25: reserved */
+		0x07,                                           /* 25: alternate_of (video HELLO) */
+		0x00, 0x00,                                     /* 26: reserved */
 	};
 	uint8_t buf[PC_IPC_HEADER_SIZE];
 	pc_ipc_header_pack(&hdr, buf);
@@ -55,7 +57,12 @@ static void test_header_layout(void)
 	CHECK_EQ(PC_IPC_OFF_SEQ, 16);
 	CHECK_EQ(PC_IPC_OFF_LENGTH, 20);
 	CHECK_EQ(PC_IPC_OFF_TRACK, 24);
+	CHECK_EQ(PC_IPC_OFF_ALTERNATE_OF, 25);
 	CHECK_EQ(PC_IPC_HEADER_SIZE, 28);
+	struct pc_ipc_header back;
+	CHECK_EQ(pc_ipc_header_unpack(buf, &back), PC_IPC_OK);
+	CHECK_EQ(back.track, 0xfe);
+	CHECK_EQ(back.alternate_of, 0x07);
 
 	/* Reserved bytes are ignored when read. */
 	buf[25] = 0xaa;
@@ -494,7 +501,18 @@ static void test_send_and_framing(void)
 	CHECK_EQ(pc_ipc_header_unpack(buf, &hdr), PC_IPC_OK);
 	CHECK_EQ(hdr.track, 1);
 	CHECK_EQ(hdr.flags, 0);
+	CHECK_EQ(hdr.alternate_of, 0);
 	CHECK_EQ(buf[PC_IPC_HEADER_SIZE], PC_IPC_KIND_VIDEO);
+	/* An alternate rendition: the main track's id in header byte 25. */
+	video.alternate_of = 1;
+	CHECK_EQ(pc_ipc_send_hello(sv[0], 4, PC_IPC_HELLO_FLAG_LAST, &video), 0);
+	CHECK_EQ(read(sv[1], buf, sizeof(buf)), PC_IPC_HEADER_SIZE + PC_IPC_HELLO_SIZE);
+	CHECK_EQ(pc_ipc_header_unpack(buf, &hdr), PC_IPC_OK);
+	CHECK_EQ(hdr.track, 4);
+	CHECK_EQ(buf[PC_IPC_OFF_ALTERNATE_OF], 1);
+	CHECK_EQ(hdr.alternate_of, 1);
+	CHECK_EQ(buf[26], 0);
+	CHECK_EQ(buf[27], 0);
 
 	CHECK_EQ(pc_ipc_send_bye(sv[0], 9), 0);
 	CHECK_EQ(read(sv[1], buf, sizeof(buf)), PC_IPC_HEADER_SIZE);

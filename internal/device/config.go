@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -83,6 +84,16 @@ type Config struct {
 	AudioIn string
 	// AudioOut is the ALSA playback device for talk-back; "" takes none (viewers cannot talk).
 	AudioOut string
+	// Pattern is what the test pattern's producer draws: "bars" (easy to compress: well under
+	// the bitrate) or "busy" (noise, fast motion, a scene cut every 3 s: the encoder spends the
+	// whole bitrate, to stress a link). "" is bars.
+	Pattern string
+	// Sub, when set, makes the test pattern's producer also send each picture downscaled to
+	// this size, encoded on its own as a second video track (an alternate rendition of the
+	// main one); the zero Size sends none.
+	Sub Size
+	// SubBitrate is the sub rendition's target bitrate; 0 is a quarter of Bitrate.
+	SubBitrate Bitrate
 	// PlayoutDelay is sent to receivers as min = max; negative disables the extension.
 	PlayoutDelay time.Duration
 	MaxViewers   int
@@ -153,7 +164,7 @@ type HubConfig struct {
 
 // Defaults returns the documented defaults.
 func Defaults() Config {
-	return Config{HTTPAddr: "127.0.0.1:8080", Source: "testpattern", Size: Size{1280, 720}, FPS: 30,
+	return Config{HTTPAddr: "127.0.0.1:8080", Source: "testpattern", Pattern: "bars", Size: Size{1280, 720}, FPS: 30,
 		Bitrate: 2_000_000, GOP: 2 * time.Second, MaxViewers: 200, MaxPerSource: 64, Adapt: true}
 }
 
@@ -199,6 +210,7 @@ func (c Config) Validate() error {
 	if c.Size.W == 0 {
 		errs = append(errs, errors.New("size is not set"))
 	}
+	errs = append(errs, c.validatePicture()...)
 	if c.Hub.URL != "" {
 		if err := auth.ValidateDeviceID(c.Hub.ID); err != nil {
 			errs = append(errs, fmt.Errorf("hub device id: %w", err))
@@ -235,6 +247,50 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("max viewers %d: want at least 1", c.MaxViewers))
 	}
 	return errors.Join(errs...)
+}
+
+// Patterns are the test pattern producer's --pattern values.
+var Patterns = []string{"bars", "busy"}
+
+// validatePicture checks what only the test pattern's producer takes: its pattern and the sub
+// rendition (a downscale: smaller than Size, never larger in either dimension).
+func (c Config) validatePicture() []error {
+	var errs []error
+	if c.Pattern != "" && !slices.Contains(Patterns, c.Pattern) {
+		errs = append(errs, fmt.Errorf("pattern %q: want %s", c.Pattern, strings.Join(Patterns, " or ")))
+	}
+	if c.Source != "testpattern" {
+		for _, o := range []struct {
+			flag string
+			set  bool
+		}{{"pattern", c.Pattern != "" && c.Pattern != "bars"}, {"sub", c.Sub.W != 0}, {"sub-bitrate", c.SubBitrate != 0}} {
+			if o.set {
+				errs = append(errs, fmt.Errorf("%s: only the test pattern's producer takes it (a socket producer sends its own tracks)", o.flag))
+			}
+		}
+	}
+	if c.SubBitrate != 0 && c.Sub.W == 0 {
+		errs = append(errs, errors.New("sub-bitrate: needs sub (the sub rendition's size)"))
+	}
+	if c.Sub.W != 0 && c.Size.W != 0 && (c.Sub.W > c.Size.W || c.Sub.H > c.Size.H || c.Sub == c.Size) {
+		errs = append(errs, fmt.Errorf("sub %s: must be smaller than size %s (a downscaled rendition)", c.Sub, c.Size))
+	}
+	return errs
+}
+
+// pictureArgs are the test pattern producer's arguments for Pattern and the sub rendition.
+func (c Config) pictureArgs() []string {
+	var args []string
+	if c.Pattern != "" {
+		args = append(args, "--pattern", c.Pattern)
+	}
+	if c.Sub.W != 0 {
+		args = append(args, "--sub", c.Sub.String())
+		if c.SubBitrate != 0 {
+			args = append(args, "--sub-bitrate", strconv.FormatInt(int64(c.SubBitrate), 10))
+		}
+	}
+	return args
 }
 
 // ErrNoAuth: the device would serve viewers beyond this machine with no authentication.

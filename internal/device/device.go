@@ -275,7 +275,7 @@ func (d *Device) captureArgs(sockPath string) []string {
 	if d.cfg.AudioOut != "" {
 		args = append(args, "--audio-out", d.cfg.AudioOut)
 	}
-	return args
+	return append(args, d.cfg.pictureArgs()...)
 }
 
 // listenUnix listens on path, replacing a stale socket file left by a crashed device but never

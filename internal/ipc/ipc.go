@@ -127,6 +127,9 @@ var (
 	ErrBadControl     = errors.New("ipc: malformed control message")
 	ErrUnexpectedType = errors.New("ipc: unexpected message type")
 	ErrBadTrack       = errors.New("ipc: bad track")
+	// ErrBadAlternate: a video HELLO's alternate_of names no earlier video track, or one that
+	// is an alternate itself. It is reported wrapped together with ErrBadHello.
+	ErrBadAlternate = errors.New("ipc: bad alternate_of")
 )
 
 // Header is the header of every framed message: 24 bytes in version 1, 28 in version 2.
@@ -138,6 +141,9 @@ type Header struct {
 	Seq       uint32
 	Length    uint32
 	Track     uint8 // version 2: the track the message is about; 0 for the connection
+	// AlternateOf is version 2's byte 25: in a video HELLO, the track id of the main rendition
+	// this track is an alternate of (0: none); 0 in every other message.
+	AlternateOf uint8
 }
 
 // Size is the header's length on the wire.
@@ -163,7 +169,7 @@ func (h Header) Put(b []byte) {
 	binary.LittleEndian.PutUint32(b[16:], h.Seq)
 	binary.LittleEndian.PutUint32(b[20:], h.Length)
 	if v == Version2 {
-		b[24], b[25], b[26], b[27] = h.Track, 0, 0, 0
+		b[24], b[25], b[26], b[27] = h.Track, h.AlternateOf, 0, 0
 	}
 }
 
@@ -193,8 +199,9 @@ func ParseHeader(b []byte) (Header, error) {
 	return h, nil
 }
 
-// ParseHeaderExt reads version 2's extension (track id; reserved bytes are ignored).
-func (h *Header) ParseHeaderExt(b []byte) { h.Track = b[0] }
+// ParseHeaderExt reads version 2's extension: the track id and alternate_of (the reserved
+// bytes after them are ignored).
+func (h *Header) ParseHeaderExt(b []byte) { h.Track, h.AlternateOf = b[0], b[1] }
 
 // Hello describes one track (version 1: the producer's one video stream).
 type Hello struct {
@@ -218,6 +225,9 @@ type Hello struct {
 	Track uint8
 	Last  bool
 	Sink  bool
+	// AlternateOf (version 2, video only) is the track id of the main rendition this track is
+	// an alternate of: the same pictures encoded again, smaller. 0: not an alternate.
+	AlternateOf uint8
 }
 
 // FPS returns the frame rate as a float.
@@ -240,6 +250,12 @@ func ParseHello(m Message) (Hello, error) {
 		h.Track, h.Last, h.Sink = m.Track, m.Flags&FlagLast != 0, m.Flags&FlagSink != 0
 		if h.Sink && h.Kind != KindAudio {
 			return Hello{}, fmt.Errorf("%w: only audio tracks can be sinks", ErrBadHello)
+		}
+		// Byte 25 is alternate_of only in a video HELLO; elsewhere it is reserved (ignored).
+		// Whether it names a fitting track is for the Reader to check: that takes the HELLOs
+		// before it.
+		if h.Kind == KindVideo {
+			h.AlternateOf = m.AlternateOf
 		}
 	} else {
 		if h.Kind != KindVideo {

@@ -220,6 +220,7 @@ func FuzzReader(f *testing.F) {
 	w.SetFPS(1, 30, 1)
 	f.Add(buf.Bytes())
 	f.Add(v2Stream())
+	f.Add(renditionsStream())
 	f.Add([]byte("P2PC\x01\x02\x00\x00"))
 	f.Add([]byte("\x00\x00\x00\x01\x67\x42"))
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -266,7 +267,8 @@ func v2Stream() []byte {
 	return buf.Bytes()
 }
 
-// The version 2 header is version 1's plus the track id: check it byte by byte (capture/ipc.c).
+// The version 2 header is version 1's plus the track id and alternate_of: check it byte by
+// byte (capture/ipc.c).
 func TestHeaderLayoutV2(t *testing.T) {
 	var b [HeaderSizeV2]byte
 	Header{Version: Version2, Type: TypeFrame, Flags: FlagKeyframe, Timestamp: 0x0102030405060708, Seq: 0x0a0b0c0d,
@@ -276,6 +278,114 @@ func TestHeaderLayoutV2(t *testing.T) {
 		0x0d, 0x0c, 0x0b, 0x0a, 0x44, 0x33, 0x22, 0x11, 7, 0, 0, 0}
 	if !bytes.Equal(b[:], want) {
 		t.Fatalf("header bytes\n got % x\nwant % x", b, want)
+	}
+	// A video HELLO of an alternate rendition: alternate_of at offset 25.
+	Header{Version: Version2, Type: TypeHello, Length: HelloMinSize, Track: 4, AlternateOf: 1}.Put(b[:])
+	if b[24] != 4 || b[25] != 1 || b[26] != 0 || b[27] != 0 {
+		t.Fatalf("hello header extension % x", b[24:])
+	}
+	var h Header
+	h.ParseHeaderExt(b[HeaderSize:])
+	if h.Track != 4 || h.AlternateOf != 1 {
+		t.Fatalf("parsed extension %+v", h)
+	}
+}
+
+// renditionsStream is a version 2 producer with a main video track, a sub rendition of it (an
+// alternate), and audio; frames of both renditions with one capture time.
+func renditionsStream() []byte {
+	var buf bytes.Buffer
+	w := NewWriter(&buf, Version2)
+	w.WriteHello(Hello{Track: 1, Kind: KindVideo, Codec: CodecH264, Width: 4, Height: 4, FPSNum: 30, FPSDen: 1})
+	w.WriteHello(Hello{Track: 2, Kind: KindAudio, Codec: CodecOpus, Channels: 1, SampleRate: 48000, FrameDuration: 20000})
+	w.WriteHello(Hello{Track: 3, Kind: KindVideo, Codec: CodecH264, Width: 2, Height: 2, FPSNum: 30, FPSDen: 1, AlternateOf: 1, Last: true})
+	w.WriteFrame(Frame{Track: 1, Capture: 1, Keyframe: true, Data: []byte{0, 0, 1, 0x65, 0x88}})
+	w.WriteFrame(Frame{Track: 3, Capture: 1, Keyframe: true, Data: []byte{0, 0, 1, 0x65, 0x84}})
+	return buf.Bytes()
+}
+
+func TestRenditionsRoundTrip(t *testing.T) {
+	r := NewReader(bytes.NewReader(renditionsStream()))
+	var hellos []Hello
+	for range 3 {
+		m, err := r.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := ParseHello(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hellos = append(hellos, h)
+	}
+	if hellos[0].AlternateOf != 0 || hellos[1].AlternateOf != 0 {
+		t.Errorf("main and audio are no alternates: %+v %+v", hellos[0], hellos[1])
+	}
+	if h := hellos[2]; h.Track != 3 || h.AlternateOf != 1 || h.Width != 2 || !h.Last {
+		t.Errorf("sub rendition hello %+v", h)
+	}
+	for _, track := range []uint8{1, 3} {
+		m, err := r.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f, err := ParseFrame(m); err != nil || f.Track != track || f.Capture != 1 || m.AlternateOf != 0 {
+			t.Errorf("frame %+v %v (alternate_of %d)", f, err, m.AlternateOf)
+		}
+	}
+}
+
+// alternate_of must name an earlier video HELLO's track that is not an alternate itself; the
+// reader refuses anything else, as the HELLO passes.
+func TestBadAlternates(t *testing.T) {
+	video := func(track, alt uint8) Hello {
+		return Hello{Track: track, Kind: KindVideo, Codec: CodecH264, Width: 2, Height: 2, FPSNum: 1, FPSDen: 1, AlternateOf: alt}
+	}
+	audio := Hello{Track: 2, Kind: KindAudio, Codec: CodecOpus, Channels: 1, SampleRate: 48000, FrameDuration: 20000}
+	for _, tc := range []struct {
+		name   string
+		hellos []Hello
+	}{
+		{"unknown track", []Hello{video(1, 0), video(2, 9)}},
+		{"forward reference", []Hello{video(1, 3), video(3, 0)}},
+		{"itself", []Hello{video(1, 0), video(2, 2)}},
+		{"an audio track", []Hello{video(1, 0), audio, video(3, 2)}},
+		{"an alternate", []Hello{video(1, 0), video(2, 1), video(3, 2)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			w := NewWriter(&buf, Version2)
+			for _, h := range tc.hellos {
+				w.WriteHello(h)
+			}
+			r := NewReader(&buf)
+			var err error
+			for range tc.hellos {
+				if _, err = r.Next(); err != nil {
+					break
+				}
+			}
+			if !errors.Is(err, ErrBadAlternate) || !errors.Is(err, ErrBadHello) {
+				t.Fatalf("got %v, want ErrBadAlternate and ErrBadHello", err)
+			}
+		})
+	}
+
+	// Byte 25 of an audio HELLO is reserved: ignored, not an error.
+	var buf bytes.Buffer
+	w := NewWriter(&buf, Version2)
+	w.WriteHello(video(1, 0))
+	p := audio.Marshal()
+	w.Write(Header{Type: TypeHello, Track: 2, AlternateOf: 1}, p)
+	r := NewReader(&buf)
+	for range 2 {
+		m, err := r.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h, err := ParseHello(m); err != nil || h.AlternateOf != 0 {
+			t.Fatalf("%+v %v", h, err)
+		}
 	}
 }
 

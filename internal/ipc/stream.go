@@ -66,6 +66,9 @@ type Reader struct {
 	hdr     [HeaderSizeV2]byte
 	buf     []byte
 	version uint8
+	// videos are the video tracks HELLOs described so far, and whether each is an alternate:
+	// what a later HELLO's alternate_of is checked against.
+	videos map[uint8]bool
 }
 
 // NewReader reads framed messages from r.
@@ -110,7 +113,43 @@ func (r *Reader) Next() (Message, error) {
 		}
 		return Message{}, err
 	}
-	return Message{Header: h, Payload: p}, nil
+	m := Message{Header: h, Payload: p}
+	if h.Version == Version2 && h.Type == TypeHello {
+		if err := r.checkAlternate(m); err != nil {
+			return Message{}, err
+		}
+	}
+	return m, nil
+}
+
+// checkAlternate refuses a video HELLO whose alternate_of names no video track described by an
+// earlier HELLO, or one that is itself an alternate: renditions hang off one main track, so a
+// consumer never has to resolve a chain or a forward reference. Checked here, where the
+// connection's HELLOs pass in order, so that every reader of the protocol gets it.
+func (r *Reader) checkAlternate(m Message) error {
+	h, err := ParseHello(m)
+	if err != nil || h.Kind != KindVideo {
+		return nil // not a video HELLO that parses: whoever parses it says what is wrong
+	}
+	if h.AlternateOf != 0 {
+		alt, known := r.videos[h.AlternateOf]
+		switch {
+		case h.AlternateOf == h.Track:
+			return fmt.Errorf("%w (%w): track %d names itself as the track it is an alternate of",
+				ErrBadAlternate, ErrBadHello, h.Track)
+		case !known:
+			return fmt.Errorf("%w (%w): track %d is an alternate of track %d, which no earlier HELLO describes as video",
+				ErrBadAlternate, ErrBadHello, h.Track, h.AlternateOf)
+		case alt:
+			return fmt.Errorf("%w (%w): track %d is an alternate of track %d, itself an alternate (name the main track)",
+				ErrBadAlternate, ErrBadHello, h.Track, h.AlternateOf)
+		}
+	}
+	if r.videos == nil {
+		r.videos = make(map[uint8]bool)
+	}
+	r.videos[h.Track] = h.AlternateOf != 0
+	return nil
 }
 
 // Frame is a decoded FRAME message. Data aliases the message payload.
@@ -274,9 +313,14 @@ func (w *Writer) WriteSinkFrame(track uint8, received int64, resume bool, data [
 	return w.write(Header{Type: TypeSinkFrame, Track: track, Flags: flags, Timestamp: received}, true, data)
 }
 
-// WriteHello sends a track's HELLO (used by Go producers and tests).
+// WriteHello sends a track's HELLO (used by Go producers and tests); in version 2 its
+// AlternateOf goes in the header (a video track's).
 func (w *Writer) WriteHello(h Hello) error {
-	return w.write(Header{Type: TypeHello, Track: h.Track, Flags: h.flags()}, true, h.Marshal())
+	hdr := Header{Type: TypeHello, Track: h.Track, Flags: h.flags()}
+	if h.Kind == KindVideo {
+		hdr.AlternateOf = h.AlternateOf
+	}
+	return w.write(hdr, true, h.Marshal())
 }
 
 // WriteBye says the producer is stopping on purpose.
