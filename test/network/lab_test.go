@@ -832,11 +832,15 @@ func (m metrics) String() string {
 }
 
 // watchable asserts the "Done when" for a viewer: no freeze, at least minFPS frames a
-// second, capture → present p95 within maxP95.
+// second, capture → present p95 within maxP95; and no reconnect, which breaks playback without
+// Chromium counting a freeze (the new session's counters start afresh).
 func (m metrics) watchable(t *testing.T, who string) {
 	t.Helper()
 	if m.d.freezes > 0 {
 		t.Errorf("%s: %.0f freezes (%.2f s frozen), want none", who, m.d.freezes, m.d.freezeS)
+	}
+	if m.sessionsAdded > 0 {
+		t.Errorf("%s: the page started %.0f new sessions (reconnected), want none", who, m.sessionsAdded)
 	}
 	if m.fps < minFPS {
 		t.Errorf("%s: %.1f fps, want at least %d", who, m.fps, minFPS)
