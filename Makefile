@@ -12,7 +12,7 @@ HTTP        ?= 127.0.0.1:8080
 AUDIO       ?= testtone
 DEPS_STAMP  := $(BIN)/.deps
 
-.PHONY: help deps build run test test-unit test-c test-e2e test-latency test-avsync test-nat lint fuzz bench bench-viewers bench-latency bench-avsync bench-nat repeat clean
+.PHONY: help deps build run test test-unit test-c test-e2e test-latency test-avsync test-nat test-network lint fuzz bench bench-viewers bench-latency bench-avsync bench-nat repeat clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -33,13 +33,13 @@ RUN_AUTH     = $(if $(filter 127.% localhost:% [::1]:%,$(HTTP)),,--pair)
 run: build ## run a device streaming the test pattern and tone; prints the URL to open (a pairing link off loopback)
 	$(BIN)/p2pcast device --http $(HTTP) $(RUN_AUTH) $(if $(AUDIO),--audio-in $(AUDIO))
 
-test: build lint test-unit test-c test-e2e test-latency test-avsync test-nat ## everything: lint, Go and C tests, browser end-to-end, latency and A/V sync smoke runs, NAT matrix
+test: build lint test-unit test-c test-e2e test-latency test-avsync test-nat test-network ## everything: lint, Go and C tests, browser end-to-end, latency and A/V sync smoke runs, NAT matrix, network lab
 
 lint: $(DEPS_STAMP) ## gofmt, go vet, staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
-	$(GO) vet -tags e2e,nat ./...
-	$(GO) run $(STATICCHECK) -tags e2e,nat ./...
+	$(GO) vet -tags e2e,nat,network ./...
+	$(GO) run $(STATICCHECK) -tags e2e,nat,network ./...
 
 test-unit: $(DEPS_STAMP) ## Go unit and integration tests (race detector on)
 	$(GO) test -race -count=1 -timeout 10m ./...
@@ -64,6 +64,13 @@ test-nat: build ## NAT traversal matrix in network namespaces (root): one line p
 
 bench-nat: build ## time to first frame through the hub: 4 joins per NAT cell, ≥ 20 per class (root)
 	set -o pipefail; export P2PCAST_NAT_JOINS=4; $(NAT_TEST) -test.run 'TestNATMatrix$$' | grep -E '^(first frame|--- |ok|FAIL)'
+
+# The network lab (test/network, docs/network-lab.md): a device and Chromium / `p2pcast view` viewers
+# on a routed LAN in network namespaces, each viewer's downlink shaped (tbf) or lossy (iptables)
+# while the stream plays; a table per viewer, one row a second. One test: make test-network RUN=TestShapedLink
+test-network: build ## adaptive streaming through shaped, stepped and lossy links, Chromium and CLI viewers (root, ≤ 6 min)
+	$(GO) test -tags network -c -o $(BIN)/network.test ./test/network
+	cd test/network && P2PCAST_BIN=$(abspath $(BIN)) P2PCAST_REQUIRE_NETNS=1 ../../$(BIN)/network.test -test.v -test.count=1 -test.timeout 7m $(if $(RUN),-test.run '$(RUN)')
 
 fuzz: $(DEPS_STAMP) ## run every fuzzer for FUZZTIME each (default 20s)
 	@for pkg in $$($(GO) list ./...); do \

@@ -353,6 +353,22 @@ class P2PCastPlayer extends HTMLElement {
     return out;
   }
 
+  /**
+   * Every video inbound-rtp report of the current session as the browser gives it (copies; [] with
+   * no session): window.p2pcast.inboundVideo(). The network tests read what stats() leaves out
+   * (nackCount, fecPacketsReceived, jitterBufferDelay, …), and every report, not just the busiest,
+   * in case a session receives on more than one SSRC.
+   */
+  async inboundVideo() {
+    const s = this.#s;
+    if (!s) return [];
+    let report;
+    try { report = await s.pc.getStats(); } catch { return []; }
+    return [...report.values()]
+      .filter((r) => r.type === 'inbound-rtp' && (r.kind ?? r.mediaType) === 'video')
+      .map((r) => ({ ...r }));
+  }
+
   connectedCallback() {
     if (this.#running) return;
     this.#running = true;
@@ -1606,6 +1622,7 @@ window.p2pcast = {
   get state() { return firstPlayer()?.state ?? 'connecting'; },
   stats: async () => (firstPlayer() ? firstPlayer().stats() : { ...EMPTY_STATS }),
   audio: async () => (firstPlayer() ? firstPlayer().audio() : { ...EMPTY_AUDIO }),
+  inboundVideo: async () => (firstPlayer() ? firstPlayer().inboundVideo() : []),
   get talkAllowed() { return firstPlayer()?.talkAllowed ?? false; },
   get talking() { return firstPlayer()?.talking ?? false; },
   talk: async (on) => (firstPlayer() ? firstPlayer().talk(on) : { talking: false, error: 'no player' }),

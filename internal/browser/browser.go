@@ -19,9 +19,11 @@ import (
 	"io"
 	"maps"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/chromedp/chromedp"
@@ -49,6 +51,11 @@ type Options struct {
 	// Flags adds or overrides command-line flags: name without the dashes → true, false (leaves
 	// the flag out) or a string value. "disable-features" is ignored here: use DisableFeatures.
 	Flags map[string]any
+	// Netns runs the browser inside this named network namespace (`ip netns exec NETNS`, which
+	// needs root), as on a host of a test network. chromedp still drives it from here: it talks
+	// to the browser over a pipe (inherited file descriptors), not over a port that would live
+	// in the namespace's loopback.
+	Netns string
 }
 
 // Browser is a running headless Chromium. Its methods may be called from several goroutines; each
@@ -92,6 +99,22 @@ func Launch(ctx context.Context, opts Options) (*Browser, error) {
 	if opts.Output != nil {
 		flags = append(flags, chromedp.CombinedOutput(opts.Output))
 	}
+	if opts.Netns != "" {
+		ip, err := lookSbin("ip")
+		if err != nil {
+			return nil, fmt.Errorf("browser in netns %s: %w", opts.Netns, err)
+		}
+		flags = append(flags, chromedp.ModifyCmdFunc(func(cmd *exec.Cmd) {
+			// ip netns exec joins the namespace and execs the browser in the same process, so
+			// the pipes, the process id and the parent-death signal all stay the browser's.
+			cmd.Args = append([]string{ip, "netns", "exec", opts.Netns, cmd.Path}, cmd.Args[1:]...)
+			cmd.Path = ip
+			if cmd.SysProcAttr == nil {
+				cmd.SysProcAttr = &syscall.SysProcAttr{}
+			}
+			cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL // what chromedp does when not told otherwise
+		}))
+	}
 	for _, name := range slices.Sorted(maps.Keys(opts.Flags)) {
 		switch v := opts.Flags[name].(type) {
 		case bool, string:
@@ -111,6 +134,19 @@ func Launch(ctx context.Context, opts Options) (*Browser, error) {
 		return nil, fmt.Errorf("starting chromium: %w", err)
 	}
 	return &Browser{ctx: bctx, cancel: cancel, cancelAlloc: cancelAlloc}, nil
+}
+
+// lookSbin finds a tool on PATH or in the sbin directories a non-login root shell may lack.
+func lookSbin(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin"} {
+		if p, err := exec.LookPath(dir + "/" + name); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s not found", name)
 }
 
 // Close stops the browser, waits for it to exit and removes its profile. Calling it again

@@ -2,7 +2,10 @@ package browser
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 )
@@ -65,5 +68,46 @@ func TestLaunchOpenEval(t *testing.T) {
 	}
 	if err := b.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
+	}
+}
+
+// TestLaunchInNetns: with Netns the browser runs inside that network namespace (its processes are
+// there) and is driven as usual.
+func TestLaunchInNetns(t *testing.T) {
+	if _, err := os.Stat(DefaultExecPath); err != nil {
+		t.Skipf("no Chromium at %s", DefaultExecPath)
+	}
+	ip, err := lookSbin("ip")
+	if err != nil || os.Geteuid() != 0 {
+		t.Skip("network namespaces need root and iproute2's ip")
+	}
+	ns := fmt.Sprintf("p2pcast-browser-test-%d", os.Getpid())
+	if out, err := exec.Command(ip, "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command(ip, "netns", "del", ns).Run() })
+	if out, err := exec.Command(ip, "-n", ns, "link", "set", "dev", "lo", "up").CombinedOutput(); err != nil {
+		t.Fatalf("lo up: %v: %s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b, err := Launch(ctx, Options{Width: 640, Height: 360, Netns: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	p, err := b.Open(ctx, `data:text/html,<title>t</title>`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := Eval[int](ctx, p, `6 * 7`); err != nil || n != 42 {
+		t.Fatalf("Eval = %v, %v; want 42", n, err)
+	}
+	out, err := exec.Command(ip, "netns", "pids", ns).Output()
+	if err != nil || len(strings.Fields(string(out))) == 0 {
+		t.Errorf("no process in namespace %s while the browser runs (%v)", ns, err)
+	}
+	if err := b.Close(); err != nil {
+		t.Errorf("Close: %v", err)
 	}
 }

@@ -4,6 +4,12 @@
 // namespaces that translate addresses like a full-cone, port-restricted-cone or symmetric NAT,
 // or that let no UDP out at all.
 //
+// For tests of links rather than NATs, [Lab.LAN] builds a routed network without NAT: a router
+// namespace with one veth link per host ([LAN.Add]), whose downlink toward the host can be shaped
+// ([Link.Shape], tc tbf) and made to lose UDP at random ([Link.Loss], iptables statistic), also
+// while media flows, with counters of what the shaper and the loss rule did ([Link.Counters]).
+// docs/network-lab.md describes it.
+//
 // Processes (p2pcast, Chromium, coturn) run inside a host through [Host.Command] or
 // [Host.Start]; Go code in the test process can open sockets inside a host with
 // [Host.ListenPacket], [Host.Listen] and [Host.Dial]. Nothing changes in the machine's own
@@ -22,7 +28,7 @@
 //	... device.Start(t, ...); viewer.Start(t, "chromium", ...) with turn.URLs() and
 //	turn.Credentials("viewer", time.Hour) as ICE servers.
 //
-// The lab needs root, iproute2's ip and iptables; Sites also use the kernel's conntrack and
+// The lab needs root, iproute2's ip (and tc for LANs) and iptables; Sites also use the kernel's conntrack and
 // [Lab.StartCoturn] Debian's coturn (scripts/install-deps.sh installs them). Without root,
 // [New] skips the test unless P2PCAST_REQUIRE_NETNS is set, in which case it fails.
 package natlab

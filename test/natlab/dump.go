@@ -10,8 +10,8 @@ import (
 )
 
 // Dump describes the lab's state for a failure report: each host's addresses and sockets,
-// each router's rules with packet counters and its conntrack table, and the tail of each
-// coturn log. New logs it by itself when the test fails.
+// each router's rules with packet counters and its conntrack table, each LAN's shapers and
+// counters, and the tail of each coturn log. New logs it by itself when the test fails.
 func (l *Lab) Dump() string {
 	l.mu.Lock()
 	if l.closed {
@@ -20,6 +20,7 @@ func (l *Lab) Dump() string {
 	}
 	hosts := append([]*Host(nil), l.hosts...)
 	coturns := append([]*Coturn(nil), l.coturns...)
+	lans := append([]*LAN(nil), l.lans...)
 	l.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -37,6 +38,9 @@ func (l *Lab) Dump() string {
 			l.dumpCmd(ctx, &b, r.NS, "iptables-save", "-c")
 			l.dumpCmd(ctx, &b, r.NS, "conntrack", "-L")
 		}
+	}
+	for _, n := range lans {
+		n.dump(ctx, &b)
 	}
 	for _, c := range coturns {
 		if c.Proc == nil {

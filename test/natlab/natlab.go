@@ -86,9 +86,11 @@ type Lab struct {
 	closers  []io.Closer // sockets opened inside the lab's namespaces
 	hosts    []*Host     // public hosts and site hosts (each site host knows its router)
 	coturns  []*Coturn
+	lans     []*LAN
 	dumped   bool
 	ipPath   string
 	iptPath  string
+	tcPath   string // found by the first LAN
 }
 
 var (
@@ -427,13 +429,18 @@ func (l *Lab) ipBatch(ns string, cmds ...string) error {
 	return nil
 }
 
-func (l *Lab) iptablesRestore(ns, rules string) error {
-	cmd := exec.Command(l.ipPath, "netns", "exec", ns, l.iptPath)
+func (l *Lab) iptablesRestore(ns, rules string, args ...string) error {
+	cmd := exec.Command(l.ipPath, append([]string{"netns", "exec", ns, l.iptPath}, args...)...)
 	cmd.Stdin = strings.NewReader(rules)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("iptables-restore in %s with\n%s\nfailed: %v: %s", ns, rules, err, bytes.TrimSpace(out))
 	}
 	return nil
+}
+
+// iptSavePath is iptables-save, which lives beside iptables-restore.
+func (l *Lab) iptSavePath() string {
+	return filepath.Join(filepath.Dir(l.iptPath), "iptables-save")
 }
 
 // setSysctl writes a sysctl of one namespace from a thread that has joined it (/proc/sys/net
@@ -628,7 +635,7 @@ func staleOwner(name string, last *regexp.Regexp) (int, bool) {
 }
 
 var (
-	reRole   = regexp.MustCompile(`^(pub|[hrs][0-9]+)$`)
+	reRole   = regexp.MustCompile(`^(pub|[hrs][0-9]+|l[0-9]+(h[0-9]+)?)$`)
 	reTmpDir = regexp.MustCompile(`^[0-9]+$`)
 )
 
