@@ -74,20 +74,20 @@ type Config struct {
 
 // Stats describes the estimator's state for logs and the status page.
 type Stats struct {
-	Target          int     // bit/s, what Target returns
-	DelayBased      int     // bit/s, the delay-based (AIMD) rate
-	LossBased       int     // bit/s, the loss-based limit, 0 while loss does not limit
-	Acked           int     // bit/s delivered, from the feedback's arrival times
-	Sending         int     // bit/s of media the sender sent lately (probes excluded)
-	AppLimited      bool    // the sender sends well below the target
-	RTTms           float64 // smoothed round-trip time, 0 until measured
-	QueueMs         float64 // queueing delay on the path now (one-way delay above its recent floor)
-	Loss            float64 // fraction lost lately (smoothed over about a second)
-	Delay           string  // "normal", "overuse" or "underuse"
-	Reason          string  // what made the last change of Target: "start", "increase", "overuse", "loss", "probe" or "no feedback"
-	ProbesSent      int     // probe clusters issued
-	ProbesSucceeded int     // probe clusters that raised the estimate
-	Feedbacks       int     // TWCC reports taken
+	Target          int     `json:"target"`           // bit/s, what Target returns
+	DelayBased      int     `json:"delay_based"`      // bit/s, the delay-based (AIMD) rate
+	LossBased       int     `json:"loss_based"`       // bit/s, the loss-based limit, 0 while loss does not limit
+	Acked           int     `json:"acked"`            // bit/s delivered, from the feedback's arrival times
+	Sending         int     `json:"sending"`          // bit/s of media the sender sent lately (probes excluded)
+	AppLimited      bool    `json:"app_limited"`      // the sender sends well below the target
+	RTTms           float64 `json:"rtt_ms"`           // smoothed round-trip time, 0 until measured
+	QueueMs         float64 `json:"queue_ms"`         // queueing delay on the path now (one-way delay above its recent floor)
+	Loss            float64 `json:"loss"`             // fraction lost lately (smoothed over about a second)
+	Delay           string  `json:"delay"`            // "normal", "overuse" or "underuse"
+	Reason          string  `json:"reason"`           // what made the last change of Target: "start", "increase", "overuse", "loss", "probe" or "no feedback"
+	ProbesSent      int     `json:"probes_sent"`      // probe clusters issued
+	ProbesSucceeded int     `json:"probes_succeeded"` // probe clusters that raised the estimate
+	Feedbacks       int     `json:"feedbacks"`        // TWCC reports taken
 }
 
 // Estimator is one viewer's send-side bandwidth estimator. Its methods may be called from

@@ -5,9 +5,10 @@ package congestion
 // clusters.
 
 const (
-	// historySize is how many sent packets are remembered (a power of two): 4 s at
-	// 20 Mbit/s in 1200-byte packets, longer than any feedback delay worth acting on.
-	historySize = 8192
+	// historySize is how many sent packets are remembered (a power of two): 1 s at
+	// 20 Mbit/s in 1200-byte packets, 4 s at 5 Mbit/s; feedback comes every 50–100 ms, and
+	// each viewer's ring costs memory the board (256 MB) counts per viewer.
+	historySize = 2048
 	historyMask = historySize - 1
 	// seqOrigin is the first unwrapped sequence number: it keeps unwrapped numbers positive
 	// however far back a (bogus) feedback points, so 0 can mean "never written".

@@ -30,6 +30,7 @@ import (
 	"github.com/p2pcast/p2pcast/internal/peer"
 	"github.com/p2pcast/p2pcast/internal/signal"
 	"github.com/p2pcast/p2pcast/internal/stream"
+	"github.com/p2pcast/p2pcast/internal/udpbatch"
 )
 
 // Device is one running device.
@@ -69,11 +70,18 @@ func New(cfg Config, log *slog.Logger) (*Device, error) {
 	}
 	pcfg.PublicIPs = cfg.PublicIPs
 	if cfg.ICEUDPPort > 0 {
-		c, err := net.ListenPacket("udp", ":"+strconv.Itoa(cfg.ICEUDPPort))
+		c, err := net.ListenUDP("udp", &net.UDPAddr{Port: cfg.ICEUDPPort})
 		if err != nil {
 			return nil, fmt.Errorf("ICE UDP socket: %w", err)
 		}
-		pcfg.ICEUDP = c
+		// The pacer writes each slice for every viewer between Hold and Flush: the shared
+		// socket sends them in a few system calls (sendmmsg, UDP GSO).
+		b, err := udpbatch.New(c, udpbatch.Options{})
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("ICE UDP socket: %w", err)
+		}
+		pcfg.ICEUDP = b
 	}
 	if cfg.ICETCPPort >= 0 {
 		l, err := net.Listen("tcp", ":"+strconv.Itoa(cfg.ICETCPPort))

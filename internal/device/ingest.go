@@ -159,6 +159,7 @@ func trackOf(h ipc.Hello) (stream.Track, error) {
 	case codec.Video:
 		t.Width, t.Height, t.FPS = int(h.Width), int(h.Height), h.FPS()
 		t.CanKeyframe, t.CanFPS = h.Can(ipc.CapKeyframe), h.Can(ipc.CapFPS)
+		t.AlternateOf = h.AlternateOf
 	case codec.Audio:
 		t.Channels = int(h.Channels)
 		t.FrameMS = float64(h.FrameDuration) / 1000

@@ -1,16 +1,16 @@
 package peer
 
 import (
-	"time"
-
-	"github.com/pion/rtcp"
+	"github.com/p2pcast/p2pcast/internal/congestion"
 )
 
-// fixedEstimate stands in until the congestion package lands: a constant estimate.
-type fixedEstimate int
+// estimator is the session's bandwidth estimator: its target paces the session's packets and
+// is the viewer's estimate for the adaptation policy.
+type estimator struct{ *congestion.Estimator }
 
-func (e fixedEstimate) Sent(uint16, int, time.Time, int)           {}
-func (e fixedEstimate) Feedback(*rtcp.TransportLayerCC, time.Time) {}
-func (e fixedEstimate) Target() int                                { return int(e) }
-func (e fixedEstimate) Probe(time.Time) (cluster, rate, bytes int) { return 0, 0, 0 }
-func (e *Engine) newEstimator() bandwidthEstimator                 { return fixedEstimate(1_500_000) }
+// StatsAny is the estimator's view for the session's stats.
+func (e estimator) StatsAny() any { return e.Stats() }
+
+func (e *Engine) newEstimator() bandwidthEstimator {
+	return estimator{congestion.NewEstimator(congestion.Config{})}
+}

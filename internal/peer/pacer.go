@@ -52,6 +52,11 @@ const (
 	maxQueueDelay = 250 * time.Millisecond
 	// maxQueuePackets bounds a sender's queue; past it video is dropped to the next keyframe.
 	maxQueuePackets = 4096
+	// minResendInterval is the least time between two retransmissions of one packet.
+	minResendInterval = 20 * time.Millisecond
+	// maxResendDebt: retransmissions stop while the budget is overdrawn by this much of the
+	// pacing rate.
+	maxResendDebt = 100 * time.Millisecond
 	// wireOverhead is what SRTP (10-byte tag), UDP and IPv4 add to each RTP packet.
 	wireOverhead = 10 + 8 + 20
 )
@@ -219,12 +224,26 @@ type sender struct {
 	waitKey bool // video dropped until the next keyframe
 	closed  bool
 	stats   senderStats
+	// recent are the last packets queued for retransmission, so a repeated NACK within a
+	// round trip is not answered twice.
+	recent     [128]resent
+	recentNext int
+}
+
+type resent struct {
+	t   *localTrack
+	seq uint16
+	at  time.Time
 }
 
 type senderStats struct {
 	Retransmitted uint64 `json:"retransmitted"`
-	ProbePackets  uint64 `json:"probe_packets"`
-	QueueDropped  uint64 `json:"queue_dropped_frames"`
+	// ResendsSkipped: NACKed packets resent less than a round trip before; ResendsDropped:
+	// retransmissions beyond what the path's rate leaves room for.
+	ResendsSkipped uint64 `json:"resends_skipped"`
+	ResendsDropped uint64 `json:"resends_dropped"`
+	ProbePackets   uint64 `json:"probe_packets"`
+	QueueDropped   uint64 `json:"queue_dropped_frames"`
 }
 
 func newSender(p *pacer, est bandwidthEstimator) *sender {
@@ -279,19 +298,41 @@ func (s *sender) push(t *localTrack, f *stream.Frame) {
 	s.p.poke()
 }
 
-// resend queues retransmissions of the packets a receiver reported lost on t.
+// resend queues retransmissions of the packets a receiver reported lost on t. A packet
+// resent less than a round trip ago is not sent again (its retransmission may still be on its
+// way: a receiver repeats its NACKs), so loss on a slow path does not multiply its traffic.
 func (s *sender) resend(t *localTrack, lost []uint16) {
+	interval := time.Duration(max(t.rtt(), minResendInterval.Seconds()*1000) * float64(time.Millisecond))
+	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return
 	}
 	for _, seq := range lost {
+		if s.resentLately(t, seq, now, interval) {
+			s.stats.ResendsSkipped++
+			continue
+		}
 		if f, idx, ok := t.lookup(seq); ok {
 			s.prio.push(pkt{t: t, f: f, idx: int32(idx), seq: seq, kind: pktResend})
 		}
 	}
 	s.p.poke()
+}
+
+// resentLately reports whether seq on t was resent within interval, and notes it as resent
+// now otherwise.
+func (s *sender) resentLately(t *localTrack, seq uint16, now time.Time, interval time.Duration) bool {
+	for i := range s.recent {
+		r := &s.recent[i]
+		if r.t == t && r.seq == seq && now.Sub(r.at) < interval {
+			return true
+		}
+	}
+	s.recent[s.recentNext] = resent{t: t, seq: seq, at: now}
+	s.recentNext = (s.recentNext + 1) % len(s.recent)
+	return false
 }
 
 // queueDelayLocked is how long the queued media takes at the estimate.
@@ -333,8 +374,16 @@ func (s *sender) drain(now time.Time) bool {
 	// (a sender idle for long must not burst its savings).
 	s.budget = min(s.budget+rate/8*elapsed, max(rate/8*pacingSlice.Seconds()*2, 2*1500))
 	nowNS := now.UnixNano()
+	// Audio always goes; retransmissions only while the path's budget is not too far
+	// overdrawn (a slow path's loss must not turn into more traffic than it takes).
+	debt := -rate / 8 * maxResendDebt.Seconds()
 	for s.prio.len() > 0 {
 		p := s.prio.pop()
+		if p.kind == pktResend && s.paced && !s.fast && s.budget < debt {
+			p.f.Release()
+			s.stats.ResendsDropped++
+			continue
+		}
 		s.budget -= float64(s.write(&p, now, nowNS))
 	}
 	for s.budget > 0 && s.media.len() > 0 {

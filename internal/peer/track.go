@@ -288,6 +288,13 @@ func (t *localTrack) receiverReport(rr *rtcp.ReceiverReport, now time.Time) {
 	}
 }
 
+// rtt is the round trip from the viewer's last report, ms (0: none yet).
+func (t *localTrack) rtt() float64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.report.RTTMS
+}
+
 // srInterval is how often each track sends a sender report (RFC 3550 suggests about 5 s for
 // small sessions; browsers start lip sync only once they have one per track, so sooner).
 const srInterval = time.Second
