@@ -27,6 +27,8 @@ type deviceOptions struct {
 	bitrate string // "": the device's default
 	// extra are more `p2pcast device` flags (viewer limits, playout delay…).
 	extra []string
+	// cpus pins the device to these CPUs (taskset's list: "0", "0-1"); "" leaves it free.
+	cpus string
 	// log gets the command line at debug level; with verbose the device's logs go to stderr.
 	log     *slog.Logger
 	verbose bool
@@ -52,6 +54,10 @@ func startDevice(ctx context.Context, o deviceOptions) (*benchDevice, error) {
 	}
 	args = append(args, o.extra...)
 	cmd := exec.Command(exe, args...)
+	if o.cpus != "" {
+		// taskset execs the device: the PID measured is the device's.
+		cmd = exec.Command("taskset", append([]string{"-c", o.cpus, exe}, args...)...)
+	}
 	tail := &tailWriter{max: 4 << 10}
 	cmd.Stderr = tail
 	if o.verbose {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/p2pcast/p2pcast/internal/cli"
+	"github.com/p2pcast/p2pcast/internal/device"
 	"github.com/p2pcast/p2pcast/internal/viewer"
 )
 
@@ -30,9 +31,13 @@ type viewersReport struct {
 	// written. The rest of first_keyframe_ms is the viewers' side, all in this one process.
 	DeviceFirstSentMS Percentiles `json:"device_first_sent_ms"`
 	DeviceCPUPct      float64     `json:"device_cpu_pct,omitempty"`
-	DeviceRSSMiB      float64     `json:"device_rss_mib,omitempty"`
-	Load              [3]float64  `json:"load"`
-	Errors            []string    `json:"errors,omitempty"`
+	// DeviceUSPerPacket is the device's CPU time per packet it sent (media, retransmissions and
+	// probes), over a steady window once every viewer has joined.
+	DeviceUSPerPacket float64    `json:"device_us_per_packet,omitempty"`
+	DevicePacketsPerS float64    `json:"device_packets_per_s,omitempty"`
+	DeviceRSSMiB      float64    `json:"device_rss_mib,omitempty"`
+	Load              [3]float64 `json:"load"`
+	Errors            []string   `json:"errors,omitempty"`
 }
 
 func viewers(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -45,6 +50,8 @@ func viewers(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	bitrate := fs.String("bitrate", "2M", "test pattern bitrate, when starting a device")
 	joinEvery := fs.Duration("join-interval", 0, "time between two viewers' joins (0: all at once)")
 	asJSON := fs.Bool("json", false, "print exactly one JSON line, last on stdout")
+	udpPort := fs.Int("ice-udp-port", 0, "the device shares one UDP port for every viewer, when starting a device (0: a port per viewer)")
+	cpus := fs.String("device-cpus", "", "pin the device to these CPUs (taskset list, e.g. 0), when starting a device")
 	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
@@ -53,8 +60,11 @@ func viewers(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *url == "" {
 		// Every bench viewer comes from 127.0.0.1: one source, which may hold at most three
 		// quarters of the device's slots.
-		dev, err := startDevice(ctx, deviceOptions{size: *size, fps: *fps, bitrate: *bitrate, extra: []string{
-			"--max-viewers", fmt.Sprint(max(*n+10, *n*4/3+1)), "--max-per-source", fmt.Sprint(*n)}})
+		extra := []string{"--max-viewers", fmt.Sprint(max(*n+10, *n*4/3+1)), "--max-per-source", fmt.Sprint(*n)}
+		if *udpPort > 0 {
+			extra = append(extra, "--ice-udp-port", fmt.Sprint(*udpPort))
+		}
+		dev, err := startDevice(ctx, deviceOptions{size: *size, fps: *fps, bitrate: *bitrate, extra: extra, cpus: *cpus})
 		if err != nil {
 			return err
 		}
@@ -80,15 +90,30 @@ func viewers(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			results[i], errs[i] = viewer.Watch(cctx, viewer.Options{WHEPURL: *url, Duration: *duration})
 		})
 	}
-	// Midway through, every viewer is watching: read the device's view of each join.
+	// From a quarter to three quarters of the watch, every viewer is watching: the device's
+	// CPU per packet over that window, and its view of each join.
 	var deviceFirst []float64
+	statusURL := strings.TrimSuffix(*url, "whep") + "api/status"
+	var cpuA, pktA float64
+	var tA time.Time
+	select {
+	case <-time.After(*duration / 4):
+		if st, err := fetchStatus(ctx, statusURL); err == nil {
+			cpuA, pktA, tA = procCPU(devPID), sentPackets(st), time.Now()
+		}
+	case <-ctx.Done():
+	}
 	select {
 	case <-time.After(*duration / 2):
-		if st, err := fetchStatus(ctx, strings.TrimSuffix(*url, "whep")+"api/status"); err == nil {
+		if st, err := fetchStatus(ctx, statusURL); err == nil {
 			for _, s := range st.Sessions {
 				if s.FirstSentMS > 0 {
 					deviceFirst = append(deviceFirst, s.FirstSentMS)
 				}
+			}
+			if pkts := sentPackets(st) - pktA; devPID != 0 && !tA.IsZero() && pkts > 0 {
+				rep.DeviceUSPerPacket = 1e6 * (procCPU(devPID) - cpuA) / pkts
+				rep.DevicePacketsPerS = pkts / time.Since(tA).Seconds()
 			}
 		}
 	case <-ctx.Done():
@@ -119,10 +144,10 @@ func viewers(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	rep.FPSMedian = percentiles(fpsAll).P50
 	rep.FirstKeyframeMS = percentiles(firstKey)
 	rep.Load = loadAvg()
-	fmt.Fprintf(stderr, "%d/%d viewers ok; loss max %.3f%% (%d packets); fps min %.1f median %.1f; first keyframe after POST p50 %.0f p95 %.0f max %.0f ms (device's share p50 %.0f p95 %.0f); device CPU %.0f%%, RSS %.0f MiB; load %.2f\n",
+	fmt.Fprintf(stderr, "%d/%d viewers ok; loss max %.3f%% (%d packets); fps min %.1f median %.1f; first keyframe after POST p50 %.0f p95 %.0f max %.0f ms (device's share p50 %.0f p95 %.0f); device CPU %.0f%% (%.2f µs per packet at %.0f packets/s), RSS %.0f MiB; load %.2f\n",
 		rep.Succeeded, rep.Viewers, rep.LossPctMax, rep.LostPackets, rep.FPSMin, rep.FPSMedian,
 		rep.FirstKeyframeMS.P50, rep.FirstKeyframeMS.P95, rep.FirstKeyframeMS.Max,
-		rep.DeviceFirstSentMS.P50, rep.DeviceFirstSentMS.P95, rep.DeviceCPUPct, rep.DeviceRSSMiB, rep.Load[0])
+		rep.DeviceFirstSentMS.P50, rep.DeviceFirstSentMS.P95, rep.DeviceCPUPct, rep.DeviceUSPerPacket, rep.DevicePacketsPerS, rep.DeviceRSSMiB, rep.Load[0])
 	if *asJSON {
 		b, _ := json.Marshal(rep)
 		fmt.Fprintln(stdout, string(b))
@@ -131,4 +156,17 @@ func viewers(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("no viewer received anything")
 	}
 	return nil
+}
+
+// sentPackets is every packet the device's sessions have sent: media and retransmissions
+// (probes count as retransmissions' kin: copies of sent packets).
+func sentPackets(st device.Status) float64 {
+	var n uint64
+	for _, s := range st.Sessions {
+		n += s.Packets
+		if s.Network != nil {
+			n += s.Network.Retransmitted + s.Network.ProbePackets
+		}
+	}
+	return float64(n)
 }

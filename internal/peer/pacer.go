@@ -73,9 +73,10 @@ type pkt struct {
 }
 
 const (
-	pktMedia uint8 = iota
-	pktResend
-	pktProbe
+	pktMedia  uint8 = iota
+	pktResend       // a retransmission of payload idx of f, as seq
+	pktProbe        // a padding-only packet of idx bytes, part of probe cluster probe
+	pktRepad        // a padding-only packet sent again as seq (it was NACKed)
 )
 
 // pktQueue is a FIFO of packets that reuses its storage: no allocation in steady state.
@@ -106,7 +107,7 @@ func (q *pktQueue) pop() pkt {
 // drop releases every queued packet's frame reference.
 func (q *pktQueue) drop() {
 	for q.len() > 0 {
-		if p := q.pop(); p.last || p.kind != pktMedia {
+		if p := q.pop(); p.f != nil && (p.last || p.kind == pktResend) {
 			p.f.Release()
 		}
 	}
@@ -316,6 +317,10 @@ func (s *sender) resend(t *localTrack, lost []uint16) {
 		}
 		if f, idx, ok := t.lookup(seq); ok {
 			s.prio.push(pkt{t: t, f: f, idx: int32(idx), seq: seq, kind: pktResend})
+		} else if t.paddedAs(seq) {
+			// A lost probe packet: its sequence number must arrive, or the receiver waits
+			// for it and asks for a keyframe.
+			s.prio.push(pkt{t: t, idx: 1, seq: seq, kind: pktRepad})
 		}
 	}
 	s.p.poke()
@@ -398,14 +403,18 @@ func (s *sender) drain(now time.Time) bool {
 	return s.media.len() > 0 || s.probes.len() > 0
 }
 
-// probeLocked sends a probe the estimator asks for: copies of recently sent video packets
-// (the receiver drops them as duplicates) at the probe's rate, whose arrival tells whether
-// the path takes more than is sent now.
+// probeLocked sends a probe the estimator asks for: padding-only packets on the video
+// track at the probe's rate, whose arrival tells whether the path takes more than is sent
+// now.
 func (s *sender) probeLocked(now time.Time, nowNS int64, elapsed float64) {
-	if s.probes.len() == 0 && s.paced && !s.fast {
+	if s.probes.len() == 0 && s.paced && !s.fast && s.video != nil {
 		if cluster, rate, bytes := s.est.Probe(now); cluster != 0 && rate > 0 && bytes > 0 {
-			s.fillProbeLocked(int32(cluster), bytes)
-			s.prate, s.pbudget = rate, float64(rate)/8*pacingSlice.Seconds()
+			for bytes > 0 {
+				size := min(bytes, maxPadding)
+				s.probes.push(pkt{t: s.video, idx: int32(size), kind: pktProbe, probe: int32(cluster)})
+				bytes -= size + 12 + wireOverhead
+			}
+			s.prate, s.pbudget = rate, 0
 		}
 	}
 	if s.probes.len() == 0 {
@@ -415,27 +424,6 @@ func (s *sender) probeLocked(now time.Time, nowNS int64, elapsed float64) {
 	for s.pbudget > 0 && s.probes.len() > 0 {
 		p := s.probes.pop()
 		s.pbudget -= float64(s.write(&p, now, nowNS))
-	}
-}
-
-// fillProbeLocked queues copies of the newest video packets in the history, about bytes.
-func (s *sender) fillProbeLocked(cluster int32, bytes int) {
-	video := s.video
-	if video == nil {
-		return
-	}
-	video.mu.Lock()
-	defer video.mu.Unlock()
-	for i := video.histLen - 1; i >= 0 && bytes > 0; i-- {
-		h := &video.history[(video.histHead+i)%historyFrames]
-		for idx := range h.frame.Payloads.Len() {
-			if bytes <= 0 {
-				break
-			}
-			h.frame.Retain()
-			s.probes.push(pkt{t: video, f: h.frame, idx: int32(idx), seq: h.firstSeq + uint16(idx), kind: pktProbe, probe: cluster})
-			bytes -= len(h.frame.Payloads.At(idx)) + wireOverhead
-		}
 	}
 }
 
@@ -455,13 +443,18 @@ func (s *sender) write(p *pkt, now time.Time, nowNS int64) int {
 		n, withTW, err = p.t.resend(p.f, int(p.idx), p.seq, tw, true)
 		s.stats.Retransmitted++
 	case pktProbe:
-		n, withTW, err = p.t.resend(p.f, int(p.idx), p.seq, tw, false)
+		n, withTW, err = p.t.writePadding(int(p.idx), 0, false, tw)
 		s.stats.ProbePackets++
+	case pktRepad:
+		n, withTW, err = p.t.writePadding(int(p.idx), p.seq, true, tw)
 	}
-	if p.kind != pktMedia || p.last {
-		if p.kind == pktMedia && s.frameSent != nil {
+	switch {
+	case p.kind == pktMedia && p.last:
+		if s.frameSent != nil {
 			s.frameSent(p.f, now)
 		}
+		p.f.Release()
+	case p.kind == pktResend:
 		p.f.Release()
 	}
 	if err != nil || n == 0 {

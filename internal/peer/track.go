@@ -70,7 +70,16 @@ type localTrack struct {
 	resent     uint64    // retransmitted packets (NACKs answered)
 	lastSR     time.Time // when the last sender report went out
 	report     receiverReport
+	// padding is the payload of padding-only packets (zeros, then the count), and pads the
+	// sequence numbers they were sent as, so a NACK for one is answered with padding.
+	padding  [maxPadding]byte
+	pads     [64]uint16
+	padsNext int
+	padsLen  int
 }
+
+// maxPadding is the most padding an RTP packet carries (its count is one byte).
+const maxPadding = 255
 
 // receiverReport is what the viewer last reported of the track (RTCP receiver report).
 type receiverReport struct {
@@ -337,6 +346,55 @@ func (t *localTrack) resend(f *stream.Frame, idx int, seq, tw uint16, retransmis
 		t.resent++
 	}
 	return n, t.twcc != nil, err
+}
+
+// writePadding sends a padding-only packet of size bytes (1 to maxPadding) as the track's
+// next sequence number, or as seq again when resend is set: probes made of new packets
+// (copies of sent ones would be dropped by the receiver's SRTP replay check before its
+// congestion feedback counts them).
+func (t *localTrack) writePadding(size int, seq uint16, resend bool, tw uint16) (int, bool, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.bound || t.packets == 0 {
+		return 0, false, nil // nothing sent yet: no timestamp to pad with
+	}
+	size = min(max(size, 1), maxPadding)
+	h := &t.header
+	live := h.SequenceNumber
+	if !resend {
+		seq = t.seq
+		t.seq++
+		t.pads[t.padsNext] = seq
+		t.padsNext = (t.padsNext + 1) % len(t.pads)
+		t.padsLen = min(t.padsLen+1, len(t.pads))
+	}
+	h.SequenceNumber, h.Padding, h.Marker = seq, true, false
+	if t.twcc != nil {
+		binary.BigEndian.PutUint16(t.twcc, tw)
+	}
+	p := t.padding[:size]
+	p[size-1] = byte(size)
+	_, err := t.writer.WriteRTP(h, p)
+	h.Padding = false
+	if resend {
+		h.SequenceNumber = live
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	return h.MarshalSize() + size, t.twcc != nil, nil
+}
+
+// paddedAs reports whether seq was a padding-only packet lately.
+func (t *localTrack) paddedAs(seq uint16) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i := range t.padsLen {
+		if t.pads[i] == seq {
+			return true
+		}
+	}
+	return false
 }
 
 // retransmit resends the packets a receiver reported lost that are still in the history, at
