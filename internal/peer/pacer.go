@@ -222,9 +222,11 @@ type sender struct {
 	last    time.Time
 	tw      uint16
 	fast    bool // until the first video keyframe has left
-	waitKey bool // video dropped until the next keyframe
-	closed  bool
-	stats   senderStats
+	// midFrame: part of a video frame has left, the rest waits (no padding in between).
+	midFrame bool
+	waitKey  bool // video dropped until the next keyframe
+	closed   bool
+	stats    senderStats
 	// recent are the last packets queued for retransmission, so a repeated NACK within a
 	// round trip is not answered twice.
 	recent     [128]resent
@@ -421,7 +423,9 @@ func (s *sender) probeLocked(now time.Time, nowNS int64, elapsed float64) {
 		return
 	}
 	s.pbudget += float64(s.prate) / 8 * elapsed
-	for s.pbudget > 0 && s.probes.len() > 0 {
+	// Never inside a picture: padding between two of a frame's packets (their sequence
+	// numbers are given as they leave) would split the frame for the receiver.
+	for s.pbudget > 0 && s.probes.len() > 0 && !s.midFrame {
 		p := s.probes.pop()
 		s.pbudget -= float64(s.write(&p, now, nowNS))
 	}
@@ -436,8 +440,11 @@ func (s *sender) write(p *pkt, now time.Time, nowNS int64) int {
 	switch p.kind {
 	case pktMedia:
 		n, withTW, err = p.t.writePacket(p.f, int(p.idx), tw, nowNS)
-		if p.t.src.Kind == codec.Video && p.f.Keyframe {
-			s.fast = s.fast && !p.last
+		if p.t == s.video {
+			s.midFrame = !p.last
+			if p.f.Keyframe {
+				s.fast = s.fast && !p.last
+			}
 		}
 	case pktResend:
 		n, withTW, err = p.t.resend(p.f, int(p.idx), p.seq, tw, true)
