@@ -417,6 +417,8 @@ type Status struct {
 	Sessions []peer.Stats `json:"sessions"`
 	// Adapt is the adaptation policy's state: encoder settings and recent decisions.
 	Adapt *AdaptStatus `json:"adapt"`
+	// UDP counts the shared ICE UDP socket's sends (with --ice-udp-port).
+	UDP *udpbatch.Stats `json:"udp,omitempty"`
 }
 
 func (d *Device) status(w http.ResponseWriter, r *http.Request) {
@@ -431,6 +433,10 @@ func (d *Device) status(w http.ResponseWriter, r *http.Request) {
 		st.Stream = &info
 	}
 	st.Sessions = d.sessionStats()
+	if b, ok := d.iceUDP.(*udpbatch.Conn); ok {
+		u := b.Stats()
+		st.UDP = &u
+	}
 	st.Adapt = &AdaptStatus{Encoders: []adapt.Encoder{}, Events: []adapt.Event{}}
 	if d.cfg.Adapt {
 		st.Adapt = d.adapter.status()

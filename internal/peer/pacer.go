@@ -113,41 +113,58 @@ func (q *pktQueue) drop() {
 	}
 }
 
-// pacer writes every session's queued packets at the session's rate.
+// pacer writes every session's queued packets at the session's rate. A sender with new
+// packets is served at once (a frame's first packets do not wait for a slice); a sender
+// whose budget left packets waiting is served again each pacingSlice until its queue is
+// empty. Idle senders cost nothing: a slice visits only the senders with work.
 type pacer struct {
 	batch Batcher // nil: each packet is written at once
 	wake  chan struct{}
 
 	mu      sync.Mutex
-	senders map[*sender]struct{}
+	senders int       // registered
+	ready   []*sender // poked since the last pass (listed)
 	running bool
-	list    []*sender // the slice's senders, reused
+
+	// Owned by run.
+	work, busy []*sender
+	pass       uint64
 }
 
 func newPacer(batch Batcher) *pacer {
-	return &pacer{batch: batch, wake: make(chan struct{}, 1), senders: map[*sender]struct{}{}}
+	return &pacer{batch: batch, wake: make(chan struct{}, 1)}
 }
 
 // add registers s; the pacer runs while it has senders.
 func (p *pacer) add(s *sender) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.senders[s] = struct{}{}
+	p.senders++
 	if !p.running {
 		p.running = true
 		go p.run()
 	}
 }
 
-func (p *pacer) remove(s *sender) {
+func (p *pacer) remove(*sender) {
 	p.mu.Lock()
-	delete(p.senders, s)
+	p.senders--
 	p.mu.Unlock()
-	p.poke()
+	p.signal()
 }
 
-// poke wakes the pacer: a sender has new packets.
-func (p *pacer) poke() {
+// poke tells the pacer s has new packets.
+func (p *pacer) poke(s *sender) {
+	p.mu.Lock()
+	if !s.listed {
+		s.listed = true
+		p.ready = append(p.ready, s)
+	}
+	p.mu.Unlock()
+	p.signal()
+}
+
+func (p *pacer) signal() {
 	select {
 	case p.wake <- struct{}{}:
 	default:
@@ -156,40 +173,62 @@ func (p *pacer) poke() {
 
 func (p *pacer) run() {
 	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	defer timer.Stop()
+	armed, sliceDue := false, false
 	for {
 		p.mu.Lock()
-		if len(p.senders) == 0 {
+		if p.senders == 0 && len(p.ready) == 0 {
 			p.running = false
 			p.mu.Unlock()
 			return
 		}
-		p.list = p.list[:0]
-		for s := range p.senders {
-			p.list = append(p.list, s)
+		p.work = append(p.work[:0], p.ready...)
+		for _, s := range p.ready {
+			s.listed = false
 		}
+		clear(p.ready)
+		p.ready = p.ready[:0]
 		p.mu.Unlock()
+		if sliceDue {
+			for _, s := range p.busy {
+				s.busy = false
+			}
+			p.work = append(p.work, p.busy...)
+			clear(p.busy)
+			p.busy = p.busy[:0]
+			sliceDue = false
+		}
+		p.pass++
 		now := time.Now()
-		busy := false
 		if p.batch != nil {
 			p.batch.Hold()
 		}
-		for _, s := range p.list {
-			busy = s.drain(now) || busy
+		for _, s := range p.work {
+			if s.pass == p.pass {
+				continue // listed twice (ready and busy)
+			}
+			s.pass = p.pass
+			if s.drain(now) && !s.busy {
+				s.busy = true
+				p.busy = append(p.busy, s)
+			}
 		}
 		if p.batch != nil {
 			_ = p.batch.Flush() // per-destination errors are counted by the batcher
 		}
-		clear(p.list)
-		if busy {
-			// More to send: the next slice, or sooner when new packets come.
+		clear(p.work)
+		// Senders with packets left are due again a slice later; senders with new packets
+		// are served as they come, without moving that slice.
+		if len(p.busy) > 0 && !armed {
 			timer.Reset(pacingSlice)
+			armed = true
+		}
+		if armed {
 			select {
 			case <-timer.C:
+				armed, sliceDue = false, true
 			case <-p.wake:
-				if !timer.Stop() {
-					<-timer.C
-				}
 			}
 			continue
 		}
@@ -205,9 +244,7 @@ type sender struct {
 	// at; without one packets leave at fastStartRate.
 	paced bool
 	// frameSent is called when a frame's last packet has been written.
-	frameSent func(f *stream.Frame, now time.Time)
-	// keyframe asks the source for a keyframe on a video track (the queue dropped video).
-	keyframe func(track uint8)
+	frameSent func(t *localTrack, f *stream.Frame, now time.Time)
 	// video is the session's video track, whose history probes copy (nil: no probes).
 	video *localTrack
 
@@ -224,9 +261,13 @@ type sender struct {
 	fast    bool // until the first video keyframe has left
 	// midFrame: part of a video frame has left, the rest waits (no padding in between).
 	midFrame bool
-	waitKey  bool // video dropped until the next keyframe
-	closed   bool
-	stats    senderStats
+	// listed (under the pacer's mu): in the pacer's ready list; pass: the pacer's pass that
+	// served it last (the pacer's goroutine only).
+	listed  bool
+	pass    uint64
+	busy    bool // in the pacer's busy list (the pacer's goroutine only)
+	closed  bool
+	stats   senderStats
 	// recent are the last packets queued for retransmission, so a repeated NACK within a
 	// round trip is not answered twice.
 	recent     [128]resent
@@ -253,44 +294,38 @@ func newSender(p *pacer, est bandwidthEstimator) *sender {
 	return &sender{p: p, est: est, fast: true}
 }
 
-// push queues every payload of f on t. It takes no reference from the caller.
-func (s *sender) push(t *localTrack, f *stream.Frame) {
+// offer queues every payload of f on t, taking over the caller's reference to f; false
+// refuses it (the queue is full: the stream then drops the track to its next keyframe). It is
+// called as the stream publishes, with the stream's lock held: it never blocks.
+func (s *sender) offer(t *localTrack, f *stream.Frame) bool {
 	n := f.Payloads.Len()
 	if n == 0 {
-		return
+		f.Release()
+		return true
 	}
 	video := t.src.Kind == codec.Video
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return
+		f.Release()
+		return true
 	}
 	q := &s.media
 	if !video {
 		q = &s.prio
-	} else {
-		if f.Keyframe {
-			// A keyframe makes whatever video still waits useless: send the new picture
-			// rather than stale ones behind it.
-			if s.media.len() > 0 && s.queueDelayLocked() > maxQueueDelay/2 {
-				s.stats.QueueDropped++
-				s.media.drop()
-				s.queued = 0
-			}
-			s.waitKey = false
-		} else if s.waitKey || s.media.len()+n > maxQueuePackets {
-			if !s.waitKey {
-				s.waitKey = true
-				s.mu.Unlock()
-				s.keyframe(f.Track)
-				s.mu.Lock()
-			}
+	} else if f.Keyframe {
+		// A keyframe makes whatever video still waits useless: send the new picture rather
+		// than stale ones behind it.
+		if s.media.len() > 0 && s.queueDelayLocked() > maxQueueDelay/2 {
 			s.stats.QueueDropped++
-			s.mu.Unlock()
-			return
+			s.media.drop()
+			s.queued = 0
 		}
+	} else if s.media.len()+n > maxQueuePackets {
+		s.stats.QueueDropped++
+		s.mu.Unlock()
+		return false
 	}
-	f.Retain()
 	for i := range n {
 		q.push(pkt{t: t, f: f, idx: int32(i), kind: pktMedia, last: i == n-1})
 		if video {
@@ -298,7 +333,8 @@ func (s *sender) push(t *localTrack, f *stream.Frame) {
 		}
 	}
 	s.mu.Unlock()
-	s.p.poke()
+	s.p.poke(s)
+	return true
 }
 
 // resend queues retransmissions of the packets a receiver reported lost on t. A packet
@@ -325,7 +361,7 @@ func (s *sender) resend(t *localTrack, lost []uint16) {
 			s.prio.push(pkt{t: t, idx: 1, seq: seq, kind: pktRepad})
 		}
 	}
-	s.p.poke()
+	s.p.poke(s)
 }
 
 // resentLately reports whether seq on t was resent within interval, and notes it as resent
@@ -458,7 +494,7 @@ func (s *sender) write(p *pkt, now time.Time, nowNS int64) int {
 	switch {
 	case p.kind == pktMedia && p.last:
 		if s.frameSent != nil {
-			s.frameSent(p.f, now)
+			s.frameSent(p.t, p.f, now)
 		}
 		p.f.Release()
 	case p.kind == pktResend:

@@ -664,14 +664,8 @@ func (s *Session) start() {
 			s.rendition = t.src.ID // a viewer starts on the main stream
 		}
 	}
-	var sub *stream.Subscriber
-	if len(ids) > 0 {
-		sub = s.st.Subscribe(ids...)
-	}
-	s.sub = sub
 	snd := newSender(s.e.pacer, s.est)
 	snd.frameSent = s.frameSent
-	snd.keyframe = s.st.RequestKeyframe
 	for _, t := range s.tracks {
 		if t.src.Kind == codec.Video {
 			snd.video = t
@@ -681,42 +675,42 @@ func (s *Session) start() {
 		}
 	}
 	s.snd = snd
+	// The sender is registered before frames come, and frames come straight from the
+	// stream's publish: no goroutine per viewer.
+	s.e.pacer.add(snd)
+	var sub *stream.Subscriber
+	if len(ids) > 0 {
+		sub = s.st.SubscribeFunc(s.deliver(snd), ids...)
+	}
+	s.sub = sub
 	s.mu.Unlock()
 	s.log.Info("viewer connected", "after", time.Since(s.created).Round(time.Millisecond), "tracks", len(ids), "talk", s.talk != nil,
 		"paced", snd.paced)
-	if sub == nil {
-		return
-	}
-	s.e.pacer.add(snd)
-	go s.send(sub, snd)
 }
 
-// send queues the subscriber's frames with the session's sender (the pacer writes them), and
-// sends each track's sender reports.
-func (s *Session) send(sub *stream.Subscriber, snd *sender) {
-	var rtcpBuf [1]rtcp.Packet
-	for f := range sub.Frames() {
-		t := s.trackFor(f.Track)
-		if t == nil {
-			f.Release()
-			continue
-		}
-		snd.push(t, f)
-		f.Release()
-		if sr := t.senderReport(time.Now()); sr != nil {
-			rtcpBuf[0] = sr
-			if err := s.pc.WriteRTCP(rtcpBuf[:]); err != nil {
-				s.log.Debug("sender report", "err", err)
-			}
-		}
-	}
-}
-
-// frameSent is told by the pacer when a frame's last packet has left.
-func (s *Session) frameSent(f *stream.Frame, now time.Time) {
+// frameSent is told by the pacer when a frame's last packet has left: the stream's timeline,
+// and the track's sender report when one is due.
+func (s *Session) frameSent(t *localTrack, f *stream.Frame, now time.Time) {
 	s.st.MarkSent(f, now.UnixNano())
 	if s.firstSent.Load() == 0 {
 		s.firstSent.Store(int64(now.Sub(s.created)))
+	}
+	if sr := t.senderReport(now); sr != nil {
+		if err := s.pc.WriteRTCP([]rtcp.Packet{sr}); err != nil {
+			s.log.Debug("sender report", "err", err)
+		}
+	}
+}
+
+// deliver takes a frame the stream publishes to this session: its sender queues it.
+func (s *Session) deliver(snd *sender) stream.Deliver {
+	return func(f *stream.Frame) bool {
+		t := s.trackFor(f.Track)
+		if t == nil {
+			f.Release()
+			return true
+		}
+		return snd.offer(t, f)
 	}
 }
 

@@ -305,8 +305,7 @@ func (s *Stream) Publish(f *Frame) {
 			continue
 		}
 		f.Retain()
-		select {
-		case sub.ch <- f:
+		if sub.offer(f) {
 			if video {
 				sub.waitKey.remove(f.Track)
 				if sub.switchTo == f.Track && sub.switchFrom != 0 {
@@ -317,7 +316,7 @@ func (s *Stream) Publish(f *Frame) {
 					recount = true
 				}
 			}
-		default:
+		} else {
 			f.Release()
 			sub.dropped++
 			s.stats.DroppedForViewers++
@@ -428,7 +427,8 @@ func (s *Stream) SetFPS(track uint8, fps float64) {
 // order they were published.
 type Subscriber struct {
 	s       *Stream
-	ch      chan *Frame
+	ch      chan *Frame // nil with deliver
+	deliver Deliver
 	want    trackSet // under s.mu: tracks it reads
 	waitKey trackSet // under s.mu: video tracks dropped until their next keyframe
 	// under s.mu: a switch in progress: at the first keyframe of switchTo, switchFrom is
@@ -442,9 +442,26 @@ type Subscriber struct {
 // is a keyframe: the cached GOP when it is fresh (or when the producer cannot be asked for a
 // keyframe), otherwise the next keyframe, which it asks the producer for.
 func (s *Stream) Subscribe(tracks ...uint8) *Subscriber {
+	return s.subscribe(nil, tracks)
+}
+
+// Deliver takes a frame for a reader that queues frames itself (a viewer's pacer): true takes
+// over the frame's reference, false refuses it (its queue is full: the stream drops the track
+// to its next keyframe, as for a full channel). It is called with the stream's lock held: it
+// must not block and must not call the stream.
+type Deliver func(f *Frame) bool
+
+// SubscribeFunc is Subscribe for a reader that takes frames as they are published, without a
+// channel and a goroutine of its own: one publish hands a frame to every such reader in one
+// go (a pacer then writes them all in one batch).
+func (s *Stream) SubscribeFunc(deliver Deliver, tracks ...uint8) *Subscriber {
+	return s.subscribe(deliver, tracks)
+}
+
+func (s *Stream) subscribe(deliver Deliver, tracks []uint8) *Subscriber {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sub := &Subscriber{s: s}
+	sub := &Subscriber{s: s, deliver: deliver}
 	if len(tracks) == 0 {
 		sub.want.fill()
 	} else {
@@ -468,13 +485,23 @@ func (s *Stream) Subscribe(tracks ...uint8) *Subscriber {
 			s.requestKeyframeLocked(ts)
 		}
 	}
-	sub.ch = make(chan *Frame, max(s.cfg.QueueFrames, queued+s.cfg.QueueFrames/2))
+	if deliver == nil {
+		sub.ch = make(chan *Frame, max(s.cfg.QueueFrames, queued+s.cfg.QueueFrames/2))
+	}
 	for _, ts := range replay {
+		ok := true
 		for _, f := range ts.gop {
 			f.Retain()
-			sub.ch <- f
+			if ok = sub.offer(f); !ok {
+				f.Release()
+				break
+			}
 		}
-		sub.waitKey.remove(ts.ID)
+		if ok {
+			sub.waitKey.remove(ts.ID)
+		} else {
+			s.requestKeyframeLocked(ts)
+		}
 	}
 	s.subs[sub] = struct{}{}
 	s.countReadersLocked()
@@ -517,8 +544,22 @@ func (sub *Subscriber) Switch(from, to uint8) {
 	s.requestKeyframeLocked(ts)
 }
 
+// offer hands f (with a reference for the reader) to the subscriber's queue, or says it is
+// full.
+func (sub *Subscriber) offer(f *Frame) bool {
+	if sub.deliver != nil {
+		return sub.deliver(f)
+	}
+	select {
+	case sub.ch <- f:
+		return true
+	default:
+		return false
+	}
+}
+
 // Frames delivers the subscriber's frames; the receiver owns one reference to each and must
-// Release it. The channel is closed by Close.
+// Release it. The channel is closed by Close; nil for a SubscribeFunc reader.
 func (sub *Subscriber) Frames() <-chan *Frame { return sub.ch }
 
 // Dropped counts frames this subscriber missed because its queue was full.
@@ -534,11 +575,15 @@ func (sub *Subscriber) Close() {
 	sub.once.Do(func() {
 		sub.s.mu.Lock()
 		delete(sub.s.subs, sub)
-		close(sub.ch)
+		if sub.ch != nil {
+			close(sub.ch)
+		}
 		sub.s.countReadersLocked()
 		sub.s.mu.Unlock()
-		for f := range sub.ch {
-			f.Release()
+		if sub.ch != nil {
+			for f := range sub.ch {
+				f.Release()
+			}
 		}
 	})
 }

@@ -82,16 +82,16 @@ type Options struct {
 
 // Stats counts what the Conn sent. Counters only grow.
 type Stats struct {
-	Packets  uint64 // packets handed to the kernel (queued and direct)
-	Bytes    uint64 // their payload bytes
-	Syscalls uint64 // send system calls made (sendmmsg, sendto), failed ones included
-	Batches  uint64 // flushes of a non-empty queue
-	Direct   uint64 // packets written outside a window (one sendto each)
-	GSO      uint64 // GSO messages sent (each carrying two packets or more)
-	Errors   uint64 // packets that could not be sent (per-message errors, closed socket, deadline)
+	Packets  uint64 `json:"packets"`  // packets handed to the kernel (queued and direct)
+	Bytes    uint64 `json:"bytes"`    // their payload bytes
+	Syscalls uint64 `json:"syscalls"` // send system calls made (sendmmsg, sendto), failed ones included
+	Batches  uint64 `json:"batches"`  // flushes of a non-empty queue
+	Direct   uint64 `json:"direct"`   // packets written outside a window (one sendto each)
+	GSO      uint64 `json:"gso"`      // GSO messages sent (each carrying two packets or more)
+	Errors   uint64 `json:"errors"`   // packets that could not be sent (per-message errors, closed socket, deadline)
 	// GSOOn says whether GSO is in use now (not turned off by Options, supported, and not
 	// turned off after the kernel refused it).
-	GSOOn bool
+	GSOOn bool `json:"gso_on"`
 }
 
 // PerSyscall is the mean number of packets per send system call.
