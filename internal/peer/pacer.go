@@ -263,11 +263,11 @@ type sender struct {
 	midFrame bool
 	// listed (under the pacer's mu): in the pacer's ready list; pass: the pacer's pass that
 	// served it last (the pacer's goroutine only).
-	listed  bool
-	pass    uint64
-	busy    bool // in the pacer's busy list (the pacer's goroutine only)
-	closed  bool
-	stats   senderStats
+	listed bool
+	pass   uint64
+	busy   bool // in the pacer's busy list (the pacer's goroutine only)
+	closed bool
+	stats  senderStats
 	// recent are the last packets queued for retransmission, so a repeated NACK within a
 	// round trip is not answered twice.
 	recent     [128]resent
