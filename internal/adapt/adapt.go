@@ -4,8 +4,8 @@
 // the decisions (switch a viewer at the next keyframe, send BITRATE/FPS to the producer).
 //
 // The rules, in order:
-//  1. A viewer's usable rate is its estimate less headroom (audio, retransmissions, the
-//     encoder's overshoot): Usable = Estimate × UsableShare − AudioBPS.
+//  1. A viewer's usable rate is its estimate less headroom (audio when it gets audio,
+//     retransmissions, the encoder's overshoot): Usable = Estimate × UsableShare − AudioBPS.
 //  2. Each encoder runs at the most its best viewer can take, never above its configured
 //     bitrate and never below its floor: when every viewer is limited (one viewer behind one
 //     uplink), the encoder slows down instead of the network dropping packets; when one viewer
@@ -48,7 +48,8 @@ type Config struct {
 	// UpHold: how long the usable rate must stay above before switching up (default 3 s);
 	// doubled for a viewer whose last up-switch failed, up to MaxUpHold (default 30 s).
 	UpHold, MaxUpHold time.Duration
-	// MinBitrate is the lowest rate any encoder is set to (default 100 kbit/s).
+	// MinBitrate is the lowest rate any encoder is set to (default 60 kbit/s: a 360p sub
+	// stream still moves at 30 fps; below, frames would queue behind the path).
 	MinBitrate int
 	// MinBitsPerPixel at full frame rate; below it the frame rate steps down (default 0.012:
 	// 720p30 keeps 30 fps down to ~330 kbit/s).
@@ -87,7 +88,7 @@ func (c *Config) setDefaults() {
 		c.MaxUpHold = 30 * time.Second
 	}
 	if c.MinBitrate <= 0 {
-		c.MinBitrate = 100_000
+		c.MinBitrate = 60_000
 	}
 	if len(c.FPSSteps) == 0 {
 		c.FPSSteps = []float64{2.0 / 3, 1.0 / 2, 1.0 / 3}
@@ -116,6 +117,8 @@ type Viewer struct {
 	Estimate int
 	// Rendition is the track it gets now.
 	Rendition uint8
+	// Audio: the viewer gets audio too, which its path must carry beside the video.
+	Audio bool
 }
 
 // Encoder is what the policy set one rendition's encoder to.
@@ -188,7 +191,11 @@ func (p *Policy) usable(v Viewer) int {
 	if v.Estimate <= 0 {
 		return 0
 	}
-	return max(int(float64(v.Estimate)*p.cfg.UsableShare)-p.cfg.AudioBPS, 0)
+	u := int(float64(v.Estimate) * p.cfg.UsableShare)
+	if v.Audio {
+		u -= p.cfg.AudioBPS
+	}
+	return max(u, 0)
 }
 
 // Decide runs one round at now over the source's renditions (main first) and its viewers.

@@ -45,7 +45,7 @@ func encoder(p *Policy, track uint8) Encoder {
 func TestOneViewerLowersTheEncoderInsteadOfSwitching(t *testing.T) {
 	p := New(Config{})
 	t0 := time.Unix(1000, 0)
-	vs := []Viewer{{ID: "a", Rendition: 1}}
+	vs := []Viewer{{ID: "a", Rendition: 1, Audio: true}}
 	vs, _ = run(t, p, t0, 5*time.Second, []Rendition{main720, sub360}, vs, func(string, time.Duration) int { return 800_000 })
 	if vs[0].Rendition != 1 {
 		t.Fatalf("the only viewer moved to the sub stream; the main encoder should slow down instead")
@@ -127,7 +127,7 @@ func TestNoFlapping(t *testing.T) {
 
 func TestFarBelowSwitchesAtOnce(t *testing.T) {
 	p := New(Config{})
-	vs := []Viewer{{ID: "a", Rendition: 1, Estimate: 250_000}}
+	vs := []Viewer{{ID: "a", Rendition: 1, Estimate: 250_000, Audio: true}}
 	d := p.Decide(time.Unix(1000, 0), []Rendition{main720, sub360}, vs)
 	if d.Switches["a"] != 4 {
 		t.Fatalf("decision %+v: 250 kbit/s cannot carry main even at its floor", d)
@@ -139,7 +139,7 @@ func TestFarBelowSwitchesAtOnce(t *testing.T) {
 
 func TestFrameRateStepsDownWithoutASubStream(t *testing.T) {
 	p := New(Config{})
-	vs := []Viewer{{ID: "a", Rendition: 1, Estimate: 280_000}}
+	vs := []Viewer{{ID: "a", Rendition: 1, Estimate: 280_000, Audio: true}}
 	p.Decide(time.Unix(1000, 0), []Rendition{main720}, vs)
 	e := encoder(p, 1)
 	// 720p30 needs 331 kbit/s for full rate at 0.012 bit/pixel; 198 kbit/s holds 15 fps.

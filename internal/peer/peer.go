@@ -734,6 +734,9 @@ func (s *Session) trackFor(id uint8) *localTrack {
 	return nil
 }
 
+// SendsAudio reports whether the session sends audio.
+func (s *Session) SendsAudio() bool { return s.desc.sends(codec.Audio) }
+
 // Renditions are the video tracks the session can send, main first.
 func (s *Session) Renditions() []stream.Track { return s.desc.renditions }
 
