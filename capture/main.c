@@ -1135,6 +1135,8 @@ static int start_renditions(struct pc_capture *cap, char *err, size_t err_size)
 			.gop = config->gop,
 			.preset = config->preset,
 			.threads = config->threads,
+			/* The sub stream serves slow paths: no periodic keyframe bursts. */
+			.intra_refresh = is_sub,
 		};
 		ret = cap->encoder_ops->init(&r->encoder, &encoder_config, err, err_size);
 		if (ret < 0)

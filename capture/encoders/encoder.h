@@ -17,6 +17,11 @@ struct pc_encoder_config {
 	uint32_t gop;     /* frames from one IDR to the next */
 	const char *preset;
 	int threads;      /* 0 = let the encoder decide */
+	/* Periodic intra refresh instead of periodic IDRs: intra macroblocks spread over the
+	 * GOP's pictures, IDRs only on request. A slow path then carries no keyframe bursts
+	 * (a 360p IDR at 100 kbit/s takes ~300 ms to send at 175 kbit/s, delaying the pictures
+	 * behind it). */
+	bool intra_refresh;
 };
 
 /* One access unit, owned by the encoder: valid until the next encode() or destroy(). */

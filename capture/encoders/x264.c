@@ -196,6 +196,7 @@ static int pc_x264_init(void **state, const struct pc_encoder_config *config, ch
 	p->i_keyint_min = (int)config->gop;
 	p->i_scenecut_threshold = 0;
 	p->i_bframe = 0;
+	p->b_intra_refresh = config->intra_refresh;
 
 	/* One self-contained access unit per picture: SPS/PPS before every IDR, start codes,
 	 * and no AUD (the framing already delimits access units). */

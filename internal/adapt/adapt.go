@@ -5,7 +5,9 @@
 //
 // The rules, in order:
 //  1. A viewer's usable rate is its estimate less headroom (audio when it gets audio,
-//     retransmissions, the encoder's overshoot): Usable = Estimate × UsableShare − AudioBPS.
+//     retransmissions, the encoder's overshoot, and each packet's headers: an estimate counts
+//     the wire, a bitrate the video): Usable = (Estimate × UsableShare − AudioBPS − fps × 560)
+//     / 1.058.
 //  2. Each encoder runs at the most its best viewer can take, never above its configured
 //     bitrate and never below its floor: when every viewer is limited (one viewer behind one
 //     uplink), the encoder slows down instead of the network dropping packets; when one viewer
@@ -51,8 +53,9 @@ type Config struct {
 	// MinBitrate is the lowest rate any encoder is set to (default 60 kbit/s: a 360p sub
 	// stream still moves at 30 fps; below, frames would queue behind the path).
 	MinBitrate int
-	// MinBitsPerPixel at full frame rate; below it the frame rate steps down (default 0.012:
-	// 720p30 keeps 30 fps down to ~330 kbit/s).
+	// MinBitsPerPixel at full frame rate; below it the frame rate steps down (default 0.008:
+	// 720p30 keeps 30 fps down to ~220 kbit/s, 360p30 to ~55 kbit/s: fluid motion is worth
+	// more than detail to a viewer on a slow path).
 	MinBitsPerPixel float64
 	// FPSSteps are the shares of the full frame rate to step down through (default 2/3, 1/2, 1/3).
 	FPSSteps []float64
@@ -61,6 +64,9 @@ type Config struct {
 	RaiseInterval time.Duration
 	// RaiseStep: an encoder's bitrate goes up at most by this factor at a time (default 1.5).
 	RaiseStep float64
+	// RaiseHold: an encoder goes up only to what its best viewer's estimate has held for this
+	// long (default 2 s); it goes down to the estimate of the moment.
+	RaiseHold time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -73,7 +79,7 @@ func (c *Config) setDefaults() {
 	def(&c.UrgentShare, 0.6)
 	def(&c.UpMargin, 1.15)
 	def(&c.HeldShare, 0.9)
-	def(&c.MinBitsPerPixel, 0.012)
+	def(&c.MinBitsPerPixel, 0.008)
 	def(&c.RaiseStep, 1.5)
 	if c.AudioBPS <= 0 {
 		c.AudioBPS = 40_000
@@ -92,6 +98,9 @@ func (c *Config) setDefaults() {
 	}
 	if len(c.FPSSteps) == 0 {
 		c.FPSSteps = []float64{2.0 / 3, 1.0 / 2, 1.0 / 3}
+	}
+	if c.RaiseHold <= 0 {
+		c.RaiseHold = 2 * time.Second
 	}
 	if c.RaiseInterval <= 0 {
 		c.RaiseInterval = time.Second
@@ -156,10 +165,39 @@ func (e Event) String() string {
 
 // viewerState is what the policy remembers of a viewer between rounds.
 type viewerState struct {
+	estimates  [16]sample // the last rounds' estimates, a ring
+	next       int
 	belowSince time.Time // usable below its rendition's rate since
 	aboveSince time.Time // usable above the next rendition up since
 	upHold     time.Duration
 	lastUp     time.Time // when it last switched up
+}
+
+type sample struct {
+	at       time.Time
+	estimate int
+}
+
+// note records this round's estimate; samples older than keep are forgotten.
+func (vs *viewerState) note(now time.Time, estimate int, keep time.Duration) {
+	vs.estimates[vs.next] = sample{at: now, estimate: estimate}
+	vs.next = (vs.next + 1) % len(vs.estimates)
+	for i := range vs.estimates {
+		if now.Sub(vs.estimates[i].at) > keep {
+			vs.estimates[i] = sample{}
+		}
+	}
+}
+
+// low is the lowest estimate of the remembered rounds.
+func (vs *viewerState) low() int {
+	low := 0
+	for _, s := range vs.estimates {
+		if !s.at.IsZero() && (low == 0 || s.estimate < low) {
+			low = s.estimate
+		}
+	}
+	return low
 }
 
 // Policy decides; one per source. Not safe for concurrent use.
@@ -168,6 +206,7 @@ type Policy struct {
 	viewers map[string]*viewerState
 	enc     map[uint8]*Encoder
 	raised  map[uint8]time.Time
+	fps     float64 // the picture's frame rate, this round
 }
 
 // New makes a policy.
@@ -186,16 +225,27 @@ func (p *Policy) Encoders() []Encoder {
 	return out
 }
 
-// usable is the video rate a viewer can take (0: unknown).
+// Packet overhead: an estimate counts what goes on the wire, an encoder's bitrate only the
+// video. Each packet adds about packetOverhead bytes (RTP header and extensions, SRTP tag,
+// UDP, IP), and a picture is at least one packet: at 100 kbit/s and 30 fps that is a sixth
+// of the path.
+const (
+	packetOverhead = 70   // bytes
+	packetPayload  = 1200 // bytes of video in a full packet
+)
+
+// usable is the video bitrate a viewer's path carries with headroom (0: no estimate).
 func (p *Policy) usable(v Viewer) int {
 	if v.Estimate <= 0 {
 		return 0
 	}
-	u := int(float64(v.Estimate) * p.cfg.UsableShare)
+	u := float64(v.Estimate) * p.cfg.UsableShare
 	if v.Audio {
-		u -= p.cfg.AudioBPS
+		u -= float64(p.cfg.AudioBPS)
 	}
-	return max(u, 0)
+	// video + (fps + video/payload) × overhead = u
+	u = (u - p.fps*packetOverhead*8) / (1 + float64(packetOverhead)/packetPayload)
+	return max(int(u), 1)
 }
 
 // Decide runs one round at now over the source's renditions (main first) and its viewers.
@@ -204,6 +254,7 @@ func (p *Policy) Decide(now time.Time, renditions []Rendition, viewers []Viewer)
 	if len(renditions) == 0 {
 		return d
 	}
+	p.fps = renditions[0].FPS
 	p.forget(renditions, viewers)
 	index := func(track uint8) int {
 		for i, r := range renditions {
@@ -240,6 +291,7 @@ func (p *Policy) Decide(now time.Time, renditions []Rendition, viewers []Viewer)
 			vs = &viewerState{upHold: p.cfg.UpHold}
 			p.viewers[v.ID] = vs
 		}
+		vs.note(now, v.Estimate, p.cfg.RaiseHold)
 		i := cur[v.ID]
 		where[v.ID] = i
 		u := p.usable(v)
@@ -299,26 +351,27 @@ func (p *Policy) Decide(now time.Time, renditions []Rendition, viewers []Viewer)
 			d.Switches[v.ID] = renditions[i].Track
 		}
 	}
-	// Each encoder at the most its best viewer takes.
+	// Each encoder at the most its best viewer takes: down to what it takes now, up only to
+	// what it has taken for RaiseHold (an estimate's jump, a probe through a bottleneck's
+	// burst allowance, must hold before an encoder follows it).
 	for i, r := range renditions {
-		best, known, any := 0, false, false
+		best, held, any := 0, 0, false
 		for _, v := range viewers {
 			if where[v.ID] != i {
 				continue
 			}
 			any = true
 			if u := p.usable(v); u > 0 {
-				known = true
 				best = max(best, u)
+				held = max(held, p.usable(Viewer{Estimate: p.viewers[v.ID].low(), Audio: v.Audio}))
 			} else {
-				best = r.Bitrate // a viewer without an estimate gets the full rate
-				known = true
+				best, held = r.Bitrate, r.Bitrate // a viewer without an estimate gets the full rate
 			}
 		}
-		if !any || !known {
+		if !any {
 			continue // nobody watches it: leave it as it is
 		}
-		p.setEncoder(now, r, min(best, r.Bitrate), &d)
+		p.setEncoder(now, r, min(best, r.Bitrate), min(held, r.Bitrate), &d)
 	}
 	return d
 }
@@ -353,11 +406,14 @@ func (p *Policy) fullFPSFloor(r Rendition) int {
 	return int(p.cfg.MinBitsPerPixel * float64(r.Width*r.Height) * r.FPS)
 }
 
-func (p *Policy) setEncoder(now time.Time, r Rendition, target int, d *Decision) {
+// setEncoder moves r's encoder down to target, or up towards held (what viewers have taken
+// for RaiseHold).
+func (p *Policy) setEncoder(now time.Time, r Rendition, target, held int, d *Decision) {
 	if !r.CanBitrate {
 		return
 	}
 	target = max(target, p.cfg.MinBitrate)
+	held = max(min(held, target), p.cfg.MinBitrate)
 	e := p.enc[r.Track]
 	if e == nil {
 		e = &Encoder{Track: r.Track, Bitrate: r.Bitrate, FPS: r.FPS}
@@ -367,8 +423,8 @@ func (p *Policy) setEncoder(now time.Time, r Rendition, target int, d *Decision)
 	switch {
 	case target < e.Bitrate:
 		e.Bitrate = target
-	case target > e.Bitrate && now.Sub(p.raised[r.Track]) >= p.cfg.RaiseInterval:
-		e.Bitrate = min(target, int(float64(e.Bitrate)*p.cfg.RaiseStep))
+	case held > e.Bitrate && now.Sub(p.raised[r.Track]) >= p.cfg.RaiseInterval:
+		e.Bitrate = min(held, int(float64(e.Bitrate)*p.cfg.RaiseStep))
 		p.raised[r.Track] = now
 	}
 	// Small changes are not worth an encoder reconfiguration.

@@ -58,9 +58,9 @@ const (
 	probeInterval = 3 * time.Second
 	// probeStable: no periodic probe within 2 s of a decrease: the path is still settling.
 	probeStable = 2 * time.Second
-	// alrRatio: the sender is application-limited when it sends less than 75 % of the
+	// alrRatio: the sender is application-limited when it sends less than half the
 	// target (a static picture, a low rendition).
-	alrRatio = 0.75
+	alrRatio = 0.5
 	// dropRatio: a target below 70 % of the rate the path recently carried is a drop worth
 	// recovering from.
 	dropRatio = 0.7
