@@ -67,6 +67,9 @@ type Config struct {
 	// RaiseHold: an encoder goes up only to what its best viewer's estimate has held for this
 	// long (default 2 s); it goes down to the estimate of the moment.
 	RaiseHold time.Duration
+	// DeliveredHeadroom: an encoder goes up at most to what would fill this many times the
+	// rate its best viewer's path delivered lately (default 1.25).
+	DeliveredHeadroom float64
 }
 
 func (c *Config) setDefaults() {
@@ -81,6 +84,7 @@ func (c *Config) setDefaults() {
 	def(&c.HeldShare, 0.9)
 	def(&c.MinBitsPerPixel, 0.008)
 	def(&c.RaiseStep, 1.5)
+	def(&c.DeliveredHeadroom, 1.25)
 	if c.AudioBPS <= 0 {
 		c.AudioBPS = 40_000
 	}
@@ -128,6 +132,10 @@ type Viewer struct {
 	Rendition uint8
 	// Audio: the viewer gets audio too, which its path must carry beside the video.
 	Audio bool
+	// Delivered is what the viewer's path has carried lately, bit/s (0: unknown): an
+	// encoder goes up at most to DeliveredHeadroom times it, however high the estimate (an
+	// estimate overshoots a bottleneck until its queue shows).
+	Delivered int
 }
 
 // Encoder is what the policy set one rendition's encoder to.
@@ -363,7 +371,11 @@ func (p *Policy) Decide(now time.Time, renditions []Rendition, viewers []Viewer)
 			any = true
 			if u := p.usable(v); u > 0 {
 				best = max(best, u)
-				held = max(held, p.usable(Viewer{Estimate: p.viewers[v.ID].low(), Audio: v.Audio}))
+				e := p.viewers[v.ID].low()
+				if v.Delivered > 0 {
+					e = min(e, int(float64(v.Delivered)*p.cfg.DeliveredHeadroom))
+				}
+				held = max(held, p.usable(Viewer{Estimate: e, Audio: v.Audio}))
 			} else {
 				best, held = r.Bitrate, r.Bitrate // a viewer without an estimate gets the full rate
 			}

@@ -86,7 +86,7 @@ func (a *adapter) round(now time.Time) {
 			continue // not sending yet
 		}
 		est, _ := s.Estimate()
-		viewers = append(viewers, adapt.Viewer{ID: s.ID(), Estimate: est, Rendition: r, Audio: s.SendsAudio()})
+		viewers = append(viewers, adapt.Viewer{ID: s.ID(), Estimate: est, Rendition: r, Audio: s.SendsAudio(), Delivered: s.Delivered()})
 		byID[s.ID()] = s
 	}
 	d := a.policy.Decide(now, renditions, viewers)

@@ -54,9 +54,11 @@ const (
 	maxQueuePackets = 4096
 	// minResendInterval is the least time between two retransmissions of one packet.
 	minResendInterval = 20 * time.Millisecond
-	// maxResendDebt: retransmissions stop while the budget is overdrawn by this much of the
+	// maxResendDebt: retransmissions wait while the budget is overdrawn by this much of the
 	// pacing rate.
 	maxResendDebt = 100 * time.Millisecond
+	// maxResends bounds the retransmissions waiting per viewer.
+	maxResends = 512
 	// wireOverhead is what SRTP (10-byte tag), UDP and IPv4 add to each RTP packet.
 	wireOverhead = 10 + 8 + 20
 )
@@ -250,7 +252,8 @@ type sender struct {
 
 	mu      sync.Mutex
 	media   pktQueue // in order, paced
-	prio    pktQueue // audio and retransmissions: first, counted against the budget
+	prio    pktQueue // audio: first, counted against the budget
+	rtx     pktQueue // retransmissions: before new video, within the budget's debt limit
 	probes  pktQueue // a probe's copies, at the probe's rate
 	queued  int      // payload bytes in media
 	budget  float64  // bytes that may leave now
@@ -283,7 +286,7 @@ type resent struct {
 type senderStats struct {
 	Retransmitted uint64 `json:"retransmitted"`
 	// ResendsSkipped: NACKed packets resent less than a round trip before; ResendsDropped:
-	// retransmissions beyond what the path's rate leaves room for.
+	// retransmissions that waited behind maxResends others.
 	ResendsSkipped uint64 `json:"resends_skipped"`
 	ResendsDropped uint64 `json:"resends_dropped"`
 	ProbePackets   uint64 `json:"probe_packets"`
@@ -354,11 +357,11 @@ func (s *sender) resend(t *localTrack, lost []uint16) {
 			continue
 		}
 		if f, idx, ok := t.lookup(seq); ok {
-			s.prio.push(pkt{t: t, f: f, idx: int32(idx), seq: seq, kind: pktResend})
+			s.pushResendLocked(pkt{t: t, f: f, idx: int32(idx), seq: seq, kind: pktResend})
 		} else if t.paddedAs(seq) {
 			// A lost probe packet: its sequence number must arrive, or the receiver waits
 			// for it and asks for a keyframe.
-			s.prio.push(pkt{t: t, idx: 1, seq: seq, kind: pktRepad})
+			s.pushResendLocked(pkt{t: t, idx: 1, seq: seq, kind: pktRepad})
 		}
 	}
 	s.p.poke(s)
@@ -417,16 +420,17 @@ func (s *sender) drain(now time.Time) bool {
 	// (a sender idle for long must not burst its savings).
 	s.budget = min(s.budget+rate/8*elapsed, max(rate/8*pacingSlice.Seconds()*2, 2*1500))
 	nowNS := now.UnixNano()
-	// Audio always goes; retransmissions only while the path's budget is not too far
-	// overdrawn (a slow path's loss must not turn into more traffic than it takes).
-	debt := -rate / 8 * maxResendDebt.Seconds()
+	// Audio always goes; retransmissions go before new video but only while the path's
+	// budget is not overdrawn by more than maxResendDebt: a slow path's loss must not turn
+	// into more traffic than it takes. They wait, never dropped (a keyframe's lost packet
+	// that is never resent stalls the picture until the next keyframe).
 	for s.prio.len() > 0 {
 		p := s.prio.pop()
-		if p.kind == pktResend && s.paced && !s.fast && s.budget < debt {
-			p.f.Release()
-			s.stats.ResendsDropped++
-			continue
-		}
+		s.budget -= float64(s.write(&p, now, nowNS))
+	}
+	debt := -rate / 8 * maxResendDebt.Seconds()
+	for s.rtx.len() > 0 && (!s.paced || s.fast || s.budget > debt) {
+		p := s.rtx.pop()
 		s.budget -= float64(s.write(&p, now, nowNS))
 	}
 	for s.budget > 0 && s.media.len() > 0 {
@@ -438,7 +442,19 @@ func (s *sender) drain(now time.Time) bool {
 		s.budget = 0 // nothing saved up while idle
 	}
 	s.probeLocked(now, nowNS, elapsed)
-	return s.media.len() > 0 || s.probes.len() > 0
+	return s.media.len() > 0 || s.probes.len() > 0 || s.rtx.len() > 0
+}
+
+// pushResendLocked queues a retransmission; past maxResends waiting, the oldest is dropped
+// (a path that loses that much has the policy's attention; its old losses are moot).
+func (s *sender) pushResendLocked(p pkt) {
+	if s.rtx.len() >= maxResends {
+		if old := s.rtx.pop(); old.f != nil {
+			old.f.Release()
+		}
+		s.stats.ResendsDropped++
+	}
+	s.rtx.push(p)
 }
 
 // probeLocked sends a probe the estimator asks for: padding-only packets on the video
@@ -516,6 +532,7 @@ func (s *sender) close() {
 	s.closed = true
 	s.media.drop()
 	s.prio.drop()
+	s.rtx.drop()
 	s.probes.drop()
 	s.queued = 0
 	s.mu.Unlock()

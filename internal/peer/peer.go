@@ -734,6 +734,18 @@ func (s *Session) trackFor(id uint8) *localTrack {
 	return nil
 }
 
+// Delivered is what the viewer's path carried lately as its feedback tells, bit/s (0:
+// unknown).
+func (s *Session) Delivered() int {
+	if _, ok := s.Estimate(); !ok {
+		return 0
+	}
+	if e, ok := s.est.(estimator); ok {
+		return e.Stats().Acked
+	}
+	return 0
+}
+
 // SendsAudio reports whether the session sends audio.
 func (s *Session) SendsAudio() bool { return s.desc.sends(codec.Audio) }
 
