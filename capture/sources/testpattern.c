@@ -12,6 +12,7 @@
 #include "testpattern.h"
 
 #include "../clock.h"
+#include "../scale.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -22,9 +23,6 @@
 #define LUMA_BLACK 16
 #define LUMA_WHITE 235
 #define CHROMA_NEUTRAL 128
-
-/* Strides padded for the encoder's SIMD loads. */
-#define STRIDE_ALIGN 64
 
 /* ---- time strip ---- */
 
@@ -227,8 +225,6 @@ struct testpattern {
 	struct busy *busy;          /* PATTERN_BUSY only */
 	struct pc_frame frame;      /* what next_frame() hands out */
 	struct pc_frame background; /* bars only: what is behind the box (unused by busy) */
-	uint8_t *frame_mem;
-	uint8_t *background_mem;
 	uint8_t *ramp;              /* one luma row of the ramp, RAMP_PERIOD pixels too long */
 	struct rect text;           /* dark box holding the two lines */
 	int text_scale;
@@ -246,26 +242,6 @@ struct testpattern {
 static int even(int v)
 {
 	return v & ~1;
-}
-
-static uint8_t *frame_alloc(struct pc_frame *frame, int width, int height)
-{
-	int luma_stride = (width + STRIDE_ALIGN - 1) / STRIDE_ALIGN * STRIDE_ALIGN;
-	int chroma_stride = luma_stride / 2;
-	size_t luma_size = (size_t)luma_stride * (size_t)height;
-	size_t chroma_size = (size_t)chroma_stride * (size_t)(height / 2);
-	uint8_t *mem = aligned_alloc(STRIDE_ALIGN, luma_size + 2 * chroma_size + STRIDE_ALIGN);
-	if (!mem)
-		return NULL;
-	frame->width = width;
-	frame->height = height;
-	frame->plane[0] = mem;
-	frame->plane[1] = mem + luma_size;
-	frame->plane[2] = mem + luma_size + chroma_size;
-	frame->stride[0] = luma_stride;
-	frame->stride[1] = chroma_stride;
-	frame->stride[2] = chroma_stride;
-	return mem;
 }
 
 static void draw_bars(struct pc_frame *frame)
@@ -643,7 +619,7 @@ static int testpattern_init(void **state, const struct pc_source_config *config,
 	if (!tp)
 		goto error;
 	tp->pattern = config->pattern && strcmp(config->pattern, "busy") == 0 ? PATTERN_BUSY : PATTERN_BARS;
-	if (!(tp->frame_mem = frame_alloc(&tp->frame, width, height)))
+	if (pc_frame_alloc(&tp->frame, width, height) < 0)
 		goto error;
 	layout(tp, width, height);
 
@@ -655,7 +631,7 @@ static int testpattern_init(void **state, const struct pc_source_config *config,
 		return 0;
 	}
 
-	if (!(tp->background_mem = frame_alloc(&tp->background, width, height)))
+	if (pc_frame_alloc(&tp->background, width, height) < 0)
 		goto error;
 	if (!(tp->ramp = malloc((size_t)width + RAMP_PERIOD)))
 		goto error;
@@ -678,8 +654,8 @@ error:
 	if (tp) {
 		busy_destroy(tp->busy);
 		free(tp->ramp);
-		free(tp->background_mem);
-		free(tp->frame_mem);
+		pc_frame_free(&tp->background);
+		pc_frame_free(&tp->frame);
 		free(tp);
 	}
 	return ret;
@@ -721,8 +697,8 @@ static void testpattern_destroy(void *state)
 		return;
 	busy_destroy(tp->busy);
 	free(tp->ramp);
-	free(tp->background_mem);
-	free(tp->frame_mem);
+	pc_frame_free(&tp->background);
+	pc_frame_free(&tp->frame);
 	free(tp);
 }
 
