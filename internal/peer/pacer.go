@@ -47,8 +47,8 @@ const (
 	// fastStartRate paces a viewer's first keyframe: a picture at once (fast start), at a rate
 	// that still interleaves many joining viewers instead of one burst of each.
 	fastStartRate = 50_000_000
-	// maxQueueDelay: beyond it the queue drains faster than the estimate (latency matters more
-	// than a bottleneck's loss, which retransmission and the policy then handle).
+	// maxQueueDelay: beyond it the sender drops queued video to the next keyframe (shedLocked)
+	// rather than let the viewer's picture fall further behind.
 	maxQueueDelay = 250 * time.Millisecond
 	// maxQueuePackets bounds a sender's queue; past it video is dropped to the next keyframe.
 	maxQueuePackets = 4096
@@ -247,6 +247,8 @@ type sender struct {
 	paced bool
 	// frameSent is called when a frame's last packet has been written.
 	frameSent func(t *localTrack, f *stream.Frame, now time.Time)
+	// keyframe asks the source for a keyframe on a video track (the queue was cut).
+	keyframe func(track uint8)
 	// video is the session's video track, whose history probes copy (nil: no probes).
 	video *localTrack
 
@@ -262,6 +264,7 @@ type sender struct {
 	last    time.Time
 	tw      uint16
 	fast    bool // until the first video keyframe has left
+	waitKey bool // the queue was cut: video waits for the next keyframe
 	// midFrame: part of a video frame has left, the rest waits (no padding in between).
 	midFrame bool
 	// listed (under the pacer's mu): in the pacer's ready list; pass: the pacer's pass that
@@ -316,7 +319,14 @@ func (s *sender) offer(t *localTrack, f *stream.Frame) bool {
 	q := &s.media
 	if !video {
 		q = &s.prio
+	} else if s.waitKey && !f.Keyframe {
+		// The queue was cut: nothing may refer to what it dropped.
+		s.stats.QueueDropped++
+		s.mu.Unlock()
+		f.Release()
+		return true
 	} else if f.Keyframe {
+		s.waitKey = false
 		// A keyframe makes whatever video still waits useless: send the new picture rather
 		// than stale ones behind it.
 		if s.media.len() > 0 && s.queueDelayLocked() > maxQueueDelay/2 {
@@ -395,12 +405,60 @@ func (s *sender) rateLocked() float64 {
 	if s.fast || !s.paced {
 		return fastStartRate
 	}
-	rate := float64(s.est.Target()) * pacingFactor
-	// A queue that would wait longer than maxQueueDelay drains faster.
-	if drain := float64(s.queued*8) / maxQueueDelay.Seconds(); drain > rate {
-		rate = drain
+	return float64(s.est.Target()) * pacingFactor
+}
+
+// shedLocked keeps the queue's wait under maxQueueDelay by dropping video at the sender
+// rather than pushing it into a bottleneck that cannot take it (where it would wait in the
+// queue of a router and be lost there, and the viewer's jitter buffer would grow by
+// seconds). What is kept: the rest of a picture partly sent, and a queued keyframe with what
+// follows it; without one, video waits for the next keyframe, asked for at once. Sequence
+// numbers are given as packets leave, so the viewer sees no gap, and the next picture after
+// the cut is a keyframe: nothing refers to what was dropped.
+func (s *sender) shedLocked() {
+	if !s.paced || s.fast || s.queueDelayLocked() <= maxQueueDelay {
+		return
 	}
-	return rate
+	q := &s.media
+	keep := q.head
+	if s.midFrame {
+		for keep < len(q.q) && !q.q[keep].last {
+			keep++
+		}
+		keep++ // the partial picture's last packet
+	}
+	key := -1
+	for i := keep; i < len(q.q); i++ {
+		if p := &q.q[i]; p.idx == 0 && p.f.Keyframe {
+			key = i
+		}
+	}
+	end := len(q.q)
+	if key >= 0 {
+		end = key
+	}
+	if keep >= end {
+		return // only a keyframe and what follows it: let it go
+	}
+	var track uint8
+	for i := keep; i < end; i++ {
+		p := q.q[i]
+		s.queued -= len(p.f.Payloads.At(int(p.idx)))
+		if p.last {
+			track = p.f.Track
+			s.stats.QueueDropped++
+			p.f.Release()
+		}
+	}
+	n := copy(q.q[keep:], q.q[end:])
+	clear(q.q[keep+n:])
+	q.q = q.q[:keep+n]
+	if key < 0 && track != 0 {
+		s.waitKey = true
+		if s.keyframe != nil {
+			go s.keyframe(track) // not under this lock: the stream calls in under its own
+		}
+	}
 }
 
 // drain writes what the budget allows; it reports whether packets are still waiting.
@@ -433,6 +491,7 @@ func (s *sender) drain(now time.Time) bool {
 		p := s.rtx.pop()
 		s.budget -= float64(s.write(&p, now, nowNS))
 	}
+	s.shedLocked()
 	for s.budget > 0 && s.media.len() > 0 {
 		p := s.media.pop()
 		s.queued -= len(p.f.Payloads.At(int(p.idx)))

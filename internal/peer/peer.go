@@ -666,6 +666,7 @@ func (s *Session) start() {
 	}
 	snd := newSender(s.e.pacer, s.est)
 	snd.frameSent = s.frameSent
+	snd.keyframe = s.st.RequestKeyframe
 	for _, t := range s.tracks {
 		if t.src.Kind == codec.Video {
 			snd.video = t

@@ -294,3 +294,45 @@ func (r fixedRate) Sent(uint16, int, time.Time, int)           {}
 func (r fixedRate) Feedback(*rtcp.TransportLayerCC, time.Time) {}
 func (r fixedRate) Target() int                                { return int(r) }
 func (r fixedRate) Probe(time.Time) (cluster, rate, bytes int) { return 0, 0, 0 }
+
+// TestShedKeepsTheQueueShort: video that would wait longer than maxQueueDelay at the estimate
+// is dropped at the sender to the next keyframe, which is asked for; what comes before that
+// keyframe is dropped too, and the keyframe is the next picture to leave.
+func TestShedKeepsTheQueueShort(t *testing.T) {
+	p := newPacer(nil)
+	w := &recorder{buf: make([]byte, 0, 1500)}
+	video := boundTrackOf(w, testVideo)
+	snd := newSender(p, fixedRate(100_000))
+	snd.video, snd.paced, snd.fast = video, true, false
+	asked := make(chan uint8, 4)
+	snd.keyframe = func(track uint8) { asked <- track }
+	for range 3 {
+		snd.offer(video, testFrame(12000, false)) // ~1 s at 100 kbit/s each
+	}
+	snd.mu.Lock()
+	snd.shedLocked()
+	left, wait := snd.media.len(), snd.waitKey
+	snd.mu.Unlock()
+	if left != 0 || !wait {
+		t.Fatalf("after shedding: %d packets queued, waiting for a keyframe %v", left, wait)
+	}
+	select {
+	case track := <-asked:
+		if track != testVideo.ID {
+			t.Fatalf("keyframe asked on track %d", track)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no keyframe asked for")
+	}
+	// Until the keyframe, video is not queued; the keyframe is.
+	snd.offer(video, testFrame(3000, false))
+	key := testFrame(3000, true)
+	snd.offer(video, key)
+	snd.mu.Lock()
+	first := snd.media.q[snd.media.head]
+	snd.mu.Unlock()
+	if !first.f.Keyframe || first.idx != 0 {
+		t.Fatal("the next picture queued is not the keyframe")
+	}
+	snd.close()
+}
