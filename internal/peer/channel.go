@@ -18,10 +18,17 @@ const EventsChannel = "events"
 type Channel interface {
 	// Grant is what a viewer's token needs to open the channel.
 	Grant() auth.Grant
-	// Serve runs one viewer's channel, once it is open, until ctx ends (the session closed) or
-	// the channel closes. The channel's handlers are Serve's to set.
-	Serve(ctx context.Context, dc *webrtc.DataChannel, access auth.Access, log *slog.Logger)
+	// Serve runs one viewer's channel, once it is open, until ctx ends (the session or the
+	// channel closed). The viewer's messages come in order on msgs, those sent before Serve
+	// started included: a handler set by Serve itself would miss a message sent the moment
+	// the channel opened. Serve sends on dc.
+	Serve(ctx context.Context, dc *webrtc.DataChannel, msgs <-chan webrtc.DataChannelMessage, access auth.Access, log *slog.Logger)
 }
+
+// channelBacklog is how many messages a channel holds for a Serve that is behind; a viewer
+// sending faster than that has its channel closed rather than the device buffering without
+// bound.
+const channelBacklog = 64
 
 // onDataChannel gives a channel the viewer opened to its handler, if the viewer's grants
 // allow it; other channels are closed and logged.
@@ -42,13 +49,29 @@ func (s *Session) onDataChannel(dc *webrtc.DataChannel) {
 		return
 	}
 	log := s.log.With("channel", label)
-	dc.OnOpen(func() {
+	// The handlers are set here, before Pion starts reading the channel: a message that
+	// arrives before Serve runs is queued, not dropped.
+	ctx, cancel := context.WithCancel(s.ctx)
+	msgs := make(chan webrtc.DataChannelMessage, channelBacklog)
+	dc.OnMessage(func(m webrtc.DataChannelMessage) {
 		select {
-		case <-s.done:
-			return
+		case msgs <- m:
+		case <-ctx.Done():
 		default:
+			log.Warn("data channel closed: messages faster than they are served", "backlog", channelBacklog)
+			cancel()
+			_ = dc.Close()
+		}
+	})
+	dc.OnClose(cancel)
+	dc.OnOpen(func() {
+		if ctx.Err() != nil {
+			return
 		}
 		log.Info("data channel open")
-		go ch.Serve(s.ctx, dc, s.access, log)
+		go func() {
+			defer cancel()
+			ch.Serve(ctx, dc, msgs, s.access, log)
+		}()
 	})
 }

@@ -14,12 +14,22 @@ import (
 )
 
 // echoChannel answers every message with itself: a channel registered with one map entry.
+// It starts late, as a Serve with setup work would: the viewer's first message, sent the
+// moment the channel opened, must still reach it (it was dropped when Serve set its own
+// message handler, one run in twenty).
 type echoChannel struct{}
 
 func (echoChannel) Grant() auth.Grant { return auth.GrantControl }
-func (echoChannel) Serve(ctx context.Context, dc *webrtc.DataChannel, _ auth.Access, _ *slog.Logger) {
-	dc.OnMessage(func(m webrtc.DataChannelMessage) { _ = dc.Send(m.Data) })
-	<-ctx.Done()
+func (echoChannel) Serve(ctx context.Context, dc *webrtc.DataChannel, msgs <-chan webrtc.DataChannelMessage, _ auth.Access, _ *slog.Logger) {
+	time.Sleep(100 * time.Millisecond) // not synchronization: the slow start under test
+	for {
+		select {
+		case m := <-msgs:
+			_ = dc.Send(m.Data)
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // A viewer opens the channels its grants allow; others are closed by the device. The device's
