@@ -54,6 +54,9 @@ const SIGNAL_TIMEOUT_MS = 4000;
 const WATCHDOG_MS = 10000;
 const STATS_INTERVAL_MS = 1000;
 const TOAST_MS = 5000;
+// The data channel the device reports our path on, and how many of its decisions we keep.
+const EVENTS_CHANNEL = 'events';
+const MAX_DECISIONS = 64;
 // The level meter's refresh: smooth enough for the eye, and cheap (one analyser read per tick).
 const METER_MS = 100;
 // The meter's scale: -60 dBFS (empty) to 0 dBFS (full).
@@ -545,10 +548,15 @@ class P2PCastPlayer extends HTMLElement {
       audio: null, // once negotiated: { tx, direction, recv, send } (see #audioNegotiated)
       stream: null, // the MediaStream the <video> plays for this session
       audioTracks: [], // the audio tracks ontrack gave
+      network: null, // the device's last report of our path (a 'network' message)
+      decisions: [], // the adaptation decisions it reported, oldest first (MAX_DECISIONS)
     };
     this.#s = s;
     this.#prev = null;
     pc.ontrack = (e) => { if (this.#s === s) this.#onTrack(s, e); };
+    // The device's reports of our path: on its channel when it offers, on ours when we do.
+    pc.ondatachannel = (e) => { if (e.channel.label === EVENTS_CHANNEL) this.#listenEvents(s, e.channel); };
+    if (kind !== 'watch') this.#listenEvents(s, pc.createDataChannel(EVENTS_CHANNEL));
     pc.onicecandidate = (e) => { if (this.#s === s) this.#onLocalCandidate(s, e.candidate); };
     pc.onconnectionstatechange = pc.oniceconnectionstatechange = () => {
       if (this.#s === s) this.#onPeerState(s);
@@ -569,7 +577,7 @@ class P2PCastPlayer extends HTMLElement {
     clearTimeout(s.restart?.timer);
     clearInterval(s.restart?.poll);
     clearTimeout(s.holdTimer);
-    s.pc.ontrack = s.pc.onicecandidate = null;
+    s.pc.ontrack = s.pc.onicecandidate = s.pc.ondatachannel = null;
     s.pc.onconnectionstatechange = s.pc.oniceconnectionstatechange = null;
     if (s.dtls) s.dtls.onstatechange = null;
     s.pc.close();
@@ -1319,6 +1327,27 @@ class P2PCastPlayer extends HTMLElement {
     return this.#talkChain;
   }
 
+  // ---- the device's reports (events channel) ----
+
+  #listenEvents(s, dc) {
+    dc.onmessage = (e) => {
+      if (this.#s !== s || typeof e.data !== 'string') return;
+      let m;
+      try { m = JSON.parse(e.data); } catch { return; }
+      if (m?.type !== 'network') return; // a newer device may say more
+      s.decisions.push(...(m.decisions ?? []));
+      if (s.decisions.length > MAX_DECISIONS) s.decisions.splice(0, s.decisions.length - MAX_DECISIONS);
+      s.network = m;
+      this.#render();
+    };
+  }
+
+  /** The device's last report of our path and its decisions: window.p2pcast.network(). */
+  network() {
+    const s = this.#s;
+    return { report: s?.network ?? null, decisions: s ? s.decisions.slice() : [] };
+  }
+
   // ---- overlay ----
 
   async #tick() {
@@ -1376,6 +1405,19 @@ class P2PCastPlayer extends HTMLElement {
         `freezes ${v.freezeCount} (${v.totalFreezesDuration.toFixed(1)} s)`,
         `path    ${v.localCandidateType ?? '?'} → ${v.remoteCandidateType ?? '?'}, ${v.protocol ?? '?'}${relay}`,
       );
+    }
+    const n = this.#s?.network;
+    if (n) {
+      const r = n.rendition ?? {};
+      const fps = r.fps ? ` @ ${Math.round(r.fps * 10) / 10} fps` : '';
+      const enc = r.bitrate_bps ? `, encoder ${formatRate(r.bitrate_bps)}` : '';
+      lines.push(
+        `sent    ${r.width ?? '?'}×${r.height ?? '?'}${fps}${enc}`,
+        `device  estimate ${n.estimate_bps ? formatRate(n.estimate_bps) : '– (no feedback)'}, queue ${Math.round(n.queue_ms ?? 0)} ms, ` +
+          `resent ${n.retransmitted ?? 0}, fec ${n.fec_packets ?? 0}`,
+      );
+      const d = this.#s.decisions[this.#s.decisions.length - 1];
+      if (d) lines.push(`adapt   ${describeDecision(d)}`);
     }
     const a = this.#s?.audio;
     if (a) {
@@ -1604,6 +1646,16 @@ function candidateInfo(c) {
   };
 }
 
+// describeDecision says an adaptation decision in a few words: what changed, and why.
+function describeDecision(d) {
+  const ago = Math.max(0, (Date.now() - Date.parse(d.at)) / 1000);
+  let what;
+  if (d.what === 'bitrate') what = `encoder ${formatRate(d.from)} → ${formatRate(d.to)}`;
+  else if (d.what === 'fps') what = `encoder ${d.from} → ${d.to} fps`;
+  else what = `${d.what} track ${d.from} → ${d.to}`;
+  return `${what} (${d.why}), ${ago.toFixed(0)} s ago`;
+}
+
 function formatRate(bps) {
   if (bps == null) return '–';
   return bps >= 1e6 ? `${(bps / 1e6).toFixed(2)} Mbit/s` : `${Math.round(bps / 1e3)} kbit/s`;
@@ -1623,6 +1675,7 @@ window.p2pcast = {
   stats: async () => (firstPlayer() ? firstPlayer().stats() : { ...EMPTY_STATS }),
   audio: async () => (firstPlayer() ? firstPlayer().audio() : { ...EMPTY_AUDIO }),
   inboundVideo: async () => (firstPlayer() ? firstPlayer().inboundVideo() : []),
+  network: () => (firstPlayer() ? firstPlayer().network() : { report: null, decisions: [] }),
   get talkAllowed() { return firstPlayer()?.talkAllowed ?? false; },
   get talking() { return firstPlayer()?.talking ?? false; },
   talk: async (on) => (firstPlayer() ? firstPlayer().talk(on) : { talking: false, error: 'no player' }),

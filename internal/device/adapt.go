@@ -2,12 +2,14 @@ package device
 
 import (
 	"context"
+	"encoding/json"
 	"sync"
 	"time"
 
 	"github.com/p2pcast/p2pcast/internal/adapt"
 	"github.com/p2pcast/p2pcast/internal/codec"
 	"github.com/p2pcast/p2pcast/internal/peer"
+	"github.com/p2pcast/p2pcast/internal/wire"
 )
 
 // adaptInterval is how often the adaptation policy runs: a few feedback reports' worth, well
@@ -17,15 +19,28 @@ const adaptInterval = 500 * time.Millisecond
 // adaptEvents is how many recent decisions the status keeps.
 const adaptEvents = 32
 
+// maxPendingDecisions bounds the decisions waiting to be told to one viewer.
+const maxPendingDecisions = 16
+
+// reportEvery is how often each viewer hears of its path on its events channel (and at once
+// after a decision about it).
+const reportEvery = time.Second
+
 // adapter runs the adaptation policy over the device's sessions and carries out its
-// decisions: viewers switched between renditions, encoders' bitrate and frame rate.
+// decisions: viewers switched between renditions, encoders' bitrate and frame rate. Enabled
+// or not, it tells each viewer of its path (wire.Network).
 type adapter struct {
-	d      *Device
-	policy *adapt.Policy
+	d       *Device
+	enabled bool
+	policy  *adapt.Policy
 
 	mu       sync.Mutex
 	events   []adapt.Event
 	encoders []adapt.Encoder
+	// pending are each viewer's decisions (its own switches, its encoder's changes) not yet
+	// told, and reported when it was last told of its path.
+	pending  map[string][]wire.Decision
+	reported map[string]time.Time
 }
 
 // AdaptStatus is the policy's state in GET /api/status.
@@ -35,8 +50,9 @@ type AdaptStatus struct {
 	Events   []adapt.Event   `json:"events"`
 }
 
-func newAdapter(d *Device) *adapter {
-	return &adapter{d: d, policy: adapt.New(adapt.Config{})}
+func newAdapter(d *Device, enabled bool) *adapter {
+	return &adapter{d: d, enabled: enabled, policy: adapt.New(adapt.Config{}),
+		pending: map[string][]wire.Decision{}, reported: map[string]time.Time{}}
 }
 
 func (a *adapter) run(ctx context.Context) {
@@ -89,7 +105,10 @@ func (a *adapter) round(now time.Time) {
 		viewers = append(viewers, adapt.Viewer{ID: s.ID(), Estimate: est, Rendition: r, Audio: s.SendsAudio(), Delivered: s.Delivered()})
 		byID[s.ID()] = s
 	}
-	d := a.policy.Decide(now, renditions, viewers)
+	var d adapt.Decision
+	if a.enabled {
+		d = a.policy.Decide(now, renditions, viewers)
+	}
 	for id, to := range d.Switches {
 		byID[id].SwitchTo(to)
 	}
@@ -107,10 +126,59 @@ func (a *adapter) round(now time.Time) {
 		a.events = append(a.events[:0], a.events[n:]...)
 	}
 	a.mu.Unlock()
+	a.report(now, byID, renditions, d.Events)
+}
+
+// report tells each viewer of its path once every reportEvery, and at once when a decision
+// concerned it: its own switch, or a change of the encoder it watches.
+func (a *adapter) report(now time.Time, sessions map[string]*peer.Session, renditions []adapt.Rendition, events []adapt.Event) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	encoders := a.policy.Encoders()
+	for id, s := range sessions {
+		rendition := s.Rendition()
+		for _, e := range events {
+			if e.Viewer == id || (e.Viewer == "" && e.Track == rendition) {
+				// Bounded: a viewer that cannot be told keeps only the latest.
+				p := append(a.pending[id], wire.Decision{At: e.At, What: e.What, Track: e.Track, From: e.From, To: e.To, Why: e.Why})
+				a.pending[id] = p[max(0, len(p)-maxPendingDecisions):]
+			}
+		}
+		if len(a.pending[id]) == 0 && now.Sub(a.reported[id]) < reportEvery {
+			continue
+		}
+		msg := wire.Network{Type: wire.TypeNetwork, Rendition: wire.Rendition{Track: rendition}}
+		for _, r := range renditions {
+			if r.Track == rendition {
+				msg.Rendition.Width, msg.Rendition.Height, msg.Rendition.BitrateBPS, msg.Rendition.FPS = r.Width, r.Height, r.Bitrate, r.FPS
+			}
+		}
+		for _, e := range encoders {
+			if e.Track == rendition {
+				msg.Rendition.BitrateBPS, msg.Rendition.FPS = e.Bitrate, e.FPS
+			}
+		}
+		st := s.Stats()
+		if n := st.Network; n != nil {
+			msg.EstimateBPS, msg.RTTMS, msg.Loss, msg.JitterMS, msg.QueueMS = n.EstimateBPS, n.RTTMS, n.Loss, n.JitterMS, n.QueueMS
+			msg.Retransmitted = n.Retransmitted
+		}
+		msg.Decisions = a.pending[id]
+		if b, err := json.Marshal(msg); err == nil && s.SendEvent(b) {
+			a.reported[id] = now
+			delete(a.pending, id)
+		}
+	}
+	for id := range a.reported {
+		if sessions[id] == nil {
+			delete(a.reported, id)
+			delete(a.pending, id)
+		}
+	}
 }
 
 func (a *adapter) status() *AdaptStatus {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return &AdaptStatus{Enabled: true, Encoders: append([]adapt.Encoder{}, a.encoders...), Events: append([]adapt.Event{}, a.events...)}
+	return &AdaptStatus{Enabled: a.enabled, Encoders: append([]adapt.Encoder{}, a.encoders...), Events: append([]adapt.Event{}, a.events...)}
 }

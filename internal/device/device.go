@@ -22,7 +22,6 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/pion/webrtc/v4"
 
-	"github.com/p2pcast/p2pcast/internal/adapt"
 	"github.com/p2pcast/p2pcast/internal/auth"
 	"github.com/p2pcast/p2pcast/internal/httpguard"
 	"github.com/p2pcast/p2pcast/internal/hub"
@@ -108,7 +107,7 @@ func New(cfg Config, log *slog.Logger) (*Device, error) {
 		sessions: map[*peer.Session]struct{}{}, perSource: map[string]int{}}
 	d.ingest = &ingest{st: d.stream, log: log}
 	d.talk = &talkFloor{st: d.stream, ingest: d.ingest, log: log}
-	d.adapter = newAdapter(d)
+	d.adapter = newAdapter(d, cfg.Adapt)
 	d.gate = signal.Open{}
 	if cfg.LANAuth != nil {
 		d.gate = newLANGate(cfg.LANAuth, d.isRevoked)
@@ -248,12 +247,10 @@ func (d *Device) Run(ctx context.Context, ready func(Ready)) error {
 			StopWait: stopGrace + time.Second,
 		})
 	}
-	if d.cfg.Adapt {
-		components = append(components, lifecycle.Component{
-			Name: "adapt",
-			Run:  func(ctx context.Context) error { d.adapter.run(ctx); return nil },
-		})
-	}
+	components = append(components, lifecycle.Component{
+		Name: "adapt",
+		Run:  func(ctx context.Context) error { d.adapter.run(ctx); return nil },
+	})
 	if ready != nil {
 		components = append(components, lifecycle.Component{
 			Name: "ready",
@@ -437,10 +434,7 @@ func (d *Device) status(w http.ResponseWriter, r *http.Request) {
 		u := b.Stats()
 		st.UDP = &u
 	}
-	st.Adapt = &AdaptStatus{Encoders: []adapt.Encoder{}, Events: []adapt.Event{}}
-	if d.cfg.Adapt {
-		st.Adapt = d.adapter.status()
-	}
+	st.Adapt = d.adapter.status()
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(st)
 }

@@ -9,8 +9,9 @@ import (
 	"github.com/p2pcast/p2pcast/internal/auth"
 )
 
-// EventsChannel is the data channel the device opens itself when it makes the offer, so the
-// offer has a data section and the viewer can open its channels without renegotiating.
+// EventsChannel carries the device's reports to the viewer (wire.TypeNetwork). The device
+// opens it when it makes the offer (which gives the offer a data section, so the viewer can
+// open its channels without renegotiating); a viewer that offers opens it itself.
 const EventsChannel = "events"
 
 // Channel serves one named data channel that viewers open (input and clipboard on "control",
@@ -35,6 +36,7 @@ const channelBacklog = 64
 func (s *Session) onDataChannel(dc *webrtc.DataChannel) {
 	label := dc.Label()
 	if label == EventsChannel {
+		s.adoptEvents(dc) // a viewer that offered opened it
 		return
 	}
 	ch := s.e.cfg.Channels[label]

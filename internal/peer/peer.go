@@ -308,6 +308,9 @@ type Session struct {
 	started   atomic.Bool
 	firstSent atomic.Int64  // ns after created when the first frame went out
 	feedback  atomic.Uint64 // transport-wide feedback reports received
+	// events is the "events" data channel once open (the device's own when it offered, the
+	// viewer's when it did): what the device tells the viewer of its path.
+	events atomic.Pointer[webrtc.DataChannel]
 }
 
 // TalkSink takes what viewers say: the device plays it on its speaker. Frames are payloads of
@@ -487,15 +490,39 @@ func (s *Session) addTransceivers(offering bool) error {
 			return err
 		}
 	}
-	if offering && len(s.e.cfg.Channels) > 0 {
-		// Opens the data section (SCTP) in the device's offer, so the viewer can open the
-		// channels its grants allow without another negotiation. Unused otherwise.
-		if _, err := s.pc.CreateDataChannel(EventsChannel, nil); err != nil {
+	if offering {
+		// The device's own channel to the viewer (network reports). It also opens the data
+		// section (SCTP) in the offer, so the viewer can open the channels its grants allow
+		// without another negotiation.
+		dc, err := s.pc.CreateDataChannel(EventsChannel, nil)
+		if err != nil {
 			return err
 		}
+		s.adoptEvents(dc)
 	}
 	return nil
 }
+
+// adoptEvents makes dc the session's events channel once it opens. Messages from the viewer
+// on it are ignored: the channel is the device's to speak on.
+func (s *Session) adoptEvents(dc *webrtc.DataChannel) {
+	dc.OnOpen(func() { s.events.Store(dc) })
+	dc.OnClose(func() { s.events.CompareAndSwap(dc, nil) })
+}
+
+// SendEvent sends msg (one JSON message, docs/adaptation.md) on the events channel; false
+// when the viewer has none open. It never blocks: a message that finds the previous ones
+// still buffered is dropped, the next one replaces it.
+func (s *Session) SendEvent(msg []byte) bool {
+	dc := s.events.Load()
+	if dc == nil || dc.BufferedAmount() > eventsBacklog {
+		return false
+	}
+	return dc.SendText(string(msg)) == nil // text: a page reads it as a string
+}
+
+// eventsBacklog is how many bytes of events may wait for a viewer whose path is full.
+const eventsBacklog = 16 << 10
 
 // Answer applies the viewer's offer and returns the device's answer. Candidates trickle
 // through onCandidate; use LocalDescription after gathering for a complete answer.

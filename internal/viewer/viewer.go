@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +33,7 @@ import (
 
 	"github.com/p2pcast/p2pcast/internal/codec"
 	"github.com/p2pcast/p2pcast/internal/media"
+	"github.com/p2pcast/p2pcast/internal/wire"
 )
 
 // Options configure one viewing. Exactly one of WHEPURL, WSURL and HubURL says where to watch.
@@ -113,7 +115,15 @@ type Result struct {
 	CaptureToReceiveMS float64 `json:"capture_to_receive_ms,omitempty"`
 	// Audio is what arrived on the audio track; nil when the device sent none.
 	Audio *AudioResult `json:"audio,omitempty"`
+	// Network is the device's last report of this viewer's path (estimate, RTT, loss, the
+	// rendition sent); nil when it sent none. Decisions are the adaptation decisions all its
+	// reports told, oldest first (the latest maxDecisions).
+	Network   *wire.Network   `json:"network,omitempty"`
+	Decisions []wire.Decision `json:"decisions,omitempty"`
 }
+
+// maxDecisions bounds Result.Decisions: the latest are kept.
+const maxDecisions = 64
 
 // AudioResult counts the audio track: packets (one frame each), bytes, loss, bitrate.
 type AudioResult struct {
@@ -213,6 +223,11 @@ func newAPI(relayOnly bool) (*webrtc.API, error) {
 	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
 		return nil, err
 	}
+	// Transport-wide feedback, as a browser sends it: the device paces this viewer to its own
+	// bandwidth estimate and counts it in its adaptation, instead of sending blind.
+	if err := webrtc.ConfigureTWCCSender(m, ir); err != nil {
+		return nil, err
+	}
 	// ICE timings stay Pion's defaults: on the WebSocket path the device offers, controls ICE
 	// and decides nomination.
 	se := webrtc.SettingEngine{}
@@ -301,6 +316,15 @@ func Watch(ctx context.Context, o Options) (Result, error) {
 		trackDone   = make(chan struct{})
 	)
 	pc.OnTrack(func(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
+		// Reading the device's RTCP drives the interceptors: its sender reports are what our
+		// receiver reports echo, so that it can measure the round trip.
+		go func() {
+			for {
+				if _, _, err := r.ReadRTCP(); err != nil {
+					return
+				}
+			}
+		}()
 		absID := 0
 		for _, e := range r.GetParameters().HeaderExtensions {
 			if e.URI == absCaptureTimeURI {
@@ -322,6 +346,20 @@ func Watch(ctx context.Context, o Options) (Result, error) {
 		defer close(trackDone)
 		rc.read(ctx, t, uint8(absID), func() Pair { return selectedPair(pc, r) })
 	})
+	// The device's reports come on the events channel: its own when it offers, this one
+	// when the viewer does (WHEP).
+	pc.OnDataChannel(func(dc *webrtc.DataChannel) {
+		if dc.Label() == eventsChannel {
+			dc.OnMessage(rc.event)
+		}
+	})
+	if sig.kind() == "whep" {
+		dc, err := pc.CreateDataChannel(eventsChannel, nil)
+		if err != nil {
+			return Result{}, err
+		}
+		dc.OnMessage(rc.event)
+	}
 	pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
 		o.Logger.Debug("ice state", "state", s, "after", time.Since(start).Round(time.Millisecond))
 	})
@@ -455,6 +493,26 @@ type receiver struct {
 	seq       seqCounter
 	delays    []float64 // capture → receive per frame, ms
 	delaySeen int
+}
+
+// eventsChannel is the data channel the device reports on (peer.EventsChannel).
+const eventsChannel = "events"
+
+// event takes one message of the events channel; anything but a network report is ignored
+// (a newer device may say more).
+func (rc *receiver) event(m webrtc.DataChannelMessage) {
+	var n wire.Network
+	if !m.IsString || json.Unmarshal(m.Data, &n) != nil || n.Type != wire.TypeNetwork {
+		return
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.res.Decisions = append(rc.res.Decisions, n.Decisions...)
+	if k := len(rc.res.Decisions) - maxDecisions; k > 0 {
+		rc.res.Decisions = rc.res.Decisions[k:]
+	}
+	n.Decisions = nil // in Decisions
+	rc.res.Network = &n
 }
 
 func (rc *receiver) requested() {
@@ -607,6 +665,7 @@ func (rc *receiver) result() Result {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	r := rc.res
+	r.Decisions = slices.Clone(rc.res.Decisions)
 	r.Audio = rc.audio.result()
 	if expected := rc.seq.expected(); expected > 0 {
 		r.Lost = rc.seq.lost(r.Packets)

@@ -4,6 +4,8 @@
 // names are part of the wire format: new ones may be added, none renamed.
 package wire
 
+import "time"
+
 // Message types: the "type" field of every JSON message.
 const (
 	// Signaling, viewer ↔ device (directly, or relayed by a hub).
@@ -27,6 +29,9 @@ const (
 	TypeStream    = "stream"    // device → hub: what the device shows
 	TypeICE       = "ice"       // hub → device: fresh TURN credentials
 	TypeRevoked   = "revoked"   // hub → device: the revoked token ids, whole, at each change
+
+	// On the session's "events" data channel, device → viewer.
+	TypeNetwork = "network" // the viewer's path and what adaptation made of it (Network)
 )
 
 // Error codes: the "code" field of an error message.
@@ -54,11 +59,53 @@ const (
 // Types lists every message type.
 func Types() []string {
 	return []string{TypeHello, TypeWatch, TypeOffer, TypeAnswer, TypeCandidate, TypeRestart, TypeBye, TypeError,
-		TypeAuth, TypeChallenge, TypeWelcome, TypeSession, TypeStream, TypeICE, TypeRevoked}
+		TypeAuth, TypeChallenge, TypeWelcome, TypeSession, TypeStream, TypeICE, TypeRevoked, TypeNetwork}
 }
 
 // Codes lists every error code.
 func Codes() []string {
 	return []string{CodeBadMessage, CodeBadSDP, CodeNoSession, CodeBusy, CodeFatal, CodeUnauthorized, CodeForbidden,
 		CodeExpired, CodeOffline, CodeRateLimited, CodeReplaced, CodeShutdown}
+}
+
+// Network is a TypeNetwork message, sent about once a second and at each decision: the
+// viewer's path as the device measures it, the rendition it gets, and the adaptation
+// decisions about this viewer or its encoder since the previous report (docs/adaptation.md). The page's overlay and
+// `p2pcast view --stats json` show it.
+type Network struct {
+	Type string `json:"type"`
+	// EstimateBPS is the device's bandwidth estimate of the path; 0 when the viewer sends no
+	// transport-wide feedback (nothing to estimate from: not paced, not adapted).
+	EstimateBPS int     `json:"estimate_bps"`
+	RTTMS       float64 `json:"rtt_ms"`
+	Loss        float64 `json:"loss"` // fraction, from the viewer's last receiver report
+	JitterMS    float64 `json:"jitter_ms"`
+	QueueMS     float64 `json:"queue_ms"` // media waiting in the device's pacer for this viewer
+	// Retransmitted and FEC count the packets sent to repair losses: resent on NACK, and
+	// forward error correction.
+	Retransmitted uint64     `json:"retransmitted"`
+	FEC           uint64     `json:"fec_packets"`
+	Rendition     Rendition  `json:"rendition"`
+	Decisions     []Decision `json:"decisions,omitempty"`
+}
+
+// Rendition is the video a viewer gets: one of the source's renditions, at the encoder's
+// current settings.
+type Rendition struct {
+	Track      uint8   `json:"track"`
+	Width      int     `json:"width"`
+	Height     int     `json:"height"`
+	BitrateBPS int     `json:"bitrate_bps"` // the encoder's setting; 0 when it takes none
+	FPS        float64 `json:"fps"`
+}
+
+// Decision is one adaptation decision: a viewer switched between renditions ("switch"), or
+// an encoder's "bitrate" or "fps" changed, from From to To, and why.
+type Decision struct {
+	At    time.Time `json:"at"`
+	What  string    `json:"what"`
+	Track uint8     `json:"track"`
+	From  float64   `json:"from"`
+	To    float64   `json:"to"`
+	Why   string    `json:"why"`
 }

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/p2pcast/p2pcast/internal/browser"
+	"github.com/p2pcast/p2pcast/internal/wire"
 	"github.com/p2pcast/p2pcast/test/natlab"
 )
 
@@ -345,6 +346,9 @@ type viewResult struct {
 	Height     int     `json:"height"`
 	TTFFMS     float64 `json:"ttff_ms"`
 	DurationS  float64 `json:"duration_s"`
+	// Network and Decisions: what the device reported on the events channel.
+	Network   *wire.Network   `json:"network"`
+	Decisions []wire.Decision `json:"decisions"`
 }
 
 // runCLI runs `p2pcast view` in the viewer's host for d after its first frame and returns its
@@ -898,4 +902,43 @@ func tail(s string, n int) string {
 		return s
 	}
 	return "…" + s[len(s)-n:]
+}
+
+// networkView is what the page heard from the device on its events channel
+// (window.p2pcast.network(), web/player.js).
+type networkView struct {
+	Report    *wire.Network   `json:"report"`
+	Decisions []wire.Decision `json:"decisions"`
+}
+
+// network reads the device's reports as the page received them.
+func (v *viewer) network(t *testing.T) networkView {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), evalTimeout)
+	defer cancel()
+	r, err := browser.Eval[networkView](ctx, v.page, `window.p2pcast.network()`)
+	if err != nil {
+		t.Fatalf("%s: reading window.p2pcast.network(): %v", v.name, err)
+	}
+	return r
+}
+
+// heardOf checks that the page was told of its path (an estimate from its feedback, the
+// rendition width it gets) and returns the decisions it was told of.
+func (v *viewer) heardOf(t *testing.T, width int) []wire.Decision {
+	t.Helper()
+	nv := v.network(t)
+	if nv.Report == nil {
+		t.Errorf("%s: the page got no network report from the device", v.name)
+		return nil
+	}
+	t.Logf("%s: the device reported estimate %s, rtt %.1f ms, loss %.3f, %dx%d; %d decisions", v.name,
+		kbit(float64(nv.Report.EstimateBPS)), nv.Report.RTTMS, nv.Report.Loss, nv.Report.Rendition.Width, nv.Report.Rendition.Height, len(nv.Decisions))
+	if nv.Report.EstimateBPS <= 0 {
+		t.Errorf("%s: the device reported no bandwidth estimate", v.name)
+	}
+	if width > 0 && nv.Report.Rendition.Width != width {
+		t.Errorf("%s: the device reported a %d-wide rendition, want %d", v.name, nv.Report.Rendition.Width, width)
+	}
+	return nv.Decisions
 }

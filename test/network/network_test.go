@@ -8,6 +8,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/p2pcast/p2pcast/internal/wire"
 )
 
 // Device flags of the adaptive sender (issue "Watchable on real networks"), being added by other
@@ -77,6 +79,7 @@ func TestUnconstrained(t *testing.T) {
 	if m.minW != 1280 || m.lastH != 720 {
 		t.Errorf("%s: width %.0f..%.0f, last %.0fx%.0f; want 1280x720 throughout", v.name, m.minW, m.maxW, m.lastW, m.lastH)
 	}
+	v.heardOf(t, 1280)
 }
 
 // unconstrained measures what the viewer's link carries, unshaped, for unconstrainedFor after
@@ -179,6 +182,10 @@ func TestTwoViewers(t *testing.T) {
 	if ms.maxW >= 1280 || ms.minW <= 0 {
 		t.Errorf("slow: width %.0f..%.0f, want a smaller picture than 1280 wide (the %s sub rendition) throughout", ms.minW, ms.maxW, subSize)
 	}
+	fast.heardOf(t, 1280)
+	if !slices.ContainsFunc(slow.heardOf(t, 0), func(d wire.Decision) bool { return d.What == "switch" }) {
+		t.Errorf("slow: the page was told of no switch to the sub rendition")
+	}
 }
 
 // TestBandwidthStep: 4 Mbit/s → 0.8 Mbit/s mid-stream: from 2 s after the drop, no new freeze
@@ -274,6 +281,10 @@ func TestViewCLI(t *testing.T) {
 	rate := int64(shareOfRate * m.linkBPS)
 	if rate <= 0 {
 		t.Fatalf("the link carried nothing while p2pcast view ran")
+	}
+	// Its transport-wide feedback gives the device an estimate, reported back to it.
+	if free.Network == nil || free.Network.EstimateBPS <= 0 {
+		t.Errorf("p2pcast view --stats json: device report %+v, want one with a bandwidth estimate", free.Network)
 	}
 	n.shape(v.link, rate)
 	r, line, _ := n.runCLI(v, measureFor)
