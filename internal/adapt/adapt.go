@@ -6,8 +6,8 @@
 // The rules, in order:
 //  1. A viewer's usable rate is its estimate less headroom (audio when it gets audio,
 //     retransmissions, the encoder's overshoot, and each packet's headers: an estimate counts
-//     the wire, a bitrate the video): Usable = (Estimate × UsableShare − AudioBPS − fps × 560)
-//     / 1.058.
+//     the wire, a bitrate the video), and forward error correction when the viewer gets it:
+//     Usable = (Estimate × UsableShare − AudioBPS − fps × 560) / 1.058 / (1 + Protection).
 //  2. Each encoder runs at the most its best viewer can take, never above its configured
 //     bitrate and never below its floor: when every viewer is limited (one viewer behind one
 //     uplink), the encoder slows down instead of the network dropping packets; when one viewer
@@ -136,6 +136,9 @@ type Viewer struct {
 	// encoder goes up at most to DeliveredHeadroom times it, however high the estimate (an
 	// estimate overshoots a bottleneck until its queue shows).
 	Delivered int
+	// Protection is the forward error correction sent beside the video, per video packet
+	// (0.08: 8 % more packets), which the path must carry too.
+	Protection float64
 }
 
 // Encoder is what the policy set one rendition's encoder to.
@@ -253,6 +256,8 @@ func (p *Policy) usable(v Viewer) int {
 	}
 	// video + (fps + video/payload) × overhead = u
 	u = (u - p.fps*packetOverhead*8) / (1 + float64(packetOverhead)/packetPayload)
+	// FEC packets ride with the video, about Protection of its size.
+	u /= 1 + max(v.Protection, 0)
 	return max(int(u), 1)
 }
 

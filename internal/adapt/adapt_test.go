@@ -210,3 +210,14 @@ func TestRaiseFollowsAHeldEstimate(t *testing.T) {
 		t.Fatalf("encoder %+v followed a one-round spike (want at most %d)", e, want)
 	}
 }
+
+// A viewer sent forward error correction leaves its encoder that much less room.
+func TestProtectionLeavesLessForVideo(t *testing.T) {
+	p := New(Config{})
+	t0 := time.Unix(1000, 0)
+	vs := []Viewer{{ID: "a", Rendition: 1, Audio: true, Protection: 0.25}}
+	run(t, p, t0, 3*time.Second, []Rendition{main720, sub360}, vs, func(string, time.Duration) int { return 800_000 })
+	if e, want := encoder(p, 1), int(float64(usableAt30(800_000))/1.25); e.Bitrate != want {
+		t.Fatalf("main encoder %+v with 25 %% FEC, want %d bit/s", e, want)
+	}
+}

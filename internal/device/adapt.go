@@ -102,7 +102,8 @@ func (a *adapter) round(now time.Time) {
 			continue // not sending yet
 		}
 		est, _ := s.Estimate()
-		viewers = append(viewers, adapt.Viewer{ID: s.ID(), Estimate: est, Rendition: r, Audio: s.SendsAudio(), Delivered: s.Delivered()})
+		viewers = append(viewers, adapt.Viewer{ID: s.ID(), Estimate: est, Rendition: r, Audio: s.SendsAudio(), Delivered: s.Delivered(),
+			Protection: s.Protection()})
 		byID[s.ID()] = s
 	}
 	var d adapt.Decision
@@ -161,7 +162,7 @@ func (a *adapter) report(now time.Time, sessions map[string]*peer.Session, rendi
 		st := s.Stats()
 		if n := st.Network; n != nil {
 			msg.EstimateBPS, msg.RTTMS, msg.Loss, msg.JitterMS, msg.QueueMS = n.EstimateBPS, n.RTTMS, n.Loss, n.JitterMS, n.QueueMS
-			msg.Retransmitted = n.Retransmitted
+			msg.Retransmitted, msg.FEC = n.Retransmitted, n.FECPackets
 		}
 		msg.Decisions = a.pending[id]
 		if b, err := json.Marshal(msg); err == nil && s.SendEvent(b) {

@@ -293,6 +293,9 @@ type senderStats struct {
 	ResendsSkipped uint64 `json:"resends_skipped"`
 	ResendsDropped uint64 `json:"resends_dropped"`
 	ProbePackets   uint64 `json:"probe_packets"`
+	// FECPackets: forward error correction packets sent (RED/ULPFEC, while the viewer
+	// reports loss).
+	FECPackets uint64 `json:"fec_packets"`
 	QueueDropped   uint64 `json:"queue_dropped_frames"`
 }
 
@@ -366,6 +369,7 @@ func (s *sender) resend(t *localTrack, lost []uint16) {
 			s.stats.ResendsSkipped++
 			continue
 		}
+		t.nackedOnce()
 		if f, idx, ok := t.lookup(seq); ok {
 			s.pushResendLocked(pkt{t: t, f: f, idx: int32(idx), seq: seq, kind: pktResend})
 		} else if t.paddedAs(seq) {
@@ -582,7 +586,31 @@ func (s *sender) write(p *pkt, now time.Time, nowNS int64) int {
 	if withTW {
 		s.est.Sent(tw, n+wireOverhead, now, int(p.probe))
 	}
-	return n + wireOverhead
+	size := n + wireOverhead
+	if p.kind == pktMedia && p.last && p.t == s.video {
+		size += s.writeFEC(p.t, now)
+	}
+	return size
+}
+
+// writeFEC sends the FEC packets of the frame t just finished, right after its last packet
+// (never inside a picture), and returns their size on the wire.
+func (s *sender) writeFEC(t *localTrack, now time.Time) int {
+	size := 0
+	for k := range t.fecPending() {
+		tw := s.tw
+		n, withTW, err := t.writeFEC(k, tw)
+		if err != nil || n == 0 {
+			continue
+		}
+		s.tw++
+		s.stats.FECPackets++
+		if withTW {
+			s.est.Sent(tw, n+wireOverhead, now, 0)
+		}
+		size += n + wireOverhead
+	}
+	return size
 }
 
 // close drops everything queued; the pacer forgets the sender.

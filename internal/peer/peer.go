@@ -228,9 +228,22 @@ func (e *Engine) apiFor(d description) (*webrtc.API, error) {
 		return api, nil
 	}
 	m := &webrtc.MediaEngine{}
+	video := false
 	for _, c := range d.codecs() {
 		if err := m.RegisterCodec(c.codec.Parameters(c.params), c.codec.Kind.RTPKind()); err != nil {
 			return nil, err
+		}
+		video = video || c.codec.Kind == codec.Video
+	}
+	if video {
+		// RED and ULPFEC: forward error correction for viewers that report loss (fec.go).
+		for _, c := range []webrtc.RTPCodecParameters{
+			{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: redMime, ClockRate: 90000}, PayloadType: redPayloadType},
+			{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: ulpfecMime, ClockRate: 90000}, PayloadType: ulpfecPayloadType},
+		} {
+			if err := m.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
+				return nil, err
+			}
 		}
 	}
 	// abs-capture-time tells receivers when each frame was captured (the capture clock, not
@@ -815,6 +828,17 @@ func (s *Session) Estimate() (int, bool) {
 	return s.est.Target(), true
 }
 
+// Protection is the share of FEC packets the session sends per video packet now: what its
+// path carries beyond the video (0: none).
+func (s *Session) Protection() float64 {
+	for _, t := range s.tracks {
+		if t.src.Kind == codec.Video {
+			return t.fecShare()
+		}
+	}
+	return 0
+}
+
 // sender is the session's pacing queue, nil before the session starts.
 func (s *Session) sender() *sender {
 	s.mu.Lock()
@@ -894,6 +918,9 @@ type NetworkStats struct {
 	Loss        float64 `json:"loss"`      // fraction, the video track's last report
 	JitterMS    float64 `json:"jitter_ms"` // the video track's, as reported
 	QueueMS     float64 `json:"queue_ms"`  // media waiting in the pacer, at the estimate
+	// FECShare is the forward error correction sent per media packet now (0: off, or the
+	// viewer takes no RED/ULPFEC).
+	FECShare float64 `json:"fec_share"`
 	// FeedbackReports counts the viewer's transport-wide feedback reports.
 	FeedbackReports uint64 `json:"feedback_reports"`
 	senderStats
@@ -922,6 +949,7 @@ func (s *Session) Stats() Stats {
 		}
 		if t.src.Kind == codec.Video {
 			net.Loss, net.JitterMS = report.FractionLost, report.JitterMS
+			net.FECShare = t.fecShare()
 		}
 	}
 	s.mu.Lock()
@@ -1000,3 +1028,4 @@ func parseSDP(text string) (*sdp.SessionDescription, error) {
 	}
 	return &d, nil
 }
+

@@ -71,11 +71,20 @@ type localTrack struct {
 	lastSR     time.Time // when the last sender report went out
 	report     receiverReport
 	// padding is the payload of padding-only packets (zeros, then the count), and pads the
-	// sequence numbers they were sent as, so a NACK for one is answered with padding.
+	// sequence numbers padding and FEC packets were sent as, so a NACK for one is answered
+	// with padding (a second of them at 30 fps with FEC).
 	padding  [maxPadding]byte
-	pads     [64]uint16
+	pads     [256]uint16
 	padsNext int
 	padsLen  int
+	// fec is the video's forward error correction when the viewer negotiated RED and ULPFEC
+	// (nil otherwise); it runs while the viewer loses packets. nacked counts the packets the
+	// viewer asked again for, and lossMark both counters at its previous report: the loss
+	// before repair, which receiver reports do not show (a packet NACK repaired in time
+	// counts as received there).
+	fec      *fecState
+	nacked   uint64
+	lossMark [2]uint64
 }
 
 // maxPadding is the most padding an RTP packet carries (its count is one byte).
@@ -137,6 +146,7 @@ func (t *localTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParamete
 	// Extensions are set once: their payloads never change, so no packet allocates for them.
 	// abs-capture-time keeps one 8-byte buffer that writeFrame rewrites per frame.
 	t.extensions = nil
+	var twccID uint8
 	for _, e := range ctx.HeaderExtensions() {
 		var payload []byte
 		switch {
@@ -148,6 +158,7 @@ func (t *localTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParamete
 		case e.URI == codec.TransportCCURI:
 			t.twcc = make([]byte, 2)
 			payload = t.twcc
+			twccID = uint8(e.ID)
 		default:
 			continue
 		}
@@ -155,6 +166,13 @@ func (t *localTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParamete
 			return webrtc.RTPCodecParameters{}, err
 		}
 		t.extensions = append(t.extensions, e.URI)
+	}
+	t.fec = nil
+	if t.src.Kind == codec.Video {
+		f := &fecState{}
+		if f.bind(ctx.CodecParameters(), twccID); f.negotiated() {
+			t.fec = f
+		}
 	}
 	return *chosen, nil
 }
@@ -217,18 +235,22 @@ func (t *localTrack) writePacket(f *stream.Frame, idx int, tw uint16, now int64)
 	}
 	if idx == 0 {
 		t.rememberLocked(f, t.seq, now)
+		if t.fec != nil {
+			t.fec.startFrame(f.Payloads.Len())
+		}
 	}
 	seq := t.seq
 	t.seq++
 	p := f.Payloads.At(idx)
 	t.packets++
 	t.bytes += uint64(len(p))
-	n, err := t.writeLocked(f, idx, seq, tw)
+	n, err := t.writeLocked(f, idx, seq, tw, true)
 	return n, t.twcc != nil, err
 }
 
-// writeLocked writes payload idx of f as sequence number seq.
-func (t *localTrack) writeLocked(f *stream.Frame, idx int, seq, tw uint16) (int, error) {
+// writeLocked writes payload idx of f as sequence number seq; live media of a frame sent with
+// FEC goes in RED and into the frame's FEC (a retransmission goes as it is).
+func (t *localTrack) writeLocked(f *stream.Frame, idx int, seq, tw uint16, live bool) (int, error) {
 	h := &t.header
 	h.SequenceNumber = seq
 	h.Timestamp = rtpTime(f.Capture, t.codec.ClockRate) + t.tsOffset
@@ -241,10 +263,84 @@ func (t *localTrack) writeLocked(f *stream.Frame, idx int, seq, tw uint16) (int,
 	// Video marks a picture's last packet; audio marks nothing (no talkspurts: no DTX).
 	h.Marker = t.src.Kind == codec.Video && idx == f.Payloads.Len()-1
 	p := f.Payloads.At(idx)
+	if live && t.fec != nil && t.fec.frame {
+		media := h.PayloadType
+		p = t.fec.protect(h, p)
+		h.PayloadType = t.fec.redPT
+		_, err := t.writer.WriteRTP(h, p)
+		h.PayloadType = media
+		if err != nil {
+			return 0, err
+		}
+		return h.MarshalSize() + len(p), nil
+	}
 	if _, err := t.writer.WriteRTP(h, p); err != nil {
 		return 0, err
 	}
 	return h.MarshalSize() + len(p), nil
+}
+
+// nackedOnce counts a packet the viewer asked for again (once per round trip).
+func (t *localTrack) nackedOnce() {
+	t.mu.Lock()
+	t.nacked++
+	t.mu.Unlock()
+}
+
+// fecShare is the FEC sent per media packet now (0: off or not negotiated).
+func (t *localTrack) fecShare() float64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.fec == nil || !t.fec.negotiated() {
+		return 0
+	}
+	return t.fec.share
+}
+
+// fecPending is how many FEC packets follow the frame whose last packet was just written.
+func (t *localTrack) fecPending() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.fec == nil || !t.bound {
+		return 0
+	}
+	return t.fec.pending()
+}
+
+// writeFEC sends FEC packet k of the frame just written, as the track's next sequence number
+// (remembered, so that a NACK for it is answered with padding), with the frame's timestamp.
+func (t *localTrack) writeFEC(k int, tw uint16) (int, bool, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.fec == nil || !t.bound {
+		return 0, false, nil
+	}
+	p := t.fec.payload(k)
+	if p == nil {
+		return 0, false, nil
+	}
+	h := &t.header
+	live := *h
+	h.SequenceNumber, h.Timestamp, h.Marker, h.PayloadType = t.seq, t.fec.lastTS, false, t.fec.redPT
+	t.notePaddedLocked(t.seq)
+	t.seq++
+	if t.twcc != nil {
+		binary.BigEndian.PutUint16(t.twcc, tw)
+	}
+	_, err := t.writer.WriteRTP(h, p)
+	h.SequenceNumber, h.Timestamp, h.Marker, h.PayloadType = live.SequenceNumber, live.Timestamp, live.Marker, live.PayloadType
+	if err != nil {
+		return 0, false, err
+	}
+	t.fec.sent++
+	return h.MarshalSize() + len(p), t.twcc != nil, nil
+}
+
+// notePaddedLocked remembers that seq carried no media (padding, FEC).
+func (t *localTrack) notePaddedLocked(seq uint16) {
+	t.pads[t.padsNext] = seq
+	t.padsNext = (t.padsNext + 1) % len(t.pads)
+	t.padsLen = min(t.padsLen+1, len(t.pads))
 }
 
 // writeFrame sends every payload of f at once, unpaced (tests, benchmarks).
@@ -286,6 +382,14 @@ func (t *localTrack) receiverReport(rr *rtcp.ReceiverReport, now time.Time) {
 			continue
 		}
 		t.report.FractionLost = float64(b.FractionLost) / 256
+		if t.fec != nil {
+			loss := t.report.FractionLost
+			if sent := t.packets - t.lossMark[0]; sent > 0 {
+				loss = max(loss, min(float64(t.nacked-t.lossMark[1])/float64(sent), 1))
+			}
+			t.lossMark = [2]uint64{t.packets, t.nacked}
+			t.fec.report(loss)
+		}
 		t.report.Lost = int32(b.TotalLost<<8) >> 8 // 24-bit signed
 		t.report.JitterMS = float64(b.Jitter) / float64(t.codec.ClockRate) * 1000
 		if b.LastSenderReport != 0 {
@@ -337,7 +441,7 @@ func (t *localTrack) resend(f *stream.Frame, idx int, seq, tw uint16, retransmis
 	if t.absCapture != nil {
 		abs = binary.BigEndian.Uint64(t.absCapture)
 	}
-	n, err := t.writeLocked(f, idx, seq, tw)
+	n, err := t.writeLocked(f, idx, seq, tw, false)
 	t.header.SequenceNumber = live
 	if t.absCapture != nil {
 		binary.BigEndian.PutUint64(t.absCapture, abs)
@@ -364,9 +468,7 @@ func (t *localTrack) writePadding(size int, seq uint16, resend bool, tw uint16) 
 	if !resend {
 		seq = t.seq
 		t.seq++
-		t.pads[t.padsNext] = seq
-		t.padsNext = (t.padsNext + 1) % len(t.pads)
-		t.padsLen = min(t.padsLen+1, len(t.pads))
+		t.notePaddedLocked(seq)
 	}
 	h.SequenceNumber, h.Padding, h.Marker = seq, true, false
 	if t.twcc != nil {
@@ -420,3 +522,4 @@ func (t *localTrack) counters() (packets, bytes, resent uint64, report receiverR
 	defer t.mu.Unlock()
 	return t.packets, t.bytes, t.resent, t.report, t.extensions
 }
+
