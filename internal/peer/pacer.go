@@ -295,8 +295,8 @@ type senderStats struct {
 	ProbePackets   uint64 `json:"probe_packets"`
 	// FECPackets: forward error correction packets sent (RED/ULPFEC, while the viewer
 	// reports loss).
-	FECPackets uint64 `json:"fec_packets"`
-	QueueDropped   uint64 `json:"queue_dropped_frames"`
+	FECPackets   uint64 `json:"fec_packets"`
+	QueueDropped uint64 `json:"queue_dropped_frames"`
 }
 
 func newSender(p *pacer, est bandwidthEstimator) *sender {

@@ -1028,4 +1028,3 @@ func parseSDP(text string) (*sdp.SessionDescription, error) {
 	}
 	return &d, nil
 }
-

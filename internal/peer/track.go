@@ -522,4 +522,3 @@ func (t *localTrack) counters() (packets, bytes, resent uint64, report receiverR
 	defer t.mu.Unlock()
 	return t.packets, t.bytes, t.resent, t.report, t.extensions
 }
-
