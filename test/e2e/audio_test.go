@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/p2pcast/p2pcast/test/testbin"
+
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
@@ -703,7 +705,7 @@ func fmtMS(v []float64) string {
 // mintToken makes a LAN token for the device whose data directory is dir (`p2pcast token`).
 func mintToken(t *testing.T, dir, grants string) string {
 	t.Helper()
-	out, err := exec.Command(filepath.Join(binDir(t), "p2pcast"), "token", "--data", dir, "--device", "local",
+	out, err := exec.Command(filepath.Join(testbin.Dir(t), "p2pcast"), "token", "--data", dir, "--device", "local",
 		"--grant", grants, "--ttl", "10m").Output()
 	if err != nil {
 		t.Fatalf("p2pcast token --grant %s: %v", grants, err)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/p2pcast/p2pcast/internal/browser"
+	"github.com/p2pcast/p2pcast/test/testbin"
 )
 
 // pageStats mirrors window.p2pcast.stats() in web/player.js.
@@ -32,18 +33,6 @@ type pageStats struct {
 	ConnectionState string  `json:"connectionState"`
 	Sessions        float64 `json:"sessions"`
 	FirstFrameMS    float64 `json:"firstFrameMs"`
-}
-
-func binDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("P2PCAST_BIN")
-	if dir == "" {
-		dir, _ = filepath.Abs("../../bin")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "p2pcast")); err != nil {
-		t.Fatalf("p2pcast not built in %s (run make build): %v", dir, err)
-	}
-	return dir
 }
 
 // device is a running `p2pcast device` process.
@@ -94,7 +83,7 @@ type deviceOpts struct {
 
 func runDeviceWith(t *testing.T, opts deviceOpts, addr string, args ...string) (*device, *bufio.Reader) {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir(t), "p2pcast"), append([]string{"device", "--http", addr}, args...)...)
+	cmd := exec.Command(filepath.Join(testbin.Dir(t), "p2pcast"), append([]string{"device", "--http", addr}, args...)...)
 	cmd.Stderr = os.Stderr
 	if opts.stderr != nil {
 		cmd.Stderr = io.MultiWriter(os.Stderr, opts.stderr)

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/p2pcast/p2pcast/test/testbin"
+
 	"github.com/p2pcast/p2pcast/internal/browser"
 )
 
@@ -23,7 +25,7 @@ import (
 func TestBrowserPairingLink(t *testing.T) {
 	_, port, _ := net.SplitHostPort(freePort(t))
 	addr := "0.0.0.0:" + port
-	bin := filepath.Join(binDir(t), "p2pcast")
+	bin := filepath.Join(testbin.Dir(t), "p2pcast")
 
 	// No authentication on a non-loopback address: usage error, and it says what to do.
 	out, err := exec.Command(bin, "device", "--http", addr).CombinedOutput()

@@ -31,6 +31,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/p2pcast/p2pcast/test/testbin"
+
 	"github.com/p2pcast/p2pcast/internal/browser"
 	"github.com/p2pcast/p2pcast/test/natlab"
 )
@@ -399,7 +401,7 @@ var browserKinds = []natlab.Kind{natlab.Symmetric, natlab.PortRestricted}
 
 func newBrowserLab(t *testing.T) *browserLab {
 	t.Helper()
-	bin := binDir(t)
+	bin := testbin.Dir(t)
 	p2pcast := filepath.Join(bin, "p2pcast")
 	start := time.Now()
 	lab := natlab.New(t)

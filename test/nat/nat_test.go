@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/p2pcast/p2pcast/test/natlab"
+	"github.com/p2pcast/p2pcast/test/testbin"
 )
 
 var (
@@ -55,18 +56,6 @@ func needsRelay(device, viewer natlab.Kind) bool {
 	return d+v >= 3 // cone↔symmetric, symmetric↔symmetric
 }
 
-func binDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("P2PCAST_BIN")
-	if dir == "" {
-		dir, _ = filepath.Abs("../../bin")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "p2pcast")); err != nil {
-		t.Fatalf("p2pcast not built in %s (run make build): %v", dir, err)
-	}
-	return dir
-}
-
 // viewResult is the part of `p2pcast view --stats json` this test reads.
 type viewResult struct {
 	Frames int     `json:"frames"`
@@ -96,7 +85,7 @@ func (c cell) String() string {
 }
 
 func TestNATMatrix(t *testing.T) {
-	bin := binDir(t)
+	bin := testbin.Dir(t)
 	p2pcast := filepath.Join(bin, "p2pcast")
 	lab := natlab.New(t)
 	hubHost := lab.PublicHost("hub")

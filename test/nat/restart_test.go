@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/p2pcast/p2pcast/test/testbin"
+
 	"github.com/p2pcast/p2pcast/test/natlab"
 )
 
@@ -20,7 +22,7 @@ import (
 // (it flows peer to peer, not through the hub); the device reconnects by itself, and new viewers
 // reach it again.
 func TestHubRestart(t *testing.T) {
-	bin := binDir(t)
+	bin := testbin.Dir(t)
 	p2pcast := filepath.Join(bin, "p2pcast")
 	lab := natlab.New(t)
 	hubHost := lab.PublicHost("hub")

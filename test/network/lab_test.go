@@ -28,6 +28,7 @@ import (
 	"github.com/p2pcast/p2pcast/internal/browser"
 	"github.com/p2pcast/p2pcast/internal/wire"
 	"github.com/p2pcast/p2pcast/test/natlab"
+	"github.com/p2pcast/p2pcast/test/testbin"
 )
 
 const (
@@ -54,21 +55,9 @@ type netLab struct {
 	recorders []*recorder
 }
 
-func binDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("P2PCAST_BIN")
-	if dir == "" {
-		dir, _ = filepath.Abs("../../bin")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "p2pcast")); err != nil {
-		t.Fatalf("p2pcast not built in %s (run make build): %v", dir, err)
-	}
-	return dir
-}
-
 func newLab(t *testing.T) *netLab {
 	t.Helper()
-	bin := filepath.Join(binDir(t), "p2pcast")
+	bin := filepath.Join(testbin.Dir(t), "p2pcast")
 	lab := natlab.New(t)
 	n := &netLab{t: t, lab: lab, lan: lab.LAN("lan"), bin: bin, start: time.Now()}
 	// Recorders stop before the lab closes (cleanups run last-in first-out): none may log after
