@@ -153,11 +153,6 @@ func (r *rateControl) onOveruse(now int64, acked int, rtt, queue time.Duration) 
 	if !r.timeToReduce(now, acked, rtt) {
 		return false
 	}
-	return r.cut(now, acked, queue)
-}
-
-// cut goes below the delivered rate acked (bit/s, > 0), deeper the longer the queue.
-func (r *rateControl) cut(now int64, acked int, queue time.Duration) bool {
 	factor := decreaseFactor
 	if queue > queueAllowance {
 		factor = max(drainFloor, factor-float64(queue-queueAllowance)/float64(drainTime))

@@ -272,19 +272,6 @@ const (
 	// baseDelayWindow: the one-way delay floor (no queue) is the minimum over the last one
 	// to two such windows, so that a route change or clock drift is forgotten.
 	baseDelayWindow = 10 * time.Second
-
-	// standingQueue and standingTime: a queue that stays above 100 ms for 300 ms is
-	// overuse whatever the trendline says. The trendline sees only a queue's growth: a
-	// drop-tail queue filled at once (a session's first keyframe sent unpaced into a slow
-	// link, a token bucket's burst running out) and then kept full has a constant delay,
-	// a slope of zero, and only loss to show for it (lab: 175 kbit/s tbf, an estimate 8×
-	// the link for seconds, 20 % loss).
-	standingQueue = 100 * time.Millisecond
-	standingTime  = 300 * time.Millisecond
-	// minDrain: after a cut the queue must shrink by at least 100 ms per second (a cut
-	// goes to at most 85 % of the delivered rate, which drains 150 ms/s) or it is still
-	// overused.
-	minDrain = 0.1
 )
 
 // queueDelay estimates the bottleneck's queueing delay from one-way delays (arrival on
@@ -295,8 +282,6 @@ type queueDelay struct {
 	curStart        int64
 	hasCur, hasPrev bool
 	last            int64 // latest queue delay (ns)
-	highSince       int64 // when last went above standingQueue, if high
-	high            bool
 }
 
 func (q *queueDelay) reset() { *q = queueDelay{} }
@@ -313,14 +298,4 @@ func (q *queueDelay) add(now, owd int64) {
 		base = min(base, q.prev)
 	}
 	q.last = owd - base
-	if q.last < standingQueue.Nanoseconds() {
-		q.high = false
-	} else if !q.high {
-		q.high, q.highSince = true, now
-	}
-}
-
-// standing says whether the queue has stayed above standingQueue for standingTime.
-func (q *queueDelay) standing(now int64) bool {
-	return q.high && now-q.highSince >= standingTime.Nanoseconds()
 }

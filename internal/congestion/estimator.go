@@ -115,7 +115,6 @@ type Estimator struct {
 
 	rtt         time.Duration // smoothed, 0 until measured
 	queue       queueDelay
-	queueAtCut  int64 // queue delay (ns) at the last overuse cut
 	feedbacks   int
 	lastFbNs    int64
 	firstSentNs int64
@@ -184,14 +183,13 @@ func (e *Estimator) Sent(seq uint16, size int, at time.Time, probe int) {
 	}
 	e.lastSentNs = now
 	c := e.pr.cluster(probe)
-	late := false
 	if c != nil {
-		late = c.onSent(now, size)
+		c.onSent(now, size)
 	} else {
 		probe = 0
 		e.sent.add(now, size)
 	}
-	e.hist.add(seq, now, size, probe, late)
+	e.hist.add(seq, now, size, probe)
 	e.checkFeedbackTimeout(now)
 }
 
@@ -382,7 +380,7 @@ func (e *Estimator) onStatus(w *walk, seq int64, received bool, arrUs int64) {
 	p.state = stateReceived
 	size := int(p.size)
 	if c := e.pr.cluster(int(p.cluster)); c != nil {
-		c.onReceived(p.sendNs, arrUs, size, p.late)
+		c.onReceived(p.sendNs, arrUs, size)
 	}
 	e.acked.add(arrUs, size)
 	if off := arrUs*1000 - p.sendNs; off < w.minOffset {
@@ -417,9 +415,7 @@ func (e *Estimator) afterFeedback(w *walk) {
 		e.queue.add(now, w.minOffset)
 	}
 	acked := e.acked.rate()
-	if e.acked.full() {
-		e.notePeak(now, acked)
-	}
+	e.notePeak(now, acked)
 	if e.trend.state == usageOver {
 		delivered := acked
 		if now-e.probeAt < probeMemory.Nanoseconds() {
@@ -428,18 +424,6 @@ func (e *Estimator) afterFeedback(w *walk) {
 			delivered = max(delivered, e.probeRes)
 		}
 		if e.rc.onOveruse(now, delivered, e.rtt, time.Duration(e.queue.last)) {
-			e.setTarget(now, "overuse")
-		}
-		if e.rc.lastDecrease == now {
-			e.queueAtCut = e.queue.last
-			e.loss.delayCut(now)
-		}
-	} else if acked > 0 && e.standingQueue(now) {
-		// The detector cannot see a queue that is full already: cut from what gets
-		// through (not from a probe's rate: the queue says the path takes less).
-		e.queueAtCut = e.queue.last
-		e.loss.delayCut(now)
-		if e.rc.cut(now, acked, time.Duration(e.queue.last)) {
 			e.setTarget(now, "overuse")
 		}
 	} else if e.rc.onSignal(e.trend.state, now, acked, e.rtt) {
@@ -455,19 +439,6 @@ func (e *Estimator) afterFeedback(w *walk) {
 	}
 }
 
-// standingQueue says whether a long queue has stood for a while without draining since
-// the last cut had time to act.
-func (e *Estimator) standingQueue(now int64) bool {
-	if !e.queue.standing(now) {
-		return false
-	}
-	since := now - e.rc.lastDecrease
-	if since < (e.rtt + standingTime).Nanoseconds() {
-		return false // the last cut has not shown yet
-	}
-	return float64(e.queue.last) > float64(e.queueAtCut)-minDrain*float64(since)
-}
-
 // setTarget recomputes the target from the two limits; reason names what changed.
 func (e *Estimator) setTarget(now int64, reason string) {
 	t := e.rc.rate
@@ -480,11 +451,7 @@ func (e *Estimator) setTarget(now int64, reason string) {
 	}
 	if t < e.target {
 		e.lastDrop = now
-		// A drop to recover from is one of the path: an overuse cut that drains our own
-		// queue while the path delivers what it did is not (probing back up from it
-		// overfilled the same token bucket again every 3 s: lab, 175 kbit/s tbf).
-		drain := reason == "overuse" && float64(e.acked.rate()) >= dropRatio*float64(e.peak)
-		if float64(t) < dropRatio*float64(e.peak) && !drain {
+		if float64(t) < dropRatio*float64(e.peak) {
 			if now-e.dropAt >= recoveryWindow.Nanoseconds() {
 				e.dropPeak = 0 // the last drop is history
 			}

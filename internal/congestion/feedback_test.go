@@ -244,8 +244,8 @@ func TestConfigDefaults(t *testing.T) {
 func TestProbeSchedule(t *testing.T) {
 	e := NewEstimator(Config{Start: 1_000_000})
 	c, rate, bytes := e.Probe(t0)
-	if c == 0 || rate != 3_000_000 || bytes != max(rate/8/50, probeMinBytes) {
-		t.Fatalf("initial probe: cluster %d rate %d bytes %d, want 3× start for 20 ms or probeMinBytes", c, rate, bytes)
+	if c == 0 || rate != 3_000_000 || bytes != rate/8/50 {
+		t.Fatalf("initial probe: cluster %d rate %d bytes %d, want 3× start for 20 ms", c, rate, bytes)
 	}
 	if c2, _, _ := e.Probe(t0.Add(time.Millisecond)); c2 != 0 {
 		t.Fatalf("second probe while the first is outstanding")

@@ -31,7 +31,6 @@ type sentPacket struct {
 	size    int32 // bytes on the wire
 	cluster int32 // probe cluster id, 0 = media
 	state   uint8
-	late    bool // in the later half of its probe cluster's bytes
 }
 
 type history struct {
@@ -47,7 +46,7 @@ func (h *history) unwrap(seq uint16) int64 {
 	return h.highest + int64(int16(seq-uint16(h.highest)))
 }
 
-func (h *history) add(seq uint16, sendNs int64, size, cluster int, late bool) int64 {
+func (h *history) add(seq uint16, sendNs int64, size, cluster int) int64 {
 	var u int64
 	if !h.started {
 		h.started = true
@@ -61,7 +60,7 @@ func (h *history) add(seq uint16, sendNs int64, size, cluster int, late bool) in
 			h.highest = u
 		}
 	}
-	h.ring[u&historyMask] = sentPacket{seq: u, sendNs: sendNs, size: int32(size), cluster: int32(cluster), late: late}
+	h.ring[u&historyMask] = sentPacket{seq: u, sendNs: sendNs, size: int32(size), cluster: int32(cluster)}
 	return u
 }
 

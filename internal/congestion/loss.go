@@ -108,13 +108,7 @@ func (l *lossControl) update(now int64, target, delayRate, lo, hi int, rtt time.
 		}
 	}
 	changed = l.limited != wasLimited || (l.limited && l.rate != old)
-	return changed, changed && (!l.limited || (wasLimited && l.rate > old))
-}
-
-// delayCut notes a cut by the delay-based controller at now: the loss reported for the
-// next RTT is of packets sent before it, which it has answered already.
-func (l *lossControl) delayCut(now int64) {
-	l.lastDecrease = now
+	return changed, changed && (!l.limited || l.rate > old)
 }
 
 // raise lifts the limit to at least rate (a probe showed it fits).

@@ -23,18 +23,8 @@ const (
 	// probeDuration: a cluster lasts about 20 ms at its rate, long enough for the 250 µs
 	// feedback timestamps to give its rate within a few percent.
 	probeDuration = 20 * time.Millisecond
-	// probeMinBytes: a cluster is never shorter than this, so that a token bucket's burst
-	// cannot carry all of it at a rate the bucket's rate is far below. The device's probes
-	// are padding-only packets of at most 255 bytes (RTP padding's length is one byte);
-	// at a low target a 20 ms cluster is 1–4 KB, less than the 4 KB burst of the lab's
-	// Linux tbf (and of many shapers), and arrived exactly as sent: "successes" at twice
-	// a 175 kbit/s link, a sawtooth of overfilled queues. 12 KB outlasts such a burst at
-	// any probe rate above 1.5× the link (the rate the bucket keeps up with a 12 KB
-	// cluster), and costs a 2× probe on a plain link about 6 KB of queue.
-	probeMinBytes = 12_000
-	// probeLateMin: the later half of a cluster (past the bytes a burst may carry) gives
-	// its own receive rate when at least this many of its packets arrived.
-	probeLateMin = 3
+	// probeMinBytes keeps slow probes at several packets.
+	probeMinBytes = 1000
 	// probeMinPackets and probeMinReceived: a result needs 5 packets and 80 % of them
 	// received, else loss or reordering make the rate meaningless.
 	probeMinPackets  = 5
@@ -106,12 +96,6 @@ type probeCluster struct {
 	sizeTotal           int
 	sizeLastSend        int
 	sizeFirstArr        int
-
-	// over received packets of the later half (sent after half the cluster's bytes)
-	late                int
-	lateFirst, lateLast int64 // µs
-	lateSize            int
-	lateSizeFirst       int
 }
 
 type prober struct {
@@ -154,27 +138,13 @@ func (p *prober) issue(now int64, rate int) (int, int, int) {
 	return id, rate, bytes
 }
 
-// onSent counts a packet sent for the cluster and says whether it is in its later half.
-func (c *probeCluster) onSent(now int64, size int) bool {
-	late := 2*c.sentBytes >= c.bytes
+func (c *probeCluster) onSent(now int64, size int) {
 	c.sentPackets++
 	c.sentBytes += size
 	c.lastSent = now
-	return late
 }
 
-func (c *probeCluster) onReceived(sendNs, arrUs int64, size int, late bool) {
-	if late {
-		if c.late == 0 || arrUs < c.lateFirst {
-			c.lateFirst, c.lateSizeFirst = arrUs, size
-		}
-		if c.late == 0 {
-			c.lateLast = arrUs
-		}
-		c.lateLast = max(c.lateLast, arrUs)
-		c.late++
-		c.lateSize += size
-	}
+func (c *probeCluster) onReceived(sendNs, arrUs int64, size int) {
 	if c.received == 0 {
 		c.firstSend, c.lastSend, c.firstArr, c.lastArr = sendNs, sendNs, arrUs, arrUs
 		c.sizeLastSend, c.sizeFirstArr = size, size
@@ -222,11 +192,6 @@ func (c *probeCluster) result() (rate int, saturated, ok bool) {
 	recvRate := float64(c.sizeTotal-c.sizeFirstArr) * 8e9 / float64(recvSpan)
 	if recvRate > probeMaxRatio*sendRate {
 		return 0, false, false
-	}
-	if span := (c.lateLast - c.lateFirst) * 1000; c.late >= probeLateMin && span > 0 {
-		// A token bucket passes a cluster's first bytes at line rate, its rest at the
-		// bucket's rate: the later half shows the latter.
-		recvRate = min(recvRate, float64(c.lateSize-c.lateSizeFirst)*8e9/float64(span))
 	}
 	return int(min(sendRate, recvRate)), recvRate < probeSaturated*sendRate, true
 }

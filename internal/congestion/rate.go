@@ -79,12 +79,6 @@ func (a *ackedRate) pop() {
 	a.n--
 }
 
-// full says whether the window spans all of ackedWindow: a shorter one may be one burst
-// (a token bucket's, a keyframe's) delivered faster than the path's rate.
-func (a *ackedRate) full() bool {
-	return a.hasSample && a.newestUs-a.startUs >= ackedWindow.Microseconds()
-}
-
 // rate is the delivered rate in bit/s, 0 while unknown.
 func (a *ackedRate) rate() int {
 	if !a.hasSample {
