@@ -528,7 +528,7 @@ func (e *Estimator) nextProbe(now int64) (int, int, int) {
 			return p.issue(now, r)
 		}
 	}
-	if now-p.lastIssued < probeInterval.Nanoseconds() || now-e.lastDrop < probeStable.Nanoseconds() ||
+	if now-p.lastIssued < periodicInterval(e.target).Nanoseconds() || now-e.lastDrop < probeStable.Nanoseconds() ||
 		e.feedbacks == 0 || now-e.lastFbNs >= feedbackTimeout.Nanoseconds() {
 		return 0, 0, 0
 	}

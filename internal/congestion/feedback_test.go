@@ -363,3 +363,16 @@ func BenchmarkSimulation(b *testing.B) {
 		runSim(b, scenario{capacity: []step{{0, 5_000_000}}, app: []step{{0, unlimited}}, queue: 150_000, duration: time.Minute})
 	}
 }
+
+// Periodic probes come every 3 s at 1 Mbit/s and above, less often below, where a cluster
+// is long against the link.
+func TestPeriodicProbeInterval(t *testing.T) {
+	for _, tc := range []struct {
+		target int
+		want   time.Duration
+	}{{0, probeInterval}, {4_000_000, probeInterval}, {1_000_000, probeInterval}, {500_000, 6 * time.Second}, {200_000, 15 * time.Second}, {50_000, probeMaxPeriod}} {
+		if got := periodicInterval(tc.target); got != tc.want {
+			t.Errorf("periodicInterval(%d) = %s, want %s", tc.target, got, tc.want)
+		}
+	}
+}

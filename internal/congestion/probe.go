@@ -54,8 +54,13 @@ const (
 	// was reported.
 	probeResultTimeout = time.Second
 	// probeInterval between periodic probes (application-limited or recovering): one
-	// 20 ms burst at 2× every 3 s costs ~1 % of the target.
-	probeInterval = 3 * time.Second
+	// 20 ms burst at 2× every 3 s costs ~1 % of the target. Below probeCheapRate a cluster
+	// (probeMinBytes at least) is long against the target and queues behind a slow link
+	// (12 KB at 2× a 200 kbit/s link: ~250 ms of queue, every 3 s a stall the viewer sees):
+	// the interval grows in proportion, up to probeMaxPeriod.
+	probeInterval  = 3 * time.Second
+	probeCheapRate = 1_000_000
+	probeMaxPeriod = 20 * time.Second
 	// probeStable: no periodic probe within 2 s of a decrease: the path is still settling.
 	probeStable = 2 * time.Second
 	// alrRatio: the sender is application-limited when it sends less than 75 % of the
@@ -194,4 +199,12 @@ func (c *probeCluster) result() (rate int, saturated, ok bool) {
 		return 0, false, false
 	}
 	return int(min(sendRate, recvRate)), recvRate < probeSaturated*sendRate, true
+}
+
+// periodicInterval is the time between periodic probes at target bit/s.
+func periodicInterval(target int) time.Duration {
+	if target <= 0 || target >= probeCheapRate {
+		return probeInterval
+	}
+	return min(time.Duration(float64(probeInterval)*probeCheapRate/float64(target)), probeMaxPeriod)
 }

@@ -56,6 +56,25 @@ type scenario struct {
 	refOffset  time.Duration // receiver clock at sim time 0
 	cfg        Config
 	seed       int64
+
+	// burst > 0 makes the bottleneck a token bucket as Linux tbf: tokens accrue at the
+	// capacity up to burst bytes, and a packet leaves at line rate while they last; queue
+	// is then tbf's limit (see tbfLimit).
+	burst int
+	// keyframe > 0: the first frame has this many bytes and leaves unpaced (at line rate),
+	// as the device sends a session's first keyframe.
+	keyframe int
+	// padProbes: probes are padding-only packets of at most 255 bytes of payload (RTP
+	// padding's length is one byte) plus 50 bytes of headers, as the device sends them.
+	padProbes bool
+}
+
+// simLineRate is the rate of the links around the bottleneck (a veth pair is faster).
+const simLineRate = 1_000_000_000
+
+// tbfLimit is the queue (bytes) tc gives a tbf of rate bit/s, latency and burst bytes.
+func tbfLimit(rate int, latency time.Duration, burst int) int {
+	return int(int64(rate)*int64(latency)/8/int64(time.Second)) + burst
 }
 
 type sample struct {
@@ -98,12 +117,16 @@ type sim struct {
 	busyUntil time.Duration
 	queue     []qItem
 	qBytes    int
+	tokens    float64 // tbf: bytes in the bucket at tokAt
+	tokAt     time.Duration
+	fast      int // packets of the first keyframe still to send unpaced
 
 	reported  int
 	fbCount   uint8
 	pending   []delivery
 	delivered int
 	samples   []sample
+	accepted  []int // targets set by probes that succeeded, in order
 }
 
 func runSim(t testing.TB, sc scenario) *sim {
@@ -121,6 +144,7 @@ func runSim(t testing.TB, sc scenario) *sim {
 		t0:  time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
 		rng: rand.New(rand.NewSource(sc.seed + 1)),
 	}
+	s.tokens = float64(sc.burst)
 	var now, nextFrame, nextProbe, nextSample time.Duration
 	nextFb := sc.fbInterval
 	for now < sc.duration {
@@ -155,6 +179,9 @@ func runSim(t testing.TB, sc scenario) *sim {
 					}
 					s.probe.cluster, s.probe.rate, s.probe.left = c, r, b
 					s.probe.size = min(simMTU, max(b/10, 100))
+					if sc.padProbes {
+						s.probe.size = 255 + 50
+					}
 				}
 			}
 			nextProbe += simProbeCall
@@ -175,6 +202,10 @@ func (s *sim) hasWork() bool { return len(s.pacerQ) > 0 || s.probe.left > 0 }
 func (s *sim) frame(now time.Duration) {
 	rate := min(s.e.Target(), valueAt(s.sc.app, now))
 	bytes := rate / 8 / 30
+	first := now == 0 && s.sc.keyframe > 0
+	if first {
+		bytes = s.sc.keyframe
+	}
 	if bytes <= 0 {
 		return
 	}
@@ -182,6 +213,9 @@ func (s *sim) frame(now time.Duration) {
 		s.nextSend = max(s.nextSend, now) // an idle pacer has no credit to catch up
 	}
 	n := (bytes + simMTU - 1) / simMTU
+	if first {
+		s.fast = n
+	}
 	for i := range n {
 		sz := bytes / n
 		if i < bytes%n {
@@ -195,12 +229,18 @@ func (s *sim) sendOne() {
 	at := s.nextSend
 	size, cluster := 0, 0
 	rate := int(simPaceFactor * float64(s.e.Target()))
-	if s.probe.left > 0 {
+	if s.fast > 0 {
+		s.fast--
+		size, s.pacerQ, rate = s.pacerQ[0], s.pacerQ[1:], simLineRate
+	} else if s.probe.left > 0 {
 		cluster, rate = s.probe.cluster, s.probe.rate
 		if len(s.pacerQ) > 0 {
 			size, s.pacerQ = s.pacerQ[0], s.pacerQ[1:]
 		} else {
 			size = s.probe.size
+			if s.sc.padProbes {
+				size = min(s.probe.left, 255) + 50
+			}
 		}
 		s.probe.left -= size
 	} else {
@@ -225,6 +265,16 @@ func (s *sim) link(at time.Duration, size int) simPacket {
 	start := max(at, s.busyUntil)
 	c := valueAt(s.sc.capacity, start)
 	finish := start + time.Duration(int64(size)*8*int64(time.Second)/int64(c))
+	if s.sc.burst > 0 {
+		// Token bucket: wait for the packet's tokens, then leave at line rate.
+		tok := min(float64(s.sc.burst), s.tokens+float64(c)/8*(start-s.tokAt).Seconds())
+		if tok < float64(size) {
+			start += time.Duration((float64(size) - tok) * 8 / float64(c) * float64(time.Second))
+			tok = float64(size)
+		}
+		s.tokens, s.tokAt = tok-float64(size), start
+		finish = start + time.Duration(int64(size)*8*int64(time.Second)/simLineRate)
+	}
 	s.busyUntil = finish
 	s.queue = append(s.queue, qItem{finish, size})
 	s.qBytes += size
@@ -362,8 +412,12 @@ func (s *sim) deliver(d delivery) {
 	}
 	for _, p := range pkts {
 		if fb, ok := p.(*rtcp.TransportLayerCC); ok {
+			won := s.e.pr.succeeded
 			s.e.Feedback(fb, s.t0.Add(d.at))
 			s.delivered++
+			if s.e.pr.succeeded > won {
+				s.accepted = append(s.accepted, s.e.Target())
+			}
 		}
 	}
 }
@@ -415,6 +469,38 @@ func (s *sim) queueDelays(from, to time.Duration) (p50, p95, top time.Duration) 
 	}
 	slices.Sort(w)
 	return w[len(w)/2], w[len(w)*95/100], w[len(w)-1]
+}
+
+// lossRate is the fraction of the packets sent in [from, to) that never arrived.
+func (s *sim) lossRate(from, to time.Duration) float64 {
+	var n, lost int
+	for _, p := range s.pkts {
+		if p.sent >= from && p.sent < to {
+			n++
+			if p.arrival < 0 {
+				lost++
+			}
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return float64(lost) / float64(n)
+}
+
+// targetP95 is the 95th percentile of the sampled target in [from, to).
+func (s *sim) targetP95(from, to time.Duration) int {
+	var v []int
+	for _, x := range s.samples {
+		if x.at >= from && x.at < to {
+			v = append(v, x.target)
+		}
+	}
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	return v[len(v)*95/100]
 }
 
 // logTrace prints target vs capacity every `every` in [from, to).
