@@ -28,6 +28,7 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
@@ -199,7 +200,7 @@ func newAPI(relayOnly bool) (*webrtc.API, error) {
 	for i, plid := range h264Profiles {
 		c := codec.H264.Parameters(codec.Params{ProfileLevelID: plid})
 		c.PayloadType += webrtc.PayloadType(i)
-		c.RTCPFeedback = []webrtc.RTCPFeedback{{Type: "nack", Parameter: "pli"}}
+		c.RTCPFeedback = []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}}
 		if err := m.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
 			return nil, err
 		}
@@ -228,6 +229,15 @@ func newAPI(relayOnly bool) (*webrtc.API, error) {
 	if err := webrtc.ConfigureTWCCSender(m, ir); err != nil {
 		return nil, err
 	}
+	// NACKs for lost video packets, answered from the device's history; the track's reader
+	// puts the retransmissions back in order (reorder).
+	// At most a few NACKs per packet (Pion's default repeats one every 100 ms until it comes):
+	// on a congested path, a storm of them is more traffic the path cannot take.
+	gen, err := nack.NewGeneratorInterceptor(nack.GeneratorMaxNacksPerPacket(3), nack.GeneratorInterval(50*time.Millisecond))
+	if err != nil {
+		return nil, err
+	}
+	ir.Add(gen)
 	// ICE timings stay Pion's defaults: on the WebSocket path the device offers, controls ICE
 	// and decides nomination.
 	se := webrtc.SettingEngine{}
@@ -398,6 +408,11 @@ func Watch(ctx context.Context, o Options) (Result, error) {
 		case <-time.After(2 * time.Second):
 		}
 	}
+	rc.mu.Lock()
+	if rc.timer != nil {
+		rc.timer.Stop()
+	}
+	rc.mu.Unlock()
 	res := rc.result()
 	if res.Frames == 0 && res.Audio == nil {
 		return res, noMedia(cause, sig)
@@ -493,6 +508,7 @@ type receiver struct {
 	seq       seqCounter
 	delays    []float64 // capture → receive per frame, ms
 	delaySeen int
+	timer     *time.Timer // Duration's end, from the first frame
 }
 
 // eventsChannel is the data channel the device reports on (peer.EventsChannel).
@@ -531,76 +547,104 @@ func (rc *receiver) read(ctx context.Context, t *webrtc.TrackRemote, absID uint8
 	var d codec.H264Depacketizer
 	var pkt rtp.Packet
 	var capture time.Time // abs-capture-time of the latest packet; zero if it had none
+	// Packets are counted as they arrive and depacketized in sequence order: a packet lost
+	// and retransmitted on NACK arrives late, behind later ones.
+	var ro reorder
 	buf := make([]byte, 1500)
 	for ctx.Err() == nil {
 		n, _, err := t.Read(buf)
 		if err != nil {
 			return
 		}
-		if err := pkt.Unmarshal(buf[:n]); err != nil {
+		if n < 12 {
 			continue
 		}
 		now := time.Now()
-		capture = time.Time{}
-		if absID != 0 {
-			if ext := pkt.GetExtension(absID); len(ext) >= 8 {
-				capture = ntpToTime(binary.BigEndian.Uint64(ext))
-			}
-		}
+		seq := binary.BigEndian.Uint16(buf[2:4])
 		rc.mu.Lock()
 		rc.res.Packets++
-		if rc.seq.count(pkt.SequenceNumber) {
-			d.Lost()
-		}
+		rc.seq.count(seq)
 		rc.mu.Unlock()
-		au, _ := d.Push(pkt.Payload, pkt.Marker)
-		if au == nil {
-			continue
-		}
-		key := media.IsKeyframe(au)
-		rc.mu.Lock()
-		if rc.res.Frames == 0 && !key {
-			rc.mu.Unlock()
-			continue // undecodable until the first keyframe
-		}
-		if rc.res.Frames == 0 {
-			rc.first = now
-			rc.res.TTFFMS = ms(now.Sub(rc.start))
-			if !rc.requestAt.IsZero() {
-				rc.res.FirstKeyframeMS = ms(now.Sub(rc.requestAt))
+		ro.push(seq, buf[:n], now)
+		for {
+			p, lost, ok := ro.pop(now)
+			if lost > 0 {
+				d.Lost()
 			}
-			rc.res.Pair = pair()
-		}
-		if key {
-			rc.res.Keyframes++
-			if rc.res.Width == 0 {
-				rc.res.Width, rc.res.Height = frameSize(au)
+			if !ok {
+				break
 			}
-		}
-		if !capture.IsZero() {
-			rc.res.AbsCaptureTime = true
-			rc.addDelay(ms(now.Sub(capture))) // wall clock against wall clock
-		}
-		rc.res.Frames++
-		rc.res.Bytes += int64(len(au))
-		rc.last = now
-		frames := rc.res.Frames
-		rc.mu.Unlock()
-		if rc.o.Out != nil {
-			if _, err := rc.o.Out.Write(au); err != nil {
-				rc.o.Logger.Error("writing output", "err", err)
-				rc.done()
+			if rc.depacketize(&d, &pkt, p, absID, &capture, now, pair) {
 				return
 			}
 		}
-		if rc.o.OnFrame != nil {
-			rc.o.OnFrame(au, key, pkt.Timestamp)
-		}
-		if (rc.o.Frames > 0 && frames >= rc.o.Frames) || (rc.o.Duration > 0 && now.Sub(rc.first) >= rc.o.Duration) {
-			rc.done()
-			return
+	}
+}
+
+// depacketize takes the track's next packet in order into d, and counts and hands on the
+// frame it completes; true ends the watch.
+func (rc *receiver) depacketize(d *codec.H264Depacketizer, pkt *rtp.Packet, p []byte, absID uint8, capture *time.Time, now time.Time, pair func() Pair) bool {
+	if err := pkt.Unmarshal(p); err != nil {
+		return false
+	}
+	*capture = time.Time{}
+	if absID != 0 {
+		if ext := pkt.GetExtension(absID); len(ext) >= 8 {
+			*capture = ntpToTime(binary.BigEndian.Uint64(ext))
 		}
 	}
+	au, _ := d.Push(pkt.Payload, pkt.Marker)
+	if au == nil {
+		return false
+	}
+	key := media.IsKeyframe(au)
+	rc.mu.Lock()
+	if rc.res.Frames == 0 && !key {
+		rc.mu.Unlock()
+		return false // undecodable until the first keyframe
+	}
+	if rc.res.Frames == 0 {
+		rc.first = now
+		if rc.o.Duration > 0 {
+			// Ends the watch on time even when frames stop coming (a path that stalled).
+			rc.timer = time.AfterFunc(rc.o.Duration+time.Second, rc.done)
+		}
+		rc.res.TTFFMS = ms(now.Sub(rc.start))
+		if !rc.requestAt.IsZero() {
+			rc.res.FirstKeyframeMS = ms(now.Sub(rc.requestAt))
+		}
+		rc.res.Pair = pair()
+	}
+	if key {
+		rc.res.Keyframes++
+		if rc.res.Width == 0 {
+			rc.res.Width, rc.res.Height = frameSize(au)
+		}
+	}
+	if !capture.IsZero() {
+		rc.res.AbsCaptureTime = true
+		rc.addDelay(ms(now.Sub(*capture))) // wall clock against wall clock
+	}
+	rc.res.Frames++
+	rc.res.Bytes += int64(len(au))
+	rc.last = now
+	frames := rc.res.Frames
+	rc.mu.Unlock()
+	if rc.o.Out != nil {
+		if _, err := rc.o.Out.Write(au); err != nil {
+			rc.o.Logger.Error("writing output", "err", err)
+			rc.done()
+			return true
+		}
+	}
+	if rc.o.OnFrame != nil {
+		rc.o.OnFrame(au, key, pkt.Timestamp)
+	}
+	if (rc.o.Frames > 0 && frames >= rc.o.Frames) || (rc.o.Duration > 0 && now.Sub(rc.first) >= rc.o.Duration) {
+		rc.done()
+		return true
+	}
+	return false
 }
 
 // addDelay keeps a uniform sample of at most maxDelaySamples delays (algorithm R).
