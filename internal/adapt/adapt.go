@@ -4,7 +4,8 @@
 // the decisions (switch a viewer at the next keyframe, send BITRATE/FPS to the producer).
 //
 // The rules, in order:
-//  1. A viewer's usable rate is its estimate less headroom (audio when it gets audio,
+//  1. A viewer's usable rate is its estimate (or what its path delivers, when it is sent
+//     well over that: its queue is filling) less headroom (audio when it gets audio,
 //     retransmissions, the encoder's overshoot, and each packet's headers: an estimate counts
 //     the wire, a bitrate the video), and forward error correction when the viewer gets it:
 //     Usable = (Estimate × UsableShare − AudioBPS − fps × 560) / 1.058 / (1 + Protection).
@@ -70,6 +71,9 @@ type Config struct {
 	// DeliveredHeadroom: an encoder goes up at most to what would fill this many times the
 	// rate its best viewer's path delivered lately (default 1.25).
 	DeliveredHeadroom float64
+	// OverfullRatio: a viewer sent more than this many times what its path delivers has a
+	// filling queue; its usable rate comes from the delivered rate (default 1.3).
+	OverfullRatio float64
 }
 
 func (c *Config) setDefaults() {
@@ -85,6 +89,7 @@ func (c *Config) setDefaults() {
 	def(&c.MinBitsPerPixel, 0.008)
 	def(&c.RaiseStep, 1.5)
 	def(&c.DeliveredHeadroom, 1.25)
+	def(&c.OverfullRatio, 1.3)
 	if c.AudioBPS <= 0 {
 		c.AudioBPS = 40_000
 	}
@@ -136,6 +141,12 @@ type Viewer struct {
 	// encoder goes up at most to DeliveredHeadroom times it, however high the estimate (an
 	// estimate overshoots a bottleneck until its queue shows).
 	Delivered int
+	// Sending is what the device sent the viewer lately, bit/s (0: unknown). Sending well
+	// over Delivered (OverfullRatio) means the path's queue is filling: the viewer's usable
+	// rate is then taken from what is delivered, not from an estimate that has not caught up
+	// (a viewer joining a slow link at the start rate, whose first keyframe filled the
+	// queue at once, kept an estimate of megabits while 800 kbit/s got through).
+	Sending int
 	// Protection is the forward error correction sent beside the video, per video packet
 	// (0.08: 8 % more packets), which the path must carry too.
 	Protection float64
@@ -250,7 +261,11 @@ func (p *Policy) usable(v Viewer) int {
 	if v.Estimate <= 0 {
 		return 0
 	}
-	u := float64(v.Estimate) * p.cfg.UsableShare
+	est := v.Estimate
+	if v.Delivered > 0 && float64(v.Sending) > p.cfg.OverfullRatio*float64(v.Delivered) {
+		est = min(est, v.Delivered)
+	}
+	u := float64(est) * p.cfg.UsableShare
 	if v.Audio {
 		u -= float64(p.cfg.AudioBPS)
 	}

@@ -102,8 +102,9 @@ func (a *adapter) round(now time.Time) {
 			continue // not sending yet
 		}
 		est, _ := s.Estimate()
-		viewers = append(viewers, adapt.Viewer{ID: s.ID(), Estimate: est, Rendition: r, Audio: s.SendsAudio(), Delivered: s.Delivered(),
-			Protection: s.Protection()})
+		delivered, sending := s.Throughput()
+		viewers = append(viewers, adapt.Viewer{ID: s.ID(), Estimate: est, Rendition: r, Audio: s.SendsAudio(),
+			Delivered: delivered, Sending: sending, Protection: s.Protection()})
 		byID[s.ID()] = s
 	}
 	var d adapt.Decision

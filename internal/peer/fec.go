@@ -102,10 +102,15 @@ func (f *fecState) bind(codecs []webrtc.RTPCodecParameters, twccID uint8) {
 // negotiated reports whether the viewer takes RED and ULPFEC.
 func (f *fecState) negotiated() bool { return f.redPT != 0 }
 
-// report takes the loss measured since the previous report and sets the protection.
-func (f *fecState) report(lost float64) {
+// report takes the loss measured since the previous report and sets the protection. A
+// congested path gets none: its loss is a full queue's, and FEC would only add to what the
+// queue drops (a 185 kbit/s link spent half its bits on repairs and showed 9 fps).
+func (f *fecState) report(lost float64, congested bool) {
 	f.loss = (1-fecLossWeight)*f.loss + fecLossWeight*lost
 	f.share = fecShare(f.loss, f.share > 0)
+	if congested {
+		f.share = 0
+	}
 }
 
 // fecShare is the FEC packets per media packet for a smoothed loss, given whether FEC is on.

@@ -48,7 +48,7 @@ func fecTrack(w *packetLog) *localTrack {
 
 // reportLoss tells the track the viewer lost this fraction of its packets.
 func reportLoss(t *localTrack, lost float64) {
-	t.receiverReport(&rtcp.ReceiverReport{Reports: []rtcp.ReceptionReport{{SSRC: t.header.SSRC, FractionLost: uint8(lost * 256)}}}, time.Now())
+	t.receiverReport(&rtcp.ReceiverReport{Reports: []rtcp.ReceptionReport{{SSRC: t.header.SSRC, FractionLost: uint8(lost * 256)}}}, time.Now(), false)
 }
 
 // A viewer that reports loss gets its video in RED with ULPFEC packets after each frame, from
@@ -202,5 +202,20 @@ func TestFECFollowsLossBeforeRepair(t *testing.T) {
 	}
 	if got := tr.fecShare(); got == 0 {
 		t.Fatalf("3 %% of packets NACKed, receiver reports 0: FEC stayed off (smoothed loss %.3f)", tr.fec.loss)
+	}
+}
+
+// A congested path's loss is its queue's: no FEC for it.
+func TestNoFECOnACongestedPath(t *testing.T) {
+	tr := fecTrack(&packetLog{})
+	for range 5 {
+		tr.receiverReport(&rtcp.ReceiverReport{Reports: []rtcp.ReceptionReport{{SSRC: tr.header.SSRC, FractionLost: 20}}}, time.Now(), true)
+	}
+	if got := tr.fecShare(); got != 0 {
+		t.Fatalf("FEC share %.2f on a congested path losing 8 %%", got)
+	}
+	reportLoss(tr, 20.0/256)
+	if got := tr.fecShare(); got == 0 {
+		t.Fatal("no FEC once the same loss comes without a queue")
 	}
 }

@@ -270,8 +270,10 @@ type sender struct {
 	prate   int      // the probe's rate
 	last    time.Time
 	tw      uint16
-	fast    bool // until the first video keyframe has left
-	waitKey bool // the queue was cut: video waits for the next keyframe
+	// videoTrack is the source track (rendition) of the video queued last.
+	videoTrack uint8
+	fast       bool // until the first video keyframe has left
+	waitKey    bool // the queue was cut: video waits for the next keyframe
 	// midFrame: part of a video frame has left, the rest waits (no padding in between).
 	midFrame bool
 	// listed (under the pacer's mu): in the pacer's ready list; pass: the pacer's pass that
@@ -338,12 +340,20 @@ func (s *sender) offer(t *localTrack, f *stream.Frame) bool {
 	} else if f.Keyframe {
 		s.waitKey = false
 		// A keyframe makes whatever video still waits useless: send the new picture rather
-		// than stale ones behind it.
-		if s.media.len() > 0 && s.queueDelayLocked() > maxQueueDelay/2 {
+		// than stale ones behind it. So does the first keyframe of another rendition (a
+		// switch): the old one's queued pictures and retransmissions would only delay it on
+		// a path too slow for the old one (seen: 9 s of main stream backlog before the sub
+		// stream showed).
+		switched := s.videoTrack != 0 && s.videoTrack != f.Track
+		if s.media.len() > 0 && (switched || s.queueDelayLocked() > maxQueueDelay/2) {
 			s.stats.QueueDropped++
 			s.media.drop()
 			s.queued = 0
 		}
+		if switched {
+			s.dropResendsLocked(f.Track)
+		}
+		s.videoTrack = f.Track
 	} else if s.media.len()+n > maxQueuePackets {
 		s.stats.QueueDropped++
 		s.mu.Unlock()
@@ -520,6 +530,27 @@ func (s *sender) drain(now time.Time) bool {
 	}
 	s.probeLocked(now, nowNS, elapsed)
 	return s.media.len() > 0 || s.probes.len() > 0 || s.rtx.len() > 0
+}
+
+// dropResendsLocked drops the queued retransmissions of video other than track's.
+func (s *sender) dropResendsLocked(track uint8) {
+	q := &s.rtx
+	keep := q.head
+	for i := q.head; i < len(q.q); i++ {
+		p := q.q[i]
+		if p.kind == pktResend && p.t.src.Kind == codec.Video && p.f.Track != track {
+			p.f.Release()
+			s.stats.ResendsDropped++
+			continue
+		}
+		q.q[keep] = p
+		keep++
+	}
+	clear(q.q[keep:])
+	q.q = q.q[:keep]
+	if q.head == len(q.q) {
+		q.q, q.head = q.q[:0], 0
+	}
 }
 
 // pushResendLocked queues a retransmission; past maxResends waiting, the oldest is dropped

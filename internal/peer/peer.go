@@ -778,13 +778,36 @@ func (s *Session) trackFor(id uint8) *localTrack {
 // Delivered is what the viewer's path carried lately as its feedback tells, bit/s (0:
 // unknown).
 func (s *Session) Delivered() int {
+	delivered, _ := s.Throughput()
+	return delivered
+}
+
+// congested says whether the viewer's path is queueing now (its loss is then the
+// bottleneck's: FEC would add to what it drops, not repair it).
+func (s *Session) congested() bool {
+	e, ok := s.est.(estimator)
+	if !ok {
+		return false
+	}
+	st := e.Stats()
+	return st.QueueMs > congestedQueue.Seconds()*1000 || st.Delay == "overuse"
+}
+
+// congestedQueue: a path queueing this much is congested, not just lossy.
+const congestedQueue = 50 * time.Millisecond
+
+// Throughput is what the viewer's path carried lately as its feedback tells, and what the
+// device sent it meanwhile, bit/s (0, 0: unknown). Sending far more than is delivered means
+// the path's queue is filling, whatever the estimate says.
+func (s *Session) Throughput() (delivered, sending int) {
 	if _, ok := s.Estimate(); !ok {
-		return 0
+		return 0, 0
 	}
 	if e, ok := s.est.(estimator); ok {
-		return e.Stats().Acked
+		st := e.Stats()
+		return st.Acked, st.Sending
 	}
-	return 0
+	return 0, 0
 }
 
 // SendsAudio reports whether the session sends audio.
@@ -870,7 +893,7 @@ func (s *Session) readRTCP(t *localTrack, sender *webrtc.RTPSender) {
 				s.feedback.Add(1)
 				s.est.Feedback(p, time.Now())
 			case *rtcp.ReceiverReport:
-				t.receiverReport(p, time.Now())
+				t.receiverReport(p, time.Now(), s.congested())
 			}
 		}
 	}

@@ -374,7 +374,8 @@ func (t *localTrack) senderReport(now time.Time) *rtcp.SenderReport {
 
 // receiverReport takes the viewer's report of the track: loss, jitter, and the round trip
 // from its echo of our last sender report (RFC 3550 6.4.1: now − LSR − DLSR).
-func (t *localTrack) receiverReport(rr *rtcp.ReceiverReport, now time.Time) {
+// congested: the path is queueing, so its loss is congestion, which FEC would feed.
+func (t *localTrack) receiverReport(rr *rtcp.ReceiverReport, now time.Time, congested bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, b := range rr.Reports {
@@ -388,7 +389,7 @@ func (t *localTrack) receiverReport(rr *rtcp.ReceiverReport, now time.Time) {
 				loss = max(loss, min(float64(t.nacked-t.lossMark[1])/float64(sent), 1))
 			}
 			t.lossMark = [2]uint64{t.packets, t.nacked}
-			t.fec.report(loss)
+			t.fec.report(loss, congested)
 		}
 		t.report.Lost = int32(b.TotalLost<<8) >> 8 // 24-bit signed
 		t.report.JitterMS = float64(b.Jitter) / float64(t.codec.ClockRate) * 1000

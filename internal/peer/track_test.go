@@ -336,3 +336,40 @@ func TestShedKeepsTheQueueShort(t *testing.T) {
 	}
 	snd.close()
 }
+
+// A switch of rendition drops what the old one still had waiting (pictures and
+// retransmissions): the new rendition's keyframe goes next.
+func TestSwitchDropsTheOldRenditionsBacklog(t *testing.T) {
+	p := newPacer(nil)
+	video := boundTrackOf(&recorder{buf: make([]byte, 0, 1500)}, testVideo)
+	snd := newSender(p, fixedRate(100_000))
+	defer snd.close()
+	snd.video, snd.paced, snd.fast = video, true, false
+	key := testFrame(3000, true)
+	snd.offer(video, key)
+	snd.drain(time.Now()) // the main keyframe's first packets leave, and go in the history
+	snd.offer(video, testFrame(3000, false))
+	snd.resend(video, []uint16{video.seq - 1})
+	snd.mu.Lock()
+	rtx := snd.rtx.len()
+	snd.mu.Unlock()
+	if rtx == 0 {
+		t.Fatal("no retransmission queued")
+	}
+	sub := testFrame(2000, true)
+	sub.Track = 2
+	snd.offer(video, sub)
+	snd.mu.Lock()
+	defer snd.mu.Unlock()
+	if snd.rtx.len() != 0 {
+		t.Errorf("%d retransmissions of the old rendition still queued", snd.rtx.len())
+	}
+	for i := snd.media.head; i < len(snd.media.q); i++ {
+		if f := snd.media.q[i].f; f.Track != 2 {
+			t.Fatalf("a packet of track %d still queued after the switch", f.Track)
+		}
+	}
+	if snd.media.len() != sub.Payloads.Len() {
+		t.Fatalf("%d packets queued, want the sub keyframe's %d", snd.media.len(), sub.Payloads.Len())
+	}
+}
