@@ -782,15 +782,17 @@ func (s *Session) Delivered() int {
 	return delivered
 }
 
-// congested says whether the viewer's path is queueing now (its loss is then the
-// bottleneck's: FEC would add to what it drops, not repair it).
+// congested says whether the viewer's path is queueing now, or its estimate was last cut
+// (its loss is then the bottleneck's: FEC would add to what it drops, not repair it).
 func (s *Session) congested() bool {
 	e, ok := s.est.(estimator)
 	if !ok {
 		return false
 	}
 	st := e.Stats()
-	return st.QueueMs > congestedQueue.Seconds()*1000 || st.Delay == "overuse"
+	// The last change of the estimate being a cut says the same until it rises again.
+	cut := st.Reason == "overuse" || st.Reason == "loss" || st.Reason == "no feedback"
+	return st.QueueMs > congestedQueue.Seconds()*1000 || st.Delay == "overuse" || cut
 }
 
 // congestedQueue: a path queueing this much is congested, not just lossy.
