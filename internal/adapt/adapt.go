@@ -5,7 +5,7 @@
 //
 // The rules, in order:
 //  1. A viewer's usable rate is its estimate (or what its path delivers, when it is sent
-//     well over that: its queue is filling) less headroom (audio when it gets audio,
+//     well over that and its path queues: its queue is filling) less headroom (audio when it gets audio,
 //     retransmissions, the encoder's overshoot, and each packet's headers: an estimate counts
 //     the wire, a bitrate the video), and forward error correction when the viewer gets it:
 //     Usable = (Estimate × UsableShare − AudioBPS − fps × 560) / 1.058 / (1 + Protection).
@@ -141,12 +141,17 @@ type Viewer struct {
 	// encoder goes up at most to DeliveredHeadroom times it, however high the estimate (an
 	// estimate overshoots a bottleneck until its queue shows).
 	Delivered int
-	// Sending is what the device sent the viewer lately, bit/s (0: unknown). Sending well
-	// over Delivered (OverfullRatio) means the path's queue is filling: the viewer's usable
-	// rate is then taken from what is delivered, not from an estimate that has not caught up
-	// (a viewer joining a slow link at the start rate, whose first keyframe filled the
-	// queue at once, kept an estimate of megabits while 800 kbit/s got through).
-	Sending int
+	// Sending is what the device sent the viewer lately, bit/s (0: unknown), and Queueing
+	// whether its path queues (the estimator's queueing delay or overuse). Both together,
+	// sending well over Delivered (OverfullRatio) on a queueing path, mean the queue is
+	// filling: the viewer's usable rate is then taken from what is delivered, not from an
+	// estimate that has not caught up (a viewer joining a slow link at the start rate, whose
+	// first keyframe filled the queue at once, kept an estimate of megabits while 800 kbit/s
+	// got through). Without the queue the ratio alone misleads: a keyframe's burst in the
+	// send window, followed by an encoder lowered to what is delivered, spiralled an
+	// unconstrained viewer down to 10 fps.
+	Sending  int
+	Queueing bool
 	// Protection is the forward error correction sent beside the video, per video packet
 	// (0.08: 8 % more packets), which the path must carry too.
 	Protection float64
@@ -262,7 +267,7 @@ func (p *Policy) usable(v Viewer) int {
 		return 0
 	}
 	est := v.Estimate
-	if v.Delivered > 0 && float64(v.Sending) > p.cfg.OverfullRatio*float64(v.Delivered) {
+	if v.Queueing && v.Delivered > 0 && float64(v.Sending) > p.cfg.OverfullRatio*float64(v.Delivered) {
 		est = min(est, v.Delivered)
 	}
 	u := float64(est) * p.cfg.UsableShare

@@ -104,7 +104,7 @@ func (a *adapter) round(now time.Time) {
 		est, _ := s.Estimate()
 		delivered, sending := s.Throughput()
 		viewers = append(viewers, adapt.Viewer{ID: s.ID(), Estimate: est, Rendition: r, Audio: s.SendsAudio(),
-			Delivered: delivered, Sending: sending, Protection: s.Protection()})
+			Delivered: delivered, Sending: sending, Queueing: s.Queueing(), Protection: s.Protection()})
 		byID[s.ID()] = s
 	}
 	var d adapt.Decision

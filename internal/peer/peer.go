@@ -28,6 +28,7 @@ import (
 
 	"github.com/p2pcast/p2pcast/internal/auth"
 	"github.com/p2pcast/p2pcast/internal/codec"
+	"github.com/p2pcast/p2pcast/internal/congestion"
 	"github.com/p2pcast/p2pcast/internal/stream"
 )
 
@@ -792,7 +793,17 @@ func (s *Session) congested() bool {
 	st := e.Stats()
 	// The last change of the estimate being a cut says the same until it rises again.
 	cut := st.Reason == "overuse" || st.Reason == "loss" || st.Reason == "no feedback"
-	return st.QueueMs > congestedQueue.Seconds()*1000 || st.Delay == "overuse" || cut
+	return queueing(st) || cut
+}
+
+// Queueing says whether the viewer's path is queueing now: more sent than it carries.
+func (s *Session) Queueing() bool {
+	e, ok := s.est.(estimator)
+	return ok && queueing(e.Stats())
+}
+
+func queueing(st congestion.Stats) bool {
+	return st.QueueMs > congestedQueue.Seconds()*1000 || st.Delay == "overuse"
 }
 
 // congestedQueue: a path queueing this much is congested, not just lossy.
