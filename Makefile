@@ -12,7 +12,7 @@ HTTP        ?= 127.0.0.1:8080
 AUDIO       ?= testtone
 DEPS_STAMP  := $(BIN)/.deps
 
-.PHONY: help deps build run test test-unit test-c test-e2e test-latency test-avsync test-nat test-network test-network-all lint fuzz bench bench-viewers bench-latency bench-avsync bench-nat repeat clean
+.PHONY: help deps build run test test-unit test-c test-e2e test-latency test-avsync test-nat test-network test-network-all lint fuzz bench bench-cpu bench-viewers bench-latency bench-avsync bench-nat repeat clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -93,6 +93,19 @@ bench: $(DEPS_STAMP) ## Go benchmarks (fan-out path: ns and allocations per pack
 bench-viewers: build ## 50 WHEP viewers of a 720p30 2 Mbps test pattern
 	$(BIN)/p2pcast bench viewers --viewers 50 --duration 10s --join-interval 100ms
 	$(BIN)/p2pcast bench viewers --viewers 50 --duration 10s
+
+# Device CPU per packet sent, marginal between BENCH_LOW and BENCH_HIGH viewers (docs/performance.md):
+# the device on CPU 0 with one shared UDP port, the busy pattern at 1 Mbit/s, the viewers on the
+# other core. The marginal cost leaves out what does not grow with viewers.
+BENCH_LOW ?= 50
+BENCH_HIGH ?= 300
+BENCH_CPU = $(BIN)/p2pcast bench viewers --duration 30s --join-interval 20ms --ice-udp-port 41000 \
+	--device-cpus 0 --pattern busy --bitrate 1M --json
+bench-cpu: build ## device CPU µs per packet sent, marginal from BENCH_LOW (50) to BENCH_HIGH (300) viewers
+	@lo=$$($(BENCH_CPU) --viewers $(BENCH_LOW) | tail -1) && hi=$$($(BENCH_CPU) --viewers $(BENCH_HIGH) | tail -1) && \
+	echo "$(BENCH_LOW) viewers: $$lo" && echo "$(BENCH_HIGH) viewers: $$hi" && \
+	printf '%s\n%s\n' "$$lo" "$$hi" | sed -E 's/.*"device_us_per_packet":([0-9.e+-]+).*"device_packets_per_s":([0-9.e+-]+).*/\1 \2/' | \
+	awk 'NR==1{u1=$$1;p1=$$2} NR==2{u2=$$1;p2=$$2} END{if (p2>p1) printf "marginal device CPU per packet, $(BENCH_LOW) → $(BENCH_HIGH) viewers: %.2f µs (%.2f at $(BENCH_LOW), %.2f at $(BENCH_HIGH))\n", (u2*p2-u1*p1)/(p2-p1), u1, u2; else {print "bench-cpu: no packet counts to compare"; exit 1}}'
 
 # A short run of the latency benchmark: it must measure (exit 0), whatever the numbers.
 test-latency: build ## short capture→present measurement in Chromium (root)

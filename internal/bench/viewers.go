@@ -52,6 +52,7 @@ func viewers(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	asJSON := fs.Bool("json", false, "print exactly one JSON line, last on stdout")
 	udpPort := fs.Int("ice-udp-port", 0, "the device shares one UDP port for every viewer, when starting a device (0: a port per viewer)")
 	cpus := fs.String("device-cpus", "", "pin the device to these CPUs (taskset list, e.g. 0), when starting a device")
+	pattern := fs.String("pattern", "", "test pattern (bars, busy), when starting a device (default: the device's)")
 	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
@@ -63,6 +64,9 @@ func viewers(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		extra := []string{"--max-viewers", fmt.Sprint(max(*n+10, *n*4/3+1)), "--max-per-source", fmt.Sprint(*n)}
 		if *udpPort > 0 {
 			extra = append(extra, "--ice-udp-port", fmt.Sprint(*udpPort))
+		}
+		if *pattern != "" {
+			extra = append(extra, "--pattern", *pattern)
 		}
 		dev, err := startDevice(ctx, deviceOptions{size: *size, fps: *fps, bitrate: *bitrate, extra: extra, cpus: *cpus})
 		if err != nil {
