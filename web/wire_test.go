@@ -51,4 +51,12 @@ func TestPageUsesTheWireNames(t *testing.T) {
 	check("error code", wire.Codes(), regexp.MustCompile(`'(\w+)'`), fatal[1])
 	check("error code", wire.Codes(), regexp.MustCompile(`(?m)^\s*(\w+):`), reasons[1])
 	check("error code", wire.Codes(), regexp.MustCompile(`code [!=]== '(\w+)'`), src)
+	// The events channel: its label, and the report type it reads.
+	label := regexp.MustCompile(`const EVENTS_CHANNEL = '(\w+)'`).FindStringSubmatch(src)
+	if label == nil || label[1] != wire.EventsChannel {
+		t.Errorf("player.js's EVENTS_CHANNEL is %v, want %q", label, wire.EventsChannel)
+	}
+	if n := check("message type", wire.Types(), regexp.MustCompile(`m\?\.type !== '(\w+)'`), src); n != 1 {
+		t.Errorf("found %d checks of an events message's type, want 1", n)
+	}
 }

@@ -400,7 +400,7 @@ func (p *Policy) Decide(now time.Time, renditions []Rendition, viewers []Viewer)
 				if v.Delivered > 0 {
 					e = min(e, int(float64(v.Delivered)*p.cfg.DeliveredHeadroom))
 				}
-				held = max(held, p.usable(Viewer{Estimate: e, Audio: v.Audio}))
+				held = max(held, p.usable(Viewer{Estimate: e, Audio: v.Audio, Protection: v.Protection}))
 			} else {
 				best, held = r.Bitrate, r.Bitrate // a viewer without an estimate gets the full rate
 			}

@@ -90,6 +90,22 @@ type Stats struct {
 	Feedbacks       int     `json:"feedbacks"`        // TWCC reports taken
 }
 
+// queueingDelay: a path queueing this much is congested, not just lossy.
+const queueingDelay = 50 * time.Millisecond
+
+// Queueing reports whether the path queues now (a queueing delay over 50 ms, or the delay
+// detector in overuse): more is sent than it carries.
+func (s Stats) Queueing() bool {
+	return s.QueueMs > queueingDelay.Seconds()*1000 || s.Delay == usageOver.String()
+}
+
+// Congested reports whether the path queues, or the target's last change was a cut
+// (overuse, loss, feedback lost), which says the same until it rises again: loss on such a
+// path is the bottleneck's.
+func (s Stats) Congested() bool {
+	return s.Queueing() || s.Reason == "overuse" || s.Reason == "loss" || s.Reason == "no feedback"
+}
+
 // Estimator is one viewer's send-side bandwidth estimator. Its methods may be called from
 // any goroutine: a mutex, held only for the few microseconds of each call, serialises them.
 type Estimator struct {

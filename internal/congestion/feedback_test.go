@@ -376,3 +376,22 @@ func TestPeriodicProbeInterval(t *testing.T) {
 		}
 	}
 }
+
+// A path queues on a queueing delay over 50 ms or overuse; it is congested also while the
+// target's last change was a cut.
+func TestStatsCongestion(t *testing.T) {
+	for _, tc := range []struct {
+		st                  Stats
+		queueing, congested bool
+	}{
+		{Stats{QueueMs: 10, Delay: "normal", Reason: "increase"}, false, false},
+		{Stats{QueueMs: 80, Delay: "normal", Reason: "increase"}, true, true},
+		{Stats{QueueMs: 10, Delay: "overuse", Reason: "increase"}, true, true},
+		{Stats{QueueMs: 10, Delay: "normal", Reason: "loss"}, false, true},
+		{Stats{QueueMs: 10, Delay: "normal", Reason: "no feedback"}, false, true},
+	} {
+		if q, c := tc.st.Queueing(), tc.st.Congested(); q != tc.queueing || c != tc.congested {
+			t.Errorf("%+v: queueing %v congested %v, want %v %v", tc.st, q, c, tc.queueing, tc.congested)
+		}
+	}
+}

@@ -102,9 +102,9 @@ func (a *adapter) round(now time.Time) {
 			continue // not sending yet
 		}
 		est, _ := s.Estimate()
-		delivered, sending := s.Throughput()
+		path := s.Path()
 		viewers = append(viewers, adapt.Viewer{ID: s.ID(), Estimate: est, Rendition: r, Audio: s.SendsAudio(),
-			Delivered: delivered, Sending: sending, Queueing: s.Queueing(), Protection: s.Protection()})
+			Delivered: path.Delivered, Sending: path.Sending, Queueing: path.Queueing, Protection: s.Protection()})
 		byID[s.ID()] = s
 	}
 	var d adapt.Decision

@@ -7,12 +7,13 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/p2pcast/p2pcast/internal/auth"
+	"github.com/p2pcast/p2pcast/internal/wire"
 )
 
 // EventsChannel carries the device's reports to the viewer (wire.TypeNetwork). The device
 // opens it when it makes the offer (which gives the offer a data section, so the viewer can
 // open its channels without renegotiating); a viewer that offers opens it itself.
-const EventsChannel = "events"
+const EventsChannel = wire.EventsChannel
 
 // Channel serves one named data channel that viewers open (input and clipboard on "control",
 // recordings on "files"): a new one is an entry in Config.Channels, nothing in the session.

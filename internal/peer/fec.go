@@ -70,7 +70,6 @@ type fecState struct {
 	red      [1 + 1500]byte // a media packet's RED payload: the RED byte, then the payload
 	out      [1 + fec.MaxPayloadLen]byte
 	lastTS   uint32 // the RTP timestamp of the frame the FEC packets follow
-	sent     uint64 // FEC packets sent
 }
 
 // fecFrames is the most frames one group spans: its FEC packets come at most ~100 ms after

@@ -28,7 +28,6 @@ import (
 
 	"github.com/p2pcast/p2pcast/internal/auth"
 	"github.com/p2pcast/p2pcast/internal/codec"
-	"github.com/p2pcast/p2pcast/internal/congestion"
 	"github.com/p2pcast/p2pcast/internal/stream"
 )
 
@@ -785,51 +784,33 @@ func (s *Session) findTrack(id uint8) *localTrack {
 	return nil
 }
 
-// Delivered is what the viewer's path carried lately as its feedback tells, bit/s (0:
-// unknown).
-func (s *Session) Delivered() int {
-	delivered, _ := s.Throughput()
-	return delivered
-}
-
-// congested says whether the viewer's path is queueing now, or its estimate was last cut
-// (its loss is then the bottleneck's: FEC would add to what it drops, not repair it).
+// congested says whether the viewer's path is congested (congestion.Stats.Congested): its
+// loss is then the bottleneck's, which FEC would add to, not repair.
 func (s *Session) congested() bool {
 	e, ok := s.est.(estimator)
+	return ok && e.Stats().Congested()
+}
+
+// Path is the viewer's path as its feedback tells: what it carried lately and what the
+// device sent it meanwhile, bit/s, and whether it queues (sending far more than is delivered
+// on a queueing path means its queue is filling, whatever the estimate says). Zero before
+// there is an estimate.
+type Path struct {
+	Delivered, Sending int
+	Queueing           bool
+}
+
+// Path returns the viewer's path now.
+func (s *Session) Path() Path {
+	if _, ok := s.Estimate(); !ok {
+		return Path{}
+	}
+	e, ok := s.est.(estimator)
 	if !ok {
-		return false
+		return Path{}
 	}
 	st := e.Stats()
-	// The last change of the estimate being a cut says the same until it rises again.
-	cut := st.Reason == "overuse" || st.Reason == "loss" || st.Reason == "no feedback"
-	return queueing(st) || cut
-}
-
-// Queueing says whether the viewer's path is queueing now: more sent than it carries.
-func (s *Session) Queueing() bool {
-	e, ok := s.est.(estimator)
-	return ok && queueing(e.Stats())
-}
-
-func queueing(st congestion.Stats) bool {
-	return st.QueueMs > congestedQueue.Seconds()*1000 || st.Delay == "overuse"
-}
-
-// congestedQueue: a path queueing this much is congested, not just lossy.
-const congestedQueue = 50 * time.Millisecond
-
-// Throughput is what the viewer's path carried lately as its feedback tells, and what the
-// device sent it meanwhile, bit/s (0, 0: unknown). Sending far more than is delivered means
-// the path's queue is filling, whatever the estimate says.
-func (s *Session) Throughput() (delivered, sending int) {
-	if _, ok := s.Estimate(); !ok {
-		return 0, 0
-	}
-	if e, ok := s.est.(estimator); ok {
-		st := e.Stats()
-		return st.Acked, st.Sending
-	}
-	return 0, 0
+	return Path{Delivered: st.Acked, Sending: st.Sending, Queueing: st.Queueing()}
 }
 
 // SendsAudio reports whether the session sends audio.

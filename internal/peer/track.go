@@ -263,18 +263,14 @@ func (t *localTrack) writeLocked(f *stream.Frame, idx int, seq, tw uint16, live 
 	// Video marks a picture's last packet; audio marks nothing (no talkspurts: no DTX).
 	h.Marker = t.src.Kind == codec.Video && idx == f.Payloads.Len()-1
 	p := f.Payloads.At(idx)
+	media := h.PayloadType
 	if live && t.fec != nil && t.fec.frame {
-		media := h.PayloadType
 		p = t.fec.protect(h, p)
 		h.PayloadType = t.fec.redPT
-		_, err := t.writer.WriteRTP(h, p)
-		h.PayloadType = media
-		if err != nil {
-			return 0, err
-		}
-		return h.MarshalSize() + len(p), nil
 	}
-	if _, err := t.writer.WriteRTP(h, p); err != nil {
+	_, err := t.writer.WriteRTP(h, p)
+	h.PayloadType = media
+	if err != nil {
 		return 0, err
 	}
 	return h.MarshalSize() + len(p), nil
@@ -291,7 +287,7 @@ func (t *localTrack) nackedOnce() {
 func (t *localTrack) fecShare() float64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.fec == nil || !t.fec.negotiated() {
+	if t.fec == nil {
 		return 0
 	}
 	return t.fec.share
@@ -332,7 +328,6 @@ func (t *localTrack) writeFEC(k int, tw uint16) (int, bool, error) {
 	if err != nil {
 		return 0, false, err
 	}
-	t.fec.sent++
 	return h.MarshalSize() + len(p), t.twcc != nil, nil
 }
 

@@ -359,12 +359,12 @@ func Watch(ctx context.Context, o Options) (Result, error) {
 	// The device's reports come on the events channel: its own when it offers, this one
 	// when the viewer does (WHEP).
 	pc.OnDataChannel(func(dc *webrtc.DataChannel) {
-		if dc.Label() == eventsChannel {
+		if dc.Label() == wire.EventsChannel {
 			dc.OnMessage(rc.event)
 		}
 	})
 	if sig.kind() == "whep" {
-		dc, err := pc.CreateDataChannel(eventsChannel, nil)
+		dc, err := pc.CreateDataChannel(wire.EventsChannel, nil)
 		if err != nil {
 			return Result{}, err
 		}
@@ -511,9 +511,6 @@ type receiver struct {
 	timer     *time.Timer // Duration's end, from the first frame
 }
 
-// eventsChannel is the data channel the device reports on (peer.EventsChannel).
-const eventsChannel = "events"
-
 // event takes one message of the events channel; anything but a network report is ignored
 // (a newer device may say more).
 func (rc *receiver) event(m webrtc.DataChannelMessage) {
@@ -546,7 +543,6 @@ func (rc *receiver) gotFrame() bool {
 func (rc *receiver) read(ctx context.Context, t *webrtc.TrackRemote, absID uint8, pair func() Pair) {
 	var d codec.H264Depacketizer
 	var pkt rtp.Packet
-	var capture time.Time // abs-capture-time of the latest packet; zero if it had none
 	// Packets are counted as they arrive and depacketized in sequence order: a packet lost
 	// and retransmitted on NACK arrives late, behind later ones.
 	var ro reorder
@@ -574,7 +570,7 @@ func (rc *receiver) read(ctx context.Context, t *webrtc.TrackRemote, absID uint8
 			if !ok {
 				break
 			}
-			if rc.depacketize(&d, &pkt, p, absID, &capture, now, pair) {
+			if rc.depacketize(&d, &pkt, p, absID, now, pair) {
 				return
 			}
 		}
@@ -583,14 +579,14 @@ func (rc *receiver) read(ctx context.Context, t *webrtc.TrackRemote, absID uint8
 
 // depacketize takes the track's next packet in order into d, and counts and hands on the
 // frame it completes; true ends the watch.
-func (rc *receiver) depacketize(d *codec.H264Depacketizer, pkt *rtp.Packet, p []byte, absID uint8, capture *time.Time, now time.Time, pair func() Pair) bool {
+func (rc *receiver) depacketize(d *codec.H264Depacketizer, pkt *rtp.Packet, p []byte, absID uint8, now time.Time, pair func() Pair) bool {
 	if err := pkt.Unmarshal(p); err != nil {
 		return false
 	}
-	*capture = time.Time{}
+	var capture time.Time // abs-capture-time of the packet; zero if it has none
 	if absID != 0 {
 		if ext := pkt.GetExtension(absID); len(ext) >= 8 {
-			*capture = ntpToTime(binary.BigEndian.Uint64(ext))
+			capture = ntpToTime(binary.BigEndian.Uint64(ext))
 		}
 	}
 	au, _ := d.Push(pkt.Payload, pkt.Marker)
@@ -623,7 +619,7 @@ func (rc *receiver) depacketize(d *codec.H264Depacketizer, pkt *rtp.Packet, p []
 	}
 	if !capture.IsZero() {
 		rc.res.AbsCaptureTime = true
-		rc.addDelay(ms(now.Sub(*capture))) // wall clock against wall clock
+		rc.addDelay(ms(now.Sub(capture))) // wall clock against wall clock
 	}
 	rc.res.Frames++
 	rc.res.Bytes += int64(len(au))

@@ -34,6 +34,10 @@ const (
 	TypeNetwork = "network" // the viewer's path and what adaptation made of it (Network)
 )
 
+// EventsChannel is the label of every session's data channel on which the device reports
+// to the viewer (TypeNetwork messages).
+const EventsChannel = "events"
+
 // Error codes: the "code" field of an error message.
 const (
 	CodeBadMessage = "bad_message" // not JSON, no or unknown type, missing field; the socket stays open
