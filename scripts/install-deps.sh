@@ -4,6 +4,10 @@
 set -euo pipefail
 
 pkgs=(build-essential pkg-config libx264-dev libopus-dev libasound2-dev alsa-utils sox ffmpeg chromium iproute2 util-linux ca-certificates coturn iptables conntrack)
+# The Wayland desktop source: libwayland-client and wayland-scanner for p2pcast-capture's
+# screencopy, libyuv for BGRx -> I420, PipeWire for the portal path; sway (headless), foot and
+# weston's demo clients are what the desktop tests run against.
+pkgs+=(libwayland-dev wayland-protocols libyuv-dev libpipewire-0.3-dev sway foot weston)
 
 missing=()
 for p in "${pkgs[@]}"; do
