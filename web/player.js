@@ -25,7 +25,14 @@
 // voice (audio negotiated sendrecv: a `talk` grant and a speaker on the device), a push-to-talk
 // button puts the microphone on the audio sender with replaceTrack, without renegotiation.
 //
+// Desktop devices (p2pcast device --source wayland) list a `control` channel in their hello's
+// stream: the page opens it in each session, and desktop.js sends the mouse, wheel, keyboard and
+// clipboard while this viewer is in control (docs/input.md). A token without the `control` grant
+// has the channel closed at once by the device: the page then stays a viewer.
+//
 // window.p2pcast is the test hook the end-to-end tests read; it describes the first player.
+
+import { CONTROL_CHANNEL, DesktopControl } from './desktop.js';
 
 const BACKOFF_MIN_MS = 250;
 const BACKOFF_MAX_MS = 5000;
@@ -173,6 +180,8 @@ const STYLE = `
 class P2PCastPlayer extends HTMLElement {
   #cfg = null;
   #video; #panel; #stateEl; #body; #toastEl; #toastTimer = 0; #noticeEl;
+  #root;
+  #desktop = null; // DesktopControl, made with the first session of a desktop device
 
   #running = false;
   #state = 'connecting';
@@ -213,6 +222,7 @@ class P2PCastPlayer extends HTMLElement {
   constructor() {
     super();
     const root = this.attachShadow({ mode: 'open' });
+    this.#root = root;
     // A constructed stylesheet, not a <style> element: the pages' CSP (style-src 'self') forbids
     // inline style elements, and this keeps the element self-contained all the same.
     const sheet = new CSSStyleSheet();
@@ -256,6 +266,9 @@ class P2PCastPlayer extends HTMLElement {
 
   /** The <video> element (for diagnostics). */
   get video() { return this.#video; }
+
+  /** The desktop's control (desktop.js) once a desktop device's session opened it, else null. */
+  get desktop() { return this.#desktop; }
 
   /** performance.now() when the page's first frame was presented, or null. */
   get firstFrameAt() { return this.#firstFrameMs; }
@@ -414,10 +427,12 @@ class P2PCastPlayer extends HTMLElement {
     this.#actx = this.#meterNode = this.#meterBuf = null;
   }
 
-  #onClick = () => this.toggleOverlay();
+  // While this viewer drives a desktop, clicks and keys are the desktop's.
+  #onClick = () => { if (!this.#desktop?.controlling) this.toggleOverlay(); };
 
   #onKey = (e) => {
     if (e.key?.toLowerCase() !== 'i' || e.ctrlKey || e.metaKey || e.altKey || e.repeat) return;
+    if (this.#desktop?.controlling) return;
     const t = e.target;
     if (t instanceof HTMLElement && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName))) return;
     this.toggleOverlay();
@@ -557,6 +572,12 @@ class P2PCastPlayer extends HTMLElement {
     // The device's reports of our path: on its channel when it offers, on ours when we do.
     pc.ondatachannel = (e) => { if (e.channel.label === EVENTS_CHANNEL) this.#listenEvents(s, e.channel); };
     if (kind !== 'watch') this.#listenEvents(s, pc.createDataChannel(EVENTS_CHANNEL));
+    // A desktop device: we open its control channel in either direction of offer (on the
+    // device-offers path the device's offer carries the data section it opens `events` in).
+    if ((this.#hello?.stream?.channels ?? []).includes(CONTROL_CHANNEL)) {
+      this.#desktop ??= new DesktopControl(this, this.#root, this.#video);
+      this.#desktop.attach(pc.createDataChannel(CONTROL_CHANNEL));
+    }
     pc.onicecandidate = (e) => { if (this.#s === s) this.#onLocalCandidate(s, e.candidate); };
     pc.onconnectionstatechange = pc.oniceconnectionstatechange = () => {
       if (this.#s === s) this.#onPeerState(s);
@@ -580,6 +601,7 @@ class P2PCastPlayer extends HTMLElement {
     s.pc.ontrack = s.pc.onicecandidate = s.pc.ondatachannel = null;
     s.pc.onconnectionstatechange = s.pc.oniceconnectionstatechange = null;
     if (s.dtls) s.dtls.onstatechange = null;
+    this.#desktop?.detach();
     s.pc.close();
     this.#stopMeter();
     this.#renderAudio();
@@ -1682,4 +1704,6 @@ window.p2pcast = {
   setMuted: (muted) => firstPlayer()?.setMuted(muted),
   get audioTrack() { return firstPlayer()?.audioTrack ?? null; },
   get micTrack() { return firstPlayer()?.micTrack ?? null; },
+  control: () => firstPlayer()?.desktop?.snapshot() ?? null,
+  controlSend: (msg) => firstPlayer()?.desktop?.send(msg) ?? false,
 };

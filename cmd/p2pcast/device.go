@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,9 +26,10 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := newFlags("device", "device [flags]", stderr)
 	fs.StringVar(&cfg.HTTPAddr, "http", cfg.HTTPAddr, "HTTP listen address (viewer page, /whep, /ws)")
 	fs.StringVar(&cfg.SocketPath, "socket", "", "capture socket path (default: a private temporary path, printed at start)")
-	fs.StringVar(&cfg.Source, "source", cfg.Source, "testpattern (runs p2pcast-capture) or socket (wait for any producer)")
-	fs.Var(&cfg.Size, "size", "picture size WxH")
-	fs.IntVar(&cfg.FPS, "fps", cfg.FPS, "frames per second")
+	fs.StringVar(&cfg.Source, "source", cfg.Source, "testpattern (p2pcast-capture draws a test pattern), wayland (p2pcast-capture streams the Wayland desktop of $WAYLAND_DISPLAY; viewers with the control grant drive it) or socket (wait for any producer)")
+	fs.StringVar(&cfg.Output, "output", "", "with --source wayland: the output to capture, e.g. HDMI-A-1 (default: the first)")
+	fs.Var(&cfg.Size, "size", "picture size WxH (default 1280x720; with --source wayland, the output's own size)")
+	fs.IntVar(&cfg.FPS, "fps", cfg.FPS, "frames per second (with --source wayland, at most this many: the default there is 60)")
 	fs.Var(&cfg.Bitrate, "bitrate", "target bitrate, SI units (2M = 2,000,000 bit/s)")
 	fs.DurationVar(&cfg.GOP, "gop", cfg.GOP, "time between scheduled keyframes")
 	fs.StringVar(&cfg.Pattern, "pattern", cfg.Pattern, "test pattern: bars (easy to compress) or busy (noise, fast motion, scene cuts: the encoder spends the whole bitrate)")
@@ -67,6 +69,17 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	if cfg.Source == "wayland" {
+		// A desktop streams at its own size, and smoothly, unless told otherwise.
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["size"] {
+			cfg.Size = device.Size{}
+		}
+		if !set["fps"] {
+			cfg.FPS = 60
+		}
 	}
 	key, err := secretFrom("device key", "key", *keyFlag, *keyFile, "P2PCAST_KEY")
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/p2pcast/p2pcast/internal/auth"
+	"github.com/p2pcast/p2pcast/internal/peer"
 )
 
 // Size is a picture size that parses "WxH".
@@ -72,11 +73,23 @@ func (b *Bitrate) Set(v string) error {
 type Config struct {
 	HTTPAddr   string
 	SocketPath string // "" = a private temporary path
-	Source     string // "testpattern" or "socket"
-	Size       Size
+	// Source is what runs the producer: "testpattern" (p2pcast-capture draws the test
+	// pattern), "wayland" (p2pcast-capture captures the Wayland desktop of WAYLAND_DISPLAY, and
+	// viewers with the control grant drive it: Channels gets "control") or "socket" (the device
+	// runs nothing and waits for any producer on its socket).
+	Source string
+	// Size is the picture size; with the wayland source the zero Size streams the output at
+	// its own size (and follows it when it changes).
+	Size Size
 	FPS        int
 	Bitrate    Bitrate
 	GOP        time.Duration
+	// Output is the Wayland output the wayland source captures and points into ("": the first).
+	Output string
+	// Channels are the data channels viewers may open besides the device's own "events", by
+	// label (peer.Channel: the grant each needs, and its handler). The wayland source adds
+	// "control" when the device runs.
+	Channels map[string]peer.Channel
 	// CapturePath is the p2pcast-capture binary ("" = look next to this binary, then PATH).
 	CapturePath string
 	// AudioIn, for the test pattern's producer: "testtone" (a beep each second, in step with a
@@ -187,8 +200,11 @@ func loopbackOnly(addr string) bool {
 // Validate reports the first problem with c.
 func (c Config) Validate() error {
 	var errs []error
-	if c.Source != "testpattern" && c.Source != "socket" {
-		errs = append(errs, fmt.Errorf("source %q: want testpattern or socket", c.Source))
+	if !slices.Contains(Sources, c.Source) {
+		errs = append(errs, fmt.Errorf("source %q: want %s", c.Source, strings.Join(Sources, ", ")))
+	}
+	if c.Output != "" && c.Source != "wayland" {
+		errs = append(errs, errors.New("output: only the wayland source captures an output"))
 	}
 	if c.FPS < 1 || c.FPS > 240 {
 		errs = append(errs, fmt.Errorf("fps %d: want 1 to 240", c.FPS))
@@ -200,14 +216,14 @@ func (c Config) Validate() error {
 		if a.v == "" {
 			continue
 		}
-		if c.Source != "testpattern" {
-			errs = append(errs, fmt.Errorf("%s: only the test pattern's producer takes audio options (a socket producer sends its own tracks)", a.flag))
+		if c.Source == "socket" {
+			errs = append(errs, fmt.Errorf("%s: a socket producer sends its own tracks: audio options are for the device's own producer", a.flag))
 		}
 		if strings.HasPrefix(a.v, "-") || len(a.v) > 256 {
 			errs = append(errs, fmt.Errorf("%s %q: not an ALSA device name", a.flag, a.v))
 		}
 	}
-	if c.Size.W == 0 {
+	if c.Size.W == 0 && c.Source != "wayland" {
 		errs = append(errs, errors.New("size is not set"))
 	}
 	errs = append(errs, c.validatePicture()...)
@@ -249,6 +265,9 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// Sources are the values of Config.Source.
+var Sources = []string{"testpattern", "wayland", "socket"}
+
 // Patterns are the test pattern producer's --pattern values.
 var Patterns = []string{"bars", "busy"}
 
@@ -265,7 +284,7 @@ func (c Config) validatePicture() []error {
 			set  bool
 		}{{"pattern", c.Pattern != "" && c.Pattern != "bars"}, {"sub", c.Sub.W != 0}, {"sub-bitrate", c.SubBitrate != 0}} {
 			if o.set {
-				errs = append(errs, fmt.Errorf("%s: only the test pattern's producer takes it (a socket producer sends its own tracks)", o.flag))
+				errs = append(errs, fmt.Errorf("%s: only the test pattern's producer takes it (not the %s source)", o.flag, c.Source))
 			}
 		}
 	}

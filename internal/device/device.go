@@ -10,10 +10,12 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -63,7 +65,7 @@ func New(cfg Config, log *slog.Logger) (*Device, error) {
 	// Loopback candidates serve viewers on the same machine (and tests); a device that only
 	// a hub reaches would just give remote viewers more dead pairs to check.
 	pcfg := peer.Config{IncludeLoopback: !cfg.lanOff(), MaxSessions: cfg.MaxViewers, Logger: log,
-		NegotiateTimeout: cfg.NegotiateTimeout, ConnectTimeout: cfg.ConnectTimeout}
+		NegotiateTimeout: cfg.NegotiateTimeout, ConnectTimeout: cfg.ConnectTimeout, Channels: cfg.Channels}
 	if cfg.PlayoutDelay >= 0 {
 		pcfg.PlayoutDelay = &peer.PlayoutDelay{Min: cfg.PlayoutDelay, Max: cfg.PlayoutDelay}
 	}
@@ -228,7 +230,7 @@ func (d *Device) Run(ctx context.Context, ready func(Ready)) error {
 			},
 		})
 	}
-	if d.cfg.Source == "testpattern" {
+	if d.cfg.Source != "socket" {
 		var sup *supervisor
 		components = append(components, lifecycle.Component{
 			Name: "producer",
@@ -267,12 +269,16 @@ func (d *Device) Run(ctx context.Context, ready func(Ready)) error {
 	return lifecycle.Run(ctx, d.log, components...)
 }
 
-// captureArgs are the test pattern producer's arguments.
+// captureArgs are the arguments of the device's own producer (p2pcast-capture).
 func (d *Device) captureArgs(sockPath string) []string {
-	args := []string{
-		"--socket", sockPath, "--source", "testpattern", "--size", d.cfg.Size.String(),
-		"--fps", strconv.Itoa(d.cfg.FPS), "--bitrate", strconv.FormatInt(int64(d.cfg.Bitrate), 10),
-		"--gop", strconv.Itoa(d.cfg.gopFrames()),
+	args := []string{"--socket", sockPath, "--source", d.cfg.Source}
+	if d.cfg.Size.W != 0 {
+		args = append(args, "--size", d.cfg.Size.String())
+	}
+	args = append(args, "--fps", strconv.Itoa(d.cfg.FPS), "--bitrate", strconv.FormatInt(int64(d.cfg.Bitrate), 10),
+		"--gop", strconv.Itoa(d.cfg.gopFrames()))
+	if d.cfg.Output != "" {
+		args = append(args, "--output", d.cfg.Output)
 	}
 	if d.cfg.AudioIn != "" {
 		args = append(args, "--audio-in", d.cfg.AudioIn)
@@ -401,6 +407,7 @@ func (b backend) ICEServers() []webrtc.ICEServer {
 
 func (b backend) StreamInfo() *stream.Info {
 	if info, ok := b.d.stream.Info(); ok {
+		info.Channels = slices.Sorted(maps.Keys(b.d.cfg.Channels))
 		return &info
 	}
 	return nil

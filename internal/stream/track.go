@@ -53,6 +53,10 @@ type Info struct {
 	Tracks []Track `json:"tracks"`
 	// Sinks are tracks the producer plays: what viewers may send back (talk-back audio).
 	Sinks []Track `json:"sinks,omitempty"`
+	// Channels are the labels of the data channels the device serves besides "events" (a
+	// desktop's "control"): a page opens those its grants allow. Set by the device, not the
+	// source.
+	Channels []string `json:"channels,omitempty"`
 }
 
 // Describe makes the Info of a source named name.
