@@ -80,10 +80,10 @@ type Config struct {
 	Source string
 	// Size is the picture size; with the wayland source the zero Size streams the output at
 	// its own size (and follows it when it changes).
-	Size Size
-	FPS        int
-	Bitrate    Bitrate
-	GOP        time.Duration
+	Size    Size
+	FPS     int
+	Bitrate Bitrate
+	GOP     time.Duration
 	// Output is the Wayland output the wayland source captures and points into ("": the first).
 	Output string
 	// Channels are the data channels viewers may open besides the device's own "events", by
