@@ -31,12 +31,14 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return latency(ctx, args[1:], stdout, stderr)
 		case "avsync":
 			return avsync(ctx, args[1:], stdout, stderr)
+		case "input":
+			return inputBenchmark(ctx, args[1:], stdout, stderr)
 		case "-h", "-help", "--help", "help":
 			fmt.Fprint(stdout, usage)
 			return flag.ErrHelp
 		}
 	}
-	return fmt.Errorf("%w: want 'bench viewers', 'bench latency' or 'bench avsync' (see 'p2pcast bench --help')", cli.ErrUsage)
+	return fmt.Errorf("%w: want 'bench viewers', 'bench latency', 'bench avsync' or 'bench input' (see 'p2pcast bench --help')", cli.ErrUsage)
 }
 
 const usage = `Usage: p2pcast bench <benchmark> [flags]
@@ -47,6 +49,9 @@ Benchmarks:
            (runs in a private network namespace with only loopback: needs root)
   avsync   audio/video sync (test tone beep vs test pattern flash) as headless Chromium
            presents it (private network namespace too: needs root)
+  input    a key pressed in headless Chromium → the changed pixels presented there, on a
+           Wayland desktop it starts (headless sway); a static desktop's CPU, a changing
+           one's frame rate (private network namespace: needs root)
 
 Run 'p2pcast bench <benchmark> --help' for its flags.
 `

@@ -20,13 +20,16 @@ import (
 	"github.com/p2pcast/p2pcast/internal/device"
 )
 
-// deviceOptions says how to start the benchmark's device: a test pattern on 127.0.0.1.
+// deviceOptions says how to start the benchmark's device on 127.0.0.1: a test pattern unless
+// extra names another source.
 type deviceOptions struct {
-	size    string // WxH
+	size    string // WxH; "": the source's own (a desktop's output)
 	fps     int
 	bitrate string // "": the device's default
 	// extra are more `p2pcast device` flags (viewer limits, playout delay…).
 	extra []string
+	// env is added to the device's environment (a desktop's WAYLAND_DISPLAY).
+	env []string
 	// cpus pins the device to these CPUs (taskset's list: "0", "0-1"); "" leaves it free.
 	cpus string
 	// log gets the command line at debug level; with verbose the device's logs go to stderr.
@@ -48,7 +51,10 @@ func startDevice(ctx context.Context, o deviceOptions) (*benchDevice, error) {
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"device", "--http", "127.0.0.1:0", "--size", o.size, "--fps", fmt.Sprint(o.fps)}
+	args := []string{"device", "--http", "127.0.0.1:0", "--fps", fmt.Sprint(o.fps)}
+	if o.size != "" {
+		args = append(args, "--size", o.size)
+	}
 	if o.bitrate != "" {
 		args = append(args, "--bitrate", o.bitrate)
 	}
@@ -57,6 +63,9 @@ func startDevice(ctx context.Context, o deviceOptions) (*benchDevice, error) {
 	if o.cpus != "" {
 		// taskset execs the device: the PID measured is the device's.
 		cmd = exec.Command("taskset", append([]string{"-c", o.cpus, exe}, args...)...)
+	}
+	if o.env != nil {
+		cmd.Env = append(os.Environ(), o.env...)
 	}
 	tail := &tailWriter{max: 4 << 10}
 	cmd.Stderr = tail

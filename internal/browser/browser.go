@@ -26,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/chromedp"
 )
 
@@ -248,6 +249,17 @@ func Eval[T any](ctx context.Context, p *Page, expr string) (T, error) {
 		return err
 	})
 	return v, err
+}
+
+// Dispatch sends one DevTools command that returns nothing (an input event: Input.dispatchKeyEvent,
+// Input.dispatchMouseEvent) to the tab, as if from the keyboard or the mouse. ctx bounds it.
+func Dispatch[P any](ctx context.Context, p *Page, cmd cdp.Command[P, cdp.Empty], params P) error {
+	return p.run(ctx, func(c context.Context) error {
+		return chromedp.Do(c, func(c context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+			_, err := cdp.Call(c, tg, cmd, params)
+			return chromedp.Void{}, err
+		})
+	})
 }
 
 // run runs f with a context of the tab that also ends when ctx does.

@@ -853,13 +853,9 @@ func pressTalkButton(t *testing.T, tab *browser.Page) {
 // dispatch sends one input event to the tab, as if from the keyboard or the mouse.
 func dispatch[P any](t *testing.T, tab *browser.Page, cmd cdp.Command[P, cdp.Empty], params P) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(tab.Context(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	err := chromedp.Do(ctx, func(c context.Context, tg *chromedp.Target) (chromedp.Void, error) {
-		_, err := cdp.Call(c, tg, cmd, params)
-		return chromedp.Void{}, err
-	})
-	if err != nil {
+	if err := browser.Dispatch(ctx, tab, cmd, params); err != nil {
 		t.Fatal(err)
 	}
 }
