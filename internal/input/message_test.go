@@ -16,7 +16,7 @@ func TestParseMessage(t *testing.T) {
 	}{
 		{`{"type":"move","x":0.5,"y":0.25}`, message{typ: TypeMove, x: 0.5, y: 0.25}, nil},
 		{`{"type":"move","x":-3,"y":1.5,"extra":{"a":[1]}}`, message{typ: TypeMove, x: 0, y: 1}, nil}, // clamped; unknown fields ignored
-		{`{"x":1,"y":0,"type":"move"}`, message{typ: TypeMove, x: 1}, nil},                              // any field order
+		{`{"x":1,"y":0,"type":"move"}`, message{typ: TypeMove, x: 1}, nil},                            // any field order
 		{`{"type":"move","x":0.5}`, message{}, ErrMalformed},
 		{`{"type":"move","x":1e999,"y":0}`, message{}, ErrMalformed}, // no Inf in JSON
 		{`{"type":"move","x":"0.5","y":0}`, message{}, ErrMalformed},
