@@ -1,6 +1,7 @@
 package input
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -14,9 +15,9 @@ import (
 
 // Error and refusal limits per viewer (docs/input.md).
 const (
-	maxErrors   = 20               // more than this many errors in errorWindow close the channel
-	errorWindow = 10 * time.Second //
-	quiet       = time.Second      // at most one refusal reply, and one log line of each kind, per viewer per second
+	maxErrors   = 20 // more than this many errors within errorWindow close the channel
+	errorWindow = 10 * time.Second
+	quiet       = time.Second // at most one refusal reply, and one log line of each kind, per viewer per second
 )
 
 // Control serves the "control" data channel of every session of the device: one value per
@@ -242,7 +243,7 @@ func (m *member) receive(b []byte, text bool) error {
 	case TypeHandover:
 		t, err := c.floor.handover(m.id, msg.to, now)
 		switch {
-		case err == errNotInControl:
+		case errors.Is(err, errNotInControl):
 			m.refuse(now)
 		case err != nil:
 			return m.fail(now, err)
@@ -467,8 +468,9 @@ func (c *Control) desktopClipboard(text string) {
 	if c.closed {
 		return
 	}
-	if len(text) > MaxClipboard {
-		// Cut, it would not be the clipboard any more; whole, it would not fit a message.
+	if len(text) > MaxClipboard || len(encode(clipboardMsg{Type: TypeClipboard, Text: text})) > MaxMessage {
+		// Cut, it would not be the clipboard any more; whole, it would not fit a message
+		// (escapes may make the message the longer).
 		c.log.Info("control: the desktop's clipboard is too large to forward", "bytes", len(text), "max", MaxClipboard)
 		c.clip = ""
 		return
