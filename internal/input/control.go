@@ -219,7 +219,8 @@ func (m *member) receive(b []byte, text bool) error {
 		}
 		return nil
 	}
-	msg, perr := message{}, fmt.Errorf("%w: a binary message, want JSON text", ErrMalformed)
+	var msg message
+	perr := errBinary
 	if text {
 		msg, perr = parseMessage(b) // outside the lock: the costly part, and it reads only b
 	}

@@ -615,3 +615,32 @@ func TestStatus(t *testing.T) {
 		t.Fatalf("status\n got %+v\nwant %+v", st, want)
 	}
 }
+
+// The cost of one message from the controller, injection excluded (the fake's).
+func BenchmarkHandleMove(b *testing.B) {
+	c := newControl(nopInjector{}, Config{Rate: 1e9}, slog.New(slog.DiscardHandler), time.Now)
+	defer c.Close()
+	m, err := c.join(auth.Access{}, func([]byte) error { return nil }, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	msg := []byte(`{"type":"move","x":0.5123,"y":0.25}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := m.handle(msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+type nopInjector struct{}
+
+func (nopInjector) MoveAbs(x, y float64) error                      { return nil }
+func (nopInjector) Button(code uint32, down bool) error             { return nil }
+func (nopInjector) Scroll(dx, dy float64, v120x, v120y int32) error { return nil }
+func (nopInjector) Key(code uint32, down bool) error                { return nil }
+func (nopInjector) Type(text string) error                          { return nil }
+func (nopInjector) SetClipboard(text string) error                  { return nil }
+func (nopInjector) Clipboard() <-chan string                        { return nil }
+func (nopInjector) ReleaseAll() error                               { return nil }
+func (nopInjector) Close() error                                    { return nil }

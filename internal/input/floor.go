@@ -23,9 +23,8 @@ const (
 // The rules (docs/input.md):
 //   - A viewer who joins while nobody is in control takes it: someone alone with the page
 //     can click at once.
-//   - A request with nobody in control, or from someone other than a controller idle for
-//     IdleTakeover, takes control at once; otherwise it waits in line and the controller is
-//     told (once per request).
+//   - A request takes control at once when nobody has it, or when the controller has sent no
+//     input for IdleTakeover; otherwise it waits in line and the controller is told (once).
 //   - The controller may hand control to any viewer on the channel, or yield it.
 //   - When the controller yields or leaves, control passes to the oldest request, else to
 //     nobody.

@@ -7,6 +7,7 @@ package input
 
 import (
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -62,6 +63,7 @@ var (
 	ErrTooManyViewers = errors.New("input: too many viewers on the control channel")
 	// ErrClosed refuses channels and input once the Control is closed.
 	ErrClosed = errors.New("input: control closed")
+	errBinary = fmt.Errorf("%w: a binary message, want JSON text", ErrMalformed)
 	// errNotInControl is the reason input from a viewer not in control is refused.
 	errNotInControl = errors.New("not in control")
 	// errBackedUp drops a reply to a viewer that does not read its channel.

@@ -31,6 +31,11 @@ func (c *Control) Serve(ctx context.Context, dc *webrtc.DataChannel, msgs <-chan
 		}
 		return dc.SendText(string(b))
 	}
+	if !access.Has(c.Grant()) { // peer checks it first; this is the channel's own guard
+		log.Warn("control channel closed", "reason", "not granted", "token", access.TokenID)
+		_ = dc.Close()
+		return
+	}
 	m, err := c.join(access, send, log)
 	if err != nil {
 		log.Warn("control channel closed", "reason", err, "token", access.TokenID)
