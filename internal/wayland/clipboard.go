@@ -285,15 +285,22 @@ func (cb *clipboard) destroyMessages() []*message {
 	if cb.mgr == 0 {
 		return nil
 	}
+	// Each is marked destroyed before the request goes out: wlroots answers the device's
+	// destroy with a finished event, which must not be answered with a second destroy.
 	for src := range cb.sources {
+		cb.c.destroyed(src)
 		msgs = append(msgs, newMessage(src, dcSourceDestroy))
 	}
 	for id := range cb.offers {
+		cb.c.destroyed(id)
 		msgs = append(msgs, newMessage(id, dcOfferDestroy))
 	}
 	if !cb.finished {
+		cb.finished = true
+		cb.c.destroyed(cb.device)
 		msgs = append(msgs, newMessage(cb.device, dcDeviceDestroy))
 	}
+	cb.c.destroyed(cb.mgr)
 	return append(msgs, newMessage(cb.mgr, dcManagerDestroy))
 }
 

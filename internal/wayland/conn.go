@@ -56,10 +56,11 @@ const (
 // block; it may send requests.
 type handler func(id uint32, opcode uint16, args []arg)
 
+// object is a live protocol object. One without a handler has been destroyed by us (or
+// needs none): events still in flight for it are decoded, for their fds, and dropped.
 type object struct {
 	iface   *iface
 	handle  handler
-	zombie  bool // destroyed by us; events still in flight are decoded (for their fds) and dropped
 	version uint32
 }
 
@@ -76,8 +77,9 @@ type conn struct {
 	nextID  uint32
 	err     error // first fatal error; set once
 
-	done chan struct{} // closed when the reader has stopped
-	fds  []int         // received, not yet claimed (reader only)
+	done    chan struct{}   // closed when the reader has stopped
+	fds     []int           // received, not yet claimed (reader only)
+	closeFD func(int) error // unix.Close; the fuzz test counts instead
 }
 
 // dial connects to display: an absolute socket path, or a name in $XDG_RUNTIME_DIR; ""
@@ -106,6 +108,7 @@ func dial(display string) (*conn, error) {
 		objects: map[uint32]*object{},
 		nextID:  2,
 		done:    make(chan struct{}),
+		closeFD: unix.Close,
 	}
 	c.objects[1] = &object{iface: ifDisplay, handle: c.handleDisplay, version: 1}
 	go c.readLoop()
@@ -127,7 +130,9 @@ func (c *conn) fail(err error) {
 		c.err = err
 	}
 	c.mu.Unlock()
-	_ = c.uc.Close()
+	if c.uc != nil {
+		_ = c.uc.Close()
+	}
 }
 
 // close ends the connection and waits for the reader.
@@ -158,13 +163,12 @@ func (c *conn) newObject(ifc *iface, version uint32, h handler) (uint32, error) 
 }
 
 // destroyed marks id as destroyed by a request we sent: its events are dropped from now on.
-// A client id is freed when the compositor confirms with delete_id; a server id stays a
-// zombie until the compositor reuses it.
+// A client id is freed when the compositor confirms with delete_id; a server id stays known
+// (a zombie) until the compositor reuses it.
 func (c *conn) destroyed(id uint32) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if o := c.objects[id]; o != nil {
-		o.zombie = true
 		o.handle = nil
 	}
 }
@@ -274,7 +278,7 @@ func (c *conn) takeFD() (int, bool) {
 func (c *conn) readLoop() {
 	defer func() {
 		for _, fd := range c.fds {
-			_ = unix.Close(fd)
+			_ = c.closeFD(fd)
 		}
 		c.fds = nil
 		close(c.done)
@@ -324,7 +328,7 @@ func (c *conn) queueFDs(oob []byte) error {
 		}
 		for _, fd := range fds {
 			if len(c.fds) >= maxQueuedFDs {
-				_ = unix.Close(fd)
+				_ = c.closeFD(fd)
 				return fmt.Errorf("%w: more than %d unclaimed descriptors", ErrMalformed, maxQueuedFDs)
 			}
 			unix.CloseOnExec(fd)
@@ -372,14 +376,14 @@ func (c *conn) dispatchOne(h header, body []byte) error {
 	ev := o.iface.events[h.opcode]
 	args, err := decodeArgs(ev.sig, body, c)
 	if err != nil {
-		closeArgFDs(args, unix.Close)
+		closeArgFDs(args, c.closeFD)
 		return fmt.Errorf("%s.%s: %w", o.iface.name, ev.name, err)
 	}
 	c.mu.Lock()
 	handle := o.handle
 	c.mu.Unlock()
 	if handle == nil {
-		closeArgFDs(args, unix.Close)
+		closeArgFDs(args, c.closeFD)
 		return nil
 	}
 	handle(h.id, h.opcode, args)

@@ -476,6 +476,9 @@ func (d *Desktop) Close() error {
 			msgs = append(msgs, newMessage(d.typer, vkDestroy))
 		}
 		msgs = append(msgs, newMessage(d.vpMgr, vpManagerDestroy))
+		for _, id := range []uint32{d.pointer, d.keyboard, d.typer, d.vpMgr} {
+			d.c.destroyed(id)
+		}
 		msgs = append(msgs, d.clip.destroyMessages()...)
 		if err = d.c.send(msgs...); err == nil {
 			// Let the compositor act on the releases before the hang-up.

@@ -105,9 +105,9 @@ func TestProtocolTables(t *testing.T) {
 		"wl_display.sync": displaySync, "wl_display.get_registry": displayGetRegistry,
 		"wl_registry.bind": registryBind, "wl_seat.get_keyboard": seatGetKeyboard,
 		"wl_keyboard.release": keyboardRelease, "wl_output.release": outputRelease,
-		"zxdg_output_manager_v1.destroy": xdgOutputManagerDestroy,
+		"zxdg_output_manager_v1.destroy":        xdgOutputManagerDestroy,
 		"zxdg_output_manager_v1.get_xdg_output": xdgOutputManagerGetXdgOutput,
-		"zxdg_output_v1.destroy": xdgOutputDestroy,
+		"zxdg_output_v1.destroy":                xdgOutputDestroy,
 	} {
 		if want, ok := requests[name]; !ok || want.opcode != op {
 			t.Errorf("request %s: opcode %d, XML says %d (found %v)", name, op, want.opcode, ok)

@@ -38,7 +38,7 @@ const (
 var ErrMalformed = errors.New("wayland: malformed message")
 
 // arg is one decoded argument. Which field holds it depends on its kind: u for uint, object
-// and new_id (0 = null), i for int and fixed (raw 24.8), s for string, a for array, fd for fd.
+// and new_id (0 = null), i for int and fixed (raw 24.8: no event used here has one), s for string, a for array, fd for fd.
 type arg struct {
 	u    uint32
 	i    int32
@@ -47,8 +47,6 @@ type arg struct {
 	fd   int
 	null bool // a nullable string or object that was null
 }
-
-func (a arg) fixed() float64 { return float64(a.i) / 256 }
 
 // header is a decoded message header.
 type header struct {
