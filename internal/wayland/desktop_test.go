@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -161,6 +162,23 @@ func TestPointer(t *testing.T) {
 		t.Errorf("scroll logged:\n%s", got)
 	}
 
+	// Horizontal, and a continuous scroll without notches (a touchpad's, say).
+	mark = len(c.Output())
+	if err := d.Scroll(-15, 0, -120, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Scroll(0, 5, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	out, _ = c.WaitOutput(5*time.Second, func(out string) bool {
+		return strings.Count(after(out, mark), "axis time:") >= 2
+	})
+	got = after(out, mark)
+	if !inOrder(got, []string{"axis source: wheel", "axis discrete axis: 1 value: -1",
+		"axis: horizontal, value: -15.000000", "axis source: continuous", "axis: vertical, value: 5.000000"}) {
+		t.Errorf("scroll logged:\n%s", got)
+	}
+
 	if err := d.Button(0x200, true); !errors.Is(err, ErrBadCode) {
 		t.Errorf("Button(0x200) = %v, want ErrBadCode", err)
 	}
@@ -263,7 +281,8 @@ func TestKeysAndTypeInFoot(t *testing.T) {
 	c := s.Run("foot", "sh", "-c", fmt.Sprintf("stty raw -echo && touch %s && exec dd bs=1 count=%d of=%s status=none", ready, len(all), out))
 	waitFor(t, 10*time.Second, "foot focused and its shell ready", func() bool {
 		_, err := os.Stat(ready)
-		return err == nil && focusedApp(s) == "foot"
+		app, _ := focusedApp(s)
+		return err == nil && app == "foot"
 	}, c)
 
 	want := ""
@@ -425,33 +444,150 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool,
 	}
 }
 
-// focusedApp is the app_id of the focused window, "" if none.
-func focusedApp(s *sway.Session) string {
+// focusedApp is the app_id of the focused window ("" if none), and whether a window (not a
+// workspace or output) has the focus.
+func focusedApp(s *sway.Session) (appID string, window bool) {
 	out, err := s.Msg("-t", "get_tree")
 	if err != nil {
-		return ""
+		return "", false
 	}
 	type node struct {
 		AppID         string `json:"app_id"`
+		Type          string
 		Focused       bool
 		Nodes         []node
 		FloatingNodes []node `json:"floating_nodes"`
 	}
 	var root node
 	if json.Unmarshal([]byte(out), &root) != nil {
-		return ""
+		return "", false
 	}
-	var find func(n node) string
-	find = func(n node) string {
+	var find func(n node) *node
+	find = func(n node) *node {
 		if n.Focused {
-			return n.AppID
+			return &n
 		}
 		for _, k := range append(n.Nodes, n.FloatingNodes...) {
-			if id := find(k); id != "" {
-				return id
+			if f := find(k); f != nil {
+				return f
 			}
 		}
-		return ""
+		return nil
 	}
-	return find(root)
+	if f := find(root); f != nil {
+		return f.AppID, f.Type == "con" || f.Type == "floating_con"
+	}
+	return "", false
+}
+
+// injector is internal/input's Injector, repeated here: *Desktop must keep satisfying it.
+type injector interface {
+	MoveAbs(x, y float64) error
+	Button(code uint32, down bool) error
+	Scroll(dx, dy float64, v120x, v120y int32) error
+	Key(code uint32, down bool) error
+	Type(text string) error
+	SetClipboard(text string) error
+	Clipboard() <-chan string
+	Close() error
+}
+
+var _ injector = (*Desktop)(nil)
+
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	s := sway.Start(t)
+	before := runtime.NumGoroutine()
+	a, err := Open(s.Display(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(s.Display(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetClipboard("leak check"); err != nil {
+		t.Fatal(err)
+	}
+	if got := receive(t, b, "clipboard"); got != "leak check" {
+		t.Fatalf("got %q", got)
+	}
+	if err := a.Type("x"); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []*Desktop{a, b} {
+		if err := d.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > before { // goroutines end a little after Close returns
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("%d goroutines before, %d after Close:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestKeysFollowSeatLayout(t *testing.T) {
+	de, err := os.ReadFile("testdata/keymap_de.xkb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := sway.Start(t)
+	// Someone's German keyboard, used last on the seat.
+	other := openDesktop(t, s, "")
+	german, err := other.newVirtualKeyboard(string(de))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.c.send(
+		newMessage(german, vkKey).uint(now()).uint(keyLeftShift).uint(keyStatePressed),
+		newMessage(german, vkKey).uint(now()).uint(keyLeftShift).uint(keyStateReleased)); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.c.roundtrip(callTimeout); err != nil {
+		t.Fatal(err)
+	}
+
+	d := openDesktop(t, s, "")
+	if d.KeymapSource() != "seat" {
+		t.Fatalf("keymap from %q, want the seat's", d.KeymapSource())
+	}
+	c := eventdemo(t, s)
+	waitFor(t, 10*time.Second, "keyboard focus", func() bool { return strings.Contains(c.Output(), "focus") }, c)
+	const (
+		keyQ        = 16
+		keyY        = 21
+		keyRightAlt = 100
+	)
+	steps := []struct {
+		codes []uint32 // pressed in order, released in reverse
+		sym   int      // keysym logged for the last key
+		what  string
+	}{
+		{[]uint32{keyY}, 'z', "KEY_Y is z on a German layout"},
+		{[]uint32{keyRightAlt, keyQ}, '@', "AltGr+Q is @"},
+		{[]uint32{keyLeftShift, keyY}, 'Z', "Shift+KEY_Y is Z"},
+	}
+	for _, st := range steps {
+		mark := len(c.Output())
+		for _, k := range st.codes {
+			if err := d.Key(k, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := len(st.codes) - 1; i >= 0; i-- {
+			if err := d.Key(st.codes[i], false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		last := st.codes[len(st.codes)-1]
+		want := fmt.Sprintf("key key: %d, unicode: %d, state: pressed", last, st.sym)
+		if out, ok := c.WaitOutput(5*time.Second, func(out string) bool {
+			return strings.Contains(after(out, mark), fmt.Sprintf("key key: %d, unicode:", last))
+		}); !ok || !strings.Contains(after(out, mark), want) {
+			t.Errorf("%s: logged\n%s\nwant %q", st.what, after(out, mark), want)
+		}
+	}
 }

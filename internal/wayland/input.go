@@ -86,6 +86,10 @@ func (d *Desktop) Button(code uint32, down bool) error {
 // or as a plain axis event when there is only a fraction. A wheel reporting 30 per event
 // thus sends four axis values of 3.75 and one step on the fourth. A change of direction
 // drops the fraction. Events without v120 are sent as continuous (source "continuous").
+//
+// axis_source follows each axis event: wlroots (0.15, sway 1.7) stores the source on the axis
+// of the latest axis request and clears it at frame, so a source sent first would label the
+// previous axis. Within one frame the order means nothing to the protocol.
 func (d *Desktop) Scroll(dx, dy float64, v120x, v120y int32) error {
 	if !finite(dx, dy) {
 		return ErrBadValue
@@ -102,7 +106,7 @@ func (d *Desktop) Scroll(dx, dy float64, v120x, v120y int32) error {
 		source = axisSourceWheel
 	}
 	t := now()
-	msgs := []*message{newMessage(d.pointer, vpAxisSource).uint(source)}
+	var msgs []*message
 	acc := d.scrollAcc
 	for _, a := range []struct {
 		axis  uint32
@@ -117,7 +121,8 @@ func (d *Desktop) Scroll(dx, dy float64, v120x, v120y int32) error {
 		}
 		if a.v120 == 0 {
 			acc[a.axis] = 0
-			msgs = append(msgs, newMessage(d.pointer, vpAxis).uint(t).uint(a.axis).fixed(a.value))
+			msgs = append(msgs, newMessage(d.pointer, vpAxis).uint(t).uint(a.axis).fixed(a.value),
+				newMessage(d.pointer, vpAxisSource).uint(source))
 			continue
 		}
 		if (acc[a.axis] < 0) != (a.v120 < 0) {
@@ -131,6 +136,7 @@ func (d *Desktop) Scroll(dx, dy float64, v120x, v120y int32) error {
 		} else {
 			msgs = append(msgs, newMessage(d.pointer, vpAxisDiscrete).uint(t).uint(a.axis).fixed(a.value).int(steps))
 		}
+		msgs = append(msgs, newMessage(d.pointer, vpAxisSource).uint(source))
 	}
 	msgs = append(msgs, newMessage(d.pointer, vpFrame))
 	if err := d.c.send(msgs...); err != nil {

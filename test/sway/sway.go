@@ -191,6 +191,9 @@ func (s *Session) Display() string { return filepath.Join(s.runtime, s.display) 
 // Dir is a scratch directory owned by uid 65534: files clients write go here.
 func (s *Session) Dir() string { return s.work }
 
+// PID is sway's process id (for CPU accounting, say).
+func (s *Session) PID() int { return s.cmd.Process.Pid }
+
 // Log is sway's output so far.
 func (s *Session) Log() string { return s.log.String() }
 
