@@ -58,17 +58,16 @@ const (
 type Desktop struct {
 	c *conn
 
-	seat       uint32
-	seatVer    uint32
-	output     uint32
-	outputName string
-	vkMgr      uint32
-	vpMgr      uint32
-	pointer    uint32
-	keyboard   uint32
-	clip       *clipboard
-	// KeymapSource says where the keys' keymap came from: "seat" or "default".
-	keymapSource string
+	seat         uint32
+	seatVer      uint32
+	output       uint32
+	outputName   string
+	vkMgr        uint32
+	vpMgr        uint32
+	pointer      uint32
+	keyboard     uint32
+	clip         *clipboard
+	keymapSource string // "seat" or "default"
 
 	mu          sync.Mutex // the input state below, and the order of input requests
 	closed      bool
@@ -451,6 +450,10 @@ func (d *Desktop) KeymapSource() string { return d.keymapSource }
 // Err is the connection's fatal error (a *ProtocolError, or ErrClosed when the compositor
 // went away), nil while it works.
 func (d *Desktop) Err() error { return d.c.Err() }
+
+// Done is closed when the connection ends: Close, a protocol error, or the compositor
+// going away (then Err says which).
+func (d *Desktop) Done() <-chan struct{} { return d.c.done }
 
 // now is a protocol timestamp: milliseconds of the monotonic clock, wrapping as evdev's do.
 func now() uint32 {

@@ -362,6 +362,11 @@ func TestProtocolError(t *testing.T) {
 	}
 	t.Log(err)
 	// The desktop is dead from then on, and says why.
+	select {
+	case <-d.Done():
+	case <-time.After(5 * time.Second):
+		t.Error("Done not closed after a protocol error")
+	}
 	if err := d.Key(keyA, true); !errors.As(err, &pe) {
 		t.Errorf("Key after the error: %v, want the protocol error", err)
 	}
