@@ -153,17 +153,19 @@ static bool wait_output(int timeout_ms)
 	return found;
 }
 
-/* Starts sway with config_text, env (NULL-terminated) naming its backend. */
+/* Starts a compositor as uid 65534: sway with config_text and env (NULL-terminated) naming its
+ * backend, or weston (headless) when config_text is NULL. */
 static int start(struct pc_test_sway *s, const char *config_text, char *const *backend_env, char *why, size_t why_size)
 {
+	const char *prog = config_text ? "sway" : "weston";
 	memset(s, 0, sizeof(*s));
 	s->pid = -1;
 	if (geteuid() != 0) {
-		snprintf(why, why_size, "not root: sway refuses root, and only root can start it as uid %d", SWAY_UID);
+		snprintf(why, why_size, "not root: the compositors run as uid %d, which only root can start", SWAY_UID);
 		return 0;
 	}
-	if (!in_path("sway") || !in_path("swaymsg") || !in_path("setpriv")) {
-		snprintf(why, why_size, "sway, swaymsg or setpriv is not installed (scripts/install-deps.sh)");
+	if (!in_path(prog) || !in_path("setpriv") || (config_text && !in_path("swaymsg"))) {
+		snprintf(why, why_size, "%s, setpriv or swaymsg is not installed (scripts/install-deps.sh)", prog);
 		return 0;
 	}
 	snprintf(s->dir, sizeof(s->dir), "/tmp/p2pcast-sway-XXXXXX");
@@ -179,13 +181,15 @@ static int start(struct pc_test_sway *s, const char *config_text, char *const *b
 		snprintf(why, why_size, "chmod/chown %s: %s", s->dir, strerror(errno));
 		goto error;
 	}
-	FILE *f = fopen(s->path[PATH_CONFIG], "w");
-	if (!f) {
+	FILE *f = config_text ? fopen(s->path[PATH_CONFIG], "w") : NULL;
+	if (config_text && !f) {
 		snprintf(why, why_size, "%s: %s", s->path[PATH_CONFIG], strerror(errno));
 		goto error;
 	}
-	fputs(config_text, f);
-	fclose(f);
+	if (f) {
+		fputs(config_text, f);
+		fclose(f);
+	}
 
 	s->pid = fork();
 	if (s->pid < 0) {
@@ -199,8 +203,11 @@ static int start(struct pc_test_sway *s, const char *config_text, char *const *b
 				 "WLR_RENDERER=pixman"};
 		for (int i = 0; i < 8 && backend_env[i]; i++)
 			env[4 + i] = backend_env[i];
-		char *argv[] = {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sway", "-c",
+		char *sway[] = {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sway", "-c",
 				s->path[PATH_CONFIG], NULL};
+		char *weston[] = {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "weston",
+				  "--backend=headless-backend.so", "--socket=wayland-1", "--idle-time=0", NULL};
+		char **argv = config_text ? sway : weston;
 		int log = open(s->path[PATH_LOG], O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		int null = open("/dev/null", O_RDONLY);
 		if (log < 0 || null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(log, STDOUT_FILENO) < 0 ||
@@ -209,18 +216,22 @@ static int start(struct pc_test_sway *s, const char *config_text, char *const *b
 		execvpe("setpriv", argv, env);
 		_exit(127);
 	}
-	/* setpriv execs sway: the same PID, which names the IPC socket. */
-	snprintf(s->path[PATH_IPC], sizeof(s->path[PATH_IPC]), "%s/sway-ipc.%d.%d.sock", s->dir, SWAY_UID, (int)s->pid);
+	/* setpriv execs sway: the same PID, which names the IPC socket (weston has none). */
+	if (config_text)
+		snprintf(s->path[PATH_IPC], sizeof(s->path[PATH_IPC]), "%s/sway-ipc.%d.%d.sock", s->dir, SWAY_UID,
+			 (int)s->pid);
+	else
+		snprintf(s->path[PATH_IPC], sizeof(s->path[PATH_IPC]), "%s", s->path[PATH_SOCKET]);
 
 	int64_t deadline = now_ms() + START_TIMEOUT_MS;
 	struct stat st;
 	while (stat(s->path[PATH_SOCKET], &st) < 0 || stat(s->path[PATH_IPC], &st) < 0) {
 		if (!pc_test_sway_alive(s)) {
-			snprintf(why, why_size, "sway exited before its sockets appeared");
+			snprintf(why, why_size, "%s exited before its sockets appeared", prog);
 			goto error;
 		}
 		if (now_ms() > deadline) {
-			snprintf(why, why_size, "sway's sockets did not appear within %d ms", START_TIMEOUT_MS);
+			snprintf(why, why_size, "%s's sockets did not appear within %d ms", prog, START_TIMEOUT_MS);
 			goto error;
 		}
 		sleep_ms(5);
@@ -228,7 +239,7 @@ static int start(struct pc_test_sway *s, const char *config_text, char *const *b
 	setenv("XDG_RUNTIME_DIR", s->dir, 1);
 	setenv("WAYLAND_DISPLAY", "wayland-1", 1);
 	if (!wait_output((int)(deadline - now_ms()))) {
-		snprintf(why, why_size, "sway's output did not appear within %d ms", START_TIMEOUT_MS);
+		snprintf(why, why_size, "%s's output did not appear within %d ms", prog, START_TIMEOUT_MS);
 		goto error;
 	}
 	return 1;
@@ -252,6 +263,12 @@ int pc_test_sway_start(struct pc_test_sway *s, int width, int height, char *why,
 		 width, height);
 	char *env[] = {"WLR_BACKENDS=headless", "WLR_HEADLESS_OUTPUTS=1", NULL};
 	return start(s, config, env, why, why_size);
+}
+
+int pc_test_weston_start(struct pc_test_sway *s, char *why, size_t why_size)
+{
+	char *env[] = {NULL};
+	return start(s, NULL, env, why, why_size);
 }
 
 int pc_test_sway_start_nested(struct pc_test_sway *s, const struct pc_test_sway *outer, char *why, size_t why_size)

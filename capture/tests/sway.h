@@ -1,4 +1,5 @@
-/* A real headless sway for tests, and a window of known colours on it.
+/* A real headless sway for tests (and weston, a compositor without wlr-screencopy), and a window
+ * of known colours on it.
  *
  * sway refuses to run as root: it runs as uid 65534 (setpriv) with the headless backend, the
  * pixman renderer and one output (HEADLESS-1), in a fresh XDG_RUNTIME_DIR (0700, owned by
@@ -31,6 +32,9 @@ int pc_test_sway_start(struct pc_test_sway *s, int width, int height, char *why,
  * outputs cannot be removed, and disabling one keeps its wl_output). Points this process at the
  * inner one. Same returns as pc_test_sway_start. */
 int pc_test_sway_start_nested(struct pc_test_sway *s, const struct pc_test_sway *outer, char *why, size_t why_size);
+/* weston (headless backend), a compositor that is not wlroots: no wlr-screencopy. Same returns
+ * as pc_test_sway_start; pc_test_sway_msg does not apply, pc_test_sway_stop does. */
+int pc_test_weston_start(struct pc_test_sway *s, char *why, size_t why_size);
 /* Kills sway (by PID) if it still runs, prints its log when show_log, removes the directory. */
 void pc_test_sway_stop(struct pc_test_sway *s, bool show_log);
 /* Runs swaymsg COMMAND against it; 0 when swaymsg succeeded. */

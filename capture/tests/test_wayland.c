@@ -398,6 +398,29 @@ static void test_wayland_source_errors(void)
 	}
 	source_destroy(&src);
 	pc_test_sway_stop(&sway, pc_check.current_failures > 0);
+
+	/* No compositor there at all. */
+	setenv("WAYLAND_DISPLAY", "p2pcast-no-such-display", 1);
+	CHECK(source_init(&src, NULL, 0, 0) < 0);
+	CHECK(strstr(src.err, "cannot connect to the compositor") && strstr(src.err, "p2pcast-no-such-display"));
+	source_destroy(&src);
+}
+
+static void test_wayland_source_not_wlroots(void)
+{
+	struct pc_test_sway weston;
+	struct source src = {0};
+	char why[256] = "";
+	int ret = pc_test_weston_start(&weston, why, sizeof(why));
+	if (ret <= 0) {
+		fprintf(stderr, "    %s: %s\n", ret == 0 ? "skipped" : "weston", why);
+		CHECK(ret == 0);
+		return;
+	}
+	CHECK_EQ(source_init(&src, NULL, 0, 0), -ENOTSUP);
+	CHECK(strstr(src.err, "no zwlr_screencopy_manager_v1: not a wlroots compositor; use the portal"));
+	source_destroy(&src);
+	pc_test_sway_stop(&weston, pc_check.current_failures > 0);
 }
 
 static void test_wayland_source_static_and_damage(void)
@@ -829,6 +852,7 @@ void pc_test_wayland(void)
 	RUN_TEST(test_wayland_fit);
 	RUN_TEST(test_wayland_source_colour_and_size);
 	RUN_TEST(test_wayland_source_errors);
+	RUN_TEST(test_wayland_source_not_wlroots);
 	RUN_TEST(test_wayland_source_static_and_damage);
 	RUN_TEST(test_wayland_source_resize);
 	RUN_TEST(test_wayland_producer_annexb_and_resize);
