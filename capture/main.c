@@ -8,7 +8,13 @@
  * tick (handling the device's messages meanwhile, SINK_FRAMEs handed to the audio-out
  * thread), read the clock, draw, encode and send the main rendition, then downscale, encode
  * and send the sub one (both stamped with the one capture time). The audio threads
- * (audio.c) keep their own 20 ms pace and send under the same lock as video. */
+ * (audio.c) keep their own 20 ms pace and send under the same lock as video.
+ *
+ * A damage-driven source (a screen: --source wayland) paces itself instead: the loop waits for
+ * its next picture and encodes it when it comes, at most --fps a second (the newest of those
+ * that came meanwhile); with nothing new it sends the last picture again only as a keep-alive
+ * (--keepalive-ms) or when the device asks for a keyframe (at once). A picture of another size
+ * re-creates the encoders at that size, starting with an IDR. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -38,6 +44,7 @@
 #include "sources/audio.h"
 #include "sources/source.h"
 #include "sources/testpattern.h"
+#include "sources/wayland.h"
 
 #define PROG PC_PROG
 
@@ -53,6 +60,10 @@
 #define LATE_REPORT_INTERVAL_NS (5 * NS_PER_SEC)
 
 #define MIN_BITRATE 10000u
+#define MIN_SIDE 16
+#define DEFAULT_KEEPALIVE_MS 1000u
+/* How long a damage-driven source may take to give its first picture. */
+#define FIRST_PICTURE_TIMEOUT_MS 5000
 #define MAX_THREADS 128
 #define DEFAULT_AUDIO_BITRATE 32000u
 
@@ -74,6 +85,10 @@ struct pc_capture_config {
 	const char *pattern;    /* the test pattern's: bars, busy */
 	int width;
 	int height;
+	bool size_set;          /* --size given (a screen is otherwise taken at its own size) */
+	const char *output;     /* wayland: the output's name, NULL = the first */
+	bool cursor;            /* wayland: draw the pointer in */
+	uint32_t keepalive_ms;  /* damage-driven sources: the last picture again after this long */
 	uint32_t fps_num;
 	uint32_t fps_den;
 	uint32_t bitrate;
@@ -93,7 +108,13 @@ struct pc_capture_config {
 
 static const struct pc_source_ops *const sources[] = {
 	&pc_testpattern_source,
+	&pc_wayland_source,
 };
+
+static bool damage_driven(const struct pc_source_ops *ops)
+{
+	return ops->take != NULL;
+}
 
 static const struct pc_source_ops *find_source(const char *name)
 {
@@ -112,11 +133,15 @@ static void print_usage(FILE *out)
 		"\n"
 		"  --socket PATH       the device's capture socket (framed protocol, docs/ipc.md)\n"
 		"  --annexb-out FILE   write the raw Annex-B stream to FILE instead ('-' = stdout)\n"
-		"  --source NAME       picture source: testpattern (default)\n"
+		"  --source NAME       picture source: testpattern (default) or wayland (an output of a\n"
+		"                      wlroots compositor such as sway, via wlr-screencopy; needs\n"
+		"                      WAYLAND_DISPLAY and XDG_RUNTIME_DIR)\n"
 		"  --pattern NAME      what the test pattern draws: bars (default; easy to compress)\n"
 		"                      or busy (noise, fast motion and a scene cut every 3 s: an\n"
 		"                      encoder spends its whole bitrate on it)\n"
-		"  --size WxH          picture size, even numbers (default 1280x720)\n"
+		"  --size WxH          picture size, even numbers (default 1280x720; wayland: the\n"
+		"                      output's own size, an odd side cropped by one pixel, or with\n"
+		"                      --size the output scaled to fit WxH, aspect kept)\n"
 		"  --fps N[/D]         frame rate (default 30)\n"
 		"  --bitrate RATE      target bit/s, SI suffixes allowed: 2M, 500k (default 2M)\n"
 		"  --gop FRAMES        pictures from one IDR to the next (default 2 s worth)\n"
@@ -125,10 +150,18 @@ static void print_usage(FILE *out)
 		"  --frames N          stop after N pictures\n"
 		"  --name NAME         producer name sent in HELLO, at most 64 bytes (default: source name)\n"
 		"\n"
+		"Screen capture (--source wayland): pictures are encoded when the screen changes, at\n"
+		"most --fps a second; --frames counts every picture sent, keep-alives included.\n"
+		"  --output NAME       the output to capture, e.g. HEADLESS-1 or DP-1 (default: the first)\n"
+		"  --no-cursor         leave the pointer out of the picture (default: drawn in)\n"
+		"  --keepalive-ms N    on a still screen, send the last picture again every N ms so\n"
+		"                      viewers' streams stay alive (default 1000, at least 10)\n"
+		"\n"
 		"Sub stream (only with --socket):\n"
 		"  --sub WxH           also send each picture downscaled to WxH (even, at most the\n"
 		"                      picture size), encoded on its own as a second video track,\n"
-		"                      an alternate of the main one (default: none)\n"
+		"                      an alternate of the main one (default: none); when a\n"
+		"                      screen changes size, the sub stream keeps its share of it\n"
 		"  --sub-bitrate RATE  the sub stream's target bit/s (default: a quarter of --bitrate)\n"
 		"\n"
 		"Audio (only with --socket; --annexb-out ignores these):\n"
@@ -279,6 +312,9 @@ enum {
 	OPT_AUDIO_OUT,
 	OPT_AUDIO_BITRATE,
 	OPT_AUDIO_CHANNELS,
+	OPT_OUTPUT,
+	OPT_NO_CURSOR,
+	OPT_KEEPALIVE_MS,
 	OPT_HELP,
 };
 
@@ -304,6 +340,9 @@ static int parse_args(int argc, char **argv, struct pc_capture_config *config)
 		{"audio-out", required_argument, NULL, OPT_AUDIO_OUT},
 		{"audio-bitrate", required_argument, NULL, OPT_AUDIO_BITRATE},
 		{"audio-channels", required_argument, NULL, OPT_AUDIO_CHANNELS},
+		{"output", required_argument, NULL, OPT_OUTPUT},
+		{"no-cursor", no_argument, NULL, OPT_NO_CURSOR},
+		{"keepalive-ms", required_argument, NULL, OPT_KEEPALIVE_MS},
 		{"help", no_argument, NULL, OPT_HELP},
 		{NULL, 0, NULL, 0},
 	};
@@ -318,6 +357,8 @@ static int parse_args(int argc, char **argv, struct pc_capture_config *config)
 		.preset = "ultrafast",
 		.audio_bitrate = DEFAULT_AUDIO_BITRATE,
 		.audio_channels = 1,
+		.cursor = true,
+		.keepalive_ms = DEFAULT_KEEPALIVE_MS,
 	};
 
 	opterr = 0; /* we word the errors ourselves */
@@ -333,7 +374,7 @@ static int parse_args(int argc, char **argv, struct pc_capture_config *config)
 			break;
 		case OPT_SOURCE:
 			if (!find_source(optarg))
-				return usage_error("--source: unknown source '%s' (available: testpattern)", optarg);
+				return usage_error("--source: unknown source '%s' (available: testpattern, wayland)", optarg);
 			config->source = optarg;
 			break;
 		case OPT_PATTERN:
@@ -348,6 +389,7 @@ static int parse_args(int argc, char **argv, struct pc_capture_config *config)
 			if (config->width % 2 || config->height % 2 || config->width < 16 || config->height < 16)
 				return usage_error("--size: %dx%d: width and height must be even and at least 16",
 						   config->width, config->height);
+			config->size_set = true;
 			break;
 		case OPT_FPS:
 			if (!parse_fps(optarg, &config->fps_num, &config->fps_den))
@@ -416,6 +458,19 @@ static int parse_args(int argc, char **argv, struct pc_capture_config *config)
 				return usage_error("--audio-channels: expected 1 or 2, got '%s'", optarg);
 			config->audio_channels = optarg[0] - '0';
 			break;
+		case OPT_OUTPUT:
+			if (!*optarg)
+				return usage_error("--output: expected an output name such as HEADLESS-1 or DP-1");
+			config->output = optarg;
+			break;
+		case OPT_NO_CURSOR:
+			config->cursor = false;
+			break;
+		case OPT_KEEPALIVE_MS:
+			if (!parse_uint(optarg, 3600000, &v) || v < 10)
+				return usage_error("--keepalive-ms: expected 10..3600000 milliseconds, got '%s'", optarg);
+			config->keepalive_ms = (uint32_t)v;
+			break;
 		case OPT_HELP:
 			print_usage(stdout);
 			return 1;
@@ -433,17 +488,21 @@ static int parse_args(int argc, char **argv, struct pc_capture_config *config)
 		uint64_t two_seconds = (2ull * config->fps_num + config->fps_den / 2) / config->fps_den;
 		config->gop = two_seconds > 0 ? (uint32_t)two_seconds : 1;
 	}
-	if (!pc_h264_level_find(config->width, config->height, config->fps_num, config->fps_den,
-				config->bitrate))
+	/* A screen's own size is known once it gives its first picture: checked then. */
+	bool size_known = strcmp(config->source, "wayland") != 0 || config->size_set;
+	if (size_known && !pc_h264_level_find(config->width, config->height, config->fps_num, config->fps_den,
+					      config->bitrate))
 		return usage_error("%dx%d at %u/%u fps and %u bit/s is beyond H.264 level 5.2",
 				   config->width, config->height, config->fps_num, config->fps_den,
 				   config->bitrate);
 	if (config->sub_bitrate && !config->sub_width)
 		return usage_error("--sub-bitrate needs --sub WxH");
+	if (strcmp(config->source, "wayland") != 0 && config->output)
+		return usage_error("--output is for --source wayland");
 	if (config->sub_width) {
 		/* A smaller rendition of the same pictures: downscaling only. */
-		if (config->sub_width > config->width || config->sub_height > config->height ||
-		    (config->sub_width == config->width && config->sub_height == config->height))
+		if (size_known && (config->sub_width > config->width || config->sub_height > config->height ||
+				   (config->sub_width == config->width && config->sub_height == config->height)))
 			return usage_error("--sub %dx%d: must be smaller than the picture (%dx%d)",
 					   config->sub_width, config->sub_height, config->width,
 					   config->height);
@@ -513,6 +572,21 @@ struct pc_capture {
 
 	/* What the device may change (the rest is per rendition). */
 	uint32_t fps_num, fps_den;
+
+	/* The main rendition's picture size: --size, or a screen's own (which may change). */
+	int width, height;
+	int first_width, first_height; /* the first picture's: --sub is a fraction of it */
+
+	/* Damage-driven sources: the last picture taken (the source's: valid until its next
+	 * take()), and when it went out. */
+	const struct pc_frame *picture;
+	int64_t picture_ns;        /* its capture time, CLOCK_REALTIME */
+	bool picture_sent;
+	int64_t last_capture_ns;   /* of the last picture sent: kept increasing */
+	int64_t last_sent;         /* CLOCK_MONOTONIC */
+	int64_t keepalive_ns;
+	uint64_t new_pictures, repeats, resizes;
+	double damaged_fraction;   /* summed over new pictures */
 
 	/* Pacing, CLOCK_MONOTONIC. */
 	int64_t period_ns;
@@ -945,25 +1019,23 @@ static int encode_and_send(struct pc_capture *cap, struct pc_rendition *r, const
 	return 0;
 }
 
-/* One picture: drawn (or captured) once, encoded for each rendition, both stamped with its
- * capture time. The main stream goes out first: the sub one must not delay it. -1 on a fatal
- * error. */
-static int capture_and_send(struct pc_capture *cap)
+/* Whether rendition r is encoded with the next picture (the sub one is not without viewers,
+ * nor while disconnected). */
+static bool rendition_active(const struct pc_capture *cap, const struct pc_rendition *r)
 {
-	int64_t capture_ns = pc_clock_ns(CLOCK_REALTIME);
-	int64_t draw_start = pc_clock_ns(CLOCK_MONOTONIC);
-	const struct pc_frame *frame = cap->source_ops->next_frame(cap->source, cap->seq, capture_ns);
-	if (!frame) {
-		pc_log("the %s source gave no picture", cap->source_ops->name);
-		return -1;
-	}
-	cap->draw_ns_total += pc_clock_ns(CLOCK_MONOTONIC) - draw_start;
+	return r == &cap->rend[RENDITION_MAIN] || (r->viewers != 0 && !(cap->to_device && cap->fd < 0));
+}
+
+/* One picture, encoded for each rendition, both stamped with its capture time. The main stream
+ * goes out first: the sub one must not delay it. -1 on a fatal error. */
+static int encode_picture(struct pc_capture *cap, const struct pc_frame *frame, int64_t capture_ns)
+{
 	if (encode_and_send(cap, &cap->rend[RENDITION_MAIN], frame, capture_ns) < 0)
 		return -1;
 
 	for (int i = RENDITION_MAIN + 1; i < cap->n_rend; i++) {
 		struct pc_rendition *r = &cap->rend[i];
-		if (r->viewers == 0 || (cap->to_device && cap->fd < 0)) {
+		if (!rendition_active(cap, r)) {
 			/* Nobody watches it: save the CPU. The next one it encodes is an IDR. */
 			r->skipped++;
 			r->idle = true;
@@ -977,6 +1049,20 @@ static int capture_and_send(struct pc_capture *cap)
 	}
 	cap->seq++;
 	return 0;
+}
+
+/* One picture of a fixed-tick source: drawn now, then encoded. -1 on a fatal error. */
+static int capture_and_send(struct pc_capture *cap)
+{
+	int64_t capture_ns = pc_clock_ns(CLOCK_REALTIME);
+	int64_t draw_start = pc_clock_ns(CLOCK_MONOTONIC);
+	const struct pc_frame *frame = cap->source_ops->next_frame(cap->source, cap->seq, capture_ns);
+	if (!frame) {
+		pc_log("the %s source gave no picture", cap->source_ops->name);
+		return -1;
+	}
+	cap->draw_ns_total += pc_clock_ns(CLOCK_MONOTONIC) - draw_start;
+	return encode_picture(cap, frame, capture_ns);
 }
 
 /* Schedules the next tick; when more than a frame late, drops the missed slots rather than
@@ -1013,6 +1099,173 @@ static int run(struct pc_capture *cap)
 		if (cap->config->frames && cap->seq >= cap->config->frames)
 			break;
 		advance_tick(cap);
+	}
+	return 0;
+}
+
+/* ---- damage-driven sources ---- */
+
+static int restart_renditions(struct pc_capture *cap, int width, int height);
+
+/* Takes the source's newest picture if it has one (a new size re-creates the encoders): 1 when
+ * it did, 0 when nothing changed, -1 when the source failed (it said why) or the encoders
+ * cannot take the new size. */
+static int take_picture(struct pc_capture *cap)
+{
+	struct pc_source_picture pic;
+	char err[256] = "";
+	int64_t start = pc_clock_ns(CLOCK_MONOTONIC);
+	int ret = cap->source_ops->take(cap->source, &pic, err, sizeof(err));
+	if (ret < 0) {
+		pc_log("%s", err);
+		return -1;
+	}
+	if (ret == 0)
+		return 0;
+	cap->draw_ns_total += pc_clock_ns(CLOCK_MONOTONIC) - start;
+	if (cap->n_rend == 0) {
+		cap->width = pic.frame->width;
+		cap->height = pic.frame->height;
+	} else if (pic.frame->width != cap->width || pic.frame->height != cap->height) {
+		pc_log("%s: the picture is now %dx%d (was %dx%d): new encoders, starting with an IDR",
+		       cap->source_ops->name, pic.frame->width, pic.frame->height, cap->width, cap->height);
+		if (restart_renditions(cap, pic.frame->width, pic.frame->height) < 0)
+			return -1;
+		cap->resizes++;
+	}
+	cap->picture = pic.frame;
+	cap->picture_ns = pic.capture_ns;
+	cap->picture_sent = false;
+	cap->new_pictures++;
+	cap->damaged_fraction += (double)pic.damage.w * pic.damage.h /
+				 ((double)pic.frame->width * pic.frame->height);
+	return 1;
+}
+
+/* Encodes the last picture taken: a new one stamped with its capture time, a repeat (keep-alive,
+ * keyframe request) with the time now, when the screen still showed it. */
+static int send_last_picture(struct pc_capture *cap)
+{
+	int64_t capture_ns = cap->picture_sent ? pc_clock_ns(CLOCK_REALTIME) : cap->picture_ns;
+	if (capture_ns <= cap->last_capture_ns)
+		capture_ns = cap->last_capture_ns + 1;
+	if (cap->picture_sent)
+		cap->repeats++;
+	cap->picture_sent = true;
+	cap->last_capture_ns = capture_ns;
+	cap->last_sent = pc_clock_ns(CLOCK_MONOTONIC);
+	return encode_picture(cap, cap->picture, capture_ns);
+}
+
+/* A rendition that will be encoded wants an IDR (the device asked, or it just connected). */
+static bool idr_wanted(const struct pc_capture *cap)
+{
+	for (int i = 0; i < cap->n_rend; i++)
+		if (cap->rend[i].force_idr && rendition_active(cap, &cap->rend[i]))
+			return true;
+	return false;
+}
+
+/* The first picture, which sets the size the encoders start at. 0, or -1 (said why). */
+static int wait_first_picture(struct pc_capture *cap)
+{
+	int fd = cap->source_ops->wait_fd(cap->source);
+	int64_t deadline = pc_clock_ns(CLOCK_MONOTONIC) + FIRST_PICTURE_TIMEOUT_MS * NS_PER_MS;
+	while (!stop_signal) {
+		int ret = take_picture(cap);
+		if (ret != 0)
+			return ret > 0 ? 0 : -1;
+		int64_t remaining = deadline - pc_clock_ns(CLOCK_MONOTONIC);
+		if (remaining <= 0) {
+			pc_log("%s: no picture within %d ms", cap->source_ops->name, FIRST_PICTURE_TIMEOUT_MS);
+			return -1;
+		}
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		if (poll(&pfd, 1, (int)((remaining + NS_PER_MS - 1) / NS_PER_MS)) < 0 && errno != EINTR) {
+			pc_log("poll: %s", strerror(errno));
+			return -1;
+		}
+	}
+	return -1;
+}
+
+/* Milliseconds for poll() until deadline (CLOCK_MONOTONIC), rounded up: never early, so the
+ * loop does not spin through the last fraction of a millisecond. */
+static int poll_timeout(int64_t deadline, int64_t now)
+{
+	if (deadline <= now)
+		return 0;
+	int64_t ms = (deadline - now + NS_PER_MS - 1) / NS_PER_MS;
+	return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+/* The loop for a source that says when it has a new picture. Per turn, the first that holds:
+ * - a rendition wants an IDR: the newest picture goes out at once (keyframes wait for nothing);
+ * - a picture not sent yet (the first) and the frame interval is over: it goes out;
+ * - the frame interval is over: wait for the source (its next picture goes out as soon as it
+ *   comes), the device, or the keep-alive, whichever is first;
+ * - else wait for the device until the interval is over; pictures the source makes meanwhile
+ *   are coalesced there, and only the newest is taken.
+ * Nothing is encoded while the screen is still, but the keep-alive. */
+static int run_damage_driven(struct pc_capture *cap)
+{
+	int source_fd = cap->source_ops->wait_fd(cap->source);
+	while (!stop_signal) {
+		if (cap->to_device && cap->fd < 0 && connect_device(cap) < 0)
+			continue; /* nothing is encoded while nobody listens */
+		if (cap->to_device && atomic_load(&cap->send_failed)) {
+			disconnect_device(cap); /* the audio thread said why */
+			continue;
+		}
+		int64_t now = pc_clock_ns(CLOCK_MONOTONIC);
+		int64_t next_allowed = cap->last_sent + cap->period_ns;
+		int64_t keepalive_at = cap->last_sent + cap->keepalive_ns;
+		if (keepalive_at < next_allowed)
+			keepalive_at = next_allowed;
+
+		bool send = false;
+		if (idr_wanted(cap)) {
+			if (take_picture(cap) < 0)
+				return -1;
+			send = true;
+		} else if (!cap->picture_sent && now >= next_allowed) {
+			send = true;
+		} else {
+			bool watch_source = now >= next_allowed;
+			struct pollfd pfd[2];
+			int n_fds = 0, device_i = -1, source_i = -1;
+			if (cap->to_device) {
+				device_i = n_fds;
+				pfd[n_fds++] = (struct pollfd){.fd = cap->fd, .events = POLLIN};
+			}
+			if (watch_source) {
+				source_i = n_fds;
+				pfd[n_fds++] = (struct pollfd){.fd = source_fd, .events = POLLIN};
+			}
+			int n = poll(pfd, (nfds_t)n_fds, poll_timeout(watch_source ? keepalive_at : next_allowed, now));
+			if (n < 0 && errno != EINTR) {
+				pc_log("poll: %s", strerror(errno));
+				return -1;
+			}
+			if (n > 0 && device_i >= 0 && pfd[device_i].revents && handle_device_input(cap) < 0) {
+				disconnect_device(cap);
+				continue;
+			}
+			if (n > 0 && source_i >= 0 && pfd[source_i].revents) {
+				int ret = take_picture(cap);
+				if (ret < 0)
+					return -1;
+				send = ret > 0;
+			}
+			if (!send && watch_source && pc_clock_ns(CLOCK_MONOTONIC) >= keepalive_at)
+				send = true; /* the keep-alive: the same picture again */
+		}
+		if (!send || stop_signal)
+			continue;
+		if (send_last_picture(cap) < 0)
+			return -1;
+		if (cap->config->frames && cap->seq >= cap->config->frames)
+			break;
 	}
 	return 0;
 }
@@ -1103,15 +1356,39 @@ static void stop_renditions(struct pc_capture *cap)
 	cap->n_rend = 0;
 }
 
-/* The main rendition's encoder, and with --sub (to a device) the sub one's, its scaler and
- * its picture. 0, or a negative errno with err set. */
-static int start_renditions(struct pc_capture *cap, char *err, size_t err_size)
+static int even_at_least(int64_t v, int min)
+{
+	int e = (int)(v & ~(int64_t)1);
+	return e < min ? min : e;
+}
+
+/* The sub rendition's size for a main picture of cap->width x cap->height: --sub's share of the
+ * first picture, per side, so it keeps its place when a screen changes size (even, at least
+ * MIN_SIDE). */
+static void sub_size(const struct pc_capture *cap, int *width, int *height)
+{
+	const struct pc_capture_config *config = cap->config;
+	if (cap->width == cap->first_width && cap->height == cap->first_height) {
+		*width = config->sub_width;
+		*height = config->sub_height;
+		return;
+	}
+	*width = even_at_least((int64_t)config->sub_width * cap->width / cap->first_width, MIN_SIDE);
+	*height = even_at_least((int64_t)config->sub_height * cap->height / cap->first_height, MIN_SIDE);
+}
+
+/* The main rendition's encoder at cap->width x cap->height, and with --sub (to a device) the
+ * sub one's, its scaler and its picture. carry, when not NULL, holds the renditions these
+ * replace (a new picture size): their tracks, sequence numbers, what the device set (bitrate,
+ * viewers) and counters go on. 0, or a negative errno with err set. */
+static int start_renditions(struct pc_capture *cap, const struct pc_rendition *carry, int n_carry, char *err,
+			    size_t err_size)
 {
 	const struct pc_capture_config *config = cap->config;
 	bool sub = config->sub_width && cap->to_device;
 	int ret;
 
-	if (config->sub_width && !cap->to_device)
+	if (config->sub_width && !cap->to_device && !carry)
 		pc_log("note: --annexb-out carries one stream: --sub is ignored");
 	for (int i = 0; i < (sub ? 2 : 1); i++) {
 		struct pc_rendition *r = &cap->rend[i];
@@ -1120,17 +1397,32 @@ static int start_renditions(struct pc_capture *cap, char *err, size_t err_size)
 			.label = is_sub ? "sub" : "main",
 			.track = TRACK_VIDEO, /* the sub's is set once the audio tracks have theirs */
 			.alternate_of = is_sub ? TRACK_VIDEO : 0,
-			.width = is_sub ? config->sub_width : config->width,
-			.height = is_sub ? config->sub_height : config->height,
+			.width = cap->width,
+			.height = cap->height,
 			.bitrate = is_sub ? config->sub_bitrate : config->bitrate,
 			.viewers = UINT32_MAX, /* unknown until the device says */
 		};
+		if (is_sub)
+			sub_size(cap, &r->width, &r->height);
+		if (carry && i < n_carry) {
+			const struct pc_rendition *c = &carry[i];
+			r->track = c->track;
+			r->bitrate = c->bitrate;
+			r->viewers = c->viewers;
+			r->idle = c->idle;
+			r->seq = c->seq;
+			r->encoded = c->encoded;
+			r->keyframes = c->keyframes;
+			r->skipped = c->skipped;
+			r->scale_ns_total = c->scale_ns_total;
+			r->encode_ns_total = c->encode_ns_total;
+		}
 		/* Same profile, GOP, preset and threads; the level is found for its own size. */
 		struct pc_encoder_config encoder_config = {
 			.width = r->width,
 			.height = r->height,
-			.fps_num = config->fps_num,
-			.fps_den = config->fps_den,
+			.fps_num = cap->fps_num,
+			.fps_den = cap->fps_den,
 			.bitrate = r->bitrate,
 			.gop = config->gop,
 			.preset = config->preset,
@@ -1145,7 +1437,7 @@ static int start_renditions(struct pc_capture *cap, char *err, size_t err_size)
 		if (!is_sub)
 			continue;
 		if (pc_frame_alloc(&r->frame, r->width, r->height) < 0 ||
-		    pc_scaler_init(&cap->scaler, config->width, config->height, r->width, r->height) < 0) {
+		    pc_scaler_init(&cap->scaler, cap->width, cap->height, r->width, r->height) < 0) {
 			ret = -ENOMEM;
 			snprintf(err, err_size, "out of memory for the %dx%d sub stream", r->width, r->height);
 			goto error;
@@ -1156,6 +1448,27 @@ static int start_renditions(struct pc_capture *cap, char *err, size_t err_size)
 error:
 	stop_renditions(cap);
 	return ret;
+}
+
+/* New encoders for pictures of width x height (a screen changed its mode): each starts with an
+ * IDR carrying the new SPS, from which the device learns the size. -1 when they cannot. */
+static int restart_renditions(struct pc_capture *cap, int width, int height)
+{
+	struct pc_rendition old[MAX_RENDITIONS];
+	int n_old = cap->n_rend;
+	char err[256] = "";
+
+	memcpy(old, cap->rend, sizeof(old));
+	stop_renditions(cap); /* old keeps only what carries over: no pointers are used */
+	cap->width = width;
+	cap->height = height;
+	if (start_renditions(cap, old, n_old, err, sizeof(err)) < 0) {
+		pc_log("%dx%d: %s", width, height, err);
+		return -1;
+	}
+	if (cap->n_rend > 1)
+		pc_log("sub stream now %dx%d", cap->rend[RENDITION_SUB].width, cap->rend[RENDITION_SUB].height);
+	return 0;
 }
 
 static int install_signals(void)
@@ -1185,6 +1498,7 @@ int main(int argc, char **argv)
 	struct pc_capture cap = {.fd = -1};
 	char err[256] = "";
 	int exit_code = EXIT_FAILURE;
+	bool screen = false; /* a damage-driven source */
 	int ret;
 
 	ret = parse_args(argc, argv, &config);
@@ -1208,28 +1522,59 @@ int main(int argc, char **argv)
 	}
 
 	cap.source_ops = find_source(config.source);
+	screen = damage_driven(cap.source_ops);
 	struct pc_source_config source_config = {
-		.width = config.width,
-		.height = config.height,
+		/* A screen comes at its own size unless --size says otherwise. */
+		.width = screen && !config.size_set ? 0 : config.width,
+		.height = screen && !config.size_set ? 0 : config.height,
 		.fps_num = config.fps_num,
 		.fps_den = config.fps_den,
 		.pattern = config.pattern,
 	};
-	ret = cap.source_ops->init(&cap.source, &source_config, err, sizeof(err));
+	if (cap.source_ops == &pc_wayland_source) {
+		struct pc_wayland_options options = {.output = config.output, .cursor = config.cursor};
+		ret = pc_wayland_init(&cap.source, &source_config, &options, err, sizeof(err));
+	} else {
+		ret = cap.source_ops->init(&cap.source, &source_config, err, sizeof(err));
+	}
 	if (ret < 0) {
 		pc_log("%s", err);
 		exit_code = ret == -EINVAL ? EXIT_USAGE : EXIT_FAILURE;
 		goto out;
 	}
+	cap.width = config.width;
+	cap.height = config.height;
+	cap.keepalive_ns = (int64_t)config.keepalive_ms * NS_PER_MS;
+	if (screen) {
+		/* Its first picture says the size to start at. */
+		if (wait_first_picture(&cap) < 0)
+			goto out;
+		if (!pc_h264_level_find(cap.width, cap.height, config.fps_num, config.fps_den, config.bitrate)) {
+			pc_log("%s: %dx%d at %u/%u fps and %u bit/s is beyond H.264 level 5.2 (--size WxH scales it down)",
+			       config.source, cap.width, cap.height, config.fps_num, config.fps_den, config.bitrate);
+			goto out;
+		}
+		if (config.sub_width && (config.sub_width > cap.width || config.sub_height > cap.height ||
+					 (config.sub_width == cap.width && config.sub_height == cap.height))) {
+			pc_log("--sub %dx%d: must be smaller than the picture (%dx%d)", config.sub_width,
+			       config.sub_height, cap.width, cap.height);
+			exit_code = EXIT_USAGE;
+			goto out;
+		}
+		/* The first picture may go out at once. */
+		cap.last_sent = pc_clock_ns(CLOCK_MONOTONIC) - cap.period_ns;
+	}
+	cap.first_width = cap.width;
+	cap.first_height = cap.height;
 
 	cap.encoder_ops = &pc_x264_encoder;
-	ret = start_renditions(&cap, err, sizeof(err));
+	ret = start_renditions(&cap, NULL, 0, err, sizeof(err));
 	if (ret < 0) {
 		pc_log("%s", err);
 		exit_code = ret == -EINVAL ? EXIT_USAGE : EXIT_FAILURE;
 		goto out;
 	}
-	if (config.width < 64 * pc_timestrip_block_size(config.width))
+	if (!screen && config.width < 64 * pc_timestrip_block_size(config.width))
 		pc_log("note: %d pixels is narrower than the time strip (%d): its last blocks are cut off",
 		       config.width, 64 * pc_timestrip_block_size(config.width));
 
@@ -1241,9 +1586,15 @@ int main(int argc, char **argv)
 		}
 	}
 
-	pc_log("%s (%s) %dx%d at %u/%u fps, %u bit/s, GOP %u, preset %s -> %s", config.source,
-	       config.pattern, config.width, config.height, config.fps_num, config.fps_den, config.bitrate, config.gop,
-	       config.preset, cap.to_device ? config.socket_path : config.annexb_out);
+	if (screen)
+		pc_log("%s %dx%d (%s) at most %u/%u fps, keep-alive every %u ms, %u bit/s, GOP %u, preset %s -> %s",
+		       config.source, cap.width, cap.height, config.size_set ? "fitted into --size" : "its own size",
+		       config.fps_num, config.fps_den, config.keepalive_ms, config.bitrate, config.gop, config.preset,
+		       cap.to_device ? config.socket_path : config.annexb_out);
+	else
+		pc_log("%s (%s) %dx%d at %u/%u fps, %u bit/s, GOP %u, preset %s -> %s", config.source,
+		       config.pattern, config.width, config.height, config.fps_num, config.fps_den, config.bitrate,
+		       config.gop, config.preset, cap.to_device ? config.socket_path : config.annexb_out);
 
 	if (!cap.to_device && (config.audio_in || config.audio_out)) {
 		pc_log("note: --annexb-out carries video only: the audio options are ignored");
@@ -1262,10 +1613,10 @@ int main(int argc, char **argv)
 							     : TRACK_VIDEO) + 1);
 		pc_log("sub stream: %dx%d (%s from %dx%d) at %u bit/s -> track %u, an alternate of track %u",
 		       sub->width, sub->height, cap.scaler.plane[0].box ? "2x2 box" : "bilinear",
-		       config.width, config.height, sub->bitrate, sub->track, sub->alternate_of);
+		       cap.width, cap.height, sub->bitrate, sub->track, sub->alternate_of);
 	}
 
-	if (run(&cap) < 0)
+	if ((screen ? run_damage_driven(&cap) : run(&cap)) < 0)
 		goto out;
 	exit_code = EXIT_SUCCESS;
 
@@ -1282,6 +1633,12 @@ out:
 		pc_log("close %s: %s", config.annexb_out, strerror(errno));
 		exit_code = EXIT_FAILURE;
 	}
+	if (cap.seq > 0 && screen)
+		pc_log("%s: %" PRIu64 " new pictures (%.1f%% of the pixels changed on average, converted in %.2f ms), %" PRIu64 " sent again (keep-alive, keyframe request), %" PRIu64 " size changes",
+		       config.source, cap.new_pictures,
+		       cap.new_pictures ? 100.0 * cap.damaged_fraction / (double)cap.new_pictures : 0.0,
+		       cap.new_pictures ? (double)cap.draw_ns_total / (double)cap.new_pictures / 1e6 : 0.0, cap.repeats,
+		       cap.resizes);
 	if (cap.seq > 0)
 		pc_log("stopped%s after %u pictures (%" PRIu64 " keyframes), draw %.2f ms and encode %.2f ms per picture on average",
 		       stop_signal ? " by signal" : "", cap.seq, cap.rend[RENDITION_MAIN].keyframes,

@@ -11,6 +11,9 @@
 /* No test may hang the build: the whole run is cut off after this long. */
 #define PC_TESTS_TIMEOUT_S 120
 
+/* test_wayland.c's suite (declared here: check.h lists the older ones). */
+void pc_test_wayland(void);
+
 struct pc_check_totals pc_check;
 const char *pc_check_producer;
 
@@ -38,6 +41,7 @@ int main(int argc, char **argv)
 		{"encoder", pc_test_encoder},
 		{"audio", pc_test_audio},
 		{"e2e", pc_test_e2e},
+		{"wayland", pc_test_wayland},
 	};
 	int unknown = 0;
 	for (int a = 2; a < argc; a++) {
