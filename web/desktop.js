@@ -23,6 +23,8 @@ const MOVE_INTERVAL_MS = 4;
 // clipboard before the keystroke that pastes it.
 const PASTE_WAIT_MS = 150;
 const MAX_CLIPBOARD_BYTES = 60000;
+const MAX_WHEEL = 100 * 120;
+const clampWheel = (v) => Math.max(-MAX_WHEEL, Math.min(MAX_WHEEL, v));
 
 const STYLE = `
   .desk { position: absolute; left: 50%; top: 8px; transform: translateX(-50%);
@@ -302,7 +304,8 @@ export class DesktopControl {
     // Whole units of 1/120 notch go now; the remainder waits for the next event.
     this.#wheel.x += e.deltaX * per;
     this.#wheel.y += e.deltaY * per;
-    const x = Math.trunc(this.#wheel.x), y = Math.trunc(this.#wheel.y);
+    // At most 100 notches an axis a message (docs/input.md): the rest waits for the next event.
+    const x = clampWheel(Math.trunc(this.#wheel.x)), y = clampWheel(Math.trunc(this.#wheel.y));
     this.#wheel.x -= x;
     this.#wheel.y -= y;
     if (x || y) this.send({ type: 'wheel', v120x: x, v120y: y });

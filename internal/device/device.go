@@ -27,6 +27,7 @@ import (
 	"github.com/p2pcast/p2pcast/internal/auth"
 	"github.com/p2pcast/p2pcast/internal/httpguard"
 	"github.com/p2pcast/p2pcast/internal/hub"
+	"github.com/p2pcast/p2pcast/internal/input"
 	"github.com/p2pcast/p2pcast/internal/lifecycle"
 	"github.com/p2pcast/p2pcast/internal/peer"
 	"github.com/p2pcast/p2pcast/internal/signal"
@@ -54,6 +55,7 @@ type Device struct {
 	mu        sync.Mutex
 	sessions  map[*peer.Session]struct{}
 	perSource map[string]int // sessions (and reservations) per source
+	control   *input.Control // the desktop's control channel (wayland source), or nil
 	revoked   revocations
 }
 
@@ -61,6 +63,21 @@ type Device struct {
 func New(cfg Config, log *slog.Logger) (*Device, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	var control *input.Control
+	if cfg.Source == "wayland" && cfg.Channels[ControlChannel] == nil {
+		var err error
+		if control, err = openDesktop(cfg, log); err != nil {
+			return nil, err
+		}
+		if control != nil {
+			cfg.Channels = withChannel(cfg.Channels, ControlChannel, control)
+		}
+	}
+	closeControl := func() {
+		if control != nil {
+			_ = control.Close()
+		}
 	}
 	// Loopback candidates serve viewers on the same machine (and tests); a device that only
 	// a hub reaches would just give remote viewers more dead pairs to check.
@@ -73,6 +90,7 @@ func New(cfg Config, log *slog.Logger) (*Device, error) {
 	if cfg.ICEUDPPort > 0 {
 		c, err := net.ListenUDP("udp", &net.UDPAddr{Port: cfg.ICEUDPPort})
 		if err != nil {
+			closeControl()
 			return nil, fmt.Errorf("ICE UDP socket: %w", err)
 		}
 		// The pacer writes each slice for every viewer between Hold and Flush: the shared
@@ -80,6 +98,7 @@ func New(cfg Config, log *slog.Logger) (*Device, error) {
 		b, err := udpbatch.New(c, udpbatch.Options{})
 		if err != nil {
 			c.Close()
+			closeControl()
 			return nil, fmt.Errorf("ICE UDP socket: %w", err)
 		}
 		pcfg.ICEUDP = b
@@ -90,6 +109,7 @@ func New(cfg Config, log *slog.Logger) (*Device, error) {
 			if pcfg.ICEUDP != nil {
 				pcfg.ICEUDP.Close()
 			}
+			closeControl()
 			return nil, fmt.Errorf("ICE TCP listener: %w", err)
 		}
 		pcfg.ICETCP = l
@@ -102,9 +122,10 @@ func New(cfg Config, log *slog.Logger) (*Device, error) {
 		if pcfg.ICEUDP != nil {
 			pcfg.ICEUDP.Close()
 		}
+		closeControl()
 		return nil, err
 	}
-	d := &Device{cfg: cfg, log: log, engine: engine, iceTCP: pcfg.ICETCP, iceUDP: pcfg.ICEUDP,
+	d := &Device{cfg: cfg, log: log, engine: engine, iceTCP: pcfg.ICETCP, iceUDP: pcfg.ICEUDP, control: control,
 		stream:   stream.New(stream.Config{Logger: log}),
 		sessions: map[*peer.Session]struct{}{}, perSource: map[string]int{}}
 	d.ingest = &ingest{st: d.stream, log: log}
@@ -134,7 +155,8 @@ type Ready struct {
 //	http        the viewer page, WHEP, WebSocket signaling and the API (unless the LAN is off)
 //	revocations rereads the local key store's revocation list (LAN auth with a store)
 //	hub         the outbound link to the hub (with --hub)
-//	producer    starts and restarts p2pcast-capture (the test pattern)
+//	producer    starts and restarts p2pcast-capture (the test pattern, the desktop)
+//	control     the desktop's input: who drives it (wayland source)
 //
 // A recorder, an RTSP client or metrics join as components of their own.
 func (d *Device) Run(ctx context.Context, ready func(Ready)) error {
@@ -247,6 +269,13 @@ func (d *Device) Run(ctx context.Context, ready func(Ready)) error {
 			},
 			Run:      func(ctx context.Context) error { sup.run(ctx); return nil },
 			StopWait: stopGrace + time.Second,
+		})
+	}
+	if d.control != nil {
+		// Stopped before the sessions end: the viewer in control is released first.
+		components = append(components, lifecycle.Component{
+			Name: "control",
+			Stop: func(context.Context) error { return d.control.Close() },
 		})
 	}
 	components = append(components, lifecycle.Component{
@@ -423,6 +452,8 @@ type Status struct {
 	Adapt *AdaptStatus `json:"adapt"`
 	// UDP counts the shared ICE UDP socket's sends (with --ice-udp-port).
 	UDP *udpbatch.Stats `json:"udp,omitempty"`
+	// Control is who drives the desktop (the wayland source).
+	Control *input.Status `json:"control,omitempty"`
 }
 
 func (d *Device) status(w http.ResponseWriter, r *http.Request) {
@@ -442,6 +473,10 @@ func (d *Device) status(w http.ResponseWriter, r *http.Request) {
 		st.UDP = &u
 	}
 	st.Adapt = d.adapter.status()
+	if d.control != nil {
+		c := d.control.Status()
+		st.Control = &c
+	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(st)
 }

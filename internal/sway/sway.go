@@ -180,6 +180,9 @@ func (s *Session) Env() []string {
 	return []string{"WAYLAND_DISPLAY=" + s.display, "XDG_RUNTIME_DIR=" + s.runtime, "SWAYSOCK=" + s.ipc}
 }
 
+// PID is sway's process id (its CPU time, in benchmarks).
+func (s *Session) PID() int { return s.cmd.Process.Pid }
+
 // Display is the absolute path of the Wayland socket.
 func (s *Session) Display() string { return filepath.Join(s.runtime, s.display) }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -22,6 +23,18 @@ func TestStartRunClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	for _, d := range []string{s.runtime, s.work} {
+		fi, err := os.Stat(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := fi.Sys().(*syscall.Stat_t); fi.Mode().Perm() != 0o700 || st.Uid != Nobody {
+			t.Errorf("%s: mode %v uid %d; want 0700 uid %d", d, fi.Mode().Perm(), st.Uid, Nobody)
+		}
+	}
+	if _, err := os.Stat(s.Display()); err != nil {
+		t.Errorf("wayland socket: %v", err)
+	}
 	out, err := s.Msg("-t", "get_outputs")
 	if err != nil || !strings.Contains(out, `"width": 800`) || !strings.Contains(out, `"height": 600`) {
 		t.Fatalf("get_outputs: %v\n%s", err, out)
@@ -33,7 +46,7 @@ func TestStartRunClose(t *testing.T) {
 	if out, ok := c.WaitOutput(5*time.Second, func(o string) bool { return strings.Contains(o, "\n") }); !ok || !strings.Contains(out, "wayland-") || !strings.Contains(out, " 65534") {
 		t.Fatalf("client output %q; want its WAYLAND_DISPLAY and uid 65534", out)
 	}
-	dirs := []string{s.runtime, s.work}
+	dirs, pids := []string{s.runtime, s.work}, []int{s.PID(), c.PID()}
 	s.Close()
 	select {
 	case <-c.Exited():
@@ -48,6 +61,11 @@ func TestStartRunClose(t *testing.T) {
 	for _, d := range dirs {
 		if _, err := os.Stat(d); !os.IsNotExist(err) {
 			t.Errorf("%s left behind (%v)", d, err)
+		}
+	}
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, 0); err == nil {
+			t.Errorf("process %d still running after Close", pid)
 		}
 	}
 	s.Close() // twice is fine
