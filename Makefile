@@ -12,7 +12,7 @@ HTTP        ?= 127.0.0.1:8080
 AUDIO       ?= testtone
 DEPS_STAMP  := $(BIN)/.deps
 
-.PHONY: help deps build run test test-unit test-c test-e2e test-latency test-avsync test-nat test-network test-network-all lint fuzz bench bench-cpu bench-viewers bench-latency bench-avsync bench-nat repeat clean
+.PHONY: help deps build run test test-unit test-c test-e2e test-latency test-avsync test-input test-nat test-network test-network-all lint fuzz bench bench-cpu bench-viewers bench-latency bench-avsync bench-input bench-nat repeat clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -33,7 +33,7 @@ RUN_AUTH     = $(if $(filter 127.% localhost:% [::1]:%,$(HTTP)),,--pair)
 run: build ## run a device streaming the test pattern and tone; prints the URL to open (a pairing link off loopback)
 	$(BIN)/p2pcast device --http $(HTTP) $(RUN_AUTH) $(if $(AUDIO),--audio-in $(AUDIO))
 
-test: build lint test-unit test-c test-e2e test-latency test-avsync test-nat test-network ## everything: lint, Go and C tests, browser end-to-end, latency and A/V sync smoke runs, NAT matrix, network lab
+test: build lint test-unit test-c test-e2e test-latency test-avsync test-input test-nat test-network ## everything: lint, Go and C tests, browser end-to-end, latency and A/V sync smoke runs, NAT matrix, network lab
 
 lint: $(DEPS_STAMP) ## gofmt, go vet, staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -110,6 +110,14 @@ bench-cpu: build ## device CPU µs per packet sent, marginal from BENCH_LOW (50)
 # A short run of the latency benchmark: it must measure (exit 0), whatever the numbers.
 test-latency: build ## short capture→present measurement in Chromium (root)
 	$(BIN)/p2pcast bench latency --duration 3s --joins 3 --json
+
+# A short run of the desktop input benchmark: a headless sway, keys in Chromium, the flip seen
+# (exit 0), whatever the numbers.
+test-input: build ## short input → photon measurement on a headless Wayland desktop (root)
+	$(BIN)/p2pcast bench input --samples 5 --static 2s --changing 2s --json
+
+bench-input: build ## input → photon on a 1920x1080 headless sway desktop, a static desktop's CPU, a changing one's fps (root)
+	$(BIN)/p2pcast bench input --samples 60
 
 # A short run of the A/V sync benchmark: the page hears the beeps and sees the flashes (exit 0),
 # whatever the numbers (lip sync needs ~20 s to settle; bench-avsync waits for it).

@@ -62,6 +62,10 @@
 #define MIN_BITRATE 10000u
 #define MIN_SIDE 16
 #define DEFAULT_KEEPALIVE_MS 1000u
+/* After a change, the same picture is sent again REFINES times, REFINE_MS apart (see
+ * run_damage_driven). */
+#define REFINES 3
+#define REFINE_MS 100
 /* How long a damage-driven source may take to give its first picture. */
 #define FIRST_PICTURE_TIMEOUT_MS 5000
 #define MAX_THREADS 128
@@ -585,6 +589,7 @@ struct pc_capture {
 	int64_t last_capture_ns;   /* of the last picture sent: kept increasing */
 	int64_t last_sent;         /* CLOCK_MONOTONIC */
 	int64_t keepalive_ns;
+	int refines_left;          /* repeats still due REFINE_MS apart after the last change */
 	uint64_t new_pictures, repeats, resizes;
 	double damaged_fraction;   /* summed over new pictures */
 
@@ -1149,8 +1154,13 @@ static int send_last_picture(struct pc_capture *cap)
 	int64_t capture_ns = cap->picture_sent ? pc_clock_ns(CLOCK_REALTIME) : cap->picture_ns;
 	if (capture_ns <= cap->last_capture_ns)
 		capture_ns = cap->last_capture_ns + 1;
-	if (cap->picture_sent)
+	if (cap->picture_sent) {
 		cap->repeats++;
+		if (cap->refines_left > 0)
+			cap->refines_left--;
+	} else {
+		cap->refines_left = REFINES;
+	}
 	cap->picture_sent = true;
 	cap->last_capture_ns = capture_ns;
 	cap->last_sent = pc_clock_ns(CLOCK_MONOTONIC);
@@ -1219,7 +1229,13 @@ static int run_damage_driven(struct pc_capture *cap)
 		}
 		int64_t now = pc_clock_ns(CLOCK_MONOTONIC);
 		int64_t next_allowed = cap->last_sent + cap->period_ns;
-		int64_t keepalive_at = cap->last_sent + cap->keepalive_ns;
+		/* A change is followed by REFINES repeats of its picture, REFINE_MS apart: a large
+		 * change (a new window) may have been encoded coarsely within its budget, and the
+		 * repeats bring it to full quality while the screen is still. Then the keep-alive. */
+		int64_t quiet_ns = cap->keepalive_ns;
+		if (cap->refines_left > 0 && REFINE_MS * NS_PER_MS < quiet_ns)
+			quiet_ns = REFINE_MS * NS_PER_MS;
+		int64_t keepalive_at = cap->last_sent + quiet_ns;
 		if (keepalive_at < next_allowed)
 			keepalive_at = next_allowed;
 
@@ -1429,6 +1445,7 @@ static int start_renditions(struct pc_capture *cap, const struct pc_rendition *c
 			.threads = config->threads,
 			/* The sub stream serves slow paths: no periodic keyframe bursts. */
 			.intra_refresh = is_sub,
+			.screen = cap->source_ops->wait_fd != NULL,
 		};
 		ret = cap->encoder_ops->init(&r->encoder, &encoder_config, err, err_size);
 		if (ret < 0)

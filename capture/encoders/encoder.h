@@ -22,7 +22,16 @@ struct pc_encoder_config {
 	 * (a 360p IDR at 100 kbit/s takes ~300 ms to send at 175 kbit/s, delaying the pictures
 	 * behind it). */
 	bool intra_refresh;
+	/* Pictures come when the source has news (a screen), and a change after a still moment
+	 * is often the whole picture (a new window): the rate control's buffer then holds
+	 * PC_ENCODER_SCREEN_BUFFER_MS of the bitrate instead of a few pictures' worth, so such a
+	 * picture is not starved to a blur. (x264's own variable-frame-rate mode is not used: it
+	 * holds every picture back until the next one comes, to know its duration.) */
+	bool screen;
 };
+
+/* With screen: how much of the bitrate one picture may take at most, in milliseconds. */
+#define PC_ENCODER_SCREEN_BUFFER_MS 500
 
 /* One access unit, owned by the encoder: valid until the next encode() or destroy(). */
 struct pc_encoded {

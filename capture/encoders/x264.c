@@ -95,6 +95,7 @@ struct pc_x264 {
 	uint32_t cur_fps_num, cur_fps_den; /* the rate pictures actually come at */
 	uint32_t bitrate;              /* real target, bit/s */
 	int64_t pts;
+	bool screen;                   /* a deep VBV: pictures of a screen come in bursts */
 	int width, height;             /* named in log lines: a producer may run two encoders */
 	atomic_uint vbv_underflows;
 };
@@ -129,7 +130,7 @@ static void rate_params(const struct pc_x264 *st, int *bitrate_kbit, int *vbv_kb
 	double opened_fps = (double)st->fps_num / st->fps_den;
 	double current_fps = (double)st->cur_fps_num / st->cur_fps_den;
 	double kbit = st->bitrate / 1000.0 * opened_fps / current_fps;
-	double vbv = kbit * PC_X264_VBV_FRAMES / opened_fps;
+	double vbv = st->screen ? kbit * PC_ENCODER_SCREEN_BUFFER_MS / 1000.0 : kbit * PC_X264_VBV_FRAMES / opened_fps;
 	/* A very low current rate scales without bound: keep the numbers in an int. */
 	const double max_kbit = 1e8;
 	*bitrate_kbit = kbit < 1 ? 1 : kbit > max_kbit ? (int)max_kbit : (int)kbit;
@@ -161,6 +162,7 @@ static int pc_x264_init(void **state, const struct pc_encoder_config *config, ch
 	st->bitrate = config->bitrate;
 	st->width = config->width;
 	st->height = config->height;
+	st->screen = config->screen;
 	atomic_init(&st->vbv_underflows, 0);
 
 	/* Checked here so a typo gets our message, not x264's unprefixed one. */

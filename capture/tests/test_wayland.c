@@ -793,8 +793,9 @@ static void test_wayland_producer_device(void)
 	 * 1 s holds 3 or 4 of them (the first after 300 ms), none of them keyframes. */
 	int64_t at, first_at;
 	CHECK_EQ(next_frame(fd, TIMEOUT_MS, &first_at), 1);
-	/* A picture or two more while sway settles after the window appeared. */
-	int64_t settle_end = now_ms() + 250;
+	/* A picture or two more while sway settles after the window appeared, each followed by
+	 * its refines (3, 100 ms apart). */
+	int64_t settle_end = now_ms() + 600;
 	while (now_ms() < settle_end && next_frame(fd, (int)(settle_end - now_ms()), &at) >= 0)
 		;
 	int frames = 0, keyframes = 0;

@@ -55,17 +55,25 @@ const inputChangingScript = `printf '\033[?25l'; exec od -A n -t x1 -v /dev/uran
 
 // inputReport is the one JSON line `bench input --json` prints.
 type inputReport struct {
-	Size           string                 `json:"size"`
-	FPS            int                    `json:"fps"`
-	Bitrate        string                 `json:"bitrate"`
-	InputToPhoton  Percentiles            `json:"input_to_photon_ms"`
-	StagesMS       map[string]Percentiles `json:"stages_ms"`
-	Missed         int                    `json:"missed"`
-	StaticCPUPct   float64                `json:"static_cpu_pct"`
-	StaticFrames   int                    `json:"static_frames"`
-	FPSChanging    float64                `json:"fps_changing"`
-	ChangingCPUPct float64                `json:"changing_cpu_pct"`
-	Load           [3]float64             `json:"load"`
+	Size          string                 `json:"size"`
+	FPS           int                    `json:"fps"`
+	Bitrate       string                 `json:"bitrate"`
+	InputToPhoton Percentiles            `json:"input_to_photon_ms"`
+	StagesMS      map[string]Percentiles `json:"stages_ms"`
+	Missed        int                    `json:"missed"`
+	// Presses the page saw and flips it presented: the same number when every key flipped the
+	// screen once.
+	Presses int `json:"presses"`
+	Flips   int `json:"flips"`
+	// What Chromium's getStats says of the frames of the press phase: time in its jitter
+	// buffer and decoding, per frame (part of sent_to_present).
+	BrowserJitterBufferMS float64    `json:"browser_jitter_buffer_ms"`
+	BrowserDecodeMS       float64    `json:"browser_decode_ms"`
+	StaticCPUPct          float64    `json:"static_cpu_pct"`
+	StaticFrames          int        `json:"static_frames"`
+	FPSChanging           float64    `json:"fps_changing"`
+	ChangingCPUPct        float64    `json:"changing_cpu_pct"`
+	Load                  [3]float64 `json:"load"`
 }
 
 // inputStages are the parts of input → photon, in the order they happen.
@@ -235,6 +243,10 @@ func (b *inputBench) run(ctx context.Context) (*inputReport, error) {
 	}
 
 	// Input → photon.
+	rx0, err := readReceiver(ctx, tab)
+	if err != nil {
+		return nil, err
+	}
 	b.log.Info("pressing keys", "samples", b.samples)
 	for i := range b.samples {
 		if err := sleep(ctx, inputPressGap+time.Duration(rand.Int64N(int64(inputPressJitter)))); err != nil {
@@ -247,6 +259,16 @@ func (b *inputBench) run(ctx context.Context) (*inputReport, error) {
 	if err := sleep(ctx, inputMissAfter); err != nil {
 		return nil, err
 	}
+	rx1, err := readReceiver(ctx, tab)
+	if err != nil {
+		return nil, err
+	}
+	if n := rx1.JitterBufferEmittedCount - rx0.JitterBufferEmittedCount; n > 0 {
+		rep.BrowserJitterBufferMS = round2(1000 * (rx1.JitterBufferDelay - rx0.JitterBufferDelay) / n)
+	}
+	if n := rx1.FramesDecoded - rx0.FramesDecoded; n > 0 {
+		rep.BrowserDecodeMS = round2(1000 * (rx1.TotalDecodeTime - rx0.TotalDecodeTime) / n)
+	}
 	page, err := browser.Eval[pageInput](ctx, tab, `window.__p2pcastInputBench`)
 	if err != nil {
 		return nil, fmt.Errorf("reading the page's probe: %w", err)
@@ -255,6 +277,8 @@ func (b *inputBench) run(ctx context.Context) (*inputReport, error) {
 	if err != nil {
 		b.log.Info("no device frame times: stages left out", "err", err)
 	}
+	rep.Presses, rep.Flips = len(page.Presses), len(page.Flips)
+	b.log.Debug("page", "presses", page.Presses, "flips", page.Flips)
 	totals, stages, missed := pairPresses(page, frames)
 	rep.InputToPhoton, rep.Missed = roundPercentiles(percentiles(totals)), missed
 	for _, name := range inputStages {
@@ -331,6 +355,22 @@ func pairPresses(p pageInput, frames []frameTimes) (totals []float64, stages map
 		f++
 	}
 	return totals, stages, missed
+}
+
+// receiverStats are the counters of Chromium's inbound video the benchmark reads.
+type receiverStats struct {
+	JitterBufferDelay        float64 `json:"jitterBufferDelay"`
+	JitterBufferEmittedCount float64 `json:"jitterBufferEmittedCount"`
+	TotalDecodeTime          float64 `json:"totalDecodeTime"`
+	FramesDecoded            float64 `json:"framesDecoded"`
+}
+
+func readReceiver(ctx context.Context, tab *browser.Page) (receiverStats, error) {
+	rs, err := browser.Eval[[]receiverStats](ctx, tab, `window.p2pcast.inboundVideo()`)
+	if err != nil || len(rs) == 0 {
+		return receiverStats{}, fmt.Errorf("reading the page's receiver statistics: %v (%d reports)", err, len(rs))
+	}
+	return rs[0], nil
 }
 
 // waitInControl waits until the page plays the desktop at its size and holds control.
@@ -423,6 +463,7 @@ func printInput(w io.Writer, rep *inputReport) {
 			fmt.Fprintf(w, "  %-20s p50 %6.1f ms  p95 %6.1f ms\n", name, s.P50, s.P95)
 		}
 	}
+	fmt.Fprintf(w, "  in Chromium: jitter buffer %.1f ms, decode %.1f ms per frame\n", rep.BrowserJitterBufferMS, rep.BrowserDecodeMS)
 	fmt.Fprintf(w, "static desktop: device + producer %.1f %% of a core, %d frames presented\n", rep.StaticCPUPct, rep.StaticFrames)
 	fmt.Fprintf(w, "changing desktop: %.1f frames presented per second, device + producer %.1f %% of a core\n", rep.FPSChanging, rep.ChangingCPUPct)
 	fmt.Fprintf(w, "load average %.2f %.2f %.2f\n", rep.Load[0], rep.Load[1], rep.Load[2])
