@@ -391,6 +391,8 @@ static void on_param_changed(void *data, uint32_t id, const struct spa_pod *para
 	pc_log("pipewire: node %u negotiated %s %dx%d", pw->node, format->name, pw->width, pw->height);
 }
 
+/* The signature is pw_stream_events': buffer cannot be const. */
+/* cppcheck-suppress constParameter */
 static void on_remove_buffer(void *data, struct pw_buffer *buffer)
 {
 	struct pipewire *pw = data;

@@ -205,7 +205,7 @@ struct pc_test_pw_src {
 	uint8_t *image;
 	struct change queue[MAX_CHANGES];
 	int n_changes;
-	bool animate;
+	enum pc_test_pw_animation animate;
 	int anim_step;
 	int cursor_x, cursor_y;
 	bool cursor_visible, cursor_image_sent;
@@ -456,6 +456,10 @@ static void on_process(void *data)
 		c = src->queue[0];
 		memmove(&src->queue[0], &src->queue[1], sizeof(src->queue[0]) * (size_t)(src->n_changes - 1));
 		src->n_changes--;
+	} else if (src->animate == PC_TEST_PW_ALL) {
+		c.r = (struct pc_rect){0, 0, src->width, src->height};
+		paint(src->image, src->stride, src->width, src->height, video_format(src), c.r,
+		      src->anim_step++ & 1 ? 0x00ff00 : 0x0000ff);
 	} else {
 		/* The moving square: painted at its new place, the old one painted back. */
 		int step = src->anim_step++;
@@ -678,10 +682,10 @@ void pc_test_pw_src_resize(struct pc_test_pw_src *src, int width, int height, ui
 	pw_thread_loop_unlock(src->loop);
 }
 
-void pc_test_pw_src_animate(struct pc_test_pw_src *src, bool on)
+void pc_test_pw_src_animate(struct pc_test_pw_src *src, enum pc_test_pw_animation animation)
 {
 	pw_thread_loop_lock(src->loop);
-	src->animate = on;
+	src->animate = animation;
 	pw_thread_loop_unlock(src->loop);
 }
 

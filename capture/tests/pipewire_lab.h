@@ -78,8 +78,13 @@ void pc_test_pw_src_cursor(struct pc_test_pw_src *src, int x, int y, bool visibl
 /* Changes the node's size: the picture becomes width x height of colour and the format is
  * renegotiated with the consumer. */
 void pc_test_pw_src_resize(struct pc_test_pw_src *src, int width, int height, uint32_t colour);
-/* On: a 64x64 square moves on every frame tick (the picture changing all the time). */
-void pc_test_pw_src_animate(struct pc_test_pw_src *src, bool on);
+/* What changes on every frame tick, with nothing queued. */
+enum pc_test_pw_animation {
+	PC_TEST_PW_STILL,
+	PC_TEST_PW_SQUARE, /* a 64x64 square moves 8 pixels */
+	PC_TEST_PW_ALL,    /* the whole picture changes colour */
+};
+void pc_test_pw_src_animate(struct pc_test_pw_src *src, enum pc_test_pw_animation animation);
 /* Waits until every queued change went out; 0, or -1 after timeout_ms. */
 int pc_test_pw_src_wait_sent(struct pc_test_pw_src *src, int timeout_ms);
 /* Buffers sent so far. */

@@ -827,8 +827,9 @@ static void test_pipewire_cpu(void)
 		goto out;
 	char node[16];
 	snprintf(node, sizeof(node), "%u", pc_test_pw_src_node(src));
-	for (int animate = 0; animate < 2; animate++) {
-		pc_test_pw_src_animate(src, animate);
+	static const char *const what[] = {"still", "a 64x64 square moving every frame", "all changing every frame"};
+	for (int animate = PC_TEST_PW_STILL; animate <= PC_TEST_PW_ALL; animate++) {
+		pc_test_pw_src_animate(src, (enum pc_test_pw_animation)animate);
 		const char *args[] = {"--source", "pipewire", "--pipewire-node", node, "--annexb-out", "/dev/null", NULL};
 		run_spawn(&r, args, NULL);
 		sleep_ms(2000); /* started, first IDR done */
@@ -840,7 +841,7 @@ static void test_pipewire_cpu(void)
 		kill(r.pid, SIGTERM);
 		run_wait(&r, 5000);
 		fprintf(stderr, "    1920x1080 %s: producer %.1f %% of a core over 10 s, %llu buffers sent\n",
-			animate ? "changing every frame (64x64 square)" : "still", (c1 - c0) * 10.0,
+			what[animate], (c1 - c0) * 10.0,
 			(unsigned long long)(s1 - s0));
 		FILE *f = fopen(r.path[0], "r");
 		char line[512];
