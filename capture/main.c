@@ -10,11 +10,11 @@
  * and send the sub one (both stamped with the one capture time). The audio threads
  * (audio.c) keep their own 20 ms pace and send under the same lock as video.
  *
- * A damage-driven source (a screen: --source wayland or pipewire) paces itself instead: the loop waits for
- * its next picture and encodes it when it comes, at most --fps a second (the newest of those
- * that came meanwhile); with nothing new it sends the last picture again only as a keep-alive
- * (--keepalive-ms) or when the device asks for a keyframe (at once). A picture of another size
- * re-creates the encoders at that size, starting with an IDR. */
+ * A damage-driven source (a screen: --source wayland or pipewire) paces itself instead: the
+ * loop waits for its next picture and encodes it when it comes, at most --fps a second (the
+ * newest of those that came meanwhile); with nothing new it sends the last picture again only as
+ * a keep-alive (--keepalive-ms) or when the device asks for a keyframe (at once). A picture of
+ * another size re-creates the encoders at that size, starting with an IDR. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>

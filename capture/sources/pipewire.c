@@ -702,6 +702,14 @@ int pc_pipewire_init(void **state, const struct pc_source_config *config, const 
 		snprintf(err, err_size, "%s", pw->error_msg);
 		goto error;
 	}
+	/* Not there: a session manager would link the stream to some other source (a camera). A
+	 * portal's remote lists the nodes it grants. */
+	if (!pw->node_listed) {
+		ret = -ENODEV;
+		snprintf(err, err_size, "PipeWire node %u does not exist (no such node in what the daemon at %s shows)", pw->node,
+			 pw->remote);
+		goto error;
+	}
 
 	struct pw_properties *props = pw_properties_new(PW_KEY_MEDIA_TYPE, "Video", PW_KEY_MEDIA_CATEGORY, "Capture",
 							PW_KEY_MEDIA_ROLE, "Screen", PW_KEY_NODE_NAME, PC_PROG,
@@ -744,9 +752,8 @@ int pc_pipewire_init(void **state, const struct pc_source_config *config, const 
 	}
 	if (!wait_until(pw, &deadline, is_streaming)) {
 		ret = -ETIMEDOUT;
-		snprintf(err, err_size, "PipeWire node %u did not start streaming within %d ms (%s)", pw->node, timeout_ms,
-			 pw->node_listed ? "the daemon lists it: is it a video source, and is a session manager running?"
-					 : "no such node in what the daemon shows this connection");
+		snprintf(err, err_size, "PipeWire node %u did not start streaming within %d ms (is it a video source, and is a session manager running?)",
+			 pw->node, timeout_ms);
 		goto error;
 	}
 	if (pw->error) {

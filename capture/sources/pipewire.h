@@ -55,9 +55,9 @@ struct pc_pipewire_options {
 extern const struct pc_source_ops pc_pipewire_source;
 
 /* Connects, and waits until the node streams to us. -EINVAL for an fd that is not an open socket,
- * -ECONNREFUSED when the daemon cannot be reached, -ETIMEDOUT when the node did not start
- * streaming in time (err says whether the daemon lists such a node), another negative errno
- * otherwise; err then holds a one-line reason. */
+ * -ECONNREFUSED when the daemon cannot be reached, -ENODEV when the daemon lists no such node,
+ * -ETIMEDOUT when the node did not start streaming in time, another negative errno otherwise;
+ * err then holds a one-line reason. */
 int pc_pipewire_init(void **state, const struct pc_source_config *config, const struct pc_pipewire_options *options,
 		     char *err, size_t err_size);
 
