@@ -10,11 +10,11 @@
  * and send the sub one (both stamped with the one capture time). The audio threads
  * (audio.c) keep their own 20 ms pace and send under the same lock as video.
  *
- * A damage-driven source (a screen: --source wayland) paces itself instead: the loop waits for
- * its next picture and encodes it when it comes, at most --fps a second (the newest of those
- * that came meanwhile); with nothing new it sends the last picture again only as a keep-alive
- * (--keepalive-ms) or when the device asks for a keyframe (at once). A picture of another size
- * re-creates the encoders at that size, starting with an IDR. */
+ * A damage-driven source (a screen: --source wayland or pipewire) paces itself instead: the
+ * loop waits for its next picture and encodes it when it comes, at most --fps a second (the
+ * newest of those that came meanwhile); with nothing new it sends the last picture again only as
+ * a keep-alive (--keepalive-ms) or when the device asks for a keyframe (at once). A picture of
+ * another size re-creates the encoders at that size, starting with an IDR. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -42,6 +42,7 @@
 #include "log.h"
 #include "scale.h"
 #include "sources/audio.h"
+#include "sources/pipewire.h"
 #include "sources/source.h"
 #include "sources/testpattern.h"
 #include "sources/wayland.h"
@@ -91,7 +92,9 @@ struct pc_capture_config {
 	int height;
 	bool size_set;          /* --size given (a screen is otherwise taken at its own size) */
 	const char *output;     /* wayland: the output's name, NULL = the first */
-	bool cursor;            /* wayland: draw the pointer in */
+	bool cursor;            /* wayland, pipewire: draw the pointer in */
+	int pipewire_fd;        /* pipewire: an inherited PipeWire remote, -1 = the default daemon */
+	uint32_t pipewire_node; /* pipewire: the stream's node id, UINT32_MAX = not given */
 	uint32_t keepalive_ms;  /* damage-driven sources: the last picture again after this long */
 	uint32_t fps_num;
 	uint32_t fps_den;
@@ -113,11 +116,18 @@ struct pc_capture_config {
 static const struct pc_source_ops *const sources[] = {
 	&pc_testpattern_source,
 	&pc_wayland_source,
+	&pc_pipewire_source,
 };
 
 static bool damage_driven(const struct pc_source_ops *ops)
 {
 	return ops->take != NULL;
+}
+
+/* A screen: sized by its first picture unless --size says otherwise. */
+static bool screen_source(const char *name)
+{
+	return strcmp(name, "wayland") == 0 || strcmp(name, "pipewire") == 0;
 }
 
 static const struct pc_source_ops *find_source(const char *name)
@@ -137,15 +147,17 @@ static void print_usage(FILE *out)
 		"\n"
 		"  --socket PATH       the device's capture socket (framed protocol, docs/ipc.md)\n"
 		"  --annexb-out FILE   write the raw Annex-B stream to FILE instead ('-' = stdout)\n"
-		"  --source NAME       picture source: testpattern (default) or wayland (an output of a\n"
+		"  --source NAME       picture source: testpattern (default), wayland (an output of a\n"
 		"                      wlroots compositor such as sway, via wlr-screencopy; needs\n"
-		"                      WAYLAND_DISPLAY and XDG_RUNTIME_DIR)\n"
+		"                      WAYLAND_DISPLAY and XDG_RUNTIME_DIR) or pipewire (a PipeWire\n"
+		"                      screen-cast stream, as the desktop portal of GNOME and KDE\n"
+		"                      hands one out: --pipewire-node, --pipewire-fd)\n"
 		"  --pattern NAME      what the test pattern draws: bars (default; easy to compress)\n"
 		"                      or busy (noise, fast motion and a scene cut every 3 s: an\n"
 		"                      encoder spends its whole bitrate on it)\n"
-		"  --size WxH          picture size, even numbers (default 1280x720; wayland: the\n"
-		"                      output's own size, an odd side cropped by one pixel, or with\n"
-		"                      --size the output scaled to fit WxH, aspect kept)\n"
+		"  --size WxH          picture size, even numbers (default 1280x720; a screen: its\n"
+		"                      own size, an odd side cropped by one pixel, or with --size\n"
+		"                      the screen scaled to fit WxH, aspect kept)\n"
 		"  --fps N[/D]         frame rate (default 30)\n"
 		"  --bitrate RATE      target bit/s, SI suffixes allowed: 2M, 500k (default 2M)\n"
 		"  --gop FRAMES        pictures from one IDR to the next (default 2 s worth)\n"
@@ -154,10 +166,18 @@ static void print_usage(FILE *out)
 		"  --frames N          stop after N pictures\n"
 		"  --name NAME         producer name sent in HELLO, at most 64 bytes (default: source name)\n"
 		"\n"
-		"Screen capture (--source wayland): pictures are encoded when the screen changes, at\n"
-		"most --fps a second; --frames counts every picture sent, keep-alives included.\n"
-		"  --output NAME       the output to capture, e.g. HEADLESS-1 or DP-1 (default: the first)\n"
-		"  --no-cursor         leave the pointer out of the picture (default: drawn in)\n"
+		"Screen capture (--source wayland or pipewire): pictures are encoded when the screen\n"
+		"changes, at most --fps a second; --frames counts every picture sent, keep-alives\n"
+		"included.\n"
+		"  --output NAME       wayland: the output to capture, e.g. HEADLESS-1 or DP-1 (default:\n"
+		"                      the first)\n"
+		"  --pipewire-node ID  pipewire: the stream's node id (the portal's ScreenCast.Start\n"
+		"                      gives it); needed\n"
+		"  --pipewire-fd FD    pipewire: an inherited connection to the PipeWire daemon (the\n"
+		"                      portal's ScreenCast.OpenPipeWireRemote); default: the daemon of\n"
+		"                      $XDG_RUNTIME_DIR (pipewire-0)\n"
+		"  --no-cursor         leave the pointer out of the picture (default: drawn in; pipewire:\n"
+		"                      the cursor metadata is not drawn, an embedded cursor stays)\n"
 		"  --keepalive-ms N    on a still screen, send the last picture again every N ms so\n"
 		"                      viewers' streams stay alive (default 1000, at least 10)\n"
 		"\n"
@@ -319,6 +339,8 @@ enum {
 	OPT_OUTPUT,
 	OPT_NO_CURSOR,
 	OPT_KEEPALIVE_MS,
+	OPT_PIPEWIRE_FD,
+	OPT_PIPEWIRE_NODE,
 	OPT_HELP,
 };
 
@@ -347,6 +369,8 @@ static int parse_args(int argc, char **argv, struct pc_capture_config *config)
 		{"output", required_argument, NULL, OPT_OUTPUT},
 		{"no-cursor", no_argument, NULL, OPT_NO_CURSOR},
 		{"keepalive-ms", required_argument, NULL, OPT_KEEPALIVE_MS},
+		{"pipewire-fd", required_argument, NULL, OPT_PIPEWIRE_FD},
+		{"pipewire-node", required_argument, NULL, OPT_PIPEWIRE_NODE},
 		{"help", no_argument, NULL, OPT_HELP},
 		{NULL, 0, NULL, 0},
 	};
@@ -363,6 +387,8 @@ static int parse_args(int argc, char **argv, struct pc_capture_config *config)
 		.audio_channels = 1,
 		.cursor = true,
 		.keepalive_ms = DEFAULT_KEEPALIVE_MS,
+		.pipewire_fd = -1,
+		.pipewire_node = UINT32_MAX,
 	};
 
 	opterr = 0; /* we word the errors ourselves */
@@ -378,7 +404,7 @@ static int parse_args(int argc, char **argv, struct pc_capture_config *config)
 			break;
 		case OPT_SOURCE:
 			if (!find_source(optarg))
-				return usage_error("--source: unknown source '%s' (available: testpattern, wayland)", optarg);
+				return usage_error("--source: unknown source '%s' (available: testpattern, wayland, pipewire)", optarg);
 			config->source = optarg;
 			break;
 		case OPT_PATTERN:
@@ -475,6 +501,17 @@ static int parse_args(int argc, char **argv, struct pc_capture_config *config)
 				return usage_error("--keepalive-ms: expected 10..3600000 milliseconds, got '%s'", optarg);
 			config->keepalive_ms = (uint32_t)v;
 			break;
+		case OPT_PIPEWIRE_FD:
+			if (!parse_uint(optarg, INT32_MAX, &v) || v < 3)
+				return usage_error("--pipewire-fd: expected an inherited descriptor number (3 or more), got '%s'",
+						   optarg);
+			config->pipewire_fd = (int)v;
+			break;
+		case OPT_PIPEWIRE_NODE:
+			if (!parse_uint(optarg, UINT32_MAX - 1, &v))
+				return usage_error("--pipewire-node: expected a node id such as 42, got '%s'", optarg);
+			config->pipewire_node = (uint32_t)v;
+			break;
 		case OPT_HELP:
 			print_usage(stdout);
 			return 1;
@@ -493,7 +530,7 @@ static int parse_args(int argc, char **argv, struct pc_capture_config *config)
 		config->gop = two_seconds > 0 ? (uint32_t)two_seconds : 1;
 	}
 	/* A screen's own size is known once it gives its first picture: checked then. */
-	bool size_known = strcmp(config->source, "wayland") != 0 || config->size_set;
+	bool size_known = !screen_source(config->source) || config->size_set;
 	if (size_known && !pc_h264_level_find(config->width, config->height, config->fps_num, config->fps_den,
 					      config->bitrate))
 		return usage_error("%dx%d at %u/%u fps and %u bit/s is beyond H.264 level 5.2",
@@ -503,6 +540,11 @@ static int parse_args(int argc, char **argv, struct pc_capture_config *config)
 		return usage_error("--sub-bitrate needs --sub WxH");
 	if (strcmp(config->source, "wayland") != 0 && config->output)
 		return usage_error("--output is for --source wayland");
+	bool pipewire = strcmp(config->source, "pipewire") == 0;
+	if (!pipewire && (config->pipewire_fd >= 0 || config->pipewire_node != UINT32_MAX))
+		return usage_error("--pipewire-fd and --pipewire-node are for --source pipewire");
+	if (pipewire && config->pipewire_node == UINT32_MAX)
+		return usage_error("--source pipewire needs --pipewire-node ID (the portal's stream node)");
 	if (config->sub_width) {
 		/* A smaller rendition of the same pictures: downscaling only. */
 		if (size_known && (config->sub_width > config->width || config->sub_height > config->height ||
@@ -1551,6 +1593,13 @@ int main(int argc, char **argv)
 	if (cap.source_ops == &pc_wayland_source) {
 		struct pc_wayland_options options = {.output = config.output, .cursor = config.cursor};
 		ret = pc_wayland_init(&cap.source, &source_config, &options, err, sizeof(err));
+	} else if (cap.source_ops == &pc_pipewire_source) {
+		struct pc_pipewire_options options = {
+			.fd = config.pipewire_fd,
+			.node = config.pipewire_node,
+			.cursor = config.cursor,
+		};
+		ret = pc_pipewire_init(&cap.source, &source_config, &options, err, sizeof(err));
 	} else {
 		ret = cap.source_ops->init(&cap.source, &source_config, err, sizeof(err));
 	}

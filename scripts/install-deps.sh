@@ -8,6 +8,9 @@ pkgs=(build-essential pkg-config libx264-dev libopus-dev libasound2-dev alsa-uti
 # screencopy, libyuv for BGRx -> I420, PipeWire for the portal path; sway (headless), foot and
 # weston's demo clients are what the desktop tests run against.
 pkgs+=(libwayland-dev wayland-protocols libyuv-dev libpipewire-0.3-dev sway foot weston)
+# The pipewire source's tests run a private PipeWire daemon (pipewire-bin: the daemon, and the
+# modules and client.conf every libpipewire client loads).
+pkgs+=(pipewire-bin)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -11,8 +11,9 @@
 /* No test may hang the build: the whole run is cut off after this long. */
 #define PC_TESTS_TIMEOUT_S 120
 
-/* test_wayland.c's suite (declared here: check.h lists the older ones). */
+/* test_wayland.c's and test_pipewire.c's suites (declared here: check.h lists the older ones). */
 void pc_test_wayland(void);
+void pc_test_pipewire(void);
 
 struct pc_check_totals pc_check;
 const char *pc_check_producer;
@@ -42,6 +43,7 @@ int main(int argc, char **argv)
 		{"audio", pc_test_audio},
 		{"e2e", pc_test_e2e},
 		{"wayland", pc_test_wayland},
+		{"pipewire", pc_test_pipewire},
 	};
 	int unknown = 0;
 	for (int a = 2; a < argc; a++) {
