@@ -27,7 +27,8 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&cfg.HTTPAddr, "http", cfg.HTTPAddr, "HTTP listen address (viewer page, /whep, /ws)")
 	fs.StringVar(&cfg.SocketPath, "socket", "", "capture socket path (default: a private temporary path, printed at start)")
 	fs.StringVar(&cfg.Source, "source", cfg.Source, "testpattern (p2pcast-capture draws a test pattern), wayland (p2pcast-capture streams the Wayland desktop of $WAYLAND_DISPLAY; viewers with the control grant drive it) or socket (wait for any producer)")
-	fs.StringVar(&cfg.Output, "output", "", "with --source wayland: the output to capture, e.g. HDMI-A-1 (default: the first)")
+	fs.StringVar(&cfg.Output, "output", "", "with --source wayland: the output to capture, e.g. HDMI-A-1 (default: the first; the portal asks the user instead)")
+	fs.StringVar(&cfg.DesktopBackend, "desktop", "", "with --source wayland: wlroots (wlr-screencopy, virtual pointer and keyboard) or portal (GNOME, KDE: xdg-desktop-portal and PipeWire); default: wlroots where the compositor offers wlr-screencopy, else portal")
 	fs.Var(&cfg.Size, "size", "picture size WxH (default 1280x720; with --source wayland, the output's own size)")
 	fs.IntVar(&cfg.FPS, "fps", cfg.FPS, "frames per second (with --source wayland, at most this many: the default there is 60)")
 	fs.Var(&cfg.Bitrate, "bitrate", "target bitrate, SI units (2M = 2,000,000 bit/s)")
@@ -79,6 +80,11 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		if !set["fps"] {
 			cfg.FPS = 60
+		}
+		// The portal's restore token lives there: a restart does not ask the user again.
+		cfg.DataDir = *dataDir
+		if cfg.DataDir == "" {
+			cfg.DataDir = defaultDeviceDataDir()
 		}
 	}
 	key, err := secretFrom("device key", "key", *keyFlag, *keyFile, "P2PCAST_KEY")

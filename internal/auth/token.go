@@ -47,7 +47,7 @@ type Grant string
 const (
 	GrantView    Grant = "view"    // watch the stream
 	GrantTalk    Grant = "talk"    // send audio to the device
-	GrantControl Grant = "control" // change device settings (PTZ, bitrate, ...)
+	GrantControl Grant = "control" // drive a desktop, change device settings, read the status API
 	GrantFiles   Grant = "files"   // list and fetch recordings
 )
 

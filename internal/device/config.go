@@ -84,8 +84,14 @@ type Config struct {
 	FPS     int
 	Bitrate Bitrate
 	GOP     time.Duration
-	// Output is the Wayland output the wayland source captures and points into ("": the first).
+	// Output is the Wayland output the wayland source captures and points into ("": the first;
+	// the wlroots backend only: the portal asks the user).
 	Output string
+	// DesktopBackend forces the wayland source's backend: DesktopWlroots or DesktopPortal; ""
+	// picks wlroots where the compositor offers wlr-screencopy, else the portal.
+	DesktopBackend string
+	// DataDir is where the device keeps state (the portal's restore token); "" keeps none.
+	DataDir string
 	// Channels are the data channels viewers may open besides the device's own "events", by
 	// label (peer.Channel: the grant each needs, and its handler). The wayland source adds
 	// "control" when the device runs.
@@ -205,6 +211,9 @@ func (c Config) Validate() error {
 	}
 	if c.Output != "" && c.Source != "wayland" {
 		errs = append(errs, errors.New("output: only the wayland source captures an output"))
+	}
+	if c.DesktopBackend != DesktopAuto && (c.Source != "wayland" || !slices.Contains(DesktopBackends, c.DesktopBackend)) {
+		errs = append(errs, fmt.Errorf("desktop %q: want %s with the wayland source", c.DesktopBackend, strings.Join(DesktopBackends, " or ")))
 	}
 	if c.FPS < 1 || c.FPS > 240 {
 		errs = append(errs, fmt.Errorf("fps %d: want 1 to 240", c.FPS))

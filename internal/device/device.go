@@ -55,6 +55,7 @@ type Device struct {
 	mu        sync.Mutex
 	sessions  map[*peer.Session]struct{}
 	perSource map[string]int // sessions (and reservations) per source
+	desktop   *desktop       // the wayland source's backend, or nil
 	control   *input.Control // the desktop's control channel (wayland source), or nil
 	revoked   revocations
 }
@@ -64,19 +65,23 @@ func New(cfg Config, log *slog.Logger) (*Device, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	var desk *desktop
 	var control *input.Control
-	if cfg.Source == "wayland" && cfg.Channels[ControlChannel] == nil {
+	if cfg.Source == "wayland" {
 		var err error
-		if control, err = openDesktop(cfg, log); err != nil {
+		if desk, err = openDesktop(context.Background(), cfg, log); err != nil {
 			return nil, err
 		}
-		if control != nil {
+		if control = desk.control; control != nil && cfg.Channels[ControlChannel] == nil {
 			cfg.Channels = withChannel(cfg.Channels, ControlChannel, control)
 		}
 	}
 	closeControl := func() {
 		if control != nil {
 			_ = control.Close()
+		}
+		if desk != nil {
+			desk.close()
 		}
 	}
 	// Loopback candidates serve viewers on the same machine (and tests); a device that only
@@ -125,7 +130,7 @@ func New(cfg Config, log *slog.Logger) (*Device, error) {
 		closeControl()
 		return nil, err
 	}
-	d := &Device{cfg: cfg, log: log, engine: engine, iceTCP: pcfg.ICETCP, iceUDP: pcfg.ICEUDP, control: control,
+	d := &Device{cfg: cfg, log: log, engine: engine, iceTCP: pcfg.ICETCP, iceUDP: pcfg.ICEUDP, control: control, desktop: desk,
 		stream:   stream.New(stream.Config{Logger: log}),
 		sessions: map[*peer.Session]struct{}{}, perSource: map[string]int{}}
 	d.ingest = &ingest{st: d.stream, log: log}
@@ -265,17 +270,26 @@ func (d *Device) Run(ctx context.Context, ready func(Ready)) error {
 					}
 				}
 				sup = &supervisor{path: path, log: d.log, args: d.captureArgs(sockPath)}
+				if d.desktop != nil {
+					sup.files = d.desktop.files
+				}
 				return nil
 			},
 			Run:      func(ctx context.Context) error { sup.run(ctx); return nil },
 			StopWait: stopGrace + time.Second,
 		})
 	}
-	if d.control != nil {
+	if d.desktop != nil {
 		// Stopped before the sessions end: the viewer in control is released first.
 		components = append(components, lifecycle.Component{
 			Name: "control",
-			Stop: func(context.Context) error { return d.control.Close() },
+			Stop: func(context.Context) error {
+				if d.control != nil {
+					_ = d.control.Close()
+				}
+				d.desktop.close()
+				return nil
+			},
 		})
 	}
 	components = append(components, lifecycle.Component{
@@ -301,14 +315,15 @@ func (d *Device) Run(ctx context.Context, ready func(Ready)) error {
 // captureArgs are the arguments of the device's own producer (p2pcast-capture).
 func (d *Device) captureArgs(sockPath string) []string {
 	args := []string{"--socket", sockPath, "--source", d.cfg.Source}
+	if d.desktop != nil {
+		args = append([]string{"--socket", sockPath}, d.desktop.args...)
+	}
 	if d.cfg.Size.W != 0 {
 		args = append(args, "--size", d.cfg.Size.String())
 	}
 	args = append(args, "--fps", strconv.Itoa(d.cfg.FPS), "--bitrate", strconv.FormatInt(int64(d.cfg.Bitrate), 10),
 		"--gop", strconv.Itoa(d.cfg.gopFrames()))
-	if d.cfg.Output != "" {
-		args = append(args, "--output", d.cfg.Output)
-	}
+
 	if d.cfg.AudioIn != "" {
 		args = append(args, "--audio-in", d.cfg.AudioIn)
 	}

@@ -44,6 +44,9 @@ type supervisor struct {
 	path string
 	args []string
 	log  *slog.Logger
+	// files, when set, gives the descriptors each start passes on (fd 3 on): fresh ones each
+	// time, closed here once the process has them.
+	files func() ([]*os.File, error)
 	// started is told each process start (tests); may be nil.
 	started func(pid int)
 }
@@ -77,6 +80,18 @@ func (s *supervisor) once(ctx context.Context) error {
 	cmd.Stderr = os.Stderr
 	// Its own process group, and killed if the device dies without cleaning up.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if s.files != nil {
+		files, err := s.files()
+		if err != nil {
+			return err
+		}
+		cmd.ExtraFiles = files
+		defer func() {
+			for _, f := range files {
+				f.Close() // the producer has its own copy
+			}
+		}()
+	}
 	if err := cmd.Start(); err != nil {
 		return err
 	}

@@ -596,3 +596,20 @@ func TestKeysFollowSeatLayout(t *testing.T) {
 		}
 	}
 }
+
+// TestGlobals: sway's globals include what the wlroots backend needs.
+func TestGlobals(t *testing.T) {
+	s := sway.Start(t)
+	g, err := Globals(s.Display())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"zwlr_screencopy_manager_v1", "zwlr_virtual_pointer_manager_v1", "zwp_virtual_keyboard_manager_v1", "wl_seat"} {
+		if g[name] == 0 {
+			t.Errorf("no %s in %v", name, g)
+		}
+	}
+	if _, err := Globals("/nonexistent/wayland-9"); err == nil {
+		t.Error("Globals of no display: no error")
+	}
+}
