@@ -112,7 +112,7 @@ func openPortal(ctx context.Context, cfg Config, log *slog.Logger) (*desktop, er
 	}
 	node, w, h := sess.Stream()
 	d := &desktop{backend: DesktopPortal,
-		args:  []string{"--source", "pipewire", "--pipewire-fd", "3", "--pipewire-node", strconv.FormatUint(uint64(node), 10)},
+		args: []string{"--source", "pipewire", "--pipewire-fd", "3", "--pipewire-node", strconv.FormatUint(uint64(node), 10)},
 		files: func() ([]*os.File, error) {
 			f, err := sess.PipeWire()
 			if err != nil {
