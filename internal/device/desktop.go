@@ -46,7 +46,16 @@ type desktop struct {
 	files func() ([]*os.File, error)
 	// close ends what control does not own.
 	close func()
+	// gone, when set, is closed when the desktop went away (the compositor exited, the user
+	// stopped sharing); lost then says why.
+	gone <-chan struct{}
+	lost func() error
 }
+
+// ErrDesktopGone ends a device whose desktop went away: it cannot capture or inject any more,
+// and whatever started it (a user service, a session script) starts it again with the next
+// session.
+var ErrDesktopGone = errors.New("the desktop went away")
 
 // openDesktop prepares the wayland source for the running session: the wlroots backend when
 // the compositor offers wlr-screencopy, else the portal (Config.DesktopBackend forces one).
@@ -87,6 +96,8 @@ func openWlroots(cfg Config, log *slog.Logger) (*desktop, error) {
 		return nil, fmt.Errorf("the Wayland desktop: %w", err)
 	}
 	log.Info("desktop ready", "backend", d.backend, "output", desk.OutputName(), "keymap", desk.KeymapSource())
+	d.gone = desk.Done()
+	d.lost = func() error { return fmt.Errorf("%w: the compositor connection ended: %v", ErrDesktopGone, desk.Err()) }
 	d.control = input.NewControl(desk, input.Config{}, log.With("channel", ControlChannel))
 	return d, nil
 }
@@ -123,6 +134,8 @@ func openPortal(ctx context.Context, cfg Config, log *slog.Logger) (*desktop, er
 	}
 	log.Info("desktop ready", "backend", d.backend, "node", node, "size", fmt.Sprintf("%dx%d", w, h),
 		"input", sess.CanInput(), "persists", sess.Persists())
+	d.gone = sess.Closed()
+	d.lost = func() error { return fmt.Errorf("%w: the portal session closed (the user stopped sharing the screen)", ErrDesktopGone) }
 	if !sess.CanInput() {
 		log.Warn("the portal grants no keyboard or pointer: streaming the desktop view-only")
 		d.close = func() { _ = sess.Close() }

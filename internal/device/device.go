@@ -283,6 +283,18 @@ func (d *Device) Run(ctx context.Context, ready func(Ready)) error {
 		// Stopped before the sessions end: the viewer in control is released first.
 		components = append(components, lifecycle.Component{
 			Name: "control",
+			// A desktop that went away ends the device: the producer could only fail again.
+			Run: func(ctx context.Context) error {
+				if d.desktop.gone == nil {
+					return nil
+				}
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-d.desktop.gone:
+					return d.desktop.lost()
+				}
+			},
 			Stop: func(context.Context) error {
 				if d.control != nil {
 					_ = d.control.Close()

@@ -411,3 +411,26 @@ func TestDesktopControlIsShared(t *testing.T) {
 	typeKeys(t, a, keyK)
 	waitTyped(t, typed, "kk", 10*time.Second)
 }
+
+// TestDesktopGoneEndsDevice: a device whose compositor exits ends with an error that says so
+// (a user service starts it again with the next session), rather than restarting a producer
+// that can only fail.
+func TestDesktopGoneEndsDevice(t *testing.T) {
+	s := sway.Start(t, sway.WithResolution(640, 360))
+	var log lockedBuffer
+	dev := startDeviceWith(t, deviceOpts{env: s.Env(), stderr: &log}, "127.0.0.1:0", "--source", "wayland")
+	s.Close()
+	done := make(chan error, 1)
+	go func() { done <- dev.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("the device exited 0 after its desktop went away")
+		}
+		if !strings.Contains(log.String(), "the desktop went away") {
+			t.Errorf("the device's log does not say the desktop went away:\n%s", tail(log.String(), 2000))
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the device still runs 15 s after its desktop went away:\n%s", tail(log.String(), 2000))
+	}
+}
