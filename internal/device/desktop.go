@@ -135,7 +135,9 @@ func openPortal(ctx context.Context, cfg Config, log *slog.Logger) (*desktop, er
 	log.Info("desktop ready", "backend", d.backend, "node", node, "size", fmt.Sprintf("%dx%d", w, h),
 		"input", sess.CanInput(), "persists", sess.Persists())
 	d.gone = sess.Closed()
-	d.lost = func() error { return fmt.Errorf("%w: the portal session closed (the user stopped sharing the screen)", ErrDesktopGone) }
+	d.lost = func() error {
+		return fmt.Errorf("%w: the portal session closed (the user stopped sharing the screen)", ErrDesktopGone)
+	}
 	if !sess.CanInput() {
 		log.Warn("the portal grants no keyboard or pointer: streaming the desktop view-only")
 		d.close = func() { _ = sess.Close() }
