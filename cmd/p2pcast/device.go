@@ -19,6 +19,7 @@ import (
 	"github.com/p2pcast/p2pcast/internal/auth"
 
 	"github.com/p2pcast/p2pcast/internal/device"
+	"github.com/p2pcast/p2pcast/internal/peer"
 )
 
 func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -47,6 +48,7 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	keyFlag := fs.String("key", "", "device secret key (p2pk1_…); visible in ps: prefer --key-file or P2PCAST_KEY")
 	keyFile := fs.String("key-file", "", "file holding the device secret key")
 	fs.IntVar(&cfg.ICETCPPort, "ice-tcp-port", 0, "TCP port for ICE over TCP, for viewers whose network drops UDP (0: any free port; -1: off)")
+	recovery := fs.String("loss-recovery", "nack,fec", "how lost packets are repaired: nack (retransmission), fec (RED/ULPFEC by measured loss), both, or none: turning one off measures what it buys")
 	fs.BoolVar(&cfg.Adapt, "adapt", cfg.Adapt, "adapt to each viewer's network: switch viewers between main and sub streams, lower the encoder's bitrate and frame rate when every viewer is limited")
 	fs.IntVar(&cfg.ICEUDPPort, "ice-udp-port", 0, "one UDP port for every viewer's media (to open in a firewall or forward on a router); 0: a port per viewer")
 	publicIP := fs.String("public-ip", "", "address(es) a port forward or 1:1 NAT reaches this device on, comma-separated (offered to viewers)")
@@ -86,6 +88,10 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if cfg.DataDir == "" {
 			cfg.DataDir = defaultDeviceDataDir()
 		}
+	}
+	var err error
+	if cfg.Recovery, err = parseRecovery(*recovery); err != nil {
+		return err
 	}
 	key, err := secretFrom("device key", "key", *keyFlag, *keyFile, "P2PCAST_KEY")
 	if err != nil {
@@ -209,4 +215,23 @@ func servePprof(ctx context.Context, addr string, log *slog.Logger) error {
 	}()
 	log.Info("profiler", "url", "http://"+l.Addr().String()+"/debug/pprof/")
 	return nil
+}
+
+// parseRecovery reads --loss-recovery: a comma-separated list of nack and fec, or none.
+func parseRecovery(v string) (peer.Recovery, error) {
+	r := peer.Recovery{NoNACK: true, NoFEC: true}
+	if v == "none" {
+		return r, nil
+	}
+	for _, w := range strings.Split(v, ",") {
+		switch strings.TrimSpace(w) {
+		case "nack":
+			r.NoNACK = false
+		case "fec":
+			r.NoFEC = false
+		default:
+			return r, fmt.Errorf("%w: --loss-recovery %q: want nack, fec, nack,fec or none", errUsage, v)
+		}
+	}
+	return r, nil
 }

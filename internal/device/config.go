@@ -151,6 +151,9 @@ type Config struct {
 	// NegotiateTimeout and ConnectTimeout override how long a session may take to negotiate and
 	// to connect before it is ended (0: peer's defaults, 10 s and 30 s).
 	NegotiateTimeout, ConnectTimeout time.Duration
+	// Recovery turns NACK retransmission or forward error correction off, to measure what each
+	// buys (both on in the zero value).
+	Recovery peer.Recovery
 	// Adapt runs the adaptation policy (internal/adapt): viewers switched between renditions,
 	// encoders slowed down to what viewers' paths take. Off, the encoders run as configured
 	// and every viewer gets the main stream (pacing and retransmission stay).

@@ -87,7 +87,8 @@ func New(cfg Config, log *slog.Logger) (*Device, error) {
 	// Loopback candidates serve viewers on the same machine (and tests); a device that only
 	// a hub reaches would just give remote viewers more dead pairs to check.
 	pcfg := peer.Config{IncludeLoopback: !cfg.lanOff(), MaxSessions: cfg.MaxViewers, Logger: log,
-		NegotiateTimeout: cfg.NegotiateTimeout, ConnectTimeout: cfg.ConnectTimeout, Channels: cfg.Channels}
+		NegotiateTimeout: cfg.NegotiateTimeout, ConnectTimeout: cfg.ConnectTimeout, Channels: cfg.Channels,
+		Recovery: cfg.Recovery}
 	if cfg.PlayoutDelay >= 0 {
 		pcfg.PlayoutDelay = &peer.PlayoutDelay{Min: cfg.PlayoutDelay, Max: cfg.PlayoutDelay}
 	}

@@ -68,6 +68,14 @@ const TCPCandidateDelay = 400 * time.Millisecond
 // RelayAcceptanceWait is how long a valid relayed pair waits before it may be nominated.
 const RelayAcceptanceWait = time.Second
 
+// Recovery says which ways of repairing lost packets are off.
+type Recovery struct {
+	// NoNACK: retransmissions are neither offered (no "nack" feedback in the SDP) nor sent.
+	NoNACK bool
+	// NoFEC: RED and ULPFEC are not offered, so forward error correction never runs.
+	NoFEC bool
+}
+
 // PlayoutDelay is what the playout-delay header extension asks of receivers: min = max = 0
 // takes Chromium's low-latency path (render as soon as decoded). A max of 0 also forbids the
 // receiver to hold video back for lip sync: sessions that carry audio raise it to LipSyncDelay.
@@ -98,6 +106,9 @@ func (d PlayoutDelay) payload() []byte {
 // Config builds an Engine.
 type Config struct {
 	ICEServers []webrtc.ICEServer
+	// Recovery turns the ways of repairing loss off one by one (both are on in the zero
+	// value): for measuring what each buys (docs/performance.md), not for users.
+	Recovery Recovery
 	// PlayoutDelay is sent to receivers that negotiate the extension; nil sends nothing.
 	PlayoutDelay *PlayoutDelay
 	// IncludeLoopback offers 127.0.0.1 candidates too (a viewer on the same machine, tests).
@@ -230,12 +241,19 @@ func (e *Engine) apiFor(d description) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	video := false
 	for _, c := range d.codecs() {
-		if err := m.RegisterCodec(c.codec.Parameters(c.params), c.codec.Kind.RTPKind()); err != nil {
+		p := c.codec.Parameters(c.params)
+		if e.cfg.Recovery.NoNACK {
+			// Not offered, so receivers do not ask; "nack pli" (a keyframe request) stays.
+			p.RTCPFeedback = slices.DeleteFunc(slices.Clone(p.RTCPFeedback), func(f webrtc.RTCPFeedback) bool {
+				return f.Type == webrtc.TypeRTCPFBNACK && f.Parameter == ""
+			})
+		}
+		if err := m.RegisterCodec(p, c.codec.Kind.RTPKind()); err != nil {
 			return nil, err
 		}
 		video = video || c.codec.Kind == codec.Video
 	}
-	if video {
+	if video && !e.cfg.Recovery.NoFEC {
 		// RED and ULPFEC: forward error correction for viewers that report loss (fec.go).
 		for _, c := range []webrtc.RTPCodecParameters{
 			{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: redMime, ClockRate: 90000}, PayloadType: redPayloadType},
@@ -889,7 +907,7 @@ func (s *Session) readRTCP(t *localTrack, sender *webrtc.RTPSender) {
 				for _, n := range p.Nacks {
 					lost = append(lost, n.PacketList()...)
 				}
-				if snd := s.sender(); snd != nil {
+				if snd := s.sender(); snd != nil && !s.e.cfg.Recovery.NoNACK {
 					snd.resend(t, lost)
 				}
 			case *rtcp.TransportLayerCC:

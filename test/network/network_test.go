@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -305,5 +306,38 @@ func TestViewCLI(t *testing.T) {
 	t.Logf("p2pcast view behind %s: %d frames %dx%d, %.1f fps, %s, lost %.0f; stats %s", kbit(float64(rate)), r.Frames, r.Width, r.Height, r.FPS, kbit(r.BitrateBPS), r.Lost, line)
 	if r.Frames == 0 {
 		t.Errorf("p2pcast view decoded no frame behind %s", kbit(float64(rate)))
+	}
+}
+
+// TestLossRecoveryCompared measures what each way of repairing loss buys: the same 2 % random
+// loss as TestRandomLoss, with the device's --loss-recovery set to both, FEC only, NACK only and
+// none in turn (docs/performance.md, "Forward error correction"). It holds only what no noisy
+// run can turn around: repairing by FEC alone plays better than not repairing at all.
+func TestLossRecoveryCompared(t *testing.T) {
+	rows := []struct {
+		name, recovery string
+		m              metrics
+	}{{name: "NACK and FEC", recovery: "nack,fec"}, {name: "FEC only", recovery: "fec"}, {name: "NACK only", recovery: "nack"}, {name: "none", recovery: "none"}}
+	for i := range rows {
+		r := &rows[i]
+		t.Run(strings.ReplaceAll(r.name, " ", "_"), func(t *testing.T) {
+			n := newLab(t)
+			n.startDevice("--loss-recovery", r.recovery)
+			link := n.lan.Add("viewer")
+			n.loss(link, lossShare)
+			v := n.openPage(link)
+			first := v.playing(t)
+			r.m = v.measure(t, first.at.Add(settle), lossRunFor)
+			t.Logf("%s: %s", r.name, r.m)
+		})
+	}
+	t.Logf("2 %% random loss, %s after the first frame + %s settle, by --loss-recovery:", lossRunFor, settle)
+	t.Logf("%-13s %6s %9s %9s %6s %8s", "recovery", "fps", "worst s", "freezes", "frozen", "nacks")
+	for _, r := range rows {
+		t.Logf("%-13s %6.1f %9.1f %9.0f %5.1fs %8.0f", r.name, r.m.fps, r.m.minFPS, r.m.d.freezes, r.m.d.freezeS, r.m.d.nacks)
+	}
+	fecOnly, none := rows[1].m, rows[3].m
+	if fecOnly.d.freezeS >= none.d.freezeS && fecOnly.fps <= none.fps {
+		t.Errorf("FEC alone played no better than no repair: %.1f fps, %.1f s frozen against %.1f fps, %.1f s", fecOnly.fps, fecOnly.d.freezeS, none.fps, none.d.freezeS)
 	}
 }
