@@ -113,15 +113,19 @@ func newClocks(tracks []Track) *clocks {
 	c := &clocks{tracks: make([]trackClock, len(tracks))}
 	for i, t := range tracks {
 		c.tracks[i].rate = int64(max(t.ClockRate, 1))
+		c.tracks[i].last = math.MinInt64
 	}
 	return c
 }
 
-// packet observes one RTP packet of track i that arrived at arrival.
-func (c *clocks) packet(i int, ts uint32, arrival int64) {
+// observe takes RTP time ts of track i, in a packet that arrived at arrival.
+func (c *clocks) observe(i int, ts uint32, arrival int64) {
 	tc := &c.tracks[i]
-	tc.ext = tc.unwrap(ts)
-	src, ntp := tc.source(tc.ext)
+	ext := tc.unwrap(ts)
+	if ext > tc.ext || !tc.started {
+		tc.ext = ext
+	}
+	src, ntp := tc.source(ext)
 	if ntp {
 		c.ntp.observe(src, arrival)
 	} else {

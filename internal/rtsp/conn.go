@@ -132,8 +132,9 @@ type Conn struct {
 	deferred  deferredPacket
 	srs       []senderReport
 	lastSet   time.Time // when the read deadline was last pushed forward
+	arrival   int64     // of the packet being handled, ns since base
 
-	err       error // the error that ended reading, returned again
+	err error // the error that ended reading, returned again
 
 	readMu      sync.Mutex // held by ReadUnit; Close waits for it
 	mu          sync.Mutex // guards closed, interrupted and deadline changes
@@ -262,13 +263,9 @@ func (c *Conn) negotiate(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if _, dup := c.byChannel[rtpCh]; dup {
-			return fmt.Errorf("%w: the camera gave two tracks channel %d", ErrProtocol, rtpCh)
+		if err := c.addTrack(rtpCh, rtcpCh); err != nil {
+			return err
 		}
-		c.byChannel[rtpCh], c.byChannel[rtcpCh] = i, i
-		st := &trackState{rtpChannel: rtpCh, rtcpChannel: rtcpCh, dep: newDepacketizer(t), video: t.Kind == codec.Video}
-		st.waitKey = st.video && !c.opts.KeepDependent
-		c.state = append(c.state, st)
 	}
 	c.clocks = newClocks(c.tracks)
 
@@ -281,6 +278,22 @@ func (c *Conn) negotiate(ctx context.Context) error {
 		return err
 	}
 	c.nextKeep = time.Now().Add(c.sessionTimeout / 2)
+	return nil
+}
+
+// addTrack sets up the runtime state of the next track, played on these channels.
+func (c *Conn) addTrack(rtpCh, rtcpCh int) error {
+	for _, ch := range []int{rtpCh, rtcpCh} {
+		if _, dup := c.byChannel[ch]; dup {
+			return fmt.Errorf("%w: the camera gave two tracks channel %d", ErrProtocol, ch)
+		}
+	}
+	i := len(c.state)
+	t := &c.tracks[i]
+	c.byChannel[rtpCh], c.byChannel[rtcpCh] = i, i
+	st := &trackState{rtpChannel: rtpCh, rtcpChannel: rtcpCh, dep: newDepacketizer(t), video: t.Kind == codec.Video}
+	st.waitKey = st.video && !c.opts.KeepDependent
+	c.state = append(c.state, st)
 	return nil
 }
 
@@ -586,7 +599,8 @@ func (c *Conn) dispatch(it item) {
 		st.n.bad.Add(1)
 		return
 	}
-	c.clocks.packet(i, pkt.ts, time.Since(c.base).Nanoseconds())
+	c.arrival = time.Since(c.base).Nanoseconds()
+	c.clocks.observe(i, pkt.ts, c.arrival)
 	c.handleRTP(i, pkt, false)
 }
 
@@ -637,6 +651,10 @@ func (c *Conn) handleRTP(i int, pkt rtpPacket, resumed bool) {
 
 // deliver turns c.raw into pending units; it reports whether there are any.
 func (c *Conn) deliver(i int, st *trackState) bool {
+	// Several audio frames of one packet: the last was captured before the packet arrived.
+	if len(c.raw) > 1 {
+		c.clocks.observe(i, c.raw[len(c.raw)-1].ts, c.arrival)
+	}
 	for _, r := range c.raw {
 		if r.dropped {
 			st.n.dropped.Add(1)

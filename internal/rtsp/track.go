@@ -155,7 +155,7 @@ func trackFor(kind string, f sdpFormat) (Track, error) {
 			return t, err
 		}
 	default:
-		return t, fmt.Errorf("%s %s is not supported", kind, enc)
+		return t, fmt.Errorf("%s/%d is not supported", enc, f.clock)
 	}
 	if t.ClockRate == 0 {
 		return t, fmt.Errorf("%s has no clock rate", enc)

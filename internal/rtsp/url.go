@@ -8,15 +8,15 @@ import (
 )
 
 // RedactURL returns u with its password replaced by "xxxxx", for printing. Everything up to the
-// last '@' after "://" counts as userinfo (as for Dial), so a password holding '@', ':' or '/'
-// is hidden whole; when in doubt it hides too much, never too little. A string without
-// userinfo comes back unchanged.
+// last '@' after "://" (or from the start, without a scheme) counts as userinfo, as for Dial,
+// so a password holding '@', ':' or '/' is hidden whole; when in doubt it hides too much, never
+// too little. A string without a password comes back unchanged.
 func RedactURL(u string) string {
-	i := strings.Index(u, "://")
-	if i < 0 {
-		return u
+	start := 0
+	if i := strings.Index(u, "://"); i >= 0 {
+		start = i + 3
 	}
-	rest := u[i+3:]
+	rest := u[start:]
 	at := strings.LastIndexByte(rest, '@')
 	if at < 0 {
 		return u
@@ -25,7 +25,7 @@ func RedactURL(u string) string {
 	if colon < 0 {
 		return u
 	}
-	return u[:i+3] + rest[:colon+1] + "xxxxx" + rest[at:]
+	return u[:start] + rest[:colon+1] + "xxxxx" + rest[at:]
 }
 
 // target is a parsed camera URL: the URL requests carry (no userinfo) and the credentials.
