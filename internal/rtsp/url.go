@@ -43,7 +43,7 @@ func parseURL(rawURL string) (target, error) {
 	var t target
 	scheme, rest, ok := strings.Cut(rawURL, "://")
 	if !ok {
-		return t, fmt.Errorf("%w: %q: no scheme", ErrBadURL, RedactURL(rawURL))
+		return t, fmt.Errorf("%w: no scheme (want rtsp://)", ErrBadURL)
 	}
 	if !strings.EqualFold(scheme, "rtsp") {
 		return t, fmt.Errorf("%w: scheme %q: only rtsp:// is supported", ErrBadURL, scheme)
@@ -60,7 +60,7 @@ func parseURL(rawURL string) (target, error) {
 		return t, fmt.Errorf("%w: %w", ErrBadURL, err)
 	}
 	if u.Hostname() == "" {
-		return t, fmt.Errorf("%w: %q: no host", ErrBadURL, RedactURL(rawURL))
+		return t, fmt.Errorf("%w: no host", ErrBadURL)
 	}
 	u.Fragment, u.RawFragment = "", ""
 	t.url = u
