@@ -131,7 +131,9 @@ func (d *aacDepacketizer) push(p []byte, ts uint32, marker bool, out []rawUnit) 
 		if size > len(data) {
 			return out, errAACHeader
 		}
-		out = append(out, rawUnit{data: data[:size], ts: ts + (d.index[i]-first)*d.frameTicks, key: true})
+		if size > 0 {
+			out = append(out, rawUnit{data: data[:size], ts: ts + (d.index[i]-first)*d.frameTicks, key: true})
+		}
 		data = data[size:]
 	}
 	return out, nil
