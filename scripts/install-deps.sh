@@ -11,6 +11,10 @@ pkgs+=(libwayland-dev wayland-protocols libyuv-dev libpipewire-0.3-dev sway foot
 # The pipewire source's tests run a private PipeWire daemon (pipewire-bin: the daemon, and the
 # modules and client.conf every libpipewire client loads).
 pkgs+=(pipewire-bin)
+# internal/rtsp's tests play from a real RTSP server: GStreamer's (python3-gi and its typelib)
+# serving H.264 (x264enc, ugly), H.265 (x265enc, bad), PCMA (good) and AAC (avenc_aac, libav).
+pkgs+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad gstreamer1.0-libav)
 
 missing=()
 for p in "${pkgs[@]}"; do
