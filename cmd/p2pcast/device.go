@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
+	"os"
 	"runtime"
 	"strings"
 	"time"
@@ -27,7 +29,8 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := newFlags("device", "device [flags]", stderr)
 	fs.StringVar(&cfg.HTTPAddr, "http", cfg.HTTPAddr, "HTTP listen address (viewer page, /whep, /ws)")
 	fs.StringVar(&cfg.SocketPath, "socket", "", "capture socket path (default: a private temporary path, printed at start)")
-	fs.StringVar(&cfg.Source, "source", cfg.Source, "testpattern (p2pcast-capture draws a test pattern), wayland (p2pcast-capture streams the Wayland desktop of $WAYLAND_DISPLAY; viewers with the control grant drive it) or socket (wait for any producer)")
+	fs.StringVar(&cfg.Source, "source", cfg.Source, "testpattern (p2pcast-capture draws a test pattern), wayland (p2pcast-capture streams the Wayland desktop of $WAYLAND_DISPLAY; viewers with the control grant drive it), socket (wait for any producer), or an IP camera's rtsp://[user[:pass]@]host[:port]/path")
+	rtspPasswordFile := fs.String("rtsp-password-file", "", "with an rtsp:// source: read the camera's password from this file (the URL names the user; a password in the URL is visible in ps)")
 	fs.StringVar(&cfg.Output, "output", "", "with --source wayland: the output to capture, e.g. HDMI-A-1 (default: the first; the portal asks the user instead)")
 	fs.StringVar(&cfg.DesktopBackend, "desktop", "", "with --source wayland: wlroots (wlr-screencopy, virtual pointer and keyboard) or portal (GNOME, KDE: xdg-desktop-portal and PipeWire); default: wlroots where the compositor offers wlr-screencopy, else portal")
 	fs.Var(&cfg.Size, "size", "picture size WxH (default 1280x720; with --source wayland, the output's own size)")
@@ -92,6 +95,11 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var err error
 	if cfg.Recovery, err = parseRecovery(*recovery); err != nil {
 		return err
+	}
+	if *rtspPasswordFile != "" {
+		if cfg.RTSPUser, cfg.RTSPPassword, err = rtspCredentials(cfg.Source, *rtspPasswordFile); err != nil {
+			return err
+		}
 	}
 	key, err := secretFrom("device key", "key", *keyFlag, *keyFile, "P2PCAST_KEY")
 	if err != nil {
@@ -234,4 +242,21 @@ func parseRecovery(v string) (peer.Recovery, error) {
 		}
 	}
 	return r, nil
+}
+
+// rtspCredentials reads --rtsp-password-file for the camera at source, whose URL names the user.
+func rtspCredentials(source, file string) (user, password string, err error) {
+	u, err := url.Parse(source)
+	if err != nil || !strings.EqualFold(u.Scheme, "rtsp") || u.User == nil || u.User.Username() == "" {
+		return "", "", fmt.Errorf("%w: --rtsp-password-file needs --source rtsp://USER@HOST/…", errUsage)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", "", fmt.Errorf("%w: --rtsp-password-file: %v", errUsage, err)
+	}
+	password = strings.TrimRight(string(b), "\r\n")
+	if password == "" {
+		return "", "", fmt.Errorf("%w: --rtsp-password-file %s is empty", errUsage, file)
+	}
+	return u.User.Username(), password, nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/p2pcast/p2pcast/internal/auth"
 	"github.com/p2pcast/p2pcast/internal/peer"
+	"github.com/p2pcast/p2pcast/internal/rtsp"
 )
 
 // Size is a picture size that parses "WxH".
@@ -76,8 +77,12 @@ type Config struct {
 	// Source is what runs the producer: "testpattern" (p2pcast-capture draws the test
 	// pattern), "wayland" (p2pcast-capture captures the Wayland desktop of WAYLAND_DISPLAY, and
 	// viewers with the control grant drive it: Channels gets "control") or "socket" (the device
-	// runs nothing and waits for any producer on its socket).
+	// runs nothing and waits for any producer on its socket), or an RTSP camera's URL
+	// ("rtsp://[user:pass@]host[:port]/path": the device plays it and republishes its tracks).
 	Source string
+	// RTSPUser and RTSPPassword, when RTSPUser is set, replace the credentials of an RTSP
+	// Source's URL (a password kept out of the command line: --rtsp-password-file).
+	RTSPUser, RTSPPassword string
 	// Size is the picture size; with the wayland source the zero Size streams the output at
 	// its own size (and follows it when it changes).
 	Size    Size
@@ -209,8 +214,11 @@ func loopbackOnly(addr string) bool {
 // Validate reports the first problem with c.
 func (c Config) Validate() error {
 	var errs []error
-	if !slices.Contains(Sources, c.Source) {
-		errs = append(errs, fmt.Errorf("source %q: want %s", c.Source, strings.Join(Sources, ", ")))
+	if !slices.Contains(Sources, c.Source) && !isRTSP(c.Source) {
+		errs = append(errs, fmt.Errorf("source %q: want %s, or an rtsp:// URL", c.Source, strings.Join(Sources, ", ")))
+	}
+	if c.RTSPUser != "" && !isRTSP(c.Source) {
+		errs = append(errs, errors.New("RTSP credentials: the source is not an rtsp:// URL"))
 	}
 	if c.Output != "" && c.Source != "wayland" {
 		errs = append(errs, errors.New("output: only the wayland source captures an output"))
@@ -228,8 +236,8 @@ func (c Config) Validate() error {
 		if a.v == "" {
 			continue
 		}
-		if c.Source == "socket" {
-			errs = append(errs, fmt.Errorf("%s: a socket producer sends its own tracks: audio options are for the device's own producer", a.flag))
+		if !c.ownProducer() {
+			errs = append(errs, fmt.Errorf("%s: a socket producer or a camera sends its own tracks: audio options are for the device's own producer", a.flag))
 		}
 		if strings.HasPrefix(a.v, "-") || len(a.v) > 256 {
 			errs = append(errs, fmt.Errorf("%s %q: not an ALSA device name", a.flag, a.v))
@@ -277,7 +285,18 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Sources are the values of Config.Source.
+// sourceLabel is Source as it may be shown: a camera URL without its password.
+func (c Config) sourceLabel() string {
+	if isRTSP(c.Source) {
+		return rtsp.RedactURL(c.Source)
+	}
+	return c.Source
+}
+
+// ownProducer reports whether the device runs p2pcast-capture itself.
+func (c Config) ownProducer() bool { return c.Source == "testpattern" || c.Source == "wayland" }
+
+// Sources are the values of Config.Source besides RTSP URLs.
 var Sources = []string{"testpattern", "wayland", "socket"}
 
 // Patterns are the test pattern producer's --pattern values.
@@ -296,7 +315,7 @@ func (c Config) validatePicture() []error {
 			set  bool
 		}{{"pattern", c.Pattern != "" && c.Pattern != "bars"}, {"sub", c.Sub.W != 0}, {"sub-bitrate", c.SubBitrate != 0}} {
 			if o.set {
-				errs = append(errs, fmt.Errorf("%s: only the test pattern's producer takes it (not the %s source)", o.flag, c.Source))
+				errs = append(errs, fmt.Errorf("%s: only the test pattern's producer takes it (not the %s source)", o.flag, c.sourceLabel()))
 			}
 		}
 	}

@@ -258,7 +258,13 @@ func (d *Device) Run(ctx context.Context, ready func(Ready)) error {
 			},
 		})
 	}
-	if d.cfg.Source != "socket" {
+	if isRTSP(d.cfg.Source) {
+		components = append(components, lifecycle.Component{
+			Name: "camera",
+			Run:  func(ctx context.Context) error { d.runRTSP(ctx); return nil },
+		})
+	}
+	if d.cfg.ownProducer() {
 		var sup *supervisor
 		components = append(components, lifecycle.Component{
 			Name: "producer",

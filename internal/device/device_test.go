@@ -26,11 +26,11 @@ import (
 func startDevice(t *testing.T, options ...func(*Config)) (Ready, *Device) {
 	t.Helper()
 	cfg := Defaults()
+	cfg.Source = "socket"
 	for _, o := range options {
 		o(&cfg)
 	}
 	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.Source = "socket"
 	cfg.SocketPath = filepath.Join(t.TempDir(), "capture.sock")
 	var logOut io.Writer = io.Discard
 	if os.Getenv("P2PCAST_TEST_LOG") != "" {
