@@ -50,12 +50,13 @@ cross: $(CROSS_STAMP) ## bin/linux-arm/: the board's p2pcast (device build) and 
 
 # The ARM device and producer under qemu-arm-static stream to the host's `p2pcast view` (test/cross).
 test-cross: build cross ## the board's build under qemu: the ARM device streams the test pattern and tone to a viewer on the host
-	cd test/cross && P2PCAST_BIN=$(abspath $(BIN)) P2PCAST_REQUIRE_CROSS=1 $(GO) test -tags cross -count=1 -timeout 3m -v .
+	cd test/cross && P2PCAST_BIN=$(abspath $(BIN)) P2PCAST_REQUIRE_CROSS=1 $(GO) test -tags cross -count=1 -timeout 3m -run '^TestDeviceUnderQEMU$$' -v .
 
 # Footprint budgets (docs/performance.md "Footprint"): the stripped armv7 device build's size, and
 # the device build's memory measured natively (RSS under qemu would count the emulator's).
-bench-footprint: build cross ## the board's footprint: armv7 binary size, device RSS idle and with viewers, GOMEMLIMIT
-	scripts/bench-footprint.sh
+bench-footprint: build cross ## the board's footprint: armv7 binary size and what is big in it, device RSS idle and with 1/4/8 viewers, GOMEMLIMIT/GOGC
+	cd test/cross && P2PCAST_BIN=$(abspath $(BIN)) P2PCAST_FOOTPRINT=1 P2PCAST_DEVICE_TAGS=$(DEVICE_TAGS) \
+	  $(GO) test -tags cross -count=1 -timeout 10m -run '^TestFootprint$$' -v . | grep -vE '^(=== |--- PASS)'
 
 # Off loopback, viewers need a token: the device prints a pairing link (and its QR code) that carries one.
 RUN_AUTH     = $(if $(filter 127.% localhost:% [::1]:%,$(HTTP)),,--pair)

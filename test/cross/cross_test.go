@@ -144,7 +144,9 @@ type proc struct {
 
 func start(t *testing.T, name string, cmd *exec.Cmd) *proc {
 	t.Helper()
-	cmd.Stderr = os.Stderr // the device's and the producer's logs, for a failure
+	if cmd.Stderr == nil {
+		cmd.Stderr = os.Stderr // the device's and the producer's logs, for a failure
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
