@@ -10,7 +10,7 @@
 //	p2pcast bench avsync     audio/video sync as headless Chromium presents it
 //
 // Built with -tags device (make cross: the board's binary) it keeps only what a device runs:
-// device, view, token and version; no hub, TURN server, benchmarks or Chromium driver
+// device, token and version; no hub, TURN server, benchmarks, Chromium driver, view or profiler
 // (commands_device.go, docs/board.md).
 package main
 
