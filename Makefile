@@ -12,7 +12,7 @@ HTTP        ?= 127.0.0.1:8080
 AUDIO       ?= testtone
 DEPS_STAMP  := $(BIN)/.deps
 
-.PHONY: help deps build run test test-unit test-c test-e2e test-latency test-avsync test-input test-nat test-network test-network-all lint fuzz bench bench-cpu bench-viewers bench-latency bench-avsync bench-input bench-nat repeat clean
+.PHONY: help deps build cross run test test-unit test-cross bench-footprint test-c test-e2e test-latency test-avsync test-input test-nat test-network test-network-all lint fuzz bench bench-cpu bench-viewers bench-latency bench-avsync bench-input bench-nat repeat clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -27,13 +27,44 @@ build: $(DEPS_STAMP) ## build bin/p2pcast and bin/p2pcast-capture
 	$(MAKE) -C capture OUT=$(abspath $(BIN))
 	$(GO) build -o $(BIN)/p2pcast ./cmd/p2pcast
 
+# The board (docs/board.md): a Luckfox Pico Max (RV1106, one Cortex-A7, 256 MB). The device
+# build (-tags device) leaves out the hub, TURN server, benchmarks, Chromium driver, view, the
+# profiler and the desktop; nethttpomithttp2 leaves out HTTP/2, which a device serving plain
+# HTTP never speaks. The producer leaves out the desktop sources and links x264 and Opus in.
+CROSS_DIR        := $(BIN)/linux-arm
+CROSS_STAMP      := $(BIN)/.cross-deps
+DEVICE_TAGS      := device,nethttpomithttp2
+DEVICE_GOFLAGS   := -tags $(DEVICE_TAGS) -trimpath -ldflags='-s -w'
+CROSS_CC         ?= arm-linux-gnueabihf-gcc
+CROSS_PKG_CONFIG ?= env PKG_CONFIG_LIBDIR=/usr/lib/arm-linux-gnueabihf/pkgconfig:/usr/share/pkgconfig pkg-config
+CROSS_CFLAGS     ?= -O2 -mcpu=cortex-a7 -mfpu=neon-vfpv4
+
+$(CROSS_STAMP): scripts/install-cross-deps.sh
+	./scripts/install-cross-deps.sh
+	@mkdir -p $(BIN) && touch $@
+
+cross: $(CROSS_STAMP) ## bin/linux-arm/: the board's p2pcast (device build) and p2pcast-capture, linux/arm GOARM=7
+	$(MAKE) -C capture OUT=$(abspath $(CROSS_DIR)) CC=$(CROSS_CC) PKG_CONFIG='$(CROSS_PKG_CONFIG)' \
+	  CFLAGS='$(CROSS_CFLAGS)' WAYLAND=0 PIPEWIRE=0 STATIC_CODECS=1
+	GOOS=linux GOARCH=arm GOARM=7 CGO_ENABLED=0 $(GO) build $(DEVICE_GOFLAGS) -o $(CROSS_DIR)/p2pcast ./cmd/p2pcast
+
+# The ARM device and producer under qemu-arm-static stream to the host's `p2pcast view` (test/cross).
+test-cross: build cross ## the board's build under qemu: the ARM device streams the test pattern and tone to a viewer on the host
+	cd test/cross && P2PCAST_BIN=$(abspath $(BIN)) P2PCAST_REQUIRE_CROSS=1 $(GO) test -tags cross -count=1 -timeout 3m -run '^TestDeviceUnderQEMU$$' -v .
+
+# Footprint budgets (docs/performance.md "Footprint"): the stripped armv7 device build's size, and
+# the device build's memory measured natively (RSS under qemu would count the emulator's).
+bench-footprint: build cross ## the board's footprint: armv7 binary size and what is big in it, device RSS idle and with 1/4/8 viewers, GOMEMLIMIT/GOGC
+	cd test/cross && P2PCAST_BIN=$(abspath $(BIN)) P2PCAST_FOOTPRINT=1 P2PCAST_DEVICE_TAGS=$(DEVICE_TAGS) \
+	  $(GO) test -tags cross -count=1 -timeout 10m -run '^TestFootprint$$' -v . | grep -vE '^(=== |--- PASS)'
+
 # Off loopback, viewers need a token: the device prints a pairing link (and its QR code) that carries one.
 RUN_AUTH     = $(if $(filter 127.% localhost:% [::1]:%,$(HTTP)),,--pair)
 
 run: build ## run a device streaming the test pattern and tone; prints the URL to open (a pairing link off loopback)
 	$(BIN)/p2pcast device --http $(HTTP) $(RUN_AUTH) $(if $(AUDIO),--audio-in $(AUDIO))
 
-test: build lint test-unit test-c test-e2e test-latency test-avsync test-input test-nat test-network ## everything: lint, Go and C tests, browser end-to-end, latency and A/V sync smoke runs, NAT matrix, network lab
+test: build lint test-unit test-c test-cross test-e2e test-latency test-avsync test-input test-nat test-network ## everything: lint, Go and C tests, the board's build under qemu, browser end-to-end, latency and A/V sync smoke runs, NAT matrix, network lab
 
 lint: $(DEPS_STAMP) ## gofmt, go vet, staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

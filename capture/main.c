@@ -113,10 +113,32 @@ struct pc_capture_config {
 	int audio_channels;
 };
 
+/* A build may leave the desktop sources out (the Makefile's WAYLAND=0 PIPEWIRE=0: the board). */
+#ifndef PC_HAVE_WAYLAND
+#define PC_HAVE_WAYLAND 1
+#endif
+#ifndef PC_HAVE_PIPEWIRE
+#define PC_HAVE_PIPEWIRE 1
+#endif
+#if PC_HAVE_WAYLAND
+#define PC_WAYLAND_NAME ", wayland"
+#else
+#define PC_WAYLAND_NAME ""
+#endif
+#if PC_HAVE_PIPEWIRE
+#define PC_PIPEWIRE_NAME ", pipewire"
+#else
+#define PC_PIPEWIRE_NAME ""
+#endif
+
 static const struct pc_source_ops *const sources[] = {
 	&pc_testpattern_source,
+#if PC_HAVE_WAYLAND
 	&pc_wayland_source,
+#endif
+#if PC_HAVE_PIPEWIRE
 	&pc_pipewire_source,
+#endif
 };
 
 static bool damage_driven(const struct pc_source_ops *ops)
@@ -404,7 +426,8 @@ static int parse_args(int argc, char **argv, struct pc_capture_config *config)
 			break;
 		case OPT_SOURCE:
 			if (!find_source(optarg))
-				return usage_error("--source: unknown source '%s' (available: testpattern, wayland, pipewire)", optarg);
+				return usage_error("--source: unknown source '%s' (available in this build: testpattern" PC_WAYLAND_NAME PC_PIPEWIRE_NAME ")",
+				                    optarg);
 			config->source = optarg;
 			break;
 		case OPT_PATTERN:
@@ -1590,17 +1613,23 @@ int main(int argc, char **argv)
 		.fps_den = config.fps_den,
 		.pattern = config.pattern,
 	};
+#if PC_HAVE_WAYLAND
 	if (cap.source_ops == &pc_wayland_source) {
 		struct pc_wayland_options options = {.output = config.output, .cursor = config.cursor};
 		ret = pc_wayland_init(&cap.source, &source_config, &options, err, sizeof(err));
-	} else if (cap.source_ops == &pc_pipewire_source) {
+	} else
+#endif
+#if PC_HAVE_PIPEWIRE
+	if (cap.source_ops == &pc_pipewire_source) {
 		struct pc_pipewire_options options = {
 			.fd = config.pipewire_fd,
 			.node = config.pipewire_node,
 			.cursor = config.cursor,
 		};
 		ret = pc_pipewire_init(&cap.source, &source_config, &options, err, sizeof(err));
-	} else {
+	} else
+#endif
+	{
 		ret = cap.source_ops->init(&cap.source, &source_config, err, sizeof(err));
 	}
 	if (ret < 0) {

@@ -2,17 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
-	"net/http"
-	"net/http/pprof"
 	"net/url"
 	"os"
-	"runtime"
 	"strings"
 	"time"
 
@@ -195,35 +189,6 @@ func splitList(s string) []string {
 
 // defaultDeviceDataDir is where a device keeps its LAN token key unless --data says otherwise.
 func defaultDeviceDataDir() string { return stateDir("device") }
-
-// servePprof serves the profiler on its own listener, apart from the viewer-facing server, so it
-// is never exposed by accident with --http 0.0.0.0.
-func servePprof(ctx context.Context, addr string, log *slog.Logger) error {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("pprof listen: %w", err)
-	}
-	// Waits matter as much as CPU here (handshakes, queues): record where goroutines block.
-	runtime.SetBlockProfileRate(int(time.Microsecond))
-	runtime.SetMutexProfileFraction(10)
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
-		_ = srv.Close()
-	}()
-	go func() {
-		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Warn("pprof server", "err", err)
-		}
-	}()
-	log.Info("profiler", "url", "http://"+l.Addr().String()+"/debug/pprof/")
-	return nil
-}
 
 // parseRecovery reads --loss-recovery: a comma-separated list of nack and fec, or none.
 func parseRecovery(v string) (peer.Recovery, error) {

@@ -8,6 +8,10 @@
 //	p2pcast bench viewers    load-test a device with many WHEP viewers
 //	p2pcast bench latency    capture → present latency in headless Chromium, by stage
 //	p2pcast bench avsync     audio/video sync as headless Chromium presents it
+//
+// Built with -tags device (make cross: the board's binary) it keeps only what a device runs:
+// device, token and version; no hub, TURN server, benchmarks, Chromium driver, view or profiler
+// (commands_device.go, docs/board.md).
 package main
 
 import (
@@ -20,7 +24,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/p2pcast/p2pcast/internal/bench"
 	"github.com/p2pcast/p2pcast/internal/cli"
 )
 
@@ -41,19 +44,6 @@ var (
 type command struct {
 	name, summary string
 	run           func(ctx context.Context, args []string, stdout, stderr io.Writer) error
-}
-
-var commands = []command{
-	{"device", "run a device: capture/ingest H.264 and serve it to viewers", runDevice},
-	{"view", "watch a device from the terminal (WHEP, WebSocket, or through a hub)", runView},
-	{"hub", "run the rendezvous hub: device links, viewer tokens, signaling relay, STUN/TURN", runHub},
-	{"token", "mint a viewer token from a hub's key material", runToken},
-	{"device-key", "enroll a device at a hub (device-key add ID) and print its secret key", runDeviceKey},
-	{"bench", "benchmarks: bench viewers (load), bench latency (capture → present in Chromium), bench avsync (a/v sync in Chromium)", bench.Run},
-	{"version", "print the version", func(_ context.Context, _ []string, out, _ io.Writer) error {
-		fmt.Fprintln(out, "p2pcast", version)
-		return nil
-	}},
 }
 
 var version = "dev"

@@ -1,0 +1,30 @@
+//go:build !device
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/p2pcast/p2pcast/internal/bench"
+)
+
+// The whole program: what a device runs, and the hub, hub enrollment and the benchmarks.
+var commands = []command{
+	{"device", "run a device: capture/ingest H.264 and serve it to viewers", runDevice},
+	{"view", "watch a device from the terminal (WHEP, WebSocket, or through a hub)", runView},
+	{"hub", "run the rendezvous hub: device links, viewer tokens, signaling relay, STUN/TURN", runHub},
+	{"token", "mint a viewer token from a hub's key material", runToken},
+	{"device-key", "enroll a device at a hub (device-key add ID) and print its secret key", runDeviceKey},
+	{"bench", "benchmarks: bench viewers (load), bench latency (capture → present in Chromium), bench avsync (a/v sync in Chromium)", bench.Run},
+	{"version", "print the version", runVersion},
+}
+
+// defaultDataDir is where the hub keeps its keys unless --data says otherwise.
+func defaultDataDir() string { return stateDir("hub") }
+
+func runVersion(_ context.Context, _ []string, out, _ io.Writer) error {
+	fmt.Fprintln(out, "p2pcast", version)
+	return nil
+}
