@@ -247,3 +247,5 @@ func atof(t testing.TB, s string) float64 {
 	}
 	return v
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/p2pcast/p2pcast/internal/media"
@@ -94,6 +95,9 @@ type Writer struct {
 	fragStartSet bool
 	pendingBytes int // sample bytes buffered over all tracks
 
+	// pageSize is the granularity at which a killed write(2) stops (see padding).
+	pageSize int
+
 	out    boxBuf // the header, then each fragment, built here and written with one Write
 	stats  Stats
 	err    error // sticky write error
@@ -136,6 +140,8 @@ const (
 // NewWriter starts a file on w with tracks (track n has ID n+1 in the file). It writes the
 // header (ftyp, moov) at once when every video track's parameter sets are given, otherwise
 // with the first sample written after each video track has shown a keyframe carrying them.
+// w is taken to be a new file written from its first byte (see Writer.padding for why the
+// offset matters).
 func NewWriter(w io.Writer, tracks []Track, opts Options) (*Writer, error) {
 	if len(tracks) == 0 {
 		return nil, ErrNoTracks
@@ -156,7 +162,7 @@ func NewWriter(w io.Writer, tracks []Track, opts Options) (*Writer, error) {
 	if opts.MaxGap > time.Minute {
 		return nil, fmt.Errorf("%w: MaxGap %v over a minute", ErrTrack, opts.MaxGap)
 	}
-	wr := &Writer{w: w, opts: opts, tracks: make([]track, len(tracks)), primary: -1}
+	wr := &Writer{w: w, opts: opts, tracks: make([]track, len(tracks)), primary: -1, pageSize: os.Getpagesize()}
 	for i, tc := range tracks {
 		cfg, err := tc.normalize()
 		if err != nil {
@@ -491,6 +497,17 @@ func (w *Writer) flush() error {
 	}
 	b.close(moof)
 	moofSize := len(b.b)
+	if pad := w.padding(moofSize); pad > 0 {
+		// Move the moof behind a free box that ends at a page boundary.
+		b.zeros(pad)
+		copy(b.b[pad:], b.b[:moofSize])
+		clear(b.b[:pad])
+		binary.BigEndian.PutUint32(b.b, uint32(pad))
+		copy(b.b[4:], "free")
+		for i := range w.tracks {
+			offsetAt[i] += pad
+		}
+	}
 	hdr := boxHeaderSize(uint64(dataBytes))
 	offset := moofSize + hdr
 	for i := range w.tracks {
@@ -527,6 +544,31 @@ func (w *Writer) flush() error {
 	}
 	w.fragStartSet = false
 	return nil
+}
+
+// padding returns the size of the free box to write before a moof of moofSize bytes so that
+// the moof does not straddle a page boundary of the file (0: none needed).
+//
+// When a process is killed in the middle of a write(2) to a regular file, Linux stops
+// copying at a page boundary of the file (and so does a full disk), so the file then ends at
+// a page boundary. A moof within one page is therefore never torn: the tail is a torn free
+// box or a torn mdat, which players skip or read up to the cut, whereas a torn moof makes
+// ffmpeg (5.1) refuse the whole file. A moof larger than a page (over ~300 samples in a
+// fragment) cannot be protected this way. The cost is half a moof per fragment on average.
+func (w *Writer) padding(moofSize int) int {
+	page := int64(w.pageSize)
+	if page <= 0 || int64(moofSize) > page {
+		return 0
+	}
+	pos := w.stats.Bytes
+	if pos%page+int64(moofSize) <= page {
+		return 0
+	}
+	pad := page - pos%page
+	if pad < 8 { // a free box needs its header
+		pad += page
+	}
+	return int(pad)
 }
 
 // ready is how many samples of the pending fragment have their duration.

@@ -2,7 +2,7 @@ package mp4
 
 import (
 	"bytes"
-	"errors"
+	"encoding/binary"
 	"math"
 	"os"
 	"path/filepath"
@@ -140,22 +140,32 @@ func TestH264OpusPlays(t *testing.T) {
 	if len(frags) != frames/30 {
 		t.Errorf("%d fragments, want one per GOP: %d", len(frags), frames/30)
 	}
-	checkFragments(t, frags, 2)
+	checkFragments(t, b, frags, 2)
 }
 
-// checkFragments checks sequence numbers, byte ranges, and per track: that fragments
-// start with a sync sample on track 1 (video) and that each traf's tfdt continues where the
-// track's previous one ended.
-func checkFragments(t testing.TB, frags []FragmentInfo, tracks int) {
+// checkFragments checks sequence numbers and byte ranges (only free boxes between
+// fragments, no moof across a page boundary), and per track that each traf's tfdt continues
+// where the track's previous one ended; track 1 (video) must start every fragment with a
+// keyframe.
+func checkFragments(t testing.TB, file []byte, frags []FragmentInfo, tracks int) {
 	t.Helper()
 	end := map[uint32]uint64{}
 	seen := map[uint32]int{}
+	page := int64(os.Getpagesize())
 	for i, f := range frags {
 		if f.Sequence != uint32(i+1) {
 			t.Errorf("fragment %d: sequence %d", i, f.Sequence)
 		}
-		if i > 0 && f.Offset != frags[i-1].Offset+frags[i-1].Size {
-			t.Errorf("fragment %d at %d, previous ends at %d", i, f.Offset, frags[i-1].Offset+frags[i-1].Size)
+		if i > 0 {
+			prevEnd := frags[i-1].Offset + frags[i-1].Size
+			if gap := f.Offset - prevEnd; gap != 0 && (gap < 8 || string(file[prevEnd+4:prevEnd+8]) != "free" ||
+				int64(binary.BigEndian.Uint32(file[prevEnd:])) != gap) {
+				t.Errorf("fragment %d at %d, previous ends at %d, no free box between", i, f.Offset, prevEnd)
+			}
+		}
+		moof := int64(len(moofOf(t, file[f.Offset:])))
+		if moof <= page && f.Offset/page != (f.Offset+moof-1)/page {
+			t.Errorf("fragment %d: moof %d..%d across a page boundary", i, f.Offset, f.Offset+moof)
 		}
 		for _, ft := range f.Tracks {
 			if e, ok := end[ft.ID]; ok && ft.BaseTime != e {
@@ -172,5 +182,3 @@ func checkFragments(t testing.TB, frags []FragmentInfo, tracks int) {
 		t.Errorf("samples on %d tracks, want %d", len(seen), tracks)
 	}
 }
-
-var _ = errors.Is
