@@ -117,6 +117,11 @@ type track struct {
 	offset    int64 // ticks added to raw times by rebases
 	lastDelta int64 // the last sample duration taken from timestamps, ticks
 	held      bool  // the last entry of samples waits for its successor's time
+	// carried: the held sample was already pending when the last fragment was written.
+	carried bool
+	// ended: the track's last sample was written with its nominal duration and ends at end.
+	ended bool
+	end   int64
 
 	// The pending fragment: samples in order, their bytes (length-prefixed NAL units for
 	// video) back to back in data.
@@ -309,7 +314,8 @@ func (w *Writer) WriteSample(track int, s Sample) error {
 	ts := t.cfg.Timescale
 	raw := toTicks(s.Time-w.origin, ts) + t.offset
 	tick := raw
-	if t.held {
+	switch {
+	case t.held:
 		prev := &t.samples[len(t.samples)-1]
 		delta := raw - prev.tick
 		switch {
@@ -325,7 +331,20 @@ func (w *Writer) WriteSample(track int, s Sample) error {
 		}
 		prev.dur = uint32(tick - prev.tick)
 		t.held = false
-	} else if raw < 0 {
+	case t.ended:
+		// The track's last sample went out with its nominal duration (see flush): continue
+		// after it, leaving a gap when this one comes later.
+		switch delta := raw - t.end; {
+		case delta > toTicks(w.opts.MaxGap, ts) || delta < -toTicks(maxBackStep, ts):
+			tick = t.end
+			t.offset += tick - raw
+			w.stats.Rebased++
+		case delta < 0:
+			tick = t.end
+			w.stats.Clamped++
+		}
+		t.ended = false
+	case raw < 0:
 		// Before the file's time zero (an audio packet captured just before the video
 		// keyframe the file starts at, arriving after it).
 		w.stats.Dropped++
@@ -356,7 +375,7 @@ func (w *Writer) WriteSample(track int, s Sample) error {
 		t.data = append(t.data, s.Data...)
 	}
 	t.samples = append(t.samples, sampleRec{tick: tick, size: uint32(size), flags: flags})
-	t.held = true
+	t.held, t.carried = true, false
 	w.pendingBytes += size
 	if !w.fragStartSet {
 		w.fragStart, w.fragStartSet = now, true
@@ -408,6 +427,13 @@ func (t *track) nominal(data []byte) int64 {
 	return max(d, 1)
 }
 
+// finish gives the held sample its nominal duration.
+func (t *track) finish() {
+	last := &t.samples[len(t.samples)-1]
+	last.dur = uint32(t.nominal(t.data[len(t.data)-int(last.size):]))
+	t.held, t.ended, t.end = false, true, last.tick+int64(last.dur)
+}
+
 // Flush writes the pending fragment: every sample whose duration is known, i.e. all but the
 // last of each track. It does nothing when there is none (or before the header).
 func (w *Writer) Flush() error {
@@ -431,11 +457,8 @@ func (w *Writer) Close() error {
 		return w.err
 	}
 	for i := range w.tracks {
-		t := &w.tracks[i]
-		if t.held {
-			last := &t.samples[len(t.samples)-1]
-			last.dur = uint32(t.nominal(t.data[len(t.data)-int(last.size):]))
-			t.held = false
+		if w.tracks[i].held {
+			w.tracks[i].finish()
 		}
 	}
 	err := w.flush()
@@ -449,6 +472,16 @@ func (w *Writer) Close() error {
 func (w *Writer) flush() error {
 	if !w.headerDone {
 		return nil
+	}
+	for i := range w.tracks {
+		// An audio track that had nothing new since the last fragment (its source stopped)
+		// gives its held packet the packet's own duration rather than keep it for a
+		// successor that may never come. Video keeps waiting: a still desktop sends no
+		// frames, and its last one lasts until the next.
+		t := &w.tracks[i]
+		if t.held && !t.video && t.carried {
+			t.finish()
+		}
 	}
 	total := 0
 	for i := range w.tracks {
@@ -540,6 +573,7 @@ func (w *Writer) flush() error {
 		cut := t.readyBytes(n)
 		t.data = t.data[:copy(t.data, t.data[cut:])]
 		t.samples = t.samples[:copy(t.samples, t.samples[n:])]
+		t.carried = t.held
 		w.pendingBytes += len(t.data)
 	}
 	w.fragStartSet = false
