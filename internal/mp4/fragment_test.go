@@ -441,3 +441,50 @@ func TestOpusSamples(t *testing.T) {
 		}
 	}
 }
+
+// TestStillVideo: a desktop that stops changing sends no frames for seconds while audio goes
+// on. The still frame lasts until the next one (no rebase, no gap, the tracks stay in sync),
+// and fragments are cut by time meanwhile, carrying audio only. (The fragment where video
+// resumes begins with the still frame, written once its duration is known.)
+func TestStillVideo(t *testing.T) {
+	var f memFile
+	w := newTestWriter(t, &f, Options{},
+		Track{Codec: H264, ParameterSets: [][]byte{testSPS, testPPS}}, Track{Codec: Opus})
+	frame := 0
+	for ms := 0; ms < 8000; ms += 10 {
+		now := time.Duration(ms) * time.Millisecond
+		if ms%20 == 0 {
+			mustWrite(t, w, 1, Sample{Data: opusPacket, Time: now})
+		}
+		// Frames at 0–1 s, then nothing until 6 s.
+		if (ms < 1000 || ms >= 6000) && ms%40 == 0 {
+			mustWrite(t, w, 0, Sample{Data: syntheticAU(frame%25 == 0, 100), Time: now, Keyframe: frame%25 == 0})
+			frame++
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s := w.Stats(); s.Rebased != 0 || s.Clamped != 0 || s.Samples != 400+75 {
+		t.Errorf("stats %+v", s)
+	}
+	audioOnly := 0
+	end := map[uint32]uint64{}
+	for i, fr := range f.fragments(t) {
+		if len(fr.Tracks) == 1 && fr.Tracks[0].ID == 2 {
+			audioOnly++
+		}
+		for _, ft := range fr.Tracks {
+			if e, ok := end[ft.ID]; ok && e != ft.BaseTime {
+				t.Errorf("fragment %d track %d: starts at %d, previous ended at %d", i, ft.ID, ft.BaseTime, e)
+			}
+			end[ft.ID] = ft.BaseTime + ft.Duration
+		}
+	}
+	if audioOnly < 3 {
+		t.Errorf("%d audio-only fragments during the 5 s still, want them cut by time", audioOnly)
+	}
+	if end[1] != 8000*90 || end[2] != 8000*48 {
+		t.Errorf("video ends at %d, audio at %d; want both at 8 s", end[1], end[2])
+	}
+}

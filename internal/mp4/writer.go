@@ -40,10 +40,11 @@ type Options struct {
 	// MaxFragmentDuration cuts a fragment even without a keyframe once it spans this long
 	// (a camera with very long GOPs). Default 10 × FragmentDuration.
 	MaxFragmentDuration time.Duration
-	// MaxGap is the largest step between two samples of a track taken as it is; a larger
-	// one (the source stalled, the clock jumped) is closed up: the track continues one
-	// sample duration after its last sample, and Stats.Rebased counts it. Default 10 s, at
-	// most a minute.
+	// MaxGap is the longest step forward between two samples of a track kept as it is: the
+	// earlier sample lasts until the later one (a still desktop sends no frames; its picture
+	// stands until the next), so the tracks stay in sync. A longer step (a clock that
+	// jumped) is closed up: the track continues one sample duration after its last sample,
+	// and Stats.Rebased counts it. Default 10 minutes, at most an hour.
 	MaxGap time.Duration
 	// Created is the creation time recorded in mvhd, tkhd and mdhd (zero: none).
 	Created time.Time
@@ -73,8 +74,9 @@ type Stats struct {
 	Dropped int64
 	// Clamped timestamps: not after their predecessor (jitter), placed one tick after it.
 	Clamped int64
-	// Rebased tracks: a step over MaxGap, or back by more than 200 ms; the track's timeline
-	// continues from its last sample.
+	// Rebased tracks: a step forward over MaxGap, or back by more than 200 ms (a clock
+	// step, which every track sees alike); the track's timeline continues from its last
+	// sample.
 	Rebased int64
 }
 
@@ -162,10 +164,11 @@ func NewWriter(w io.Writer, tracks []Track, opts Options) (*Writer, error) {
 	}
 	opts.MaxFragmentDuration = max(opts.MaxFragmentDuration, opts.FragmentDuration)
 	if opts.MaxGap <= 0 {
-		opts.MaxGap = 10 * time.Second
+		opts.MaxGap = 10 * time.Minute
 	}
-	if opts.MaxGap > time.Minute {
-		return nil, fmt.Errorf("%w: MaxGap %v over a minute", ErrTrack, opts.MaxGap)
+	if opts.MaxGap > time.Hour {
+		// Sample durations are 32-bit: an hour fits at any timescale up to maxTimescale.
+		return nil, fmt.Errorf("%w: MaxGap %v over an hour", ErrTrack, opts.MaxGap)
 	}
 	wr := &Writer{w: w, opts: opts, tracks: make([]track, len(tracks)), primary: -1, pageSize: os.Getpagesize()}
 	for i, tc := range tracks {
@@ -355,7 +358,10 @@ func (w *Writer) WriteSample(track int, s Sample) error {
 	now := fromTicks(tick, ts)
 	if w.fragStartSet {
 		span := now - w.fragStart
-		cut := span >= w.opts.FragmentDuration && track == w.primary && (s.Keyframe || !t.video)
+		// At the first keyframe of the primary track past FragmentDuration; by time when the
+		// primary track is idle (a still desktop) so that the other tracks still get cut.
+		cut := span >= w.opts.FragmentDuration &&
+			(track == w.primary && (s.Keyframe || !t.video) || track != w.primary && w.idle(w.primary, now))
 		cut = cut || span >= w.opts.MaxFragmentDuration
 		cut = cut || w.pendingBytes+size > maxFragmentBytes || len(t.samples) >= maxFragmentSamples
 		if cut {
@@ -381,6 +387,21 @@ func (w *Writer) WriteSample(track int, s Sample) error {
 		w.fragStart, w.fragStartSet = now, true
 	}
 	return nil
+}
+
+// idle reports whether track i has had no sample for FragmentDuration before now.
+func (w *Writer) idle(i int, now time.Duration) bool {
+	t := &w.tracks[i]
+	var last int64
+	switch {
+	case t.held:
+		last = t.samples[len(t.samples)-1].tick
+	case t.ended:
+		last = t.end
+	default:
+		return true
+	}
+	return now-fromTicks(last, t.cfg.Timescale) >= w.opts.FragmentDuration
 }
 
 // storedSize is the size of an Annex-B access unit once stored length-prefixed.
