@@ -75,6 +75,10 @@ func videoAUs(t testing.TB, codec string, frames, fps, gop int) (aus [][]byte, k
 	case "h264":
 		args = []string{"-f", "lavfi", "-i", src, "-frames:v", strconv.Itoa(frames), "-c:v", "libx264",
 			"-profile:v", "baseline", "-bf", "0", "-g", strconv.Itoa(gop), "-sc_threshold", "0", "-f", "h264"}
+	case "h264-intra":
+		// Every frame a large keyframe (the crash test wants big writes).
+		args = []string{"-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=" + strconv.Itoa(fps), "-frames:v", strconv.Itoa(frames),
+			"-c:v", "libx264", "-g", "1", "-crf", "5", "-f", "h264"}
 	case "hevc":
 		// AUDs make the access units easy to cut here (internal/media splits H.264 only).
 		args = []string{"-f", "lavfi", "-i", src, "-frames:v", strconv.Itoa(frames), "-c:v", "libx265",
@@ -82,7 +86,7 @@ func videoAUs(t testing.TB, codec string, frames, fps, gop int) (aus [][]byte, k
 			"-bsf:v", "hevc_metadata=aud=insert", "-f", "hevc"}
 	}
 	stream := ffmpegFile(t, "video."+codec, args...)
-	if codec == "h264" {
+	if codec != "hevc" {
 		r := media.NewAUReader(bytes.NewReader(stream), 0)
 		for {
 			au, err := r.Next()
@@ -212,15 +216,16 @@ func g711Packets(t testing.TB, seconds float64, format string) [][]byte {
 // probe is the part of ffprobe's JSON the tests read.
 type probe struct {
 	Streams []struct {
-		CodecName    string `json:"codec_name"`
-		CodecType    string `json:"codec_type"`
-		Width        int    `json:"width"`
-		Height       int    `json:"height"`
-		SampleRate   string `json:"sample_rate"`
-		Channels     int    `json:"channels"`
-		Duration     string `json:"duration"`
-		NbReadFrames string `json:"nb_read_frames"`
-		StartTime    string `json:"start_time"`
+		CodecName     string `json:"codec_name"`
+		CodecType     string `json:"codec_type"`
+		Width         int    `json:"width"`
+		Height        int    `json:"height"`
+		SampleRate    string `json:"sample_rate"`
+		Channels      int    `json:"channels"`
+		Duration      string `json:"duration"`
+		NbReadFrames  string `json:"nb_read_frames"`
+		NbReadPackets string `json:"nb_read_packets"`
+		StartTime     string `json:"start_time"`
 	} `json:"streams"`
 	Format struct {
 		Duration string `json:"duration"`
