@@ -1,7 +1,10 @@
 package mp4
 
 import (
+	"bytes"
+	"encoding/binary"
 	"math"
+	"os"
 	"strconv"
 	"testing"
 )
@@ -97,4 +100,27 @@ func TestH265Plays(t *testing.T) {
 		t.Errorf("duration %v, want 2 s", d)
 	}
 	decodes(t, path)
+}
+
+// TestH264HighPlays: High profile adds chroma format and bit depths to avcC.
+func TestH264HighPlays(t *testing.T) {
+	aus, keys := videoAUs(t, "h264-high", 30, 30, 30)
+	path, _ := writeFile(t, Options{}, videoInput(H264, aus, keys, 30))
+	p, err := ffprobe(t, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := p.Streams[0]; v.CodecName != "h264" || v.NbReadFrames != "30" {
+		t.Errorf("video %s, %s frames; want h264, 30", v.CodecName, v.NbReadFrames)
+	}
+	decodes(t, path)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(b, []byte("avcC"))
+	size := int(binary.BigEndian.Uint32(b[i-4:]))
+	if ext := b[i-4+size-4 : i-4+size]; b[i+5] != 100 || !bytes.Equal(ext, []byte{0xfd, 0xf8, 0xf8, 0}) {
+		t.Errorf("avcC profile %d, extension % x; want 100, fd f8 f8 00 (4:2:0, 8 bits)", b[i+5], ext)
+	}
 }

@@ -75,6 +75,9 @@ func videoAUs(t testing.TB, codec string, frames, fps, gop int) (aus [][]byte, k
 	case "h264":
 		args = []string{"-f", "lavfi", "-i", src, "-frames:v", strconv.Itoa(frames), "-c:v", "libx264",
 			"-profile:v", "baseline", "-bf", "0", "-g", strconv.Itoa(gop), "-sc_threshold", "0", "-f", "h264"}
+	case "h264-high":
+		args = []string{"-f", "lavfi", "-i", src, "-frames:v", strconv.Itoa(frames), "-c:v", "libx264",
+			"-profile:v", "high", "-bf", "0", "-g", strconv.Itoa(gop), "-f", "h264"}
 	case "h264-intra":
 		// Every frame a large keyframe (the crash test wants big writes).
 		args = []string{"-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=" + strconv.Itoa(fps), "-frames:v", strconv.Itoa(frames),

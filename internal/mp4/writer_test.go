@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -74,6 +75,10 @@ func writeFile(t testing.TB, opts Options, inputs ...input) (string, Stats) {
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if dir := os.Getenv("MP4_KEEP"); dir != "" { // keep the file for a look with other tools
+		b, _ := os.ReadFile(path)
+		_ = os.WriteFile(filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+".mp4"), b, 0o644)
 	}
 	return path, w.Stats()
 }
