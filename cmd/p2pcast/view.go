@@ -71,7 +71,8 @@ func runView(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fs.PrintDefaults()
 		fmt.Fprint(fs.Output(), viewExitCodes)
 	}
-	out := fs.String("out", "", "write H.264 Annex-B to `FILE`, or - for stdout")
+	out := fs.String("out", "", "write what arrives to `FILE`, or - for stdout (see --format)")
+	format := fs.String("format", "", "--out's format: mp4 (fragmented MP4, video and audio; playable while it grows) or annexb (H.264 only); default: mp4 for a FILE ending in .mp4, else annexb")
 	duration := fs.Duration("duration", 0, "stop this long after the first frame (0: until interrupted)")
 	frames := fs.Int("frames", 0, "stop after this many frames")
 	stats := fs.String("stats", "", "'json': print one JSON line of results at the end (stderr when --out -)")
@@ -151,6 +152,17 @@ func runView(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 
+	switch *format {
+	case "":
+		opts.Format = viewer.FormatAnnexB
+		if strings.HasSuffix(strings.ToLower(*out), ".mp4") {
+			opts.Format = viewer.FormatMP4
+		}
+	case viewer.FormatAnnexB, viewer.FormatMP4:
+		opts.Format = *format
+	default:
+		return fmt.Errorf("%w: --format %q: want mp4 or annexb", errUsage, *format)
+	}
 	statsOut := stdout
 	switch *out {
 	case "":

@@ -3,6 +3,7 @@ package viewer
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"slices"
 	"strings"
 	"time"
@@ -20,8 +21,7 @@ type audioCounter struct {
 	delays      []float64
 }
 
-// readAudio counts the audio track's packets until ctx ends: audio is reported, not decoded
-// (writing it to a file comes with the recorder's MP4 muxer).
+// readAudio counts the audio track's packets until ctx ends, and with an MP4 output writes them.
 func (rc *receiver) readAudio(ctx context.Context, t *webrtc.TrackRemote, absID uint8) {
 	name := t.Codec().MimeType
 	name = name[strings.IndexByte(name, '/')+1:]
@@ -29,6 +29,9 @@ func (rc *receiver) readAudio(ctx context.Context, t *webrtc.TrackRemote, absID 
 	rc.audio.on = true
 	rc.audio.res.Codec = name
 	rc.mu.Unlock()
+	if rc.mp4 != nil {
+		rc.mp4.audioTrack(name)
+	}
 	var pkt rtp.Packet
 	buf := make([]byte, 1500)
 	for ctx.Err() == nil {
@@ -57,6 +60,21 @@ func (rc *receiver) readAudio(ctx context.Context, t *webrtc.TrackRemote, absID 
 			}
 		}
 		rc.mu.Unlock()
+		if rc.mp4 != nil {
+			at := now
+			if absID != 0 {
+				if ext := pkt.GetExtension(absID); len(ext) >= 8 {
+					at = ntpToTime(binary.BigEndian.Uint64(ext))
+				}
+			}
+			if err := rc.mp4.audioPacket(pkt.Payload, at); err != nil {
+				if !errors.Is(err, errOutputClosed) {
+					rc.o.Logger.Error("writing output", "err", err)
+					rc.done()
+				}
+				return
+			}
+		}
 		if done {
 			rc.done()
 			return

@@ -62,8 +62,11 @@ type Options struct {
 	// after Watch started; 0 waits as long as ctx allows.
 	FirstFrameTimeout time.Duration
 
-	// Out receives the access units in Annex-B; may be nil.
+	// Out receives what arrives, in Format; may be nil.
 	Out io.Writer
+	// Format is Out's: FormatAnnexB (the default: the H.264 access units) or FormatMP4
+	// (fragmented MP4 with the audio too).
+	Format string
 	// Duration counts from the first frame; 0 watches until ctx ends.
 	Duration time.Duration
 	// Frames stops after this many frames; 0 means no limit.
@@ -281,6 +284,9 @@ func Watch(ctx context.Context, o Options) (Result, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	rc := &receiver{o: o, start: start, done: func() { cancel(errDone) }}
+	if o.Out != nil && o.Format == FormatMP4 {
+		rc.mp4 = newMP4Out(o.Out)
+	}
 	rc.res.Signaling = sig.kind()
 	var pcRef atomic.Pointer[webrtc.PeerConnection]
 	if o.FirstFrameTimeout > 0 {
@@ -413,6 +419,11 @@ func Watch(ctx context.Context, o Options) (Result, error) {
 		rc.timer.Stop()
 	}
 	rc.mu.Unlock()
+	if rc.mp4 != nil {
+		if err := rc.mp4.close(); err != nil {
+			o.Logger.Error("writing output", "err", err)
+		}
+	}
 	res := rc.result()
 	if res.Frames == 0 && res.Audio == nil {
 		return res, noMedia(cause, sig)
@@ -502,6 +513,7 @@ type receiver struct {
 	mu        sync.Mutex
 	res       Result
 	audio     audioCounter
+	mp4       *mp4Out // the output, with Format mp4; nil otherwise
 	requestAt time.Time
 	first     time.Time
 	last      time.Time
@@ -626,12 +638,23 @@ func (rc *receiver) depacketize(d *codec.H264Depacketizer, pkt *rtp.Packet, p []
 	rc.last = now
 	frames := rc.res.Frames
 	rc.mu.Unlock()
-	if rc.o.Out != nil {
-		if _, err := rc.o.Out.Write(au); err != nil {
-			rc.o.Logger.Error("writing output", "err", err)
-			rc.done()
-			return true
+	var err error
+	switch {
+	case rc.mp4 != nil:
+		at := capture
+		if at.IsZero() {
+			at = now
 		}
+		err = rc.mp4.video(au, key, at, now)
+	case rc.o.Out != nil:
+		_, err = rc.o.Out.Write(au)
+	}
+	if err != nil {
+		if !errors.Is(err, errOutputClosed) {
+			rc.o.Logger.Error("writing output", "err", err)
+		}
+		rc.done()
+		return true
 	}
 	if rc.o.OnFrame != nil {
 		rc.o.OnFrame(au, key, pkt.Timestamp)
