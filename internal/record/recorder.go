@@ -40,7 +40,9 @@ type Status struct {
 	// Dropped counts frames the recorder missed (its queue was full: the disk was slow) and
 	// samples its writer refused.
 	Dropped uint64 `json:"dropped"`
-	Error   string `json:"error,omitempty"`
+	// Frames counts the frames the recorder took off the stream.
+	Frames uint64 `json:"frames"`
+	Error  string `json:"error,omitempty"`
 }
 
 // Recorder records a Source continuously into segments (see docs/recording.md).
@@ -246,6 +248,9 @@ func (r *Recorder) follow(ctx context.Context, info stream.Info, changed <-chan 
 			idle.Reset(r.IdleClose)
 			err := r.frame(f, tracks, names, index, primary)
 			f.Release()
+			r.mu.Lock()
+			r.status.Frames++
+			r.mu.Unlock()
 			if err != nil {
 				return err
 			}
@@ -260,11 +265,15 @@ func frameDuration(fps float64) time.Duration {
 	return time.Duration(float64(time.Second) / fps)
 }
 
+// segmentSlack: a keyframe this close to the segment length cuts (capture times jitter; a
+// 30 fps clock in whole nanoseconds lands a hair short of 2 s at frame 60).
+const segmentSlack = 10 * time.Millisecond
+
 // frame writes one frame, opening and cutting segments at keyframes.
 func (r *Recorder) frame(f *stream.Frame, tracks []mp4.Track, names []string, index map[uint8]int, primary uint8) error {
 	capture := time.Unix(0, f.Capture)
 	starts := primary == 0 || (f.Track == primary && f.Keyframe)
-	if starts && (r.seg == nil || capture.Sub(r.seg.start) >= r.opts.Segment) {
+	if starts && (r.seg == nil || capture.Sub(r.seg.start) >= r.opts.Segment-segmentSlack) {
 		if err := r.closeSegment(); err != nil {
 			return err
 		}
