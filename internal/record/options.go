@@ -16,8 +16,8 @@ var ErrOptions = errors.New("record: bad options")
 const (
 	DefaultSegment = 60 * time.Second
 	DefaultMaxAge  = 7 * 24 * time.Hour
-	DefaultMaxSize = Bytes(2 << 30)
-	DefaultMinFree = Bytes(512 << 20)
+	DefaultMaxSize = Bytes(2e9)
+	DefaultMinFree = Bytes(512e6)
 )
 
 // Options configure a Recorder; zero values take the defaults.
