@@ -16,6 +16,7 @@ import (
 
 	"github.com/p2pcast/p2pcast/internal/device"
 	"github.com/p2pcast/p2pcast/internal/peer"
+	"github.com/p2pcast/p2pcast/internal/record"
 )
 
 func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -63,6 +64,13 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.BoolVar(&cfg.Hub.Insecure, "insecure-hub", false, "allow ws:// (no TLS) to a hub at a public address")
 	stun := fs.String("stun", "", "STUN server(s) for LAN mode, comma-separated (stun:HOST:PORT); a hub supplies its own")
 	pprofAddr := fs.String("pprof", "", "serve Go's profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; off by default")
+	fs.StringVar(&cfg.Record.Dir, "record-dir", "", "record continuously into this directory: fragmented MP4 segments YYYY/MM/DD/<start>_<seq>.mp4 and index.jsonl (default: no recording)")
+	fs.DurationVar(&cfg.Record.Segment, "record-segment", record.DefaultSegment, "a recording segment's length (cut at the first keyframe after it)")
+	recordMaxAge := record.Age(record.DefaultMaxAge)
+	fs.Var(&recordMaxAge, "record-max-age", "delete recordings older than this (e.g. 7d, 36h)")
+	cfg.Record.MaxSize, cfg.Record.MinFree = record.DefaultMaxSize, record.DefaultMinFree
+	fs.Var(&cfg.Record.MaxSize, "record-max-size", "keep at most this much recorded (oldest deleted first; SI units: 2GB)")
+	fs.Var(&cfg.Record.MinFree, "record-min-free", "keep this much of the disk free: delete the oldest recordings, then pause recording")
 	verbose := fs.Bool("v", false, "debug logs")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -70,6 +78,7 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
+	cfg.Record.MaxAge = time.Duration(recordMaxAge)
 	if cfg.Source == "wayland" {
 		// A desktop streams at its own size, and smoothly, unless told otherwise.
 		set := map[string]bool{}

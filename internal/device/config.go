@@ -16,6 +16,7 @@ import (
 
 	"github.com/p2pcast/p2pcast/internal/auth"
 	"github.com/p2pcast/p2pcast/internal/peer"
+	"github.com/p2pcast/p2pcast/internal/record"
 	"github.com/p2pcast/p2pcast/internal/rtsp"
 )
 
@@ -163,6 +164,9 @@ type Config struct {
 	// encoders slowed down to what viewers' paths take. Off, the encoders run as configured
 	// and every viewer gets the main stream (pacing and retransmission stay).
 	Adapt bool
+	// Record, with its Dir set, records the stream continuously on the device's disk
+	// (internal/record; docs/recording.md).
+	Record record.Options
 }
 
 // LANAuth is how the device checks tokens on its own endpoints.
@@ -281,6 +285,11 @@ func (c Config) Validate() error {
 	}
 	if c.MaxViewers < 1 {
 		errs = append(errs, fmt.Errorf("max viewers %d: want at least 1", c.MaxViewers))
+	}
+	if c.Record.Dir != "" {
+		if err := c.Record.Validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/p2pcast/p2pcast/internal/input"
 	"github.com/p2pcast/p2pcast/internal/lifecycle"
 	"github.com/p2pcast/p2pcast/internal/peer"
+	"github.com/p2pcast/p2pcast/internal/record"
 	"github.com/p2pcast/p2pcast/internal/signal"
 	"github.com/p2pcast/p2pcast/internal/stream"
 	"github.com/p2pcast/p2pcast/internal/udpbatch"
@@ -58,6 +59,7 @@ type Device struct {
 	desktop   *desktop       // the wayland source's backend, or nil
 	control   *input.Control // the desktop's control channel (wayland source), or nil
 	revoked   revocations
+	recorder  *record.Recorder // with Config.Record.Dir, once started
 }
 
 // New prepares a device; Run starts it.
@@ -163,6 +165,7 @@ type Ready struct {
 //	hub         the outbound link to the hub (with --hub)
 //	producer    starts and restarts p2pcast-capture (the test pattern, the desktop)
 //	control     the desktop's input: who drives it (wayland source)
+//	record      records the stream into segments (with --record-dir)
 //
 // A recorder, an RTSP client or metrics join as components of their own.
 func (d *Device) Run(ctx context.Context, ready func(Ready)) error {
@@ -315,6 +318,9 @@ func (d *Device) Run(ctx context.Context, ready func(Ready)) error {
 		Name: "adapt",
 		Run:  func(ctx context.Context) error { d.adapter.run(ctx); return nil },
 	})
+	if c, ok := d.recordComponent(); ok {
+		components = append(components, c)
+	}
 	if ready != nil {
 		components = append(components, lifecycle.Component{
 			Name: "ready",
@@ -488,6 +494,8 @@ type Status struct {
 	UDP *udpbatch.Stats `json:"udp,omitempty"`
 	// Control is who drives the desktop (the wayland source).
 	Control *input.Status `json:"control,omitempty"`
+	// Record is the recorder's state (with --record-dir).
+	Record *record.Status `json:"record,omitempty"`
 }
 
 func (d *Device) status(w http.ResponseWriter, r *http.Request) {
@@ -511,6 +519,7 @@ func (d *Device) status(w http.ResponseWriter, r *http.Request) {
 		c := d.control.Status()
 		st.Control = &c
 	}
+	st.Record = d.recordStatus()
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(st)
 }
