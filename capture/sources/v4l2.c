@@ -600,8 +600,10 @@ static int v4l2_take(void *state, struct pc_source_picture *out, char *err, size
 	if (!have)
 		return 0;
 	bool ok = convert(s, &newest);
-	if (!ok)
-		s->stats.corrupt++;
+	if (!ok && s->stats.corrupt++ == 0)
+		pc_log("v4l2: %s: a %s picture of %u bytes could not be converted: skipped (later ones are only counted)%s",
+		       s->device, pc_v4l2_format_name(s->format), newest.bytesused,
+		       s->format == PC_V4L2_MJPEG ? "; libyuv decodes only 4:2:0 JPEGs (--v4l2-format yuyv or nv12 then)" : "");
 	*out = (struct pc_source_picture){
 		.frame = &s->frame,
 		.capture_ns = capture_time(s, &newest),
