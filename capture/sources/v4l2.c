@@ -218,7 +218,7 @@ static int check_caps(struct v4l2_source *s, char *err, size_t err_size)
 		snprintf(err, err_size, "%s: VIDIOC_QUERYCAP: %s (not a V4L2 device?)", s->device, strerror(e));
 		return e == ENOTTY ? -ENOTTY : -e;
 	}
-	uint32_t caps = cap.capabilities & V4L2_CAP_DEVICE_CAPS ? cap.device_caps : cap.capabilities;
+	uint32_t caps = (cap.capabilities & V4L2_CAP_DEVICE_CAPS) ? cap.device_caps : cap.capabilities;
 	if (caps & (V4L2_CAP_VIDEO_M2M | V4L2_CAP_VIDEO_M2M_MPLANE)) {
 		snprintf(err, err_size, "%s (%.32s): a memory-to-memory encoder or decoder, not a camera", s->device,
 			 (const char *)cap.card);
@@ -315,6 +315,8 @@ static int start_buffers(struct v4l2_source *s, char *err, size_t err_size)
 		return -ENOMEM;
 	}
 	unsigned n = req.count > PC_V4L2_BUFFERS ? PC_V4L2_BUFFERS : req.count;
+	/* cppcheck cannot see the driver (through a pointer) set req.count. */
+	// cppcheck-suppress knownConditionTrueFalse
 	for (unsigned i = 0; i < n; i++) {
 		struct v4l2_buffer b = {.index = i, .type = V4L2_BUF_TYPE_VIDEO_CAPTURE, .memory = V4L2_MEMORY_MMAP};
 		if (xioctl(s, VIDIOC_QUERYBUF, &b) < 0) {
@@ -401,7 +403,7 @@ int pc_v4l2_init(void **state, const struct pc_source_config *config, const stru
 	ret = check_caps(s, err, err_size);
 	if (ret < 0)
 		goto error;
-	struct choice c;
+	struct choice c = {0};
 	ret = choose_format(s, asked, want_w, want_h, fps_num, fps_den, &c, err, err_size);
 	if (ret < 0)
 		goto error;

@@ -703,7 +703,7 @@ static void test_v4l2_h264_passthrough(void)
 	/* A camera without those controls: -ENOTSUP, asked once only. */
 	f.has_ctrls = false;
 	CHECK_EQ(pc_v4l2_source.request_keyframe(s), -ENOTSUP);
-	f.has_ctrls = true;
+	f.has_ctrls = true; // cppcheck-suppress redundantAssignment
 	CHECK_EQ(pc_v4l2_source.request_keyframe(s), -ENOTSUP);
 	CHECK_EQ(f.keyframe_requests, 1);
 	struct pc_v4l2_stats st;
