@@ -1253,7 +1253,7 @@ static int restart_renditions(struct pc_capture *cap, int width, int height);
  * cannot take the new size. */
 static int take_picture(struct pc_capture *cap)
 {
-	struct pc_source_picture pic;
+	struct pc_source_picture pic = {0}; /* sources that predate au leave it alone */
 	char err[256] = "";
 	int64_t start = pc_clock_ns(CLOCK_MONOTONIC);
 	int ret = cap->source_ops->take(cap->source, &pic, err, sizeof(err));
