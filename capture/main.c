@@ -14,7 +14,11 @@
  * loop waits for its next picture and encodes it when it comes, at most --fps a second (the
  * newest of those that came meanwhile); with nothing new it sends the last picture again only as
  * a keep-alive (--keepalive-ms) or when the device asks for a keyframe (at once). A picture of
- * another size re-creates the encoders at that size, starting with an IDR. */
+ * another size re-creates the encoders at that size, starting with an IDR.
+ *
+ * A camera (--source v4l2) is such a source too, each of its frames being news. One that gives
+ * H.264 itself is passed through: its access units go out as they come, none held back, repeated
+ * or re-encoded; keyframe and bitrate requests are passed on to it (when it takes them). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -45,6 +49,7 @@
 #include "sources/pipewire.h"
 #include "sources/source.h"
 #include "sources/testpattern.h"
+#include "sources/v4l2.h"
 #include "sources/wayland.h"
 
 #define PROG PC_PROG
@@ -95,6 +100,8 @@ struct pc_capture_config {
 	bool cursor;            /* wayland, pipewire: draw the pointer in */
 	int pipewire_fd;        /* pipewire: an inherited PipeWire remote, -1 = the default daemon */
 	uint32_t pipewire_node; /* pipewire: the stream's node id, UINT32_MAX = not given */
+	const char *device;     /* v4l2: the camera, NULL = /dev/video0 */
+	const char *v4l2_format; /* v4l2: yuyv, nv12, mjpeg, h264 or auto (NULL) */
 	uint32_t keepalive_ms;  /* damage-driven sources: the last picture again after this long */
 	uint32_t fps_num;
 	uint32_t fps_den;
@@ -130,6 +137,14 @@ struct pc_capture_config {
 #else
 #define PC_PIPEWIRE_NAME ""
 #endif
+#ifndef PC_HAVE_V4L2
+#define PC_HAVE_V4L2 1
+#endif
+#if PC_HAVE_V4L2
+#define PC_V4L2_NAME ", v4l2"
+#else
+#define PC_V4L2_NAME ""
+#endif
 
 static const struct pc_source_ops *const sources[] = {
 	&pc_testpattern_source,
@@ -139,6 +154,9 @@ static const struct pc_source_ops *const sources[] = {
 #if PC_HAVE_PIPEWIRE
 	&pc_pipewire_source,
 #endif
+#if PC_HAVE_V4L2
+	&pc_v4l2_source,
+#endif
 };
 
 static bool damage_driven(const struct pc_source_ops *ops)
@@ -146,10 +164,11 @@ static bool damage_driven(const struct pc_source_ops *ops)
 	return ops->take != NULL;
 }
 
-/* A screen: sized by its first picture unless --size says otherwise. */
+/* A screen (or a camera, whose driver has the last word on the size): sized by its first picture,
+ * or --size (for a camera: asked for). */
 static bool screen_source(const char *name)
 {
-	return strcmp(name, "wayland") == 0 || strcmp(name, "pipewire") == 0;
+	return strcmp(name, "wayland") == 0 || strcmp(name, "pipewire") == 0 || strcmp(name, "v4l2") == 0;
 }
 
 static const struct pc_source_ops *find_source(const char *name)
@@ -173,7 +192,8 @@ static void print_usage(FILE *out)
 		"                      wlroots compositor such as sway, via wlr-screencopy; needs\n"
 		"                      WAYLAND_DISPLAY and XDG_RUNTIME_DIR) or pipewire (a PipeWire\n"
 		"                      screen-cast stream, as the desktop portal of GNOME and KDE\n"
-		"                      hands one out: --pipewire-node, --pipewire-fd)\n"
+		"                      hands one out: --pipewire-node, --pipewire-fd) or v4l2 (a\n"
+		"                      camera: --device, --v4l2-format)\n"
 		"  --pattern NAME      what the test pattern draws: bars (default; easy to compress)\n"
 		"                      or busy (noise, fast motion and a scene cut every 3 s: an\n"
 		"                      encoder spends its whole bitrate on it)\n"
@@ -202,6 +222,14 @@ static void print_usage(FILE *out)
 		"                      the cursor metadata is not drawn, an embedded cursor stays)\n"
 		"  --keepalive-ms N    on a still screen, send the last picture again every N ms so\n"
 		"                      viewers' streams stay alive (default 1000, at least 10)\n"
+		"\n"
+		"Camera (--source v4l2; docs/capture-v4l2.md): --size and --fps are asked of the\n"
+		"camera, which may give the nearest it has (default 1280x720 at 30).\n"
+		"  --device PATH       the V4L2 capture device (default /dev/video0)\n"
+		"  --v4l2-format F     yuyv, nv12, mjpeg (decoded and encoded here), h264 (the\n"
+		"                      camera's own, passed through as it is: --bitrate and keyframe\n"
+		"                      requests go to the camera when it takes them; no --sub) or\n"
+		"                      auto (default: h264 at the asked size, else nv12, yuyv, mjpeg)\n"
 		"\n"
 		"Sub stream (only with --socket):\n"
 		"  --sub WxH           also send each picture downscaled to WxH (even, at most the\n"
@@ -363,6 +391,8 @@ enum {
 	OPT_KEEPALIVE_MS,
 	OPT_PIPEWIRE_FD,
 	OPT_PIPEWIRE_NODE,
+	OPT_DEVICE,
+	OPT_V4L2_FORMAT,
 	OPT_HELP,
 };
 
@@ -393,6 +423,8 @@ static int parse_args(int argc, char **argv, struct pc_capture_config *config)
 		{"keepalive-ms", required_argument, NULL, OPT_KEEPALIVE_MS},
 		{"pipewire-fd", required_argument, NULL, OPT_PIPEWIRE_FD},
 		{"pipewire-node", required_argument, NULL, OPT_PIPEWIRE_NODE},
+		{"device", required_argument, NULL, OPT_DEVICE},
+		{"v4l2-format", required_argument, NULL, OPT_V4L2_FORMAT},
 		{"help", no_argument, NULL, OPT_HELP},
 		{NULL, 0, NULL, 0},
 	};
@@ -426,7 +458,7 @@ static int parse_args(int argc, char **argv, struct pc_capture_config *config)
 			break;
 		case OPT_SOURCE:
 			if (!find_source(optarg))
-				return usage_error("--source: unknown source '%s' (available in this build: testpattern" PC_WAYLAND_NAME PC_PIPEWIRE_NAME ")",
+				return usage_error("--source: unknown source '%s' (available in this build: testpattern" PC_WAYLAND_NAME PC_PIPEWIRE_NAME PC_V4L2_NAME ")",
 				                    optarg);
 			config->source = optarg;
 			break;
@@ -535,6 +567,19 @@ static int parse_args(int argc, char **argv, struct pc_capture_config *config)
 				return usage_error("--pipewire-node: expected a node id such as 42, got '%s'", optarg);
 			config->pipewire_node = (uint32_t)v;
 			break;
+		case OPT_DEVICE:
+			if (!*optarg)
+				return usage_error("--device: expected a V4L2 device such as /dev/video0");
+			config->device = optarg;
+			break;
+		case OPT_V4L2_FORMAT: {
+			const char *f = optarg;
+			if (strcmp(f, "auto") && strcmp(f, "yuyv") && strcmp(f, "nv12") && strcmp(f, "mjpeg") &&
+			    strcmp(f, "h264"))
+				return usage_error("--v4l2-format: expected yuyv, nv12, mjpeg, h264 or auto, got '%s'", f);
+			config->v4l2_format = f;
+			break;
+		}
 		case OPT_HELP:
 			print_usage(stdout);
 			return 1;
@@ -568,6 +613,10 @@ static int parse_args(int argc, char **argv, struct pc_capture_config *config)
 		return usage_error("--pipewire-fd and --pipewire-node are for --source pipewire");
 	if (pipewire && config->pipewire_node == UINT32_MAX)
 		return usage_error("--source pipewire needs --pipewire-node ID (the portal's stream node)");
+	if (strcmp(config->source, "v4l2") != 0 && (config->device || config->v4l2_format))
+		return usage_error("--device and --v4l2-format are for --source v4l2");
+	if (config->v4l2_format && strcmp(config->v4l2_format, "h264") == 0 && config->sub_width)
+		return usage_error("--sub: the camera's H.264 is passed through, not decoded: no sub stream from it");
 	if (config->sub_width) {
 		/* A smaller rendition of the same pictures: downscaling only. */
 		if (size_known && (config->sub_width > config->width || config->sub_height > config->height ||
@@ -652,6 +701,12 @@ struct pc_capture {
 	int64_t picture_ns;        /* its capture time, CLOCK_REALTIME */
 	bool picture_sent;
 	int64_t last_capture_ns;   /* of the last picture sent: kept increasing */
+	/* A source of encoded pictures (a camera's H.264): its access units are sent as they are,
+	 * no encoder runs (rend[] keeps only tracks and counters). */
+	bool passthrough;
+	const uint8_t *au;         /* the last one taken: the source's, valid until its next take() */
+	size_t au_size;
+	bool au_keyframe;
 	int64_t last_sent;         /* CLOCK_MONOTONIC */
 	int64_t keepalive_ns;
 	int refines_left;          /* repeats still due REFINE_MS apart after the last change */
@@ -872,6 +927,10 @@ static struct pc_rendition *rendition_of(struct pc_capture *cap, uint8_t track)
 static void apply_fps(struct pc_capture *cap, uint16_t num, uint16_t den)
 {
 	int err = 0, done = 0;
+	if (cap->passthrough) {
+		pc_log("FPS %u/%u ignored: the camera's own H.264 is passed through at its rate", num, den);
+		return;
+	}
 	for (; done < cap->n_rend; done++) {
 		err = cap->encoder_ops->set_fps(cap->rend[done].encoder, num, den);
 		if (err < 0)
@@ -910,6 +969,16 @@ static void apply_video_control(struct pc_capture *cap, struct pc_rendition *r,
 		r->force_idr = true;
 		break;
 	case PC_IPC_BITRATE:
+		if (cap->passthrough) {
+			/* The camera encodes: it may take a bitrate (or keep its own, and say so once). */
+			err = cap->source_ops->set_bitrate ? cap->source_ops->set_bitrate(cap->source, msg->u.bitrate)
+							   : -ENOTSUP;
+			if (err == 0) {
+				pc_log("%sbitrate %u bit/s (asked of the camera)", what, msg->u.bitrate);
+				r->bitrate = msg->u.bitrate;
+			}
+			break;
+		}
 		err = cap->encoder_ops->set_bitrate(r->encoder, msg->u.bitrate, &applied);
 		if (err < 0)
 			pc_log("%sBITRATE %u refused by the encoder: %s", what, msg->u.bitrate, strerror(-err));
@@ -1047,7 +1116,9 @@ static int encode_and_send(struct pc_capture *cap, struct pc_rendition *r, const
 	struct pc_encoded au;
 	/* After pictures skipped for want of viewers, start again where a decoder can. */
 	bool idr = r->force_idr || r->idle;
-	if (cap->encoder_ops->encode(r->encoder, frame, idr, &au) < 0) {
+	if (cap->passthrough)
+		au = (struct pc_encoded){.data = cap->au, .size = cap->au_size, .keyframe = cap->au_keyframe};
+	else if (cap->encoder_ops->encode(r->encoder, frame, idr, &au) < 0) {
 		pc_log("%s: encoding picture %u of the %s stream failed", cap->encoder_ops->name,
 		       cap->seq, r->label);
 		return -1;
@@ -1182,7 +1253,7 @@ static int restart_renditions(struct pc_capture *cap, int width, int height);
  * cannot take the new size. */
 static int take_picture(struct pc_capture *cap)
 {
-	struct pc_source_picture pic;
+	struct pc_source_picture pic = {0}; /* sources that predate au leave it alone */
 	char err[256] = "";
 	int64_t start = pc_clock_ns(CLOCK_MONOTONIC);
 	int ret = cap->source_ops->take(cap->source, &pic, err, sizeof(err));
@@ -1193,7 +1264,13 @@ static int take_picture(struct pc_capture *cap)
 	if (ret == 0)
 		return 0;
 	cap->draw_ns_total += pc_clock_ns(CLOCK_MONOTONIC) - start;
-	if (cap->n_rend == 0) {
+	if (pic.au) {
+		cap->passthrough = true;
+		cap->au = pic.au;
+		cap->au_size = pic.au_size;
+		cap->au_keyframe = pic.keyframe;
+	}
+	if (cap->n_rend == 0 || cap->passthrough) {
 		cap->width = pic.frame->width;
 		cap->height = pic.frame->height;
 	} else if (pic.frame->width != cap->width || pic.frame->height != cap->height) {
@@ -1232,9 +1309,21 @@ static int send_last_picture(struct pc_capture *cap)
 	return encode_picture(cap, cap->picture, capture_ns);
 }
 
-/* A rendition that will be encoded wants an IDR (the device asked, or it just connected). */
-static bool idr_wanted(const struct pc_capture *cap)
+/* A rendition that will be encoded wants an IDR (the device asked, or it just connected). A
+ * camera that encodes is asked for one instead (when it can be): its next access units go out as
+ * they come. */
+static bool idr_wanted(struct pc_capture *cap)
 {
+	if (cap->passthrough) {
+		for (int i = 0; i < cap->n_rend; i++) {
+			if (!cap->rend[i].force_idr)
+				continue;
+			cap->rend[i].force_idr = false;
+			if (cap->source_ops->request_keyframe)
+				cap->source_ops->request_keyframe(cap->source);
+		}
+		return false;
+	}
 	for (int i = 0; i < cap->n_rend; i++)
 		if (cap->rend[i].force_idr && rendition_active(cap, &cap->rend[i]))
 			return true;
@@ -1293,7 +1382,9 @@ static int run_damage_driven(struct pc_capture *cap)
 			continue;
 		}
 		int64_t now = pc_clock_ns(CLOCK_MONOTONIC);
-		int64_t next_allowed = cap->last_sent + cap->period_ns;
+		/* Every access unit of a camera's own H.264 goes out as it comes: none may wait (its
+		 * buffers would fill and the driver drop some) or be coalesced. */
+		int64_t next_allowed = cap->passthrough ? 0 : cap->last_sent + cap->period_ns;
 		/* A change is followed by REFINES repeats of its picture, REFINE_MS apart: a large
 		 * change (a new window) may have been encoded coarsely within its budget, and the
 		 * repeats bring it to full quality while the screen is still. Then the keep-alive. */
@@ -1338,8 +1429,10 @@ static int run_damage_driven(struct pc_capture *cap)
 					return -1;
 				send = ret > 0;
 			}
-			if (!send && watch_source && pc_clock_ns(CLOCK_MONOTONIC) >= keepalive_at)
-				send = true; /* the keep-alive: the same picture again */
+			/* The keep-alive: the same picture again (never an access unit: a decoder takes
+			 * each one once). */
+			if (!send && watch_source && !cap->passthrough && pc_clock_ns(CLOCK_MONOTONIC) >= keepalive_at)
+				send = true;
 		}
 		if (!send || stop_signal)
 			continue;
@@ -1512,6 +1605,10 @@ static int start_renditions(struct pc_capture *cap, const struct pc_rendition *c
 			.intra_refresh = is_sub,
 			.screen = cap->source_ops->wait_fd != NULL,
 		};
+		if (cap->passthrough) {
+			cap->n_rend = 1; /* the camera encodes; nothing to scale or encode here */
+			break;
+		}
 		ret = cap->encoder_ops->init(&r->encoder, &encoder_config, err, err_size);
 		if (ret < 0)
 			goto error;
@@ -1629,6 +1726,14 @@ int main(int argc, char **argv)
 		ret = pc_pipewire_init(&cap.source, &source_config, &options, err, sizeof(err));
 	} else
 #endif
+#if PC_HAVE_V4L2
+	if (cap.source_ops == &pc_v4l2_source) {
+		struct pc_v4l2_options options = {.device = config.device};
+		if (config.v4l2_format)
+			pc_v4l2_format_parse(config.v4l2_format, &options.format);
+		ret = pc_v4l2_init(&cap.source, &source_config, &options, err, sizeof(err));
+	} else
+#endif
 	{
 		ret = cap.source_ops->init(&cap.source, &source_config, err, sizeof(err));
 	}
@@ -1647,6 +1752,11 @@ int main(int argc, char **argv)
 		if (!pc_h264_level_find(cap.width, cap.height, config.fps_num, config.fps_den, config.bitrate)) {
 			pc_log("%s: %dx%d at %u/%u fps and %u bit/s is beyond H.264 level 5.2 (--size WxH scales it down)",
 			       config.source, cap.width, cap.height, config.fps_num, config.fps_den, config.bitrate);
+			goto out;
+		}
+		if (config.sub_width && cap.passthrough) {
+			pc_log("--sub: the camera's H.264 is passed through, not decoded: no sub stream from it (--v4l2-format nv12, yuyv or mjpeg)");
+			exit_code = EXIT_USAGE;
 			goto out;
 		}
 		if (config.sub_width && (config.sub_width > cap.width || config.sub_height > cap.height ||

@@ -44,6 +44,13 @@ struct pc_source_picture {
 	/* The bounding box of what changed since the previous picture, in frame's pixels (the
 	 * whole frame for the first one, and after a size change). */
 	struct pc_rect damage;
+	/* A source of already-encoded pictures (a camera's own H.264) sets au instead of filling
+	 * frame's planes: one Annex-B access unit, sent as it is (no encoder), valid like frame.
+	 * frame then says only the size (planes NULL). Every access unit must go out, in order: none
+	 * is coalesced or repeated. */
+	const uint8_t *au;
+	size_t au_size;
+	bool keyframe; /* au holds an IDR slice */
 };
 
 struct pc_source_ops {
@@ -68,6 +75,12 @@ struct pc_source_ops {
 	 * was removed), err then holding a one-line reason. Makes wait_fd unreadable again until
 	 * there is news. The picture's size may differ from the previous one's. */
 	int (*take)(void *state, struct pc_source_picture *out, char *err, size_t err_size);
+
+	/* Sources of already-encoded pictures may set these (NULL: not supported): the device's
+	 * keyframe request and bitrate passed on to whatever encodes. 0, -ENOTSUP when the
+	 * hardware cannot, or another negative errno. */
+	int (*request_keyframe)(void *state);
+	int (*set_bitrate)(void *state, uint32_t bitrate);
 };
 
 #endif

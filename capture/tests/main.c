@@ -11,9 +11,10 @@
 /* No test may hang the build: the whole run is cut off after this long. */
 #define PC_TESTS_TIMEOUT_S 120
 
-/* test_wayland.c's and test_pipewire.c's suites (declared here: check.h lists the older ones). */
+/* test_wayland.c's, test_pipewire.c's and test_v4l2.c's suites (declared here: check.h lists the older ones). */
 void pc_test_wayland(void);
 void pc_test_pipewire(void);
+void pc_test_v4l2(void);
 
 struct pc_check_totals pc_check;
 const char *pc_check_producer;
@@ -44,6 +45,7 @@ int main(int argc, char **argv)
 		{"e2e", pc_test_e2e},
 		{"wayland", pc_test_wayland},
 		{"pipewire", pc_test_pipewire},
+		{"v4l2", pc_test_v4l2},
 	};
 	int unknown = 0;
 	for (int a = 2; a < argc; a++) {
