@@ -1603,7 +1603,9 @@ static int start_renditions(struct pc_capture *cap, const struct pc_rendition *c
 			.threads = config->threads,
 			/* The sub stream serves slow paths: no periodic keyframe bursts. */
 			.intra_refresh = is_sub,
-			.screen = cap->source_ops->wait_fd != NULL,
+			/* A screen's pictures come in bursts after still moments; a camera's come
+			 * steadily and keep the ordinary few-pictures VBV. */
+			.screen = cap->source_ops->wait_fd != NULL && strcmp(cap->source_ops->name, "v4l2") != 0,
 		};
 		if (cap->passthrough) {
 			cap->n_rend = 1; /* the camera encodes; nothing to scale or encode here */
