@@ -78,9 +78,13 @@ type Config struct {
 	// Source is what runs the producer: "testpattern" (p2pcast-capture draws the test
 	// pattern), "wayland" (p2pcast-capture captures the Wayland desktop of WAYLAND_DISPLAY, and
 	// viewers with the control grant drive it: Channels gets "control") or "socket" (the device
-	// runs nothing and waits for any producer on its socket), or an RTSP camera's URL
+	// runs nothing and waits for any producer on its socket), "v4l2" (p2pcast-capture reads a
+	// V4L2 camera, Camera: raw pictures encoded, a camera's own H.264 passed through), or an
+	// RTSP camera's URL
 	// ("rtsp://[user:pass@]host[:port]/path": the device plays it and republishes its tracks).
 	Source string
+	// Camera is the v4l2 source's device ("": /dev/video0).
+	Camera string
 	// RTSPUser and RTSPPassword, when RTSPUser is set, replace the credentials of an RTSP
 	// Source's URL (a password kept out of the command line: --rtsp-password-file).
 	RTSPUser, RTSPPassword string
@@ -221,6 +225,9 @@ func (c Config) Validate() error {
 	if !slices.Contains(Sources, c.Source) && !isRTSP(c.Source) {
 		errs = append(errs, fmt.Errorf("source %q: want %s, or an rtsp:// URL", c.Source, strings.Join(Sources, ", ")))
 	}
+	if c.Camera != "" && c.Source != "v4l2" {
+		errs = append(errs, errors.New("camera: only the v4l2 source reads a camera device"))
+	}
 	if c.RTSPUser != "" && !isRTSP(c.Source) {
 		errs = append(errs, errors.New("RTSP credentials: the source is not an rtsp:// URL"))
 	}
@@ -303,10 +310,12 @@ func (c Config) sourceLabel() string {
 }
 
 // ownProducer reports whether the device runs p2pcast-capture itself.
-func (c Config) ownProducer() bool { return c.Source == "testpattern" || c.Source == "wayland" }
+func (c Config) ownProducer() bool {
+	return c.Source == "testpattern" || c.Source == "wayland" || c.Source == "v4l2"
+}
 
 // Sources are the values of Config.Source besides RTSP URLs.
-var Sources = []string{"testpattern", "wayland", "socket"}
+var Sources = []string{"testpattern", "wayland", "v4l2", "socket"}
 
 // Patterns are the test pattern producer's --pattern values.
 var Patterns = []string{"bars", "busy"}

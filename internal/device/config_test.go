@@ -54,3 +54,28 @@ func TestPictureOptions(t *testing.T) {
 		t.Error("odd sub size accepted")
 	}
 }
+
+// TestCameraSources: the v4l2 source's producer reads the camera asked for; a camera device
+// goes only with it; an RTSP camera's URL is a source, shown without its password.
+func TestCameraSources(t *testing.T) {
+	c := Defaults()
+	c.Source, c.Camera, c.Pattern = "v4l2", "/dev/video2", ""
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	args := (&Device{cfg: c}).captureArgs("/s")
+	if i := slices.Index(args, "--device"); i < 0 || args[i+1] != "/dev/video2" || !slices.Contains(args, "v4l2") {
+		t.Errorf("producer args %q: want --source v4l2 --device /dev/video2", args)
+	}
+	c = Defaults()
+	c.Camera = "/dev/video2"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "only the v4l2 source") {
+		t.Errorf("a camera with the test pattern: %v", err)
+	}
+	c = Defaults()
+	c.Source, c.Pattern = "rtsp://admin:hunter2@cam.local/s", "busy"
+	err := c.Validate()
+	if err == nil || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), "only the test pattern") {
+		t.Errorf("an RTSP source with a pattern: %v (want a refusal without the password)", err)
+	}
+}

@@ -348,6 +348,9 @@ func (d *Device) captureArgs(sockPath string) []string {
 	}
 	args = append(args, "--fps", strconv.Itoa(d.cfg.FPS), "--bitrate", strconv.FormatInt(int64(d.cfg.Bitrate), 10),
 		"--gop", strconv.Itoa(d.cfg.gopFrames()))
+	if d.cfg.Source == "v4l2" && d.cfg.Camera != "" {
+		args = append(args, "--device", d.cfg.Camera)
+	}
 
 	if d.cfg.AudioIn != "" {
 		args = append(args, "--audio-in", d.cfg.AudioIn)
