@@ -176,7 +176,32 @@ func runView(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		defer f.Close()
 		opts.Out = f
 	}
+	// On a terminal, a live line of what arrives (stderr: stdout may carry the stream).
+	live := *stats != "json" && isTerminal(stderr)
+	if live {
+		var prev viewer.Result
+		var prevAt time.Time
+		opts.Progress = func(r viewer.Result) {
+			now := time.Now()
+			fps, bps := r.FPS, float64(r.BitrateBPS)
+			if !prevAt.IsZero() {
+				if dt := now.Sub(prevAt).Seconds(); dt > 0 {
+					fps, bps = float64(r.Frames-prev.Frames)/dt, float64(r.Bytes-prev.Bytes)*8/dt
+				}
+			}
+			prev, prevAt = r, now
+			net := ""
+			if n := r.Network; n != nil {
+				net = fmt.Sprintf("  rtt %.0f ms  est %.2f Mbit/s  %dx%d", n.RTTMS, float64(n.EstimateBPS)/1e6, n.Rendition.Width, n.Rendition.Height)
+			}
+			fmt.Fprintf(stderr, "\r\x1b[K%d frames  %.1f fps  %.2f Mbit/s  loss %.2f %%  capture→receive %.1f ms%s",
+				r.Frames, fps, bps/1e6, r.LossPct, r.CaptureToReceiveMS, net)
+		}
+	}
 	res, err := viewer.Watch(ctx, opts)
+	if live {
+		fmt.Fprint(stderr, "\r\x1b[K")
+	}
 	if *stats == "json" {
 		b, _ := json.Marshal(res)
 		fmt.Fprintln(statsOut, string(b))
@@ -223,4 +248,14 @@ func isURLWithScheme(raw string, schemes ...string) bool {
 		}
 	}
 	return false
+}
+
+// isTerminal reports whether w is a terminal (a live status line is then worth printing).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

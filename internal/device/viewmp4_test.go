@@ -6,8 +6,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -73,5 +75,37 @@ func TestViewerWritesMP4(t *testing.T) {
 	}
 	if a := frames["opus"]; a == 0 || a < int(res.Audio.Packets)-25 {
 		t.Errorf("the file has %d Opus packets, the viewer received %d", a, res.Audio.Packets)
+	}
+}
+
+// TestViewerProgress: a watch reports its figures about once a second while it runs (p2pcast
+// view's live line), frames growing, and never after it returned.
+func TestViewerProgress(t *testing.T) {
+	r, d := startDevice(t)
+	v2Producer(t, r.SocketPath, helloVideo)
+	waitTracks(t, d, 1)
+	var mu sync.Mutex
+	var seen []int
+	returned := false
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := viewer.Watch(ctx, viewer.Options{WHEPURL: strings.TrimSuffix(r.URL, "/") + "/whep", Duration: 2500 * time.Millisecond,
+		Progress: func(res viewer.Result) {
+			mu.Lock()
+			defer mu.Unlock()
+			if returned {
+				t.Error("Progress called after Watch returned")
+			}
+			seen = append(seen, res.Frames)
+		}})
+	mu.Lock()
+	returned = true
+	got := slices.Clone(seen)
+	mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) < 2 || !slices.IsSorted(got) || got[len(got)-1] == 0 {
+		t.Errorf("progress reports %v: want at least 2, frames growing", got)
 	}
 }

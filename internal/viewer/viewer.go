@@ -73,6 +73,9 @@ type Options struct {
 	Frames int
 	// OnFrame, if set, sees every complete frame (Annex-B, valid during the call).
 	OnFrame func(au []byte, keyframe bool, rtpTime uint32)
+	// Progress, if set, is called about once a second while watching with the figures so far
+	// (a terminal's live line); never after Watch returns.
+	Progress func(Result)
 	Logger  *slog.Logger
 	// Client makes the WHEP requests (default: a 10 s timeout, with TLS).
 	Client *http.Client
@@ -288,6 +291,24 @@ func Watch(ctx context.Context, o Options) (Result, error) {
 		rc.mp4 = newMP4Out(o.Out)
 	}
 	rc.res.Signaling = sig.kind()
+	if o.Progress != nil {
+		tick := time.NewTicker(time.Second)
+		stopped := make(chan struct{})
+		go func() {
+			defer close(stopped)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+					o.Progress(rc.result())
+				}
+			}
+		}()
+		// Deferred after cancel's own defer, so it runs first: end the ticker, then wait.
+		defer func() { cancel(nil); <-stopped }()
+	}
 	var pcRef atomic.Pointer[webrtc.PeerConnection]
 	if o.FirstFrameTimeout > 0 {
 		t := time.AfterFunc(o.FirstFrameTimeout, func() {
