@@ -76,7 +76,7 @@ type Options struct {
 	// Progress, if set, is called about once a second while watching with the figures so far
 	// (a terminal's live line); never after Watch returns.
 	Progress func(Result)
-	Logger  *slog.Logger
+	Logger   *slog.Logger
 	// Client makes the WHEP requests (default: a 10 s timeout, with TLS).
 	Client *http.Client
 	// TLS configures https:// and wss:// connections (e.g. a private CA); nil uses the system's.
