@@ -339,10 +339,11 @@ func (d *Device) Run(ctx context.Context, ready func(Ready)) error {
 
 // captureArgs are the arguments of the device's own producer (p2pcast-capture).
 func (d *Device) captureArgs(sockPath string) []string {
-	args := []string{"--socket", sockPath, "--source", d.cfg.Source}
+	source := []string{"--source", d.cfg.Source}
 	if d.desktop != nil {
-		args = append([]string{"--socket", sockPath}, d.desktop.args...)
+		source = d.desktop.args // the desktop's backend says how it captures
 	}
+	args := append([]string{"--socket", sockPath}, source...)
 	if d.cfg.Size.W != 0 {
 		args = append(args, "--size", d.cfg.Size.String())
 	}

@@ -97,3 +97,24 @@ func (r *rbspReader) se() int32 {
 	}
 	return -int32(k / 2)
 }
+
+// UnescapeRBSP returns a NAL unit's payload without its emulation prevention bytes
+// (00 00 03 → 00 00), as a copy: for parsers that read a parameter set once (H.265's, in
+// internal/mp4 and internal/rtsp) and want plain bytes.
+func UnescapeRBSP(nal []byte) []byte {
+	out := make([]byte, 0, len(nal))
+	zeros := 0
+	for _, c := range nal {
+		if zeros >= 2 && c == 3 {
+			zeros = 0
+			continue
+		}
+		if c == 0 {
+			zeros++
+		} else {
+			zeros = 0
+		}
+		out = append(out, c)
+	}
+	return out
+}

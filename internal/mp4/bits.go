@@ -5,26 +5,6 @@ import "errors"
 // errShort is the bit reader's sticky error, wrapped by the parsers into ErrParameterSets.
 var errShort = errors.New("truncated")
 
-// rbsp returns a NAL unit's payload without its emulation prevention bytes (00 00 03 → 00 00).
-// Parameter sets are parsed once per file, so a copy is fine here.
-func rbsp(nal []byte) []byte {
-	out := make([]byte, 0, len(nal))
-	zeros := 0
-	for _, c := range nal {
-		if zeros >= 2 && c == 3 {
-			zeros = 0
-			continue
-		}
-		if c == 0 {
-			zeros++
-		} else {
-			zeros = 0
-		}
-		out = append(out, c)
-	}
-	return out
-}
-
 // bitReader reads bits from an RBSP, most significant first; errors are sticky so that a
 // parser can read a run of fields and check err once.
 type bitReader struct {

@@ -126,7 +126,7 @@ func avcConfig(ps [][]byte) (videoConfig, error) {
 	switch info.ProfileIDC {
 	case 100, 110, 122, 144:
 		// The High profiles add the chroma format and bit depths (14496-15 5.3.3.1.2).
-		r := bitReader{b: rbsp(sps[0][1:])}
+		r := bitReader{b: media.UnescapeRBSP(sps[0][1:])}
 		r.skip(24)
 		r.ue() // seq_parameter_set_id
 		chroma := r.ue()
@@ -162,7 +162,7 @@ func parseHEVCSPS(nal []byte) (hevcSPSInfo, error) {
 	if len(nal) < 3 || nalType(H265, nal) != hevcSPS {
 		return s, fmt.Errorf("%w: not an H.265 SPS", ErrParameterSets)
 	}
-	p := rbsp(nal[2:])
+	p := media.UnescapeRBSP(nal[2:])
 	if len(p) < 13 {
 		return s, fmt.Errorf("%w: H.265 SPS of %d bytes", ErrParameterSets, len(nal))
 	}

@@ -46,22 +46,3 @@ func (r *bitReader) ue() (uint32, bool) {
 	v, ok := r.read(zeros)
 	return (1<<zeros - 1) + v, ok
 }
-
-// unescapeRBSP removes emulation prevention bytes (00 00 03 → 00 00).
-func unescapeRBSP(nal []byte) []byte {
-	out := make([]byte, 0, len(nal))
-	zeros := 0
-	for _, c := range nal {
-		if zeros >= 2 && c == 3 {
-			zeros = 0
-			continue
-		}
-		if c == 0 {
-			zeros++
-		} else {
-			zeros = 0
-		}
-		out = append(out, c)
-	}
-	return out
-}

@@ -162,7 +162,7 @@ func parseH265SPS(nal []byte) (width, height int, err error) {
 	if len(nal) < 3 || h265Type(nal) != h265SPS {
 		return bad("not an SPS")
 	}
-	r := bitReader{b: unescapeRBSP(nal[2:])}
+	r := bitReader{b: media.UnescapeRBSP(nal[2:])}
 	r.skip(4) // sps_video_parameter_set_id
 	maxSubLayers, _ := r.read(3)
 	r.skip(1) // sps_temporal_id_nesting_flag
