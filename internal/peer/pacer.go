@@ -339,19 +339,19 @@ func (s *sender) offer(t *localTrack, f *stream.Frame) bool {
 		return true
 	} else if f.Keyframe {
 		s.waitKey = false
-		// A keyframe makes whatever video still waits useless: send the new picture rather
-		// than stale ones behind it. So does the first keyframe of another rendition (a
-		// switch): the old one's queued pictures and retransmissions would only delay it on
-		// a path too slow for the old one (seen: 9 s of main stream backlog before the sub
-		// stream showed).
+		// A keyframe behind a long queue makes the video still waiting useless: send the new
+		// picture rather than stale ones. At the first keyframe of another rendition (a
+		// switch) so are the old one's retransmissions: they would only delay it on a path
+		// too slow for the old one (seen: 9 s of main stream backlog before the sub stream
+		// showed). A short queue goes first, switch or not: dropped pictures are a gap the
+		// viewer sees (a switch that cut 100 ms of main stream before a 200 ms sub keyframe
+		// froze the picture).
 		switched := s.videoTrack != 0 && s.videoTrack != f.Track
-		if s.media.len() > 0 && (switched || s.queueDelayLocked() > maxQueueDelay/2) {
-			s.stats.QueueDropped++
-			s.media.drop()
-			s.queued = 0
-		}
-		if switched {
-			s.dropResendsLocked(f.Track)
+		if s.media.len() > 0 && s.queueDelayLocked() > maxQueueDelay/2 {
+			s.cutVideoLocked(len(s.media.q))
+			if switched {
+				s.dropResendsLocked(f.Track)
+			}
 		}
 		s.videoTrack = f.Track
 	} else if s.media.len()+n > maxQueuePackets {
@@ -441,15 +441,8 @@ func (s *sender) shedLocked() {
 		return
 	}
 	q := &s.media
-	keep := q.head
-	if s.midFrame {
-		for keep < len(q.q) && !q.q[keep].last {
-			keep++
-		}
-		keep++ // the partial picture's last packet
-	}
 	key := -1
-	for i := keep; i < len(q.q); i++ {
+	for i := s.partialEndLocked(); i < len(q.q); i++ {
 		if p := &q.q[i]; p.idx == 0 && p.f.Keyframe {
 			key = i
 		}
@@ -458,8 +451,39 @@ func (s *sender) shedLocked() {
 	if key >= 0 {
 		end = key
 	}
+	track := s.cutVideoLocked(end)
+	if key < 0 && track != 0 {
+		s.waitKey = true
+		if s.keyframe != nil {
+			go s.keyframe(track) // not under this lock: the stream calls in under its own
+		}
+	}
+}
+
+// partialEndLocked is the index in the media queue just past the rest of a picture partly
+// sent (the queue's head when none is): a cut starts there, since a picture missing its
+// last packets is one the viewer can neither decode nor complete (its sequence numbers are
+// given as it leaves, so nothing is NACKed: the viewer waits and asks for a keyframe).
+func (s *sender) partialEndLocked() int {
+	q := &s.media
+	keep := q.head
+	if s.midFrame {
+		for keep < len(q.q) && !q.q[keep].last {
+			keep++
+		}
+		keep++ // the partial picture's last packet
+	}
+	return min(keep, len(q.q))
+}
+
+// cutVideoLocked drops the queued video from after a picture partly sent up to index end of
+// the media queue, releasing the frames; it returns the track of the last picture dropped
+// (0: none was).
+func (s *sender) cutVideoLocked(end int) uint8 {
+	q := &s.media
+	keep := s.partialEndLocked()
 	if keep >= end {
-		return // only a keyframe and what follows it: let it go
+		return 0
 	}
 	var track uint8
 	for i := keep; i < end; i++ {
@@ -474,12 +498,10 @@ func (s *sender) shedLocked() {
 	n := copy(q.q[keep:], q.q[end:])
 	clear(q.q[keep+n:])
 	q.q = q.q[:keep+n]
-	if key < 0 && track != 0 {
-		s.waitKey = true
-		if s.keyframe != nil {
-			go s.keyframe(track) // not under this lock: the stream calls in under its own
-		}
+	if q.head == len(q.q) {
+		q.q, q.head = q.q[:0], 0
 	}
+	return track
 }
 
 // drain writes what the budget allows; it reports whether packets are still waiting.

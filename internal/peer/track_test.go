@@ -338,7 +338,8 @@ func TestShedKeepsTheQueueShort(t *testing.T) {
 }
 
 // A switch of rendition drops what the old one still had waiting (pictures and
-// retransmissions): the new rendition's keyframe goes next.
+// retransmissions), all but the rest of a picture partly sent: the new rendition's keyframe
+// goes next, after the picture on the wire is whole.
 func TestSwitchDropsTheOldRenditionsBacklog(t *testing.T) {
 	p := newPacer(nil)
 	video := boundTrackOf(&recorder{buf: make([]byte, 0, 1500)}, testVideo)
@@ -348,6 +349,13 @@ func TestSwitchDropsTheOldRenditionsBacklog(t *testing.T) {
 	key := testFrame(3000, true)
 	snd.offer(video, key)
 	snd.drain(time.Now()) // the main keyframe's first packets leave, and go in the history
+	snd.mu.Lock()
+	rest := snd.media.len()
+	partly := snd.midFrame
+	snd.mu.Unlock()
+	if !partly || rest == 0 || rest >= key.Payloads.Len() {
+		t.Fatalf("%d of the keyframe's %d packets still queued (mid-frame %v), want part of it sent", rest, key.Payloads.Len(), partly)
+	}
 	snd.offer(video, testFrame(3000, false))
 	snd.resend(video, []uint16{video.seq - 1})
 	snd.mu.Lock()
@@ -365,11 +373,51 @@ func TestSwitchDropsTheOldRenditionsBacklog(t *testing.T) {
 		t.Errorf("%d retransmissions of the old rendition still queued", snd.rtx.len())
 	}
 	for i := snd.media.head; i < len(snd.media.q); i++ {
-		if f := snd.media.q[i].f; f.Track != 2 {
-			t.Fatalf("a packet of track %d still queued after the switch", f.Track)
+		want := uint8(2)
+		if i < snd.media.head+rest {
+			want = 1 // the rest of the main keyframe
+		}
+		if pk := snd.media.q[i]; pk.f.Track != want {
+			t.Fatalf("queued packet %d is of track %d, want %d", i-snd.media.head, pk.f.Track, want)
 		}
 	}
-	if snd.media.len() != sub.Payloads.Len() {
-		t.Fatalf("%d packets queued, want the sub keyframe's %d", snd.media.len(), sub.Payloads.Len())
+	if snd.media.len() != rest+sub.Payloads.Len() {
+		t.Fatalf("%d packets queued, want the main keyframe's last %d and the sub keyframe's %d", snd.media.len(), rest, sub.Payloads.Len())
+	}
+	want := rest * len(key.Payloads.At(0))
+	for i := range sub.Payloads.Len() {
+		want += len(sub.Payloads.At(i))
+	}
+	if snd.queued > want || snd.queued <= 0 {
+		t.Errorf("queued bytes %d, want at most %d", snd.queued, want)
+	}
+}
+
+// A switch behind a short queue drops nothing: the old rendition's pictures already queued
+// go first (cutting them is a gap in the picture), then the new rendition's keyframe.
+func TestSwitchKeepsAShortQueue(t *testing.T) {
+	p := newPacer(nil)
+	video := boundTrackOf(&recorder{buf: make([]byte, 0, 1500)}, testVideo)
+	snd := newSender(p, fixedRate(10_000_000))
+	defer snd.close()
+	snd.video, snd.paced, snd.fast = video, true, false
+	snd.offer(video, testFrame(3000, true))
+	snd.offer(video, testFrame(1000, false))
+	snd.mu.Lock()
+	main := snd.media.len()
+	snd.mu.Unlock()
+	sub := testFrame(2000, true)
+	sub.Track = 2
+	snd.offer(video, sub)
+	snd.mu.Lock()
+	defer snd.mu.Unlock()
+	if got, want := snd.media.len(), main+sub.Payloads.Len(); got != want {
+		t.Fatalf("%d packets queued after the switch, want the main stream's %d and the sub keyframe's %d", got, main, sub.Payloads.Len())
+	}
+	if snd.stats.QueueDropped != 0 {
+		t.Errorf("%d pictures dropped, want none", snd.stats.QueueDropped)
+	}
+	if last := snd.media.q[len(snd.media.q)-1]; last.f.Track != 2 {
+		t.Errorf("the queue ends with track %d, want the sub keyframe", last.f.Track)
 	}
 }
