@@ -78,6 +78,11 @@ func New(cfg Config, log *slog.Logger) (*Device, error) {
 			cfg.Channels = withChannel(cfg.Channels, ControlChannel, control)
 		}
 	}
+	// The record channel serves the device made below.
+	recordCh := &recordChannel{}
+	if cfg.Record.Dir != "" && cfg.Channels[RecordChannel] == nil {
+		cfg.Channels = withChannel(cfg.Channels, RecordChannel, recordCh)
+	}
 	closeControl := func() {
 		if control != nil {
 			_ = control.Close()
@@ -136,6 +141,7 @@ func New(cfg Config, log *slog.Logger) (*Device, error) {
 	d := &Device{cfg: cfg, log: log, engine: engine, iceTCP: pcfg.ICETCP, iceUDP: pcfg.ICEUDP, control: control, desktop: desk,
 		stream:   stream.New(stream.Config{Logger: log}),
 		sessions: map[*peer.Session]struct{}{}, perSource: map[string]int{}}
+	recordCh.d = d
 	d.ingest = &ingest{st: d.stream, log: log}
 	d.talk = &talkFloor{st: d.stream, ingest: d.ingest, log: log}
 	d.adapter = newAdapter(d, cfg.Adapt)

@@ -20,8 +20,7 @@ import (
 // IndexName is the index's file name in the recording directory.
 const IndexName = "index.jsonl"
 
-// Entry is one closed segment in the index (one JSON line). Events will join it as a field
-// of their own.
+// Entry is one closed segment in the index (one JSON line).
 type Entry struct {
 	Path       string    `json:"path"` // relative to the recording directory, with /
 	Start      time.Time `json:"start"`
@@ -29,6 +28,10 @@ type Entry struct {
 	DurationMS int64     `json:"duration_ms"`
 	Bytes      int64     `json:"bytes"`
 	Tracks     []string  `json:"tracks"` // codecs, in the file's track order
+	// Trigger is why it was recorded: "continuous", "event" or "manual".
+	Trigger string `json:"trigger,omitempty"`
+	// Events are the IDs of the detection events open while it was recorded.
+	Events []string `json:"events,omitempty"`
 }
 
 // nameRE matches a segment's file name: its UTC start time and a sequence number.
@@ -160,26 +163,32 @@ func writeIndex(dir string, entries []Entry) error {
 		buf.Write(b)
 		buf.WriteByte('\n')
 	}
-	tmp, err := os.CreateTemp(dir, ".index-*")
-	if err != nil {
-		return fmt.Errorf("record: index: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(buf.Bytes()); err != nil {
-		tmp.Close()
-		return fmt.Errorf("record: index: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("record: index: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("record: index: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, IndexName)); err != nil {
+	if err := writeFileAtomic(filepath.Join(dir, IndexName), buf.Bytes()); err != nil {
 		return fmt.Errorf("record: index: %w", err)
 	}
 	return nil
+}
+
+// writeFileAtomic replaces path with data: a temporary file beside it, synced, renamed
+// over it (an index or events file is never seen half written).
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
 
 // appendIndex appends one entry with one write.

@@ -33,6 +33,10 @@ type Options struct {
 	// MinFree is the free-space floor of Dir's file system: below it the oldest segments are
 	// deleted, and if that is not enough recording pauses.
 	MinFree Bytes
+	// Mode is when to record (default ModeContinuous); PostRoll is how long ModeEvents goes
+	// on after an event ends (default DefaultPostRoll).
+	Mode     Mode
+	PostRoll time.Duration
 	// SyncEvery fsyncs a segment after this many fragments (default 1: every fragment, ~1 s;
 	// see docs/recording.md for the cost).
 	SyncEvery int
@@ -50,6 +54,12 @@ func (o *Options) setDefaults() {
 	}
 	if o.MinFree <= 0 {
 		o.MinFree = DefaultMinFree
+	}
+	if o.Mode == "" {
+		o.Mode = ModeContinuous
+	}
+	if o.PostRoll <= 0 {
+		o.PostRoll = DefaultPostRoll
 	}
 	if o.SyncEvery <= 0 {
 		o.SyncEvery = 1
@@ -73,6 +83,14 @@ func (o Options) Validate() error {
 	}
 	if o.MaxSize != 0 && o.MaxSize < 1<<20 {
 		errs = append(errs, fmt.Errorf("max size %s: want at least 1MB", o.MaxSize))
+	}
+	if o.Mode != "" {
+		if err := new(Mode).Set(string(o.Mode)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if o.PostRoll < 0 || o.PostRoll > time.Hour {
+		errs = append(errs, fmt.Errorf("post-roll %s: want 0 to 1h", o.PostRoll))
 	}
 	if o.MinFree < 0 {
 		errs = append(errs, fmt.Errorf("min free %s: negative", o.MinFree))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/p2pcast/p2pcast/internal/codec"
+	"github.com/p2pcast/p2pcast/internal/event"
 	"github.com/p2pcast/p2pcast/internal/mp4"
 	"github.com/p2pcast/p2pcast/internal/stream"
 )
@@ -37,6 +39,13 @@ type Status struct {
 	Bytes        int64  `json:"bytes"`    // their total size
 	Free         int64  `json:"free"`     // free space of Dir's file system at the last check
 	Paused       string `json:"paused,omitempty"`
+	// Mode is when it records; Recording says whether it is recording now (a segment is
+	// open or the next keyframe opens one); Manual is "on" after a Start, "off" after a
+	// Stop; OpenEvents counts the detection events going on.
+	Mode       Mode   `json:"mode"`
+	Recording  bool   `json:"recording"`
+	Manual     string `json:"manual,omitempty"`
+	OpenEvents int    `json:"open_events,omitempty"`
 	// Dropped counts frames the recorder missed (its queue was full: the disk was slow) and
 	// samples its writer refused.
 	Dropped uint64 `json:"dropped"`
@@ -61,6 +70,13 @@ type Recorder struct {
 	entries []Entry // closed segments, oldest first
 	status  Status
 
+	// What to record (under mu): Start/Stop, the events going on, the end of the post-roll.
+	manual    string
+	open      map[string]event.Event
+	postUntil time.Time
+	events    []event.Event // kept for Events, oldest first
+	wake      chan struct{} // a Start, Stop or event: Run looks again
+
 	seg        *segment
 	seq        int
 	lastFree   time.Time
@@ -79,6 +95,8 @@ type segment struct {
 	tracks  []string
 	index   map[uint8]int // stream track id → file track
 	primary uint8         // the video track that cuts segments (0: audio only)
+	trigger string
+	events  []string // IDs of the events open while it was written (under the recorder's mu)
 }
 
 // syncWriter fsyncs the file every n Writes: each Write of an mp4.Writer after its header
@@ -114,7 +132,7 @@ func New(src Source, opts Options, log *slog.Logger) (*Recorder, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Recorder{src: src, opts: opts, log: log, Now: time.Now, Free: freeSpace, IdleClose: 10 * time.Second,
-		status: Status{Dir: opts.Dir}}, nil
+		status: Status{Dir: opts.Dir, Mode: opts.Mode}, open: map[string]event.Event{}, wake: make(chan struct{}, 1)}, nil
 }
 
 // freeSpace is what statfs says unprivileged writers may still use.
@@ -137,6 +155,9 @@ func (r *Recorder) Status() Status {
 		st.Bytes += e.Bytes
 	}
 	st.Dropped = r.subDropped + r.wrDropped
+	st.Recording, _ = r.wantLocked(r.Now())
+	st.Manual = r.manual
+	st.OpenEvents = len(r.open)
 	return st
 }
 
@@ -157,6 +178,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 	r.mu.Lock()
 	r.entries = entries
 	r.mu.Unlock()
+	r.loadEvents(entries)
 	r.retain()
 	defer func() {
 		if err := r.closeSegment(); err != nil {
@@ -217,22 +239,56 @@ func (r *Recorder) follow(ctx context.Context, info stream.Info, changed <-chan 
 		}
 		return nil
 	}
-	sub := r.src.Subscribe(ids...)
-	defer func() {
+	var sub *stream.Subscriber
+	unsubscribe := func() {
+		if sub == nil {
+			return
+		}
 		r.mu.Lock()
 		r.subDropped += sub.Dropped()
 		r.mu.Unlock()
 		sub.Close()
-	}()
+		sub = nil
+	}
+	defer unsubscribe()
 	idle := time.NewTimer(r.IdleClose)
 	defer idle.Stop()
+	until := time.NewTimer(time.Hour)
+	defer until.Stop()
 	for {
+		r.mu.Lock()
+		want, change := r.wantLocked(r.Now())
+		r.mu.Unlock()
+		if !change.IsZero() {
+			until.Reset(max(change.Sub(r.Now()), time.Millisecond))
+		}
+		var frames <-chan *stream.Frame
+		switch {
+		case want && sub == nil:
+			// A new subscription starts with the stream's cached pictures from the last
+			// keyframe: an event's recording begins before the event (the pre-roll).
+			sub = r.src.Subscribe(ids...)
+			idle.Reset(r.IdleClose)
+		case !want && sub != nil:
+			unsubscribe()
+			if err := r.closeSegment(); err != nil {
+				return err
+			}
+		}
+		if sub != nil {
+			frames = sub.Frames()
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-changed:
 			return nil
+		case <-r.wake:
+		case <-until.C:
 		case <-idle.C:
+			if sub == nil {
+				continue
+			}
 			// A stalled producer: close what we have; the next keyframe starts a new one.
 			if err := r.closeSegment(); err != nil {
 				return err
@@ -241,7 +297,7 @@ func (r *Recorder) follow(ctx context.Context, info stream.Info, changed <-chan 
 				r.src.RequestKeyframe(primary)
 			}
 			idle.Reset(r.IdleClose)
-		case f, ok := <-sub.Frames():
+		case f, ok := <-frames:
 			if !ok {
 				return nil
 			}
@@ -339,8 +395,9 @@ func (r *Recorder) openSegment(start time.Time, tracks []mp4.Track, names []stri
 		os.Remove(f.Name())
 		return fmt.Errorf("record: %w", err)
 	}
-	r.seg = &segment{rel: rel, f: f, out: out, w: w, start: start, last: start, tracks: names, index: index, primary: primary}
 	r.mu.Lock()
+	r.seg = &segment{rel: rel, f: f, out: out, w: w, start: start, last: start, tracks: names, index: index, primary: primary,
+		trigger: r.triggerLocked(), events: slices.Collect(maps.Keys(r.open))}
 	r.status.Current, r.status.CurrentBytes, r.status.Error = rel, 0, ""
 	r.mu.Unlock()
 	return nil
@@ -352,9 +409,10 @@ func (r *Recorder) closeSegment() error {
 	if s == nil {
 		return nil
 	}
-	r.seg = nil
 	err := s.w.Close()
 	r.mu.Lock()
+	r.seg = nil
+	slices.Sort(s.events)
 	r.wrDropped += uint64(s.w.Stats().Dropped)
 	r.status.Current, r.status.CurrentBytes = "", 0
 	r.mu.Unlock()
@@ -381,6 +439,7 @@ func (r *Recorder) closeSegment() error {
 	e.Start = s.start.UTC()
 	e.End = e.Start.Add(time.Duration(e.DurationMS) * time.Millisecond)
 	e.Tracks = s.tracks
+	e.Trigger, e.Events = s.trigger, s.events
 	if err := appendIndex(r.opts.Dir, e); err != nil {
 		r.setError(err)
 		return nil
@@ -396,9 +455,9 @@ func (r *Recorder) closeSegment() error {
 func (r *Recorder) abandonSegment() {
 	if r.seg != nil {
 		r.seg.f.Close()
-		r.seg = nil
 	}
 	r.mu.Lock()
+	r.seg = nil
 	r.status.Current, r.status.CurrentBytes = "", 0
 	r.mu.Unlock()
 }

@@ -1,0 +1,183 @@
+package record
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/p2pcast/p2pcast/internal/codec"
+	"github.com/p2pcast/p2pcast/internal/event"
+	"github.com/p2pcast/p2pcast/internal/stream"
+)
+
+var videoOnly = stream.Describe("test", []stream.Track{
+	{ID: 1, Kind: codec.Video, Codec: "H264", ClockRate: 90000, Width: 320, Height: 240, FPS: 30},
+}, nil)
+
+// triggered runs a recorder of a fresh video-only stream in dir; stop ends it (the last
+// segment closed) and returns it.
+func triggered(t *testing.T, dir string, opts Options) (*stream.Stream, *Recorder, func() *Recorder) {
+	t.Helper()
+	st := stream.New(stream.Config{QueueFrames: 100000})
+	st.Attach(videoOnly, nil)
+	opts.Dir = dir
+	r, err := New(st, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	stop := func() *Recorder {
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	t.Cleanup(func() { cancel() })
+	return st, r, stop
+}
+
+// publish publishes video access units from to to (exclusive) at 30 fps from base.
+func publish(st *stream.Stream, aus [][]byte, keys []bool, from, to int) {
+	for i := from; i < to; i++ {
+		f := stream.NewFrame()
+		f.Track, f.Keyframe, f.Capture = 1, keys[i], base.Add(time.Duration(i)*time.Second/30).UnixNano()
+		f.Data = append(f.Data, aus[i]...)
+		st.Publish(f)
+	}
+}
+
+// An event starts a recording that begins at the keyframe before it (the stream's cached
+// pictures: the pre-roll) and ends PostRoll after the event; before and after, nothing is
+// recorded and the recorder does not read the stream.
+func TestEventRecordingHoldsThePreRoll(t *testing.T) {
+	aus, keys := videoAUs(t, 150, 30)
+	dir := t.TempDir()
+	st, r, stop := triggered(t, dir, Options{Mode: ModeEvents, PostRoll: 200 * time.Millisecond})
+	publish(st, aus, keys, 0, 45) // 1.5 s, keyframes at 0 and 1 s: nothing happens
+	if n := st.Stats().Subscribers; n != 0 || r.Status().Recording {
+		t.Fatalf("before any event: %d subscribers, recording %v; want none", n, r.Status().Recording)
+	}
+	ev := event.Event{ID: "e1", Kind: "motion", Detector: "motion", Start: base.Add(1500 * time.Millisecond)}
+	r.Event(ev)
+	waitFor(t, "the event starts a recording", func() bool { return st.Stats().Subscribers == 1 })
+	publish(st, aus, keys, 45, 90)
+	// The pre-roll (frames 30..44, from the keyframe at 1 s) and the 45 frames since.
+	waitFor(t, "the recorder takes the pre-roll and the event's frames", func() bool { return r.Status().Frames == 60 })
+	if st := r.Status(); !st.Recording || st.OpenEvents != 1 || st.Current == "" {
+		t.Fatalf("during the event: %+v", st)
+	}
+	ev.End = base.Add(3 * time.Second)
+	r.Event(ev)
+	waitFor(t, "the post-roll ends the recording", func() bool { return st.Stats().Subscribers == 0 && r.Status().Current == "" })
+	if st := r.Status(); st.Recording || st.Current != "" {
+		t.Fatalf("after the post-roll: %+v", st)
+	}
+	publish(st, aus, keys, 90, 150) // not recorded
+	stop()
+
+	entries := checkIndex(t, dir, r)
+	if len(entries) != 1 {
+		t.Fatalf("%d segments, want 1: %+v", len(entries), entries)
+	}
+	e := entries[0]
+	if d := e.Start.Sub(base); d != time.Second {
+		t.Errorf("the recording starts %s into the stream, want 1s (the keyframe before the event: the pre-roll)", d)
+	}
+	if e.Trigger != "event" || !slices.Equal(e.Events, []string{"e1"}) {
+		t.Errorf("index entry: trigger %q events %v, want event [e1]", e.Trigger, e.Events)
+	}
+	if n := decodedFrames(t, filepath.Join(dir, e.Path)); n != 60 {
+		t.Errorf("%d frames decoded, want 60", n)
+	}
+	evs, err := ReadEvents(dir)
+	if err != nil || len(evs) != 1 || evs[0].Open() || !evs[0].End.Equal(ev.End) {
+		t.Fatalf("events file: %+v %v, want e1 ended", evs, err)
+	}
+	if got := r.Events(); len(got) != 1 || got[0].Open() {
+		t.Errorf("Events() = %+v", got)
+	}
+}
+
+// Manual mode records only between Start and Stop; Stop in continuous mode pauses it.
+func TestStartStop(t *testing.T) {
+	aus, keys := videoAUs(t, 120, 30)
+	t.Run("manual", func(t *testing.T) {
+		dir := t.TempDir()
+		st, r, stop := triggered(t, dir, Options{Mode: ModeManual})
+		publish(st, aus, keys, 0, 30)
+		if st.Stats().Subscribers != 0 {
+			t.Fatal("manual mode reads the stream before Start")
+		}
+		r.Start()
+		waitFor(t, "Start subscribes", func() bool { return st.Stats().Subscribers == 1 })
+		publish(st, aus, keys, 30, 90)
+		waitFor(t, "the recorder takes the frames", func() bool { return r.Status().Frames == 60+30 })
+		r.Stop()
+		waitFor(t, "Stop closes the segment", func() bool { return st.Stats().Subscribers == 0 && r.Status().Current == "" })
+		stop()
+		entries := checkIndex(t, dir, r)
+		if len(entries) != 1 || entries[0].Trigger != "manual" {
+			t.Fatalf("segments %+v, want one, manual", entries)
+		}
+		if n := decodedFrames(t, filepath.Join(dir, entries[0].Path)); n != 90 {
+			t.Errorf("%d frames, want 90 (the cached second before Start and the 2 s after)", n)
+		}
+	})
+	t.Run("continuous", func(t *testing.T) {
+		dir := t.TempDir()
+		st, r, stop := triggered(t, dir, Options{})
+		waitFor(t, "continuous recording subscribes", func() bool { return st.Stats().Subscribers == 1 })
+		publish(st, aus, keys, 0, 60)
+		waitFor(t, "the recorder takes the frames", func() bool { return r.Status().Frames == 60 })
+		r.Stop()
+		waitFor(t, "Stop pauses", func() bool { return st.Stats().Subscribers == 0 && !r.Status().Recording })
+		if r.Status().Manual != "off" {
+			t.Errorf("status manual %q, want off", r.Status().Manual)
+		}
+		publish(st, aus, keys, 60, 120)
+		stop()
+		entries := checkIndex(t, dir, r)
+		if len(entries) != 1 || entries[0].Trigger != "continuous" {
+			t.Fatalf("segments %+v, want one, continuous", entries)
+		}
+	})
+}
+
+// A crash leaves an event open in the events file: the next run ends it at the end of the
+// last segment that lists it, and drops events past the retention age.
+func TestEventsFileRecovered(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	open := event.Event{ID: "open", Kind: "motion", Detector: "motion", Start: now.Add(-time.Minute)}
+	old := event.Event{ID: "old", Kind: "motion", Detector: "motion", Start: now.Add(-30 * 24 * time.Hour), End: now.Add(-30*24*time.Hour + time.Second)}
+	for _, e := range []event.Event{old, open} {
+		if err := appendEvent(dir, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, EventsName), append(mustRead(t, filepath.Join(dir, EventsName)), `{"id":"torn`...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, r, stop := triggered(t, dir, Options{Mode: ModeEvents})
+	waitFor(t, "the events file is read", func() bool { return len(r.Events()) == 1 })
+	stop()
+	evs, err := ReadEvents(dir)
+	if err != nil || len(evs) != 1 || evs[0].ID != "open" || evs[0].Open() {
+		t.Fatalf("events after recovery: %+v %v, want only 'open', ended", evs, err)
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
