@@ -399,7 +399,8 @@ func TestKilledRecorderLeavesAPlayableSegment(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestKilledRecorderLeavesAPlayableSegment$")
-	cmd.Env = append(os.Environ(), "RECORD_CRASH_DIR="+dir)
+	// The child's own temporary files go under ours: it is killed before its cleanup runs.
+	cmd.Env = append(os.Environ(), "RECORD_CRASH_DIR="+dir, "TMPDIR="+t.TempDir())
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
