@@ -28,6 +28,24 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}"
 fi
 
+# promtool checks the /metrics exposition in the tests. It comes from Debian's prometheus
+# package, extracted rather than installed: installing it would start a Prometheus server.
+if ! command -v promtool >/dev/null; then
+  echo "install-deps: extracting promtool from Debian's prometheus package" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  if ! (cd "$tmp" && apt-get -o DPkg::Lock::Timeout=600 download -q prometheus); then
+    $sudo apt-get -o DPkg::Lock::Timeout=600 update -q
+    (cd "$tmp" && apt-get -o DPkg::Lock::Timeout=600 download -q prometheus)
+  fi
+  dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/x"
+  $sudo install -m 0755 "$tmp/x/usr/bin/promtool" /usr/local/bin/promtool
+  rm -rf "$tmp"
+  trap - EXIT
+fi
+
 export PATH="/usr/local/go/bin:$PATH"
 if ! command -v go >/dev/null; then
   echo "install-deps: Go 1.26 or newer is required (expected at /usr/local/go)" >&2

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/p2pcast/p2pcast/internal/auth"
+	"github.com/p2pcast/p2pcast/internal/ipclass"
 
 	"github.com/p2pcast/p2pcast/internal/device"
 	"github.com/p2pcast/p2pcast/internal/peer"
@@ -22,7 +24,8 @@ import (
 func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := device.Defaults()
 	fs := newFlags("device", "device [flags]", stderr)
-	fs.StringVar(&cfg.HTTPAddr, "http", cfg.HTTPAddr, "HTTP listen address (viewer page, /whep, /ws)")
+	fs.StringVar(&cfg.HTTPAddr, "http", cfg.HTTPAddr, "HTTP listen address (viewer page, /whep, /ws; /metrics, /healthz and /readyz, also with --no-lan)")
+	opsAllow := fs.String("ops-allow", defaultOpsAllow, opsAllowUsage)
 	fs.StringVar(&cfg.SocketPath, "socket", "", "capture socket path (default: a private temporary path, printed at start)")
 	fs.StringVar(&cfg.Source, "source", cfg.Source, "testpattern (p2pcast-capture draws a test pattern), wayland (p2pcast-capture streams the Wayland desktop of $WAYLAND_DISPLAY; viewers with the control grant drive it), v4l2 (a USB or CSI camera: --camera), socket (wait for any producer), or an IP camera's rtsp://[user[:pass]@]host[:port]/path")
 	fs.StringVar(&cfg.Camera, "camera", "", "with --source v4l2: the camera device (default /dev/video0); its H.264, if it has it at --size, is passed through, else raw pictures are encoded")
@@ -83,6 +86,11 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
 	cfg.Record.MaxAge = time.Duration(recordMaxAge)
+	cfg.Version = version
+	var err error
+	if cfg.OpsAllow, err = parseOpsAllow(*opsAllow); err != nil {
+		return fmt.Errorf("%w: --ops-allow: %v", errUsage, err)
+	}
 	if cfg.Source == "wayland" {
 		// A desktop streams at its own size, and smoothly, unless told otherwise.
 		set := map[string]bool{}
@@ -99,7 +107,6 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			cfg.DataDir = defaultDeviceDataDir()
 		}
 	}
-	var err error
 	if cfg.Recovery, err = parseRecovery(*recovery); err != nil {
 		return err
 	}
@@ -177,6 +184,9 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	return d.Run(ctx, func(r device.Ready) {
 		log.Info("capture socket", "path", r.SocketPath)
+		if r.OpsURL != "" {
+			log.Info("metrics and health", "url", r.OpsURL+"metrics")
+		}
 		if r.URL == "" {
 			return
 		}
@@ -188,6 +198,24 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			log.Error("pairing link", "err", err)
 		}
 	})
+}
+
+// The operator's endpoints (/metrics, /healthz, /readyz) answer this machine by default.
+const (
+	defaultOpsAllow = "127.0.0.0/8,::1"
+	opsAllowUsage   = "client `ADDRESSES` (CIDRs or addresses, comma-separated; none for nobody) that may read /metrics, /healthz and /readyz"
+)
+
+// parseOpsAllow parses --ops-allow: none is an empty list (nobody), not the default.
+func parseOpsAllow(s string) ([]netip.Prefix, error) {
+	if strings.TrimSpace(s) == "none" {
+		return []netip.Prefix{}, nil
+	}
+	p, err := ipclass.ParsePrefixes(s)
+	if p == nil && err == nil {
+		p = []netip.Prefix{}
+	}
+	return p, err
 }
 
 func splitList(s string) []string {

@@ -24,6 +24,7 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cfg := hub.Config{Web: web.Files}
 	fs := newFlags("hub", "hub [flags]", stderr)
 	fs.StringVar(&cfg.HTTPAddr, "http", "127.0.0.1:8443", "HTTP(S) listen address: web app, /ws for viewers, /device for devices")
+	opsAllow := fs.String("ops-allow", defaultOpsAllow, opsAllowUsage)
 	fs.StringVar(&cfg.DataDir, "data", defaultDataDir(), "directory of the hub's keys, device registry and audit log")
 	fs.StringVar(&cfg.PublicIP, "public-ip", "", "IP address the embedded TURN server advertises (default: the --http host, if an IP)")
 	fs.IntVar(&cfg.TURN.Port, "turn-port", 3478, "UDP and TCP port of the embedded TURN server (TLS: 5349 with --tls-cert)")
@@ -58,10 +59,14 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
+	cfg.Version = version
+	var err error
+	if cfg.OpsAllow, err = parseOpsAllow(*opsAllow); err != nil {
+		return fmt.Errorf("%w: --ops-allow: %v", errUsage, err)
+	}
 	if (*tlsCert == "") != (*tlsKey == "") {
 		return fmt.Errorf("%w: --tls-cert and --tls-key go together", errUsage)
 	}
-	var err error
 	if cfg.ExternalTURN.Secret, err = secretFrom("TURN secret", "turn-secret", *turnSecretFlag, *turnSecretFile, "P2PCAST_TURN_SECRET"); err != nil {
 		return err
 	}

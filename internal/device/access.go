@@ -26,6 +26,12 @@ const maxConnsPerSource = 256
 // allowlist (DNS rebinding), CORS only for listed origins, security headers (CSP), and the
 // viewer gate on every endpoint that reveals or does anything.
 func (d *Device) handler(ctx context.Context) http.Handler {
+	ops := d.opsHandler()
+	if d.cfg.lanOff() {
+		// A device only a hub reaches serves nothing to viewers here: just the operator's
+		// endpoints (to the addresses allowed to read them).
+		return httpguard.Hosts(d.cfg.AllowHosts, httpguard.Headers(ops))
+	}
 	opts := signal.Options{Gate: d.gate, CheckOrigin: httpguard.CheckOrigin(d.cfg.AllowOrigins), Logger: d.log}
 	whep := signal.NewWHEP(backend{d: d}, "/whep", opts)
 	mux := http.NewServeMux()
@@ -33,6 +39,9 @@ func (d *Device) handler(ctx context.Context) http.Handler {
 	mux.Handle("GET /ws", signal.NewWebSocket(ctx, backend{d: d}, opts))
 	mux.HandleFunc("GET /api/status", d.status)
 	mux.HandleFunc("GET /api/frames", d.frames)
+	for _, p := range opsPaths {
+		mux.Handle("GET "+p, ops)
+	}
 	mux.Handle("GET /", http.FileServerFS(web.Files))
 	var h http.Handler = mux
 	if len(d.cfg.AllowOrigins) > 0 {
@@ -47,6 +56,7 @@ func (d *Device) allowed(w http.ResponseWriter, r *http.Request, g auth.Grant) b
 	a, err := d.gate.Admit(signal.BearerToken(r))
 	if err == nil && !a.Has(g) {
 		err = fmt.Errorf("%w: this needs the %s grant", signal.ErrForbidden, g)
+		d.counters.refused(err)
 	}
 	if err != nil {
 		code := http.StatusForbidden

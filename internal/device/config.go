@@ -168,6 +168,11 @@ type Config struct {
 	// encoders slowed down to what viewers' paths take. Off, the encoders run as configured
 	// and every viewer gets the main stream (pacing and retransmission stay).
 	Adapt bool
+	// OpsAllow are the client addresses that may read /metrics, /healthz and /readyz (nil:
+	// DefaultOpsAllow, this machine; empty: nobody).
+	OpsAllow []netip.Prefix
+	// Version is the build's version, for p2pcast_build_info.
+	Version string
 	// Record, with its Dir set, records the stream continuously on the device's disk
 	// (internal/record; docs/recording.md).
 	Record record.Options

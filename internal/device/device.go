@@ -51,7 +51,8 @@ type Device struct {
 	ingest *ingest
 	talk   *talkFloor
 	// adapter runs the adaptation policy (with Config.Adapt).
-	adapter *adapter
+	adapter  *adapter
+	counters counters
 
 	mu        sync.Mutex
 	sessions  map[*peer.Session]struct{}
@@ -149,6 +150,7 @@ func New(cfg Config, log *slog.Logger) (*Device, error) {
 	if cfg.LANAuth != nil {
 		d.gate = newLANGate(cfg.LANAuth, d.isRevoked)
 	}
+	d.gate = countingGate{Gate: d.gate, c: &d.counters}
 	return d, nil
 }
 
@@ -159,6 +161,8 @@ func (d *Device) Stream() *stream.Stream { return d.stream }
 type Ready struct {
 	URL        string // the viewer page ("" with NoLAN)
 	SocketPath string
+	// OpsURL is where /metrics, /healthz and /readyz are ("" when not served).
+	OpsURL string
 }
 
 // Run serves until ctx ends. ready, if not nil, is called once everything listens. The device
@@ -166,7 +170,8 @@ type Ready struct {
 //
 //	webrtc      the sessions and the shared ICE sockets: stopped last, ending every session
 //	capture     the capture socket and the ingest of producers
-//	http        the viewer page, WHEP, WebSocket signaling and the API (unless the LAN is off)
+//	http        the viewer page, WHEP, WebSocket signaling and the API (unless the LAN is off),
+//	            and the operator's /metrics, /healthz, /readyz
 //	revocations rereads the local key store's revocation list (LAN auth with a store)
 //	hub         the outbound link to the hub (with --hub)
 //	producer    starts and restarts p2pcast-capture (the test pattern, the desktop)
@@ -216,11 +221,19 @@ func (d *Device) Run(ctx context.Context, ready func(Ready)) error {
 			return nil
 		},
 	}}
-	if !d.cfg.lanOff() {
+	// The HTTP server runs for the viewer endpoints, and without them (a device only a hub
+	// reaches) for the operator's: metrics and health.
+	if !d.cfg.lanOff() || d.cfg.HTTPAddr != "" {
 		components = append(components, lifecycle.Component{
 			Name: "http",
 			Start: func(ctx context.Context) (err error) {
 				if hl, err = net.Listen("tcp", d.cfg.HTTPAddr); err != nil {
+					if d.cfg.lanOff() {
+						// Only the operator's endpoints were to be here: the device's work
+						// (the hub's viewers) goes on without them.
+						d.log.Warn("metrics and health endpoints not served", "addr", d.cfg.HTTPAddr, "err", err)
+						return nil
+					}
 					return fmt.Errorf("http listen: %w", err)
 				}
 				hl = httpguard.LimitListener(hl, maxConnsPerSource, nil, func(src string) {
@@ -230,13 +243,21 @@ func (d *Device) Run(ctx context.Context, ready func(Ready)) error {
 				return nil
 			},
 			Run: func(context.Context) error {
+				if srv == nil {
+					return nil
+				}
 				if err := srv.Serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
 					return fmt.Errorf("http server: %w", err)
 				}
 				return nil
 			},
 			// Waits for signaling sockets' bye, bounded.
-			Stop:     func(ctx context.Context) error { return srv.Shutdown(ctx) },
+			Stop: func(ctx context.Context) error {
+				if srv == nil {
+					return nil
+				}
+				return srv.Shutdown(ctx)
+			},
 			StopWait: 2 * time.Second,
 		})
 	}
@@ -333,7 +354,10 @@ func (d *Device) Run(ctx context.Context, ready func(Ready)) error {
 			Start: func(context.Context) error {
 				r := Ready{SocketPath: sockPath}
 				if hl != nil {
-					r.URL = "http://" + hl.Addr().String() + "/"
+					r.OpsURL = "http://" + hl.Addr().String() + "/"
+					if !d.cfg.lanOff() {
+						r.URL = r.OpsURL
+					}
 				}
 				ready(r)
 				return nil
@@ -430,6 +454,7 @@ type backend struct {
 func (b backend) NewSession(req signal.Request) (signal.Session, error) {
 	d := b.d
 	if id := req.Access.TokenID; id != "" && d.isRevoked(id) {
+		d.counters.refusedRevoked.Add(1)
 		return nil, fmt.Errorf("%w: %s", peer.ErrForbidden, peer.ReasonRevoked)
 	}
 	ice := d.cfg.ICEServers
@@ -445,6 +470,7 @@ func (b backend) NewSession(req signal.Request) (signal.Session, error) {
 	if n := d.perSource[req.Source]; req.Source != "" && n >= limit {
 		d.mu.Unlock()
 		d.log.Info("session refused: per-source cap", "source", req.Source, "limit", limit)
+		d.counters.refusedBusy.Add(1)
 		return nil, fmt.Errorf("%w: %d sessions from this source already", peer.ErrBusy, n)
 	}
 	d.perSource[req.Source]++
@@ -460,8 +486,10 @@ func (b backend) NewSession(req signal.Request) (signal.Session, error) {
 		OnCandidate: req.OnCandidate, Talk: d.talk})
 	if err != nil {
 		release()
+		d.counters.refused(err)
 		return nil, err
 	}
+	d.counters.sessions.Add(1)
 	d.mu.Lock()
 	d.sessions[s] = struct{}{}
 	d.mu.Unlock()
@@ -470,6 +498,7 @@ func (b backend) NewSession(req signal.Request) (signal.Session, error) {
 		d.mu.Lock()
 		delete(d.sessions, s)
 		d.mu.Unlock()
+		d.counters.ended(s.Stats())
 		release()
 	}()
 	return s, nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"strconv"
 	"sync"
@@ -65,6 +66,9 @@ type audit struct {
 	// afterFunc starts the window's timer (nil: time.AfterFunc); tests drive it by hand.
 	afterFunc func(time.Duration, func()) (stop func() bool)
 
+	// counts are every event logged, by name, whether written or aggregated (for /metrics).
+	counts map[string]uint64
+
 	pending map[refusalKey]*refusals // the open window's keys; nil when none is open
 	stop    func() bool              // the open window's timer
 	closed  bool
@@ -80,6 +84,12 @@ type refusals struct {
 }
 
 func (a *audit) log(e AuditEntry) {
+	a.mu.Lock()
+	if a.counts == nil {
+		a.counts = map[string]uint64{}
+	}
+	a.counts[e.Event]++
+	a.mu.Unlock()
 	if a.w == nil {
 		return
 	}
@@ -93,6 +103,13 @@ func (a *audit) log(e AuditEntry) {
 		return
 	}
 	a.write(e)
+}
+
+// eventCounts returns how many of each event were logged.
+func (a *audit) eventCounts() map[string]uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return maps.Clone(a.counts)
 }
 
 // counted adds e to its key's tally if the key was seen in the open window, and opens a window

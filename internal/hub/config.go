@@ -59,6 +59,11 @@ type Config struct {
 	// cannot replay its answer here. Run derives them from HTTPAddr and PublicIP when there
 	// are none (see hubURLs).
 	URLs []string
+	// OpsAllow are the client addresses that may read /metrics, /healthz and /readyz (nil:
+	// DefaultOpsAllow, this machine; empty: nobody).
+	OpsAllow []netip.Prefix
+	// Version is the build's version, for p2pcast_build_info.
+	Version string
 	// Trust names reverse proxies whose X-Forwarded-For is believed.
 	Trust httpguard.Trust
 	// ResumeWait is how long a session whose viewer socket dropped without a bye waits for the

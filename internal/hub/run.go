@@ -168,6 +168,7 @@ func (r *runner) listen(context.Context) error {
 		return err
 	}
 	cfg.Logger.Info("devices authenticate for", "urls", strings.Join(cfg.URLs, " "))
+	srv.turn.p.Store(r.turn)
 	r.l, r.srv = l, srv
 	r.hs = httpguard.NewServer(httpguard.Headers(srv.Handler()), cfg.Logger)
 	r.hs.TLSConfig = cfg.TLS

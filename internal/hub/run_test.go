@@ -3,6 +3,7 @@ package hub
 import (
 	"bufio"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/p2pcast/p2pcast/internal/auth"
+	"github.com/p2pcast/p2pcast/internal/metrics/metricstest"
 )
 
 func TestValidate(t *testing.T) {
@@ -107,7 +109,8 @@ func TestHubURLs(t *testing.T) {
 }
 
 // Run serves the hub with its embedded TURN server, keeps a device link, writes the audit
-// log, and stops it all when its context ends.
+// log, serves /metrics (promtool accepts it) and /readyz to this machine, and stops it all
+// when its context ends.
 func TestRunServesUntilItsContextEnds(t *testing.T) {
 	dir := t.TempDir()
 	store, err := auth.OpenStore(dir)
@@ -153,6 +156,25 @@ func TestRunServesUntilItsContextEnds(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("the device did not link up")
 		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		body := get(t, ready.URL+"metrics")
+		if strings.Contains(body, "\np2pcast_hub_devices_online 1\n") {
+			for _, want := range []string{`p2pcast_hub_events_total{event="device_connected"} 1`, "p2pcast_turn_allocations 0",
+				`p2pcast_build_info{version="",role="hub"} 1`} {
+				if !strings.Contains(body, want+"\n") {
+					t.Errorf("/metrics lacks %q:\n%s", want, body)
+				}
+			}
+			metricstest.Promtool(t, body)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics does not count the device:\n%s", body)
+		}
+	}
+	if body := get(t, ready.URL+"readyz"); body != "ready\n" {
+		t.Errorf("/readyz: %q", body)
 	}
 
 	cancel()
@@ -206,4 +228,19 @@ func TestRunFailsWhenItCannotListen(t *testing.T) {
 	if err := Run(t.Context(), Config{HTTPAddr: "0.0.0.0:1"}, nil); err == nil {
 		t.Error("Run started an invalid Config")
 	}
+}
+
+// get GETs url and wants 200.
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s %v", url, resp.Status, err)
+	}
+	return string(b)
 }

@@ -39,6 +39,8 @@ type Server struct {
 	stopWatch context.CancelFunc // ends the revocation watcher New started (nil under Run)
 	closeOnce sync.Once
 
+	turn turnRef // the embedded TURN server, for /metrics
+
 	mu      sync.Mutex
 	devices map[string]*deviceConn
 	revoked map[string]time.Time // token id → until; from the store, refreshed
@@ -213,6 +215,10 @@ func (s *Server) Handler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"ok":true}`+"\n")
 	})
+	ops := s.opsHandler()
+	for _, p := range opsPaths {
+		mux.Handle("GET "+p, ops)
+	}
 	if s.cfg.Web != nil {
 		mux.Handle("GET /", http.FileServerFS(s.cfg.Web))
 		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { http.ServeFileFS(w, r, s.cfg.Web, "hub.html") })

@@ -48,6 +48,17 @@ func newUsers(maxAllocs int, bitsPerSecond int64, now func() time.Time, onReleas
 	}
 }
 
+// total is the number of live allocations of every user.
+func (us *users) total() int {
+	us.mu.Lock()
+	defer us.mu.Unlock()
+	n := 0
+	for _, u := range us.m {
+		n += u.allocs
+	}
+	return n
+}
+
 // allocations is the number of live allocations of the user named in userID.
 func (us *users) allocations(userID string) int {
 	us.mu.Lock()

@@ -178,7 +178,9 @@ func (c *relayPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 		c.s.bwDropped.Add(1)
 		return len(p), nil // dropped as a congested link would
 	}
-	return c.PacketConn.WriteTo(p, addr)
+	n, err := c.PacketConn.WriteTo(p, addr)
+	c.s.relayedUp.Add(uint64(max(n, 0)))
+	return n, err
 }
 
 // ReadFrom receives peer → client.
@@ -204,6 +206,7 @@ func (c *relayPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 			c.s.bwDropped.Add(1)
 			continue
 		}
+		c.s.relayedDown.Add(uint64(n))
 		return n, addr, nil
 	}
 }
@@ -263,6 +266,7 @@ func newRelayConn(conn net.Conn, s *Server, u *user) *relayConn {
 func (c *relayConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 {
+		c.s.relayedDown.Add(uint64(n))
 		c.pause(c.u.down.reserve(n))
 	}
 	return n, err
@@ -276,7 +280,9 @@ func (c *relayConn) Write(p []byte) (int, error) {
 		return 0, net.ErrClosed
 	default:
 	}
-	return c.Conn.Write(p)
+	n, err := c.Conn.Write(p)
+	c.s.relayedUp.Add(uint64(max(n, 0)))
+	return n, err
 }
 
 func (c *relayConn) pause(d time.Duration) {

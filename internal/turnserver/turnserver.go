@@ -94,6 +94,8 @@ type Server struct {
 	log      *slog.Logger
 
 	authFailed, peerRefused, allocRefused, bwDropped atomic.Uint64
+	// relayedUp and relayedDown count the bytes relayed client → peer and peer → client.
+	relayedUp, relayedDown atomic.Uint64
 }
 
 // Start listens and serves until Close.
@@ -283,6 +285,12 @@ func (s *Server) AllocationRefusals() uint64 { return s.allocRefused.Load() }
 
 // BandwidthDrops counts relayed UDP packets dropped by the per-user bandwidth limit.
 func (s *Server) BandwidthDrops() uint64 { return s.bwDropped.Load() }
+
+// Relayed returns the bytes relayed so far, client → peer and peer → client.
+func (s *Server) Relayed() (up, down uint64) { return s.relayedUp.Load(), s.relayedDown.Load() }
+
+// Allocations returns the live allocations (UDP relays and TCP relay listeners).
+func (s *Server) Allocations() int { return s.users.total() }
 
 // AllocationCount is the number of live allocations.
 func (s *Server) AllocationCount() int { return s.srv.AllocationCount() }
