@@ -12,7 +12,7 @@ HTTP        ?= 127.0.0.1:8080
 AUDIO       ?= testtone
 DEPS_STAMP  := $(BIN)/.deps
 
-.PHONY: help deps build cross run test test-unit test-cross bench-footprint test-c test-e2e test-latency test-avsync test-input test-nat test-network test-network-all lint fuzz bench bench-cpu bench-viewers bench-latency bench-avsync bench-input bench-nat repeat clean
+.PHONY: help deps build cross deb test-deb run test test-unit test-cross bench-footprint test-c test-e2e test-latency test-avsync test-input test-nat test-network test-network-all lint fuzz bench bench-cpu bench-viewers bench-latency bench-avsync bench-input bench-nat repeat clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -48,6 +48,27 @@ cross: $(CROSS_STAMP) ## bin/linux-arm/: the board's p2pcast (device build) and 
 	  CFLAGS='$(CROSS_CFLAGS)' WAYLAND=0 PIPEWIRE=0 STATIC_CODECS=1
 	GOOS=linux GOARCH=arm GOARM=7 CGO_ENABLED=0 $(GO) build $(DEVICE_GOFLAGS) -o $(CROSS_DIR)/p2pcast ./cmd/p2pcast
 
+# Debian packages (packaging/, scripts/build-deb.sh): amd64 is the full build with the device
+# and hub units, armhf the board's device build. The version is the commit's.
+DEB_DIR     := $(BIN)/deb
+DEB_VERSION ?= 0.1.0+git$(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+deb: build cross ## Debian packages under bin/deb/: amd64 (device and hub) and armhf (the board's device build), with sandboxed systemd units
+	@mkdir -p $(DEB_DIR)/amd64 $(DEB_DIR)/armhf
+	$(GO) build -trimpath -ldflags='-s -w -X main.version=$(DEB_VERSION)' -o $(DEB_DIR)/amd64/p2pcast ./cmd/p2pcast
+	cp $(BIN)/p2pcast-capture $(DEB_DIR)/amd64/
+	GOOS=linux GOARCH=arm GOARM=7 CGO_ENABLED=0 $(GO) build -tags $(DEVICE_TAGS) -trimpath \
+	  -ldflags='-s -w -X main.version=$(DEB_VERSION)' -o $(DEB_DIR)/armhf/p2pcast ./cmd/p2pcast
+	cp $(CROSS_DIR)/p2pcast-capture $(DEB_DIR)/armhf/
+	rm -f $(DEB_DIR)/*.deb
+	./scripts/build-deb.sh amd64 $(DEB_VERSION) $(DEB_DIR)/amd64 $(DEB_DIR)
+	./scripts/build-deb.sh armhf $(DEB_VERSION) $(DEB_DIR)/armhf $(DEB_DIR)
+
+# Each package installed into a scratch root (dpkg --root, kept in bin/deb/root-ARCH between
+# runs), its binaries run (armhf under qemu), its units checked by systemd-analyze (test/deb).
+test-deb: deb ## install the packages into scratch roots, run them, verify the systemd units
+	cd test/deb && P2PCAST_DEB_DIR=$(abspath $(DEB_DIR)) P2PCAST_DEB_VERSION=$(DEB_VERSION) \
+	  $(GO) test -tags deb -count=1 -timeout 5m -v . | grep -vE '^(=== RUN)'; exit $${PIPESTATUS[0]}
+
 # The ARM device and producer under qemu-arm-static stream to the host's `p2pcast view` (test/cross).
 test-cross: build cross ## the board's build under qemu: the ARM device streams the test pattern and tone to a viewer on the host
 	cd test/cross && P2PCAST_BIN=$(abspath $(BIN)) P2PCAST_REQUIRE_CROSS=1 $(GO) test -tags cross -count=1 -timeout 3m -run '^TestDeviceUnderQEMU$$' -v .
@@ -64,7 +85,7 @@ RUN_AUTH     = $(if $(filter 127.% localhost:% [::1]:%,$(HTTP)),,--pair)
 run: build ## run a device streaming the test pattern and tone; prints the URL to open (a pairing link off loopback)
 	$(BIN)/p2pcast device --http $(HTTP) $(RUN_AUTH) $(if $(AUDIO),--audio-in $(AUDIO))
 
-test: build lint test-unit test-c test-cross test-e2e test-latency test-avsync test-input test-nat test-network ## everything: lint, Go and C tests, the board's build under qemu, browser end-to-end, latency and A/V sync smoke runs, NAT matrix, network lab
+test: build lint test-unit test-c test-cross test-deb test-e2e test-latency test-avsync test-input test-nat test-network ## everything: lint, Go and C tests, the board's build under qemu, browser end-to-end, latency and A/V sync smoke runs, NAT matrix, network lab
 
 lint: $(DEPS_STAMP) ## gofmt, go vet, staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
