@@ -28,6 +28,8 @@ struct pc_encoder_config {
 	 * picture is not starved to a blur. (x264's own variable-frame-rate mode is not used: it
 	 * holds every picture back until the next one comes, to know its duration.) */
 	bool screen;
+	/* Hardware encoders: the device to use (v4l2m2m: /dev/videoN), NULL = look for one. */
+	const char *device;
 };
 
 /* With screen: how much of the bitrate one picture may take at most, in milliseconds. */
@@ -58,6 +60,12 @@ struct pc_encoder_ops {
 };
 
 extern const struct pc_encoder_ops pc_x264_encoder;
+/* v4l2m2m.c: a V4L2 memory-to-memory stateful encoder (v4l2m2m.h). */
+extern const struct pc_encoder_ops pc_v4l2m2m_encoder;
+#if PC_HAVE_RKMPI
+/* rkmpi.c: Rockchip's VENC through the vendor media API (the Makefile's RKMPI=1). */
+extern const struct pc_encoder_ops pc_rkmpi_encoder;
+#endif
 
 /* H.264 Table A-1: the limits of one level. */
 struct pc_h264_level {
