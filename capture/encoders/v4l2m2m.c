@@ -468,11 +468,12 @@ static void copy_picture(struct pc_v4l2m2m *st, int index, const struct pc_frame
 	}
 }
 
-/* Waits up to wait_ms for events on the device. 1 when they came, 0 on timeout, -1 on error. */
-static int wait_device(struct pc_v4l2m2m *st, short events)
+/* Waits up to timeout_ms for events on the device. 1 when they came (or an error condition: the
+ * ioctls then say which), 0 on timeout, -1 on error. */
+static int wait_device(struct pc_v4l2m2m *st, short events, int timeout_ms)
 {
 	struct pollfd p = {.fd = st->fd, .events = events};
-	int n = poll(&p, 1, st->wait_ms);
+	int n = poll(&p, 1, timeout_ms < 0 ? 0 : timeout_ms);
 	if (n < 0)
 		return errno == EINTR ? 0 : -1;
 	return n > 0;
@@ -501,7 +502,7 @@ static int free_output(struct pc_v4l2m2m *st)
 			errno = ETIMEDOUT;
 			return -1;
 		}
-		if (wait_device(st, POLLOUT) < 0)
+		if (wait_device(st, POLLOUT, (int)((deadline - pc_clock_ns(CLOCK_MONOTONIC)) / PC_NS_PER_MS) + 1) < 0)
 			return -1;
 	}
 }
@@ -558,7 +559,8 @@ static int take_au(struct pc_v4l2m2m *st, const uint8_t *data, size_t size)
 {
 	struct nal_scan s;
 	scan_nals(data, size, &s);
-	if (s.headers_end && !st->headers_size && s.headers_end <= sizeof(st->headers)) {
+	/* The newest ones: a driver that sends them again may have changed them. */
+	if (s.headers_end && s.headers_end <= sizeof(st->headers)) {
 		memcpy(st->headers, data, s.headers_end);
 		st->headers_size = s.headers_end;
 	}
@@ -674,15 +676,18 @@ static int pc_v4l2m2m_encode(void *state, const struct pc_frame *frame, bool for
 	 * (or none yet). */
 	if (collect(st) < 0)
 		return -1;
+	int64_t deadline = pc_clock_ns(CLOCK_MONOTONIC) + (int64_t)st->wait_ms * PC_NS_PER_MS;
 	while (!st->pending_count && st->in_flight > st->delay) {
-		int n = wait_device(st, POLLIN);
+		int64_t left = deadline - pc_clock_ns(CLOCK_MONOTONIC);
+		int n = left > 0 ? wait_device(st, POLLIN, (int)(left / PC_NS_PER_MS) + 1) : 0;
 		if (n < 0) {
 			pc_log("v4l2m2m %s: poll: %s", st->device, strerror(errno));
 			return -1;
 		}
 		if (collect(st) < 0)
 			return -1;
-		if (n == 0 && !st->pending_count) {
+		/* A poll that wakes with nothing (POLLERR) counts against the same deadline. */
+		if (!st->pending_count && (n == 0 || pc_clock_ns(CLOCK_MONOTONIC) >= deadline)) {
 			st->delay = st->in_flight;
 			pc_log("v4l2m2m %s: no access unit within %d ms: the driver holds %u picture%s back", st->device,
 			       st->wait_ms, st->delay, st->delay == 1 ? "" : "s");
@@ -748,7 +753,7 @@ static void drain(struct pc_v4l2m2m *st)
 				return;
 			continue;
 		}
-		if (errno != EAGAIN || wait_device(st, POLLIN) <= 0)
+		if (errno != EAGAIN || wait_device(st, POLLIN, (int)((deadline - pc_clock_ns(CLOCK_MONOTONIC)) / PC_NS_PER_MS) + 1) <= 0)
 			return; /* EPIPE: the last one was taken already */
 	}
 }
