@@ -16,6 +16,10 @@
  * a keep-alive (--keepalive-ms) or when the device asks for a keyframe (at once). A picture of
  * another size re-creates the encoders at that size, starting with an IDR.
  *
+ * Each rendition's encoder is the first of --encoder-priority that starts (encoders/registry.h:
+ * the hardware ones, then x264); one that fails while running hands over to the next in the list
+ * with the same picture as an IDR, and the stream goes on (docs/encoders.md).
+ *
  * A camera (--source v4l2) is such a source too, each of its frames being news. One that gives
  * H.264 itself is passed through: its access units go out as they come, none held back, repeated
  * or re-encoded; keyframe and bitrate requests are passed on to it (when it takes them). */

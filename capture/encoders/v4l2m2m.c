@@ -99,7 +99,7 @@ static bool probe(struct pc_v4l2m2m *st, char *why, size_t why_size)
 		return false;
 	}
 	snprintf(st->driver, sizeof(st->driver), "%s", (const char *)c.driver);
-	uint32_t caps = c.capabilities & V4L2_CAP_DEVICE_CAPS ? c.device_caps : c.capabilities;
+	uint32_t caps = (c.capabilities & V4L2_CAP_DEVICE_CAPS) ? c.device_caps : c.capabilities;
 	if (!(caps & V4L2_CAP_STREAMING) || !(caps & (V4L2_CAP_VIDEO_M2M | V4L2_CAP_VIDEO_M2M_MPLANE))) {
 		snprintf(why, why_size, "%s: not memory-to-memory", st->driver);
 		return false;
@@ -661,7 +661,7 @@ static int pc_v4l2m2m_encode(void *state, const struct pc_frame *frame, bool for
 	st->timestamp++;
 	if (st->mplane)
 		for (int p = 0; p < st->out.planes; p++)
-			planes[p].bytesused = st->out_bytes[p];
+			planes[p].bytesused = st->out_bytes[p]; // cppcheck-suppress unreadVariable ; read through b.m.planes
 	else
 		b.bytesused = st->out_bytes[0];
 	if (xioctl(st, VIDIOC_QBUF, &b) < 0) {

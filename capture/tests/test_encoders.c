@@ -253,7 +253,7 @@ static void test_registry_init_fallback(void)
 	struct pc_encoder_config config = base_config();
 	struct pc_encoder_slot slot;
 	char err[256];
-	struct log_capture lc;
+	struct log_capture lc = {.saved = -1};
 
 	log_begin(&lc);
 	int ret = pc_encoder_slot_init(&slot, &list, "main", &config, err, sizeof(err));
@@ -320,7 +320,7 @@ static void test_registry_runtime_fallback(void)
 	bool keyframe[N], sps[N];
 	int encoded = 0;
 	const char *path = "/tmp/p2pcast-enc-fallback.h264";
-	struct log_capture lc;
+	struct log_capture lc = {.saved = -1};
 	log_begin(&lc);
 	int ret = encode_to_file(&slot, &pics, N, path, keyframe, sps, &encoded);
 	char *log = log_end(&lc);
@@ -1031,7 +1031,7 @@ static void test_m2m_delay_and_headers(void)
 	const char *path = "/tmp/p2pcast-enc-m2m-delay.h264";
 	FILE *out = fopen(path, "wb");
 	int sizes[20] = {0}, keys = 0, keys_with_sps = 0;
-	struct log_capture lc;
+	struct log_capture lc = {.saved = -1};
 	log_begin(&lc);
 	for (uint32_t i = 0; i < 20; i++) {
 		struct pc_encoded au;
@@ -1108,7 +1108,7 @@ static void test_m2m_enodev_fallback(void)
 	bool keyframe[N], sps[N];
 	int encoded = 0;
 	const char *path = "/tmp/p2pcast-enc-m2m-enodev.h264";
-	struct log_capture lc;
+	struct log_capture lc = {.saved = -1};
 	log_begin(&lc);
 	int ret = encode_to_file(&slot, &pics, N, path, keyframe, sps, &encoded);
 	char *log = log_end(&lc);
