@@ -90,6 +90,8 @@
 #define RENDITION_MAIN 0
 #define RENDITION_SUB 1
 #define MAX_RENDITIONS 2
+/* How late an encoder's AU may be and still get its own picture's capture time. */
+#define CAPTURE_RING 16
 
 /* ---- configuration ---- */
 
@@ -696,6 +698,10 @@ struct pc_rendition {
 	uint32_t seq;              /* frames sent on the track, from 0 for each run */
 	uint64_t encoded, keyframes, skipped;
 	int64_t scale_ns_total, encode_ns_total;
+	/* The capture times of the last pictures given to the encoder: an AU that comes back late
+	 * (pc_encoded's late) is stamped with its own picture's. */
+	int64_t capture_ring[CAPTURE_RING];
+	uint64_t pictures;
 };
 
 struct pc_capture {
@@ -1157,6 +1163,12 @@ static int encode_and_send(struct pc_capture *cap, struct pc_rendition *r, const
 		/* The slot said why, and that no encoder was left to fall back to. */
 		pc_log("encoding picture %u of the %s stream failed", cap->seq, r->label);
 		return -1;
+	}
+	if (!cap->passthrough) {
+		r->capture_ring[r->pictures % CAPTURE_RING] = capture_ns;
+		if (au.late && au.late < CAPTURE_RING && au.late <= r->pictures)
+			capture_ns = r->capture_ring[(r->pictures - au.late) % CAPTURE_RING];
+		r->pictures++;
 	}
 	int64_t encoded_ns = pc_clock_ns(CLOCK_REALTIME);
 	r->encode_ns_total += pc_clock_ns(CLOCK_MONOTONIC) - encode_start;

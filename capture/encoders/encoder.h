@@ -40,6 +40,9 @@ struct pc_encoded {
 	const uint8_t *data; /* Annex-B: start code before each NAL unit */
 	size_t size;         /* 0 when the encoder produced nothing for this picture */
 	bool keyframe;       /* holds an IDR slice (and then SPS and PPS before it) */
+	/* The AU is of the picture given this many encode() calls ago (0: this one's): a hardware
+	 * encoder may hand pictures back late. Encoders that never are leave it 0. */
+	uint32_t late;
 };
 
 struct pc_encoder_ops {

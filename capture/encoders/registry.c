@@ -129,6 +129,7 @@ int pc_encoder_slot_encode(struct pc_encoder_slot *slot, const struct pc_frame *
 {
 	if (!slot->ops)
 		return -1;
+	*out = (struct pc_encoded){0}; /* late stays 0 for encoders that do not set it */
 	if (slot->ops->encode(slot->state, frame, force_idr, out) == 0)
 		return 0;
 

@@ -42,6 +42,7 @@ struct m2m_component {
 struct m2m_au {
 	uint8_t *data;
 	size_t size, cap;
+	uint64_t picture; /* which picture it is, from the buffer's timestamp */
 };
 
 struct pc_v4l2m2m {
@@ -70,7 +71,7 @@ struct pc_v4l2m2m {
 	int pending_head, pending_count;
 	struct m2m_au out_au; /* handed out by encode() */
 	uint64_t queued, encoded, headers_added, errors;
-	uint64_t timestamp;  /* picture number, in the buffers' timestamps */
+	uint64_t timestamp;  /* picture number, in the buffers' timestamps (encoders copy them) */
 };
 
 static int xioctl(struct pc_v4l2m2m *st, unsigned long request, void *arg)
@@ -555,7 +556,7 @@ static void scan_nals(const uint8_t *d, size_t n, struct nal_scan *s)
 
 /* One finished CAPTURE buffer: its AU queued for handing out (SPS/PPS put before an IDR that
  * lacks them; headers alone only kept). 0, or -1 out of memory. */
-static int take_au(struct pc_v4l2m2m *st, const uint8_t *data, size_t size)
+static int take_au(struct pc_v4l2m2m *st, const uint8_t *data, size_t size, uint64_t picture)
 {
 	struct nal_scan s;
 	scan_nals(data, size, &s);
@@ -576,6 +577,7 @@ static int take_au(struct pc_v4l2m2m *st, const uint8_t *data, size_t size)
 	}
 	struct m2m_au *au = &st->pending[(st->pending_head + st->pending_count) % MAX_PENDING];
 	au->size = 0;
+	au->picture = picture;
 	if (s.idr && !(s.sps && s.pps) && st->headers_size) {
 		if (au_append(au, st->headers, st->headers_size) < 0)
 			return -1;
@@ -616,7 +618,7 @@ static int collect(struct pc_v4l2m2m *st)
 			st->idr_next = true;
 			if (st->in_flight)
 				st->in_flight--;
-		} else if (take_au(st, data, used) < 0) {
+		} else if (take_au(st, data, used, (uint64_t)b.timestamp.tv_sec * 1000000 + (uint64_t)b.timestamp.tv_usec) < 0) {
 			pc_log("v4l2m2m %s: out of memory", st->device);
 			return -1;
 		}
@@ -709,7 +711,12 @@ static int pc_v4l2m2m_encode(void *state, const struct pc_frame *frame, bool for
 	st->pending_count--;
 	struct nal_scan s;
 	scan_nals(st->out_au.data, st->out_au.size, &s);
-	*out = (struct pc_encoded){.data = st->out_au.data, .size = st->out_au.size, .keyframe = s.idr};
+	/* The picture it is of: the timestamp the driver copied from the OUTPUT buffer; one that is
+	 * not plausible (a driver that does not copy them) counts as this picture's. */
+	uint64_t now = st->timestamp - 1;
+	uint32_t late = st->out_au.picture <= now && now - st->out_au.picture <= UINT32_MAX
+			    ? (uint32_t)(now - st->out_au.picture) : 0;
+	*out = (struct pc_encoded){.data = st->out_au.data, .size = st->out_au.size, .keyframe = s.idr, .late = late};
 	return 0;
 }
 

@@ -370,6 +370,7 @@ struct fake_q {
 	uint8_t *mem[FAKE_BUFS][3];
 	bool queued[FAKE_BUFS];
 	uint32_t bytesused[FAKE_BUFS];
+	struct timeval timestamp[FAKE_BUFS];
 	bool streaming;
 };
 
@@ -407,6 +408,7 @@ struct fake_m2m {
 	bool headers_sent;
 	uint8_t *held[8];            /* AUs waiting to come out (the delay) */
 	size_t held_size[8];
+	struct timeval held_ts[8];   /* the OUTPUT buffer's timestamp, copied as encoders do */
 	int n_held;
 	int done_cap[FAKE_BUFS];     /* finished CAPTURE buffers, in order */
 	int n_done_cap;
@@ -485,7 +487,7 @@ static bool out_nv12(const struct fake_m2m *f)
 }
 
 /* Reads OUTPUT buffer i back into I420, compares it to the picture given, encodes it. */
-static void fake_encode(struct fake_m2m *f, int i)
+static void fake_encode(struct fake_m2m *f, int i, struct timeval ts)
 {
 	struct fake_q *q = &f->out;
 	int cw = W / 2, ch = H / 2;
@@ -544,6 +546,7 @@ static void fake_encode(struct fake_m2m *f, int i)
 		f->headers_sent = true;
 	f->held[f->n_held] = malloc(size);
 	memcpy(f->held[f->n_held], data, size);
+	f->held_ts[f->n_held] = ts;
 	f->held_size[f->n_held++] = size;
 }
 
@@ -559,10 +562,12 @@ static void fake_emit(struct fake_m2m *f, bool all)
 			return;
 		memcpy(f->cap.mem[b][0], f->held[0], f->held_size[0]);
 		f->cap.bytesused[b] = (uint32_t)f->held_size[0];
+		f->cap.timestamp[b] = f->held_ts[0];
 		f->cap.queued[b] = false;
 		free(f->held[0]);
 		memmove(f->held, f->held + 1, sizeof(f->held[0]) * (size_t)(f->n_held - 1));
 		memmove(f->held_size, f->held_size + 1, sizeof(f->held_size[0]) * (size_t)(f->n_held - 1));
+		memmove(f->held_ts, f->held_ts + 1, sizeof(f->held_ts[0]) * (size_t)(f->n_held - 1));
 		f->n_held--;
 		f->done_cap[f->n_done_cap++] = b;
 		uint64_t one = 1;
@@ -762,7 +767,7 @@ static int fake_ioctl(void *ctx, int fd, unsigned long req, void *arg)
 			return fail(ENODEV);
 		}
 		f->out_qbufs++;
-		fake_encode(f, (int)b->index);
+		fake_encode(f, (int)b->index, b->timestamp);
 		f->done_out[f->n_done_out++] = (int)b->index; /* read at once: free again */
 		q->queued[b->index] = true;
 		fake_emit(f, false);
@@ -808,6 +813,7 @@ static int fake_ioctl(void *ctx, int fd, unsigned long req, void *arg)
 		memmove(f->done_cap, f->done_cap + 1, sizeof(int) * (size_t)--f->n_done_cap);
 		b->index = (uint32_t)i;
 		b->flags = 0;
+		b->timestamp = q->timestamp[i];
 		if (f->mplane) {
 			b->m.planes[0].bytesused = q->bytesused[i];
 			b->m.planes[0].data_offset = 0;
@@ -967,6 +973,7 @@ static void test_m2m_negotiation(void)
 		f.expect = picture(&pics, i);
 		CHECK_EQ(pc_v4l2m2m_encoder.encode(enc, f.expect, i == 0 || i == 5, &au), 0);
 		CHECK(au.size > 0);
+		CHECK_EQ(au.late, 0);
 		CHECK_EQ(au.keyframe, i == 0 || i == 5);
 		if (i == 0 || i == 5)
 			CHECK(has_nal(&au, 7) && has_nal(&au, 8));
@@ -1030,7 +1037,7 @@ static void test_m2m_delay_and_headers(void)
 
 	const char *path = "/tmp/p2pcast-enc-m2m-delay.h264";
 	FILE *out = fopen(path, "wb");
-	int sizes[20] = {0}, keys = 0, keys_with_sps = 0;
+	int sizes[20] = {0}, lates[20] = {0}, keys = 0, keys_with_sps = 0;
 	struct log_capture lc = {.saved = -1};
 	log_begin(&lc);
 	for (uint32_t i = 0; i < 20; i++) {
@@ -1038,6 +1045,7 @@ static void test_m2m_delay_and_headers(void)
 		f.expect = picture(&pics, i);
 		CHECK_EQ(pc_v4l2m2m_encoder.encode(enc, f.expect, i == 0 || i == 12, &au), 0);
 		sizes[i] = (int)au.size;
+		lates[i] = (int)au.late;
 		if (au.size && out)
 			fwrite(au.data, 1, au.size, out);
 		if (au.keyframe) {
@@ -1050,8 +1058,10 @@ static void test_m2m_delay_and_headers(void)
 		fclose(out);
 	CHECK_EQ(sizes[0], 0);
 	CHECK_EQ(sizes[1], 0);
-	for (int i = 2; i < 20; i++)
+	for (int i = 2; i < 20; i++) {
 		CHECK(sizes[i] > 0);
+		CHECK_EQ(lates[i], 2); /* picture i-2's AU, and it says so */
+	}
 	CHECK_EQ(keys, 2);
 	CHECK_EQ(keys_with_sps, 2);
 	CHECK(f.copy_ok);
