@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../encoders/encoder.h"
@@ -1173,6 +1174,59 @@ static void test_m2m_none(void)
 	fake_free(&f);
 }
 
+/* Runs the producer with args (stderr and stdout into out); its exit status, -1 when it could not
+ * run. */
+static int run_producer(const char *args, char *out, size_t out_size)
+{
+	char cmd[1024];
+	snprintf(cmd, sizeof(cmd), "'%s' %s 2>&1", pc_check_producer, args);
+	FILE *p = popen(cmd, "r");
+	if (!p)
+		return -1;
+	size_t n = fread(out, 1, out_size - 1, p);
+	out[n] = '\0';
+	int status = pclose(p);
+	fprintf(stderr, "    $ p2pcast-capture %s\n", args);
+	for (char *line = out, *next; *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next = '\0';
+		fprintf(stderr, "    | %s\n", line);
+		if (!next)
+			break;
+		*next++ = '\n';
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* The binary: a missing hardware encoder in the list is skipped with its line, x264 encodes,
+ * the file decodes; a bad list is a usage error; --encoder with nothing to fall back to fails. */
+static void test_producer_encoder_flags(void)
+{
+	char out[8192];
+	const char *path = "/tmp/p2pcast-enc-cli.h264";
+	char args[512];
+	snprintf(args, sizeof(args),
+		 "--annexb-out %s --frames 10 --size 320x240 --encoder-priority v4l2m2m:/dev/p2pcast-no-such-node,x264",
+		 path);
+	CHECK_EQ(run_producer(args, out, sizeof(out)), 0);
+	CHECK(strstr(out, "main stream: v4l2m2m: /dev/p2pcast-no-such-node: No such file or directory: trying x264") != NULL);
+	CHECK(strstr(out, "main stream: encoded by x264") != NULL);
+	int decoded = decoded_pictures(path);
+	if (decoded != -1)
+		CHECK_EQ(decoded, 10);
+	unlink(path);
+
+	CHECK_EQ(run_producer("--annexb-out /dev/null --encoder-priority nvenc,x264", out, sizeof(out)), 2);
+	CHECK(strstr(out, "--encoder-priority: unknown encoder 'nvenc' (available in this build: ") != NULL);
+	CHECK_EQ(run_producer("--annexb-out /dev/null --encoder x264,v4l2m2m", out, sizeof(out)), 2);
+	CHECK_EQ(run_producer("--annexb-out /dev/null --frames 1 --encoder v4l2m2m:/dev/p2pcast-no-such-node", out,
+			      sizeof(out)),
+		 1);
+	CHECK(strstr(out, "v4l2m2m: /dev/p2pcast-no-such-node: No such file or directory") != NULL);
+	CHECK(strstr(out, "trying") == NULL);
+}
+
 void pc_test_encoders(void)
 {
 	RUN_TEST(test_registry_lists);
@@ -1182,4 +1236,5 @@ void pc_test_encoders(void)
 	RUN_TEST(test_m2m_delay_and_headers);
 	RUN_TEST(test_m2m_enodev_fallback);
 	RUN_TEST(test_m2m_none);
+	RUN_TEST(test_producer_encoder_flags);
 }
