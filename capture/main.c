@@ -16,6 +16,10 @@
  * a keep-alive (--keepalive-ms) or when the device asks for a keyframe (at once). A picture of
  * another size re-creates the encoders at that size, starting with an IDR.
  *
+ * Each rendition's encoder is the first of --encoder-priority that starts (encoders/registry.h:
+ * the hardware ones, then x264); one that fails while running hands over to the next in the list
+ * with the same picture as an IDR, and the stream goes on (docs/encoders.md).
+ *
  * A camera (--source v4l2) is such a source too, each of its frames being news. One that gives
  * H.264 itself is passed through: its access units go out as they come, none held back, repeated
  * or re-encoded; keyframe and bitrate requests are passed on to it (when it takes them). */
@@ -42,6 +46,7 @@
 #include "clock.h"
 #include "encoders/encoder.h"
 #include "encoders/opus.h"
+#include "encoders/registry.h"
 #include "ipc.h"
 #include "log.h"
 #include "scale.h"
@@ -85,6 +90,8 @@
 #define RENDITION_MAIN 0
 #define RENDITION_SUB 1
 #define MAX_RENDITIONS 2
+/* How late an encoder's AU may be and still get its own picture's capture time. */
+#define CAPTURE_RING 16
 
 /* ---- configuration ---- */
 
@@ -112,6 +119,10 @@ struct pc_capture_config {
 	uint32_t sub_bitrate;   /* 0 until defaulted to bitrate / 4 */
 	const char *preset;
 	int threads;
+	/* --encoder-priority / --encoder: tried in order for each rendition, at start and when the
+	 * running one fails (docs/encoders.md). */
+	struct pc_encoder_list encoders;
+	bool encoders_set;
 	uint64_t frames;        /* 0 = run until signalled */
 	const char *name;       /* NULL = the source's name */
 	const char *audio_in;   /* NULL, "testtone", or an ALSA PCM */
@@ -205,6 +216,12 @@ static void print_usage(FILE *out)
 		"  --gop FRAMES        pictures from one IDR to the next (default 2 s worth)\n"
 		"  --preset NAME       x264 preset (default ultrafast)\n"
 		"  --threads N         encoder threads, 0 = auto (default 0)\n"
+		"  --encoder-priority LIST  video encoders to try in order, comma-separated, each\n"
+		"                      NAME or NAME:DEVICE (v4l2m2m:/dev/video11): the first that\n"
+		"                      starts is used, the next takes over when it fails while\n"
+		"                      running (default: the hardware ones, then x264; this build:\n"
+		"                      %s)\n"
+		"  --encoder NAME[:DEVICE]  this encoder only (no fallback)\n"
 		"  --frames N          stop after N pictures\n"
 		"  --name NAME         producer name sent in HELLO, at most 64 bytes (default: source name)\n"
 		"\n"
@@ -247,7 +264,8 @@ static void print_usage(FILE *out)
 		"  --audio-bitrate R   Opus bit/s, 6k to 510k (default 32k)\n"
 		"  --audio-channels N  1 or 2 (default 1)\n"
 		"\n"
-		"  --help              show this help\n");
+		"  --help              show this help\n",
+		pc_encoder_names());
 }
 
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
@@ -393,6 +411,8 @@ enum {
 	OPT_PIPEWIRE_NODE,
 	OPT_DEVICE,
 	OPT_V4L2_FORMAT,
+	OPT_ENCODER,
+	OPT_ENCODER_PRIORITY,
 	OPT_HELP,
 };
 
@@ -425,6 +445,8 @@ static int parse_args(int argc, char **argv, struct pc_capture_config *config)
 		{"pipewire-node", required_argument, NULL, OPT_PIPEWIRE_NODE},
 		{"device", required_argument, NULL, OPT_DEVICE},
 		{"v4l2-format", required_argument, NULL, OPT_V4L2_FORMAT},
+		{"encoder", required_argument, NULL, OPT_ENCODER},
+		{"encoder-priority", required_argument, NULL, OPT_ENCODER_PRIORITY},
 		{"help", no_argument, NULL, OPT_HELP},
 		{NULL, 0, NULL, 0},
 	};
@@ -580,6 +602,19 @@ static int parse_args(int argc, char **argv, struct pc_capture_config *config)
 			config->v4l2_format = f;
 			break;
 		}
+		case OPT_ENCODER:
+		case OPT_ENCODER_PRIORITY: {
+			const char *name = opt == OPT_ENCODER ? "--encoder" : "--encoder-priority";
+			char why[256];
+			if (config->encoders_set)
+				return usage_error("%s: give one of --encoder and --encoder-priority, once", name);
+			if (opt == OPT_ENCODER && strchr(optarg, ','))
+				return usage_error("--encoder takes one name (a list is --encoder-priority)");
+			if (pc_encoder_list_parse(&config->encoders, optarg, why, sizeof(why)) < 0)
+				return usage_error("%s: %s", name, why);
+			config->encoders_set = true;
+			break;
+		}
 		case OPT_HELP:
 			print_usage(stdout);
 			return 1;
@@ -591,6 +626,8 @@ static int parse_args(int argc, char **argv, struct pc_capture_config *config)
 	}
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
+	if (!config->encoders_set)
+		pc_encoder_list_default(&config->encoders);
 	if (!config->socket_path == !config->annexb_out)
 		return usage_error("give exactly one of --socket PATH and --annexb-out FILE");
 	if (config->gop == 0) {
@@ -650,7 +687,8 @@ struct pc_rendition {
 	uint8_t track;
 	uint8_t alternate_of;      /* the main rendition's track for the sub, else 0 */
 	int width, height;
-	void *encoder;
+	struct pc_encoder_slot enc; /* its encoder, falling back down config->encoders */
+	bool has_enc;
 	struct pc_frame frame;     /* sub: the downscaled picture (main: the source's own) */
 	/* What the device may change. */
 	uint32_t bitrate;
@@ -660,6 +698,10 @@ struct pc_rendition {
 	uint32_t seq;              /* frames sent on the track, from 0 for each run */
 	uint64_t encoded, keyframes, skipped;
 	int64_t scale_ns_total, encode_ns_total;
+	/* The capture times of the last pictures given to the encoder: an AU that comes back late
+	 * (pc_encoded's late) is stamped with its own picture's. */
+	int64_t capture_ring[CAPTURE_RING];
+	uint64_t pictures;
 };
 
 struct pc_capture {
@@ -667,7 +709,6 @@ struct pc_capture {
 
 	const struct pc_source_ops *source_ops;
 	void *source;
-	const struct pc_encoder_ops *encoder_ops;
 	/* rend[RENDITION_MAIN] always; rend[RENDITION_SUB] with --sub, fed by the scaler. */
 	struct pc_rendition rend[MAX_RENDITIONS];
 	int n_rend;
@@ -932,13 +973,13 @@ static void apply_fps(struct pc_capture *cap, uint16_t num, uint16_t den)
 		return;
 	}
 	for (; done < cap->n_rend; done++) {
-		err = cap->encoder_ops->set_fps(cap->rend[done].encoder, num, den);
+		err = pc_encoder_slot_set_fps(&cap->rend[done].enc, num, den);
 		if (err < 0)
 			break;
 	}
 	if (err < 0) {
 		for (int i = 0; i < done; i++)
-			cap->encoder_ops->set_fps(cap->rend[i].encoder, cap->fps_num, cap->fps_den);
+			pc_encoder_slot_set_fps(&cap->rend[i].enc, cap->fps_num, cap->fps_den);
 		if (err == -ERANGE)
 			pc_log("FPS %u/%u refused: beyond the H.264 level of the %s stream", num, den,
 			       cap->rend[done].label);
@@ -979,7 +1020,7 @@ static void apply_video_control(struct pc_capture *cap, struct pc_rendition *r,
 			}
 			break;
 		}
-		err = cap->encoder_ops->set_bitrate(r->encoder, msg->u.bitrate, &applied);
+		err = pc_encoder_slot_set_bitrate(&r->enc, msg->u.bitrate, &applied);
 		if (err < 0)
 			pc_log("%sBITRATE %u refused by the encoder: %s", what, msg->u.bitrate, strerror(-err));
 		else if (applied != msg->u.bitrate)
@@ -1118,10 +1159,16 @@ static int encode_and_send(struct pc_capture *cap, struct pc_rendition *r, const
 	bool idr = r->force_idr || r->idle;
 	if (cap->passthrough)
 		au = (struct pc_encoded){.data = cap->au, .size = cap->au_size, .keyframe = cap->au_keyframe};
-	else if (cap->encoder_ops->encode(r->encoder, frame, idr, &au) < 0) {
-		pc_log("%s: encoding picture %u of the %s stream failed", cap->encoder_ops->name,
-		       cap->seq, r->label);
+	else if (pc_encoder_slot_encode(&r->enc, frame, idr, &au) < 0) {
+		/* The slot said why, and that no encoder was left to fall back to. */
+		pc_log("encoding picture %u of the %s stream failed", cap->seq, r->label);
 		return -1;
+	}
+	if (!cap->passthrough) {
+		r->capture_ring[r->pictures % CAPTURE_RING] = capture_ns;
+		if (au.late && au.late < CAPTURE_RING && au.late <= r->pictures)
+			capture_ns = r->capture_ring[(r->pictures - au.late) % CAPTURE_RING];
+		r->pictures++;
 	}
 	int64_t encoded_ns = pc_clock_ns(CLOCK_REALTIME);
 	r->encode_ns_total += pc_clock_ns(CLOCK_MONOTONIC) - encode_start;
@@ -1520,9 +1567,9 @@ static void stop_renditions(struct pc_capture *cap)
 {
 	for (int i = 0; i < MAX_RENDITIONS; i++) {
 		struct pc_rendition *r = &cap->rend[i];
-		if (r->encoder)
-			cap->encoder_ops->destroy(r->encoder);
-		r->encoder = NULL;
+		if (r->has_enc)
+			pc_encoder_slot_destroy(&r->enc);
+		r->has_enc = false;
 		if (i != RENDITION_MAIN)
 			pc_frame_free(&r->frame);
 	}
@@ -1611,9 +1658,12 @@ static int start_renditions(struct pc_capture *cap, const struct pc_rendition *c
 			cap->n_rend = 1; /* the camera encodes; nothing to scale or encode here */
 			break;
 		}
-		ret = cap->encoder_ops->init(&r->encoder, &encoder_config, err, err_size);
+		ret = pc_encoder_slot_init(&r->enc, &config->encoders, r->label, &encoder_config, err, err_size);
 		if (ret < 0)
 			goto error;
+		r->has_enc = true;
+		if (!carry || i >= n_carry || strcmp(pc_encoder_slot_name(&r->enc), pc_encoder_slot_name(&carry[i].enc)) != 0)
+			pc_log("%s stream: encoded by %s", r->label, pc_encoder_slot_name(&r->enc));
 		cap->n_rend = i + 1;
 		if (!is_sub)
 			continue;
@@ -1774,7 +1824,6 @@ int main(int argc, char **argv)
 	cap.first_width = cap.width;
 	cap.first_height = cap.height;
 
-	cap.encoder_ops = &pc_x264_encoder;
 	ret = start_renditions(&cap, NULL, 0, err, sizeof(err));
 	if (ret < 0) {
 		pc_log("%s", err);

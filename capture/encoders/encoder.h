@@ -28,6 +28,8 @@ struct pc_encoder_config {
 	 * picture is not starved to a blur. (x264's own variable-frame-rate mode is not used: it
 	 * holds every picture back until the next one comes, to know its duration.) */
 	bool screen;
+	/* Hardware encoders: the device to use (v4l2m2m: /dev/videoN), NULL = look for one. */
+	const char *device;
 };
 
 /* With screen: how much of the bitrate one picture may take at most, in milliseconds. */
@@ -38,6 +40,9 @@ struct pc_encoded {
 	const uint8_t *data; /* Annex-B: start code before each NAL unit */
 	size_t size;         /* 0 when the encoder produced nothing for this picture */
 	bool keyframe;       /* holds an IDR slice (and then SPS and PPS before it) */
+	/* The AU is of the picture given this many encode() calls ago (0: this one's): a hardware
+	 * encoder may hand pictures back late. Encoders that never are leave it 0. */
+	uint32_t late;
 };
 
 struct pc_encoder_ops {
@@ -58,6 +63,12 @@ struct pc_encoder_ops {
 };
 
 extern const struct pc_encoder_ops pc_x264_encoder;
+/* v4l2m2m.c: a V4L2 memory-to-memory stateful encoder (v4l2m2m.h). */
+extern const struct pc_encoder_ops pc_v4l2m2m_encoder;
+#if PC_HAVE_RKMPI
+/* rkmpi.c: Rockchip's VENC through the vendor media API (the Makefile's RKMPI=1). */
+extern const struct pc_encoder_ops pc_rkmpi_encoder;
+#endif
 
 /* H.264 Table A-1: the limits of one level. */
 struct pc_h264_level {

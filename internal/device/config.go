@@ -85,6 +85,9 @@ type Config struct {
 	Source string
 	// Camera is the v4l2 source's device ("": /dev/video0).
 	Camera string
+	// EncoderPriority is the producer's --encoder-priority: its video encoders to try in order,
+	// e.g. "rkmpi,v4l2m2m,x264" ("": the producer's default, hardware first, x264 last).
+	EncoderPriority string
 	// RTSPUser and RTSPPassword, when RTSPUser is set, replace the credentials of an RTSP
 	// Source's URL (a password kept out of the command line: --rtsp-password-file).
 	RTSPUser, RTSPPassword string

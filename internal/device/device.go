@@ -382,6 +382,9 @@ func (d *Device) captureArgs(sockPath string) []string {
 	if d.cfg.Source == "v4l2" && d.cfg.Camera != "" {
 		args = append(args, "--device", d.cfg.Camera)
 	}
+	if d.cfg.EncoderPriority != "" {
+		args = append(args, "--encoder-priority", d.cfg.EncoderPriority)
+	}
 
 	if d.cfg.AudioIn != "" {
 		args = append(args, "--audio-in", d.cfg.AudioIn)
