@@ -10,6 +10,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -329,7 +330,8 @@ type Session struct {
 	access   auth.Access
 	talk     TalkSink // nil: the viewer cannot send audio
 	timers   []*time.Timer
-	reason   string // under mu: why the session ended, for the viewer's bye
+	reason   string  // under mu: why the session ended, for the viewer's bye
+	notice   *Notice // under mu: told the viewer when its events channel opens (description.go)
 	received receivedStats
 
 	ctx       context.Context // ends at Close: data channel handlers
@@ -540,10 +542,34 @@ func (s *Session) addTransceivers(offering bool) error {
 	return nil
 }
 
+// dropVideo takes the video out of a session whose viewer cannot play it (before any
+// transceiver is added), and keeps n to tell it.
+func (s *Session) dropVideo(n *Notice) {
+	s.mu.Lock()
+	s.desc = s.desc.withoutVideo()
+	s.tracks = slices.DeleteFunc(slices.Clone(s.tracks), func(t *localTrack) bool { return t.src.Kind == codec.Video })
+	for id := range s.route {
+		s.route[id] = s.findTrack(uint8(id))
+	}
+	s.notice = n
+	s.mu.Unlock()
+	s.log.Info("viewer takes no video the device sends: audio only", "codec", n.Codec, "offered", n.Offered)
+}
+
 // adoptEvents makes dc the session's events channel once it opens. Messages from the viewer
 // on it are ignored: the channel is the device's to speak on.
 func (s *Session) adoptEvents(dc *webrtc.DataChannel) {
-	dc.OnOpen(func() { s.events.Store(dc) })
+	dc.OnOpen(func() {
+		s.events.Store(dc)
+		s.mu.Lock()
+		n := s.notice
+		s.mu.Unlock()
+		if n != nil {
+			if b, err := json.Marshal(n); err == nil {
+				_ = dc.SendText(string(b))
+			}
+		}
+	})
 	dc.OnClose(func() { s.events.CompareAndSwap(dc, nil) })
 }
 
@@ -564,6 +590,11 @@ const eventsBacklog = 16 << 10
 // Answer applies the viewer's offer and returns the device's answer. Candidates trickle
 // through onCandidate; use LocalDescription after gathering for a complete answer.
 func (s *Session) Answer(offer string) (string, error) {
+	if sd, err := parseSDP(offer); err == nil {
+		if n, refused := s.desc.videoRefused(sd); refused && s.desc.withoutVideo().checkOffer(offer) == nil {
+			s.dropVideo(n)
+		}
+	}
 	if err := s.desc.checkOffer(offer); err != nil {
 		return "", err
 	}
@@ -656,8 +687,15 @@ func (s *Session) SetAnswer(answer string) error {
 	if !offered {
 		return ErrNoOffer
 	}
-	if _, err := parseSDP(answer); err != nil {
+	sd, err := parseSDP(answer)
+	if err != nil {
 		return err
+	}
+	if n, refused := s.desc.videoRefused(sd); refused {
+		s.mu.Lock()
+		s.notice = n
+		s.mu.Unlock()
+		s.log.Info("viewer takes no video the device sends", "codec", n.Codec, "offered", n.Offered)
 	}
 	if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadSDP, err)
