@@ -256,10 +256,10 @@ func (d description) videoRefused(sd *sdp.SessionDescription) (*Notice, bool) {
 	name := codecLabel(c)
 	msg := fmt.Sprintf("The camera sends %s video, which this browser does not play over WebRTC", name)
 	if len(offered) > 0 {
-		msg += " (it offers " + strings.Join(offered, ", ") + ")"
+		msg += " (it plays " + strings.Join(offered, ", ") + ")"
 	}
 	msg += ": this session carries the sound only. Watch the picture in a browser that decodes " + name +
-		" (Safari; Chrome or Edge with hardware " + name + " decoding) or with `p2pcast view`."
+		" (Safari; Chrome or Edge with hardware decoding) or with `p2pcast view`."
 	return &Notice{Type: "notice", Code: NoticeVideoCodec, Codec: c.Name, Offered: offered, Message: msg}, true
 }
 
@@ -281,7 +281,7 @@ func codecLabel(c *codec.Codec) string {
 	case codec.H264:
 		return "H.264"
 	case codec.H265:
-		return "H.265 (HEVC)"
+		return "H.265"
 	}
 	return c.Name
 }
