@@ -509,7 +509,7 @@ func (s *Session) Done() <-chan struct{} { return s.done }
 // sendrecv only for a viewer allowed to talk.
 func (s *Session) addTransceivers(offering bool) error {
 	audio := false
-	for _, t := range s.tracks {
+	for _, t := range s.offerOrder(offering) {
 		dir := webrtc.RTPTransceiverDirectionSendonly
 		if t.src.Kind == codec.Audio {
 			audio = true
@@ -540,6 +540,17 @@ func (s *Session) addTransceivers(offering bool) error {
 		s.adoptEvents(dc)
 	}
 	return nil
+}
+
+// offerOrder is the order of the session's sections in its own offer: video first, except
+// for a video codec many browsers lack (H.265). A browser rejects such a section, and when the
+// rejected section is the bundle's first, its transport goes with it and the answer fails
+// (Chromium: "Failed to setup RTCP mux"), so that video comes after the audio.
+func (s *Session) offerOrder(offering bool) []*localTrack {
+	if !offering || len(s.tracks) < 2 || s.tracks[0].src.Codec != codec.H265.Name {
+		return s.tracks
+	}
+	return append(slices.Clone(s.tracks[1:]), s.tracks[0])
 }
 
 // dropVideo takes the video out of a session whose viewer cannot play it (before any
@@ -692,10 +703,16 @@ func (s *Session) SetAnswer(answer string) error {
 		return err
 	}
 	if n, refused := s.desc.videoRefused(sd); refused {
-		s.mu.Lock()
-		s.notice = n
-		s.mu.Unlock()
-		s.log.Info("viewer takes no video the device sends", "codec", n.Codec, "offered", n.Offered)
+		// The viewer rejected the video section: its track leaves the session before Pion
+		// would bind it to a codec the viewer does not have.
+		for _, tr := range s.pc.GetTransceivers() {
+			if snd := tr.Sender(); snd != nil && snd.Track() != nil && snd.Track().Kind() == webrtc.RTPCodecTypeVideo {
+				if err := s.pc.RemoveTrack(snd); err != nil {
+					return fmt.Errorf("%w: %v", ErrBadState, err)
+				}
+			}
+		}
+		s.dropVideo(n)
 	}
 	if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadSDP, err)
