@@ -452,7 +452,7 @@ int pc_transcode_main(int argc, char **argv)
 			bitrate = (uint32_t)v;
 		} else {
 			pc_log("usage: %s --transcode aac --aac-config HEX [--bitrate BPS] "
-			       "(FRAMEs of AAC on stdin, Opus FRAMEs on stdout: docs/ipc.md)",
+			       "(FRAMEs of AAC on stdin, Opus FRAMEs on stdout: docs/rtsp.md)",
 			       PC_PROG);
 			return 2;
 		}

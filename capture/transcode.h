@@ -41,7 +41,7 @@ void pc_transcode_destroy(struct pc_transcode *tc);
 /* Parses hex ("1190") into out; the byte count, or -EINVAL. */
 int pc_transcode_parse_hex(const char *hex, uint8_t *out, size_t out_size);
 
-/* The --transcode aac program: reads the device's FRAME messages (docs/ipc.md, "Transcoder")
+/* The --transcode aac program: reads the device's FRAME messages (docs/rtsp.md, "AAC to Opus")
  * from in_fd, writes a HELLO (Opus, track 1, last) and then the Opus FRAMEs to out_fd, until
  * in_fd ends (0) or something fails (a negative errno, logged). */
 int pc_transcode_run(int in_fd, int out_fd, const uint8_t *asc, size_t asc_size, uint32_t bitrate);

@@ -21,7 +21,7 @@ import (
 // A camera's AAC becomes Opus in the producer (browsers take no AAC over WebRTC):
 // `p2pcast-capture --transcode aac --aac-config HEX`, one per RTSP connection, reads the AAC
 // units as FRAME messages on its stdin and writes an Opus HELLO and FRAMEs on its stdout
-// (docs/ipc.md, "Transcoder"). Pipes rather than the capture socket: the Opus track belongs to
+// (docs/rtsp.md, "AAC to Opus"). Pipes rather than the capture socket: the Opus track belongs to
 // the camera's source (one description with the camera's video), the capture socket takes one
 // producer at a time, and the device owns the child's lifetime (it ends with the connection:
 // stdin closed; and with the device: the parent-death signal).
