@@ -56,6 +56,9 @@
 #include "sources/testpattern.h"
 #include "sources/v4l2.h"
 #include "sources/wayland.h"
+#if PC_HAVE_TRANSCODE
+#include "transcode.h"
+#endif
 
 #define PROG PC_PROG
 
@@ -1732,6 +1735,11 @@ int main(int argc, char **argv)
 	bool screen = false; /* a damage-driven source */
 	int ret;
 
+#if PC_HAVE_TRANSCODE
+	/* A program of its own (transcode.h): the device's AAC -> Opus child for RTSP cameras. */
+	if (argc > 1 && strcmp(argv[1], "--transcode") == 0)
+		return pc_transcode_main(argc, argv);
+#endif
 	ret = parse_args(argc, argv, &config);
 	if (ret != 0)
 		return ret > 0 ? EXIT_SUCCESS : EXIT_USAGE;

@@ -15,6 +15,8 @@ pkgs+=(pipewire-bin)
 # serving H.264 (x264enc, ugly), H.265 (x265enc, bad), PCMA (good) and AAC (avenc_aac, libav).
 pkgs+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad gstreamer1.0-libav)
+# The producer's AAC -> Opus transcoder for RTSP cameras (capture/transcode.c).
+pkgs+=(libavcodec-dev libswresample-dev libavutil-dev)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -564,6 +564,7 @@ class P2PCastPlayer extends HTMLElement {
       stream: null, // the MediaStream the <video> plays for this session
       audioTracks: [], // the audio tracks ontrack gave
       network: null, // the device's last report of our path (a 'network' message)
+      deviceNotice: null, // what the device cannot send us (a 'notice' message's text)
       decisions: [], // the adaptation decisions it reported, oldest first (MAX_DECISIONS)
     };
     this.#s = s;
@@ -699,7 +700,7 @@ class P2PCastPlayer extends HTMLElement {
       this.#everConnected = true;
       s.connected = true;
       if (s.restart?.applied) this.#restartDone(s);
-      this.#notice(null);
+      this.#notice(s.deviceNotice ?? null);
       this.#setState('connected');
     } else if (st === 'disconnected') {
       this.#setState('reconnecting');
@@ -802,7 +803,7 @@ class P2PCastPlayer extends HTMLElement {
     if (peerState(s.pc) !== 'connected') return;
     this.#retries = 0;
     this.#reason = '';
-    this.#notice(null);
+    this.#notice(s.deviceNotice ?? null);
     this.#setState('connected');
   }
 
@@ -1356,12 +1357,25 @@ class P2PCastPlayer extends HTMLElement {
       if (this.#s !== s || typeof e.data !== 'string') return;
       let m;
       try { m = JSON.parse(e.data); } catch { return; }
+      if (m?.type === 'notice' && typeof m.message === 'string') {
+        // The device cannot send us something (e.g. its camera's H.265 video): say so mid-screen,
+        // in place of a black picture, for as long as this session lasts.
+        s.deviceNotice = m.message;
+        console.info(`p2pcast: device notice (${m.code}): ${m.message}`);
+        this.#notice(m.message);
+        return;
+      }
       if (m?.type !== 'network') return; // a newer device may say more
       s.decisions.push(...(m.decisions ?? []));
       if (s.decisions.length > MAX_DECISIONS) s.decisions.splice(0, s.decisions.length - MAX_DECISIONS);
       s.network = m;
       this.#render();
     };
+  }
+
+  /** What the device said it cannot send this session (null: nothing): window.p2pcast.deviceNotice(). */
+  deviceNotice() {
+    return this.#s?.deviceNotice ?? null;
   }
 
   /** The device's last report of our path and its decisions: window.p2pcast.network(). */
@@ -1698,6 +1712,7 @@ window.p2pcast = {
   audio: async () => (firstPlayer() ? firstPlayer().audio() : { ...EMPTY_AUDIO }),
   inboundVideo: async () => (firstPlayer() ? firstPlayer().inboundVideo() : []),
   network: () => (firstPlayer() ? firstPlayer().network() : { report: null, decisions: [] }),
+  deviceNotice: () => (firstPlayer() ? firstPlayer().deviceNotice() : null),
   get talkAllowed() { return firstPlayer()?.talkAllowed ?? false; },
   get talking() { return firstPlayer()?.talking ?? false; },
   talk: async (on) => (firstPlayer() ? firstPlayer().talk(on) : { talking: false, error: 'no player' }),

@@ -16,6 +16,7 @@ void pc_test_wayland(void);
 void pc_test_pipewire(void);
 void pc_test_v4l2(void);
 void pc_test_encoders(void); /* test_encoders.c */
+void pc_test_transcode(void); /* test_transcode.c */
 
 struct pc_check_totals pc_check;
 const char *pc_check_producer;
@@ -48,6 +49,7 @@ int main(int argc, char **argv)
 		{"pipewire", pc_test_pipewire},
 		{"v4l2", pc_test_v4l2},
 		{"encoders", pc_test_encoders},
+		{"transcode", pc_test_transcode},
 	};
 	int unknown = 0;
 	for (int a = 2; a < argc; a++) {

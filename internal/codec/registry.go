@@ -6,7 +6,7 @@ import (
 	"github.com/p2pcast/p2pcast/internal/media"
 )
 
-// The codecs the device carries, by Name. Adding one (H.265, AAC) is one entry here and its
+// The codecs the device carries, by Name. Adding one is one entry here and its
 // packetizer.
 var registry = map[string]*Codec{}
 
@@ -31,6 +31,15 @@ var (
 		Accepts:   h264Accepts,
 		Packetize: PacketizeH264,
 		Keyframe:  media.IsKeyframe,
+	})
+	// H265 goes only to receivers whose SDP takes it: few browsers decode it (internal/peer).
+	H265 = register(&Codec{
+		Name: "H265", Kind: Video, MimeType: "video/H265", ClockRate: 90000, PayloadType: 104,
+		Feedback:  []Feedback{{"nack", ""}, {"nack", "pli"}, {"ccm", "fir"}, transportCC},
+		Fmtp:      h265Fmtp,
+		Accepts:   h265Accepts,
+		Packetize: PacketizeH265,
+		Keyframe:  H265Keyframe,
 	})
 	Opus = register(&Codec{
 		Name: "opus", Kind: Audio, MimeType: "audio/opus", ClockRate: 48000, SDPChannels: 2, PayloadType: 111,

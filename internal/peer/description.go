@@ -151,8 +151,11 @@ func (d description) checkOffer(text string) error {
 }
 
 func describeCodec(c *codec.Codec, p codec.Params) string {
-	if c == codec.H264 {
+	switch c {
+	case codec.H264:
 		return "H.264 with packetization-mode=1 and profile-level-id " + codec.H264SDPProfileLevelID(p.ProfileLevelID)
+	case codec.H265:
+		return "H.265 (HEVC, Main profile): the camera sends H.265, which this viewer does not play; watch with a browser that decodes H.265 or with `p2pcast view`"
 	}
 	return c.Name
 }
@@ -202,4 +205,92 @@ func receiveOnlyAudio(offer string) string {
 		}
 	}
 	return strings.Join(lines, "")
+}
+
+// A viewer whose SDP takes no form of the video codec the device sends (a browser without
+// H.265 facing an H.265 camera) gets the session without video, and a notice on the events
+// channel that its page shows, rather than a black picture or a refusal of the audio too.
+
+// NoticeVideoCodec is the code of the notice: {"type":"notice","code":"video-codec",...}.
+const NoticeVideoCodec = "video-codec"
+
+// Notice is what the device tells a viewer about its session on the events channel.
+type Notice struct {
+	Type    string   `json:"type"` // "notice"
+	Code    string   `json:"code"`
+	Codec   string   `json:"codec,omitempty"`   // the codec the device sends
+	Offered []string `json:"offered,omitempty"` // the viewer's video codecs
+	Message string   `json:"message"`
+}
+
+// videoRefused reports whether sd's video sections (a viewer's offer or answer) take none of
+// the sent video track's codec, what the viewer listed instead, and the notice to show.
+func (d description) videoRefused(sd *sdp.SessionDescription) (*Notice, bool) {
+	var video *stream.Track
+	for i := range d.send {
+		if d.send[i].Kind == codec.Video {
+			video = &d.send[i]
+		}
+	}
+	if video == nil {
+		return nil, false
+	}
+	c := codec.Lookup(video.Codec)
+	var offered []string
+	for _, m := range sd.MediaDescriptions {
+		if m.MediaName.Media != "video" {
+			continue
+		}
+		if m.MediaName.Port.Value != 0 && offerAccepts(m.Attributes, c, video.Params()) {
+			return nil, false
+		}
+		for _, a := range m.Attributes {
+			if _, enc, ok := strings.Cut(a.Value, " "); a.Key == "rtpmap" && ok {
+				n, _, _ := strings.Cut(enc, "/")
+				if u := strings.ToUpper(n); u != "RTX" && u != "RED" && u != "ULPFEC" && u != "FLEXFEC-03" && !slicesContains(offered, n) {
+					offered = append(offered, n)
+				}
+			}
+		}
+	}
+	name := codecLabel(c)
+	msg := fmt.Sprintf("The camera sends %s video, which this browser does not play over WebRTC", name)
+	if len(offered) > 0 {
+		msg += " (it plays " + strings.Join(offered, ", ") + ")"
+	}
+	msg += ": this session carries the sound only. Watch the picture in a browser that decodes " + name +
+		" (Safari; Chrome or Edge with hardware decoding) or with `p2pcast view`."
+	return &Notice{Type: "notice", Code: NoticeVideoCodec, Codec: c.Name, Offered: offered, Message: msg}, true
+}
+
+// withoutVideo is d without its video: for a viewer that takes no form of it.
+func (d description) withoutVideo() description {
+	var send []stream.Track
+	for _, t := range d.send {
+		if t.Kind != codec.Video {
+			send = append(send, t)
+		}
+	}
+	d.send, d.renditions = send, nil
+	return d
+}
+
+// codecLabel is a codec's name as people write it.
+func codecLabel(c *codec.Codec) string {
+	switch c {
+	case codec.H264:
+		return "H.264"
+	case codec.H265:
+		return "H.265"
+	}
+	return c.Name
+}
+
+func slicesContains(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
 }

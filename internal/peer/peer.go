@@ -10,6 +10,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -329,7 +330,8 @@ type Session struct {
 	access   auth.Access
 	talk     TalkSink // nil: the viewer cannot send audio
 	timers   []*time.Timer
-	reason   string // under mu: why the session ended, for the viewer's bye
+	reason   string  // under mu: why the session ended, for the viewer's bye
+	notice   *Notice // under mu: told the viewer when its events channel opens (description.go)
 	received receivedStats
 
 	ctx       context.Context // ends at Close: data channel handlers
@@ -507,7 +509,7 @@ func (s *Session) Done() <-chan struct{} { return s.done }
 // sendrecv only for a viewer allowed to talk.
 func (s *Session) addTransceivers(offering bool) error {
 	audio := false
-	for _, t := range s.tracks {
+	for _, t := range s.offerOrder(offering) {
 		dir := webrtc.RTPTransceiverDirectionSendonly
 		if t.src.Kind == codec.Audio {
 			audio = true
@@ -540,10 +542,45 @@ func (s *Session) addTransceivers(offering bool) error {
 	return nil
 }
 
+// offerOrder is the order of the session's sections in its own offer: video first, except
+// for a video codec many browsers lack (H.265). A browser rejects such a section, and when the
+// rejected section is the bundle's first, its transport goes with it and the answer fails
+// (Chromium: "Failed to setup RTCP mux"), so that video comes after the audio.
+func (s *Session) offerOrder(offering bool) []*localTrack {
+	if !offering || len(s.tracks) < 2 || s.tracks[0].src.Codec != codec.H265.Name {
+		return s.tracks
+	}
+	return append(slices.Clone(s.tracks[1:]), s.tracks[0])
+}
+
+// dropVideo takes the video out of a session whose viewer cannot play it (before any
+// transceiver is added), and keeps n to tell it.
+func (s *Session) dropVideo(n *Notice) {
+	s.mu.Lock()
+	s.desc = s.desc.withoutVideo()
+	s.tracks = slices.DeleteFunc(slices.Clone(s.tracks), func(t *localTrack) bool { return t.src.Kind == codec.Video })
+	for id := range s.route {
+		s.route[id] = s.findTrack(uint8(id))
+	}
+	s.notice = n
+	s.mu.Unlock()
+	s.log.Info("viewer takes no video the device sends: audio only", "codec", n.Codec, "offered", n.Offered)
+}
+
 // adoptEvents makes dc the session's events channel once it opens. Messages from the viewer
 // on it are ignored: the channel is the device's to speak on.
 func (s *Session) adoptEvents(dc *webrtc.DataChannel) {
-	dc.OnOpen(func() { s.events.Store(dc) })
+	dc.OnOpen(func() {
+		s.events.Store(dc)
+		s.mu.Lock()
+		n := s.notice
+		s.mu.Unlock()
+		if n != nil {
+			if b, err := json.Marshal(n); err == nil {
+				_ = dc.SendText(string(b))
+			}
+		}
+	})
 	dc.OnClose(func() { s.events.CompareAndSwap(dc, nil) })
 }
 
@@ -564,6 +601,11 @@ const eventsBacklog = 16 << 10
 // Answer applies the viewer's offer and returns the device's answer. Candidates trickle
 // through onCandidate; use LocalDescription after gathering for a complete answer.
 func (s *Session) Answer(offer string) (string, error) {
+	if sd, err := parseSDP(offer); err == nil {
+		if n, refused := s.desc.videoRefused(sd); refused && s.desc.withoutVideo().checkOffer(offer) == nil {
+			s.dropVideo(n)
+		}
+	}
 	if err := s.desc.checkOffer(offer); err != nil {
 		return "", err
 	}
@@ -656,8 +698,21 @@ func (s *Session) SetAnswer(answer string) error {
 	if !offered {
 		return ErrNoOffer
 	}
-	if _, err := parseSDP(answer); err != nil {
+	sd, err := parseSDP(answer)
+	if err != nil {
 		return err
+	}
+	if n, refused := s.desc.videoRefused(sd); refused {
+		// The viewer rejected the video section: its track leaves the session before Pion
+		// would bind it to a codec the viewer does not have.
+		for _, tr := range s.pc.GetTransceivers() {
+			if snd := tr.Sender(); snd != nil && snd.Track() != nil && snd.Track().Kind() == webrtc.RTPCodecTypeVideo {
+				if err := s.pc.RemoveTrack(snd); err != nil {
+					return fmt.Errorf("%w: %v", ErrBadState, err)
+				}
+			}
+		}
+		s.dropVideo(n)
 	}
 	if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadSDP, err)
