@@ -555,6 +555,14 @@ func (s *Session) offerOrder(offering bool) []*localTrack {
 
 // dropVideo takes the video out of a session whose viewer cannot play it (before any
 // transceiver is added), and keeps n to tell it.
+// trackList is the session's tracks now: dropVideo replaces the list (under mu) while
+// negotiating, when Stats or the adaptation policy may be reading it.
+func (s *Session) trackList() []*localTrack {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tracks
+}
+
 func (s *Session) dropVideo(n *Notice) {
 	s.mu.Lock()
 	s.desc = s.desc.withoutVideo()
@@ -753,8 +761,9 @@ func (s *Session) LocalDescription() string {
 func (s *Session) requestKeyframe() {
 	s.mu.Lock()
 	r := s.rendition
+	tracks := s.tracks
 	s.mu.Unlock()
-	for _, t := range s.tracks {
+	for _, t := range tracks {
 		if t.src.Kind == codec.Video {
 			if r == 0 {
 				r = t.src.ID
@@ -930,7 +939,7 @@ func (s *Session) Estimate() (int, bool) {
 // Protection is the share of FEC packets the session sends per video packet now: what its
 // path carries beyond the video (0: none).
 func (s *Session) Protection() float64 {
-	for _, t := range s.tracks {
+	for _, t := range s.trackList() {
 		if t.src.Kind == codec.Video {
 			return t.fecShare()
 		}
@@ -1032,7 +1041,7 @@ func (s *Session) Stats() Stats {
 	st := Stats{ID: s.id, State: s.pc.ConnectionState().String(),
 		FirstSentMS: float64(s.firstSent.Load()/1e5) / 10, Extensions: []string{}, Tracks: []TrackStats{}}
 	var net NetworkStats
-	for _, t := range s.tracks {
+	for _, t := range s.trackList() {
 		p, b, resent, report, ext := t.counters()
 		st.Packets += p
 		st.Bytes += b
