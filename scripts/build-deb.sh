@@ -10,7 +10,7 @@ stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 root=$stage/p2pcast
 
-install -d "$root/DEBIAN" "$root/usr/bin" "$root/lib/systemd/system" "$root/etc/default" "$root/usr/share/doc/p2pcast"
+install -d "$root/DEBIAN" "$root/usr/bin" "$root/lib/systemd/system" "$root/etc/p2pcast" "$root/usr/share/doc/p2pcast"
 install -m 0755 "$bindir/p2pcast" "$bindir/p2pcast-capture" "$root/usr/bin/"
 strip=strip
 [ "$arch" = armhf ] && strip=arm-linux-gnueabihf-strip
@@ -20,10 +20,11 @@ units=(p2pcast-device)
 conffiles=()
 for u in "${units[@]}"; do
   install -m 0644 "$here/packaging/systemd/$u.service" "$root/lib/systemd/system/"
-  install -m 0644 "$here/packaging/default/$u" "$root/etc/default/"
-  conffiles+=("/etc/default/$u")
+  conf=${u#p2pcast-}.toml
+  install -m 0644 "$here/packaging/etc/$conf" "$root/etc/p2pcast/"
+  conffiles+=("/etc/p2pcast/$conf")
 done
-for d in README.md docs/board.md docs/operations.md docs/recording.md docs/security.md; do
+for d in README.md docs/board.md docs/config.md docs/operations.md docs/recording.md docs/security.md; do
   install -m 0644 "$here/$d" "$root/usr/share/doc/p2pcast/"
 done
 printf '%s\n' "${conffiles[@]}" >"$root/DEBIAN/conffiles"
@@ -65,7 +66,7 @@ Description: $summary
  to browsers and to the p2pcast CLI, peer to peer over WebRTC, with a relay
  only when networks leave no other way. The p2pcast-device unit runs a
  device; p2pcast-hub (amd64) runs the rendezvous hub. Both run as dynamic
- users in a sandbox; their flags are in /etc/default.
+ users in a sandbox; their settings are in /etc/p2pcast.
 CONTROL
 mkdir -p "$outdir"
 dpkg-deb --root-owner-group -Zxz --build "$root" "$outdir/p2pcast_${version}_${arch}.deb" >/dev/null

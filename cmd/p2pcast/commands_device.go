@@ -15,8 +15,12 @@ import (
 var commands = []command{
 	{"device", "run a device: capture/ingest H.264 and serve it to viewers", runDevice},
 	{"token", "mint a LAN viewer token from the device's key material (--data)", runToken},
+	{"config", "config print COMMAND [flags]: the effective configuration (file, environment, flags)", runConfig},
 	{"version", "print the version (this build: device only)", runVersion},
 }
+
+// configured are the commands that read a configuration file (--config).
+var configured = map[string]func(context.Context, []string, io.Writer, io.Writer) error{"device": runDevice}
 
 // defaultDataDir is, on a device build, the device's data directory: `p2pcast token` mints the
 // device's LAN tokens there.

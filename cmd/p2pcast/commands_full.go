@@ -18,8 +18,12 @@ var commands = []command{
 	{"token", "mint a viewer token from a hub's key material", runToken},
 	{"device-key", "enroll a device at a hub (device-key add ID) and print its secret key", runDeviceKey},
 	{"bench", "benchmarks: bench viewers (load), bench latency (capture → present in Chromium), bench avsync (a/v sync in Chromium)", bench.Run},
+	{"config", "config print COMMAND [flags]: the effective configuration (file, environment, flags)", runConfig},
 	{"version", "print the version", runVersion},
 }
+
+// configured are the commands that read a configuration file (--config).
+var configured = map[string]func(context.Context, []string, io.Writer, io.Writer) error{"device": runDevice, "hub": runHub}
 
 // defaultDataDir is where the hub keeps its keys unless --data says otherwise.
 func defaultDataDir() string { return stateDir("hub") }

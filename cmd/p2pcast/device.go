@@ -14,6 +14,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/p2pcast/p2pcast/internal/auth"
+	"github.com/p2pcast/p2pcast/internal/cli"
 	"github.com/p2pcast/p2pcast/internal/ipclass"
 
 	"github.com/p2pcast/p2pcast/internal/device"
@@ -80,7 +81,7 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.Var(&cfg.Record.MaxSize, "record-max-size", "keep at most this much recorded (oldest deleted first; SI units: 2GB)")
 	fs.Var(&cfg.Record.MinFree, "record-min-free", "keep this much of the disk free: delete the oldest recordings, then pause recording")
 	verbose := fs.Bool("v", false, "debug logs")
-	if err := parseFlags(fs, args); err != nil {
+	if done, err := cli.ParseConfigured(fs, args, stdout, "key"); done || err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

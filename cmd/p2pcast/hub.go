@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/p2pcast/p2pcast/internal/auth"
+	"github.com/p2pcast/p2pcast/internal/cli"
 	"github.com/p2pcast/p2pcast/internal/device"
 	"github.com/p2pcast/p2pcast/internal/hub"
 	"github.com/p2pcast/p2pcast/internal/ipclass"
@@ -53,7 +54,7 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	publicURLs := fs.String("url", "", "URL(s) devices reach this hub at, comma-separated (default: ws[s]://HOST:PORT of --http and --public-ip; set it behind a proxy or a DNS name, e.g. wss://hub.example.com)")
 	fs.IntVar(&cfg.MaxSessionsPerToken, "max-sessions-per-token", 64, "most sessions one token holds on one device (at most 3/4 of the device's 200)")
 	verbose := fs.Bool("v", false, "debug logs")
-	if err := parseFlags(fs, args); err != nil {
+	if done, err := cli.ParseConfigured(fs, args, stdout, "turn-secret"); done || err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

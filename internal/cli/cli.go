@@ -10,6 +10,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+
+	"github.com/p2pcast/p2pcast/internal/config"
 )
 
 // Exit codes.
@@ -51,4 +54,29 @@ func NewLogger(w io.Writer, verbose bool) *slog.Logger {
 		level = slog.LevelDebug
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// ParseConfigured parses a long-running command's flags with its configuration: it adds
+// --config FILE and --print-config to fs, applies the file and the environment
+// (internal/config), then args. With --print-config it prints the effective configuration to
+// stdout and reports done: the command then exits without running. ownEnv names flags whose
+// environment variable the command reads itself (secrets: config.Apply).
+func ParseConfigured(fs *flag.FlagSet, args []string, stdout io.Writer, ownEnv ...string) (done bool, err error) {
+	fs.String("config", "", "read settings from this TOML `FILE` first (docs/config.md): its keys are these flags' names; the environment (P2PCAST_<FLAG>) and the command line override it")
+	printIt := fs.Bool("print-config", false, "print the effective configuration (defaults, file, environment, flags; secrets redacted) as a file --config reads, and exit")
+	path := config.FindFlag(fs, args, "config")
+	settings, err := config.Load(path)
+	if err == nil {
+		err = config.Apply(fs, path, settings, os.Getenv, []string{"config", "print-config"}, ownEnv)
+	}
+	if err != nil {
+		return false, fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	if err := ParseFlags(fs, args); err != nil {
+		return false, err
+	}
+	if *printIt {
+		return true, config.Print(stdout, fs, "config", "print-config")
+	}
+	return false, nil
 }

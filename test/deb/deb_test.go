@@ -87,8 +87,16 @@ func TestPackages(t *testing.T) {
 					t.Logf("%s: exposure %.1f", u, e)
 				}
 			}
-			if _, err := os.Stat(filepath.Join(root, "etc/default/p2pcast-device")); err != nil {
-				t.Errorf("the default settings: %v", err)
+			// The shipped settings are valid: the installed program reads them back.
+			conf := filepath.Join(root, "etc/p2pcast/device.toml")
+			if got := run(t, append(prefix, filepath.Join(bin, "p2pcast"), "config", "print", "device", "--config", conf)...); !strings.Contains(got, `data = "/var/lib/p2pcast-device"`) {
+				t.Errorf("config print of the shipped device.toml:\n%s", got)
+			}
+			if tc.arch == "amd64" {
+				conf := filepath.Join(root, "etc/p2pcast/hub.toml")
+				if got := run(t, filepath.Join(bin, "p2pcast"), "config", "print", "hub", "--config", conf); !strings.Contains(got, `data = "/var/lib/p2pcast-hub"`) {
+					t.Errorf("config print of the shipped hub.toml:\n%s", got)
+				}
 			}
 		})
 	}
