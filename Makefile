@@ -12,7 +12,7 @@ HTTP        ?= 127.0.0.1:8080
 AUDIO       ?= testtone
 DEPS_STAMP  := $(BIN)/.deps
 
-.PHONY: help deps build cross deb test-deb run test test-unit test-cross bench-footprint test-c test-e2e test-latency test-avsync test-input test-nat test-network test-network-all lint fuzz bench bench-cpu bench-viewers bench-latency bench-avsync bench-input bench-nat repeat clean
+.PHONY: help deps build cross deb image test-deb run test test-unit test-cross bench-footprint test-c test-e2e test-latency test-avsync test-input test-nat test-network test-network-all lint fuzz bench bench-cpu bench-viewers bench-latency bench-avsync bench-input bench-nat repeat clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -63,10 +63,20 @@ deb: build cross ## Debian packages under bin/deb/: amd64 (device and hub) and a
 	./scripts/build-deb.sh amd64 $(DEB_VERSION) $(DEB_DIR)/amd64 $(DEB_DIR)
 	./scripts/build-deb.sh armhf $(DEB_VERSION) $(DEB_DIR)/armhf $(DEB_DIR)
 
+# The hub's container image (packaging/container/Containerfile): a static binary FROM scratch,
+# built with Debian's buildah (no registry is reachable here: saved as an OCI archive).
+IMAGE_DIR := $(BIN)/image
+image: $(DEPS_STAMP) ## the hub's container image: bin/image/p2pcast-hub.oci.tar (FROM scratch, static binary, runs as nobody)
+	@rm -rf $(IMAGE_DIR)/ctx && mkdir -p $(IMAGE_DIR)/ctx/data
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w -X main.version=$(DEB_VERSION)' -o $(IMAGE_DIR)/ctx/p2pcast ./cmd/p2pcast
+	cp packaging/container/Containerfile $(IMAGE_DIR)/ctx/
+	./scripts/build-image.sh $(IMAGE_DIR)/ctx $(IMAGE_DIR)/p2pcast-hub.oci.tar p2pcast-hub:$(subst +,-,$(DEB_VERSION))
+
 # Each package installed into a scratch root (dpkg --root, kept in bin/deb/root-ARCH between
 # runs), its binaries run (armhf under qemu), its units checked by systemd-analyze (test/deb).
-test-deb: deb ## install the packages into scratch roots, run them, verify the systemd units
+test-deb: deb image ## install the packages into scratch roots, run them, verify the systemd units; run the hub image
 	cd test/deb && P2PCAST_DEB_DIR=$(abspath $(DEB_DIR)) P2PCAST_DEB_VERSION=$(DEB_VERSION) \
+	  P2PCAST_IMAGE=$(abspath $(IMAGE_DIR))/p2pcast-hub.oci.tar \
 	  $(GO) test -tags deb -count=1 -timeout 5m -v . | grep -vE '^(=== RUN)'; exit $${PIPESTATUS[0]}
 
 # The ARM device and producer under qemu-arm-static stream to the host's `p2pcast view` (test/cross).

@@ -18,6 +18,9 @@ pkgs+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer
 # The producer's AAC -> Opus transcoder for RTSP cameras (capture/transcode.c).
 pkgs+=(libavcodec-dev libswresample-dev libavutil-dev)
 
+# The hub's container image is built and run with buildah (make image, test/deb).
+pkgs+=(buildah)
+
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
