@@ -2,7 +2,9 @@ package device
 
 import (
 	"context"
+	"sync/atomic"
 
+	"github.com/p2pcast/p2pcast/internal/event"
 	"github.com/p2pcast/p2pcast/internal/lifecycle"
 	"github.com/p2pcast/p2pcast/internal/record"
 )
@@ -24,6 +26,7 @@ func (d *Device) recordComponent() (lifecycle.Component, bool) {
 			d.mu.Lock()
 			d.recorder = r
 			d.mu.Unlock()
+			d.files.rec.Store(r)
 			return nil
 		},
 		Run: func(ctx context.Context) error {
@@ -46,3 +49,29 @@ func (d *Device) recordStatus() *record.Status {
 	st := r.Status()
 	return &st
 }
+
+// recordCatalog is what the files channel serves (internal/files.Catalog): the recorder's
+// directory and index, once the recorder has started; nothing before.
+type recordCatalog struct {
+	dir string
+	rec atomic.Pointer[record.Recorder]
+}
+
+func (c *recordCatalog) Dir() string { return c.dir }
+
+func (c *recordCatalog) Segments() []record.Entry {
+	if r := c.rec.Load(); r != nil {
+		return r.Segments()
+	}
+	return nil
+}
+
+func (c *recordCatalog) Writing() string {
+	if r := c.rec.Load(); r != nil {
+		return r.Status().Current
+	}
+	return ""
+}
+
+// Events are none yet: the recorder's Events() will be returned here.
+func (c *recordCatalog) Events() []event.Event { return nil }
