@@ -313,17 +313,17 @@ export class RecordingsPanel {
 
   /**
    * Shows the recording being played at t seconds: within what is buffered the <video> seeks by
-   * itself; beyond it the device is asked to play from t. Resolves, with the time it took, when
+   * itself; beyond it (or with fetch) the device is asked to play from t. Resolves, with the time it took, when
    * a frame at the new position has been presented (lastSeekMs).
    */
-  async seek(t) {
+  async seek(t, { fetch = false } = {}) {
     const p = this.#play;
     if (!p) throw new Error('nothing is being played');
     const t0 = performance.now();
     this.#seekT0 = t0;
     this.#seekTarget = t;
     const presented = this.#whenPresentedAt(t, t0);
-    if (p.sb && this.#buffered(t)) {
+    if (p.sb && this.#buffered(t) && !fetch) {
       this.#video.currentTime = t;
     } else {
       this.#stopPlay();
