@@ -54,9 +54,10 @@ type Limits struct {
 
 // Defaults of Limits.
 const (
-	DefaultChunk        = 64<<10 - ChunkHeader
-	DefaultHighWater    = 1 << 20
-	DefaultLowWater     = 256 << 10
+	DefaultChunk = 64<<10 - ChunkHeader
+	// 4 MiB in flight: 1 MiB held loopback fetches to 15-18 MB/s (docs/performance.md).
+	DefaultHighWater    = 4 << 20
+	DefaultLowWater     = 1 << 20
 	DefaultMaxTransfers = 4
 	DefaultRate         = 20
 	DefaultBurst        = 40

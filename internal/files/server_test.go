@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -400,5 +401,19 @@ func waitFor(t *testing.T, fc *fakeConn, s string) {
 			t.Fatalf("no reply with %s in %q", s, fc.replies())
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// BenchmarkGet fetches a 32 MiB file over a loopback channel, device and viewer in this
+// process (the CLI's figure, two processes, is in docs/performance.md).
+func BenchmarkGet(b *testing.B) {
+	cat := &fakeCatalog{dir: b.TempDir()}
+	cat.add(b, segA, randomBytes(b, 32<<20))
+	c, _ := pair(b, NewServer(cat, Limits{}))
+	b.SetBytes(32 << 20)
+	for b.Loop() {
+		if _, err := c.Get(context.Background(), segA, 0, io.Discard, nil, nil); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

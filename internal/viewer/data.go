@@ -137,13 +137,15 @@ func (s *DataSession) Err() error {
 func (s *DataSession) Close() {
 	s.once.Do(func() {
 		s.cancel(context.Canceled)
+		// The signaling first: the device then ends the session on our bye, and no bye of
+		// its own (for the closing connection) is read as news.
+		s.sig.close()
 		closed := make(chan struct{})
 		go func() { _ = s.pc.Close(); close(closed) }()
 		select {
 		case <-closed:
 		case <-time.After(time.Second): // see Watch: a slow gather must not hold up the end
 		}
-		s.sig.close()
 		select {
 		case <-s.ended:
 		case <-time.After(2 * time.Second):
