@@ -163,12 +163,16 @@ func TestRefusals(t *testing.T) {
 		{Request{Type: TypeGet}, CodeBadRequest},
 		{Request{Type: TypeGet, Path: strings.Repeat("a/", 150)}, CodeBadRequest},
 	} {
-		replies, data, err := raw(t, c, tc.r)
-		var er ErrorReply
+		var replies []map[string]any
+		var data []byte
+		var err error
 		if tc.code == CodeBadRequest {
 			// Unreadable requests are answered with id 0: read the channel's next reply.
 			replies, data, err = raw0(t, c, tc.r)
+		} else {
+			replies, data, err = raw(t, c, tc.r)
 		}
+		var er ErrorReply
 		if !errors.As(err, &er) || er.Code != tc.code || len(data) != 0 {
 			t.Errorf("%+v: %v, %v (%d bytes); want %s", tc.r, replies, err, len(data), tc.code)
 		}
