@@ -33,6 +33,7 @@
 // window.p2pcast is the test hook the end-to-end tests read; it describes the first player.
 
 import { CONTROL_CHANNEL, DesktopControl } from './desktop.js';
+import { FILES_CHANNEL, RecordingsPanel } from './files.js';
 
 const BACKOFF_MIN_MS = 250;
 const BACKOFF_MAX_MS = 5000;
@@ -182,6 +183,7 @@ class P2PCastPlayer extends HTMLElement {
   #video; #panel; #stateEl; #body; #toastEl; #toastTimer = 0; #noticeEl;
   #root;
   #desktop = null; // DesktopControl, made with the first session of a desktop device
+  #files = null; // RecordingsPanel (files.js), made with the first session of a recording device
 
   #running = false;
   #state = 'connecting';
@@ -269,6 +271,9 @@ class P2PCastPlayer extends HTMLElement {
 
   /** The desktop's control (desktop.js) once a desktop device's session opened it, else null. */
   get desktop() { return this.#desktop; }
+
+  /** The recordings panel (files.js) once a recording device's session opened its channel, else null. */
+  get recordings() { return this.#files; }
 
   /** performance.now() when the page's first frame was presented, or null. */
   get firstFrameAt() { return this.#firstFrameMs; }
@@ -579,6 +584,11 @@ class P2PCastPlayer extends HTMLElement {
       this.#desktop ??= new DesktopControl(this, this.#root, this.#video);
       this.#desktop.attach(pc.createDataChannel(CONTROL_CHANNEL));
     }
+    // A recording device (--record-dir): its recordings, on the same connection.
+    if ((this.#hello?.stream?.channels ?? []).includes(FILES_CHANNEL)) {
+      this.#files ??= new RecordingsPanel(this.#root);
+      this.#files.attach(pc.createDataChannel(FILES_CHANNEL));
+    }
     pc.onicecandidate = (e) => { if (this.#s === s) this.#onLocalCandidate(s, e.candidate); };
     pc.onconnectionstatechange = pc.oniceconnectionstatechange = () => {
       if (this.#s === s) this.#onPeerState(s);
@@ -603,6 +613,7 @@ class P2PCastPlayer extends HTMLElement {
     s.pc.onconnectionstatechange = s.pc.oniceconnectionstatechange = null;
     if (s.dtls) s.dtls.onstatechange = null;
     this.#desktop?.detach();
+    this.#files?.detach();
     s.pc.close();
     this.#stopMeter();
     this.#renderAudio();

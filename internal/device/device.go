@@ -25,6 +25,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/p2pcast/p2pcast/internal/auth"
+	"github.com/p2pcast/p2pcast/internal/files"
 	"github.com/p2pcast/p2pcast/internal/httpguard"
 	"github.com/p2pcast/p2pcast/internal/hub"
 	"github.com/p2pcast/p2pcast/internal/input"
@@ -61,6 +62,7 @@ type Device struct {
 	control   *input.Control // the desktop's control channel (wayland source), or nil
 	revoked   revocations
 	recorder  *record.Recorder // with Config.Record.Dir, once started
+	files     *recordCatalog   // what the files channel serves (with Config.Record.Dir)
 }
 
 // New prepares a device; Run starts it.
@@ -83,6 +85,10 @@ func New(cfg Config, log *slog.Logger) (*Device, error) {
 	recordCh := &recordChannel{}
 	if cfg.Record.Dir != "" && cfg.Channels[RecordChannel] == nil {
 		cfg.Channels = withChannel(cfg.Channels, RecordChannel, recordCh)
+	}
+	catalog := &recordCatalog{dir: cfg.Record.Dir}
+	if cfg.Record.Dir != "" && cfg.Channels[files.Label] == nil {
+		cfg.Channels = withChannel(cfg.Channels, files.Label, files.NewServer(catalog, files.Limits{}))
 	}
 	closeControl := func() {
 		if control != nil {
@@ -140,6 +146,7 @@ func New(cfg Config, log *slog.Logger) (*Device, error) {
 		return nil, err
 	}
 	d := &Device{cfg: cfg, log: log, engine: engine, iceTCP: pcfg.ICETCP, iceUDP: pcfg.ICEUDP, control: control, desktop: desk,
+		files:    catalog,
 		stream:   stream.New(stream.Config{Logger: log}),
 		sessions: map[*peer.Session]struct{}{}, perSource: map[string]int{}}
 	recordCh.d = d

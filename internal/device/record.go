@@ -7,7 +7,11 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"sync/atomic"
+
 	"github.com/p2pcast/p2pcast/internal/auth"
+
+	"github.com/p2pcast/p2pcast/internal/event"
 	"github.com/p2pcast/p2pcast/internal/lifecycle"
 	"github.com/p2pcast/p2pcast/internal/record"
 )
@@ -33,6 +37,7 @@ func (d *Device) recordComponent() (lifecycle.Component, bool) {
 			d.mu.Lock()
 			d.recorder = r
 			d.mu.Unlock()
+			d.files.rec.Store(r)
 			return nil
 		},
 		Run: func(ctx context.Context) error {
@@ -134,4 +139,34 @@ func (c *recordChannel) Serve(ctx context.Context, dc *webrtc.DataChannel, msgs 
 			reply("")
 		}
 	}
+}
+
+// recordCatalog is what the files channel serves (internal/files.Catalog): the recorder's
+// directory and index, once the recorder has started; nothing before.
+type recordCatalog struct {
+	dir string
+	rec atomic.Pointer[record.Recorder]
+}
+
+func (c *recordCatalog) Dir() string { return c.dir }
+
+func (c *recordCatalog) Segments() []record.Entry {
+	if r := c.rec.Load(); r != nil {
+		return r.Segments()
+	}
+	return nil
+}
+
+func (c *recordCatalog) Writing() string {
+	if r := c.rec.Load(); r != nil {
+		return r.Status().Current
+	}
+	return ""
+}
+
+func (c *recordCatalog) Events() []event.Event {
+	if r := c.rec.Load(); r != nil {
+		return r.Events()
+	}
+	return nil
 }

@@ -27,12 +27,18 @@ type testDevice struct {
 func (d testDevice) whep() string { return d.base + "/whep" }
 func (d testDevice) ws() string   { return "ws" + strings.TrimPrefix(d.base, "http") + "/ws" }
 
-func startDevice(t *testing.T) testDevice {
+func startDevice(t *testing.T) testDevice { t.Helper(); return startDeviceWith(t, nil) }
+
+// startDeviceWith starts a test device whose config edit changes first.
+func startDeviceWith(t *testing.T, edit func(*device.Config)) testDevice {
 	t.Helper()
 	cfg := device.Defaults()
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.Source = "socket"
 	cfg.SocketPath = filepath.Join(t.TempDir(), "capture.sock")
+	if edit != nil {
+		edit(&cfg)
+	}
 	d, err := device.New(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

@@ -112,6 +112,10 @@ type wsSignaler struct {
 
 	nmu      sync.Mutex
 	lastNote error
+
+	// noMedia answers the device's media sections inactive (OpenData): a session for its
+	// data channels only.
+	noMedia bool
 }
 
 func newWSSignaler(u, device, token string, tlsConf *tls.Config, dial func(context.Context, string, string) (net.Conn, error), log *slog.Logger) *wsSignaler {
@@ -257,6 +261,13 @@ func (s *wsSignaler) session(ctx context.Context, pc *webrtc.PeerConnection, req
 func (s *wsSignaler) answer(pc *webrtc.PeerConnection, offer string) error {
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		return err
+	}
+	if s.noMedia {
+		for _, tr := range pc.GetTransceivers() {
+			if err := tr.Stop(); err != nil {
+				return err
+			}
+		}
 	}
 	answer, err := pc.CreateAnswer(nil)
 	if err != nil {
