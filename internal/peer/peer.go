@@ -787,6 +787,14 @@ func (s *Session) start() {
 	}
 	ids := make([]uint8, 0, len(s.tracks))
 	for _, t := range s.tracks {
+		t.mu.Lock()
+		bound := t.bound
+		t.mu.Unlock()
+		if !bound {
+			// The viewer's answer made the section inactive (a session for data channels
+			// only: p2pcast fetch): nothing of the track is read, packetized or sent.
+			continue
+		}
 		ids = append(ids, t.src.ID)
 		if t.src.Kind == codec.Video {
 			s.rendition = t.src.ID // a viewer starts on the main stream
