@@ -11,6 +11,8 @@
 // <video>'s own.
 
 export const FILES_CHANNEL = 'files';
+/** The device's recording switch (docs/recording.md, "Starting and stopping"): the control grant. */
+export const RECORD_CHANNEL = 'record';
 const VERSION = 1;
 const CHUNK_HEADER = 12; // transfer id (4 bytes), file offset (8), big-endian
 
@@ -52,6 +54,8 @@ export class RecordingsPanel {
   #calls = new Map(); // id → { onText(msg), onChunk(offset, bytes) }
   #opened = null; // resolves with hello
   #root; #toggle; #panel; #list; #status; #video; #range; #timeLabel;
+  #recDc = null; #recCtl; #recBtn; #recState;
+  recordStatus = null; // the device recorder's last status (record channel), for the page and tests
   #recordings = [];
   #events = [];
   // Playback: the MediaSource of the recording played, and the running play transfer.
@@ -76,6 +80,7 @@ export class RecordingsPanel {
     this.#panel.innerHTML = `<video playsinline muted controls></video>
       <div class="bar"><button type="button" class="pp">Play</button><input type="range" min="0" max="0" step="0.1" value="0" aria-label="position">
       <span class="t">–</span></div>
+      <div class="recctl" hidden><button type="button" class="recbtn">Record</button> <span class="recstate"></span></div>
       <div class="status" role="status"></div>
       <ul class="list"></ul>`;
     root.append(this.#toggle, this.#panel);
@@ -84,6 +89,13 @@ export class RecordingsPanel {
     this.#timeLabel = this.#panel.querySelector('.t');
     this.#status = this.#panel.querySelector('.status');
     this.#list = this.#panel.querySelector('.list');
+    this.#recCtl = this.#panel.querySelector('.recctl');
+    this.#recBtn = this.#panel.querySelector('.recbtn');
+    this.#recState = this.#panel.querySelector('.recstate');
+    this.#recBtn.addEventListener('click', () => {
+      const start = !this.recordStatus?.recording || this.recordStatus?.manual === 'off';
+      this.record(start ? 'start' : 'stop');
+    });
     // Clicks and keys here are the panel's, not the player's (overlay toggle, desktop input).
     for (const el of [this.#toggle, this.#panel]) {
       for (const t of ['click', 'keydown', 'keyup', 'pointerdown', 'wheel']) el.addEventListener(t, (e) => e.stopPropagation());
@@ -111,6 +123,13 @@ export class RecordingsPanel {
   }
 
   get recordings() { return this.#recordings; }
+  /** What the panel last said, and the playback's state (tests, diagnostics). */
+  get statusText() { return this.#status.textContent; }
+  get playState() {
+    const p = this.#play;
+    return p && { path: p.path, id: p.id, queued: p.queue.length, received: p.received, initBytes: p.initBytes, startAt: p.startAt,
+      updating: p.sb?.updating, msState: p.ms.readyState, seekTarget: this.#seekTarget };
+  }
   get events() { return this.#events; }
   get video() { return this.#video; }
   get hello() { return this.#hello; }
@@ -133,7 +152,31 @@ export class RecordingsPanel {
     };
   }
 
+  /** Takes a new session's record channel: the Record / Stop button, for a viewer allowed to
+   * control (the device closes the channel otherwise, and the button stays hidden). */
+  attachRecord(dc) {
+    this.#recDc = dc;
+    dc.onmessage = (e) => {
+      let m;
+      try { m = JSON.parse(e.data); } catch { return; }
+      if (m?.type !== 'status' || this.#recDc !== dc) return;
+      this.recordStatus = m.status;
+      const st = m.status ?? {};
+      this.#recCtl.hidden = false;
+      this.#recBtn.textContent = st.recording ? 'Stop recording' : 'Record';
+      this.#recState.textContent = (st.recording ? 'recording' : 'not recording') + ` (${st.mode ?? '?'})` +
+        (m.error ? ` — ${m.error}` : '');
+    };
+    dc.onclose = () => { if (this.#recDc === dc) { this.#recDc = null; this.#recCtl.hidden = true; } };
+  }
+
+  /** Asks the device to start or stop recording (its answer updates recordStatus). */
+  record(action) {
+    if (this.#recDc?.readyState === 'open') this.#recDc.send(JSON.stringify({ type: action }));
+  }
+
   detach() {
+    if (this.#recDc) { this.#recDc.onmessage = this.#recDc.onclose = null; this.#recDc = null; }
     if (!this.#dc) return;
     this.#dc.onmessage = this.#dc.onclose = null;
     this.#dc = null;

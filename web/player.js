@@ -33,7 +33,7 @@
 // window.p2pcast is the test hook the end-to-end tests read; it describes the first player.
 
 import { CONTROL_CHANNEL, DesktopControl } from './desktop.js';
-import { FILES_CHANNEL, RecordingsPanel } from './files.js';
+import { FILES_CHANNEL, RECORD_CHANNEL, RecordingsPanel } from './files.js';
 
 const BACKOFF_MIN_MS = 250;
 const BACKOFF_MAX_MS = 5000;
@@ -588,6 +588,10 @@ class P2PCastPlayer extends HTMLElement {
     if ((this.#hello?.stream?.channels ?? []).includes(FILES_CHANNEL)) {
       this.#files ??= new RecordingsPanel(this.#root);
       this.#files.attach(pc.createDataChannel(FILES_CHANNEL));
+    }
+    if ((this.#hello?.stream?.channels ?? []).includes(RECORD_CHANNEL)) {
+      this.#files ??= new RecordingsPanel(this.#root);
+      this.#files.attachRecord(pc.createDataChannel(RECORD_CHANNEL));
     }
     pc.onicecandidate = (e) => { if (this.#s === s) this.#onLocalCandidate(s, e.candidate); };
     pc.onconnectionstatechange = pc.oniceconnectionstatechange = () => {

@@ -15,6 +15,7 @@ var commands = []command{
 	{"device", "run a device: capture/ingest H.264 and serve it to viewers", runDevice},
 	{"view", "watch a device from the terminal (WHEP, WebSocket, or through a hub)", runView},
 	{"fetch", "list a device's recordings, fetch one over a data channel (resumable, checksummed)", runFetch},
+	{"record", "start or stop recording on a device, or show its recorder (peer to peer, the control grant)", runRecord},
 	{"hub", "run the rendezvous hub: device links, viewer tokens, signaling relay, STUN/TURN", runHub},
 	{"token", "mint a viewer token from a hub's key material", runToken},
 	{"device-key", "enroll a device at a hub (device-key add ID) and print its secret key", runDeviceKey},

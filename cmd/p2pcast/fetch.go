@@ -7,8 +7,10 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"os"
 	"strings"
@@ -79,52 +81,17 @@ func runFetch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	list := fs.Bool("list", false, "list the device's recordings (and events) instead")
 	asJSON := fs.Bool("json", false, "with --list: one JSON object {recordings, events}")
 	force := fs.Bool("force", false, "overwrite FILE if it exists")
-	timeout := fs.Duration("timeout", 20*time.Second, "give up when the session is not up this long after starting")
-	relay := fs.Bool("relay", false, "use TURN relay candidates only")
-	hub := fs.String("hub", "", "fetch through the hub at `URL` (ws[s]://HOST[:PORT])")
-	deviceID := fs.String("device", "", "the device `ID` behind the hub")
-	token := fs.String("token", "", "the `TOKEN` (visible to other users: prefer --token-file or $"+viewerTokenEnv+")")
-	tokenFile := fs.String("token-file", "", "read the token from `FILE`")
-	insecureHub := fs.Bool("insecure-hub", false, "allow ws:// (no TLS) to a hub at a public address")
-	caFile := fs.String("ca", "", "PEM certificate(s) to trust for https:// and wss:// besides the system's")
 	verbose := fs.Bool("v", false, "debug logs")
+	sf := defineSessionFlags(fs)
 	positional, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
-	opts := viewer.Options{RelayOnly: *relay, Logger: newLogger(stderr, *verbose)}
-	if opts.TLS, err = tlsTrusting(*caFile); err != nil {
+	opts, positional, err := sf.options(positional, newLogger(stderr, *verbose))
+	if err != nil {
 		return err
 	}
-	if opts.Token, err = secretFrom("token", "token", *token, *tokenFile, viewerTokenEnv); err != nil {
-		return err
-	}
-	if *hub != "" {
-		if *deviceID == "" {
-			return fmt.Errorf("%w: --hub needs --device ID", errUsage)
-		}
-		if !isURLWithScheme(*hub, "ws", "wss", "http", "https") {
-			return fmt.Errorf("%w: --hub %q: want ws://HOST[:PORT] or wss://HOST[:PORT]", errUsage, *hub)
-		}
-		if opts.Token == "" {
-			return fmt.Errorf("%w: --hub needs a token: --token-file FILE or $%s", errUsage, viewerTokenEnv)
-		}
-		opts.HubURL, opts.Device = *hub, *deviceID
-		if u, _ := url.Parse(*hub); (strings.EqualFold(u.Scheme, "ws") || strings.EqualFold(u.Scheme, "http")) && !*insecureHub {
-			opts.NetDial = p2phub.PlainDialer(nil) // see view: no token in clear over the internet
-		}
-	} else {
-		if *deviceID != "" || *insecureHub {
-			return fmt.Errorf("%w: --device and --insecure-hub go with --hub", errUsage)
-		}
-		if len(positional) == 0 {
-			return fmt.Errorf("%w: want a device URL (http://DEVICE:PORT/) or --hub", errUsage)
-		}
-		if opts.WSURL, err = deviceWS(positional[0]); err != nil {
-			return err
-		}
-		positional = positional[1:]
-	}
+	timeout := sf.timeout
 	var remote string
 	switch {
 	case *list && len(positional) == 0:
@@ -169,6 +136,67 @@ func runFetch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return printList(ctx, c, stdout, *asJSON)
 	}
 	return fetchFile(ctx, c, remote, *out, stderr)
+}
+
+// sessionFlags are how a command without media (fetch, record) reaches a device: its LAN URL
+// or a hub, and a token.
+type sessionFlags struct {
+	timeout                         *time.Duration
+	relay, insecureHub              *bool
+	hub, deviceID, token, tokenFile *string
+	caFile                          *string
+}
+
+func defineSessionFlags(fs *flag.FlagSet) *sessionFlags {
+	return &sessionFlags{
+		timeout:     fs.Duration("timeout", 20*time.Second, "give up when the session is not up this long after starting"),
+		relay:       fs.Bool("relay", false, "use TURN relay candidates only"),
+		hub:         fs.String("hub", "", "reach the device through the hub at `URL` (ws[s]://HOST[:PORT])"),
+		deviceID:    fs.String("device", "", "the device `ID` behind the hub"),
+		token:       fs.String("token", "", "the `TOKEN` (visible to other users: prefer --token-file or $"+viewerTokenEnv+")"),
+		tokenFile:   fs.String("token-file", "", "read the token from `FILE`"),
+		insecureHub: fs.Bool("insecure-hub", false, "allow ws:// (no TLS) to a hub at a public address"),
+		caFile:      fs.String("ca", "", "PEM certificate(s) to trust for https:// and wss:// besides the system's"),
+	}
+}
+
+// options are the viewer options the flags name; without --hub the first positional argument
+// is the device's URL, and the rest are returned.
+func (f *sessionFlags) options(positional []string, log *slog.Logger) (viewer.Options, []string, error) {
+	opts := viewer.Options{RelayOnly: *f.relay, Logger: log}
+	var err error
+	if opts.TLS, err = tlsTrusting(*f.caFile); err != nil {
+		return opts, nil, err
+	}
+	if opts.Token, err = secretFrom("token", "token", *f.token, *f.tokenFile, viewerTokenEnv); err != nil {
+		return opts, nil, err
+	}
+	if *f.hub != "" {
+		if *f.deviceID == "" {
+			return opts, nil, fmt.Errorf("%w: --hub needs --device ID", errUsage)
+		}
+		if !isURLWithScheme(*f.hub, "ws", "wss", "http", "https") {
+			return opts, nil, fmt.Errorf("%w: --hub %q: want ws://HOST[:PORT] or wss://HOST[:PORT]", errUsage, *f.hub)
+		}
+		if opts.Token == "" {
+			return opts, nil, fmt.Errorf("%w: --hub needs a token: --token-file FILE or $%s", errUsage, viewerTokenEnv)
+		}
+		opts.HubURL, opts.Device = *f.hub, *f.deviceID
+		if u, _ := url.Parse(*f.hub); (strings.EqualFold(u.Scheme, "ws") || strings.EqualFold(u.Scheme, "http")) && !*f.insecureHub {
+			opts.NetDial = p2phub.PlainDialer(nil) // see view: no token in clear over the internet
+		}
+		return opts, positional, nil
+	}
+	if *f.deviceID != "" || *f.insecureHub {
+		return opts, nil, fmt.Errorf("%w: --device and --insecure-hub go with --hub", errUsage)
+	}
+	if len(positional) == 0 {
+		return opts, nil, fmt.Errorf("%w: want a device URL (http://DEVICE:PORT/) or --hub", errUsage)
+	}
+	if opts.WSURL, err = deviceWS(positional[0]); err != nil {
+		return opts, nil, err
+	}
+	return opts, positional[1:], nil
 }
 
 // deviceWS turns a device's base URL into its WebSocket signaling endpoint.

@@ -101,11 +101,18 @@ func (c *countWriter) Write(b []byte) (int, error) {
 // what dir holds) and returns its base URL.
 func startRecordingDevice(t *testing.T, dir string) string {
 	t.Helper()
+	return startDeviceRecording(t, record.Options{Dir: dir, MinFree: 1})
+}
+
+// startDeviceRecording runs an in-process device without a producer, with opts (no Dir: no
+// recording), and returns its base URL.
+func startDeviceRecording(t *testing.T, opts record.Options) string {
+	t.Helper()
 	cfg := device.Defaults()
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.Source = "socket"
 	cfg.SocketPath = filepath.Join(t.TempDir(), "capture.sock")
-	cfg.Record = record.Options{Dir: dir, MinFree: 1}
+	cfg.Record = opts
 	d, err := device.New(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

@@ -115,7 +115,18 @@ func TestFilesListDownloadPlaySeek(t *testing.T) {
 	check := func(what string, target float64, fetch bool) float64 {
 		t.Helper()
 		var ms float64
-		eval(what, fmt.Sprintf(`%s.seek(%.3f, { fetch: %t })`, playerJS, target, fetch), 10*time.Second, &ms)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		v, err := browser.Eval[float64](ctx, tab, fmt.Sprintf(`%s.seek(%.3f, { fetch: %t })`, playerJS, target, fetch))
+		cancel()
+		if err != nil {
+			var state string
+			eval("the player's state", `(() => { const r = `+playerJS+`, v = r.video, b = [];
+				for (let i = 0; i < v.buffered.length; i++) b.push(v.buffered.start(i).toFixed(2) + '-' + v.buffered.end(i).toFixed(2));
+				return JSON.stringify({ status: r.statusText, currentTime: v.currentTime, paused: v.paused, readyState: v.readyState,
+					seeking: v.seeking, buffered: b, error: v.error && v.error.message, ...r.playState }); })()`, 5*time.Second, &state)
+			t.Fatalf("%s to %.2f s: %v; the player: %s", what, target, err, state)
+		}
+		ms = v
 		var frames0, frames1, at float64
 		eval("frames", playerJS+`.video.getVideoPlaybackQuality().totalVideoFrames`, 5*time.Second, &frames0)
 		eval("currentTime", playerJS+`.video.currentTime`, 5*time.Second, &at)
@@ -140,6 +151,20 @@ func TestFilesListDownloadPlaySeek(t *testing.T) {
 	// Another recording from the middle: a new MediaSource, fetched from there.
 	eval("play another", playerJS+`.play(`+jsString(paths[1])+`, 2.5)`, 15*time.Second, &ms)
 	t.Logf("play %s from 2.5 s: a frame after %.0f ms", paths[1], ms)
+
+	// The record switch on the record channel (this device gives every grant): stop, start.
+	for _, tc := range []struct {
+		action, manual string
+		recording      bool
+	}{{"stop", "off", false}, {"start", "on", true}} {
+		var st map[string]any
+		eval("record "+tc.action, `(async () => { const r = `+playerJS+`; r.record('`+tc.action+`');
+			for (let i = 0; i < 200 && r.recordStatus?.manual !== '`+tc.manual+`'; i++) await new Promise((s) => setTimeout(s, 25));
+			return r.recordStatus ?? {}; })()`, 10*time.Second, &st)
+		if st["manual"] != tc.manual || st["recording"] != tc.recording {
+			t.Errorf("record %s from the page: status %v", tc.action, st)
+		}
+	}
 }
 
 // jsString quotes s for a JavaScript expression (a recording path: no quotes or backslashes).
