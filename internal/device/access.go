@@ -33,6 +33,7 @@ func (d *Device) handler(ctx context.Context) http.Handler {
 	mux.Handle("GET /ws", signal.NewWebSocket(ctx, backend{d: d}, opts))
 	mux.HandleFunc("GET /api/status", d.status)
 	mux.HandleFunc("GET /api/frames", d.frames)
+	mux.HandleFunc("GET /api/events", d.eventsAPI)
 	mux.Handle("GET /", http.FileServerFS(web.Files))
 	var h http.Handler = mux
 	if len(d.cfg.AllowOrigins) > 0 {

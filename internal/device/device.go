@@ -25,6 +25,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/p2pcast/p2pcast/internal/auth"
+	"github.com/p2pcast/p2pcast/internal/event"
 	"github.com/p2pcast/p2pcast/internal/httpguard"
 	"github.com/p2pcast/p2pcast/internal/hub"
 	"github.com/p2pcast/p2pcast/internal/input"
@@ -34,6 +35,7 @@ import (
 	"github.com/p2pcast/p2pcast/internal/signal"
 	"github.com/p2pcast/p2pcast/internal/stream"
 	"github.com/p2pcast/p2pcast/internal/udpbatch"
+	"github.com/p2pcast/p2pcast/internal/webhook"
 )
 
 // Device is one running device.
@@ -60,12 +62,24 @@ type Device struct {
 	control   *input.Control // the desktop's control channel (wayland source), or nil
 	revoked   revocations
 	recorder  *record.Recorder // with Config.Record.Dir, once started
+
+	// events are the detection events (the producer's, detector processes'), kept for late
+	// readers; webhook, with Config.Webhook, delivers them.
+	events  *event.Bus
+	webhook *webhook.Sender
 }
 
 // New prepares a device; Run starts it.
 func New(cfg Config, log *slog.Logger) (*Device, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	var hook *webhook.Sender
+	if cfg.Webhook.URL != "" {
+		var err error
+		if hook, err = webhook.New(webhook.Config{URL: cfg.Webhook.URL, Insecure: cfg.Webhook.Insecure}, log); err != nil {
+			return nil, err
+		}
 	}
 	var desk *desktop
 	var control *input.Control
@@ -136,7 +150,8 @@ func New(cfg Config, log *slog.Logger) (*Device, error) {
 	d := &Device{cfg: cfg, log: log, engine: engine, iceTCP: pcfg.ICETCP, iceUDP: pcfg.ICEUDP, control: control, desktop: desk,
 		stream:   stream.New(stream.Config{Logger: log}),
 		sessions: map[*peer.Session]struct{}{}, perSource: map[string]int{}}
-	d.ingest = &ingest{st: d.stream, log: log}
+	d.events, d.webhook = event.NewBus(eventsKeep), hook
+	d.ingest = &ingest{st: d.stream, log: log, onEvent: d.publishEvent}
 	d.talk = &talkFloor{st: d.stream, ingest: d.ingest, log: log}
 	d.adapter = newAdapter(d, cfg.Adapt)
 	d.gate = signal.Open{}
@@ -321,6 +336,7 @@ func (d *Device) Run(ctx context.Context, ready func(Ready)) error {
 	if c, ok := d.recordComponent(); ok {
 		components = append(components, c)
 	}
+	components = append(components, d.eventComponents()...)
 	if ready != nil {
 		components = append(components, lifecycle.Component{
 			Name: "ready",
@@ -359,6 +375,7 @@ func (d *Device) captureArgs(sockPath string) []string {
 	if d.cfg.AudioOut != "" {
 		args = append(args, "--audio-out", d.cfg.AudioOut)
 	}
+	args = append(args, d.cfg.motionArgs()...)
 	return append(args, d.cfg.pictureArgs()...)
 }
 
@@ -456,6 +473,7 @@ func (b backend) NewSession(req signal.Request) (signal.Session, error) {
 		release()
 		return nil, err
 	}
+	go d.forwardEvents(s)
 	d.mu.Lock()
 	d.sessions[s] = struct{}{}
 	d.mu.Unlock()
