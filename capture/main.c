@@ -1333,7 +1333,8 @@ static void send_motion_event(struct pc_capture *cap, const struct pc_motion_eve
 		.end_ns = ev->end_ns,
 		.n_regions = (uint8_t)ev->n_regions,
 	};
-	for (int i = 0; i < ev->n_regions && i < PC_IPC_EVENT_MAX_REGIONS; i++) {
+	_Static_assert(PC_MOTION_MAX_REGIONS <= PC_IPC_EVENT_MAX_REGIONS, "a detector's regions fit an EVENT");
+	for (int i = 0; i < ev->n_regions && i < PC_MOTION_MAX_REGIONS; i++) {
 		/* Rounded ends, so that x + w stays within the picture. */
 		uint16_t x0 = share16(ev->regions[i].x), y0 = share16(ev->regions[i].y);
 		uint16_t x1 = share16(ev->regions[i].x + ev->regions[i].w), y1 = share16(ev->regions[i].y + ev->regions[i].h);
