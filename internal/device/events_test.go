@@ -15,6 +15,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/p2pcast/p2pcast/internal/auth"
 	"github.com/p2pcast/p2pcast/internal/event"
 	"github.com/p2pcast/p2pcast/internal/ipc"
 	"github.com/p2pcast/p2pcast/internal/wire"
@@ -292,5 +293,29 @@ func TestMotionConfig(t *testing.T) {
 	c.Webhook = Webhook{URL: "http://192.0.2.1/hook", Insecure: true}
 	if err := c.Validate(); err != nil {
 		t.Errorf("webhook-insecure refused: %v", err)
+	}
+}
+
+// GET /api/events needs the view grant, as the page that shows them does.
+func TestEventsAPINeedsView(t *testing.T) {
+	r, _, store := lanDevice(t)
+	view, _ := mint(t, store, "cam1", time.Hour, auth.GrantView)
+	talkOnly, _ := mint(t, store, "cam1", time.Hour, auth.GrantTalk)
+	for _, tc := range []struct {
+		token string
+		want  int
+	}{{"", http.StatusUnauthorized}, {talkOnly, http.StatusForbidden}, {view, http.StatusOK}} {
+		req, _ := http.NewRequest(http.MethodGet, r.URL+"api/events", nil)
+		if tc.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("token %.12q: %d, want %d", tc.token, resp.StatusCode, tc.want)
+		}
 	}
 }
