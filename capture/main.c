@@ -1560,6 +1560,11 @@ static int run_damage_driven(struct pc_capture *cap)
 {
 	int source_fd = cap->source_ops->wait_fd(cap->source);
 	while (!stop_signal) {
+		/* A still screen gives no pictures: the detector counts the time without any as still
+		 * (the loop turns at least every keep-alive), so an event ends after its hold. */
+		struct pc_motion_event ev;
+		if (cap->motion && pc_motion_idle(cap->motion, pc_clock_ns(CLOCK_REALTIME), &ev))
+			send_motion_event(cap, &ev);
 		if (cap->to_device && cap->fd < 0 && connect_device(cap) < 0)
 			continue; /* nothing is encoded while nobody listens */
 		if (cap->to_device && atomic_load(&cap->send_failed)) {

@@ -444,6 +444,16 @@ int pc_motion_feed(struct pc_motion *m, const struct pc_frame *frame, int64_t ca
 	return ret;
 }
 
+int pc_motion_idle(struct pc_motion *m, int64_t now_ns, struct pc_motion_event *ev)
+{
+	if (!m->due_set || now_ns < m->next_due || !m->have_prev)
+		return 0;
+	m->next_due = now_ns + m->period_ns - m->period_ns / 4;
+	bool changed[CELLS] = {false};
+	m->last_changed = 0;
+	return step(m, 0, changed, now_ns, ev);
+}
+
 int pc_motion_flush(struct pc_motion *m, struct pc_motion_event *ev)
 {
 	m->candidate = false;

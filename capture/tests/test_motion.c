@@ -184,6 +184,45 @@ static void test_motion_min_duration(void)
 	CHECK_EQ(r.n, 4); /* shown 3-3.3 and 6.3-6.6: two events (the second ended by the flush) */
 }
 
+/* A screen that goes still sends no more pictures: the idle ticks end the event after the
+ * hold all the same. */
+static void test_motion_idle_ends(void)
+{
+	struct pc_source_config sc = {.width = 640, .height = 360, .fps_num = FPS, .fps_den = 1, .pattern = "still"};
+	struct pc_motion_config config;
+	struct pc_motion *m = NULL;
+	void *src = NULL;
+	char err[256];
+	pc_motion_config_defaults(&config);
+	CHECK_EQ(pc_testpattern_source.init(&src, &sc, err, sizeof(err)), 0);
+	CHECK_EQ(pc_motion_init(&m, &config), 0);
+	if (!src || !m)
+		goto out;
+	pc_testpattern_set_object(src, 10 * PC_NS_PER_SEC, 0); /* moving from the start */
+	struct pc_motion_event ev;
+	int starts = 0, ends = 0;
+	int64_t end_at = 0;
+	for (uint32_t seq = 0; seq < 2 * FPS; seq++) { /* 2 s of pictures, then none */
+		int64_t t = T0 + (int64_t)seq * PC_NS_PER_SEC / FPS;
+		if (pc_motion_feed(m, pc_testpattern_source.next_frame(src, seq, t), t, &ev))
+			starts += !ev.end;
+	}
+	for (int i = 0; i < 60; i++) { /* 6 s of idle ticks, 100 ms apart */
+		int64_t t = T0 + 2 * PC_NS_PER_SEC + (int64_t)i * 100 * PC_NS_PER_MS;
+		if (pc_motion_idle(m, t, &ev) && ev.end) {
+			ends++;
+			end_at = t;
+		}
+	}
+	CHECK_EQ(starts, 1);
+	CHECK_EQ(ends, 1);
+	CHECK(near(secs(end_at), 2 + 2, 0.25)); /* the last picture, then the 2 s hold */
+out:
+	pc_motion_destroy(m);
+	if (src)
+		pc_testpattern_source.destroy(src);
+}
+
 /* The analysis subsample: 10 a second of 30. */
 static void test_motion_subsample(void)
 {
@@ -267,6 +306,7 @@ void pc_test_motion(void)
 	RUN_TEST(test_motion_mask);
 	RUN_TEST(test_motion_still_noise);
 	RUN_TEST(test_motion_min_duration);
+	RUN_TEST(test_motion_idle_ends);
 	RUN_TEST(test_motion_subsample);
 	RUN_TEST(test_motion_parse);
 	RUN_TEST(test_motion_event_bytes);
