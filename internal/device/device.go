@@ -518,6 +518,8 @@ type Status struct {
 	Control *input.Status `json:"control,omitempty"`
 	// Record is the recorder's state (with --record-dir).
 	Record *record.Status `json:"record,omitempty"`
+	// Webhook counts the webhook's deliveries (with --webhook).
+	Webhook *webhook.Stats `json:"webhook,omitempty"`
 }
 
 func (d *Device) status(w http.ResponseWriter, r *http.Request) {
@@ -542,6 +544,10 @@ func (d *Device) status(w http.ResponseWriter, r *http.Request) {
 		st.Control = &c
 	}
 	st.Record = d.recordStatus()
+	if d.webhook != nil {
+		ws := d.webhook.Stats()
+		st.Webhook = &ws
+	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(st)
 }

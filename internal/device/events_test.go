@@ -110,6 +110,23 @@ func TestProducerEvents(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	// The sender counts a delivery once the answer is in: poll the status for it.
+	for {
+		var st Status
+		resp, err := http.Get(r.URL + "api/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if err == nil && st.Webhook != nil && st.Webhook.Delivered == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/api/status webhook: %+v (%v), want 4 delivered", st.Webhook, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // An EVENT about a track whose HELLO did not announce events, or a malformed one, drops the
