@@ -46,6 +46,7 @@ struct pc_motion {
 
 	int64_t next_due;       /* capture time of the next picture to analyse */
 	bool due_set;
+	int64_t last_offered_ns; /* capture time of the last picture offered, analysed or not */
 
 	/* The event state. */
 	bool active;            /* an event is open */
@@ -415,6 +416,7 @@ static int step(struct pc_motion *m, int changed_cells, const bool changed[CELLS
 int pc_motion_feed(struct pc_motion *m, const struct pc_frame *frame, int64_t capture_ns,
 		   struct pc_motion_event *ev)
 {
+	m->last_offered_ns = capture_ns;
 	if (m->due_set && capture_ns < m->next_due)
 		return 0;
 	/* A quarter period of slack: at 30 fps and 10 analysed a second, every third picture
@@ -446,7 +448,8 @@ int pc_motion_feed(struct pc_motion *m, const struct pc_frame *frame, int64_t ca
 
 int pc_motion_idle(struct pc_motion *m, int64_t now_ns, struct pc_motion_event *ev)
 {
-	if (!m->due_set || now_ns < m->next_due || !m->have_prev)
+	/* Only when no picture came for a whole period: pictures that do come are analysed. */
+	if (!m->due_set || now_ns < m->next_due || !m->have_prev || now_ns - m->last_offered_ns < m->period_ns)
 		return 0;
 	m->next_due = now_ns + m->period_ns - m->period_ns / 4;
 	bool changed[CELLS] = {false};

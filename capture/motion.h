@@ -76,10 +76,10 @@ void pc_motion_destroy(struct pc_motion *m);
  * the comparison afresh. */
 int pc_motion_feed(struct pc_motion *m, const struct pc_frame *frame, int64_t capture_ns,
 		   struct pc_motion_event *ev);
-/* A source that gives pictures only when something changed (a screen) gave none up to now_ns
- * (CLOCK_REALTIME): when an analysis is due, it counts as a picture without change, so an
- * event still ends after the hold while the screen stays still. 1 with *ev filled when that
- * ended an event, else 0. */
+/* For a source that gives pictures only when something changed (a screen): when no picture
+ * was offered for a whole analysis period up to now_ns (CLOCK_REALTIME) and an analysis is due,
+ * the time counts as a picture without change, so an event still ends after the hold while the
+ * screen stays still. 1 with *ev filled when that ended an event, else 0. */
 int pc_motion_idle(struct pc_motion *m, int64_t now_ns, struct pc_motion_event *ev);
 /* Ends an open event now (the producer is stopping): 1 with *ev filled, 0 when none is open. */
 int pc_motion_flush(struct pc_motion *m, struct pc_motion_event *ev);
