@@ -206,7 +206,12 @@ static void test_motion_idle_ends(void)
 		int64_t t = T0 + (int64_t)seq * PC_NS_PER_SEC / FPS;
 		if (pc_motion_feed(m, pc_testpattern_source.next_frame(src, seq, t), t, &ev))
 			starts += !ev.end;
+		/* The loop turns between pictures too: with pictures coming, that is no still time. */
+		if (pc_motion_idle(m, t + 20 * PC_NS_PER_MS, &ev))
+			ends++;
 	}
+	CHECK_EQ(ends, 0);
+	CHECK_EQ(pc_motion_analysed(m), 20);
 	for (int i = 0; i < 60; i++) { /* 6 s of idle ticks, 100 ms apart */
 		int64_t t = T0 + 2 * PC_NS_PER_SEC + (int64_t)i * 100 * PC_NS_PER_MS;
 		if (pc_motion_idle(m, t, &ev) && ev.end) {
