@@ -432,6 +432,40 @@ int pc_ipc_send_frame(int fd, uint8_t track, uint32_t seq, uint16_t flags, int64
 	return send_all(fd, iov, 3);
 }
 
+size_t pc_ipc_event_pack(const struct pc_ipc_event *ev,
+			 uint8_t out[PC_IPC_EVENT_SIZE + PC_IPC_EVENT_MAX_REGIONS * PC_IPC_EVENT_REGION_SIZE])
+{
+	uint8_t n = ev->n_regions > PC_IPC_EVENT_MAX_REGIONS ? PC_IPC_EVENT_MAX_REGIONS : ev->n_regions;
+	put_le32(out, ev->id);
+	out[4] = ev->kind;
+	out[5] = n;
+	put_le16(out + 6, ev->score);
+	put_le64(out + 8, (uint64_t)ev->start_ns);
+	put_le64(out + 16, (uint64_t)(ev->end ? ev->end_ns : 0));
+	for (int i = 0; i < n; i++) {
+		uint8_t *r = out + PC_IPC_EVENT_SIZE + i * PC_IPC_EVENT_REGION_SIZE;
+		put_le16(r, ev->regions[i].x);
+		put_le16(r + 2, ev->regions[i].y);
+		put_le16(r + 4, ev->regions[i].w);
+		put_le16(r + 6, ev->regions[i].h);
+	}
+	return PC_IPC_EVENT_SIZE + (size_t)n * PC_IPC_EVENT_REGION_SIZE;
+}
+
+int pc_ipc_send_event(int fd, uint8_t track, uint32_t seq, const struct pc_ipc_event *ev)
+{
+	if (track == PC_IPC_TRACK_CONNECTION || ev->id == 0 || ev->n_regions > PC_IPC_EVENT_MAX_REGIONS ||
+	    ev->start_ns <= 0 || (ev->end && ev->end_ns < ev->start_ns))
+		return -EINVAL;
+	uint8_t payload[PC_IPC_EVENT_SIZE + PC_IPC_EVENT_MAX_REGIONS * PC_IPC_EVENT_REGION_SIZE];
+	size_t len = pc_ipc_event_pack(ev, payload);
+	uint8_t header[PC_IPC_HEADER_SIZE];
+	make_header(header, PC_IPC_EVENT, track, ev->end ? PC_IPC_EVENT_FLAG_END : 0,
+		    ev->end ? ev->end_ns : ev->start_ns, seq, (uint32_t)len);
+	struct iovec iov[2] = {{header, sizeof(header)}, {payload, len}};
+	return send_all(fd, iov, 2);
+}
+
 int pc_ipc_send_bye(int fd, uint32_t seq)
 {
 	uint8_t header[PC_IPC_HEADER_SIZE];

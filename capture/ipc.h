@@ -43,6 +43,7 @@ enum pc_ipc_type {
 	PC_IPC_HELLO = 0x01,
 	PC_IPC_FRAME = 0x02, /* version 1: ACCESS_UNIT */
 	PC_IPC_BYE = 0x03,
+	PC_IPC_EVENT = 0x04, /* a detection event's start or end (CAP_EVENTS on the video HELLO) */
 	/* device -> producer */
 	PC_IPC_KEYFRAME = 0x81,
 	PC_IPC_BITRATE = 0x82,
@@ -55,6 +56,7 @@ enum pc_ipc_type {
 #define PC_IPC_HELLO_FLAG_LAST 0x0001u  /* the last HELLO of the connection */
 #define PC_IPC_HELLO_FLAG_SINK 0x0002u  /* a track the producer plays */
 #define PC_IPC_SINK_FLAG_RESUME 0x0001u /* first SINK_FRAME after a gap */
+#define PC_IPC_EVENT_FLAG_END 0x0001u   /* EVENT: the event ended (else: it started) */
 
 /* Track 0 is the connection itself (BYE); tracks are 1..255. */
 #define PC_IPC_TRACK_CONNECTION 0
@@ -63,6 +65,8 @@ enum pc_ipc_type {
 #define PC_IPC_CAP_KEYFRAME 0x0001u
 #define PC_IPC_CAP_BITRATE 0x0002u
 #define PC_IPC_CAP_FPS 0x0004u
+/* Video HELLO: the producer analyses this track's pictures and may send EVENTs about it. */
+#define PC_IPC_CAP_EVENTS 0x0008u
 
 #define PC_IPC_KIND_VIDEO 1
 #define PC_IPC_KIND_AUDIO 2
@@ -141,6 +145,30 @@ struct pc_ipc_audio_hello {
 size_t pc_ipc_audio_hello_pack(const struct pc_ipc_audio_hello *hello,
 			       uint8_t out[PC_IPC_HELLO_SIZE + PC_IPC_NAME_MAX]);
 
+/* EVENT payload: 24 bytes, then 8 per region (docs/ipc.md). */
+#define PC_IPC_EVENT_SIZE 24
+#define PC_IPC_EVENT_REGION_SIZE 8
+#define PC_IPC_EVENT_MAX_REGIONS 16
+#define PC_IPC_EVENT_KIND_MOTION 1
+#define PC_IPC_SHARE_ONE 65535u /* shares (score, regions) in 1/65535ths */
+
+struct pc_ipc_event {
+	uint32_t id;        /* the producer's, from 1; not 0 */
+	uint8_t kind;       /* PC_IPC_EVENT_KIND_MOTION */
+	bool end;           /* flags bit 0 */
+	uint16_t score;     /* 0..PC_IPC_SHARE_ONE */
+	int64_t start_ns;   /* CLOCK_REALTIME */
+	int64_t end_ns;     /* 0 unless end; then at least start_ns */
+	uint8_t n_regions;  /* at most PC_IPC_EVENT_MAX_REGIONS */
+	struct {
+		uint16_t x, y, w, h; /* x + w and y + h at most PC_IPC_SHARE_ONE */
+	} regions[PC_IPC_EVENT_MAX_REGIONS];
+};
+
+/* Writes the EVENT payload, returns its length (24 + 8 per region). */
+size_t pc_ipc_event_pack(const struct pc_ipc_event *ev,
+			 uint8_t out[PC_IPC_EVENT_SIZE + PC_IPC_EVENT_MAX_REGIONS * PC_IPC_EVENT_REGION_SIZE]);
+
 /* A parsed device -> producer message. */
 struct pc_ipc_control {
 	struct pc_ipc_header hdr;
@@ -203,6 +231,9 @@ int pc_ipc_send_audio_hello(int fd, uint8_t track, uint16_t flags,
  * data (an Annex-B access unit, an Opus packet...) as it is, without a copy. */
 int pc_ipc_send_frame(int fd, uint8_t track, uint32_t seq, uint16_t flags, int64_t capture_ns,
 		      int64_t encoded_ns, const uint8_t *data, size_t size);
+/* EVENT about a video track (its HELLO had PC_IPC_CAP_EVENTS); the header's timestamp is the
+ * edge's time (the start, or the end). -EINVAL for a malformed event. */
+int pc_ipc_send_event(int fd, uint8_t track, uint32_t seq, const struct pc_ipc_event *ev);
 /* BYE on track 0. */
 int pc_ipc_send_bye(int fd, uint32_t seq);
 

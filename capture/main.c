@@ -49,6 +49,7 @@
 #include "encoders/registry.h"
 #include "ipc.h"
 #include "log.h"
+#include "motion.h"
 #include "scale.h"
 #include "sources/audio.h"
 #include "sources/pipewire.h"
@@ -132,6 +133,11 @@ struct pc_capture_config {
 	const char *audio_out;  /* NULL, or an ALSA PCM */
 	uint32_t audio_bitrate;
 	int audio_channels;
+	bool motion;            /* --motion: detect motion, send EVENTs */
+	bool motion_tuned;      /* a --motion-* option was given */
+	struct pc_motion_config motion_config;
+	int64_t object_on_ns;   /* --pattern-object: 0 = no object */
+	int64_t object_off_ns;
 };
 
 /* A build may leave the desktop sources out (the Makefile's WAYLAND=0 PIPEWIRE=0: the board). */
@@ -210,7 +216,8 @@ static void print_usage(FILE *out)
 		"                      camera: --device, --v4l2-format)\n"
 		"  --pattern NAME      what the test pattern draws: bars (default; easy to compress)\n"
 		"                      or busy (noise, fast motion and a scene cut every 3 s: an\n"
-		"                      encoder spends its whole bitrate on it)\n"
+		"                      encoder spends its whole bitrate on it) or still (the bars\n"
+		"                      alone, nothing moving: a scene for --pattern-object)\n"
 		"  --size WxH          picture size, even numbers (default 1280x720; a screen: its\n"
 		"                      own size, an odd side cropped by one pixel, or with --size\n"
 		"                      the screen scaled to fit WxH, aspect kept)\n"
@@ -227,6 +234,19 @@ static void print_usage(FILE *out)
 		"  --encoder NAME[:DEVICE]  this encoder only (no fallback)\n"
 		"  --frames N          stop after N pictures\n"
 		"  --name NAME         producer name sent in HELLO, at most 64 bytes (default: source name)\n"
+		"  --pattern-object on=DUR,off=DUR\n"
+		"                      the test pattern: a box moving across, hidden for off, shown for\n"
+		"                      on, again and again from the first picture (DUR: 2s, 500ms)\n"
+		"\n"
+		"Motion events (docs/motion.md; raw pictures only, not a camera's own H.264):\n"
+		"  --motion            analyse the pictures before encoding and send motion EVENTs\n"
+		"  --motion-sensitivity N  1 (large, strong changes only) .. 100 (the slightest);\n"
+		"                      default 50\n"
+		"  --motion-mask X,Y,W,H[;X,Y,W,H...]  regions to ignore, in shares of the picture\n"
+		"                      (0..1), e.g. 0,0,1,0.1 for the top tenth\n"
+		"  --motion-min-duration DUR  motion this long starts an event (default 500ms)\n"
+		"  --motion-hold DUR   no motion this long ends it (default 2s)\n"
+		"  --motion-fps N      pictures analysed a second, at most (1..60, default 10)\n"
 		"\n"
 		"Screen capture (--source wayland or pipewire): pictures are encoded when the screen\n"
 		"changes, at most --fps a second; --frames counts every picture sent, keep-alives\n"
@@ -388,6 +408,37 @@ static bool parse_fps(const char *s, uint32_t *num, uint32_t *den)
 	return true;
 }
 
+/* "on=DUR,off=DUR", in either order (on > 0, off >= 0). */
+static bool parse_object(const char *s, int64_t *on_ns, int64_t *off_ns)
+{
+	int64_t on = -1, off = -1;
+	while (*s) {
+		const char *comma = strchr(s, ',');
+		size_t len = comma ? (size_t)(comma - s) : strlen(s);
+		int64_t *dst;
+		size_t key;
+		if (len > 3 && strncmp(s, "on=", 3) == 0) {
+			dst = &on;
+			key = 3;
+		} else if (len > 4 && strncmp(s, "off=", 4) == 0) {
+			dst = &off;
+			key = 4;
+		} else {
+			return false;
+		}
+		if (*dst >= 0 || !pc_motion_parse_duration(s + key, len - key, dst) || *dst > 3600 * NS_PER_SEC)
+			return false;
+		s += len;
+		if (*s == ',' && !*++s)
+			return false;
+	}
+	if (on <= 0 || off < 0)
+		return false;
+	*on_ns = on;
+	*off_ns = off;
+	return true;
+}
+
 enum {
 	OPT_SOCKET = 256,
 	OPT_ANNEXB_OUT,
@@ -416,6 +467,13 @@ enum {
 	OPT_V4L2_FORMAT,
 	OPT_ENCODER,
 	OPT_ENCODER_PRIORITY,
+	OPT_PATTERN_OBJECT,
+	OPT_MOTION,
+	OPT_MOTION_SENSITIVITY,
+	OPT_MOTION_MASK,
+	OPT_MOTION_MIN_DURATION,
+	OPT_MOTION_HOLD,
+	OPT_MOTION_FPS,
 	OPT_HELP,
 };
 
@@ -450,6 +508,13 @@ static int parse_args(int argc, char **argv, struct pc_capture_config *config)
 		{"v4l2-format", required_argument, NULL, OPT_V4L2_FORMAT},
 		{"encoder", required_argument, NULL, OPT_ENCODER},
 		{"encoder-priority", required_argument, NULL, OPT_ENCODER_PRIORITY},
+		{"pattern-object", required_argument, NULL, OPT_PATTERN_OBJECT},
+		{"motion", no_argument, NULL, OPT_MOTION},
+		{"motion-sensitivity", required_argument, NULL, OPT_MOTION_SENSITIVITY},
+		{"motion-mask", required_argument, NULL, OPT_MOTION_MASK},
+		{"motion-min-duration", required_argument, NULL, OPT_MOTION_MIN_DURATION},
+		{"motion-hold", required_argument, NULL, OPT_MOTION_HOLD},
+		{"motion-fps", required_argument, NULL, OPT_MOTION_FPS},
 		{"help", no_argument, NULL, OPT_HELP},
 		{NULL, 0, NULL, 0},
 	};
@@ -469,6 +534,7 @@ static int parse_args(int argc, char **argv, struct pc_capture_config *config)
 		.pipewire_fd = -1,
 		.pipewire_node = UINT32_MAX,
 	};
+	pc_motion_config_defaults(&config->motion_config);
 
 	opterr = 0; /* we word the errors ourselves */
 	int opt;
@@ -618,6 +684,45 @@ static int parse_args(int argc, char **argv, struct pc_capture_config *config)
 			config->encoders_set = true;
 			break;
 		}
+		case OPT_PATTERN_OBJECT:
+			if (!parse_object(optarg, &config->object_on_ns, &config->object_off_ns))
+				return usage_error("--pattern-object: expected on=DUR,off=DUR such as on=2s,off=3s, got '%s'",
+						   optarg);
+			break;
+		case OPT_MOTION:
+			config->motion = true;
+			break;
+		case OPT_MOTION_SENSITIVITY:
+			if (!parse_uint(optarg, 100, &v) || v < 1)
+				return usage_error("--motion-sensitivity: expected 1..100, got '%s'", optarg);
+			config->motion_config.sensitivity = (int)v;
+			config->motion_tuned = true;
+			break;
+		case OPT_MOTION_MASK:
+			if (!pc_motion_parse_mask(optarg, &config->motion_config))
+				return usage_error("--motion-mask: expected up to %d boxes x,y,w,h in shares of the picture (0..1) separated by ';', got '%s'",
+						   PC_MOTION_MAX_MASKS, optarg);
+			config->motion_tuned = true;
+			break;
+		case OPT_MOTION_MIN_DURATION:
+		case OPT_MOTION_HOLD: {
+			int64_t ns;
+			if (!pc_motion_parse_duration(optarg, strlen(optarg), &ns) || ns > 3600 * NS_PER_SEC)
+				return usage_error("%s: expected a duration up to 1h such as 500ms or 2s, got '%s'",
+						   opt == OPT_MOTION_HOLD ? "--motion-hold" : "--motion-min-duration", optarg);
+			if (opt == OPT_MOTION_HOLD)
+				config->motion_config.hold_ns = ns;
+			else
+				config->motion_config.min_duration_ns = ns;
+			config->motion_tuned = true;
+			break;
+		}
+		case OPT_MOTION_FPS:
+			if (!parse_uint(optarg, 60, &v) || v < 1)
+				return usage_error("--motion-fps: expected 1..60, got '%s'", optarg);
+			config->motion_config.fps = (uint32_t)v;
+			config->motion_tuned = true;
+			break;
 		case OPT_HELP:
 			print_usage(stdout);
 			return 1;
@@ -646,6 +751,10 @@ static int parse_args(int argc, char **argv, struct pc_capture_config *config)
 				   config->bitrate);
 	if (config->sub_bitrate && !config->sub_width)
 		return usage_error("--sub-bitrate needs --sub WxH");
+	if (config->motion_tuned && !config->motion)
+		return usage_error("the --motion-* options need --motion");
+	if (config->object_on_ns && strcmp(config->source, "testpattern") != 0)
+		return usage_error("--pattern-object is for --source testpattern");
 	if (strcmp(config->source, "wayland") != 0 && config->output)
 		return usage_error("--output is for --source wayland");
 	bool pipewire = strcmp(config->source, "pipewire") == 0;
@@ -773,6 +882,12 @@ struct pc_capture {
 
 	uint32_t seq;              /* picture number, from 0 for each run */
 	int64_t draw_ns_total;
+
+	/* --motion: the detector (NULL without it, or once a source turned out to give encoded
+	 * pictures), and the EVENTs sent on the current connection. */
+	struct pc_motion *motion;
+	uint32_t events_sent;
+	uint64_t events;
 };
 
 static int64_t period_of(uint32_t fps_num, uint32_t fps_den)
@@ -815,7 +930,8 @@ static int send_video_hello(struct pc_capture *cap, int fd, const struct pc_rend
 		.height = (uint16_t)r->height,
 		.fps_num = (uint16_t)cap->fps_num,
 		.fps_den = (uint16_t)cap->fps_den,
-		.capabilities = PC_IPC_CAP_KEYFRAME | PC_IPC_CAP_BITRATE | PC_IPC_CAP_FPS,
+		.capabilities = PC_IPC_CAP_KEYFRAME | PC_IPC_CAP_BITRATE | PC_IPC_CAP_FPS |
+				(cap->motion && r->alternate_of == 0 ? PC_IPC_CAP_EVENTS : 0),
 		.bitrate = r->bitrate,
 		.gop = config->gop,
 		.name = config->name ? config->name : cap->source_ops->name,
@@ -891,6 +1007,7 @@ static int connect_device(struct pc_capture *cap)
 	}
 
 	cap->connected_at = pc_clock_ns(CLOCK_MONOTONIC);
+	cap->events_sent = 0;
 	pc_ipc_reader_reset(&cap->reader);
 	/* The HELLOs go out before the audio thread can see the fd: no FRAME precedes them. */
 	int err = send_hellos(cap, fd);
@@ -1242,6 +1359,65 @@ static int encode_picture(struct pc_capture *cap, const struct pc_frame *frame, 
 	return 0;
 }
 
+/* ---- motion ---- */
+
+static uint16_t share16(double v)
+{
+	if (!(v > 0))
+		return 0;
+	if (v >= 1)
+		return PC_IPC_SHARE_ONE;
+	return (uint16_t)(v * PC_IPC_SHARE_ONE + 0.5);
+}
+
+/* Logs an event's edge and sends it to the device (when connected: an edge that finds no
+ * device is lost; the device ends the events a lost producer left open). */
+static void send_motion_event(struct pc_capture *cap, const struct pc_motion_event *ev)
+{
+	struct pc_ipc_event msg = {
+		.id = ev->id,
+		.kind = PC_IPC_EVENT_KIND_MOTION,
+		.end = ev->end,
+		.score = share16(ev->score),
+		.start_ns = ev->start_ns,
+		.end_ns = ev->end_ns,
+		.n_regions = (uint8_t)ev->n_regions,
+	};
+	_Static_assert(PC_MOTION_MAX_REGIONS <= PC_IPC_EVENT_MAX_REGIONS, "a detector's regions fit an EVENT");
+	for (int i = 0; i < ev->n_regions && i < PC_MOTION_MAX_REGIONS; i++) {
+		/* Rounded ends, so that x + w stays within the picture. */
+		uint16_t x0 = share16(ev->regions[i].x), y0 = share16(ev->regions[i].y);
+		uint16_t x1 = share16(ev->regions[i].x + ev->regions[i].w), y1 = share16(ev->regions[i].y + ev->regions[i].h);
+		msg.regions[i].x = x0;
+		msg.regions[i].y = y0;
+		msg.regions[i].w = (uint16_t)(x1 - x0);
+		msg.regions[i].h = (uint16_t)(y1 - y0);
+	}
+	if (ev->end)
+		pc_log("motion event %u ended after %.1f s (score %.2f, %d region%s)", ev->id,
+		       (double)(ev->end_ns - ev->start_ns) / 1e9, ev->score, ev->n_regions, ev->n_regions == 1 ? "" : "s");
+	else
+		pc_log("motion event %u started (score %.2f)", ev->id, ev->score);
+	cap->events++;
+	if (!cap->to_device || cap->fd < 0 || !atomic_load(&cap->connected))
+		return;
+	pthread_mutex_lock(&cap->send_lock);
+	int err = pc_ipc_send_event(cap->fd, TRACK_VIDEO, cap->events_sent++, &msg);
+	pthread_mutex_unlock(&cap->send_lock);
+	if (err < 0) {
+		pc_log("send EVENT to the device: %s; reconnecting", strerror(-err));
+		disconnect_device(cap);
+	}
+}
+
+/* Offers a new picture to the motion detector (before it is encoded). */
+static void analyse_picture(struct pc_capture *cap, const struct pc_frame *frame, int64_t capture_ns)
+{
+	struct pc_motion_event ev;
+	if (cap->motion && pc_motion_feed(cap->motion, frame, capture_ns, &ev))
+		send_motion_event(cap, &ev);
+}
+
 /* One picture of a fixed-tick source: drawn now, then encoded. -1 on a fatal error. */
 static int capture_and_send(struct pc_capture *cap)
 {
@@ -1253,6 +1429,7 @@ static int capture_and_send(struct pc_capture *cap)
 		return -1;
 	}
 	cap->draw_ns_total += pc_clock_ns(CLOCK_MONOTONIC) - draw_start;
+	analyse_picture(cap, frame, capture_ns);
 	return encode_picture(cap, frame, capture_ns);
 }
 
@@ -1315,6 +1492,12 @@ static int take_picture(struct pc_capture *cap)
 		return 0;
 	cap->draw_ns_total += pc_clock_ns(CLOCK_MONOTONIC) - start;
 	if (pic.au) {
+		if (cap->motion) {
+			pc_log("motion events are not available: the %s source gives encoded pictures (passed through, not decoded); --motion ignored",
+			       cap->source_ops->name);
+			pc_motion_destroy(cap->motion);
+			cap->motion = NULL;
+		}
 		cap->passthrough = true;
 		cap->au = pic.au;
 		cap->au_size = pic.au_size;
@@ -1333,6 +1516,8 @@ static int take_picture(struct pc_capture *cap)
 	cap->picture = pic.frame;
 	cap->picture_ns = pic.capture_ns;
 	cap->picture_sent = false;
+	if (!cap->passthrough)
+		analyse_picture(cap, pic.frame, pic.capture_ns);
 	cap->new_pictures++;
 	cap->damaged_fraction += (double)pic.damage.w * pic.damage.h /
 				 ((double)pic.frame->width * pic.frame->height);
@@ -1425,6 +1610,11 @@ static int run_damage_driven(struct pc_capture *cap)
 {
 	int source_fd = cap->source_ops->wait_fd(cap->source);
 	while (!stop_signal) {
+		/* A still screen gives no pictures: the detector counts the time without any as still
+		 * (the loop turns at least every keep-alive), so an event ends after its hold. */
+		struct pc_motion_event ev;
+		if (cap->motion && pc_motion_idle(cap->motion, pc_clock_ns(CLOCK_REALTIME), &ev))
+			send_motion_event(cap, &ev);
 		if (cap->to_device && cap->fd < 0 && connect_device(cap) < 0)
 			continue; /* nothing is encoded while nobody listens */
 		if (cap->to_device && atomic_load(&cap->send_failed)) {
@@ -1802,6 +1992,19 @@ int main(int argc, char **argv)
 		exit_code = ret == -EINVAL ? EXIT_USAGE : EXIT_FAILURE;
 		goto out;
 	}
+	if (config.object_on_ns)
+		pc_testpattern_set_object(cap.source, config.object_on_ns, config.object_off_ns);
+	if (config.motion) {
+		ret = pc_motion_init(&cap.motion, &config.motion_config);
+		if (ret < 0) {
+			pc_log("motion detector: %s", strerror(-ret));
+			goto out;
+		}
+		pc_log("motion: sensitivity %d, %u pictures a second analysed, events after %.2f s of motion, ended after %.2f s without, %d mask%s",
+		       config.motion_config.sensitivity, config.motion_config.fps,
+		       (double)config.motion_config.min_duration_ns / 1e9, (double)config.motion_config.hold_ns / 1e9,
+		       config.motion_config.n_masks, config.motion_config.n_masks == 1 ? "" : "s");
+	}
 	cap.width = config.width;
 	cap.height = config.height;
 	cap.keepalive_ns = (int64_t)config.keepalive_ms * NS_PER_MS;
@@ -1888,6 +2091,14 @@ out:
 	/* Audio stops first: after the BYE nothing else may go out. */
 	pc_audio_in_stop(cap.audio_in);
 	pc_audio_out_stop(cap.audio_out);
+	if (cap.motion) {
+		struct pc_motion_event ev;
+		if (pc_motion_flush(cap.motion, &ev))
+			send_motion_event(&cap, &ev);
+		uint64_t n = pc_motion_analysed(cap.motion);
+		pc_log("motion: %" PRIu64 " pictures analysed, %.3f ms each on average, %" PRIu64 " event edges",
+		       n, n ? (double)pc_motion_busy_ns(cap.motion) / (double)n / 1e6 : 0.0, cap.events);
+	}
 	if (cap.fd >= 0 && cap.to_device) {
 		ret = pc_ipc_send_bye(cap.fd, cap.seq);
 		if (ret < 0)
@@ -1916,6 +2127,7 @@ out:
 		       (double)sub->encode_ns_total / (double)n / 1e6);
 	}
 	stop_renditions(&cap);
+	pc_motion_destroy(cap.motion);
 	if (cap.source)
 		cap.source_ops->destroy(cap.source);
 	pthread_mutex_destroy(&cap.send_lock);

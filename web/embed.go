@@ -9,11 +9,12 @@ package web
 import "embed"
 
 // Files holds index.html and index.css, player.js and desktop.js (a desktop device's control
-// channel), files.js (a recording device's files channel), diag.js (the latency and audio/video sync
+// channel), files.js (a recording device's files channel), events.js (detection events under the
+// video), diag.js (the latency and audio/video sync
 // diagnostics of /?diag=1), diag-when-asked.js that loads it and avsync-worklet.js (its
 // AudioWorklet), hub.html, hub.css and hub.js at its root; the device
 // serves it with http.FileServer(http.FS(web.Files)), the hub too but with hub.html at "/". The
 // pages hold no inline style or script, so a Content-Security-Policy of 'self' lets them run.
 //
-//go:embed index.html index.css player.js desktop.js files.js diag.js diag-when-asked.js avsync-worklet.js hub.html hub.css hub.js
+//go:embed index.html index.css player.js events.js desktop.js files.js diag.js diag-when-asked.js avsync-worklet.js hub.html hub.css hub.js
 var Files embed.FS

@@ -1380,6 +1380,8 @@ class P2PCastPlayer extends HTMLElement {
         this.#notice(m.message);
         return;
       }
+      // A detection event: events.js shows it (and keeps window.p2pcast.events()).
+      if (m?.type === 'event') { this.dispatchEvent(new CustomEvent('p2pcast-event', { detail: m.event })); return; }
       if (m?.type !== 'network') return; // a newer device may say more
       s.decisions.push(...(m.decisions ?? []));
       if (s.decisions.length > MAX_DECISIONS) s.decisions.splice(0, s.decisions.length - MAX_DECISIONS);

@@ -216,6 +216,7 @@ static const uint8_t bars_yuv[7][3] = {
 enum pattern {
 	PATTERN_BARS,
 	PATTERN_BUSY,
+	PATTERN_STILL,
 };
 
 struct busy; /* below */
@@ -237,6 +238,12 @@ struct testpattern {
 	bool flashed;               /* the last picture had the flash: restore what it covered */
 	bool have_prev;
 	int64_t prev_capture_ns;
+	/* The moving object (pc_testpattern_set_object): off, then on, from the first picture. */
+	int64_t object_on_ns, object_off_ns; /* on 0: no object */
+	int64_t first_capture_ns;
+	bool have_first;
+	struct rect object;         /* where it was drawn last */
+	bool object_drawn;
 };
 
 static int even(int v)
@@ -344,6 +351,59 @@ static void draw_box(struct testpattern *tp, uint32_t seq)
 			     even(box->h / 2)};
 	fill_rect(&tp->frame, inner, LUMA_BLACK, CHROMA_NEUTRAL, CHROMA_NEUTRAL);
 	tp->box_drawn = true;
+}
+
+/* ---- the moving object ---- */
+
+bool pc_testpattern_object_at(int width, int height, int64_t on_ns, int64_t off_ns, int64_t elapsed_ns,
+			      struct pc_testpattern_rect *r)
+{
+	if (on_ns <= 0 || elapsed_ns < 0)
+		return false;
+	int64_t phase = elapsed_ns % (on_ns + off_ns);
+	if (phase < off_ns)
+		return false;
+	int w = even(width / 8) ? even(width / 8) : 2, h = even(height / 6) ? even(height / 6) : 2;
+	int travel = width - w;
+	int x = 0;
+	if (travel > 0) {
+		/* Half the picture's width a second, bouncing between the edges. */
+		int64_t pos = elapsed_ns / PC_NS_PER_MS * (width / 2) / 1000 % (2 * (int64_t)travel);
+		x = even((int)(pos < travel ? pos : 2 * travel - pos));
+	}
+	*r = (struct pc_testpattern_rect){x, even(height / 4), w, h};
+	return true;
+}
+
+/* Restores what the object covered (from the background: bars and still) and draws it where
+ * the schedule says, if it shows now. */
+static void draw_object(struct testpattern *tp, int64_t capture_ns)
+{
+	if (tp->object_on_ns <= 0)
+		return;
+	if (!tp->have_first) {
+		tp->have_first = true;
+		tp->first_capture_ns = capture_ns;
+	}
+	if (tp->object_drawn && tp->pattern != PATTERN_BUSY)
+		copy_rect(&tp->frame, &tp->background, tp->object);
+	tp->object_drawn = false;
+	struct pc_testpattern_rect r;
+	if (!pc_testpattern_object_at(tp->frame.width, tp->frame.height, tp->object_on_ns, tp->object_off_ns,
+				      capture_ns - tp->first_capture_ns, &r))
+		return;
+	tp->object = (struct rect){r.x, r.y, r.w, r.h};
+	fill_rect(&tp->frame, tp->object, LUMA_WHITE, CHROMA_NEUTRAL, CHROMA_NEUTRAL);
+	struct rect inner = {r.x + r.w / 4, r.y + r.h / 4, even(r.w / 2), even(r.h / 2)};
+	fill_rect(&tp->frame, inner, LUMA_BLACK, CHROMA_NEUTRAL, CHROMA_NEUTRAL);
+	tp->object_drawn = true;
+}
+
+void pc_testpattern_set_object(void *state, int64_t on_ns, int64_t off_ns)
+{
+	struct testpattern *tp = state;
+	tp->object_on_ns = on_ns;
+	tp->object_off_ns = off_ns;
 }
 
 /* ---- the busy pattern ---- */
@@ -593,7 +653,7 @@ static void draw_busy(struct testpattern *tp, uint32_t seq, int64_t capture_ns)
 
 bool pc_testpattern_pattern_known(const char *name)
 {
-	return !name || strcmp(name, "bars") == 0 || strcmp(name, "busy") == 0;
+	return !name || strcmp(name, "bars") == 0 || strcmp(name, "busy") == 0 || strcmp(name, "still") == 0;
 }
 
 /* ---- the source ---- */
@@ -618,7 +678,11 @@ static int testpattern_init(void **state, const struct pc_source_config *config,
 	tp = calloc(1, sizeof(*tp));
 	if (!tp)
 		goto error;
-	tp->pattern = config->pattern && strcmp(config->pattern, "busy") == 0 ? PATTERN_BUSY : PATTERN_BARS;
+	tp->pattern = PATTERN_BARS;
+	if (config->pattern && strcmp(config->pattern, "busy") == 0)
+		tp->pattern = PATTERN_BUSY;
+	else if (config->pattern && strcmp(config->pattern, "still") == 0)
+		tp->pattern = PATTERN_STILL;
 	if (pc_frame_alloc(&tp->frame, width, height) < 0)
 		goto error;
 	layout(tp, width, height);
@@ -633,6 +697,13 @@ static int testpattern_init(void **state, const struct pc_source_config *config,
 
 	if (pc_frame_alloc(&tp->background, width, height) < 0)
 		goto error;
+	if (tp->pattern == PATTERN_STILL) {
+		/* The bars, drawn once; only the object (if any) ever changes. */
+		draw_bars(&tp->background);
+		copy_rect(&tp->frame, &tp->background, (struct rect){0, 0, width, height});
+		*state = tp;
+		return 0;
+	}
 	if (!(tp->ramp = malloc((size_t)width + RAMP_PERIOD)))
 		goto error;
 	for (int x = 0; x < width + RAMP_PERIOD; x++)
@@ -668,6 +739,10 @@ static const struct pc_frame *testpattern_next_frame(void *state, uint32_t seq, 
 	tp->have_prev = true;
 	tp->prev_capture_ns = capture_ns;
 
+	if (tp->pattern == PATTERN_STILL) {
+		draw_object(tp, capture_ns);
+		return &tp->frame;
+	}
 	if (tp->pattern == PATTERN_BUSY) {
 		draw_busy(tp, seq, capture_ns);
 	} else {
@@ -680,6 +755,7 @@ static const struct pc_frame *testpattern_next_frame(void *state, uint32_t seq, 
 		draw_band(tp, seq);
 		draw_box(tp, seq);
 	}
+	draw_object(tp, capture_ns);
 	draw_clock(tp, seq, capture_ns);
 	pc_timestrip_draw(&tp->frame, (uint64_t)(capture_ns / 1000));
 	if (flash) {

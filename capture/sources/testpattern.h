@@ -17,8 +17,11 @@ extern const struct pc_source_ops pc_testpattern_source;
  *         and palette every PC_TESTPATTERN_SCENE_NS (a scene cut, at 1.5 s past every third
  *         second, between two flashes). Its luma stays at or below
  *         PC_TESTPATTERN_BUSY_LUMA_MAX outside the overlays.
- * Both carry the same overlays: the time strip, the clock and frame number, and the flash. */
-#define PC_TESTPATTERN_PATTERNS "bars, busy"
+ *   still the bars and nothing else: not a pixel changes (a scene for motion detection,
+ *         docs/motion.md, with the object below).
+ * Bars and busy carry the same overlays: the time strip, the clock and frame number, and the
+ * flash. */
+#define PC_TESTPATTERN_PATTERNS "bars, busy, still"
 #define PC_TESTPATTERN_SCENE_NS INT64_C(3000000000)
 #define PC_TESTPATTERN_BUSY_LUMA_MAX 125
 /* Whether name is one of PC_TESTPATTERN_PATTERNS. */
@@ -46,6 +49,17 @@ struct pc_testpattern_rect {
 void pc_testpattern_flash_rect(int width, int height, struct pc_testpattern_rect *r);
 /* Whether a picture at capture_ns flashes after one at prev_capture_ns. */
 bool pc_testpattern_flashes(int64_t prev_capture_ns, int64_t capture_ns);
+
+/* The moving object (--pattern-object on=2s,off=3s): a white box with a black middle, an
+ * eighth of the width by a sixth of the height, a quarter of the way down, moving across at
+ * half the picture's width a second and bouncing at the edges. It shows on a schedule counted
+ * from the first picture: hidden for off_ns, then shown for on_ns, and again (off first, so a
+ * detector has a still picture to compare with before it first appears). */
+/* Turns the object on for a testpattern source's state (on_ns 0: off). */
+void pc_testpattern_set_object(void *state, int64_t on_ns, int64_t off_ns);
+/* Where the object is elapsed_ns after the first picture: false when hidden then. */
+bool pc_testpattern_object_at(int width, int height, int64_t on_ns, int64_t off_ns, int64_t elapsed_ns,
+			      struct pc_testpattern_rect *r);
 
 /* B = min(32, max(8, (width / 64) rounded down to a multiple of 8)). */
 int pc_timestrip_block_size(int width);

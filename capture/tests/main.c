@@ -17,6 +17,7 @@ void pc_test_pipewire(void);
 void pc_test_v4l2(void);
 void pc_test_encoders(void); /* test_encoders.c */
 void pc_test_transcode(void); /* test_transcode.c */
+void pc_test_motion(void); /* test_motion.c */
 
 struct pc_check_totals pc_check;
 const char *pc_check_producer;
@@ -42,6 +43,7 @@ int main(int argc, char **argv)
 		{"level", pc_test_level},
 		{"timestrip", pc_test_timestrip},
 		{"scale", pc_test_scale},
+		{"motion", pc_test_motion},
 		{"encoder", pc_test_encoder},
 		{"audio", pc_test_audio},
 		{"e2e", pc_test_e2e},

@@ -42,6 +42,7 @@ func (d *Device) handler(ctx context.Context) http.Handler {
 	for _, p := range opsPaths {
 		mux.Handle("GET "+p, ops)
 	}
+	mux.HandleFunc("GET /api/events", d.eventsAPI)
 	mux.Handle("GET /", http.FileServerFS(web.Files))
 	var h http.Handler = mux
 	if len(d.cfg.AllowOrigins) > 0 {

@@ -179,6 +179,16 @@ type Config struct {
 	// Record, with its Dir set, records the stream continuously on the device's disk
 	// (internal/record; docs/recording.md).
 	Record record.Options
+	// Motion turns on motion detection in the device's own producer (docs/motion.md).
+	Motion Motion
+	// PatternObject, for the test pattern: a moving object shown on a schedule,
+	// "on=2s,off=3s" ("" none): a scene for motion detection.
+	PatternObject string
+	// Webhook, with its URL set, POSTs every event's start and end there (internal/webhook).
+	Webhook Webhook
+	// DetectorSocket, when set, is a Unix socket where local detector processes write events
+	// as JSON lines (docs/motion.md).
+	DetectorSocket string
 }
 
 // LANAuth is how the device checks tokens on its own endpoints.
@@ -306,6 +316,7 @@ func (c Config) Validate() error {
 			errs = append(errs, err)
 		}
 	}
+	errs = append(errs, c.validateEvents()...)
 	return errors.Join(errs...)
 }
 
@@ -326,7 +337,7 @@ func (c Config) ownProducer() bool {
 var Sources = []string{"testpattern", "wayland", "v4l2", "socket"}
 
 // Patterns are the test pattern producer's --pattern values.
-var Patterns = []string{"bars", "busy"}
+var Patterns = []string{"bars", "busy", "still"}
 
 // validatePicture checks what only the test pattern's producer takes: its pattern and the sub
 // rendition (a downscale: smaller than Size, never larger in either dimension).

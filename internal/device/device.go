@@ -26,6 +26,7 @@ import (
 
 	"github.com/p2pcast/p2pcast/internal/auth"
 	"github.com/p2pcast/p2pcast/internal/files"
+	"github.com/p2pcast/p2pcast/internal/event"
 	"github.com/p2pcast/p2pcast/internal/httpguard"
 	"github.com/p2pcast/p2pcast/internal/hub"
 	"github.com/p2pcast/p2pcast/internal/input"
@@ -35,6 +36,7 @@ import (
 	"github.com/p2pcast/p2pcast/internal/signal"
 	"github.com/p2pcast/p2pcast/internal/stream"
 	"github.com/p2pcast/p2pcast/internal/udpbatch"
+	"github.com/p2pcast/p2pcast/internal/webhook"
 )
 
 // Device is one running device.
@@ -63,12 +65,24 @@ type Device struct {
 	revoked   revocations
 	recorder  *record.Recorder // with Config.Record.Dir, once started
 	files     *recordCatalog   // what the files channel serves (with Config.Record.Dir)
+
+	// events are the detection events (the producer's, detector processes'), kept for late
+	// readers; webhook, with Config.Webhook, delivers them.
+	events  *event.Bus
+	webhook *webhook.Sender
 }
 
 // New prepares a device; Run starts it.
 func New(cfg Config, log *slog.Logger) (*Device, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	var hook *webhook.Sender
+	if cfg.Webhook.URL != "" {
+		var err error
+		if hook, err = webhook.New(webhook.Config{URL: cfg.Webhook.URL, Insecure: cfg.Webhook.Insecure}, log); err != nil {
+			return nil, err
+		}
 	}
 	var desk *desktop
 	var control *input.Control
@@ -150,7 +164,8 @@ func New(cfg Config, log *slog.Logger) (*Device, error) {
 		stream:   stream.New(stream.Config{Logger: log}),
 		sessions: map[*peer.Session]struct{}{}, perSource: map[string]int{}}
 	recordCh.d = d
-	d.ingest = &ingest{st: d.stream, log: log}
+	d.events, d.webhook = event.NewBus(eventsKeep), hook
+	d.ingest = &ingest{st: d.stream, log: log, onEvent: d.publishEvent}
 	d.talk = &talkFloor{st: d.stream, ingest: d.ingest, log: log}
 	d.adapter = newAdapter(d, cfg.Adapt)
 	d.gate = signal.Open{}
@@ -355,6 +370,7 @@ func (d *Device) Run(ctx context.Context, ready func(Ready)) error {
 	if c, ok := d.recordComponent(); ok {
 		components = append(components, c)
 	}
+	components = append(components, d.eventComponents()...)
 	if ready != nil {
 		components = append(components, lifecycle.Component{
 			Name: "ready",
@@ -399,6 +415,7 @@ func (d *Device) captureArgs(sockPath string) []string {
 	if d.cfg.AudioOut != "" {
 		args = append(args, "--audio-out", d.cfg.AudioOut)
 	}
+	args = append(args, d.cfg.motionArgs()...)
 	return append(args, d.cfg.pictureArgs()...)
 }
 
@@ -500,6 +517,7 @@ func (b backend) NewSession(req signal.Request) (signal.Session, error) {
 		return nil, err
 	}
 	d.counters.sessions.Add(1)
+	go d.forwardEvents(s)
 	d.mu.Lock()
 	d.sessions[s] = struct{}{}
 	d.mu.Unlock()
@@ -545,6 +563,8 @@ type Status struct {
 	Control *input.Status `json:"control,omitempty"`
 	// Record is the recorder's state (with --record-dir).
 	Record *record.Status `json:"record,omitempty"`
+	// Webhook counts the webhook's deliveries (with --webhook).
+	Webhook *webhook.Stats `json:"webhook,omitempty"`
 }
 
 func (d *Device) status(w http.ResponseWriter, r *http.Request) {
@@ -569,6 +589,10 @@ func (d *Device) status(w http.ResponseWriter, r *http.Request) {
 		st.Control = &c
 	}
 	st.Record = d.recordStatus()
+	if d.webhook != nil {
+		ws := d.webhook.Stats()
+		st.Webhook = &ws
+	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(st)
 }

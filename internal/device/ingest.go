@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/p2pcast/p2pcast/internal/codec"
+	"github.com/p2pcast/p2pcast/internal/event"
 	"github.com/p2pcast/p2pcast/internal/ipc"
 	"github.com/p2pcast/p2pcast/internal/media"
 	"github.com/p2pcast/p2pcast/internal/stream"
@@ -32,6 +33,9 @@ var (
 type ingest struct {
 	st  *stream.Stream
 	log *slog.Logger
+	// onEvent takes the producer's detection events (EVENT messages), each edge as it comes;
+	// nil drops them.
+	onEvent func(event.Event)
 
 	mu       sync.Mutex
 	current  net.Conn
@@ -121,6 +125,8 @@ type source struct {
 	// spsSeen marks H.264 tracks whose first SPS has set the profile and size: the source is
 	// published only when every one has, so the SDP offers what is really sent.
 	spsSeen map[uint8]bool
+	// events marks the video tracks whose HELLO said EVENTs may come about them.
+	events map[uint8]bool
 }
 
 func (src *source) track(id uint8) *stream.Track {
@@ -169,7 +175,7 @@ func trackOf(h ipc.Hello) (stream.Track, error) {
 
 // readHellos reads a framed producer's HELLOs up to the LAST one.
 func readHellos(r *ipc.Reader) (*source, error) {
-	src := &source{spsSeen: map[uint8]bool{}}
+	src := &source{spsSeen: map[uint8]bool{}, events: map[uint8]bool{}}
 	seen := map[uint8]bool{}
 	for {
 		m, err := r.Next()
@@ -195,6 +201,9 @@ func readHellos(r *ipc.Reader) (*source, error) {
 		}
 		if src.name == "" {
 			src.name = h.Name
+		}
+		if h.Kind == ipc.KindVideo && h.Can(ipc.CapEvents) {
+			src.events[h.Track] = true
 		}
 		if h.Sink {
 			src.sinks = append(src.sinks, t)
@@ -232,6 +241,8 @@ func (in *ingest) framed(conn net.Conn, br *bufio.Reader) error {
 	}()
 	pub := &publisher{st: in.st, src: src, link: link}
 	defer pub.close()
+	events := &producerEvents{src: src, publish: in.onEvent}
+	defer events.endOpen()
 	if src.complete() {
 		pub.attach()
 	}
@@ -251,6 +262,10 @@ func (in *ingest) framed(conn net.Conn, br *bufio.Reader) error {
 				return fmt.Errorf("%w: frame for track %d, which no HELLO announced as a source", errBadTrack, f.Track)
 			}
 			if err := pub.publish(t, f.Data, f.Seq, f.Capture, f.Encoded); err != nil {
+				return err
+			}
+		case ipc.TypeEvent:
+			if err := events.take(m); err != nil {
 				return err
 			}
 		case ipc.TypeHello:

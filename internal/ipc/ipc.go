@@ -64,6 +64,8 @@ func (t Type) String() string {
 		return "FRAME"
 	case TypeBye:
 		return "BYE"
+	case TypeEvent:
+		return "EVENT"
 	case TypeKeyframe:
 		return "KEYFRAME"
 	case TypeBitrate:

@@ -3,10 +3,13 @@ package ipc
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
+	"math"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The byte layout is the contract with capture/ipc.c: check it byte by byte.
@@ -221,6 +224,7 @@ func FuzzReader(f *testing.F) {
 	f.Add(buf.Bytes())
 	f.Add(v2Stream())
 	f.Add(renditionsStream())
+	f.Add(eventStream())
 	f.Add([]byte("P2PC\x01\x02\x00\x00"))
 	f.Add([]byte("\x00\x00\x00\x01\x67\x42"))
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -247,6 +251,10 @@ func FuzzReader(f *testing.F) {
 			case TypeFrame:
 				if au, err := ParseFrame(m); err == nil && len(au.Data) == 0 {
 					t.Fatal("access unit with no data accepted")
+				}
+			case TypeEvent:
+				if e, err := ParseEvent(m); err == nil && e.Event("").Validate() != nil {
+					t.Fatal("invalid event accepted")
 				}
 			default:
 				ParseControl(m)
@@ -495,4 +503,116 @@ func TestAudioHelloChecks(t *testing.T) {
 			t.Errorf("accepted %+v", m.Header)
 		}
 	}
+}
+
+// The EVENT layout is the contract with capture/ipc.c's pc_ipc_event_pack (its test checks the
+// same bytes).
+func TestEventLayout(t *testing.T) {
+	e := Event{Track: 1, ID: 0x01020304, Kind: EventKindMotion, End: true, Score: 0x8000,
+		Start: 0x1112131415161718, EndTime: 0x2122232425262728, Regions: []EventRegion{{1, 2, 3, 4}}}
+	want := []byte{0x04, 0x03, 0x02, 0x01, 0x01, 0x01, 0x00, 0x80,
+		0x18, 0x17, 0x16, 0x15, 0x14, 0x13, 0x12, 0x11,
+		0x28, 0x27, 0x26, 0x25, 0x24, 0x23, 0x22, 0x21,
+		0x01, 0x00, 0x02, 0x00, 0x03, 0x00, 0x04, 0x00}
+	if got := e.Marshal(); !bytes.Equal(got, want) {
+		t.Fatalf("EVENT bytes\n got % x\nwant % x", got, want)
+	}
+}
+
+func TestEventRoundTripAndValidation(t *testing.T) {
+	start := int64(1764936000123000000)
+	good := Event{Track: 1, ID: 7, Kind: EventKindMotion, Score: ShareOne / 4, Start: start,
+		Regions: []EventRegion{{0, ShareOne / 4, ShareOne, ShareOne / 6}}}
+	msg := func(e Event, edit func(m *Message)) Message {
+		var buf bytes.Buffer
+		w := NewWriter(&buf, Version2)
+		if err := w.WriteEvent(e); err != nil {
+			t.Fatal(err)
+		}
+		m, err := NewReader(&buf).Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if edit != nil {
+			edit(&m)
+		}
+		return m
+	}
+	got, err := ParseEvent(msg(good, nil))
+	if err != nil || got.ID != 7 || got.End || got.Start != start || len(got.Regions) != 1 || got.Regions[0] != good.Regions[0] {
+		t.Fatalf("start: %+v, %v", got, err)
+	}
+	ev := got.Event("")
+	if ev.ID != "motion-1764936000123-7" || ev.Kind != "motion" || !ev.Open() || math.Abs(ev.Score-0.25) > 1e-3 ||
+		ev.Regions[0].W != 1 || !ev.Start.Equal(time.Unix(0, start)) {
+		t.Fatalf("as an event: %+v", ev)
+	}
+	end := good
+	end.End, end.EndTime = true, start+2e9
+	got, err = ParseEvent(msg(end, nil))
+	if err != nil || got.Event("").ID != ev.ID || got.Event("").End.Sub(ev.Start) != 2*time.Second {
+		t.Fatalf("end: %+v, %v", got, err)
+	}
+
+	for _, tc := range []struct {
+		name string
+		e    Event
+		edit func(m *Message)
+	}{
+		{"id 0", func() Event { e := good; e.ID = 0; return e }(), nil},
+		{"kind", func() Event { e := good; e.Kind = 2; return e }(), nil},
+		{"no start", func() Event { e := good; e.Start = 0; return e }(), nil},
+		{"ends before it starts", func() Event { e := end; e.EndTime = start - 1; return e }(), nil},
+		{"start with an end", good, func(m *Message) { binary.LittleEndian.PutUint64(m.Payload[16:], 5) }},
+		{"region outside", func() Event { e := good; e.Regions = []EventRegion{{ShareOne / 2, 0, ShareOne/2 + 2, 1}}; return e }(), nil},
+		{"count over size", good, func(m *Message) { m.Payload[5] = 2 }},
+		{"count under size", good, func(m *Message) { m.Payload[5] = 0 }},
+		{"too many regions", func() Event { e := good; e.Regions = make([]EventRegion, MaxEventRegions+1); return e }(), nil},
+		{"short", good, func(m *Message) { m.Payload = m.Payload[:EventSize-1] }},
+		{"track 0", good, func(m *Message) { m.Track = 0 }},
+		{"version 1", good, func(m *Message) { m.Version = Version1 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := ParseEvent(msg(tc.e, tc.edit)); !errors.Is(err, ErrBadEvent) {
+				t.Fatalf("accepted or wrong error: %v", err)
+			}
+		})
+	}
+}
+
+// FuzzEvent: any EVENT payload is refused with ErrBadEvent or gives an event that validates
+// and round-trips.
+func FuzzEvent(f *testing.F) {
+	f.Add(Event{Track: 1, ID: 1, Kind: EventKindMotion, Start: 1, Score: 9}.Marshal(), uint16(0))
+	f.Add(Event{Track: 1, ID: 2, Kind: EventKindMotion, End: true, Start: 1, EndTime: 5,
+		Regions: []EventRegion{{1, 2, 3, 4}, {0, 0, ShareOne, ShareOne}}}.Marshal(), FlagEnd)
+	f.Add([]byte{}, uint16(0))
+	f.Fuzz(func(t *testing.T, payload []byte, flags uint16) {
+		m := Message{Header: Header{Version: Version2, Type: TypeEvent, Track: 1, Flags: flags}, Payload: payload}
+		e, err := ParseEvent(m)
+		if err != nil {
+			if !errors.Is(err, ErrBadEvent) {
+				t.Fatalf("error not ErrBadEvent: %v", err)
+			}
+			return
+		}
+		if err := e.Event("").Validate(); err != nil {
+			t.Fatalf("accepted an invalid event: %v", err)
+		}
+		if again := e.Marshal(); len(again) != len(payload) {
+			t.Fatalf("round trip: %d bytes from %d", len(again), len(payload))
+		}
+	})
+}
+
+// eventStream is a version 2 producer that detects motion: its video HELLO says so, then an
+// event's start and end.
+func eventStream() []byte {
+	var buf bytes.Buffer
+	w := NewWriter(&buf, Version2)
+	w.WriteHello(Hello{Track: 1, Kind: KindVideo, Codec: CodecH264, Width: 2, Height: 2, FPSNum: 1, FPSDen: 1, Capabilities: CapEvents, Last: true})
+	w.WriteFrame(Frame{Track: 1, Capture: 1, Keyframe: true, Data: []byte{0, 0, 1, 0x65, 0x88}})
+	w.WriteEvent(Event{Track: 1, ID: 1, Kind: EventKindMotion, Start: 1, Regions: []EventRegion{{0, 0, 10, 10}}})
+	w.WriteEvent(Event{Track: 1, ID: 1, Kind: EventKindMotion, End: true, Start: 1, EndTime: 2})
+	return buf.Bytes()
 }

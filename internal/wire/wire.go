@@ -4,7 +4,11 @@
 // names are part of the wire format: new ones may be added, none renamed.
 package wire
 
-import "time"
+import (
+	"time"
+
+	"github.com/p2pcast/p2pcast/internal/event"
+)
 
 // Message types: the "type" field of every JSON message.
 const (
@@ -32,10 +36,13 @@ const (
 
 	// On the session's "events" data channel, device → viewer.
 	TypeNetwork = "network" // the viewer's path and what adaptation made of it (Network)
+	// TypeEvent is a detection event's start or end (Event); a viewer whose channel opens gets
+	// the device's recent ones first, oldest first.
+	TypeEvent = "event"
 )
 
 // EventsChannel is the label of every session's data channel on which the device reports
-// to the viewer (TypeNetwork messages).
+// to the viewer (TypeNetwork and TypeEvent messages).
 const EventsChannel = "events"
 
 // Error codes: the "code" field of an error message.
@@ -63,7 +70,7 @@ const (
 // Types lists every message type.
 func Types() []string {
 	return []string{TypeHello, TypeWatch, TypeOffer, TypeAnswer, TypeCandidate, TypeRestart, TypeBye, TypeError,
-		TypeAuth, TypeChallenge, TypeWelcome, TypeSession, TypeStream, TypeICE, TypeRevoked, TypeNetwork}
+		TypeAuth, TypeChallenge, TypeWelcome, TypeSession, TypeStream, TypeICE, TypeRevoked, TypeNetwork, TypeEvent}
 }
 
 // Codes lists every error code.
@@ -112,4 +119,11 @@ type Decision struct {
 	From  float64   `json:"from"`
 	To    float64   `json:"to"`
 	Why   string    `json:"why"`
+}
+
+// Event is a TypeEvent message: one event as the device publishes it, at its start (no end)
+// and again at its end, under the same id (a viewer replaces the start with the end).
+type Event struct {
+	Type  string      `json:"type"`
+	Event event.Event `json:"event"`
 }
