@@ -82,7 +82,8 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	pprofAddr := fs.String("pprof", "", "serve Go's profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; off by default")
 	fs.StringVar(&cfg.Record.Dir, "record-dir", "", "record into this directory: fragmented MP4 segments YYYY/MM/DD/<start>_<seq>.mp4, index.jsonl and events.jsonl (default: no recording)")
 	cfg.Record.Mode = record.ModeContinuous
-	fs.Var(&cfg.Record.Mode, "record", "with --record-dir, when to record: continuous, events (while a detection event lasts, from the keyframe before it to --record-post-roll after) or manual (between start and stop on the \"record\" channel); start and stop work in every mode")
+	fs.Var(&cfg.Record.Mode, "record", "with --record-dir, when to record: continuous, events (while a detection event lasts, from --record-pre-roll before it to --record-post-roll after) or manual (between start and stop on the \"record\" channel); start and stop work in every mode")
+	fs.DurationVar(&cfg.Record.PreRoll, "record-pre-roll", record.DefaultPreRoll, "with --record events, how much before an event is known its recording starts (from the keyframe before; held in memory while waiting)")
 	fs.DurationVar(&cfg.Record.PostRoll, "record-post-roll", record.DefaultPostRoll, "with --record events, how long recording goes on after an event ends")
 	fs.DurationVar(&cfg.Record.Segment, "record-segment", record.DefaultSegment, "a recording segment's length (cut at the first keyframe after it)")
 	recordMaxAge := record.Age(record.DefaultMaxAge)

@@ -41,7 +41,17 @@ func (d *Device) recordComponent() (lifecycle.Component, bool) {
 			return nil
 		},
 		Run: func(ctx context.Context) error {
-			return d.activeRecorder().Run(ctx)
+			r := d.activeRecorder()
+			// Every detection event goes to the recorder: kept in its events file, listed by
+			// the segments it spans, and with --record events what starts and ends recording.
+			sub := d.events.Subscribe(64)
+			defer sub.Close()
+			go func() {
+				for e := range sub.Events() {
+					r.Event(e)
+				}
+			}()
+			return r.Run(ctx)
 		},
 	}, true
 }

@@ -33,10 +33,11 @@ type Options struct {
 	// MinFree is the free-space floor of Dir's file system: below it the oldest segments are
 	// deleted, and if that is not enough recording pauses.
 	MinFree Bytes
-	// Mode is when to record (default ModeContinuous); PostRoll is how long ModeEvents goes
-	// on after an event ends (default DefaultPostRoll).
-	Mode     Mode
-	PostRoll time.Duration
+	// Mode is when to record (default ModeContinuous); PreRoll is how much before an event
+	// ModeEvents records (at least: from the keyframe before; default DefaultPreRoll), and
+	// PostRoll how long it goes on after the event ends (default DefaultPostRoll).
+	Mode              Mode
+	PreRoll, PostRoll time.Duration
 	// SyncEvery fsyncs a segment after this many fragments (default 1: every fragment, ~1 s;
 	// see docs/recording.md for the cost).
 	SyncEvery int
@@ -60,6 +61,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.PostRoll <= 0 {
 		o.PostRoll = DefaultPostRoll
+	}
+	if o.PreRoll <= 0 {
+		o.PreRoll = DefaultPreRoll
 	}
 	if o.SyncEvery <= 0 {
 		o.SyncEvery = 1
@@ -91,6 +95,9 @@ func (o Options) Validate() error {
 	}
 	if o.PostRoll < 0 || o.PostRoll > time.Hour {
 		errs = append(errs, fmt.Errorf("post-roll %s: want 0 to 1h", o.PostRoll))
+	}
+	if o.PreRoll < 0 || o.PreRoll > time.Minute {
+		errs = append(errs, fmt.Errorf("pre-roll %s: want 0 to 1m", o.PreRoll))
 	}
 	if o.MinFree < 0 {
 		errs = append(errs, fmt.Errorf("min free %s: negative", o.MinFree))

@@ -255,6 +255,12 @@ func (r *Recorder) follow(ctx context.Context, info stream.Info, changed <-chan 
 	defer idle.Stop()
 	until := time.NewTimer(time.Hour)
 	defer until.Stop()
+	// With ModeEvents the recorder reads the stream while it waits, and holds PreRoll of it
+	// (from a keyframe) to begin an event's recording with: an event is known only once it
+	// lasted --motion-min-duration, and its start must be in the recording.
+	hold := r.opts.Mode == ModeEvents
+	var pre preRoll
+	defer pre.release()
 	for {
 		r.mu.Lock()
 		want, change := r.wantLocked(r.Now())
@@ -264,15 +270,29 @@ func (r *Recorder) follow(ctx context.Context, info stream.Info, changed <-chan 
 		}
 		var frames <-chan *stream.Frame
 		switch {
-		case want && sub == nil:
+		case (want || hold) && sub == nil:
 			// A new subscription starts with the stream's cached pictures from the last
-			// keyframe: an event's recording begins before the event (the pre-roll).
+			// keyframe.
 			sub = r.src.Subscribe(ids...)
 			idle.Reset(r.IdleClose)
-		case !want && sub != nil:
+		case !want && !hold && sub != nil:
 			unsubscribe()
 			if err := r.closeSegment(); err != nil {
 				return err
+			}
+		case !want && r.seg != nil:
+			if err := r.closeSegment(); err != nil {
+				return err
+			}
+		case want && len(pre.frames) > 0:
+			// Recording begins: what was held first, in order.
+			for _, f := range pre.take() {
+				err := r.frame(f, tracks, names, index, primary)
+				f.Release()
+				if err != nil {
+					pre.release()
+					return err
+				}
 			}
 		}
 		if sub != nil {
@@ -302,15 +322,66 @@ func (r *Recorder) follow(ctx context.Context, info stream.Info, changed <-chan 
 				return nil
 			}
 			idle.Reset(r.IdleClose)
-			err := r.frame(f, tracks, names, index, primary)
-			f.Release()
 			r.mu.Lock()
 			r.status.Frames++
+			wanted, _ := r.wantLocked(r.Now())
 			r.mu.Unlock()
+			if !wanted {
+				pre.add(f, primary, r.opts.PreRoll)
+				continue
+			}
+			err := r.frame(f, tracks, names, index, primary)
+			f.Release()
 			if err != nil {
 				return err
 			}
 		}
+	}
+}
+
+// preRoll holds the stream's latest frames, from the newest keyframe at least the pre-roll
+// old (or the oldest one held), with a reference to each.
+type preRoll struct {
+	frames []*stream.Frame
+	bytes  int
+}
+
+// maxPreRollBytes bounds what a pre-roll holds whatever its length (a stream with no keyframe
+// for long): 16 MB is over 60 s of a 2 Mbit/s stream.
+const maxPreRollBytes = 16 << 20
+
+// add takes f (and the caller's reference to it), then lets go of what is older than needed.
+func (p *preRoll) add(f *stream.Frame, primary uint8, keep time.Duration) {
+	p.frames = append(p.frames, f)
+	p.bytes += len(f.Data)
+	newest := f.Capture
+	// The cut: the last keyframe at least keep before the newest frame.
+	cut := 0
+	for i, g := range p.frames {
+		if g.Keyframe && (primary == 0 || g.Track == primary) && time.Duration(newest-g.Capture) >= keep {
+			cut = i
+		}
+	}
+	for p.bytes > maxPreRollBytes && cut < len(p.frames)-1 {
+		cut++ // over the bound: the oldest go even without a keyframe after them (the writer waits for one)
+	}
+	for _, g := range p.frames[:cut] {
+		p.bytes -= len(g.Data)
+		g.Release()
+	}
+	p.frames = slices.Delete(p.frames, 0, cut)
+}
+
+// take returns the held frames (the caller releases them) and empties the pre-roll.
+func (p *preRoll) take() []*stream.Frame {
+	out := p.frames
+	p.frames, p.bytes = nil, 0
+	return out
+}
+
+func (p *preRoll) release() {
+	for _, f := range p.take() {
+		f.Release()
 	}
 }
 

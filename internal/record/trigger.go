@@ -23,8 +23,9 @@ type Mode string
 const (
 	// ModeContinuous records all the time (the default).
 	ModeContinuous Mode = "continuous"
-	// ModeEvents records while a detection event is open, from the stream's cached
-	// pictures (back to the last keyframe: the pre-roll) to PostRoll after it ends.
+	// ModeEvents records while a detection event is open, from PreRoll before it (the
+	// recorder holds that much of the stream while it waits, from a keyframe) to PostRoll
+	// after it ends.
 	ModeEvents Mode = "events"
 	// ModeManual records only between Start and Stop.
 	ModeManual Mode = "manual"
@@ -43,8 +44,12 @@ func (m *Mode) Set(v string) error {
 	return fmt.Errorf("record mode %q: want continuous, events or manual", v)
 }
 
-// DefaultPostRoll is how long ModeEvents keeps recording after an event ends.
-const DefaultPostRoll = 5 * time.Second
+// DefaultPreRoll and DefaultPostRoll are how much ModeEvents records before an event starts
+// (at least: from the keyframe before) and after it ends.
+const (
+	DefaultPreRoll  = 3 * time.Second
+	DefaultPostRoll = 5 * time.Second
+)
 
 // EventsName is the file of detection events in the recording directory: one JSON line
 // each time an event starts or ends (an event's last line is what it is).

@@ -52,33 +52,35 @@ func publish(st *stream.Stream, aus [][]byte, keys []bool, from, to int) {
 	}
 }
 
-// An event starts a recording that begins at the keyframe before it (the stream's cached
-// pictures: the pre-roll) and ends PostRoll after the event; before and after, nothing is
-// recorded and the recorder does not read the stream.
+// An event starts a recording that begins at the keyframe at least PreRoll before it was
+// known (the recorder holds that much of the stream while it waits) and ends PostRoll after
+// the event; before and after, nothing is written.
 func TestEventRecordingHoldsThePreRoll(t *testing.T) {
 	aus, keys := videoAUs(t, 150, 30)
 	dir := t.TempDir()
-	st, r, stop := triggered(t, dir, Options{Mode: ModeEvents, PostRoll: 200 * time.Millisecond})
-	publish(st, aus, keys, 0, 45) // 1.5 s, keyframes at 0 and 1 s: nothing happens
-	if n := st.Stats().Subscribers; n != 0 || r.Status().Recording {
-		t.Fatalf("before any event: %d subscribers, recording %v; want none", n, r.Status().Recording)
+	st, r, stop := triggered(t, dir, Options{Mode: ModeEvents, PreRoll: 400 * time.Millisecond, PostRoll: 200 * time.Millisecond})
+	waitFor(t, "the recorder reads the stream to hold its pre-roll", func() bool { return st.Stats().Subscribers == 1 })
+	publish(st, aus, keys, 0, 45) // 1.5 s, keyframes at 0 and 1 s: nothing written
+	waitFor(t, "the recorder takes the frames", func() bool { return r.Status().Frames == 45 })
+	if st := r.Status(); st.Recording || st.Current != "" {
+		t.Fatalf("before any event: %+v", st)
 	}
-	ev := event.Event{ID: "e1", Kind: "motion", Detector: "motion", Start: base.Add(1500 * time.Millisecond)}
+	if files, _ := listSegments(dir); len(files) != 0 {
+		t.Fatalf("before any event: %v written", files)
+	}
+	ev := event.Event{ID: "e1", Kind: "motion", Detector: "motion", Start: base.Add(1400 * time.Millisecond)}
 	r.Event(ev)
-	waitFor(t, "the event starts a recording", func() bool { return st.Stats().Subscribers == 1 })
+	waitFor(t, "the event starts a segment", func() bool { return r.Status().Current != "" })
 	publish(st, aus, keys, 45, 90)
-	// The pre-roll (frames 30..44, from the keyframe at 1 s) and the 45 frames since.
-	waitFor(t, "the recorder takes the pre-roll and the event's frames", func() bool { return r.Status().Frames == 60 })
+	waitFor(t, "the recorder takes the event's frames", func() bool { return r.Status().Frames == 90 })
 	if st := r.Status(); !st.Recording || st.OpenEvents != 1 || st.Current == "" {
 		t.Fatalf("during the event: %+v", st)
 	}
 	ev.End = base.Add(3 * time.Second)
 	r.Event(ev)
-	waitFor(t, "the post-roll ends the recording", func() bool { return st.Stats().Subscribers == 0 && r.Status().Current == "" })
-	if st := r.Status(); st.Recording || st.Current != "" {
-		t.Fatalf("after the post-roll: %+v", st)
-	}
-	publish(st, aus, keys, 90, 150) // not recorded
+	waitFor(t, "the post-roll ends the recording", func() bool { return r.Status().Current == "" && !r.Status().Recording })
+	publish(st, aus, keys, 90, 150) // held, not written
+	waitFor(t, "the recorder takes the frames after", func() bool { return r.Status().Frames == 150 })
 	stop()
 
 	entries := checkIndex(t, dir, r)
@@ -87,13 +89,13 @@ func TestEventRecordingHoldsThePreRoll(t *testing.T) {
 	}
 	e := entries[0]
 	if d := e.Start.Sub(base); d != time.Second {
-		t.Errorf("the recording starts %s into the stream, want 1s (the keyframe before the event: the pre-roll)", d)
+		t.Errorf("the recording starts %s into the stream, want 1s (the keyframe 400 ms before the event was known: the pre-roll)", d)
 	}
 	if e.Trigger != "event" || !slices.Equal(e.Events, []string{"e1"}) {
 		t.Errorf("index entry: trigger %q events %v, want event [e1]", e.Trigger, e.Events)
 	}
 	if n := decodedFrames(t, filepath.Join(dir, e.Path)); n != 60 {
-		t.Errorf("%d frames decoded, want 60", n)
+		t.Errorf("%d frames decoded, want 60 (from the keyframe at 1 s to the event's last)", n)
 	}
 	evs, err := ReadEvents(dir)
 	if err != nil || len(evs) != 1 || evs[0].Open() || !evs[0].End.Equal(ev.End) {

@@ -6,10 +6,16 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/p2pcast/p2pcast/internal/browser"
+	"github.com/p2pcast/p2pcast/internal/record"
 )
 
 // pageEvent mirrors one entry of window.p2pcast.events() in web/events.js.
@@ -35,10 +41,13 @@ func pageEvents(t *testing.T, tab *browser.Page) []pageEvent {
 // TestMotionEventsReachThePage: the device runs the still test pattern with its object shown for
 // 2 s every 5 s and motion detection on; the page receives one event per appearance, each
 // lasting about the 2 s the object moved, starting 5 s apart, and nothing else. The device's
-// /api/events says the same.
+// /api/events says the same. The device records on events: each event's recording holds its
+// start (the pre-roll) and its end, plays without an error, and nothing between events is kept.
 func TestMotionEventsReachThePage(t *testing.T) {
+	recDir := t.TempDir()
 	dev := startDevice(t, "127.0.0.1:0", "--size", "640x360", "--fps", "30", "--pattern", "still",
-		"--pattern-object", "on=2s,off=3s", "--motion", "--motion-hold", "1s")
+		"--pattern-object", "on=2s,off=3s", "--motion", "--motion-hold", "1s", "--gop", "1s",
+		"--record-dir", recDir, "--record", "events", "--record-pre-roll", "1s", "--record-post-roll", "500ms", "--record-min-free", "1MB")
 	b := newBrowser(t)
 	tab := openTab(t, b, dev.url)
 	waitFor(t, tab, "the page plays", 15*time.Second, func(s pageStats) bool { return s.FramesDecoded > 0 })
@@ -104,5 +113,89 @@ func TestMotionEventsReachThePage(t *testing.T) {
 		if api.Events[i].ID != evs[i].ID {
 			t.Errorf("/api/events[%d] is %s, the page's %s", i, api.Events[i].ID, evs[i].ID)
 		}
+	}
+
+	// The event recordings: the index lists each ended event's segments once they closed
+	// (the post-roll after the event's end).
+	deadline = time.Now().Add(15 * time.Second)
+	var segs []record.Entry
+	for {
+		segs = readIndex(t, recDir)
+		covered := 0
+		for _, e := range evs[:3] {
+			if len(segmentsOf(segs, e.ID)) > 0 {
+				covered++
+			}
+		}
+		if covered == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the index lists segments for %d of the 3 events: %+v", covered, segs)
+		}
+		time.Sleep(200 * time.Millisecond) // polling the device's index file
+	}
+	for i, e := range evs[:3] {
+		mine := segmentsOf(segs, e.ID)
+		first, last := mine[0], mine[len(mine)-1]
+		t.Logf("event %d: recorded from %s before its start to %s after its end in %d segment(s)", i+1,
+			e.Start.Sub(first.Start).Round(time.Millisecond), last.End.Sub(e.End).Round(time.Millisecond), len(mine))
+		if first.Start.After(e.Start) {
+			t.Errorf("event %d starts at %s, its recording only at %s: no pre-roll", i+1, e.Start.Format(time.RFC3339Nano), first.Start.Format(time.RFC3339Nano))
+		}
+		if last.End.Before(e.End.Add(-100 * time.Millisecond)) {
+			t.Errorf("event %d ends at %s, its recording at %s", i+1, e.End.Format(time.RFC3339Nano), last.End.Format(time.RFC3339Nano))
+		}
+		for _, sg := range mine {
+			if sg.Trigger != "event" {
+				t.Errorf("%s: trigger %q, want event", sg.Path, sg.Trigger)
+			}
+			ffprobeClean(t, filepath.Join(recDir, filepath.FromSlash(sg.Path)))
+		}
+	}
+	// Between events nothing is kept: every segment belongs to an event.
+	for _, sg := range segs {
+		if len(sg.Events) == 0 {
+			t.Errorf("%s holds no event: recorded between events", sg.Path)
+		}
+	}
+}
+
+// readIndex reads a recording directory's index (docs/recording.md).
+func readIndex(t *testing.T, dir string) []record.Entry {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, record.IndexName))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var out []record.Entry
+	for _, line := range strings.Split(string(b), "\n") {
+		var e record.Entry
+		if json.Unmarshal([]byte(line), &e) == nil && e.Path != "" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// segmentsOf are the segments that list event id, in order.
+func segmentsOf(segs []record.Entry, id string) []record.Entry {
+	var out []record.Entry
+	for _, s := range segs {
+		if slices.Contains(s.Events, id) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// ffprobeClean fails unless ffprobe reads path without a word on stderr.
+func ffprobeClean(t *testing.T, path string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-i", path).CombinedOutput()
+	if err != nil || len(out) > 0 {
+		t.Errorf("ffprobe %s: %v %s", path, err, out)
 	}
 }
