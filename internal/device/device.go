@@ -25,8 +25,8 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/p2pcast/p2pcast/internal/auth"
-	"github.com/p2pcast/p2pcast/internal/files"
 	"github.com/p2pcast/p2pcast/internal/event"
+	"github.com/p2pcast/p2pcast/internal/files"
 	"github.com/p2pcast/p2pcast/internal/httpguard"
 	"github.com/p2pcast/p2pcast/internal/hub"
 	"github.com/p2pcast/p2pcast/internal/input"
