@@ -14,6 +14,10 @@ type SPS struct {
 	ID              uint32
 	Width, Height   int // after frame cropping
 	FrameMbsOnly    bool
+	// ChromaFormat is chroma_format_idc (1, 4:2:0, unless a High profile says otherwise);
+	// BitDepthLumaMinus8 and BitDepthChromaMinus8 are 0 unless a High profile says otherwise.
+	ChromaFormat                             uint8
+	BitDepthLumaMinus8, BitDepthChromaMinus8 uint8
 	FPS             float64 // from VUI timing info if present (time_scale / (2*num_units_in_tick)), else 0
 }
 
@@ -87,12 +91,15 @@ func ParseSPS(nal []byte) (SPS, error) {
 		if chromaFormat == 3 {
 			separateColourPlane = r.flag()
 		}
-		if d := r.ue(); d > 6 {
+		d := r.ue()
+		if d > 6 {
 			return SPS{}, badSPS("bit_depth_luma_minus8 %d > 6", d)
 		}
-		if d := r.ue(); d > 6 {
+		s.BitDepthLumaMinus8 = uint8(d)
+		if d = r.ue(); d > 6 {
 			return SPS{}, badSPS("bit_depth_chroma_minus8 %d > 6", d)
 		}
+		s.BitDepthChromaMinus8 = uint8(d)
 		r.flag()      // qpprime_y_zero_transform_bypass_flag
 		if r.flag() { // seq_scaling_matrix_present_flag
 			lists := 8
@@ -116,6 +123,7 @@ func ParseSPS(nal []byte) (SPS, error) {
 			return SPS{}, badSPS("chroma info: %v", r.err)
 		}
 	}
+	s.ChromaFormat = uint8(chromaFormat)
 
 	if v := r.ue(); v > 12 {
 		return SPS{}, badSPS("log2_max_frame_num_minus4 %d > 12", v)

@@ -13,13 +13,13 @@ func TestParseSPSStreams(t *testing.T) {
 		want       SPS
 		profileLev string
 	}{
-		{"baseline_720p.h264", SPS{ProfileIDC: 66, ConstraintFlags: 0xc0, LevelIDC: 31, Width: 1280, Height: 720, FrameMbsOnly: true, FPS: 30}, "42c01f"},
-		{"high_1080p.h264", SPS{ProfileIDC: 100, ConstraintFlags: 0x00, LevelIDC: 40, Width: 1920, Height: 1080, FrameMbsOnly: true, FPS: 30}, "640028"},
-		{"main_360p.h264", SPS{ProfileIDC: 77, ConstraintFlags: 0x40, LevelIDC: 30, Width: 640, Height: 360, FrameMbsOnly: true, FPS: 25}, "4d401e"},
-		{"main_360p_aud.h264", SPS{ProfileIDC: 77, ConstraintFlags: 0x40, LevelIDC: 30, Width: 640, Height: 360, FrameMbsOnly: true, FPS: 25}, "4d401e"},
-		{"slices_360p.h264", SPS{ProfileIDC: 66, ConstraintFlags: 0xc0, LevelIDC: 30, Width: 640, Height: 360, FrameMbsOnly: true, FPS: 25}, "42c01e"},
-		{"interlaced_360p.h264", SPS{ProfileIDC: 100, ConstraintFlags: 0x00, LevelIDC: 30, Width: 640, Height: 360, FrameMbsOnly: false, FPS: 30}, "64001e"},
-		{"high444_cqm_360p.h264", SPS{ProfileIDC: 244, ConstraintFlags: 0x00, LevelIDC: 30, Width: 640, Height: 360, FrameMbsOnly: true, FPS: 30}, "f4001e"},
+		{"baseline_720p.h264", SPS{ProfileIDC: 66, ConstraintFlags: 0xc0, LevelIDC: 31, Width: 1280, Height: 720, FrameMbsOnly: true, ChromaFormat: 1, FPS: 30}, "42c01f"},
+		{"high_1080p.h264", SPS{ProfileIDC: 100, ConstraintFlags: 0x00, LevelIDC: 40, Width: 1920, Height: 1080, FrameMbsOnly: true, ChromaFormat: 1, FPS: 30}, "640028"},
+		{"main_360p.h264", SPS{ProfileIDC: 77, ConstraintFlags: 0x40, LevelIDC: 30, Width: 640, Height: 360, FrameMbsOnly: true, ChromaFormat: 1, FPS: 25}, "4d401e"},
+		{"main_360p_aud.h264", SPS{ProfileIDC: 77, ConstraintFlags: 0x40, LevelIDC: 30, Width: 640, Height: 360, FrameMbsOnly: true, ChromaFormat: 1, FPS: 25}, "4d401e"},
+		{"slices_360p.h264", SPS{ProfileIDC: 66, ConstraintFlags: 0xc0, LevelIDC: 30, Width: 640, Height: 360, FrameMbsOnly: true, ChromaFormat: 1, FPS: 25}, "42c01e"},
+		{"interlaced_360p.h264", SPS{ProfileIDC: 100, ConstraintFlags: 0x00, LevelIDC: 30, Width: 640, Height: 360, FrameMbsOnly: false, ChromaFormat: 1, FPS: 30}, "64001e"},
+		{"high444_cqm_360p.h264", SPS{ProfileIDC: 244, ConstraintFlags: 0x00, LevelIDC: 30, Width: 640, Height: 360, FrameMbsOnly: true, FPS: 30, ChromaFormat: 3}, "f4001e"},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			nal := firstNAL(t, readTestdata(t, tc.file), NALSPS)
@@ -139,7 +139,10 @@ func TestParseSPSRandom(t *testing.T) {
 		}
 		want := SPS{
 			ProfileIDC: f.profile, ConstraintFlags: f.constraints, LevelIDC: f.level,
-			ID: uint32(f.id), Width: w, Height: h, FrameMbsOnly: f.frameMbsOnly,
+			ID: uint32(f.id), Width: w, Height: h, FrameMbsOnly: f.frameMbsOnly, ChromaFormat: 1,
+		}
+		if hasChromaInfo(f.profile) {
+			want.ChromaFormat = uint8(f.chromaFormat)
 		}
 		if f.vui && f.timing[0] != 0 {
 			want.FPS = 60000.0 / 2002

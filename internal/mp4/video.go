@@ -126,101 +126,13 @@ func avcConfig(ps [][]byte) (videoConfig, error) {
 	switch info.ProfileIDC {
 	case 100, 110, 122, 144:
 		// The High profiles add the chroma format and bit depths (14496-15 5.3.3.1.2).
-		r := bitReader{b: media.UnescapeRBSP(sps[0][1:])}
-		r.skip(24)
-		r.ue() // seq_parameter_set_id
-		chroma := r.ue()
-		if chroma == 3 {
-			r.flag() // separate_colour_plane_flag
-		}
-		depthLuma, depthChroma := r.ue(), r.ue()
-		if r.err != nil || chroma > 3 || depthLuma > 6 || depthChroma > 6 {
-			return videoConfig{}, fmt.Errorf("%w: H.264 SPS chroma format", ErrParameterSets)
-		}
-		b.u8(0xfc | uint8(chroma))
-		b.u8(0xf8 | uint8(depthLuma))
-		b.u8(0xf8 | uint8(depthChroma))
+		b.u8(0xfc | info.ChromaFormat)
+		b.u8(0xf8 | info.BitDepthLumaMinus8)
+		b.u8(0xf8 | info.BitDepthChromaMinus8)
 		b.u8(0) // numOfSequenceParameterSetExt
 	}
 	cfg.record = b.b
 	return cfg, nil
-}
-
-// hevcSPSInfo is what hvcC and the sample entry need from an H.265 SPS.
-type hevcSPSInfo struct {
-	ptl                    [12]byte // general profile_tier_level bytes as hvcC repeats them
-	maxSubLayersMinus1     uint8
-	temporalIDNesting      bool
-	chromaFormat           uint8
-	depthLuma, depthChroma uint8
-	width, height          int
-}
-
-// parseHEVCSPS reads an H.265 SPS (7.3.2.2) as far as the bit depths.
-func parseHEVCSPS(nal []byte) (hevcSPSInfo, error) {
-	var s hevcSPSInfo
-	if len(nal) < 3 || nalType(H265, nal) != hevcSPS {
-		return s, fmt.Errorf("%w: not an H.265 SPS", ErrParameterSets)
-	}
-	p := media.UnescapeRBSP(nal[2:])
-	if len(p) < 13 {
-		return s, fmt.Errorf("%w: H.265 SPS of %d bytes", ErrParameterSets, len(nal))
-	}
-	copy(s.ptl[:], p[1:13])
-	r := bitReader{b: p}
-	r.skip(4) // sps_video_parameter_set_id
-	s.maxSubLayersMinus1 = uint8(r.bits(3))
-	s.temporalIDNesting = r.flag()
-	r.skip(96) // general profile, tier, compatibility, constraints, level
-	sub := int(s.maxSubLayersMinus1)
-	var profilePresent, levelPresent [8]bool
-	for i := range sub {
-		profilePresent[i], levelPresent[i] = r.flag(), r.flag()
-	}
-	if sub > 0 {
-		r.skip(2 * (8 - sub)) // reserved_zero_2bits
-	}
-	for i := range sub {
-		if profilePresent[i] {
-			r.skip(88)
-		}
-		if levelPresent[i] {
-			r.skip(8)
-		}
-	}
-	if r.ue() > 15 { // sps_seq_parameter_set_id
-		return s, fmt.Errorf("%w: H.265 sps_seq_parameter_set_id", ErrParameterSets)
-	}
-	chroma := r.ue()
-	if chroma > 3 {
-		return s, fmt.Errorf("%w: H.265 chroma_format_idc %d", ErrParameterSets, chroma)
-	}
-	if chroma == 3 {
-		r.flag() // separate_colour_plane_flag
-	}
-	w, h := int64(r.ue()), int64(r.ue())
-	if r.flag() { // conformance_window_flag
-		subW, subH := int64(1), int64(1)
-		if chroma == 1 || chroma == 2 {
-			subW = 2
-		}
-		if chroma == 1 {
-			subH = 2
-		}
-		left, right, top, bottom := int64(r.ue()), int64(r.ue()), int64(r.ue()), int64(r.ue())
-		w -= subW * (left + right)
-		h -= subH * (top + bottom)
-	}
-	depthLuma, depthChroma := r.ue(), r.ue()
-	if r.err != nil {
-		return s, fmt.Errorf("%w: H.265 SPS: %w", ErrParameterSets, r.err)
-	}
-	if w <= 0 || h <= 0 || w > maxDimension || h > maxDimension || depthLuma > 8 || depthChroma > 8 {
-		return s, fmt.Errorf("%w: H.265 SPS %dx%d, bit depths %d/%d", ErrParameterSets, w, h, depthLuma+8, depthChroma+8)
-	}
-	s.chromaFormat, s.depthLuma, s.depthChroma = uint8(chroma), uint8(depthLuma), uint8(depthChroma)
-	s.width, s.height = int(w), int(h)
-	return s, nil
 }
 
 // hevcConfig builds an HEVCDecoderConfigurationRecord (ISO/IEC 14496-15 8.3.3.1).
@@ -238,25 +150,25 @@ func hevcConfig(ps [][]byte) (videoConfig, error) {
 			return videoConfig{}, fmt.Errorf("%w: H.265 needs 1–16 of each VPS, SPS and PPS, have %d of type %d", ErrParameterSets, len(a), hevcVPS+i)
 		}
 	}
-	s, err := parseHEVCSPS(arrays[1][0])
+	s, err := media.ParseH265SPS(arrays[1][0])
 	if err != nil {
-		return videoConfig{}, err
+		return videoConfig{}, fmt.Errorf("%w: %w", ErrParameterSets, err)
 	}
 	b := boxBuf{}
 	b.u8(1)
-	b.bytes(s.ptl[:])
+	b.bytes(s.PTL[:])
 	b.u16(0xf000) // min_spatial_segmentation_idc 0
 	b.u8(0xfc)    // parallelismType 0: unknown
-	b.u8(0xfc | s.chromaFormat)
-	b.u8(0xf8 | s.depthLuma)
-	b.u8(0xf8 | s.depthChroma)
+	b.u8(0xfc | s.ChromaFormat)
+	b.u8(0xf8 | s.BitDepthLumaMinus8)
+	b.u8(0xf8 | s.BitDepthChromaMinus8)
 	b.u16(0) // avgFrameRate: unspecified
 	nested := uint8(0)
-	if s.temporalIDNesting {
+	if s.TemporalIDNesting {
 		nested = 1
 	}
 	// constantFrameRate 0, numTemporalLayers, temporalIdNested, lengthSizeMinusOne 3.
-	b.u8((s.maxSubLayersMinus1+1)<<3 | nested<<2 | 3)
+	b.u8((s.MaxSubLayersMinus1+1)<<3 | nested<<2 | 3)
 	b.u8(3)
 	for i, a := range arrays {
 		// array_completeness 1: all parameter sets are here, as hvc1 requires.
@@ -270,5 +182,5 @@ func hevcConfig(ps [][]byte) (videoConfig, error) {
 			b.bytes(nal)
 		}
 	}
-	return videoConfig{width: s.width, height: s.height, record: b.b}, nil
+	return videoConfig{width: s.Width, height: s.Height, record: b.b}, nil
 }

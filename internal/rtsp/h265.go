@@ -154,73 +154,11 @@ func (h *h265Depacketizer) emit(ts uint32, out []rawUnit) []rawUnit {
 }
 
 // parseH265SPS reads the picture size (after the conformance window) from an H.265 SPS NAL
-// unit (ITU-T H.265 7.3.2.2).
+// unit.
 func parseH265SPS(nal []byte) (width, height int, err error) {
-	bad := func(what string) (int, int, error) {
-		return 0, 0, fmt.Errorf("%w: H.265 SPS: %s", ErrProtocol, what)
+	sps, err := media.ParseH265SPS(nal)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%w: %w", ErrProtocol, err)
 	}
-	if len(nal) < 3 || h265Type(nal) != h265SPS {
-		return bad("not an SPS")
-	}
-	r := bitReader{b: media.UnescapeRBSP(nal[2:])}
-	r.skip(4) // sps_video_parameter_set_id
-	maxSubLayers, _ := r.read(3)
-	r.skip(1) // sps_temporal_id_nesting_flag
-	// profile_tier_level(1, sps_max_sub_layers_minus1)
-	r.skip(2 + 1 + 5 + 32 + 4 + 43 + 1 + 8)
-	var profilePresent, levelPresent [8]bool
-	for i := range int(maxSubLayers) {
-		a, _ := r.read(1)
-		b, _ := r.read(1)
-		profilePresent[i], levelPresent[i] = a == 1, b == 1
-	}
-	if maxSubLayers > 0 {
-		r.skip(2 * (8 - int(maxSubLayers)))
-	}
-	for i := range int(maxSubLayers) {
-		if profilePresent[i] {
-			r.skip(88)
-		}
-		if levelPresent[i] {
-			r.skip(8)
-		}
-	}
-	r.ue() // sps_seq_parameter_set_id
-	chroma, ok := r.ue()
-	if !ok || chroma > 3 {
-		return bad("chroma_format_idc")
-	}
-	if chroma == 3 {
-		r.skip(1) // separate_colour_plane_flag
-	}
-	w, ok1 := r.ue()
-	h, ok2 := r.ue()
-	if !ok1 || !ok2 || w == 0 || h == 0 || w > 16384 || h > 16384 {
-		return bad("picture size")
-	}
-	width, height = int(w), int(h)
-	if crop, ok := r.read(1); ok && crop == 1 {
-		var off [4]uint32
-		for i := range off {
-			if off[i], ok = r.ue(); !ok {
-				return bad("conformance window")
-			}
-		}
-		if off[0] > 16384 || off[1] > 16384 || off[2] > 16384 || off[3] > 16384 {
-			return bad("conformance window")
-		}
-		subW, subH := 1, 1
-		switch chroma {
-		case 1:
-			subW, subH = 2, 2
-		case 2:
-			subW = 2
-		}
-		width -= subW * int(off[0]+off[1])
-		height -= subH * int(off[2]+off[3])
-		if width <= 0 || height <= 0 {
-			return bad("conformance window")
-		}
-	}
-	return width, height, nil
+	return sps.Width, sps.Height, nil
 }
