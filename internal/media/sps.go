@@ -18,7 +18,7 @@ type SPS struct {
 	// BitDepthLumaMinus8 and BitDepthChromaMinus8 are 0 unless a High profile says otherwise.
 	ChromaFormat                             uint8
 	BitDepthLumaMinus8, BitDepthChromaMinus8 uint8
-	FPS             float64 // from VUI timing info if present (time_scale / (2*num_units_in_tick)), else 0
+	FPS                                      float64 // from VUI timing info if present (time_scale / (2*num_units_in_tick)), else 0
 }
 
 // maxDimension bounds width and height. Level 6.2 tops out at 8192x4320;
