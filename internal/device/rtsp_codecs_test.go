@@ -241,6 +241,29 @@ func TestRTSPCameraH265(t *testing.T) {
 		t.Errorf("the H.265 viewer got no audio")
 	}
 
+	// The project's own viewer (p2pcast view) takes H.265 and writes it to MP4 (hvc1).
+	mp4File := filepath.Join(t.TempDir(), "camera.mp4")
+	f, err := os.Create(mp4File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vctx, vcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	res, err := viewer.Watch(vctx, viewer.Options{WHEPURL: whep, Frames: frames, Out: f, Format: viewer.FormatMP4})
+	vcancel()
+	f.Close()
+	if err != nil || res.Frames < frames || res.Width != 640 || res.Height != 360 {
+		t.Fatalf("p2pcast view of the H.265 camera: %+v %v", res, err)
+	}
+	out, err = exec.Command("ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
+		"-show_entries", "stream=codec_name,width,height,nb_read_frames", "-of", "csv=p=0", mp4File).Output()
+	if err != nil {
+		t.Fatalf("ffprobe of the viewer's MP4: %v", err)
+	}
+	if got := strings.TrimSpace(string(out)); !strings.HasPrefix(got, "hevc,640,360,") {
+		t.Fatalf("ffprobe of the viewer's MP4: %q, want hevc,640,360,…", got)
+	}
+	t.Logf("p2pcast view wrote %s: %s", filepath.Base(mp4File), strings.TrimSpace(string(out)))
+
 	// A viewer without H.265 (as this machine's Chromium): audio only, and the notice.
 	b := dialWHEP(t, whep, false, 1)
 	deadline := time.Now().Add(10 * time.Second)

@@ -28,15 +28,17 @@ var errOutputClosed = errors.New("viewer: output closed")
 // each sample at its capture time (the device's abs-capture-time, else the arrival time), so
 // they stay in sync. Called from the video and the audio goroutine: one lock.
 type mp4Out struct {
-	mu       sync.Mutex
-	out      io.Writer
-	w        *mp4.Writer
-	audio    mp4.Codec // the audio track's, once it showed up ("" before)
-	audioIdx int       // its index in the file, -1 without audio
-	epoch    time.Time // sample times count from it: the first capture time seen
-	held     []heldAU  // video waiting for the file to start
-	heldFrom time.Time // arrival of the first held keyframe
-	closed   bool
+	mu  sync.Mutex
+	out io.Writer
+	w   *mp4.Writer
+	// videoCodec is the video track's (H.265 when the session's is; "" is H.264).
+	videoCodec mp4.Codec
+	audio      mp4.Codec // the audio track's, once it showed up ("" before)
+	audioIdx   int       // its index in the file, -1 without audio
+	epoch      time.Time // sample times count from it: the first capture time seen
+	held       []heldAU  // video waiting for the file to start
+	heldFrom   time.Time // arrival of the first held keyframe
+	closed     bool
 }
 
 type heldAU struct {
@@ -46,6 +48,13 @@ type heldAU struct {
 }
 
 func newMP4Out(out io.Writer) *mp4Out { return &mp4Out{out: out, audioIdx: -1} }
+
+// videoTrack says the session's video is H.265 (H.264 otherwise), before its first access unit.
+func (m *mp4Out) videoTrack(c mp4.Codec) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.videoCodec = c
+}
 
 // audioTrack says the session carries audio in codec (an SDP name: opus, PCMA, PCMU);
 // codecs the file cannot hold are left out.
@@ -119,7 +128,11 @@ func (m *mp4Out) note(capture time.Time) {
 
 // start writes the file's header with the tracks known now and the video held so far.
 func (m *mp4Out) start() error {
-	tracks := []mp4.Track{{Codec: mp4.H264}}
+	video := mp4.H264
+	if m.videoCodec != "" {
+		video = m.videoCodec
+	}
+	tracks := []mp4.Track{{Codec: video}}
 	if m.audio != "" {
 		m.audioIdx = len(tracks)
 		tracks = append(tracks, mp4.Track{Codec: m.audio})

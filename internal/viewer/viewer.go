@@ -34,6 +34,7 @@ import (
 
 	"github.com/p2pcast/p2pcast/internal/codec"
 	"github.com/p2pcast/p2pcast/internal/media"
+	"github.com/p2pcast/p2pcast/internal/mp4"
 	"github.com/p2pcast/p2pcast/internal/wire"
 )
 
@@ -210,6 +211,14 @@ func newAPI(relayOnly bool) (*webrtc.API, error) {
 		if err := m.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
 			return nil, err
 		}
+	}
+	// H.265 too (a camera that sends it, republished as it is): what no browser here takes, a
+	// terminal viewer can still record and count.
+	h265 := codec.H265.Parameters(codec.Params{})
+	h265.PayloadType = codec.H264.Parameters(codec.Params{}).PayloadType + webrtc.PayloadType(len(h264Profiles)) // after the H.264 ones
+	h265.RTCPFeedback = []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}}
+	if err := m.RegisterCodec(h265, webrtc.RTPCodecTypeVideo); err != nil {
+		return nil, err
 	}
 	for _, c := range []*codec.Codec{codec.Opus, codec.PCMU, codec.PCMA} {
 		if err := m.RegisterCodec(c.Parameters(codec.Params{Channels: 2}), webrtc.RTPCodecTypeAudio); err != nil {
@@ -534,7 +543,8 @@ type receiver struct {
 	mu        sync.Mutex
 	res       Result
 	audio     audioCounter
-	mp4       *mp4Out // the output, with Format mp4; nil otherwise
+	mp4       *mp4Out     // the output, with Format mp4; nil otherwise
+	format    videoFormat // the video track's codec (set before its first packet is read)
 	requestAt time.Time
 	first     time.Time
 	last      time.Time
@@ -573,8 +583,49 @@ func (rc *receiver) gotFrame() bool {
 	return rc.res.Frames > 0 || rc.audio.res.Packets > 0
 }
 
+// depacketizer rebuilds access units from a video track's RTP payloads.
+type depacketizer interface {
+	Push(payload []byte, marker bool) ([]byte, error)
+	Lost()
+}
+
+// videoFormat is what the receiver needs to know of the session's video codec.
+type videoFormat struct {
+	h265 bool
+}
+
+// keyframe reports whether au is one a decoder can start at.
+func (f videoFormat) keyframe(au []byte) bool {
+	if f.h265 {
+		return codec.H265Keyframe(au)
+	}
+	return media.IsKeyframe(au)
+}
+
+// size is the picture size the access unit's SPS gives (0, 0 without one).
+func (f videoFormat) size(au []byte) (int, int) {
+	if !f.h265 {
+		return frameSize(au)
+	}
+	for nal, rest, ok := media.NextNAL(au); ok; nal, rest, ok = media.NextNAL(rest) {
+		if codec.H265Type(nal) == media.H265SPSType {
+			if s, err := media.ParseH265SPS(nal); err == nil {
+				return s.Width, s.Height
+			}
+		}
+	}
+	return 0, 0
+}
+
 func (rc *receiver) read(ctx context.Context, t *webrtc.TrackRemote, absID uint8, pair func() Pair) {
-	var d codec.H264Depacketizer
+	var d depacketizer = &codec.H264Depacketizer{}
+	if strings.EqualFold(t.Codec().MimeType, webrtc.MimeTypeH265) {
+		d = &codec.H265Depacketizer{}
+		rc.format = videoFormat{h265: true}
+		if rc.mp4 != nil {
+			rc.mp4.videoTrack(mp4.H265)
+		}
+	}
 	var pkt rtp.Packet
 	// Packets are counted as they arrive and depacketized in sequence order: a packet lost
 	// and retransmitted on NACK arrives late, behind later ones.
@@ -603,7 +654,7 @@ func (rc *receiver) read(ctx context.Context, t *webrtc.TrackRemote, absID uint8
 			if !ok {
 				break
 			}
-			if rc.depacketize(&d, &pkt, p, absID, now, pair) {
+			if rc.depacketize(d, &pkt, p, absID, now, pair) {
 				return
 			}
 		}
@@ -612,7 +663,7 @@ func (rc *receiver) read(ctx context.Context, t *webrtc.TrackRemote, absID uint8
 
 // depacketize takes the track's next packet in order into d, and counts and hands on the
 // frame it completes; true ends the watch.
-func (rc *receiver) depacketize(d *codec.H264Depacketizer, pkt *rtp.Packet, p []byte, absID uint8, now time.Time, pair func() Pair) bool {
+func (rc *receiver) depacketize(d depacketizer, pkt *rtp.Packet, p []byte, absID uint8, now time.Time, pair func() Pair) bool {
 	if err := pkt.Unmarshal(p); err != nil {
 		return false
 	}
@@ -626,7 +677,7 @@ func (rc *receiver) depacketize(d *codec.H264Depacketizer, pkt *rtp.Packet, p []
 	if au == nil {
 		return false
 	}
-	key := media.IsKeyframe(au)
+	key := rc.format.keyframe(au)
 	rc.mu.Lock()
 	if rc.res.Frames == 0 && !key {
 		rc.mu.Unlock()
@@ -647,7 +698,7 @@ func (rc *receiver) depacketize(d *codec.H264Depacketizer, pkt *rtp.Packet, p []
 	if key {
 		rc.res.Keyframes++
 		if rc.res.Width == 0 {
-			rc.res.Width, rc.res.Height = frameSize(au)
+			rc.res.Width, rc.res.Height = rc.format.size(au)
 		}
 	}
 	if !capture.IsZero() {
