@@ -1,35 +1,22 @@
 package mp4
 
-import "fmt"
+import (
+	"fmt"
 
-// ascInfo is what the sample entry needs from an AAC AudioSpecificConfig.
-type ascInfo struct {
-	sampleRate, channels int
-}
+	"github.com/p2pcast/p2pcast/internal/media"
+)
 
-var aacRates = [...]int{96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350}
-
-// parseASC reads the head of an AudioSpecificConfig (ISO/IEC 14496-3 1.6.2.1): object type,
-// sampling frequency and channel configuration.
-func parseASC(asc []byte) (ascInfo, error) {
+// parseASC reads an AudioSpecificConfig for the sample entry, bounded so that every esds
+// descriptor stays under 128 bytes.
+func parseASC(asc []byte) (media.AudioSpecificConfig, error) {
 	if len(asc) < 2 || len(asc) > 64 {
-		return ascInfo{}, fmt.Errorf("%w: AAC AudioSpecificConfig of %d bytes", ErrTrack, len(asc))
+		return media.AudioSpecificConfig{}, fmt.Errorf("%w: AAC AudioSpecificConfig of %d bytes", ErrTrack, len(asc))
 	}
-	r := bitReader{b: asc}
-	if r.bits(5) == 31 {
-		r.skip(6) // audioObjectTypeExt
+	c, err := media.ParseAudioSpecificConfig(asc)
+	if err != nil {
+		return c, fmt.Errorf("%w: %w", ErrTrack, err)
 	}
-	var info ascInfo
-	if i := r.bits(4); i == 15 {
-		info.sampleRate = int(r.bits(24))
-	} else if int(i) < len(aacRates) {
-		info.sampleRate = aacRates[i]
-	}
-	info.channels = int(r.bits(4))
-	if r.err != nil || info.sampleRate == 0 {
-		return ascInfo{}, fmt.Errorf("%w: AAC AudioSpecificConfig % x", ErrTrack, asc)
-	}
-	return info, nil
+	return c, nil
 }
 
 // writeESDS writes an esds box (ISO/IEC 14496-1 ES_Descriptor) for AAC.

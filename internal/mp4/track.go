@@ -104,10 +104,10 @@ func (t Track) normalize() (Track, error) {
 			return t, err
 		}
 		if t.SampleRate == 0 {
-			t.SampleRate = asc.sampleRate
+			t.SampleRate = asc.SampleRate
 		}
 		if t.Channels == 0 {
-			t.Channels = asc.channels
+			t.Channels = asc.Channels
 		}
 		if t.Timescale == 0 {
 			t.Timescale = uint32(t.SampleRate)

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+
+	"github.com/p2pcast/p2pcast/internal/media"
 )
 
 // AAC in RTP (RFC 3640, mode AAC-hbr or AAC-lbr): an AU header section, then the access units
@@ -151,37 +153,37 @@ func (d *aacDepacketizer) headers(p []byte) (int, []byte, error) {
 		return 0, nil, errAACHeader
 	}
 	f := &d.format
-	r := bitReader{b: p[2 : 2+headerBytes]}
+	r := media.NewBitReader(p[2 : 2+headerBytes])
 	n := 0
 	var index uint32
-	for r.pos < bitsLen {
+	for r.Pos() < bitsLen {
 		if n == maxAUsPerPacket {
 			return 0, nil, errAACHeader
 		}
-		size, ok := r.read(f.sizeLength)
+		size, ok := r.Read(f.sizeLength)
 		var idx uint32
 		if n == 0 {
-			idx, _ = r.read(f.indexLength)
+			idx, _ = r.Read(f.indexLength)
 			index = idx
 		} else {
-			idx, _ = r.read(f.indexDeltaLength)
+			idx, _ = r.Read(f.indexDeltaLength)
 			index += 1 + idx
 		}
 		if n > 0 && f.ctsDeltaLength > 0 {
-			if flag, _ := r.read(1); flag == 1 {
-				r.skip(f.ctsDeltaLength)
+			if flag, _ := r.Read(1); flag == 1 {
+				r.Skip(f.ctsDeltaLength)
 			}
 		}
 		if f.dtsDeltaLength > 0 {
-			if flag, _ := r.read(1); flag == 1 {
-				r.skip(f.dtsDeltaLength)
+			if flag, _ := r.Read(1); flag == 1 {
+				r.Skip(f.dtsDeltaLength)
 			}
 		}
 		if f.randomAccess {
-			r.skip(1)
+			r.Skip(1)
 		}
-		r.skip(f.streamStateLength)
-		if !ok || r.pos > bitsLen {
+		r.Skip(f.streamStateLength)
+		if !ok || r.Pos() > bitsLen {
 			return 0, nil, errAACHeader
 		}
 		d.sizes[n], d.index[n] = int(size), index
@@ -189,8 +191,8 @@ func (d *aacDepacketizer) headers(p []byte) (int, []byte, error) {
 	}
 	data := p[2+headerBytes:]
 	if f.auxSizeLength > 0 {
-		ar := bitReader{b: data}
-		aux, ok := ar.read(f.auxSizeLength)
+		ar := media.NewBitReader(data)
+		aux, ok := ar.Read(f.auxSizeLength)
 		skip := (f.auxSizeLength + int(aux) + 7) / 8
 		if !ok || skip > len(data) {
 			return 0, nil, errAACHeader
@@ -201,69 +203,4 @@ func (d *aacDepacketizer) headers(p []byte) (int, []byte, error) {
 		return 0, nil, errAACHeader
 	}
 	return n, data, nil
-}
-
-// audioSpecificConfig is what playing AAC needs from an AudioSpecificConfig (ISO 14496-3
-// 1.6.2.1).
-type audioSpecificConfig struct {
-	objectType   int
-	sampleRate   int
-	channels     int
-	frameSamples int
-}
-
-var aacSampleRates = [...]int{96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350}
-
-func parseAudioSpecificConfig(b []byte) (audioSpecificConfig, error) {
-	var c audioSpecificConfig
-	r := bitReader{b: b}
-	objectType := func() int {
-		t, _ := r.read(5)
-		if t == 31 {
-			ext, _ := r.read(6)
-			t = 32 + ext
-		}
-		return int(t)
-	}
-	rate := func() (int, bool) {
-		i, ok := r.read(4)
-		if i == 15 {
-			v, ok := r.read(24)
-			return int(v), ok
-		}
-		if !ok || int(i) >= len(aacSampleRates) {
-			return 0, false
-		}
-		return aacSampleRates[i], true
-	}
-	c.objectType = objectType()
-	var ok bool
-	if c.sampleRate, ok = rate(); !ok || c.sampleRate == 0 {
-		return c, fmt.Errorf("%w: AAC config: bad sampling frequency", ErrProtocol)
-	}
-	ch, ok := r.read(4)
-	if !ok {
-		return c, fmt.Errorf("%w: AAC config too short", ErrProtocol)
-	}
-	c.channels = int(ch)
-	if ch == 7 {
-		c.channels = 8
-	}
-	if c.objectType == 5 || c.objectType == 29 { // explicit SBR/PS: the core follows
-		if _, ok := rate(); !ok {
-			return c, fmt.Errorf("%w: AAC config: bad extension frequency", ErrProtocol)
-		}
-		c.objectType = objectType()
-	}
-	c.frameSamples = 1024
-	switch c.objectType {
-	case 1, 2, 3, 4, 6, 7, 17, 19, 20, 21, 22, 23: // GASpecificConfig: frameLengthFlag
-		if f, ok := r.read(1); ok && f == 1 {
-			c.frameSamples = 960
-		}
-	}
-	if c.objectType == 0 {
-		return c, fmt.Errorf("%w: AAC config: object type 0", ErrProtocol)
-	}
-	return c, nil
 }

@@ -207,13 +207,3 @@ func FuzzH265SPS(f *testing.F) {
 		}
 	})
 }
-
-func FuzzAudioSpecificConfig(f *testing.F) {
-	f.Add([]byte{0x11, 0x90})
-	f.Add([]byte{0x2b, 0x92, 0x08, 0x00})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if c, err := parseAudioSpecificConfig(b); err == nil && c.sampleRate <= 0 {
-			t.Fatalf("%+v", c)
-		}
-	})
-}

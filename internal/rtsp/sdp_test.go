@@ -121,22 +121,6 @@ func TestH265SPSSize(t *testing.T) {
 	}
 }
 
-func TestAudioSpecificConfig(t *testing.T) {
-	for cfg, want := range map[string]audioSpecificConfig{
-		"\x11\x90":         {objectType: 2, sampleRate: 48000, channels: 2, frameSamples: 1024},
-		"\x14\x0c":         {objectType: 2, sampleRate: 16000, channels: 1, frameSamples: 960},
-		"\x2b\x92\x08\x00": {objectType: 2, sampleRate: 22050, channels: 2, frameSamples: 1024}, // HE-AAC (SBR), core 22.05 kHz
-	} {
-		got, err := parseAudioSpecificConfig([]byte(cfg))
-		if err != nil || got != want {
-			t.Errorf("% x: %+v %v, want %+v", cfg, got, err, want)
-		}
-	}
-	if _, err := parseAudioSpecificConfig([]byte{0x17}); err == nil {
-		t.Error("short config accepted")
-	}
-}
-
 func TestParseRTPAndReports(t *testing.T) {
 	b := []byte{0xb1, 0xe0, 0, 7, 0, 0, 1, 0, 0, 0, 0, 9, // V=2 P X CC=1, M, PT 96
 		0, 0, 0, 5, // CSRC

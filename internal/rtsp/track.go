@@ -198,17 +198,17 @@ func describeAAC(t *Track) error {
 	if err != nil || len(cfg) == 0 {
 		return fmt.Errorf("MPEG4-GENERIC without a valid config (AudioSpecificConfig)")
 	}
-	asc, err := parseAudioSpecificConfig(cfg)
+	asc, err := media.ParseAudioSpecificConfig(cfg)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", ErrProtocol, err)
 	}
 	t.Kind, t.Codec, t.Config = codec.Audio, "AAC", cfg
-	t.SampleRate, t.FrameTicks = asc.sampleRate, asc.frameSamples
-	if t.ClockRate > 0 && asc.sampleRate > 0 && t.ClockRate != asc.sampleRate {
-		t.FrameTicks = int(int64(asc.frameSamples) * int64(t.ClockRate) / int64(asc.sampleRate))
+	t.SampleRate, t.FrameTicks = asc.SampleRate, asc.FrameSamples
+	if t.ClockRate > 0 && asc.SampleRate > 0 && t.ClockRate != asc.SampleRate {
+		t.FrameTicks = int(int64(asc.FrameSamples) * int64(t.ClockRate) / int64(asc.SampleRate))
 	}
-	if asc.channels > 0 {
-		t.Channels = asc.channels
+	if asc.Channels > 0 {
+		t.Channels = asc.Channels
 	}
 	if cd, err := strconv.Atoi(t.Params["constantduration"]); err == nil && cd > 0 && cd < 1<<20 {
 		t.FrameTicks = cd
