@@ -69,30 +69,15 @@ var DefaultOpsAllow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip
 // opsHandler serves the operator's endpoints (docs/operations.md) to the addresses in
 // Config.OpsAllow; others get 403 without a word about what is there.
 func (d *Device) opsHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", metrics.Handler(d.writeMetrics))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if why := d.notReady(); why != "" {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte(why + "\n"))
-			return
-		}
-		_, _ = w.Write([]byte("ready\n"))
-	})
 	allow := d.cfg.OpsAllow
 	if allow == nil {
 		allow = DefaultOpsAllow
 	}
-	return httpguard.OnlyFrom(allow, httpguard.Trust{}, mux)
+	return httpguard.OnlyFrom(allow, httpguard.Trust{}, metrics.Ops(d.writeMetrics, d.notReady))
 }
 
 // opsPaths are the paths opsHandler serves.
-var opsPaths = []string{"/metrics", "/healthz", "/readyz"}
+var opsPaths = metrics.Paths
 
 // notReady says why the device cannot serve viewers now ("" when it can): no source yet, or
 // its hub link is down (with a hub).

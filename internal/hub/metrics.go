@@ -15,7 +15,7 @@ import (
 var DefaultOpsAllow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 
 // opsPaths are the operator's endpoints (docs/operations.md).
-var opsPaths = []string{"/metrics", "/healthz", "/readyz"}
+var opsPaths = metrics.Paths
 
 // turnRef is the embedded TURN server, once Run started it (nil: none, or not yet).
 type turnRef struct {
@@ -24,29 +24,21 @@ type turnRef struct {
 
 // opsHandler serves /metrics, /healthz and /readyz to Config.OpsAllow.
 func (s *Server) opsHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", metrics.Handler(s.writeMetrics))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		s.mu.Lock()
-		closing := s.closing
-		s.mu.Unlock()
-		if closing {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte("shutting down\n"))
-			return
-		}
-		_, _ = w.Write([]byte("ready\n"))
-	})
 	allow := s.cfg.OpsAllow
 	if allow == nil {
 		allow = DefaultOpsAllow
 	}
-	return httpguard.OnlyFrom(allow, s.cfg.Trust, mux)
+	return httpguard.OnlyFrom(allow, s.cfg.Trust, metrics.Ops(s.writeMetrics, s.notReady))
+}
+
+// notReady says why the hub cannot serve now ("" when it can).
+func (s *Server) notReady() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return "shutting down"
+	}
+	return ""
 }
 
 // writeMetrics writes the hub's metrics (the names are listed in docs/operations.md).

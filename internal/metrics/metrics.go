@@ -104,6 +104,30 @@ func Handler(collect func(*Writer)) http.Handler {
 	})
 }
 
+// Paths are the operator's endpoints Ops serves.
+var Paths = []string{"/metrics", "/healthz", "/readyz"}
+
+// Ops serves the operator's endpoints of a device or hub: /metrics (collect), /healthz (the
+// process answers) and /readyz (503 with notReady's reason while it is not "").
+func Ops(collect func(*Writer), notReady func() string) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", Handler(collect))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if why := notReady(); why != "" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(why + "\n"))
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	return mux
+}
+
 func validName(s string, metric bool) bool {
 	if s == "" || (!metric && strings.HasPrefix(s, "__")) {
 		return false
