@@ -67,8 +67,8 @@ type localTrack struct {
 	// rewritten in place for each packet.
 	twcc       []byte
 	extensions []string // negotiated extensions the track writes
-	history    []sent // a ring, historyFirst to historyFrames long
-	histHead   int // the oldest entry
+	history    []sent   // a ring, historyFirst to historyFrames long
+	histHead   int      // the oldest entry
 	histLen    int
 	packets    uint64
 	bytes      uint64
