@@ -201,6 +201,9 @@ func NewEngine(cfg Config) (*Engine, error) {
 	// become peer-reflexive candidates), and each session's mDNS sockets made a burst of joins
 	// wait in SetRemoteDescription (p95 72 ms for 50 at once, 11 ms without).
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	// Data channels are read by readChannel (channel.go) with a buffer sized to the messages,
+	// not by Pion's read loop and its 64 kB buffer per channel.
+	se.DetachDataChannels()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -543,8 +546,12 @@ func (s *Session) addTransceivers(offering bool) error {
 // adoptEvents makes dc the session's events channel once it opens. Messages from the viewer
 // on it are ignored: the channel is the device's to speak on.
 func (s *Session) adoptEvents(dc *webrtc.DataChannel) {
-	dc.OnOpen(func() { s.events.Store(dc) })
-	dc.OnClose(func() { s.events.CompareAndSwap(dc, nil) })
+	closed := func() { s.events.CompareAndSwap(dc, nil) }
+	dc.OnOpen(func() {
+		s.events.Store(dc)
+		readChannel(dc, nil, closed) // the viewer sends nothing on it; drained, and its close seen
+	})
+	dc.OnClose(closed)
 }
 
 // SendEvent sends msg (one JSON message, docs/adaptation.md) on the events channel; false
