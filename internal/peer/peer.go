@@ -194,7 +194,11 @@ func NewEngine(cfg Config) (*Engine, error) {
 		}
 	}
 	if cfg.ICETCP != nil {
-		se.SetICETCPMux(webrtc.NewICETCPMux(nil, cfg.ICETCP, 64))
+		// 8 packets queued per TCP connection, not 64: a full queue stops reading the
+		// connection (TCP's own backpressure, nothing is lost), and each viewer's ICE-TCP
+		// connections (one per device address) held 64 slots each (docs/performance.md
+		// "Footprint").
+		se.SetICETCPMux(webrtc.NewICETCPMux(nil, cfg.ICETCP, iceTCPReadBuffer))
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6})
 	}
 	// No mDNS: resolving a browser's ".local" candidates is not needed (its checks reach us and
@@ -227,6 +231,9 @@ func NewEngine(cfg Config) (*Engine, error) {
 	e.SetICEServers(cfg.ICEServers)
 	return e, nil
 }
+
+// iceTCPReadBuffer is how many received packets each ICE-TCP connection queues.
+const iceTCPReadBuffer = 8
 
 // maxAPIs bounds the cache of Pion APIs, one per distinct set of codec descriptions (a
 // producer that changes profile often must not grow it without end).
