@@ -33,7 +33,7 @@ const (
 	perViewerBudget = 512 << 10  // RSS per added viewer
 )
 
-// memConfigs are the runtime settings measured: the device build's own (GOGC=50 and a
+// memConfigs are the runtime settings measured: the device build's own (GOGC=25 and a
 // 40 MiB limit unless the environment says otherwise: commands_device.go, docs/board.md), and
 // Go's defaults for comparison.
 var memConfigs = []struct{ name, env string }{
@@ -132,7 +132,7 @@ func median[T cmp.Ordered](ms []memory, f func(memory) T) T {
 func reportMemory(t *testing.T, env string, ms []memory) {
 	label := env
 	if label == "" {
-		label = "the device build's own settings (GOGC=50, GOMEMLIMIT=40MiB)"
+		label = "the device build's own settings (GOGC=25, GOMEMLIMIT=40MiB)"
 	}
 	maxOf := func(f func(memory) rss) func(memory) int64 { return func(m memory) int64 { return f(m).max } }
 	anonOf := func(f func(memory) rss) func(memory) int64 { return func(m memory) int64 { return f(m).anon } }
