@@ -12,7 +12,7 @@ import (
 
 // The board's memory settings (docs/board.md, docs/performance.md "Footprint"), unless the
 // environment sets its own: the heap grows to 1.25× what is live between collections instead
-// of 2× (GOGC=25: 0.73 MiB per viewer against 1.13 at Go's default and 0.98 at GOGC=50, for
+// of 2× (GOGC=25: ~0.75 MiB per viewer against ~1.1 at Go's default and ~1.0 at GOGC=50, for
 // no device CPU the benchmark can tell apart; GOGC=10 gained little more), and the GC works
 // harder rather than let the heap pass 40 MiB, memory the camera's media buffers need on a
 // 256 MB board. A limit far above the live heap changes nothing until it is near.
