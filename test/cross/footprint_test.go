@@ -157,7 +157,11 @@ func reportMemory(t *testing.T, env string, ms []memory) {
 // the device's RSS at each step.
 func measureMemory(t *testing.T, host, dev, env string) memory {
 	sock := filepath.Join(t.TempDir(), "capture.sock")
-	cmd := exec.Command(dev, "device", "--http", "127.0.0.1:0", "--source", "socket", "--socket", sock)
+	args := []string{"device", "--http", "127.0.0.1:0", "--source", "socket", "--socket", sock}
+	// P2PCAST_FOOTPRINT_DEVICE_ARGS adds device flags, to measure what a feature costs (e.g.
+	// --ice-tcp-port -1: no ICE over TCP).
+	args = append(args, strings.Fields(os.Getenv("P2PCAST_FOOTPRINT_DEVICE_ARGS"))...)
+	cmd := exec.Command(dev, args...)
 	cmd.Env = append(os.Environ(), strings.Fields(env)...)
 	cmd.Stderr = io.Discard
 	d := start(t, "device", cmd)
