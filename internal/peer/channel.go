@@ -88,8 +88,9 @@ func (s *Session) onDataChannel(dc *webrtc.DataChannel) {
 // "Footprint"). The messages, their order and the close are the same.
 const (
 	channelReadFirst = 1 << 10
-	// channelReadMax is the largest message taken; a larger one closes the channel, as in
-	// Pion's read loop (a browser keeps to the max-message-size of the device's SDP, 64 kB).
+	// channelReadMax is the largest message taken, and the max-message-size the device's
+	// SDP announces (NewEngine; Pion's default was 1 GiB): a larger one closes the channel,
+	// as in Pion's read loop. Viewers send small messages (input, requests).
 	channelReadMax = 1 << 20
 )
 

@@ -208,6 +208,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 	// Data channels are read by readChannel (channel.go) with a buffer sized to the messages,
 	// not by Pion's read loop and its 64 kB buffer per channel.
 	se.DetachDataChannels()
+	se.SetSCTPMaxMessageSize(channelReadMax)
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
