@@ -85,7 +85,7 @@ test-cross: build cross ## the board's build under qemu: the ARM device streams 
 
 # Footprint budgets (docs/performance.md "Footprint"): the stripped armv7 device build's size, and
 # the device build's memory measured natively (RSS under qemu would count the emulator's).
-bench-footprint: build cross ## the board's footprint: armv7 binary size and what is big in it, device RSS idle and with 1/4/8 viewers, GOMEMLIMIT/GOGC
+bench-footprint: build cross ## the board's footprint: armv7 binary size and what is big in it, device RSS idle and with 1/4/8 viewers (median of 3 runs, per-viewer slope), the device's GOGC/GOMEMLIMIT against Go's defaults (~5 min)
 	cd test/cross && P2PCAST_BIN=$(abspath $(BIN)) P2PCAST_FOOTPRINT=1 P2PCAST_DEVICE_TAGS=$(DEVICE_TAGS) \
 	  $(GO) test -tags cross -count=1 -timeout 10m -run '^TestFootprint$$' -v . | grep -vE '^(=== |--- PASS)'
 

@@ -31,7 +31,8 @@
 // agree, so random loss does not ratchet the estimate down; and after a drop, probes
 // every 3 s find a recovered link even while the sender sends little.
 //
-// An Estimator holds about 300 KB, mostly the history of the last 8192 packets sent.
+// An Estimator holds a few kB at a camera's rates: its history of sent packets and its window
+// of arrivals grow with the viewer's packet rate, to ~100 kB at most.
 //
 // All times are only compared with each other: pass time.Now() (its monotonic reading is
 // used) or any other clock, the same one to every method.

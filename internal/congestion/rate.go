@@ -17,6 +17,7 @@ const (
 	// ackedRingSize holds a window of packets at Max rate (20 Mbit/s, 1200 bytes: 625) with
 	// room for small padding packets; when full the window just gets shorter.
 	ackedRingSize = 2048
+	ackedRingMin  = 32
 	// ackedGap is a silence in arrivals after which the old window is discarded: the rate
 	// before a pause says nothing about the rate after it.
 	ackedGap = 2 * time.Second
@@ -34,7 +35,10 @@ type arrival struct {
 
 // ackedRate is a sliding window over receive times of the bytes that arrived.
 type ackedRate struct {
-	ring      [ackedRingSize]arrival
+	// ring doubles when the window needs it, up to ackedRingSize: 300 ms at the board's
+	// 2 Mbit/s is ~60 packets, and a fixed ring cost every viewer 32 kB
+	// (docs/performance.md "Footprint").
+	ring      []arrival
 	head, n   int
 	sum       int64
 	newestUs  int64
@@ -59,10 +63,18 @@ func (a *ackedRate) add(atUs int64, size int) {
 		a.hasSample = true
 		a.newestUs, a.startUs = atUs, atUs
 	}
-	if a.n == ackedRingSize {
+	// What has left the window goes first, so the ring grows only for what is in it.
+	for a.n > 0 && a.ring[a.head].atUs <= max(a.newestUs, atUs)-win {
 		a.pop()
 	}
-	a.ring[(a.head+a.n)%ackedRingSize] = arrival{atUs: atUs, size: int32(size)}
+	if a.n == len(a.ring) {
+		if len(a.ring) < ackedRingSize {
+			a.grow()
+		} else {
+			a.pop()
+		}
+	}
+	a.ring[(a.head+a.n)%len(a.ring)] = arrival{atUs: atUs, size: int32(size)}
 	a.n++
 	a.sum += int64(size)
 	if atUs > a.newestUs {
@@ -75,8 +87,17 @@ func (a *ackedRate) add(atUs int64, size int) {
 
 func (a *ackedRate) pop() {
 	a.sum -= int64(a.ring[a.head].size)
-	a.head = (a.head + 1) % ackedRingSize
+	a.head = (a.head + 1) % len(a.ring)
 	a.n--
+}
+
+// grow doubles the ring (or makes its first), oldest arrival first.
+func (a *ackedRate) grow() {
+	ring := make([]arrival, max(ackedRingMin, 2*len(a.ring)))
+	for i := range a.n {
+		ring[i] = a.ring[(a.head+i)%len(a.ring)]
+	}
+	a.ring, a.head = ring, 0
 }
 
 // rate is the delivered rate in bit/s, 0 while unknown.

@@ -2,6 +2,8 @@ package peer
 
 import (
 	"context"
+	"errors"
+	"io"
 	"log/slog"
 
 	"github.com/pion/webrtc/v4"
@@ -56,7 +58,7 @@ func (s *Session) onDataChannel(dc *webrtc.DataChannel) {
 	// arrives before Serve runs is queued, not dropped.
 	ctx, cancel := context.WithCancel(s.ctx)
 	msgs := make(chan webrtc.DataChannelMessage, channelBacklog)
-	dc.OnMessage(func(m webrtc.DataChannelMessage) {
+	onMessage := func(m webrtc.DataChannelMessage) {
 		select {
 		case msgs <- m:
 		case <-ctx.Done():
@@ -65,16 +67,57 @@ func (s *Session) onDataChannel(dc *webrtc.DataChannel) {
 			cancel()
 			_ = dc.Close()
 		}
-	})
+	}
 	dc.OnClose(cancel)
 	dc.OnOpen(func() {
 		if ctx.Err() != nil {
 			return
 		}
+		readChannel(dc, onMessage, cancel)
 		log.Info("data channel open")
 		go func() {
 			defer cancel()
 			ch.Serve(ctx, dc, msgs, s.access, log)
 		}()
 	})
+}
+
+// Data channels are detached (NewEngine: SettingEngine.DetachDataChannels) and read here:
+// Pion's own read loop holds a 64 kB buffer for every channel of every viewer, this one a
+// buffer as large as the largest message the viewer has sent (docs/performance.md
+// "Footprint"). The messages, their order and the close are the same.
+const (
+	channelReadFirst = 1 << 10
+	// channelReadMax is the largest message taken, and the max-message-size the device's
+	// SDP announces (NewEngine; Pion's default was 1 GiB): a larger one closes the channel,
+	// as in Pion's read loop. Viewers send small messages (input, requests).
+	channelReadMax = 1 << 20
+)
+
+// readChannel reads dc, once open, until it closes: each message goes to onMessage (nil:
+// read and dropped), then onClose runs once.
+func readChannel(dc *webrtc.DataChannel, onMessage func(webrtc.DataChannelMessage), onClose func()) {
+	rw, err := dc.Detach()
+	if err != nil {
+		onClose()
+		return
+	}
+	go func() {
+		defer onClose()
+		buf := make([]byte, channelReadFirst)
+		for {
+			n, isString, err := rw.ReadDataChannel(buf)
+			if errors.Is(err, io.ErrShortBuffer) && len(buf) < channelReadMax {
+				buf = make([]byte, 2*len(buf)) // the message waits for a larger buffer
+				continue
+			}
+			if err != nil {
+				_ = rw.Close()
+				return
+			}
+			if onMessage != nil {
+				onMessage(webrtc.DataChannelMessage{IsString: isString, Data: append([]byte(nil), buf[:n]...)})
+			}
+		}
+	}()
 }

@@ -94,6 +94,19 @@ func TestDataChannelsNeedTheirGrant(t *testing.T) {
 				if !tc.echo || m != "ping" {
 					t.Fatalf("echo %q (granted %v)", m, tc.echo)
 				}
+				// A message larger than the device's first read buffer (readChannel) arrives whole.
+				big := strings.Repeat("0123456789", 3000)
+				if err := echo.Send([]byte(big)); err != nil {
+					t.Fatal(err)
+				}
+				select {
+				case m := <-got:
+					if m != big {
+						t.Fatalf("a %d-byte message echoed as %d bytes", len(big), len(m))
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatal("a 30 kB message was not echoed")
+				}
 			case <-closed:
 				t.Log("closed by the device")
 				if tc.echo {

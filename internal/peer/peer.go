@@ -195,13 +195,21 @@ func NewEngine(cfg Config) (*Engine, error) {
 		}
 	}
 	if cfg.ICETCP != nil {
-		se.SetICETCPMux(webrtc.NewICETCPMux(nil, cfg.ICETCP, 64))
+		// 8 packets queued per TCP connection, not 64: a full queue stops reading the
+		// connection (TCP's own backpressure, nothing is lost), and each viewer's ICE-TCP
+		// connections (one per device address) held 64 slots each (docs/performance.md
+		// "Footprint").
+		se.SetICETCPMux(webrtc.NewICETCPMux(nil, cfg.ICETCP, iceTCPReadBuffer))
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6})
 	}
 	// No mDNS: resolving a browser's ".local" candidates is not needed (its checks reach us and
 	// become peer-reflexive candidates), and each session's mDNS sockets made a burst of joins
 	// wait in SetRemoteDescription (p95 72 ms for 50 at once, 11 ms without).
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	// Data channels are read by readChannel (channel.go) with a buffer sized to the messages,
+	// not by Pion's read loop and its 64 kB buffer per channel.
+	se.DetachDataChannels()
+	se.SetSCTPMaxMessageSize(channelReadMax)
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -225,6 +233,9 @@ func NewEngine(cfg Config) (*Engine, error) {
 	e.SetICEServers(cfg.ICEServers)
 	return e, nil
 }
+
+// iceTCPReadBuffer is how many received packets each ICE-TCP connection queues.
+const iceTCPReadBuffer = 8
 
 // maxAPIs bounds the cache of Pion APIs, one per distinct set of codec descriptions (a
 // producer that changes profile often must not grow it without end).
@@ -578,6 +589,7 @@ func (s *Session) dropVideo(n *Notice) {
 // adoptEvents makes dc the session's events channel once it opens. Messages from the viewer
 // on it are ignored: the channel is the device's to speak on.
 func (s *Session) adoptEvents(dc *webrtc.DataChannel) {
+	closed := func() { s.events.CompareAndSwap(dc, nil) }
 	dc.OnOpen(func() {
 		s.events.Store(dc)
 		s.mu.Lock()
@@ -588,8 +600,9 @@ func (s *Session) adoptEvents(dc *webrtc.DataChannel) {
 				_ = dc.SendText(string(b))
 			}
 		}
+		readChannel(dc, nil, closed) // the viewer sends nothing on it; drained, and its close seen
 	})
-	dc.OnClose(func() { s.events.CompareAndSwap(dc, nil) })
+	dc.OnClose(closed)
 }
 
 // SendEvent sends msg (one JSON message, docs/adaptation.md) on the events channel; false

@@ -38,6 +38,11 @@ func ntpTime(ns int64) uint64 {
 const (
 	historyFrames = 256
 	historyAge    = 1500 * time.Millisecond
+	// historyFirst is the history's first size; it doubles up to historyFrames when frames
+	// younger than historyAge fill it, so it holds 1.5 s at the track's frame rate (64 slots
+	// at 30 fps, 128 for 20 ms audio) instead of 256 for every track of every viewer
+	// (docs/performance.md "Footprint").
+	historyFirst = 16
 )
 
 // localTrack is one viewer's copy of one source track (video or audio). The RTP payloads come
@@ -62,8 +67,8 @@ type localTrack struct {
 	// rewritten in place for each packet.
 	twcc       []byte
 	extensions []string // negotiated extensions the track writes
-	history    [historyFrames]sent
-	histHead   int // the oldest entry
+	history    []sent   // a ring, historyFirst to historyFrames long
+	histHead   int      // the oldest entry
 	histLen    int
 	packets    uint64
 	bytes      uint64
@@ -199,18 +204,34 @@ func (t *localTrack) dropOldestLocked() {
 	h := &t.history[t.histHead]
 	h.frame.Release()
 	*h = sent{}
-	t.histHead = (t.histHead + 1) % historyFrames
+	t.histHead = (t.histHead + 1) % len(t.history)
 	t.histLen--
+}
+
+// growHistoryLocked doubles the history (or makes its first), oldest frame first.
+func (t *localTrack) growHistoryLocked() {
+	h := make([]sent, max(historyFirst, 2*len(t.history)))
+	for i := range t.histLen {
+		h[i] = t.history[(t.histHead+i)%len(t.history)]
+	}
+	t.history, t.histHead = h, 0
 }
 
 // rememberLocked puts f, sent from firstSeq at now, in the history, letting go of frames too
 // old to be asked for again.
 func (t *localTrack) rememberLocked(f *stream.Frame, firstSeq uint16, now int64) {
-	for t.histLen > 0 && (t.histLen == historyFrames || now-t.history[t.histHead].at > int64(historyAge)) {
+	for t.histLen > 0 && now-t.history[t.histHead].at > int64(historyAge) {
 		t.dropOldestLocked()
 	}
+	if t.histLen == len(t.history) {
+		if len(t.history) < historyFrames {
+			t.growHistoryLocked()
+		} else {
+			t.dropOldestLocked()
+		}
+	}
 	f.Retain()
-	t.history[(t.histHead+t.histLen)%historyFrames] = sent{frame: f, firstSeq: firstSeq, at: now}
+	t.history[(t.histHead+t.histLen)%len(t.history)] = sent{frame: f, firstSeq: firstSeq, at: now}
 	t.histLen++
 }
 
@@ -414,7 +435,7 @@ func (t *localTrack) lookup(seq uint16) (*stream.Frame, int, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for i := range t.histLen {
-		s := &t.history[(t.histHead+i)%historyFrames]
+		s := &t.history[(t.histHead+i)%len(t.history)]
 		idx := int(seq - s.firstSeq) // wraps correctly in uint16
 		if idx < s.frame.Payloads.Len() {
 			s.frame.Retain()

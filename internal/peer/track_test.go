@@ -421,3 +421,40 @@ func TestSwitchKeepsAShortQueue(t *testing.T) {
 		t.Errorf("the queue ends with track %d, want the sub keyframe", last.f.Track)
 	}
 }
+
+// The retransmission history holds historyAge of frames at the track's rate, sized to that
+// rate (not historyFrames for every track of every viewer), and finds every frame in it.
+func TestHistorySizedByRate(t *testing.T) {
+	for _, tc := range []struct {
+		fps      int
+		min, max int
+	}{{fps: 30, min: 45, max: 64}, {fps: 50, min: 75, max: 128}, {fps: 1000, min: historyFrames, max: historyFrames}} {
+		tr := boundTrack(&recorder{buf: make([]byte, 0, 1500)})
+		var frames []*stream.Frame
+		step := int64(time.Second) / int64(tc.fps)
+		var seq uint16
+		for i := range 3 * tc.fps {
+			f := testFrame(100, i == 0)
+			tr.mu.Lock()
+			tr.rememberLocked(f, seq, int64(i)*step)
+			tr.mu.Unlock()
+			frames = append(frames, f)
+			seq += uint16(f.Payloads.Len())
+		}
+		if n := len(tr.history); n < tc.min || n > tc.max {
+			t.Errorf("%d fps: history of %d, want %d–%d", tc.fps, n, tc.min, tc.max)
+		}
+		// The newest frames are all there, in order.
+		for i := range min(tr.histLen, 40) {
+			want := frames[len(frames)-1-i]
+			got, _, ok := tr.lookup(seq - 1 - uint16(i))
+			if !ok || got != want {
+				t.Fatalf("%d fps: frame %d back not found", tc.fps, i)
+			}
+			got.Release()
+		}
+		tr.mu.Lock()
+		tr.clearHistoryLocked()
+		tr.mu.Unlock()
+	}
+}

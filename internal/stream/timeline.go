@@ -2,8 +2,10 @@ package stream
 
 import "sync/atomic"
 
-// TimelineFrames is how many recent frames the timeline remembers: about a minute at 60 fps.
-const TimelineFrames = 4096
+// TimelineFrames is how many recent frames the timeline remembers: 17 s at 60 fps, 34 s at
+// 30 fps. `p2pcast bench latency` reads it every second; 4096 (a minute at 60 fps) cost the
+// board 160 kB of its idle memory (docs/performance.md "Footprint").
+const TimelineFrames = 1024
 
 // FrameTimes is one frame's way through the device, in µs since the Unix epoch (0 = unknown):
 // what a latency measurement joins with the viewer's side, frame by frame, on CaptureUS.

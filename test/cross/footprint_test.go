@@ -33,11 +33,17 @@ const (
 	perViewerBudget = 512 << 10  // RSS per added viewer
 )
 
-// memConfigs are the runtime settings measured: Go's defaults, and the board's (docs/board.md).
+// memConfigs are the runtime settings measured: the device build's own (GOGC=25 and a
+// 40 MiB limit unless the environment says otherwise: commands_device.go, docs/board.md), and
+// Go's defaults for comparison.
 var memConfigs = []struct{ name, env string }{
-	{"defaults", ""},
-	{"board", "GOMEMLIMIT=40MiB GOGC=50"},
+	{"device", ""},
+	{"go-defaults", "GOGC=100 GOMEMLIMIT=off"},
 }
+
+// footprintRuns is how many times each configuration is measured; the medians are reported
+// (the machine is shared and noisy). P2PCAST_FOOTPRINT_RUNS overrides it.
+const footprintRuns = 3
 
 // TestFootprint prints the board's footprint: the armv7 binary's size and what is big in it,
 // and the device build's memory (measured natively: under qemu the emulator's own memory
@@ -66,25 +72,113 @@ func TestFootprint(t *testing.T) {
 
 	dev := filepath.Join(t.TempDir(), "p2pcast-device")
 	build(t, "", tags, dev, "-ldflags=-s -w")
+	runs := footprintRuns
+	if n, err := strconv.Atoi(os.Getenv("P2PCAST_FOOTPRINT_RUNS")); err == nil && n > 0 {
+		runs = n
+	}
 	for _, c := range memConfigs {
-		t.Run(c.name, func(t *testing.T) { measureMemory(t, host, dev, c.env) })
+		t.Run(c.name, func(t *testing.T) {
+			var ms []memory
+			for i := range runs {
+				m := measureMemory(t, host, dev, c.env)
+				t.Logf("run %d: %s", i+1, m)
+				ms = append(ms, m)
+			}
+			reportMemory(t, c.env, ms)
+		})
 	}
 }
 
+// memory is one run's device RSS at each step, the per-viewer slope and the device's CPU.
+type memory struct {
+	idle, one, four, eight rss
+	perViewer              float64 // bytes per added viewer: the least-squares slope over 1, 4, 8
+	cpu                    float64 // % of a core from 1 to 8 viewers
+}
+
+func (m memory) String() string {
+	return fmt.Sprintf("idle %.1f, 1 viewer %.1f, 4 viewers %.1f, 8 viewers %.1f MiB (max RSS); %.2f MiB per viewer; CPU %.1f %%",
+		mib(m.idle.max), mib(m.one.max), mib(m.four.max), mib(m.eight.max), m.perViewer/(1<<20), m.cpu)
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// slope is the least-squares slope of ys over xs.
+func slope(xs, ys []float64) float64 {
+	var mx, my float64
+	for i := range xs {
+		mx += xs[i] / float64(len(xs))
+		my += ys[i] / float64(len(ys))
+	}
+	var num, den float64
+	for i := range xs {
+		num += (xs[i] - mx) * (ys[i] - my)
+		den += (xs[i] - mx) * (xs[i] - mx)
+	}
+	return num / den
+}
+
+// median is the median of what f takes from each run.
+func median[T cmp.Ordered](ms []memory, f func(memory) T) T {
+	v := make([]T, len(ms))
+	for i, m := range ms {
+		v[i] = f(m)
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
+// reportMemory prints the medians of the runs against the budgets.
+func reportMemory(t *testing.T, env string, ms []memory) {
+	label := env
+	if label == "" {
+		label = "the device build's own settings (GOGC=25, GOMEMLIMIT=40MiB)"
+	}
+	maxOf := func(f func(memory) rss) func(memory) int64 { return func(m memory) int64 { return f(m).max } }
+	anonOf := func(f func(memory) rss) func(memory) int64 { return func(m memory) int64 { return f(m).anon } }
+	line := func(name string, f func(memory) rss) string {
+		return fmt.Sprintf("%-26s max %5.1f MiB (anonymous %4.1f MiB, the rest the binary's pages)",
+			name, mib(median(ms, maxOf(f))), mib(median(ms, anonOf(f))))
+	}
+	idle := median(ms, maxOf(func(m memory) rss { return m.idle }))
+	four := median(ms, maxOf(func(m memory) rss { return m.four }))
+	per := median(ms, func(m memory) float64 { return m.perViewer })
+	t.Logf("device RSS, %s, median of %d runs:", label, len(ms))
+	t.Logf("  %s  budget 12 MiB: %s", line("idle, producer connected:", func(m memory) rss { return m.idle }), verdict(idle <= idleBudget))
+	t.Logf("  %s", line("1 viewer:", func(m memory) rss { return m.one }))
+	t.Logf("  %s  budget 24 MiB: %s", line("4 viewers:", func(m memory) rss { return m.four }), verdict(four <= fourBudget))
+	t.Logf("  %s", line("8 viewers:", func(m memory) rss { return m.eight }))
+	t.Logf("  per added viewer (slope over 1, 4, 8): %.2f MiB  budget 0.5 MiB: %s", per/(1<<20), verdict(per <= perViewerBudget))
+	t.Logf("  device CPU from 1 to 8 viewers: %.1f %% of a core", median(ms, func(m memory) float64 { return m.cpu }))
+}
+
 // measureMemory runs the device build with env (KEY=VALUE …), a 720p30 2 Mbit/s producer and
-// `p2pcast view` clients on loopback, and prints the device's RSS at each step.
-func measureMemory(t *testing.T, host, dev, env string) {
+// `p2pcast view` clients on loopback (retransmission on: they negotiate NACK), and returns
+// the device's RSS at each step.
+func measureMemory(t *testing.T, host, dev, env string) memory {
 	sock := filepath.Join(t.TempDir(), "capture.sock")
-	cmd := exec.Command(dev, "device", "--http", "127.0.0.1:0", "--source", "socket", "--socket", sock)
+	args := []string{"device", "--http", "127.0.0.1:0", "--source", "socket", "--socket", sock}
+	// P2PCAST_FOOTPRINT_DEVICE_ARGS adds device flags, to measure what a feature costs (e.g.
+	// --ice-tcp-port -1: no ICE over TCP).
+	args = append(args, strings.Fields(os.Getenv("P2PCAST_FOOTPRINT_DEVICE_ARGS"))...)
+	cmd := exec.Command(dev, args...)
 	cmd.Env = append(os.Environ(), strings.Fields(env)...)
 	cmd.Stderr = io.Discard
 	d := start(t, "device", cmd)
+	// Each run's processes end with it (the test's cleanup would keep them running, and
+	// loading the machine, through the next runs): viewers first, the device last.
+	procs := []*proc{d}
+	defer func() {
+		for _, p := range slices.Backward(procs) {
+			p.stop()
+		}
+	}()
 	url := firstLine(t, d.stdout, 20*time.Second)
 	// The busy pattern makes the encoder spend its whole bitrate (the bars need a fifth of it).
 	producer := exec.Command(filepath.Join(host, "p2pcast-capture"), "--socket", sock,
 		"--size", "1280x720", "--fps", "30", "--bitrate", "2M", "--pattern", "busy", "--audio-in", "testtone")
 	producer.Stderr = io.Discard
-	start(t, "producer", producer)
+	procs = append(procs, start(t, "producer", producer))
 	pid := d.cmd.Process.Pid
 
 	settle := 5 * time.Second
@@ -97,7 +191,7 @@ func measureMemory(t *testing.T, host, dev, env string) {
 			viewers++
 			v := exec.Command(filepath.Join(host, "p2pcast"), "view", url)
 			v.Stderr = io.Discard
-			start(t, fmt.Sprintf("viewer %d", viewers), v)
+			procs = append(procs, start(t, fmt.Sprintf("viewer %d", viewers), v))
 		}
 		waitSessions(t, url, viewers)
 		time.Sleep(settle)
@@ -109,19 +203,10 @@ func measureMemory(t *testing.T, host, dev, env string) {
 	add(4)
 	eight := sample(t, pid, 5*time.Second)
 	cpu := (cpuTime(t, pid) - cpu0).Seconds() / time.Since(at0).Seconds() * 100
-	perViewer := (eight.max - one.max) / 7
-
-	label := env
-	if label == "" {
-		label = "Go's defaults (GOGC=100, no limit)"
+	return memory{
+		idle: idle, one: one, four: four, eight: eight, cpu: cpu,
+		perViewer: slope([]float64{1, 4, 8}, []float64{float64(one.max), float64(four.max), float64(eight.max)}),
 	}
-	t.Logf("device RSS, %s:", label)
-	t.Logf("  idle, producer connected: %s  budget 12 MiB: %s", idle, verdict(idle.max <= idleBudget))
-	t.Logf("  1 viewer:                 %s", one)
-	t.Logf("  4 viewers:                %s  budget 24 MiB: %s", four, verdict(four.max <= fourBudget))
-	t.Logf("  8 viewers:                %s", eight)
-	t.Logf("  per added viewer (1 → 8): %.2f MiB  budget 0.5 MiB: %s", float64(perViewer)/(1<<20), verdict(perViewer <= perViewerBudget))
-	t.Logf("  device CPU from 1 to 8 viewers: %.1f %% of a core", cpu)
 }
 
 // rss is a series of resident-set samples of one process.
