@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -117,6 +118,8 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if !set["fps"] {
 			cfg.FPS = 60
 		}
+	}
+	if cfg.Source == "wayland" || slices.ContainsFunc(cfg.Sources, func(s device.SourceConfig) bool { return s.Source == "wayland" }) {
 		// The portal's restore token lives there: a restart does not ask the user again.
 		cfg.DataDir = *dataDir
 		if cfg.DataDir == "" {

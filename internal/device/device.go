@@ -577,6 +577,20 @@ type Status struct {
 	Record *record.Status `json:"record,omitempty"`
 	// Webhook counts the webhook's deliveries (with --webhook).
 	Webhook *webhook.Stats `json:"webhook,omitempty"`
+	// Sources are every source of a multi-source device, the default first (whose stream,
+	// stats, adaptation and recorder are also the fields above); absent with one source.
+	Sources []SourceStatus `json:"sources,omitempty"`
+}
+
+// SourceStatus is one source in GET /api/status.
+type SourceStatus struct {
+	ID          string         `json:"id"`
+	Description string         `json:"description"`
+	Stream      *stream.Info   `json:"stream"`
+	Stats       stream.Stats   `json:"stats"`
+	Viewers     int            `json:"viewers"`
+	Adapt       *AdaptStatus   `json:"adapt"`
+	Record      *record.Status `json:"record,omitempty"`
 }
 
 func (d *Device) status(w http.ResponseWriter, r *http.Request) {
@@ -604,6 +618,9 @@ func (d *Device) status(w http.ResponseWriter, r *http.Request) {
 	if d.webhook != nil {
 		ws := d.webhook.Stats()
 		st.Webhook = &ws
+	}
+	if d.cfg.multiSource() {
+		st.Sources = d.sourceStatus()
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(st)

@@ -165,6 +165,8 @@ func (c Config) forSource(s SourceConfig) Config {
 	out.Sub, out.SubBitrate = Size{}, 0
 	if s.Size.W != 0 {
 		out.Size = s.Size
+	} else if out.Size.W == 0 {
+		out.Size = Defaults().Size // beside a desktop default (its own size), the usual one
 	}
 	if s.FPS != 0 {
 		out.FPS = s.FPS
@@ -484,4 +486,28 @@ func (d *Device) feedComponents(f *srcFeed, defaultSock func() string) []lifecyc
 		cs = append(cs, c)
 	}
 	return cs
+}
+
+// sourceStatus describes each source for /api/status.
+func (d *Device) sourceStatus() []SourceStatus {
+	viewers := map[*srcFeed]int{}
+	d.mu.Lock()
+	for _, f := range d.sessions {
+		viewers[f]++
+	}
+	d.mu.Unlock()
+	out := make([]SourceStatus, 0, len(d.feeds))
+	for _, f := range d.feeds {
+		ss := SourceStatus{ID: f.id, Description: f.cfg.sourceLabel(), Stats: f.stream.Stats(), Viewers: viewers[f],
+			Adapt: f.adapter.status()}
+		if info, ok := f.stream.Info(); ok {
+			ss.Stream = &info
+		}
+		if r := f.recorder.Load(); r != nil {
+			rs := r.Status()
+			ss.Record = &rs
+		}
+		out = append(out, ss)
+	}
+	return out
 }

@@ -132,6 +132,22 @@ func TestSources(t *testing.T) {
 		}
 	})
 
+	t.Run("status", func(t *testing.T) {
+		resp, err := http.Get(r.URL + "api/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var st Status
+		if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Sources) != 2 || st.Sources[1].ID != "side" || st.Sources[1].Stream == nil || st.Sources[1].Stream.Width != 640 ||
+			st.Sources[1].Stats.Frames == 0 {
+			t.Fatalf("/api/status sources: %+v", st.Sources)
+		}
+	})
+
 	t.Run("hello", func(t *testing.T) {
 		c, _, err := websocket.DefaultDialer.Dial(wsURL(r), nil)
 		if err != nil {
@@ -219,6 +235,17 @@ func TestSourceSpecs(t *testing.T) {
 	cfg.Sources = []SourceConfig{{ID: "desk2", Source: "wayland"}}
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "at most one wayland") {
 		t.Errorf("two desktops: %v", err)
+	}
+
+	// Beside a desktop (its own size), another source takes the usual size.
+	cfg = Defaults()
+	cfg.Source, cfg.Size = "wayland", Size{}
+	cfg.Sources = []SourceConfig{{ID: "cam", Source: "testpattern"}}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("a test pattern beside a desktop: %v", err)
+	}
+	if fcs := cfg.feedConfigs(); fcs[0].Size.W != 0 || fcs[1].Size != Defaults().Size {
+		t.Errorf("sizes %v %v", fcs[0].Size, fcs[1].Size)
 	}
 
 	// An extra source's producer gets its own size and rates, the rest inherited.
