@@ -10,12 +10,10 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -539,7 +537,7 @@ func (b backend) ICEServers() []webrtc.ICEServer {
 
 func (b backend) StreamInfo() *stream.Info {
 	if info, ok := b.d.stream.Info(); ok {
-		info.Channels = slices.Sorted(maps.Keys(b.d.cfg.Channels))
+		info.Channels = b.d.channelsOf(b.d.feeds[0])
 		return &info
 	}
 	return nil
@@ -551,11 +549,10 @@ func (b backend) Sources() []signal.SourceInfo {
 	if !b.d.cfg.multiSource() {
 		return nil
 	}
-	channels := slices.Sorted(maps.Keys(b.d.cfg.Channels))
 	out := b.d.Sources()
 	for i := range out {
 		if out[i].Stream != nil {
-			out[i].Stream.Channels = channels
+			out[i].Stream.Channels = b.d.channelsOf(b.d.feeds[i])
 		}
 	}
 	return out

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -508,6 +509,17 @@ func (d *Device) sourceStatus() []SourceStatus {
 			ss.Record = &rs
 		}
 		out = append(out, ss)
+	}
+	return out
+}
+
+// channelsOf are the data channels a source's viewers are told of: the device's, but "control"
+// only on the desktop's source (the page opens what is listed; a viewer of a camera has no
+// desktop to drive there).
+func (d *Device) channelsOf(f *srcFeed) []string {
+	out := slices.Sorted(maps.Keys(d.cfg.Channels))
+	if d.desktop != nil && f.desktop == nil {
+		out = slices.DeleteFunc(out, func(l string) bool { return l == ControlChannel })
 	}
 	return out
 }

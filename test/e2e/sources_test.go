@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/p2pcast/p2pcast/internal/browser"
+	"github.com/p2pcast/p2pcast/test/sway"
 	"github.com/p2pcast/p2pcast/test/testbin"
 )
 
@@ -92,5 +93,34 @@ func TestSourcesBrowserCLIAndRecordings(t *testing.T) {
 			t.Fatalf("segments by source after 20 s: %v (want main/ and second/, two each)", counts)
 		}
 		time.Sleep(200 * time.Millisecond) // polling the directory: the recorder has no event for a test
+	}
+}
+
+// TestSourcesDesktopBesideTestPattern: a test pattern by default and the sway desktop as
+// another source (--add-source desk=wayland): ?source=desk plays the desktop at its own size
+// and its page takes control and types into it; the default's page plays the test pattern and
+// is told of no control channel.
+func TestSourcesDesktopBesideTestPattern(t *testing.T) {
+	const w, h = 800, 600
+	s := sway.Start(t, sway.WithResolution(w, h), sway.WithConfig("default_border none", "hide_edge_borders both"))
+	typed := filepath.Join(s.Dir(), "typed")
+	s.Run("foot", "-o", "colors.background="+desktopBackground, "-o", "cursor.blink=no",
+		"sh", "-c", "stty raw -echo; exec cat > "+typed)
+	waitFile(t, typed, 10*time.Second)
+	dev := startDeviceWith(t, deviceOpts{env: s.Env()}, "127.0.0.1:0", "--size", "640x360", "--add-source", "desk=wayland;fps=30")
+	b := newBrowser(t)
+
+	desk := watchDesktop(t, b, dev.url+"?source=desk", w, h)
+	waitControl(t, desk, "the desktop's viewer in control", 10*time.Second, func(c *controlState) bool { return c.Controlling })
+	clickAt(t, desk, w/2, h/2, w, h)
+	typeKeys(t, desk, keyP, digit2, keyC)
+	waitTyped(t, typed, "p2c", 10*time.Second)
+
+	pattern := openTab(t, b, dev.url)
+	waitFor(t, pattern, "the default page plays the test pattern", 15*time.Second, func(s pageStats) bool {
+		return s.FramesDecoded > 5 && s.FrameWidth == 640 && s.FrameHeight == 360
+	})
+	if c := control(t, pattern); c != nil && c.Open {
+		t.Errorf("the test pattern's page opened the desktop's control channel: %+v", c)
 	}
 }
