@@ -6,15 +6,21 @@ import (
 	"context"
 	"encoding/json"
 	"io/fs"
+	"log/slog"
+	"net/http/httptest"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/p2pcast/p2pcast/internal/auth"
 	"github.com/p2pcast/p2pcast/internal/browser"
+	"github.com/p2pcast/p2pcast/internal/hub"
 	"github.com/p2pcast/p2pcast/test/sway"
 	"github.com/p2pcast/p2pcast/test/testbin"
+	"github.com/p2pcast/p2pcast/web"
 )
 
 // pageSources mirrors window.p2pcast.sources in web/player.js.
@@ -123,4 +129,72 @@ func TestSourcesDesktopBesideTestPattern(t *testing.T) {
 	if c := control(t, pattern); c != nil && c.Open {
 		t.Errorf("the test pattern's page opened the desktop's control channel: %+v", c)
 	}
+}
+
+// TestSourcesThroughTheHub: a two-source device joined to a hub (run in this process) is
+// listed on the hub page with an entry per source; the second's link plays its size.
+func TestSourcesThroughTheHub(t *testing.T) {
+	store, err := auth.OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := store.AddDevice("cam1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(keyFile, []byte(key.Secret()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(nil)
+	hubURL := "ws://" + ts.Listener.Addr().String()
+	srv, err := hub.New(hub.Config{Store: store, URLs: []string{hubURL}, Web: web.Files, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.Config.Handler = srv.Handler()
+	ts.Start()
+	t.Cleanup(func() { srv.Close(); ts.Close() })
+	startDevice(t, "127.0.0.1:0", "--size", "1280x720", "--add-source", "second=testpattern;size=640x360",
+		"--hub", hubURL, "--id", "cam1", "--key-file", keyFile, "--insecure-no-auth")
+	tok, err := auth.Mint(store.TokenKey(), auth.Claims{Devices: []string{"cam1"}, Grants: []auth.Grant{auth.GrantView},
+		IssuedAt: time.Now(), Expires: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	b := newBrowser(t)
+	tab := openTab(t, b, ts.URL+"/#token="+tok)
+	deadline := time.Now().Add(15 * time.Second)
+	var links [][]string
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		links, err = browser.Eval[[][]string](ctx, tab,
+			`[...document.querySelectorAll('#list a')].map((a) => [a.dataset.device, a.dataset.source ?? '', a.getAttribute('href')])`)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(links) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			body, _ := browser.Eval[string](ctx, tab, `location.href + ' ' + document.body.innerText`)
+			cancel()
+			t.Fatalf("the hub page lists %v, want an entry per source; the page: %s", links, body)
+		}
+		time.Sleep(200 * time.Millisecond) // the list refreshes on its own clock
+	}
+	if links[0][2] != "?device=cam1" || links[1][1] != "second" || links[1][2] != "?device=cam1&source=second" {
+		t.Fatalf("the hub page's entries: %v", links)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := tab.Navigate(ctx, ts.URL+"/"+links[1][2]); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, tab, "the hub's ?device=cam1&source=second plays 640x360", 20*time.Second, func(s pageStats) bool {
+		return s.FramesDecoded > 5 && s.FrameWidth == 640 && s.FrameHeight == 360
+	})
 }
