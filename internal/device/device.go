@@ -107,16 +107,12 @@ func New(cfg Config, log *slog.Logger) (*Device, error) {
 	if cfg.Record.Dir != "" && cfg.Channels[RecordChannel] == nil {
 		cfg.Channels = withChannel(cfg.Channels, RecordChannel, recordCh)
 	}
-	// One source's recordings are the files channel's as they are; several sources' are
-	// listed together, each under its id (DIR/<id>/…).
-	catalog := &recordCatalog{dir: cfg.Record.Dir}
-	allSources := &sourcesCatalog{dir: cfg.Record.Dir}
-	var served files.Catalog = catalog
-	if cfg.multiSource() {
-		served = allSources
-	}
+	// The files channel serves the default source's recordings (DIR, or DIR/<id>/ with several
+	// sources): internal/files takes only YYYY/MM/DD/… paths, so another source's, under its
+	// id, cannot be named on it yet (docs/sources.md).
+	catalog := &recordCatalog{dir: fcs[0].Record.Dir}
 	if cfg.Record.Dir != "" && cfg.Channels[files.Label] == nil {
-		cfg.Channels = withChannel(cfg.Channels, files.Label, files.NewServer(served, files.Limits{}))
+		cfg.Channels = withChannel(cfg.Channels, files.Label, files.NewServer(catalog, files.Limits{}))
 	}
 	closeControl := func() {
 		if control != nil {
@@ -192,10 +188,7 @@ func New(cfg Config, log *slog.Logger) (*Device, error) {
 		f.adapter = newAdapter(d, f, cfg.Adapt)
 		d.feeds = append(d.feeds, f)
 	}
-	if !cfg.multiSource() {
-		d.feeds[0].catalog = catalog
-	}
-	allSources.feeds = d.feeds
+	d.feeds[0].catalog = catalog
 	d.stream, d.ingest, d.talk, d.adapter = d.feeds[0].stream, d.feeds[0].ingest, d.feeds[0].talk, d.feeds[0].adapter
 	d.gate = signal.Open{}
 	if cfg.LANAuth != nil {

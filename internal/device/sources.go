@@ -356,45 +356,6 @@ func feedSocketPath(f *srcFeed, tempDir string) string {
 	return filepath.Join(tempDir, "capture-"+f.id+".sock")
 }
 
-// sourcesCatalog is what the files channel serves on a multi-source device: every source's
-// recordings, each path under its source's id (DIR/<id>/…, as they are on disk).
-type sourcesCatalog struct {
-	dir   string
-	feeds []*srcFeed
-}
-
-func (c *sourcesCatalog) Dir() string { return c.dir }
-
-func (c *sourcesCatalog) Segments() []record.Entry {
-	var out []record.Entry
-	for _, f := range c.feeds {
-		for _, e := range f.catalog.Segments() {
-			e.Path = f.id + "/" + e.Path
-			out = append(out, e)
-		}
-	}
-	slices.SortStableFunc(out, func(a, b record.Entry) int { return a.Start.Compare(b.Start) })
-	return out
-}
-
-// Writing is the default source's segment being written (the files channel tells one).
-func (c *sourcesCatalog) Writing() string {
-	for _, f := range c.feeds {
-		if w := f.catalog.Writing(); w != "" {
-			return f.id + "/" + w
-		}
-	}
-	return ""
-}
-
-func (c *sourcesCatalog) Events() []event.Event {
-	var out []event.Event
-	for _, f := range c.feeds {
-		out = append(out, f.catalog.Events()...)
-	}
-	return out
-}
-
 // captureComponent is an extra source's capture socket ("capture-ID"), where its producer
 // connects; the default's is Run's "capture".
 func (d *Device) captureComponent(f *srcFeed, tempDir *string) lifecycle.Component {

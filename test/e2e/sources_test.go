@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io/fs"
@@ -99,6 +100,33 @@ func TestSourcesBrowserCLIAndRecordings(t *testing.T) {
 			t.Fatalf("segments by source after 20 s: %v (want main/ and second/, two each)", counts)
 		}
 		time.Sleep(200 * time.Millisecond) // polling the directory: the recorder has no event for a test
+	}
+
+	// The files channel serves the default source's recordings (DIR/main/: paths as ever).
+	bin := filepath.Join(testbin.Dir(t), "p2pcast")
+	out, err = exec.Command(bin, "fetch", dev.url, "--list", "--json").Output()
+	if err != nil {
+		t.Fatalf("p2pcast fetch --list: %v", err)
+	}
+	var listing struct {
+		Recordings []struct {
+			Path string `json:"path"`
+		} `json:"recordings"`
+	}
+	if err := json.Unmarshal(out, &listing); err != nil || len(listing.Recordings) == 0 {
+		t.Fatalf("p2pcast fetch --list --json: %s (%v)", out, err)
+	}
+	first := listing.Recordings[0].Path
+	got := filepath.Join(t.TempDir(), "main.mp4")
+	if b, err := exec.Command(bin, "fetch", dev.url, first, "--out", got).CombinedOutput(); err != nil {
+		t.Fatalf("p2pcast fetch %s: %v\n%s", first, err, b)
+	}
+	want, err := os.ReadFile(filepath.Join(dir, "main", filepath.FromSlash(first)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(got); err != nil || !bytes.Equal(b, want) {
+		t.Fatalf("fetched %s: %d bytes, the device's main/ file %d (%v)", first, len(b), len(want), err)
 	}
 }
 
