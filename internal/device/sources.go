@@ -19,6 +19,7 @@ import (
 
 	"github.com/p2pcast/p2pcast/internal/event"
 	"github.com/p2pcast/p2pcast/internal/lifecycle"
+	"github.com/p2pcast/p2pcast/internal/metrics"
 	"github.com/p2pcast/p2pcast/internal/record"
 	"github.com/p2pcast/p2pcast/internal/signal"
 	"github.com/p2pcast/p2pcast/internal/stream"
@@ -483,4 +484,32 @@ func (d *Device) channelsOf(f *srcFeed) []string {
 		out = slices.DeleteFunc(out, func(l string) bool { return l == ControlChannel })
 	}
 	return out
+}
+
+// writeSourceMetrics writes a multi-source device's per-source series, labelled with the
+// source's id (the unlabelled stream and record series above are the default source's).
+func (d *Device) writeSourceMetrics(w *metrics.Writer) {
+	var attached, viewers, frames, keyframes, segments []metrics.Sample
+	for _, ss := range d.sourceStatus() {
+		l := []string{"source", ss.ID}
+		on := 0.0
+		if ss.Stream != nil {
+			on = 1
+		}
+		attached = append(attached, metrics.Sample{Labels: l, Value: on})
+		viewers = append(viewers, metrics.Sample{Labels: l, Value: float64(ss.Viewers)})
+		frames = append(frames, metrics.Sample{Labels: l, Value: float64(ss.Stats.Frames)})
+		keyframes = append(keyframes, metrics.Sample{Labels: l, Value: float64(ss.Stats.Keyframes)})
+		if ss.Record != nil {
+			segments = append(segments, metrics.Sample{Labels: l, Value: float64(ss.Record.Segments)})
+		}
+	}
+	const g, c = metrics.Gauge, metrics.Counter
+	w.Family("p2pcast_source_attached", g, "1 while a producer or camera feeds the source.", attached...)
+	w.Family("p2pcast_source_viewers", g, "Viewer sessions of the source open now.", viewers...)
+	w.Family("p2pcast_source_frames_total", c, "Frames the source published, all tracks (a new producer starts again at 0).", frames...)
+	w.Family("p2pcast_source_keyframes_total", c, "Keyframes the source published.", keyframes...)
+	if len(segments) > 0 {
+		w.Family("p2pcast_source_record_segments", g, "Closed recording segments of the source kept.", segments...)
+	}
 }

@@ -148,6 +148,18 @@ func TestSources(t *testing.T) {
 		}
 	})
 
+	t.Run("metrics", func(t *testing.T) {
+		code, body := scrape(t, r, "/metrics")
+		if code != http.StatusOK {
+			t.Fatalf("/metrics: %d", code)
+		}
+		for _, series := range []string{`p2pcast_source_attached{source="side"}`, `p2pcast_source_frames_total{source="main"}`} {
+			if v, ok := sample(body, series); !ok || v == 0 {
+				t.Errorf("%s: %v %v", series, v, ok)
+			}
+		}
+	})
+
 	t.Run("hello", func(t *testing.T) {
 		c, _, err := websocket.DefaultDialer.Dial(wsURL(r), nil)
 		if err != nil {
