@@ -5,7 +5,8 @@
 //   /             the device list: the viewer token (pasted once, or given as #token=… and then
 //                 removed from the address bar) is kept in this tab's sessionStorage; the list comes
 //                 from GET /api/devices with `Authorization: Bearer <token>` and refreshes every 5 s.
-//                 Each entry links to /?device=ID in the same tab, which keeps the token.
+//                 Each entry links to /?device=ID in the same tab, which keeps the token; a device
+//                 with several sources has an entry for each, /?device=ID&source=SID.
 
 import { takeToken, storeToken, forgetToken } from './player.js';
 
@@ -77,23 +78,35 @@ function showList() {
   }
 
   function render(devices) {
-    const items = devices.map((d) => {
+    const entry = (d, label, href, text, source) => {
       const a = document.createElement('a');
-      a.href = `?device=${encodeURIComponent(d.id)}`;
+      a.href = href;
       a.dataset.device = d.id;
+      if (source) a.dataset.source = source;
       const dot = document.createElement('span');
       dot.className = 'dot';
       const id = document.createElement('span');
       id.className = 'id';
-      id.textContent = d.id;
+      id.textContent = label;
       const meta = document.createElement('span');
       meta.className = 'meta';
-      meta.textContent = describe(d);
+      meta.textContent = text;
       a.append(dot, id, meta);
       const li = document.createElement('li');
       li.className = d.online ? 'online' : 'offline';
       li.append(a);
       return li;
+    };
+    const items = devices.flatMap((d) => {
+      const base = `?device=${encodeURIComponent(d.id)}`;
+      const sources = d.online && Array.isArray(d.sources) ? d.sources : [];
+      // A device with several sources: one entry for each (the default's is the device's own
+      // link), watched with ?device=ID&source=SID.
+      if (sources.length < 2) return [entry(d, d.id, base, describe(d))];
+      return sources.map((src) => entry(d, `${d.id} · ${src.id}`,
+        src.default ? base : `${base}&source=${encodeURIComponent(src.id)}`,
+        describe({ online: true, stream: src.stream }) + (src.description ? ` · ${src.description}` : ''),
+        src.id));
     });
     if (!items.length) {
       const li = document.createElement('li');

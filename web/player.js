@@ -25,6 +25,12 @@
 // voice (audio negotiated sendrecv: a `talk` grant and a speaker on the device), a push-to-talk
 // button puts the microphone on the audio sender with replaceTrack, without renegotiation.
 //
+// Sources (docs/sources.md): a device with several (cameras, a desktop) lists them in its hello.
+// `source=ID` (attribute or query) watches that one: the watch or offer names it, WHEP posts to
+// <base>/whep/ID; without it the device's default source plays. With two or more sources the
+// element shows a small chooser; a choice starts a new session on the same socket and puts
+// ?source=ID in the address bar (no reload). An unknown id is final: the page says so.
+//
 // Desktop devices (p2pcast device --source wayland) list a `control` channel in their hello's
 // stream: the page opens it in each session, and desktop.js sends the mouse, wheel, keyboard and
 // clipboard while this viewer is in control (docs/input.md). A token without the `control` grant
@@ -91,6 +97,8 @@ const EMPTY_AUDIO = Object.freeze({
 
 // Hub errors before hello that a retry cannot fix: the token must be replaced.
 const HUB_FATAL = new Set(['unauthorized', 'forbidden', 'expired']);
+// A source id as the device takes it (?source=ID, /whep/ID).
+const SOURCE_ID = /^[a-z0-9-]{1,32}$/;
 const HUB_REASONS = {
   unauthorized: 'The token was refused (missing, malformed, forged, expired or revoked). Open the pairing link again, or ask for a new token.',
   forbidden: 'This token does not allow watching this device.',
@@ -176,6 +184,10 @@ const STYLE = `
   .meter { width: 64px; height: 8px; border-radius: 4px; background: #444; overflow: hidden; }
   .meter .fill { width: 100%; height: 100%; background: #4caf50; transform-origin: left;
                  transform: scaleX(0); }
+  .sources { position: absolute; left: 8px; top: 8px; padding: 4px 8px; border-radius: 6px;
+             background: rgba(0, 0, 0, .6); font: 13px/1.2 system-ui, sans-serif; color: #eee; }
+  .sources select { margin-left: 4px; font: inherit; background: #222; color: inherit;
+                    border: 1px solid #777; border-radius: 4px; }
 `;
 
 class P2PCastPlayer extends HTMLElement {
@@ -196,6 +208,8 @@ class P2PCastPlayer extends HTMLElement {
   #ws = null;
   #hello = null; // the device's hello on the current socket; null until it arrives
   #hubSession = null; // the hub's id of our session, to resume it from a new socket
+  #sources = []; // the device's sources from its hello ({ id, description, default, stream })
+  #sourcesEl; #sourceSelect;
   #signal = 'idle'; // signaling state, in words, for the overlay
 
   // The current session: one RTCPeerConnection and its negotiation; see #newSession.
@@ -234,6 +248,7 @@ class P2PCastPlayer extends HTMLElement {
       <video muted autoplay playsinline disablepictureinpicture></video>
       <div class="hud"><div class="panel"><div class="state"></div><pre class="body"></pre></div>
       <div class="toast" hidden></div></div><div class="notice" role="status" hidden></div>
+      <label class="sources" hidden>Source <select aria-label="source"></select></label>
       <div class="controls" hidden>
         <button type="button" class="mute" data-muted="true" title="Unmute (the stream plays muted until you click)">
           <svg class="off" viewBox="0 0 24 24" aria-hidden="true"><path d="M3 9v6h4l5 5V4L7 9H3zm13.6 3 2.7-2.7-1.4-1.4-2.7 2.7-2.7-2.7-1.4 1.4 2.7 2.7-2.7 2.7 1.4 1.4 2.7-2.7 2.7 2.7 1.4-1.4-2.7-2.7z"/></svg>
@@ -259,8 +274,44 @@ class P2PCastPlayer extends HTMLElement {
     this.#meterEl = root.querySelector('.meter');
     this.#meterFill = root.querySelector('.meter .fill');
     this.#talkBtn = root.querySelector('.talk');
+    this.#sourcesEl = root.querySelector('.sources');
+    this.#sourceSelect = root.querySelector('.sources select');
+    this.#sourceSelect.addEventListener('change', () => this.selectSource(this.#sourceSelect.value));
+    // The chooser is not the video: a click on it must not toggle the overlay.
+    this.#sourcesEl.addEventListener('click', (e) => e.stopPropagation());
     this.#wireControls();
     this.#watchFirstFrame();
+  }
+
+  /** The source watched: its id, or null for the device's default. */
+  get source() { return this.#cfg?.source ?? null; }
+
+  /** The device's sources from its hello (empty for a device with one). */
+  get sources() { return this.#sources.map((s) => ({ ...s })); }
+
+  /**
+   * Watches another of the device's sources (null: the default): a new session, on the same
+   * socket for WebSocket signaling; the address bar's ?source= follows.
+   */
+  selectSource(id) {
+    const next = id || null;
+    if (next != null && !SOURCE_ID.test(next)) throw new Error(`bad source id ${id}`);
+    if (!this.#cfg || next === this.#cfg.source) return;
+    this.#cfg.source = next;
+    this.#cfg.whepUrl = whepUrlFor(this.#cfg.base, next);
+    if (!this.hasAttribute('source')) {
+      const url = new URL(location.href);
+      if (next == null) url.searchParams.delete('source');
+      else url.searchParams.set('source', next);
+      history.replaceState(history.state, '', url.href);
+    } else {
+      this.setAttribute('source', next ?? '');
+    }
+    const chosen = this.#sources.find((x) => x.id === next) ?? this.#sources.find((x) => x.default);
+    if (this.#hello && chosen) this.#hello.stream = chosen.stream ?? null;
+    this.#renderSources();
+    this.#retries = 0;
+    this.#retryLater(`source ${next ?? 'default'} chosen`, { keepSocket: this.#cfg.signal === 'ws' });
   }
 
   /** 'connecting' | 'connected' | 'reconnecting' | 'failed' */
@@ -924,10 +975,18 @@ class P2PCastPlayer extends HTMLElement {
   }
 
   #onHello(msg) {
+    this.#sources = Array.isArray(msg.sources) ? msg.sources.filter((x) => SOURCE_ID.test(x?.id ?? '')) : [];
+    // The stream that matters (its channels: control, files) is the chosen source's.
+    const chosen = this.#sources.find((x) => x.id === this.#cfg.source);
     this.#hello = {
       iceServers: Array.isArray(msg.iceServers) ? msg.iceServers : [],
-      stream: msg.stream ?? null,
+      stream: (chosen ? chosen.stream : msg.stream) ?? null,
     };
+    this.#renderSources();
+    if (this.#cfg.source != null && this.#sources.length > 0 && !chosen) {
+      this.#fail(`no source ${this.#cfg.source}`, `This device has no source "${this.#cfg.source}" (it has ${this.#sources.map((x) => x.id).join(', ')}).`);
+      return;
+    }
     const s = this.#s;
     if (msg.resumed === true && s && peerState(s.pc) !== 'closed') {
       // The hub carried our session over to this socket. If its media stalled meanwhile (the
@@ -973,8 +1032,33 @@ class P2PCastPlayer extends HTMLElement {
       void this.#offerOverSocket(s);
     } else {
       this.#markRequest();
-      this.#send({ type: 'watch' });
+      this.#send(this.#withSource({ type: 'watch' }));
     }
+  }
+
+  // A watch or offer names the chosen source; none is the device's default.
+  #withSource(msg) {
+    return this.#cfg.source == null ? msg : { ...msg, source: this.#cfg.source };
+  }
+
+  // The chooser: shown with two sources or more, the one watched selected.
+  #renderSources() {
+    const list = this.#sources;
+    this.#sourcesEl.hidden = list.length < 2;
+    if (list.length < 2) return;
+    const want = list.map((x) => x.id).join(',');
+    if (this.#sourceSelect.dataset.ids !== want) {
+      this.#sourceSelect.replaceChildren(...list.map((x) => {
+        const o = document.createElement('option');
+        o.value = x.default ? '' : x.id;
+        const size = x.stream?.width ? ` ${x.stream.width}×${x.stream.height}` : '';
+        o.textContent = `${x.id} (${x.description ?? ''}${size})`;
+        return o;
+      }));
+      this.#sourceSelect.dataset.ids = want;
+    }
+    const current = list.find((x) => x.id === this.#cfg.source);
+    this.#sourceSelect.value = current && !current.default ? current.id : '';
   }
 
   async #offerOverSocket(s) {
@@ -982,7 +1066,7 @@ class P2PCastPlayer extends HTMLElement {
       const sdp = await this.#makeOffer(s);
       if (this.#s !== s) return;
       this.#markRequest();
-      this.#send({ type: 'offer', sdp });
+      this.#send(this.#withSource({ type: 'offer', sdp }));
       this.#localSent(s);
     } catch (err) {
       if (this.#s === s) this.#retryLater(`could not make an offer: ${err.message}`, { keepSocket: true });
@@ -1076,6 +1160,8 @@ class P2PCastPlayer extends HTMLElement {
     // socket, which retries by itself. Others (no_session from a candidate racing a replaced
     // session, bad_message) leave the session usable.
     if (code === 'busy' || code === 'bad_sdp') this.#retryLater(`device error ${code}`, { keepSocket: true });
+    // No such source: nothing will change that but another choice.
+    if (code === 'unknown_source') this.#fail(`device error ${code}`, `This device has no source "${this.#cfg.source}".`);
   }
 
   // ---- WHEP ----
@@ -1107,6 +1193,10 @@ class P2PCastPlayer extends HTMLElement {
         // The device says why in a line of plain text; anything else (a proxy's HTML page) is noise.
         const text = (await res.text().catch(() => '')).trim();
         const why = /html/i.test(res.headers.get('Content-Type') ?? '') ? '' : text.split('\n')[0].slice(0, 160);
+        if (res.status === 404 && this.#cfg.source != null) {
+          this.#fail(`WHEP ${res.status}`, `This device has no source "${this.#cfg.source}".`);
+          return;
+        }
         this.#setSignal(`whep ${res.status}`);
         this.#toast(`WHEP ${res.status}${why ? `: ${why}` : ''}`);
         this.#retryLater(`WHEP POST answered ${res.status}`);
@@ -1599,8 +1689,14 @@ function readConfig(el) {
   // Relative, so a device behind a path prefix works too; for a page served at / it is /ws, /whep.
   const wsUrl = new URL('ws', base);
   wsUrl.protocol = base.protocol === 'https:' ? 'wss:' : 'ws:';
-  const whepUrl = new URL('whep', base);
-  return { signal, offer, device, wsUrl: wsUrl.href, whepUrl: whepUrl.href, overlay: get('overlay') !== '0' };
+  const source = get('source') || null;
+  if (source != null && !SOURCE_ID.test(source)) throw new Error(`source must be 1 to 32 of a-z, 0-9 and -: ${source}`);
+  return { signal, offer, device, source, base: base.href, wsUrl: wsUrl.href, whepUrl: whepUrlFor(base.href, source), overlay: get('overlay') !== '0' };
+}
+
+// The WHEP endpoint of a source: <base>/whep for the default, <base>/whep/ID for another.
+function whepUrlFor(base, source) {
+  return new URL(source == null ? 'whep' : `whep/${source}`, base).href;
 }
 
 // Ask for the smallest receive buffer: this is a live view, not a broadcast. Where the
@@ -1737,5 +1833,8 @@ window.p2pcast = {
   get audioTrack() { return firstPlayer()?.audioTrack ?? null; },
   get micTrack() { return firstPlayer()?.micTrack ?? null; },
   control: () => firstPlayer()?.desktop?.snapshot() ?? null,
+  get source() { return firstPlayer()?.source ?? null; },
+  get sources() { return firstPlayer()?.sources ?? []; },
+  selectSource: (id) => firstPlayer()?.selectSource(id),
   controlSend: (msg) => firstPlayer()?.desktop?.send(msg) ?? false,
 };

@@ -43,3 +43,25 @@ func TestConfigFile(t *testing.T) {
 		t.Errorf("config print shows the key:\n%s", out.String())
 	}
 }
+
+// add-source is repeatable on the command line and an array in the file (joined with commas,
+// each spec holding none); both add up.
+func TestConfigFileSources(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "device.toml")
+	conf := "add-source = [\"cam2=rtsp://cam.example/stream\", \"side=testpattern;size=640x360\"]\n"
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if code := run([]string{"config", "print", "device", "--config", path, "--add-source", "usb=v4l2:/dev/video2;fps=15"}, &out, &errOut); code != exitOK {
+		t.Fatalf("config print: exit %d; stderr:\n%s", code, errOut.String())
+	}
+	want := `add-source = "cam2=rtsp://cam.example/stream,side=testpattern;size=640x360,usb=v4l2:/dev/video2;fps=15"`
+	if !strings.Contains(out.String(), want+"\n") {
+		t.Errorf("config print lacks %s:\n%s", want, out.String())
+	}
+	if code := run([]string{"device", "--add-source", "Bad=testpattern"}, &out, &errOut); code != exitUsage {
+		t.Errorf("a bad source id: exit %d, want %d", code, exitUsage)
+	}
+}

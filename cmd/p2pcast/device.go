@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,6 +30,9 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	opsAllow := fs.String("ops-allow", defaultOpsAllow, opsAllowUsage)
 	fs.StringVar(&cfg.SocketPath, "socket", "", "capture socket path (default: a private temporary path, printed at start)")
 	fs.StringVar(&cfg.Source, "source", cfg.Source, "testpattern (p2pcast-capture draws a test pattern), wayland (p2pcast-capture streams the Wayland desktop of $WAYLAND_DISPLAY; viewers with the control grant drive it), v4l2 (a USB or CSI camera: --camera), socket (wait for any producer), or an IP camera's rtsp://[user[:pass]@]host[:port]/path")
+	fs.StringVar(&cfg.SourceID, "source-id", device.DefaultSourceID, "the id of the --source (viewers name it with ?source=ID, /whep/ID, view --source ID; a device with one source needs none)")
+	addSources := (*device.SourceList)(&cfg.Sources)
+	fs.Var(addSources, "add-source", "one more source, repeatable: ID=SPEC[;size=WxH][;fps=N][;bitrate=B], SPEC as --source takes it, or v4l2:/dev/videoN, socket[:PATH]; e.g. cam2=rtsp://cam/stream, desk=wayland, side=testpattern;size=640x360 (docs/sources.md)")
 	fs.StringVar(&cfg.EncoderPriority, "encoder-priority", "", "the producer's video encoders to try in order, comma-separated, e.g. rkmpi,v4l2m2m,x264 or v4l2m2m:/dev/video11,x264 (default: the hardware encoders it was built with, then x264; docs/encoders.md)")
 	fs.StringVar(&cfg.Camera, "camera", "", "with --source v4l2: the camera device (default /dev/video0); its H.264, if it has it at --size, is passed through, else raw pictures are encoded")
 	rtspPasswordFile := fs.String("rtsp-password-file", "", "with an rtsp:// source: read the camera's password from this file (the URL names the user; a password in the URL is visible in ps)")
@@ -114,6 +118,8 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if !set["fps"] {
 			cfg.FPS = 60
 		}
+	}
+	if cfg.Source == "wayland" || slices.ContainsFunc(cfg.Sources, func(s device.SourceConfig) bool { return s.Source == "wayland" }) {
 		// The portal's restore token lives there: a restart does not ask the user again.
 		cfg.DataDir = *dataDir
 		if cfg.DataDir == "" {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	p2phub "github.com/p2pcast/p2pcast/internal/hub"
+	"github.com/p2pcast/p2pcast/internal/signal"
 	"github.com/p2pcast/p2pcast/internal/viewer"
 )
 
@@ -39,6 +40,7 @@ const viewerTokenEnv = "P2PCAST_TOKEN"
 const viewHelp = `Usage: p2pcast view [flags] http://DEVICE[:PORT][/whep]
        p2pcast view [flags] ws://DEVICE[:PORT][/ws]
        p2pcast view [flags] --hub ws[s]://HOST[:PORT] --device ID --token-file FILE
+  (--source ID watches one of a device's sources: http://…/whep/ID, or the watch names it)
 
 Watch a device from the terminal and measure what arrives (frames, bitrate, loss, time to the
 first frame, capture -> receive delay, the ICE pair).
@@ -80,6 +82,7 @@ func runView(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	relay := fs.Bool("relay", false, "use TURN relay candidates only (the TURN servers come from the device's or hub's hello)")
 	hub := fs.String("hub", "", "watch through the hub at `URL` (ws[s]://HOST[:PORT], path /ws by default)")
 	deviceID := fs.String("device", "", "the device `ID` to watch through the hub")
+	source := fs.String("source", "", "the device's source `ID` to watch (a device with several: cameras, a desktop; default: its default source)")
 	token := fs.String("token", "", "the `TOKEN` of the hub, or of a device with LAN auth (visible to other users in the process list: prefer --token-file or $"+viewerTokenEnv+")")
 	tokenFile := fs.String("token-file", "", "read the token from `FILE`")
 	insecureHub := fs.Bool("insecure-hub", false, "allow ws:// (no TLS) to a hub at a public address")
@@ -96,7 +99,10 @@ func runView(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("%w: --frames, --duration and --timeout cannot be negative", errUsage)
 	}
 
-	opts := viewer.Options{Duration: *duration, Frames: *frames, FirstFrameTimeout: *timeout, RelayOnly: *relay,
+	if *source != "" && !signal.ValidSourceID(*source) {
+		return fmt.Errorf("%w: --source %q: want 1 to 32 of a-z, 0-9 and -", errUsage, *source)
+	}
+	opts := viewer.Options{Source: *source, Duration: *duration, Frames: *frames, FirstFrameTimeout: *timeout, RelayOnly: *relay,
 		Logger: newLogger(stderr, *verbose)}
 	if opts.TLS, err = tlsTrusting(*caFile); err != nil {
 		return err
@@ -144,7 +150,7 @@ func runView(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			if !strings.HasSuffix(target, "/whep") {
 				target = strings.TrimSuffix(target, "/") + "/whep"
 			}
-			opts.WHEPURL = target
+			opts.WHEPURL = viewer.WHEPSourceURL(target, *source)
 		case isURLWithScheme(target, "ws", "wss"):
 			opts.WSURL = target
 		default:

@@ -31,6 +31,7 @@ const reportEvery = time.Second
 // or not, it tells each viewer of its path (wire.Network).
 type adapter struct {
 	d       *Device
+	f       *srcFeed // the source whose encoders and viewers it adapts
 	enabled bool
 	policy  *adapt.Policy
 
@@ -50,22 +51,22 @@ type AdaptStatus struct {
 	Events   []adapt.Event   `json:"events"`
 }
 
-func newAdapter(d *Device, enabled bool) *adapter {
-	return &adapter{d: d, enabled: enabled, policy: adapt.New(adapt.Config{}),
+func newAdapter(d *Device, f *srcFeed, enabled bool) *adapter {
+	return &adapter{d: d, f: f, enabled: enabled, policy: adapt.New(adapt.Config{}),
 		pending: map[string][]wire.Decision{}, reported: map[string]time.Time{}}
 }
 
 func (a *adapter) run(ctx context.Context) {
 	t := time.NewTicker(adaptInterval)
 	defer t.Stop()
-	changed := a.d.stream.Changed()
+	changed := a.f.stream.Changed()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-changed:
 			// A new source starts at its configured rates: forget the old one's.
-			changed = a.d.stream.Changed()
+			changed = a.f.stream.Changed()
 			a.policy = adapt.New(adapt.Config{})
 		case now := <-t.C:
 			a.round(now)
@@ -75,14 +76,16 @@ func (a *adapter) run(ctx context.Context) {
 
 // round is one decision over the current sessions.
 func (a *adapter) round(now time.Time) {
-	info, ok := a.d.stream.Info()
+	info, ok := a.f.stream.Info()
 	if !ok {
 		return
 	}
 	a.d.mu.Lock()
 	sessions := make([]*peer.Session, 0, len(a.d.sessions))
-	for s := range a.d.sessions {
-		sessions = append(sessions, s)
+	for s, f := range a.d.sessions {
+		if f == a.f {
+			sessions = append(sessions, s)
+		}
 	}
 	a.d.mu.Unlock()
 	var renditions []adapt.Rendition
@@ -115,11 +118,11 @@ func (a *adapter) round(now time.Time) {
 		byID[id].SwitchTo(to)
 	}
 	for _, e := range d.Encoders {
-		a.d.stream.SetBitrate(e.Track, e.Bitrate)
-		a.d.stream.SetFPS(e.Track, e.FPS)
+		a.f.stream.SetBitrate(e.Track, e.Bitrate)
+		a.f.stream.SetFPS(e.Track, e.FPS)
 	}
 	for _, e := range d.Events {
-		a.d.log.Info("adaptation", "what", e.What, "viewer", e.Viewer, "track", e.Track, "from", e.From, "to", e.To, "why", e.Why)
+		a.f.log.Info("adaptation", "what", e.What, "viewer", e.Viewer, "track", e.Track, "from", e.From, "to", e.To, "why", e.Why)
 	}
 	a.mu.Lock()
 	a.encoders = a.policy.Encoders()

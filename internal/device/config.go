@@ -83,6 +83,13 @@ type Config struct {
 	// RTSP camera's URL
 	// ("rtsp://[user:pass@]host[:port]/path": the device plays it and republishes its tracks).
 	Source string
+	// SourceID is the id of the default source (Source): "" is DefaultSourceID. Viewers that
+	// name no source watch it.
+	SourceID string
+	// Sources are the device's other sources (--add-source; docs/sources.md), each with its
+	// own stream, producer or camera, adaptation and recordings (Record.Dir/<id>/, and then the
+	// default's too).
+	Sources []SourceConfig
 	// Camera is the v4l2 source's device ("": /dev/video0).
 	Camera string
 	// EncoderPriority is the producer's --encoder-priority: its video encoders to try in order,
@@ -317,6 +324,9 @@ func (c Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.validateEvents()...)
+	if len(errs) == 0 && (c.SourceID != "" || len(c.Sources) > 0) {
+		errs = append(errs, c.validateSources()...)
+	}
 	return errors.Join(errs...)
 }
 

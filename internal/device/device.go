@@ -10,12 +10,10 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -57,14 +55,16 @@ type Device struct {
 	adapter  *adapter
 	counters counters
 
+	// feeds are the device's sources, the default first; stream, ingest, talk and adapter
+	// above are the default's.
+	feeds []*srcFeed
+
 	mu        sync.Mutex
-	sessions  map[*peer.Session]struct{}
-	perSource map[string]int // sessions (and reservations) per source
-	desktop   *desktop       // the wayland source's backend, or nil
-	control   *input.Control // the desktop's control channel (wayland source), or nil
+	sessions  map[*peer.Session]*srcFeed // each session and the source it watches
+	perSource map[string]int             // sessions (and reservations) per source
+	desktop   *desktop                   // the wayland source's backend (whichever source it is), or nil
+	control   *input.Control             // the desktop's control channel (wayland source), or nil
 	revoked   revocations
-	recorder  *record.Recorder // with Config.Record.Dir, once started
-	files     *recordCatalog   // what the files channel serves (with Config.Record.Dir)
 
 	// events are the detection events (the producer's, detector processes'), kept for late
 	// readers; webhook, with Config.Webhook, delivers them.
@@ -84,13 +84,20 @@ func New(cfg Config, log *slog.Logger) (*Device, error) {
 			return nil, err
 		}
 	}
+	fcs := cfg.feedConfigs()
 	var desk *desktop
 	var control *input.Control
-	if cfg.Source == "wayland" {
+	deskFeed := -1
+	for i, fc := range fcs {
+		if fc.Source != "wayland" {
+			continue
+		}
 		var err error
-		if desk, err = openDesktop(context.Background(), cfg, log); err != nil {
+		if desk, err = openDesktop(context.Background(), fc, log); err != nil {
 			return nil, err
 		}
+		deskFeed = i
+		// The control channel drives the device's one desktop, whichever source shows it.
 		if control = desk.control; control != nil && cfg.Channels[ControlChannel] == nil {
 			cfg.Channels = withChannel(cfg.Channels, ControlChannel, control)
 		}
@@ -100,7 +107,10 @@ func New(cfg Config, log *slog.Logger) (*Device, error) {
 	if cfg.Record.Dir != "" && cfg.Channels[RecordChannel] == nil {
 		cfg.Channels = withChannel(cfg.Channels, RecordChannel, recordCh)
 	}
-	catalog := &recordCatalog{dir: cfg.Record.Dir}
+	// The files channel serves the default source's recordings (DIR, or DIR/<id>/ with several
+	// sources): internal/files takes only YYYY/MM/DD/… paths, so another source's, under its
+	// id, cannot be named on it yet (docs/sources.md).
+	catalog := &recordCatalog{dir: fcs[0].Record.Dir}
 	if cfg.Record.Dir != "" && cfg.Channels[files.Label] == nil {
 		cfg.Channels = withChannel(cfg.Channels, files.Label, files.NewServer(catalog, files.Limits{}))
 	}
@@ -160,14 +170,26 @@ func New(cfg Config, log *slog.Logger) (*Device, error) {
 		return nil, err
 	}
 	d := &Device{cfg: cfg, log: log, engine: engine, iceTCP: pcfg.ICETCP, iceUDP: pcfg.ICEUDP, control: control, desktop: desk,
-		files:    catalog,
-		stream:   stream.New(stream.Config{Logger: log}),
-		sessions: map[*peer.Session]struct{}{}, perSource: map[string]int{}}
+		sessions: map[*peer.Session]*srcFeed{}, perSource: map[string]int{}}
 	recordCh.d = d
 	d.events, d.webhook = event.NewBus(eventsKeep), hook
-	d.ingest = &ingest{st: d.stream, log: log, onEvent: d.publishEvent}
-	d.talk = &talkFloor{st: d.stream, ingest: d.ingest, log: log}
-	d.adapter = newAdapter(d, cfg.Adapt)
+	for i, fc := range fcs {
+		flog := log
+		if cfg.multiSource() {
+			flog = log.With("source", fc.defaultID())
+		}
+		f := &srcFeed{id: fc.defaultID(), cfg: fc, stream: stream.New(stream.Config{Logger: flog}), log: flog,
+			catalog: &recordCatalog{dir: fc.Record.Dir}}
+		if i == deskFeed {
+			f.desktop = desk
+		}
+		f.ingest = &ingest{st: f.stream, log: flog, onEvent: d.publisherFor(f.id)}
+		f.talk = &talkFloor{st: f.stream, ingest: f.ingest, log: flog}
+		f.adapter = newAdapter(d, f, cfg.Adapt)
+		d.feeds = append(d.feeds, f)
+	}
+	d.feeds[0].catalog = catalog
+	d.stream, d.ingest, d.talk, d.adapter = d.feeds[0].stream, d.feeds[0].ingest, d.feeds[0].talk, d.feeds[0].adapter
 	d.gate = signal.Open{}
 	if cfg.LANAuth != nil {
 		d.gate = newLANGate(cfg.LANAuth, d.isRevoked)
@@ -183,6 +205,8 @@ func (d *Device) Stream() *stream.Stream { return d.stream }
 type Ready struct {
 	URL        string // the viewer page ("" with NoLAN)
 	SocketPath string
+	// SocketPaths are every source's capture socket, by source id (the default's is SocketPath).
+	SocketPaths map[string]string
 	// OpsURL is where /metrics, /healthz and /readyz are ("" when not served).
 	OpsURL string
 }
@@ -297,7 +321,7 @@ func (d *Device) Run(ctx context.Context, ready func(Ready)) error {
 				link, err := hub.NewLink(hub.LinkConfig{
 					URL: d.cfg.Hub.URL, ID: d.cfg.Hub.ID, Key: d.cfg.Hub.Key, Backend: backend{d: d, viaHub: true},
 					OnICEServers: func(s []webrtc.ICEServer) { d.hubICE.Store(&s) }, OnRevoked: d.setHubRevoked,
-					StreamChanged: d.stream.Changed, Logger: d.log, Dialer: dialer, Insecure: d.cfg.Hub.Insecure,
+					StreamChanged: d.anyChanged, Logger: d.log, Dialer: dialer, Insecure: d.cfg.Hub.Insecure,
 				})
 				d.hub = link
 				return err
@@ -310,72 +334,21 @@ func (d *Device) Run(ctx context.Context, ready func(Ready)) error {
 			},
 		})
 	}
-	if isRTSP(d.cfg.Source) {
-		components = append(components, lifecycle.Component{
-			Name: "camera",
-			Run:  func(ctx context.Context) error { d.runRTSP(ctx); return nil },
-		})
-	}
-	if d.cfg.ownProducer() {
-		var sup *supervisor
-		components = append(components, lifecycle.Component{
-			Name: "producer",
-			Start: func(context.Context) error {
-				path := d.cfg.CapturePath
-				if path == "" {
-					var err error
-					if path, err = FindCapture(); err != nil {
-						return err
-					}
-				}
-				sup = &supervisor{path: path, log: d.log, args: d.captureArgs(sockPath)}
-				if d.desktop != nil {
-					sup.files = d.desktop.files
-				}
-				return nil
-			},
-			Run:      func(ctx context.Context) error { sup.run(ctx); return nil },
-			StopWait: stopGrace + time.Second,
-		})
-	}
-	if d.desktop != nil {
-		// Stopped before the sessions end: the viewer in control is released first.
-		components = append(components, lifecycle.Component{
-			Name: "control",
-			// A desktop that went away ends the device: the producer could only fail again.
-			Run: func(ctx context.Context) error {
-				if d.desktop.gone == nil {
-					return nil
-				}
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-d.desktop.gone:
-					return d.desktop.lost()
-				}
-			},
-			Stop: func(context.Context) error {
-				if d.control != nil {
-					_ = d.control.Close()
-				}
-				d.desktop.close()
-				return nil
-			},
-		})
-	}
-	components = append(components, lifecycle.Component{
-		Name: "adapt",
-		Run:  func(ctx context.Context) error { d.adapter.run(ctx); return nil },
-	})
-	if c, ok := d.recordComponent(); ok {
-		components = append(components, c)
+	for _, f := range d.feeds {
+		if f != d.feeds[0] {
+			components = append(components, d.captureComponent(f, &tempDir))
+		}
+		components = append(components, d.feedComponents(f, func() string { return sockPath })...)
 	}
 	components = append(components, d.eventComponents()...)
 	if ready != nil {
 		components = append(components, lifecycle.Component{
 			Name: "ready",
 			Start: func(context.Context) error {
-				r := Ready{SocketPath: sockPath}
+				r := Ready{SocketPath: sockPath, SocketPaths: map[string]string{d.feeds[0].id: sockPath}}
+				for _, f := range d.feeds[1:] {
+					r.SocketPaths[f.id] = f.sockPath
+				}
 				if hl != nil {
 					r.OpsURL = "http://" + hl.Addr().String() + "/"
 					if !d.cfg.lanOff() {
@@ -390,33 +363,43 @@ func (d *Device) Run(ctx context.Context, ready func(Ready)) error {
 	return lifecycle.Run(ctx, d.log, components...)
 }
 
-// captureArgs are the arguments of the device's own producer (p2pcast-capture).
+// captureArgs are the arguments of the device's own producer (p2pcast-capture) for the
+// default source.
 func (d *Device) captureArgs(sockPath string) []string {
-	source := []string{"--source", d.cfg.Source}
-	if d.desktop != nil {
-		source = d.desktop.args // the desktop's backend says how it captures
+	desk := d.desktop
+	if d.cfg.Source != "wayland" {
+		desk = nil
+	}
+	return producerArgs(d.cfg, desk, sockPath)
+}
+
+// producerArgs are the arguments of the device's own producer for a source of Config cfg.
+func producerArgs(cfg Config, desk *desktop, sockPath string) []string {
+	source := []string{"--source", cfg.Source}
+	if desk != nil {
+		source = desk.args // the desktop's backend says how it captures
 	}
 	args := append([]string{"--socket", sockPath}, source...)
-	if d.cfg.Size.W != 0 {
-		args = append(args, "--size", d.cfg.Size.String())
+	if cfg.Size.W != 0 {
+		args = append(args, "--size", cfg.Size.String())
 	}
-	args = append(args, "--fps", strconv.Itoa(d.cfg.FPS), "--bitrate", strconv.FormatInt(int64(d.cfg.Bitrate), 10),
-		"--gop", strconv.Itoa(d.cfg.gopFrames()))
-	if d.cfg.Source == "v4l2" && d.cfg.Camera != "" {
-		args = append(args, "--device", d.cfg.Camera)
+	args = append(args, "--fps", strconv.Itoa(cfg.FPS), "--bitrate", strconv.FormatInt(int64(cfg.Bitrate), 10),
+		"--gop", strconv.Itoa(cfg.gopFrames()))
+	if cfg.Source == "v4l2" && cfg.Camera != "" {
+		args = append(args, "--device", cfg.Camera)
 	}
-	if d.cfg.EncoderPriority != "" {
-		args = append(args, "--encoder-priority", d.cfg.EncoderPriority)
+	if cfg.EncoderPriority != "" {
+		args = append(args, "--encoder-priority", cfg.EncoderPriority)
 	}
 
-	if d.cfg.AudioIn != "" {
-		args = append(args, "--audio-in", d.cfg.AudioIn)
+	if cfg.AudioIn != "" {
+		args = append(args, "--audio-in", cfg.AudioIn)
 	}
-	if d.cfg.AudioOut != "" {
-		args = append(args, "--audio-out", d.cfg.AudioOut)
+	if cfg.AudioOut != "" {
+		args = append(args, "--audio-out", cfg.AudioOut)
 	}
-	args = append(args, d.cfg.motionArgs()...)
-	return append(args, d.cfg.pictureArgs()...)
+	args = append(args, cfg.motionArgs()...)
+	return append(args, cfg.pictureArgs()...)
 }
 
 // listenUnix listens on path, replacing a stale socket file left by a crashed device but never
@@ -492,6 +475,10 @@ func (b backend) NewSession(req signal.Request) (signal.Session, error) {
 	}
 	// Per-source cap: the slot is reserved under the lock before the session is made, so a
 	// burst of requests from one source cannot overshoot it.
+	f := d.feedByID(req.SourceID)
+	if f == nil {
+		return nil, fmt.Errorf("%w: %q (this device has %s)", signal.ErrUnknownSource, req.SourceID, d.sourceIDs())
+	}
 	limit := d.cfg.perSource()
 	d.mu.Lock()
 	if n := d.perSource[req.Source]; req.Source != "" && n >= limit {
@@ -509,8 +496,8 @@ func (b backend) NewSession(req signal.Request) (signal.Session, error) {
 		}
 		d.mu.Unlock()
 	}
-	s, err := d.engine.NewSession(d.stream, peer.SessionOptions{Access: req.Access, ICEServers: ice,
-		OnCandidate: req.OnCandidate, Talk: d.talk})
+	s, err := d.engine.NewSession(f.stream, peer.SessionOptions{Access: req.Access, ICEServers: ice,
+		OnCandidate: req.OnCandidate, Talk: f.talk})
 	if err != nil {
 		release()
 		d.counters.refused(err)
@@ -519,7 +506,7 @@ func (b backend) NewSession(req signal.Request) (signal.Session, error) {
 	d.counters.sessions.Add(1)
 	go d.forwardEvents(s)
 	d.mu.Lock()
-	d.sessions[s] = struct{}{}
+	d.sessions[s] = f
 	d.mu.Unlock()
 	go func() {
 		<-s.Done()
@@ -543,10 +530,25 @@ func (b backend) ICEServers() []webrtc.ICEServer {
 
 func (b backend) StreamInfo() *stream.Info {
 	if info, ok := b.d.stream.Info(); ok {
-		info.Channels = slices.Sorted(maps.Keys(b.d.cfg.Channels))
+		info.Channels = b.d.channelsOf(b.d.feeds[0])
 		return &info
 	}
 	return nil
+}
+
+// Sources lists the device's sources for the hello and the hub; nil for a single-source
+// device, whose hello stays as it was.
+func (b backend) Sources() []signal.SourceInfo {
+	if !b.d.cfg.multiSource() {
+		return nil
+	}
+	out := b.d.Sources()
+	for i := range out {
+		if out[i].Stream != nil {
+			out[i].Stream.Channels = b.d.channelsOf(b.d.feeds[i])
+		}
+	}
+	return out
 }
 
 // Status is what GET /api/status returns.
@@ -565,6 +567,20 @@ type Status struct {
 	Record *record.Status `json:"record,omitempty"`
 	// Webhook counts the webhook's deliveries (with --webhook).
 	Webhook *webhook.Stats `json:"webhook,omitempty"`
+	// Sources are every source of a multi-source device, the default first (whose stream,
+	// stats, adaptation and recorder are also the fields above); absent with one source.
+	Sources []SourceStatus `json:"sources,omitempty"`
+}
+
+// SourceStatus is one source in GET /api/status.
+type SourceStatus struct {
+	ID          string         `json:"id"`
+	Description string         `json:"description"`
+	Stream      *stream.Info   `json:"stream"`
+	Stats       stream.Stats   `json:"stats"`
+	Viewers     int            `json:"viewers"`
+	Adapt       *AdaptStatus   `json:"adapt"`
+	Record      *record.Status `json:"record,omitempty"`
 }
 
 func (d *Device) status(w http.ResponseWriter, r *http.Request) {
@@ -592,6 +608,9 @@ func (d *Device) status(w http.ResponseWriter, r *http.Request) {
 	if d.webhook != nil {
 		ws := d.webhook.Stats()
 		st.Webhook = &ws
+	}
+	if d.cfg.multiSource() {
+		st.Sources = d.sourceStatus()
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(st)

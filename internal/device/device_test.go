@@ -87,13 +87,19 @@ func testStream(t *testing.T) [][]byte {
 // producerConn is a framed producer written in Go, speaking docs/ipc.md.
 func producerConn(t *testing.T, sock string) (net.Conn, *ipc.Writer) {
 	t.Helper()
+	return producerConnSized(t, sock, 1280, 720)
+}
+
+// producerConnSized is producerConn announcing a w×h picture.
+func producerConnSized(t *testing.T, sock string, width, height int) (net.Conn, *ipc.Writer) {
+	t.Helper()
 	c, err := net.Dial("unix", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
 	w := ipc.NewWriter(c, ipc.Version1)
-	if err := w.WriteHello(ipc.Hello{Kind: ipc.KindVideo, Codec: ipc.CodecH264, Width: 1280, Height: 720,
+	if err := w.WriteHello(ipc.Hello{Kind: ipc.KindVideo, Codec: ipc.CodecH264, Width: uint16(width), Height: uint16(height),
 		FPSNum: 30, FPSDen: 1, Capabilities: ipc.CapKeyframe, Name: "go-test"}); err != nil {
 		t.Fatal(err)
 	}
@@ -115,8 +121,14 @@ func waitClosed(t *testing.T, c net.Conn) {
 // with the IDR, until the test ends or the returned stop is called.
 func feed(t *testing.T, sock string) (stop func()) {
 	t.Helper()
-	aus := testStream(t)
 	c, w := producerConn(t, sock)
+	return feedAUs(t, c, w, testStream(t))
+}
+
+// feedAUs plays aus (the first an IDR) on a producer connection at 30 fps, from the IDR again
+// at each KEYFRAME request, until the test ends or the returned stop is called.
+func feedAUs(t *testing.T, c net.Conn, w *ipc.Writer, aus [][]byte) (stop func()) {
+	t.Helper()
 	done := make(chan struct{})
 	go func() {
 		keyframe := make(chan struct{}, 1)

@@ -161,6 +161,10 @@ func (d *Device) writeMetrics(w *metrics.Writer) {
 	w.One("p2pcast_viewer_dropped_frames_total", c, "Frames not queued to a viewer whose queue was full.", float64(st.DroppedForViewers))
 	w.One("p2pcast_stream_readers", g, "Readers of the stream (viewers, the recorder).", float64(st.Subscribers))
 
+	if d.cfg.multiSource() {
+		d.writeSourceMetrics(w)
+	}
+
 	if rs := d.recordStatus(); rs != nil {
 		w.One("p2pcast_record_recording", g, "1 while the device records.", b(rs.Recording))
 		w.One("p2pcast_record_paused", g, "1 while recording is paused (the disk is below its free-space floor).", b(rs.Paused != ""))

@@ -23,32 +23,38 @@ const RecordChannel = "record"
 // recordComponent is the lifecycle component "record": with Config.Record.Dir it records
 // the stream (internal/record: continuously, on events or on demand) while the device runs;
 // stopping it closes the current segment properly.
-func (d *Device) recordComponent() (lifecycle.Component, bool) {
-	if d.cfg.Record.Dir == "" {
+//
+// On a multi-source device each source has its own recorder, in DIR/<id>/, and gets the
+// events of its source (and those that name none, the default's).
+func (d *Device) recordComponent(f *srcFeed) (lifecycle.Component, bool) {
+	if f.cfg.Record.Dir == "" {
 		return lifecycle.Component{}, false
 	}
 	return lifecycle.Component{
 		Name: "record",
 		Start: func(context.Context) error {
-			r, err := record.New(d.stream, d.cfg.Record, d.log)
+			r, err := record.New(f.stream, f.cfg.Record, f.log)
 			if err != nil {
 				return err
 			}
-			d.mu.Lock()
-			d.recorder = r
-			d.mu.Unlock()
-			d.files.rec.Store(r)
+			f.recorder.Store(r)
+			f.catalog.rec.Store(r)
 			return nil
 		},
 		Run: func(ctx context.Context) error {
-			r := d.activeRecorder()
+			r := f.recorder.Load()
 			// Every detection event goes to the recorder: kept in its events file, listed by
 			// the segments it spans, and with --record events what starts and ends recording.
 			sub := d.events.Subscribe(64)
 			defer sub.Close()
+			mine := func(e event.Event) bool {
+				return !d.cfg.multiSource() || e.Source == f.id || (e.Source == "" && f == d.feeds[0])
+			}
 			go func() {
 				for e := range sub.Events() {
-					r.Event(e)
+					if mine(e) {
+						r.Event(e)
+					}
 				}
 			}()
 			return r.Run(ctx)
@@ -56,11 +62,21 @@ func (d *Device) recordComponent() (lifecycle.Component, bool) {
 	}, true
 }
 
-// activeRecorder is the recorder, nil before it starts or when the device does not record.
+// activeRecorder is the default source's recorder, nil before it starts or when the device
+// does not record.
 func (d *Device) activeRecorder() *record.Recorder {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.recorder
+	return d.feeds[0].recorder.Load()
+}
+
+// recorders are the sources' recorders that have started.
+func (d *Device) recorders() []*record.Recorder {
+	var out []*record.Recorder
+	for _, f := range d.feeds {
+		if r := f.recorder.Load(); r != nil {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // recordStatus is the recorder's status, nil when the device does not record.
@@ -136,7 +152,8 @@ func (c *recordChannel) Serve(ctx context.Context, dc *webrtc.DataChannel, msgs 
 				reply(errText)
 				continue
 			}
-			if r := c.d.activeRecorder(); r != nil {
+			// Start and stop concern every source's recorder; the status is the default's.
+			for _, r := range c.d.recorders() {
 				switch req.Type {
 				case "start":
 					log.Info("record: start asked", "token", access.TokenID)

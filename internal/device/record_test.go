@@ -44,7 +44,7 @@ func TestDeviceRecords(t *testing.T) {
 	if err != nil || status.Record == nil || status.Record.Dir != dir || status.Record.Segments < 2 {
 		t.Fatalf("/api/status record: %+v (%v)", status.Record, err)
 	}
-	seg := d.recorder.Segments()[0]
+	seg := d.activeRecorder().Segments()[0]
 	out, err := exec.Command("ffprobe", "-v", "error", "-count_packets", "-show_entries",
 		"stream=codec_name,nb_read_packets:format=duration", "-of", "csv=p=0", filepath.Join(dir, seg.Path)).CombinedOutput()
 	if err != nil {

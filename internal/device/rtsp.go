@@ -37,12 +37,12 @@ var rtspCodecs = map[string]bool{codec.H264.Name: true, codec.H265.Name: true, c
 var rtspTranscoded = map[string]bool{"AAC": true}
 
 // runRTSP plays the camera until ctx ends, reconnecting whenever it is lost.
-func (d *Device) runRTSP(ctx context.Context) {
-	log := d.log.With("camera", rtsp.RedactURL(d.cfg.Source))
+func (d *Device) runRTSP(ctx context.Context, f *srcFeed) {
+	log := f.log.With("camera", rtsp.RedactURL(f.cfg.Source))
 	wait := rtspRetryMin
 	for ctx.Err() == nil {
 		began := time.Now()
-		err := d.playRTSP(ctx, log)
+		err := d.playRTSP(ctx, f, log)
 		if ctx.Err() != nil {
 			return
 		}
@@ -65,9 +65,9 @@ func (d *Device) runRTSP(ctx context.Context) {
 
 // playRTSP plays one connection to the camera: its tracks become the stream's. An AAC track
 // gets a transcoder of its own, started and ended with the connection.
-func (d *Device) playRTSP(ctx context.Context, log *slog.Logger) error {
-	c, err := rtsp.Dial(ctx, d.cfg.Source, rtsp.Options{
-		Username: d.cfg.RTSPUser, Password: d.cfg.RTSPPassword,
+func (d *Device) playRTSP(ctx context.Context, f *srcFeed, log *slog.Logger) error {
+	c, err := rtsp.Dial(ctx, f.cfg.Source, rtsp.Options{
+		Username: f.cfg.RTSPUser, Password: f.cfg.RTSPPassword,
 		Select: func(t rtsp.Track) bool { return rtspCodecs[t.Codec] || rtspTranscoded[t.Codec] },
 	})
 	if err != nil {
@@ -117,7 +117,7 @@ func (d *Device) playRTSP(ctx context.Context, log *slog.Logger) error {
 	if len(src.tracks) == 0 {
 		return fmt.Errorf("%w: the camera sends nothing a browser plays", rtsp.ErrNoTracks)
 	}
-	pub := &publisher{st: d.stream, src: src, onAttach: func() {
+	pub := &publisher{st: f.stream, src: src, onAttach: func() {
 		for _, t := range src.tracks {
 			log.Info("camera track", "track", t.ID, "kind", t.Kind, "codec", t.Codec, "size", fmt.Sprintf("%dx%d", t.Width, t.Height))
 		}

@@ -646,9 +646,24 @@ func TestParseDeviceMessage(t *testing.T) {
 	}
 }
 
+// A stream message's sources must be a list of well-formed ids: they reach every viewer's hello.
+func TestParseDeviceMessageSources(t *testing.T) {
+	m, err := ParseDeviceMessage([]byte(`{"type":"stream","stream":null,"sources":[{"id":"main","default":true},{"id":"cam2"}]}`))
+	if err != nil || !strings.Contains(string(m.Sources), `"cam2"`) {
+		t.Fatalf("%+v %v", m, err)
+	}
+	for _, bad := range []string{`{"type":"stream","stream":null,"sources":{"id":"x"}}`,
+		`{"type":"stream","stream":null,"sources":[{"id":"Bad id"}]}`, `{"type":"stream","stream":null,"sources":"x"}`} {
+		if _, err := ParseDeviceMessage([]byte(bad)); !errors.Is(err, ErrBadMessage) {
+			t.Errorf("%s: %v", bad, err)
+		}
+	}
+}
+
 func FuzzParseDeviceMessage(f *testing.F) {
 	f.Add([]byte(`{"type":"session","sid":"abc","msg":{"type":"offer","sdp":"v=0"}}`))
 	f.Add([]byte(`{"type":"stream","stream":{"codec":"H264","width":1280}}`))
+	f.Add([]byte(`{"type":"stream","stream":null,"sources":[{"id":"main","default":true},{"id":"cam2"}]}`))
 	f.Add([]byte(`{"type":"session","sid":"a","msg":{"type":"candidate","candidate":null}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := ParseDeviceMessage(data)
@@ -660,6 +675,9 @@ func FuzzParseDeviceMessage(f *testing.F) {
 		}
 		if m.Type == wire.TypeSession && (m.SID == "" || len(m.Msg) == 0) {
 			t.Fatal("accepted a session message without sid or msg")
+		}
+		if len(m.Sources) > 0 && m.Sources[0] != '[' {
+			t.Fatalf("accepted sources %s", m.Sources)
 		}
 	})
 }

@@ -338,7 +338,8 @@ func isBye(msg json.RawMessage) bool {
 	return json.Unmarshal(msg, &m) == nil && m.Type == wire.TypeBye
 }
 
-// announceStream tells the hub what the device shows, now and at each change.
+// announceStream tells the hub what the device shows (the default source's stream, and every
+// source of a multi-source device), now and at each change.
 func (l *Link) announceStream(ws *wsConn) {
 	for {
 		var changed <-chan struct{}
@@ -346,10 +347,15 @@ func (l *Link) announceStream(ws *wsConn) {
 			changed = l.cfg.StreamChanged()
 		}
 		stream, _ := json.Marshal(l.cfg.Backend.StreamInfo())
+		var sources []signal.SourceInfo
+		if sl, ok := l.cfg.Backend.(signal.SourceLister); ok {
+			sources = sl.Sources()
+		}
 		ws.SendJSON(struct {
-			Type   string          `json:"type"`
-			Stream json.RawMessage `json:"stream"`
-		}{wire.TypeStream, stream})
+			Type    string              `json:"type"`
+			Stream  json.RawMessage     `json:"stream"`
+			Sources []signal.SourceInfo `json:"sources,omitempty"`
+		}{wire.TypeStream, stream, sources})
 		if changed == nil {
 			return
 		}

@@ -43,6 +43,9 @@ type DeviceMessage struct {
 	Msg json.RawMessage
 	// Stream is the device's picture description (Type stream).
 	Stream json.RawMessage
+	// Sources are a multi-source device's sources (Type stream; signal.SourceInfo each), nil
+	// for a device with one.
+	Sources json.RawMessage
 }
 
 type wireEnvelope struct {
@@ -50,6 +53,8 @@ type wireEnvelope struct {
 	SID    string          `json:"sid,omitempty"`
 	Msg    json.RawMessage `json:"msg,omitempty"`
 	Stream json.RawMessage `json:"stream,omitempty"`
+	// Sources is a JSON array (type stream).
+	Sources json.RawMessage `json:"sources,omitempty"`
 }
 
 // ParseDeviceMessage decodes and checks one device → hub message.
@@ -80,7 +85,22 @@ func ParseDeviceMessage(data []byte) (DeviceMessage, error) {
 		if len(w.Stream) == 0 || (w.Stream[0] != '{' && string(w.Stream) != "null") {
 			return DeviceMessage{}, fmt.Errorf("%w: stream must be an object or null", ErrBadMessage)
 		}
-		return DeviceMessage{Type: w.Type, Stream: w.Stream}, nil
+		m := DeviceMessage{Type: w.Type, Stream: w.Stream}
+		if len(w.Sources) > 0 && string(w.Sources) != "null" {
+			var list []struct {
+				ID string `json:"id"`
+			}
+			if w.Sources[0] != '[' || json.Unmarshal(w.Sources, &list) != nil {
+				return DeviceMessage{}, fmt.Errorf("%w: sources must be an array of sources", ErrBadMessage)
+			}
+			for _, src := range list {
+				if !signal.ValidSourceID(src.ID) {
+					return DeviceMessage{}, fmt.Errorf("%w: source id %q", ErrBadMessage, src.ID)
+				}
+			}
+			m.Sources = w.Sources
+		}
+		return m, nil
 	case "":
 		return DeviceMessage{}, fmt.Errorf("%w: no type", ErrBadMessage)
 	default:
@@ -150,6 +170,7 @@ type (
 		Version    int                `json:"version"`
 		ICEServers []webrtc.ICEServer `json:"iceServers"`
 		Stream     json.RawMessage    `json:"stream,omitempty"`
+		Sources    json.RawMessage    `json:"sources,omitempty"` // a multi-source device's
 		Session    string             `json:"session"`           // to resume it from another socket
 		Resumed    bool               `json:"resumed,omitempty"` // this socket carries on an earlier one's session
 	}

@@ -314,6 +314,7 @@ type deviceConn struct {
 
 	mu       sync.Mutex
 	stream   json.RawMessage
+	sources  json.RawMessage // a multi-source device's, as it sent them
 	sessions map[string]*viewerConn
 }
 
@@ -466,7 +467,7 @@ func (s *Server) deviceLoop(d *deviceConn) string {
 		switch m.Type {
 		case wire.TypeStream:
 			d.mu.Lock()
-			d.stream = m.Stream
+			d.stream, d.sources = m.Stream, m.Sources
 			d.mu.Unlock()
 		case wire.TypeSession:
 			d.mu.Lock()
@@ -556,7 +557,7 @@ func (s *Server) serveViewer(w http.ResponseWriter, r *http.Request) {
 		ws.fail(wire.CodeUnauthorized, "token refused: revoked")
 	}
 	d.mu.Lock()
-	stream := d.stream
+	stream, sources := d.stream, d.sources
 	d.mu.Unlock()
 	_ = c.SetReadDeadline(time.Now().Add(pongWait))
 	event := EventSessionStarted
@@ -567,7 +568,7 @@ func (s *Server) serveViewer(w http.ResponseWriter, r *http.Request) {
 	// TURN credentials live no longer than the token.
 	ttl := min(s.cfg.ICE.TTL, claims.Expires.Sub(s.cfg.Now()))
 	ws.SendJSON(helloMsg{Type: wire.TypeHello, Version: 1, ICEServers: s.cfg.ICE.servers("viewer:"+v.sid, ttl, s.cfg.Now()),
-		Stream: stream, Session: v.sid, Resumed: resumed})
+		Stream: stream, Sources: sources, Session: v.sid, Resumed: resumed})
 
 	// The session lasts no longer than the token.
 	expiry := time.AfterFunc(claims.Expires.Sub(s.cfg.Now()), func() { ws.fail(wire.CodeExpired, "the token expired") })
@@ -694,6 +695,9 @@ type DeviceInfo struct {
 	ID     string          `json:"id"`
 	Online bool            `json:"online"`
 	Stream json.RawMessage `json:"stream,omitempty"`
+	// Sources are a multi-source device's sources (id, description, default, stream), the
+	// default first; absent for a device with one.
+	Sources json.RawMessage `json:"sources,omitempty"`
 }
 
 func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {
@@ -731,7 +735,7 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {
 		if d := s.devices[id]; d != nil {
 			info.Online = true
 			d.mu.Lock()
-			info.Stream = d.stream
+			info.Stream, info.Sources = d.stream, d.sources
 			d.mu.Unlock()
 		}
 		out.Devices = append(out.Devices, info)

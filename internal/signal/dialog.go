@@ -44,7 +44,11 @@ func Refuse(send func(any), code, message string) {
 
 // Hello sends the first message: version, ICE servers and the stream.
 func (d *Dialog) Hello() {
-	d.send(helloMsg{Type: wire.TypeHello, Version: 1, ICEServers: d.backend.ICEServers(), Stream: d.backend.StreamInfo()})
+	h := helloMsg{Type: wire.TypeHello, Version: 1, ICEServers: d.backend.ICEServers(), Stream: d.backend.StreamInfo()}
+	if l, ok := d.backend.(SourceLister); ok {
+		h.Sources = l.Sources()
+	}
+	d.send(h)
 }
 
 // Handle applies one viewer message. It returns true when the transport must end: the viewer
@@ -83,9 +87,9 @@ func (d *Dialog) Close() {
 }
 
 // newSession replaces the current session (a second watch/offer restarts the viewer).
-func (d *Dialog) newSession() bool {
+func (d *Dialog) newSession(sourceID string) bool {
 	d.Close()
-	s, err := d.backend.NewSession(Request{Access: d.viewer.Access, Source: d.viewer.Source,
+	s, err := d.backend.NewSession(Request{Access: d.viewer.Access, Source: d.viewer.Source, SourceID: sourceID,
 		OnCandidate: func(cand *webrtc.ICECandidateInit) {
 			d.send(candidateMsg{Type: wire.TypeCandidate, Candidate: cand})
 		}})
@@ -117,7 +121,7 @@ func (d *Dialog) newSession() bool {
 func (d *Dialog) handle(in Inbound) {
 	switch in.Type {
 	case wire.TypeWatch:
-		if !d.newSession() {
+		if !d.newSession(in.SourceID) {
 			return
 		}
 		offer, err := d.sess.Offer()
@@ -127,7 +131,7 @@ func (d *Dialog) handle(in Inbound) {
 		}
 		d.send(sdpMsg{Type: wire.TypeOffer, SDP: offer})
 	case wire.TypeOffer:
-		if !d.newSession() {
+		if !d.newSession(in.SourceID) {
 			return
 		}
 		answer, err := d.sess.Answer(in.SDP)

@@ -29,6 +29,8 @@ type Inbound struct {
 	SDP  string
 	// Token is an auth message's bearer token ("" if none).
 	Token string
+	// SourceID is the device source a watch or offer asks for ("": the default).
+	SourceID string
 	// Candidate is nil for end-of-candidates.
 	Candidate *webrtc.ICECandidateInit
 }
@@ -37,6 +39,7 @@ type wireInbound struct {
 	Type      string          `json:"type"`
 	SDP       string          `json:"sdp"`
 	Token     string          `json:"token"`
+	Source    string          `json:"source"`
 	Candidate json.RawMessage `json:"candidate"`
 }
 
@@ -51,6 +54,12 @@ func ParseInbound(data []byte) (Inbound, error) {
 		return Inbound{}, fmt.Errorf("%w: not a JSON object: %v", ErrBadMessage, err)
 	}
 	in := Inbound{Type: w.Type, SDP: w.SDP}
+	if w.Source != "" && (w.Type == wire.TypeWatch || w.Type == wire.TypeOffer) {
+		if !ValidSourceID(w.Source) {
+			return Inbound{}, fmt.Errorf("%w: source %q: want 1 to 32 of a-z, 0-9 and -", ErrBadMessage, truncate(w.Source, 40))
+		}
+		in.SourceID = w.Source
+	}
 	switch w.Type {
 	case wire.TypeWatch, wire.TypeBye, wire.TypeRestart:
 	case wire.TypeAuth:
@@ -89,6 +98,8 @@ type (
 		Version    int                `json:"version"`
 		ICEServers []webrtc.ICEServer `json:"iceServers"`
 		Stream     *stream.Info       `json:"stream,omitempty"`
+		// Sources lists a multi-source device's sources, the default first (absent with one).
+		Sources []SourceInfo `json:"sources,omitempty"`
 	}
 	sdpMsg struct {
 		Type string `json:"type"`
@@ -109,3 +120,37 @@ type (
 		Reason string `json:"reason"`
 	}
 )
+
+// SourceInfo describes one of a device's sources: in the hello, the hub's stream message and
+// device list.
+type SourceInfo struct {
+	ID string `json:"id"`
+	// Description says what it is: testpattern, wayland, v4l2, socket, a camera's URL without
+	// its password.
+	Description string `json:"description"`
+	// Default marks the source a viewer that names none watches.
+	Default bool `json:"default,omitempty"`
+	// Stream is its picture and tracks; nil before its first picture.
+	Stream *stream.Info `json:"stream,omitempty"`
+}
+
+// SourceLister is a Backend with several sources: its hello lists them.
+type SourceLister interface {
+	Sources() []SourceInfo
+}
+
+// ErrUnknownSource: a viewer asked for a source the device does not have.
+var ErrUnknownSource = errors.New("signal: no such source")
+
+// ValidSourceID reports whether id is a well-formed source id: 1 to 32 of a-z, 0-9 and -.
+func ValidSourceID(id string) bool {
+	if len(id) < 1 || len(id) > 32 {
+		return false
+	}
+	for _, c := range id {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+			return false
+		}
+	}
+	return true
+}

@@ -39,6 +39,9 @@ type Request struct {
 	// Source groups a viewer's sessions for per-source caps: "ip:…" for a LAN viewer (its
 	// address, or its /64), "token:…" for a viewer through a hub.
 	Source string
+	// SourceID is the device source to watch ("": the default). A backend without it
+	// refuses with ErrUnknownSource.
+	SourceID string
 	// OnCandidate gets trickled device candidates (nil at the end); it may be nil.
 	OnCandidate func(*webrtc.ICECandidateInit)
 }
@@ -82,6 +85,8 @@ func httpStatus(err error) int {
 		return http.StatusForbidden
 	case errors.Is(err, peer.ErrBusy):
 		return http.StatusServiceUnavailable
+	case errors.Is(err, ErrUnknownSource):
+		return http.StatusNotFound
 	case errors.Is(err, peer.ErrBadSDP), errors.Is(err, peer.ErrBadState), errors.Is(err, ErrBadMessage):
 		return http.StatusBadRequest
 	}
@@ -97,6 +102,8 @@ func errorCode(err error) string {
 		return wire.CodeForbidden
 	case errors.Is(err, peer.ErrBusy):
 		return wire.CodeBusy
+	case errors.Is(err, ErrUnknownSource):
+		return wire.CodeUnknownSource
 	case errors.Is(err, peer.ErrBadSDP), errors.Is(err, peer.ErrNoOffer), errors.Is(err, peer.ErrBadState):
 		return wire.CodeBadSDP
 	}

@@ -2,6 +2,7 @@ package signal
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/p2pcast/p2pcast/internal/wire"
@@ -37,6 +38,27 @@ func TestParseInbound(t *testing.T) {
 	}
 }
 
+// A watch or offer may name a source; a malformed id is refused, and restart or bye carry none.
+func TestParseInboundSource(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"type":"watch","source":"cam-2"}`:         "cam-2",
+		`{"type":"offer","sdp":"v=0","source":"x"}`: "x",
+		`{"type":"watch","source":""}`:              "",
+		`{"type":"restart","source":"cam2"}`:        "",
+	} {
+		got, err := ParseInbound([]byte(in))
+		if err != nil || got.SourceID != want {
+			t.Errorf("%s: %+v %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{`{"type":"watch","source":"Cam"}`, `{"type":"watch","source":"a/b"}`,
+		`{"type":"watch","source":"` + strings.Repeat("a", 33) + `"}`, `{"type":"watch","source":7}`} {
+		if _, err := ParseInbound([]byte(bad)); !errors.Is(err, ErrBadMessage) {
+			t.Errorf("%s accepted or wrong error: %v", bad, err)
+		}
+	}
+}
+
 func TestParseSDPFrag(t *testing.T) {
 	frag := "a=ice-ufrag:abcd\r\na=ice-pwd:x\r\nm=video 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n" +
 		"a=candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host\r\na=end-of-candidates\r\n"
@@ -53,13 +75,16 @@ func TestParseSDPFrag(t *testing.T) {
 func FuzzParseInbound(f *testing.F) {
 	for _, s := range []string{`{"type":"watch"}`, `{"type":"offer","sdp":"v=0\r\n"}`,
 		`{"type":"candidate","candidate":{"candidate":"candidate:1 1 udp 1 1.2.3.4 5 typ host","sdpMid":"0","sdpMLineIndex":0}}`,
-		`{"type":"candidate","candidate":null}`, `{"type":"auth","token":"p2pt1.x.y"}`} {
+		`{"type":"candidate","candidate":null}`, `{"type":"auth","token":"p2pt1.x.y"}`, `{"type":"watch","source":"cam2"}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		m, err := ParseInbound(in)
 		if err != nil {
 			return
+		}
+		if m.SourceID != "" && !ValidSourceID(m.SourceID) {
+			t.Fatalf("source %q accepted", m.SourceID)
 		}
 		switch m.Type {
 		case wire.TypeWatch, wire.TypeBye, wire.TypeCandidate, wire.TypeRestart, wire.TypeAuth:

@@ -41,6 +41,8 @@ func NewWHEP(backend Backend, base string, opts Options) *WHEP {
 // Register adds the WHEP routes to mux.
 func (h *WHEP) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+h.base, h.post)
+	// base/{source}: a multi-source device's other sources (base alone is the default).
+	mux.HandleFunc("POST "+h.base+"/{source}", h.post)
 	mux.HandleFunc("OPTIONS "+h.base, h.options)
 	mux.HandleFunc("OPTIONS "+h.base+"/{id}", h.options)
 	mux.HandleFunc("PATCH "+h.base+"/{id}", h.patch)
@@ -90,11 +92,16 @@ func (h *WHEP) post(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), httpStatus(err))
 		return
 	}
+	sourceID := r.PathValue("source")
+	if sourceID != "" && !ValidSourceID(sourceID) {
+		http.Error(w, ErrUnknownSource.Error(), http.StatusNotFound)
+		return
+	}
 	offer, ok := readBody(w, r, "application/sdp")
 	if !ok {
 		return
 	}
-	s, err := h.backend.NewSession(Request{Access: access, Source: h.opts.Source(r)})
+	s, err := h.backend.NewSession(Request{Access: access, Source: h.opts.Source(r), SourceID: sourceID})
 	if err != nil {
 		http.Error(w, err.Error(), httpStatus(err))
 		return

@@ -22,7 +22,7 @@ var (
 	ErrSessionEnded = errors.New("viewer: the device ended the session")
 
 	// ErrRefused groups the refusals that retrying will not fix: ErrUnauthorized,
-	// ErrForbidden, ErrExpired.
+	// ErrForbidden, ErrExpired, ErrUnknownSource.
 	ErrRefused = errors.New("viewer: refused")
 	// ErrUnauthorized: the hub refused the token (malformed, forged or expired).
 	ErrUnauthorized = errors.New("viewer: unauthorized")
@@ -30,6 +30,8 @@ var (
 	ErrForbidden = errors.New("viewer: forbidden")
 	// ErrExpired: the token expired during the session.
 	ErrExpired = errors.New("viewer: token expired")
+	// ErrUnknownSource: the device has no source of the id asked for (Options.Source).
+	ErrUnknownSource = errors.New("viewer: no such source")
 
 	// ErrUnavailable groups the refusals that may pass: ErrOffline, ErrBusy, ErrRateLimited.
 	ErrUnavailable = errors.New("viewer: unavailable")
@@ -65,8 +67,11 @@ func (e *SignalError) Is(target error) bool {
 		return e.Code == wire.CodeForbidden
 	case ErrExpired:
 		return e.Code == wire.CodeExpired
+	case ErrUnknownSource:
+		return e.Code == wire.CodeUnknownSource
 	case ErrRefused:
-		return e.Code == wire.CodeUnauthorized || e.Code == wire.CodeForbidden || e.Code == wire.CodeExpired
+		return e.Code == wire.CodeUnauthorized || e.Code == wire.CodeForbidden || e.Code == wire.CodeExpired ||
+			e.Code == wire.CodeUnknownSource
 	case ErrOffline:
 		return e.Code == wire.CodeOffline
 	case ErrBusy:
@@ -80,11 +85,13 @@ func (e *SignalError) Is(target error) bool {
 }
 
 // terminal reports whether an error message after hello ends the watch: the device or hub
-// closes the socket after these (fatal, and the hub's refusals), or no session will come (busy).
+// closes the socket after these (fatal, and the hub's refusals), or no session will come (busy,
+// a source the device does not have).
 // Other codes (bad_message, bad_sdp, no_session) leave the socket open.
 func terminal(code string) bool {
 	switch code {
-	case wire.CodeFatal, wire.CodeBusy, wire.CodeUnauthorized, wire.CodeForbidden, wire.CodeExpired, wire.CodeOffline, wire.CodeRateLimited, wire.CodeReplaced:
+	case wire.CodeFatal, wire.CodeBusy, wire.CodeUnauthorized, wire.CodeForbidden, wire.CodeExpired, wire.CodeOffline, wire.CodeRateLimited, wire.CodeReplaced,
+		wire.CodeUnknownSource:
 		return true
 	}
 	return false
@@ -115,6 +122,12 @@ func httpRefusal(status int, body string) *SignalError {
 		code = wire.CodeRateLimited
 	case 503:
 		code = wire.CodeBusy
+	case 404:
+		// A device's WHEP answers an unknown /whep/ID so; any other 404 is a wrong URL.
+		if !strings.Contains(body, "no such source") {
+			return nil
+		}
+		code = wire.CodeUnknownSource
 	default:
 		return nil
 	}

@@ -20,6 +20,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -50,6 +51,9 @@ type Options struct {
 	HubURL string
 	// Device is the id of the device to watch through the hub.
 	Device string
+	// Source is the device source to watch ("": the default): the watch names it on WSURL and
+	// HubURL; WHEPURL's path names it itself (/whep/ID, see WHEPSourceURL).
+	Source string
 	// Token is the bearer token: the hub's, or a device's with LAN auth. It travels only in the
 	// first WebSocket message or WHEP's Authorization header: never in a URL, a log or an error.
 	Token string
@@ -189,7 +193,9 @@ func newSignaler(o *Options) (signaler, error) {
 		if err != nil {
 			return nil, err
 		}
-		return newWSSignaler(u, "", o.Token, o.TLS, o.NetDial, o.Logger), nil
+		ws := newWSSignaler(u, "", o.Token, o.TLS, o.NetDial, o.Logger)
+		ws.source = o.Source
+		return ws, nil
 	default:
 		if o.Device == "" || o.Token == "" {
 			return nil, errors.New("viewer: watching through a hub needs Device and Token")
@@ -198,8 +204,19 @@ func newSignaler(o *Options) (signaler, error) {
 		if err != nil {
 			return nil, err
 		}
-		return newWSSignaler(u, o.Device, o.Token, o.TLS, o.NetDial, o.Logger), nil
+		ws := newWSSignaler(u, o.Device, o.Token, o.TLS, o.NetDial, o.Logger)
+		ws.source = o.Source
+		return ws, nil
 	}
+}
+
+// WHEPSourceURL is the WHEP endpoint of source id at a device's endpoint base (…/whep):
+// base/ID, or base itself for "" (the default source).
+func WHEPSourceURL(base, id string) string {
+	if id == "" {
+		return base
+	}
+	return strings.TrimSuffix(base, "/") + "/" + url.PathEscape(id)
 }
 
 func newAPI(relayOnly bool) (*webrtc.API, error) {

@@ -52,6 +52,10 @@ type (
 	typeMsg struct {
 		Type string `json:"type"`
 	}
+	watchMsg struct {
+		Type   string `json:"type"`
+		Source string `json:"source,omitempty"`
+	}
 	sdpMsg struct {
 		Type string `json:"type"`
 		SDP  string `json:"sdp"`
@@ -96,6 +100,7 @@ func wsURL(raw string) (string, error) {
 type wsSignaler struct {
 	url    string
 	device string // hub only
+	source string // the source to watch ("": the default)
 	token  string // hub only; never logged
 	log    *slog.Logger
 	dialer *websocket.Dialer
@@ -192,7 +197,7 @@ func (s *wsSignaler) session(ctx context.Context, pc *webrtc.PeerConnection, req
 	pc.OnICECandidate(s.localCandidate)
 	stop := context.AfterFunc(ctx, s.close) // unblocks the read below
 	defer stop()
-	if err := s.write(typeMsg{Type: wire.TypeWatch}); err != nil {
+	if err := s.write(watchMsg{Type: wire.TypeWatch, Source: s.source}); err != nil {
 		return fmt.Errorf("sending watch to %s: %w", s.where(), err)
 	}
 	requested()

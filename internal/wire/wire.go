@@ -14,7 +14,7 @@ import (
 const (
 	// Signaling, viewer ↔ device (directly, or relayed by a hub).
 	TypeHello     = "hello"     // device → viewer, first: version, ICE servers, stream
-	TypeWatch     = "watch"     // viewer → device: make me an offer
+	TypeWatch     = "watch"     // viewer → device: make me an offer (of "source", or the default)
 	TypeOffer     = "offer"     // either way
 	TypeAnswer    = "answer"    // either way
 	TypeCandidate = "candidate" // either way; null ends the candidates
@@ -51,7 +51,9 @@ const (
 	CodeBadSDP     = "bad_sdp"     // the SDP could not be applied
 	CodeNoSession  = "no_session"  // candidate or restart before a session exists
 	CodeBusy       = "busy"        // the viewer limit, or this source's or token's share of it
-	CodeFatal      = "fatal"       // too many bad messages: the socket closes
+	// CodeUnknownSource: a watch or offer named a source the device does not have.
+	CodeUnknownSource = "unknown_source"
+	CodeFatal         = "fatal" // too many bad messages: the socket closes
 	// CodeUnauthorized: no token, or one that is malformed, forged, expired or revoked; a
 	// device that failed its challenge. The socket closes.
 	CodeUnauthorized = "unauthorized"
@@ -75,7 +77,7 @@ func Types() []string {
 
 // Codes lists every error code.
 func Codes() []string {
-	return []string{CodeBadMessage, CodeBadSDP, CodeNoSession, CodeBusy, CodeFatal, CodeUnauthorized, CodeForbidden,
+	return []string{CodeBadMessage, CodeBadSDP, CodeNoSession, CodeBusy, CodeUnknownSource, CodeFatal, CodeUnauthorized, CodeForbidden,
 		CodeExpired, CodeOffline, CodeRateLimited, CodeReplaced, CodeShutdown}
 }
 
