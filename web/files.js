@@ -378,20 +378,42 @@ export class RecordingsPanel {
     return ms;
   }
 
-  // Resolves with the ms from t0 to the first frame presented within half a second after t.
+  // Resolves with the ms from t0 to the first frame presented at the new position: within half a
+  // second after t, or, under load (a frame callback can be skipped), the first one after the
+  // seek completed that is not before t. A seek that did not take (Chromium can drop a
+  // currentTime set while a SourceBuffer replaces the data around it: frames keep coming from
+  // the old position) is made again, at most twice.
   #whenPresentedAt(t, t0) {
     return new Promise((resolve) => {
-      const check = (_now, meta) => {
-        if (this.#seekT0 !== t0) { resolve(null); return; } // a newer seek took over
-        if (meta.mediaTime >= t - 0.05 && meta.mediaTime <= t + 0.5) {
+      const v = this.#video;
+      let seeked = false, again = 0, farSince = 0;
+      const onSeeked = () => { seeked = true; };
+      v.addEventListener('seeked', onSeeked);
+      const finish = (ms) => { v.removeEventListener('seeked', onSeeked); resolve(ms); };
+      const check = (now, meta) => {
+        if (this.#seekT0 !== t0) { finish(null); return; } // a newer seek took over
+        const at = meta.mediaTime;
+        if ((at >= t - 0.05 && at <= t + 0.5) || (seeked && at >= t - 0.05 && at <= t + 1.5)) {
           this.lastSeekMs = Math.round(performance.now() - t0);
-          this.#say(`at ${fmtTime(meta.mediaTime)} after ${this.lastSeekMs} ms`);
-          resolve(this.lastSeekMs);
+          this.#say(`at ${fmtTime(at)} after ${this.lastSeekMs} ms`);
+          finish(this.lastSeekMs);
           return;
         }
-        this.#video.requestVideoFrameCallback(check);
+        // Frames far from t while no seek is under way: the seek was lost.
+        if (!v.seeking && this.#seekTarget === t && (at < t - 0.5 || at > t + 1.5) && this.#play?.sb && this.#buffered(t)) {
+          farSince ||= now;
+          if (now - farSince > 300 && again < 2) {
+            again++;
+            farSince = 0;
+            seeked = false;
+            v.currentTime = t;
+          }
+        } else {
+          farSince = 0;
+        }
+        v.requestVideoFrameCallback(check);
       };
-      this.#video.requestVideoFrameCallback(check);
+      v.requestVideoFrameCallback(check);
     });
   }
 
