@@ -70,6 +70,9 @@ type Device struct {
 	// readers; webhook, with Config.Webhook, delivers them.
 	events  *event.Bus
 	webhook *webhook.Sender
+
+	// manage is what Reload changes and the management API reads (manage.go).
+	manage manageState
 }
 
 // New prepares a device; Run starts it.
@@ -77,6 +80,8 @@ func New(cfg Config, log *slog.Logger) (*Device, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	logs := newLogRing(logLines) // the management page's log tail (manage.go)
+	log = slog.New(logs.handler(log.Handler()))
 	var hook *webhook.Sender
 	if cfg.Webhook.URL != "" {
 		var err error
@@ -168,9 +173,10 @@ func New(cfg Config, log *slog.Logger) (*Device, error) {
 	d.ingest = &ingest{st: d.stream, log: log, onEvent: d.publishEvent}
 	d.talk = &talkFloor{st: d.stream, ingest: d.ingest, log: log}
 	d.adapter = newAdapter(d, cfg.Adapt)
+	d.initManage(cfg, logs)
 	d.gate = signal.Open{}
 	if cfg.LANAuth != nil {
-		d.gate = newLANGate(cfg.LANAuth, d.isRevoked)
+		d.gate = d.reloadableGate(newLANGate(cfg.LANAuth, d.isRevoked)) // its keys reload
 	}
 	d.gate = countingGate{Gate: d.gate, c: &d.counters}
 	return d, nil
@@ -492,8 +498,13 @@ func (b backend) NewSession(req signal.Request) (signal.Session, error) {
 	}
 	// Per-source cap: the slot is reserved under the lock before the session is made, so a
 	// burst of requests from one source cannot overshoot it.
-	limit := d.cfg.perSource()
+	limit, viewers := d.settings().caps() // reloadable (manage.go)
 	d.mu.Lock()
+	if len(d.sessions) >= viewers {
+		d.mu.Unlock()
+		d.counters.refusedBusy.Add(1)
+		return nil, fmt.Errorf("%w: %d viewers already", peer.ErrBusy, viewers)
+	}
 	if n := d.perSource[req.Source]; req.Source != "" && n >= limit {
 		d.mu.Unlock()
 		d.log.Info("session refused: per-source cap", "source", req.Source, "limit", limit)
@@ -565,6 +576,8 @@ type Status struct {
 	Record *record.Status `json:"record,omitempty"`
 	// Webhook counts the webhook's deliveries (with --webhook).
 	Webhook *webhook.Stats `json:"webhook,omitempty"`
+	// Settings are the settings in force (a reload changes some: manage.go).
+	Settings *ManageSettings `json:"settings,omitempty"`
 }
 
 func (d *Device) status(w http.ResponseWriter, r *http.Request) {
@@ -593,6 +606,8 @@ func (d *Device) status(w http.ResponseWriter, r *http.Request) {
 		ws := d.webhook.Stats()
 		st.Webhook = &ws
 	}
+	settings := d.manageSettings()
+	st.Settings = &settings
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(st)
 }

@@ -84,11 +84,8 @@ func (d *Device) opsHandler() http.Handler {
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
-	allow := d.cfg.OpsAllow
-	if allow == nil {
-		allow = DefaultOpsAllow
-	}
-	return httpguard.OnlyFrom(allow, httpguard.Trust{}, mux)
+	// --ops-allow reloads (manage.go).
+	return d.guarded(func(l *liveSettings) http.Handler { return httpguard.OnlyFrom(l.opsAllow(), httpguard.Trust{}, mux) })
 }
 
 // opsPaths are the paths opsHandler serves.
