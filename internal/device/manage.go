@@ -94,7 +94,7 @@ func (d *Device) initManage(cfg Config, logs *logRing) {
 // swapGate is the LAN gate whose keys a reload replaces.
 type swapGate struct{ p *atomic.Pointer[lanGate] }
 
-func (g swapGate) Required() bool                       { return true }
+func (g swapGate) Required() bool                        { return true }
 func (g swapGate) Admit(tok string) (auth.Access, error) { return g.p.Load().Admit(tok) }
 
 // reloadableGate makes g the LAN gate in force and returns the gate that follows reloads.
@@ -636,6 +636,6 @@ func (d *Device) manageRecord(body json.RawMessage) (any, error) {
 	default:
 		return nil, errors.New(`action: want "start" or "stop"`)
 	}
-	d.log.Info("record: "+req.Action+" asked on the management page")
+	d.log.Info("record: " + req.Action + " asked on the management page")
 	return r.Status(), nil
 }
