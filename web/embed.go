@@ -16,5 +16,5 @@ import "embed"
 // serves it with http.FileServer(http.FS(web.Files)), the hub too but with hub.html at "/". The
 // pages hold no inline style or script, so a Content-Security-Policy of 'self' lets them run.
 //
-//go:embed index.html index.css player.js events.js desktop.js files.js diag.js diag-when-asked.js avsync-worklet.js hub.html hub.css hub.js manage.html manage.css manage.js
+//go:embed index.html index.css player.js events.js desktop.js files.js diag.js diag-when-asked.js avsync-worklet.js hub.html hub.css hub.js manage.html manage.css manage.js admin.html admin.js
 var Files embed.FS

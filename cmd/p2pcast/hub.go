@@ -53,6 +53,8 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	trustProxy := fs.String("trust-proxy", "", "reverse proxies (CIDRs or addresses, comma-separated) whose X-Forwarded-For is believed; the client is the rightmost hop not listed")
 	publicURLs := fs.String("url", "", "URL(s) devices reach this hub at, comma-separated (default: ws[s]://HOST:PORT of --http and --public-ip; set it behind a proxy or a DNS name, e.g. wss://hub.example.com)")
 	fs.IntVar(&cfg.MaxSessionsPerToken, "max-sessions-per-token", 64, "most sessions one token holds on one device (at most 3/4 of the device's 200)")
+	adminTokenFile := fs.String("admin-token-file", "", "serve the admin page /admin (devices, tokens, audit log) to holders of the credential in this `FILE`; a missing file is created with a new one (mode 0600): read it there. Off by default")
+	adminAllow := fs.String("admin-allow", defaultOpsAllow, "client `ADDRESSES` (CIDRs or addresses, comma-separated) that may use /admin and /api/admin/ with the credential")
 	verbose := fs.Bool("v", false, "debug logs")
 	if done, err := cli.ParseConfigured(fs, args, stdout, "turn-secret"); done || err != nil {
 		return err
@@ -90,6 +92,19 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	cfg.Logger = newLogger(stderr, *verbose)
+	if *adminTokenFile != "" {
+		if cfg.Admin.Allow, err = parseOpsAllow(*adminAllow); err != nil {
+			return fmt.Errorf("%w: --admin-allow: %v", errUsage, err)
+		}
+		var created bool
+		if cfg.Admin.Token, created, err = hub.LoadAdminToken(*adminTokenFile); err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+		if created {
+			// Where, never what: the log may be shipped elsewhere.
+			cfg.Logger.Info("admin credential created: read it from the file", "file", *adminTokenFile)
+		}
+	}
 	return hub.Run(ctx, cfg, func(r hub.Ready) { fmt.Fprintln(stdout, r.URL) })
 }
 

@@ -219,6 +219,7 @@ func (s *Server) Handler() http.Handler {
 	for _, p := range opsPaths {
 		mux.Handle("GET "+p, ops)
 	}
+	s.registerAdmin(mux) // admin.go
 	if s.cfg.Web != nil {
 		mux.Handle("GET /", http.FileServerFS(s.cfg.Web))
 		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { http.ServeFileFS(w, r, s.cfg.Web, "hub.html") })
