@@ -178,5 +178,14 @@ $('token-form').addEventListener('submit', (ev) => {
   refresh();
 });
 
+// A new #token=… on the open page (only the fragment changed: no load).
+window.addEventListener('hashchange', () => {
+  const t = takeToken();
+  if (t && t !== token) {
+    token = t;
+    refresh();
+  }
+});
+
 refresh();
 setInterval(() => { if (!document.hidden && !$('panels').hidden) refresh(); }, 3000);
