@@ -227,4 +227,3 @@ func TestManagePages(t *testing.T) {
 	  const a = document.getElementById('audit').textContent;
 	  return a.includes('admin_device_added') && a.includes('admin_token_minted'); })()`, 10*time.Second)
 }
-
