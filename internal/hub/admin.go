@@ -25,7 +25,6 @@ import (
 	"github.com/skip2/go-qrcode"
 
 	"github.com/p2pcast/p2pcast/internal/auth"
-	"github.com/p2pcast/p2pcast/internal/httpguard"
 	"github.com/p2pcast/p2pcast/internal/signal"
 )
 
@@ -107,21 +106,18 @@ func (s *Server) registerAdmin(mux *http.ServeMux) {
 	if s.cfg.Admin.Token == "" {
 		return
 	}
-	sum := sha256.Sum256([]byte(s.cfg.Admin.Token))
-	allow := s.cfg.Admin.Allow
-	if allow == nil {
-		allow = DefaultOpsAllow
-	}
+	// The allowed addresses, the trusted proxies and the credential reload (reload.go).
+	allow := func(l *hubLive) []netip.Prefix { return l.adminAllow }
 	guard := func(h http.HandlerFunc) http.Handler {
-		return httpguard.OnlyFrom(allow, s.cfg.Trust, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if s.adminAllowed(w, r, sum) {
+		return s.onlyFrom(allow, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if s.adminAllowed(w, r, s.settings().adminSum) {
 				h(w, r)
 			}
 		}))
 	}
 	if s.cfg.Web != nil {
 		page := func(name string) http.Handler {
-			return httpguard.OnlyFrom(allow, s.cfg.Trust, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			return s.onlyFrom(allow, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				http.ServeFileFS(w, r, s.cfg.Web, name)
 			}))
 		}

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -197,5 +198,41 @@ func TestLoadAdminToken(t *testing.T) {
 	_ = os.WriteFile(open, []byte(strings.Repeat("x", 40)), 0o644)
 	if _, _, err := LoadAdminToken(open); !errors.Is(err, ErrAdminToken) {
 		t.Fatalf("world-readable: %v", err)
+	}
+}
+
+// Reload applies the safe settings to the running hub (a rotated admin credential, the
+// admin and operator address lists, the rate limits) and names the rest as needing a restart.
+func TestReload(t *testing.T) {
+	cfg := Config{Admin: AdminConfig{Token: testAdmin}, PublicIP: "127.0.0.1"}
+	h := newTestHub(t, cfg)
+	cfg.URLs = []string{h.ws}
+	if code, _ := h.admin("GET", "/metrics", "", "", ""); code != http.StatusOK {
+		t.Fatalf("/metrics before: %d", code)
+	}
+	next := cfg
+	next.Admin.Token = testAdmin + "-rotated"
+	next.OpsAllow = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	next.HTTPAddr = "127.0.0.1:9"
+	applied, restart, err := h.srv.Reload(next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(applied, "admin-token-file") || !slices.Contains(applied, "ops-allow") || !slices.Equal(restart, []string{"http"}) {
+		t.Fatalf("applied %v, needs restart %v", applied, restart)
+	}
+	if code, _ := h.admin("GET", "/api/admin/devices", testAdmin, "", ""); code != http.StatusUnauthorized {
+		t.Fatalf("the old credential after the reload: %d", code)
+	}
+	if code, _ := h.admin("GET", "/api/admin/devices", next.Admin.Token, "", ""); code != http.StatusOK {
+		t.Fatalf("the new credential after the reload: %d", code)
+	}
+	if code, _ := h.admin("GET", "/metrics", "", "", ""); code != http.StatusForbidden {
+		t.Fatalf("/metrics from loopback, ops-allow 10/8: %d", code)
+	}
+	bad := next
+	bad.URLs = []string{"not a url"}
+	if _, _, err := h.srv.Reload(bad); !errors.Is(err, ErrReload) {
+		t.Fatalf("bad reload: %v", err)
 	}
 }

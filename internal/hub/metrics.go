@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"sync/atomic"
 
-	"github.com/p2pcast/p2pcast/internal/httpguard"
 	"github.com/p2pcast/p2pcast/internal/metrics"
 	"github.com/p2pcast/p2pcast/internal/turnserver"
 )
@@ -42,11 +41,7 @@ func (s *Server) opsHandler() http.Handler {
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
-	allow := s.cfg.OpsAllow
-	if allow == nil {
-		allow = DefaultOpsAllow
-	}
-	return httpguard.OnlyFrom(allow, s.cfg.Trust, mux)
+	return s.onlyFrom(func(l *hubLive) []netip.Prefix { return l.opsAllow }, mux) // reloadable (reload.go)
 }
 
 // writeMetrics writes the hub's metrics (the names are listed in docs/operations.md).
