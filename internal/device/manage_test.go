@@ -251,6 +251,12 @@ func TestManageAPI(t *testing.T) {
 			t.Errorf("%s: %d %s, want %d", c.name, code, body, c.want)
 		}
 	}
+	// A request a local reverse proxy forwarded is not "this machine".
+	fwd, _ := http.NewRequest("GET", base+"/api/manage/settings", nil)
+	fwd.Header.Set("X-Forwarded-For", "203.0.113.9")
+	if resp, err := http.DefaultClient.Do(fwd); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("forwarded, no token: %v %v", resp, err)
+	}
 	if l := d.settings(); l.FPS != 25 || l.Bitrate != 1_500_000 {
 		t.Fatalf("after the edit: fps %d bitrate %d", l.FPS, l.Bitrate)
 	}
