@@ -172,7 +172,7 @@ func parseDevice(args []string, stdout, stderr io.Writer, store *auth.Store) (s 
 	fs.Var(&cfg.Record.MinFree, "record-min-free", "keep this much of the disk free: delete the oldest recordings, then pause recording")
 	verbose := fs.Bool("v", false, "debug logs")
 	if done, err := cli.ParseConfigured(fs, args, stdout, "key"); done || err != nil {
-		return s, false, err
+		return s, done, err
 	}
 	if fs.NArg() > 0 {
 		return s, false, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
