@@ -64,8 +64,20 @@ async function loadSettings() {
   fill($('stream-info'), [['source', s.stream.source], ['size', s.stream.size], ['fps', s.stream.fps],
     ['bitrate', s.stream.bitrate + ' bit/s'], ['keyframe every', s.stream.gop],
     ['renditions', s.stream.sub ? 'main, sub ' + s.stream.sub : 'main'], ['adaptation', s.stream.adapt ? 'on' : 'off']]);
-  fill($('motion-info'), [['enabled', s.motion.enabled ? 'yes' : 'no'], ['sensitivity', s.motion.sensitivity || 'default'],
-    ['mask', s.motion.mask || 'none'], ['min duration', s.motion.min_duration], ['hold', s.motion.hold], ['fps', s.motion.fps || 'default']]);
+  $('motion-form').hidden = !s.motion.editable;
+  if (s.motion.editable) {
+    $('motion-info').replaceChildren();
+    if (!edited) {
+      $('motion').checked = s.motion.enabled;
+      $('motion-sensitivity').value = s.motion.sensitivity || '';
+      $('motion-mask').value = s.motion.mask;
+      $('motion-min-duration').value = s.motion.min_duration === '0s' ? '' : s.motion.min_duration;
+      $('motion-hold').value = s.motion.hold === '0s' ? '' : s.motion.hold;
+      $('motion-fps').value = s.motion.fps || '';
+    }
+  } else {
+    fill($('motion-info'), [['motion', 'detected by the producer of this source, if at all (not set here)']]);
+  }
   fill($('access-info'), [['LAN tokens', s.access.lan_auth ? 'required' : 'not required'], ['allowed origins', s.access.allow_origins],
     ['allowed hosts', s.access.allow_hosts], ['operator addresses', s.access.ops_allow],
     ['max viewers', s.access.max_viewers], ['max per source', s.access.max_per_source]]);
@@ -139,7 +151,7 @@ async function post(path, body) {
   }
 }
 
-for (const f of ['stream-form', 'record-form']) {
+for (const f of ['stream-form', 'record-form', 'motion-form']) {
   $(f).addEventListener('input', () => { edited = true; });
 }
 
@@ -154,6 +166,21 @@ $('record-form').addEventListener('submit', (ev) => {
   for (const k of ['pre-roll', 'post-roll', 'segment', 'max-age', 'max-size', 'min-free']) {
     const v = $('record-' + k).value.trim();
     if (v) body['record_' + k.replace('-', '_')] = v;
+  }
+  post('/api/manage/settings', body);
+});
+
+$('motion-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const on = $('motion').checked;
+  // Tuning without detection is refused: send it only with detection on.
+  const body = { motion: on, motion_sensitivity: 0, motion_mask: '', motion_min_duration: '0s', motion_hold: '0s', motion_fps: 0 };
+  if (on) {
+    body.motion_sensitivity = Number($('motion-sensitivity').value) || 0;
+    body.motion_mask = $('motion-mask').value.trim();
+    body.motion_min_duration = $('motion-min-duration').value.trim() || '0s';
+    body.motion_hold = $('motion-hold').value.trim() || '0s';
+    body.motion_fps = Number($('motion-fps').value) || 0;
   }
   post('/api/manage/settings', body);
 });

@@ -335,6 +335,7 @@ func (d *Device) Run(ctx context.Context, ready func(Ready)) error {
 					}
 				}
 				sup = &supervisor{path: path, log: d.log, args: d.captureArgs(sockPath)}
+				sup.argsNow, sup.restart = func() []string { return d.liveCaptureArgs(sockPath) }, d.manage.restartProducer // reloads (manage.go)
 				if d.desktop != nil {
 					sup.files = d.desktop.files
 				}

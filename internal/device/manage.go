@@ -43,6 +43,9 @@ type manageState struct {
 	// generation (its Changed channel) whose producer was told (the adapter's goroutine only).
 	ceilingsChanged atomic.Bool
 	ceilingsTold    <-chan struct{}
+	// restartProducer restarts the device's own producer with the settings in force (a
+	// reload of its motion settings).
+	restartProducer chan struct{}
 }
 
 // liveSettings are the settings a reload changes without a restart. Readers take a snapshot
@@ -57,6 +60,7 @@ type liveSettings struct {
 	MaxPerSource int
 	HubKeys      []ed25519.PublicKey
 	Record       record.Options
+	Motion       Motion
 }
 
 func liveFrom(c Config) *liveSettings {
@@ -65,7 +69,7 @@ func liveFrom(c Config) *liveSettings {
 		keys = c.LANAuth.HubKeys
 	}
 	return &liveSettings{Bitrate: c.Bitrate, FPS: c.FPS, AllowOrigins: c.AllowOrigins, AllowHosts: c.AllowHosts,
-		OpsAllow: c.OpsAllow, MaxViewers: c.MaxViewers, MaxPerSource: c.MaxPerSource, HubKeys: keys, Record: c.Record}
+		OpsAllow: c.OpsAllow, MaxViewers: c.MaxViewers, MaxPerSource: c.MaxPerSource, HubKeys: keys, Record: c.Record, Motion: c.Motion}
 }
 
 // settings is the reloadable settings' current snapshot.
@@ -88,6 +92,7 @@ func (l *liveSettings) caps() (perSource, viewers int) {
 func (d *Device) initManage(cfg Config, logs *logRing) {
 	d.manage.logs = logs
 	d.manage.cfg = cfg
+	d.manage.restartProducer = make(chan struct{}, 1)
 	d.manage.live.Store(liveFrom(cfg))
 }
 
@@ -160,7 +165,7 @@ func (d *Device) ReloadFromFile() (applied, needsRestart []string, err error) {
 
 // reloadable are the settings Reload applies, by the name it reports them under: the
 // encoder's ceilings, the recording policy, the access lists and caps.
-var reloadable = []string{"Bitrate", "FPS", "AllowOrigins", "AllowHosts", "OpsAllow", "MaxViewers", "MaxPerSource", "Record", "LANAuth"}
+var reloadable = []string{"Bitrate", "FPS", "AllowOrigins", "AllowHosts", "OpsAllow", "MaxViewers", "MaxPerSource", "Record", "LANAuth", "Motion"}
 
 // Reload applies what of cfg can change while viewers watch, and lists the rest that differs
 // from the running configuration as needing a restart (logged too). Sessions are kept:
@@ -223,8 +228,22 @@ func (d *Device) Reload(cfg Config) (applied, needsRestart []string, err error) 
 		d.manage.lan.Store(&g)
 		applied = append(applied, "hub-token-key")
 	}
+	// Motion settings are the producer's flags: its own producer restarts with them (viewers
+	// keep their sessions: a producer restart is invisible to them), any other source's
+	// settings cannot be (Validate refuses motion there).
+	restartProducer := false
+	if cfg.Motion != old.Motion {
+		applied = append(applied, "motion")
+		next.Motion, restartProducer = cfg.Motion, true
+	}
 	needsRestart = append(needsRestart, restartDiff(d.cfg, cfg)...)
 	d.manage.live.Store(&next)
+	if restartProducer && d.cfg.ownProducer() {
+		select {
+		case d.manage.restartProducer <- struct{}{}:
+		default: // one is pending: it reads the settings stored above
+		}
+	}
 	if slices.Contains(applied, "bitrate") || slices.Contains(applied, "fps") {
 		d.adapter.newCeilings()
 	}
@@ -265,6 +284,38 @@ func restartDiff(running, cfg Config) []string {
 		out = append(out, "ICEServers")
 	}
 	return out
+}
+
+// liveCaptureArgs are the producer's arguments with the settings in force: its rates and
+// motion settings as reloaded (captureArgs' values replaced, the rest as started).
+func (d *Device) liveCaptureArgs(sockPath string) []string {
+	args := d.captureArgs(sockPath)
+	l := d.settings()
+	now := d.cfg
+	now.FPS, now.Bitrate, now.Motion = l.FPS, l.Bitrate, l.Motion
+	for i := 0; i+1 < len(args); i++ {
+		switch args[i] {
+		case "--fps":
+			args[i+1] = strconv.Itoa(now.FPS)
+		case "--bitrate":
+			args[i+1] = strconv.FormatInt(int64(now.Bitrate), 10)
+		case "--gop":
+			args[i+1] = strconv.Itoa(now.gopFrames())
+		}
+	}
+	switch started, live := d.cfg.motionArgs(), now.motionArgs(); {
+	case slices.Equal(started, live):
+	case len(started) == 0:
+		args = append(args, live...) // the producer's options take any order
+	default:
+		for i := range len(args) - len(started) + 1 {
+			if slices.Equal(args[i:i+len(started)], started) {
+				args = slices.Concat(args[:i], live, args[i+len(started):])
+				break
+			}
+		}
+	}
+	return args
 }
 
 // newCeilings makes the adaptation policy start again under the new ceilings, and the
@@ -423,6 +474,8 @@ type ManageSettings struct {
 	} `json:"stream"`
 	Record *ManageRecord `json:"record,omitempty"`
 	Motion struct {
+		// Editable: only for the device's own producer (restarted with them).
+		Editable    bool   `json:"editable"`
 		Enabled     bool   `json:"enabled"`
 		Sensitivity int    `json:"sensitivity"`
 		Mask        string `json:"mask"`
@@ -471,7 +524,8 @@ func (d *Device) manageSettings() ManageSettings {
 		s.Record = &ManageRecord{Dir: o.Dir, Mode: string(o.Mode), PreRoll: o.PreRoll.String(), PostRoll: o.PostRoll.String(),
 			Segment: o.Segment.String(), MaxAge: record.Age(o.MaxAge).String(), MaxSize: o.MaxSize.String(), MinFree: o.MinFree.String()}
 	}
-	m := d.cfg.Motion
+	m := l.Motion
+	s.Motion.Editable = d.cfg.ownProducer()
 	s.Motion.Enabled, s.Motion.Sensitivity, s.Motion.Mask, s.Motion.FPS = m.Enabled, m.Sensitivity, m.Mask, m.FPS
 	s.Motion.MinDuration, s.Motion.Hold = m.MinDuration.String(), m.Hold.String()
 	s.Access.AllowOrigins, s.Access.AllowHosts = nonNil(l.AllowOrigins), nonNil(l.AllowHosts)
@@ -551,6 +605,13 @@ type ManageEdit struct {
 	MaxAge       *string `json:"record_max_age"`
 	MaxSize      *string `json:"record_max_size"`
 	MinFree      *string `json:"record_min_free"`
+	// The motion settings restart the device's own producer (viewers stay connected).
+	MotionEnabled     *bool   `json:"motion"`
+	MotionSensitivity *int    `json:"motion_sensitivity"`
+	MotionMask        *string `json:"motion_mask"`
+	MotionMinDuration *string `json:"motion_min_duration"`
+	MotionHold        *string `json:"motion_hold"`
+	MotionFPS         *int    `json:"motion_fps"`
 }
 
 type reloadResult struct {
@@ -610,6 +671,28 @@ func (d *Device) manageEdit(body json.RawMessage) (any, error) {
 	}
 	if e.MinFree != nil {
 		errs = append(errs, cfg.Record.MinFree.Set(*e.MinFree))
+	}
+	if e.MotionEnabled != nil {
+		cfg.Motion.Enabled = *e.MotionEnabled
+	}
+	if e.MotionSensitivity != nil {
+		cfg.Motion.Sensitivity = *e.MotionSensitivity
+	}
+	if e.MotionMask != nil {
+		cfg.Motion.Mask = *e.MotionMask
+	}
+	if e.MotionFPS != nil {
+		cfg.Motion.FPS = *e.MotionFPS
+	}
+	for _, f := range []struct {
+		v   *string
+		dst *time.Duration
+	}{{e.MotionMinDuration, &cfg.Motion.MinDuration}, {e.MotionHold, &cfg.Motion.Hold}} {
+		if f.v != nil {
+			v, err := time.ParseDuration(*f.v)
+			*f.dst = v
+			errs = append(errs, err)
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

@@ -299,3 +299,35 @@ func TestLogRing(t *testing.T) {
 		t.Fatalf("passed on: %s", out.String())
 	}
 }
+
+// A restarted producer starts with the settings in force: reloaded rates and motion settings
+// replace the ones it was started with, the rest stays.
+func TestLiveCaptureArgs(t *testing.T) {
+	cfg := Defaults()
+	cfg.PatternObject = "on=2s,off=3s"
+	d, err := New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := strings.Join(d.liveCaptureArgs("/s"), " ")
+	if before != strings.Join(d.captureArgs("/s"), " ") {
+		t.Fatalf("no reload yet: %s", before)
+	}
+	next := cfg
+	next.Bitrate, next.FPS = 1_000_000, 15
+	next.Motion = Motion{Enabled: true, Sensitivity: 80}
+	if _, restart, err := d.Reload(next); err != nil || len(restart) != 0 {
+		t.Fatal(restart, err)
+	}
+	after := strings.Join(d.liveCaptureArgs("/s"), " ")
+	for _, want := range []string{"--fps 15", "--bitrate 1000000", "--gop 30", "--pattern-object on=2s,off=3s --motion --motion-sensitivity 80", "--pattern bars"} {
+		if !strings.Contains(after, want) {
+			t.Errorf("%q lacks %q", after, want)
+		}
+	}
+	select {
+	case <-d.manage.restartProducer:
+	default:
+		t.Error("the producer was not asked to restart")
+	}
+}
