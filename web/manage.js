@@ -4,7 +4,35 @@
 // (control grant) comes as on the viewer page: the URL fragment #token=… or the form, kept in
 // this tab's sessionStorage and sent only in the Authorization header. On the device's own
 // machine no token is needed (--ops-allow).
-import { takeToken, storeToken, forgetToken } from './player.js';
+// Self-contained (no import of player.js and its modules): a device whose viewer endpoints are
+// off serves only this page's own files.
+
+// The token helpers, as player.js has them (same sessionStorage key: one token per tab).
+const TOKEN_KEY = 'p2pcast.token';
+let memoryToken = null;
+function takeToken() {
+  const hash = new URLSearchParams(location.hash.slice(1));
+  if (hash.has('token')) {
+    const t = hash.get('token').trim();
+    hash.delete('token');
+    const rest = hash.toString();
+    history.replaceState(null, '', location.pathname + location.search + (rest ? '#' + rest : ''));
+    if (t) storeToken(t);
+  }
+  try {
+    return sessionStorage.getItem(TOKEN_KEY) || memoryToken;
+  } catch {
+    return memoryToken;
+  }
+}
+function storeToken(t) {
+  memoryToken = t;
+  try { sessionStorage.setItem(TOKEN_KEY, t); } catch { /* memory only */ }
+}
+function forgetToken() {
+  memoryToken = null;
+  try { sessionStorage.removeItem(TOKEN_KEY); } catch { /* nothing kept */ }
+}
 
 const $ = (id) => document.getElementById(id);
 let token = takeToken();

@@ -331,3 +331,23 @@ func TestLiveCaptureArgs(t *testing.T) {
 		t.Error("the producer was not asked to restart")
 	}
 }
+
+// A device only a hub reaches still serves its management page (its own files) and API on
+// --http to this machine, and nothing for viewers.
+func TestManageWithoutLAN(t *testing.T) {
+	_, url, key, _ := hubFor(t, "cam1")
+	r, _ := startDevice(t, func(c *Config) { c.Hub = HubConfig{URL: url, ID: "cam1", Key: key}; c.NoLAN = true })
+	if r.URL != "" || r.OpsURL == "" {
+		t.Fatalf("ready %+v", r)
+	}
+	for path, want := range map[string]int{"manage": 200, "manage.js": 200, "manage.css": 200, "api/manage/settings": 200, "api/manage/viewers": 200, "whep": 404, "index.html": 404} {
+		resp, err := http.Get(r.OpsURL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want && !(want == 404 && resp.StatusCode == http.StatusMethodNotAllowed) {
+			t.Errorf("GET /%s: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+}
