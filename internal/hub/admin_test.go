@@ -204,7 +204,7 @@ func TestLoadAdminToken(t *testing.T) {
 // Reload applies the safe settings to the running hub (a rotated admin credential, the
 // admin and operator address lists, the rate limits) and names the rest as needing a restart.
 func TestReload(t *testing.T) {
-	cfg := Config{Admin: AdminConfig{Token: testAdmin}, PublicIP: "127.0.0.1"}
+	cfg := Config{Admin: AdminConfig{Token: testAdmin}, PublicIP: "127.0.0.1", ConnRate: 1000, ConnBurst: 1000, AuthFailsPerMinute: 1000}
 	h := newTestHub(t, cfg)
 	cfg.URLs = []string{h.ws}
 	if code, _ := h.admin("GET", "/metrics", "", "", ""); code != http.StatusOK {
@@ -218,7 +218,7 @@ func TestReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Contains(applied, "admin-token-file") || !slices.Contains(applied, "ops-allow") || !slices.Equal(restart, []string{"http"}) {
+	if !slices.Equal(applied, []string{"ops-allow", "admin-token-file"}) || !slices.Equal(restart, []string{"http"}) {
 		t.Fatalf("applied %v, needs restart %v", applied, restart)
 	}
 	if code, _ := h.admin("GET", "/api/admin/devices", testAdmin, "", ""); code != http.StatusUnauthorized {
@@ -229,6 +229,15 @@ func TestReload(t *testing.T) {
 	}
 	if code, _ := h.admin("GET", "/metrics", "", "", ""); code != http.StatusForbidden {
 		t.Fatalf("/metrics from loopback, ops-allow 10/8: %d", code)
+	}
+	// The limits: a lower authentication budget applies to the next failure.
+	next.AuthFailsPerMinute = 1
+	if applied, _, err := h.srv.Reload(next); err != nil || !slices.Equal(applied, []string{"auth-fails"}) {
+		t.Fatalf("limits reload: %v %v", applied, err)
+	}
+	h.admin("GET", "/api/admin/devices", "guess", "", "")
+	if code, _ := h.admin("GET", "/api/admin/devices", next.Admin.Token, "", ""); code != http.StatusTooManyRequests {
+		t.Fatalf("after one failure with a budget of 1: %d", code)
 	}
 	bad := next
 	bad.URLs = []string{"not a url"}

@@ -31,6 +31,25 @@ func liveOf(cfg Config) *hubLive {
 		maxPerToken: cfg.MaxSessionsPerToken, connRate: cfg.ConnRate, connBurst: cfg.ConnBurst, authFails: cfg.AuthFailsPerMinute}
 }
 
+// limitDefaults fills in the limits' defaults as New does, so a configuration read again
+// compares with the running one value for value.
+func limitDefaults(cfg Config, perDevice int) Config {
+	if cfg.ConnRate <= 0 {
+		cfg.ConnRate, cfg.ConnBurst = 10, 20
+	}
+	if cfg.ConnBurst < 1 {
+		cfg.ConnBurst = max(1, cfg.ConnRate)
+	}
+	if cfg.AuthFailsPerMinute <= 0 {
+		cfg.AuthFailsPerMinute = 5
+	}
+	if cfg.MaxSessionsPerToken <= 0 {
+		cfg.MaxSessionsPerToken = 64
+	}
+	cfg.MaxSessionsPerToken = max(1, min(cfg.MaxSessionsPerToken, perDevice*3/4))
+	return cfg
+}
+
 func orDefault(p []netip.Prefix) []netip.Prefix {
 	if p == nil {
 		return DefaultOpsAllow
@@ -75,7 +94,7 @@ func (s *Server) Reload(cfg Config) (applied, needsRestart []string, err error) 
 	defer s.reloadMu.Unlock()
 	old := s.settings()
 	next := *old
-	nl := liveOf(cfg)
+	nl := liveOf(limitDefaults(cfg, s.cfg.MaxSessionsPerDevice))
 	set := func(name string, changed bool, apply func()) {
 		if changed {
 			applied = append(applied, name)
@@ -90,31 +109,15 @@ func (s *Server) Reload(cfg Config) (applied, needsRestart []string, err error) 
 	} else {
 		set("admin-token-file", nl.adminSum != old.adminSum, func() { next.adminSum = nl.adminSum })
 	}
-	set("max-sessions-per-token", nl.maxPerToken != old.maxPerToken, func() {
-		n := nl.maxPerToken
-		if n <= 0 {
-			n = 64
-		}
-		next.maxPerToken = max(1, min(n, s.cfg.MaxSessionsPerDevice*3/4))
-	})
-	if nl.connRate != old.connRate || nl.connBurst != old.connBurst {
-		applied = append(applied, "conn-rate")
+	set("max-sessions-per-token", nl.maxPerToken != old.maxPerToken, func() { next.maxPerToken = nl.maxPerToken })
+	set("conn-rate", nl.connRate != old.connRate || nl.connBurst != old.connBurst, func() {
 		next.connRate, next.connBurst = nl.connRate, nl.connBurst
-		rate, burst := nl.connRate, nl.connBurst
-		if rate <= 0 {
-			rate, burst = 10, 20
-		}
-		s.conns.setRate(rate, max(1, burst))
-	}
-	if nl.authFails != old.authFails {
-		applied = append(applied, "auth-fails")
+		s.conns.setRate(nl.connRate, nl.connBurst)
+	})
+	set("auth-fails", nl.authFails != old.authFails, func() {
 		next.authFails = nl.authFails
-		f := nl.authFails
-		if f <= 0 {
-			f = 5
-		}
-		s.fails.setRate(f/60, f)
-	}
+		s.fails.setRate(nl.authFails/60, nl.authFails)
+	})
 	r := s.cfg
 	for _, c := range []struct {
 		name    string

@@ -28,6 +28,13 @@ import (
 // its PID) when the test ends; it returns the hub's page URL.
 func startHubProc(t *testing.T, data, adminFile string) string {
 	t.Helper()
+	url, _ := startHubProcess(t, data, adminFile)
+	return url
+}
+
+// startHubProcess is startHubProc that also returns the process.
+func startHubProcess(t *testing.T, data, adminFile string) (string, *device) {
+	t.Helper()
 	cmd := exec.Command(filepath.Join(testbin.Dir(t), "p2pcast"), "hub", "--data", data, "--http", freePort(t),
 		"--public-ip", "127.0.0.1", "--turn-port", "-1", "--admin-token-file", adminFile)
 	cmd.Stderr = os.Stderr
@@ -45,7 +52,7 @@ func startHubProc(t *testing.T, data, adminFile string) string {
 	if err != nil {
 		t.Fatalf("the hub printed no URL: %v", err)
 	}
-	return strings.TrimSpace(line)
+	return strings.TrimSpace(line), h
 }
 
 // pageTab opens url in a tab that records CSP violations (recordViolations) from the start.
@@ -293,4 +300,46 @@ func TestManageReloadOnSIGHUP(t *testing.T) {
 		t.Errorf("the page started a new session (%v → %v): the reload should be invisible to it", s0.Sessions, after.Sessions)
 	}
 	t.Logf("reload: 90 more frames decoded %s after SIGHUP (3 s of 30 fps with no pause)", time.Since(hup).Round(10*time.Millisecond))
+}
+
+// TestManageHubReloadOnSIGHUP: the admin credential file is rewritten (a rotation) and the hub
+// gets SIGHUP: the new credential opens the admin API, the old one no longer does.
+func TestManageHubReloadOnSIGHUP(t *testing.T) {
+	dir := t.TempDir()
+	adminFile := filepath.Join(dir, "admin-token")
+	url, h := startHubProcess(t, filepath.Join(dir, "hub"), adminFile)
+	old, err := os.ReadFile(adminFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(cred string) int {
+		req, _ := http.NewRequest("GET", url+"api/admin/devices", nil)
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(cred))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if c := get(string(old)); c != http.StatusOK {
+		t.Fatalf("the credential before: %d", c)
+	}
+	rotated := "p2pa1_rotated-credential-for-the-e2e-test-0123456789"
+	if err := os.WriteFile(adminFile, []byte(rotated+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for get(rotated) != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("the rotated credential was not taken after SIGHUP")
+		}
+		time.Sleep(100 * time.Millisecond) // polling the hub's state: it has no event to await
+	}
+	if c := get(string(old)); c != http.StatusUnauthorized {
+		t.Fatalf("the old credential after the rotation: %d", c)
+	}
 }
