@@ -55,6 +55,10 @@ func TestReloadRereadsTheConfigFile(t *testing.T) {
 	case err := <-done2:
 		t.Fatal(err)
 	}
+	// The same file: nothing to apply, nothing to restart.
+	if applied, restart, err := d.ReloadFromFile(); err != nil || len(applied)+len(restart) != 0 {
+		t.Fatalf("unchanged: applied %v, needs restart %v, %v", applied, restart, err)
+	}
 	write("source = \"socket\"\nhttp = \"127.0.0.1:0\"\nbitrate = \"1M\"\nfps = 15\ngop = \"3s\"\nrecord = \"events\"\nrecord-dir = \"" + dir + "\"\n")
 	applied, restart, err := d.ReloadFromFile()
 	if err != nil {
