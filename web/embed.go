@@ -12,9 +12,10 @@ import "embed"
 // channel), files.js (a recording device's files channel), events.js (detection events under the
 // video), diag.js (the latency and audio/video sync
 // diagnostics of /?diag=1), diag-when-asked.js that loads it and avsync-worklet.js (its
-// AudioWorklet), hub.html, hub.css and hub.js at its root; the device
+// AudioWorklet), hub.html, hub.css and hub.js, manage.html, manage.css and manage.js (the device's
+// /manage) and admin.html and admin.js (the hub's /admin) at its root; the device
 // serves it with http.FileServer(http.FS(web.Files)), the hub too but with hub.html at "/". The
 // pages hold no inline style or script, so a Content-Security-Policy of 'self' lets them run.
 //
-//go:embed index.html index.css player.js events.js desktop.js files.js diag.js diag-when-asked.js avsync-worklet.js hub.html hub.css hub.js
+//go:embed index.html index.css player.js events.js desktop.js files.js diag.js diag-when-asked.js avsync-worklet.js hub.html hub.css hub.js manage.html manage.css manage.js admin.html admin.js
 var Files embed.FS

@@ -5,11 +5,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/netip"
 	"net/url"
 	"os"
+	"os/signal"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -23,7 +26,83 @@ import (
 	"github.com/p2pcast/p2pcast/internal/record"
 )
 
+// deviceSetup is what `p2pcast device`'s command line, config file and environment say.
+type deviceSetup struct {
+	cfg     device.Config
+	verbose bool
+	pprof   string
+	pairing pairingLink
+}
+
 func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	s, done, err := parseDevice(args, stdout, stderr, nil)
+	if done || err != nil {
+		return err
+	}
+	cfg, pairing := s.cfg, s.pairing
+	log := newLogger(stderr, s.verbose)
+	if cfg.InsecureNoAuth {
+		log.Warn("INSECURE: --insecure-no-auth: anyone who reaches " + cfg.HTTPAddr + " may watch, and later talk and control, with no token")
+	}
+	if s.pprof != "" {
+		if err := servePprof(ctx, s.pprof, log); err != nil {
+			return err
+		}
+	}
+	d, err := device.New(cfg, log)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	// SIGHUP and the management page's "reload from file" read the file and the environment
+	// again with the same command line (docs/manage.md); the key store stays the one opened.
+	d.SetReloader(func() (device.Config, error) {
+		var store *auth.Store
+		if cfg.LANAuth != nil {
+			store = cfg.LANAuth.Store
+		}
+		again, _, err := parseDevice(args, io.Discard, io.Discard, store)
+		return again.cfg, err
+	})
+	go reloadOnHangup(ctx, d.ReloadFromFile, log)
+	return d.Run(ctx, func(r device.Ready) {
+		log.Info("capture socket", "path", r.SocketPath)
+		if r.OpsURL != "" {
+			log.Info("metrics and health", "url", r.OpsURL+"metrics")
+		}
+		if r.URL == "" {
+			return
+		}
+		if pairing.store == nil {
+			fmt.Fprintln(stdout, r.URL)
+			return
+		}
+		if err := pairing.print(stdout, r.URL); err != nil {
+			log.Error("pairing link", "err", err)
+		}
+	})
+}
+
+// reloadOnHangup reloads on each SIGHUP until ctx ends.
+func reloadOnHangup(ctx context.Context, reload func() (applied, needsRestart []string, err error), log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			// Reload logs what it applied and what needs a restart.
+			if _, _, err := reload(); err != nil {
+				log.Error("reload on SIGHUP", "err", err)
+			}
+		}
+	}
+}
+
+// parseDevice builds the device's configuration from args, the config file and the
+// environment. store, when not nil, is the key store already open (a reload).
+func parseDevice(args []string, stdout, stderr io.Writer, store *auth.Store) (s deviceSetup, done bool, err error) {
 	cfg := device.Defaults()
 	fs := newFlags("device", "device [flags]", stderr)
 	fs.StringVar(&cfg.HTTPAddr, "http", cfg.HTTPAddr, "HTTP listen address (viewer page, /whep, /ws; /metrics, /healthz and /readyz, also with --no-lan)")
@@ -97,16 +176,15 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.Var(&cfg.Record.MinFree, "record-min-free", "keep this much of the disk free: delete the oldest recordings, then pause recording")
 	verbose := fs.Bool("v", false, "debug logs")
 	if done, err := cli.ParseConfigured(fs, args, stdout, "key"); done || err != nil {
-		return err
+		return s, done, err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+		return s, false, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
 	cfg.Record.MaxAge = time.Duration(recordMaxAge)
 	cfg.Version = version
-	var err error
 	if cfg.OpsAllow, err = parseOpsAllow(*opsAllow); err != nil {
-		return fmt.Errorf("%w: --ops-allow: %v", errUsage, err)
+		return s, false, fmt.Errorf("%w: --ops-allow: %v", errUsage, err)
 	}
 	if cfg.Source == "wayland" {
 		// A desktop streams at its own size, and smoothly, unless told otherwise.
@@ -127,24 +205,24 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	if cfg.Recovery, err = parseRecovery(*recovery); err != nil {
-		return err
+		return s, false, err
 	}
 	if *rtspPasswordFile != "" {
 		if cfg.RTSPUser, cfg.RTSPPassword, err = rtspCredentials(cfg.Source, *rtspPasswordFile); err != nil {
-			return err
+			return s, false, err
 		}
 	}
 	key, err := secretFrom("device key", "key", *keyFlag, *keyFile, "P2PCAST_KEY")
 	if err != nil {
-		return err
+		return s, false, err
 	}
 	if key != "" {
 		if cfg.Hub.Key, err = auth.ParseDeviceKey(key); err != nil {
-			return fmt.Errorf("%w: %v", errUsage, err)
+			return s, false, fmt.Errorf("%w: %v", errUsage, err)
 		}
 	}
 	if cfg.Hub.TLS, err = tlsTrusting(*hubCA); err != nil {
-		return err
+		return s, false, err
 	}
 	if *publicIP != "" {
 		cfg.PublicIPs = strings.Split(*publicIP, ",")
@@ -153,8 +231,6 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		cfg.ICEServers = []webrtc.ICEServer{{URLs: strings.Split(*stun, ",")}}
 	}
 	cfg.AllowOrigins, cfg.AllowHosts = splitList(*allowOrigin), splitList(*allowHost)
-	log := newLogger(stderr, *verbose)
-	var store *auth.Store
 	if *pair || *lanAuth || *hubTokenKey != "" {
 		la := &device.LANAuth{ID: cfg.Hub.ID}
 		if la.ID == "" {
@@ -163,7 +239,7 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if *hubTokenKey != "" {
 			k, err := auth.ParseTokenKey(*hubTokenKey)
 			if err != nil {
-				return fmt.Errorf("%w: --hub-token-key: %v", errUsage, err)
+				return s, false, fmt.Errorf("%w: --hub-token-key: %v", errUsage, err)
 			}
 			la.HubKeys = append(la.HubKeys, k)
 		}
@@ -172,8 +248,10 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			if dir == "" {
 				dir = defaultDeviceDataDir()
 			}
-			if store, err = auth.OpenStore(dir); err != nil {
-				return err
+			if store == nil {
+				if store, err = auth.OpenStore(dir); err != nil {
+					return s, false, err
+				}
 			}
 			la.Store = store
 		}
@@ -182,41 +260,14 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var pairing pairingLink
 	if *pair {
 		if pairing.grants, err = auth.ParseGrants(*pairGrant); err != nil {
-			return fmt.Errorf("%w: --pair-grant: %v", errUsage, err)
+			return s, false, fmt.Errorf("%w: --pair-grant: %v", errUsage, err)
 		}
 		if *pairTTL <= 0 || *pairTTL > auth.MaxLifetime {
-			return fmt.Errorf("%w: --pair-ttl %s: want more than 0 and at most %s", errUsage, *pairTTL, auth.MaxLifetime)
+			return s, false, fmt.Errorf("%w: --pair-ttl %s: want more than 0 and at most %s", errUsage, *pairTTL, auth.MaxLifetime)
 		}
 		pairing.store, pairing.ttl, pairing.id = store, *pairTTL, cfg.LANAuth.ID
 	}
-	if cfg.InsecureNoAuth {
-		log.Warn("INSECURE: --insecure-no-auth: anyone who reaches " + cfg.HTTPAddr + " may watch, and later talk and control, with no token")
-	}
-	if *pprofAddr != "" {
-		if err := servePprof(ctx, *pprofAddr, log); err != nil {
-			return err
-		}
-	}
-	d, err := device.New(cfg, log)
-	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	return d.Run(ctx, func(r device.Ready) {
-		log.Info("capture socket", "path", r.SocketPath)
-		if r.OpsURL != "" {
-			log.Info("metrics and health", "url", r.OpsURL+"metrics")
-		}
-		if r.URL == "" {
-			return
-		}
-		if pairing.store == nil {
-			fmt.Fprintln(stdout, r.URL)
-			return
-		}
-		if err := pairing.print(stdout, r.URL); err != nil {
-			log.Error("pairing link", "err", err)
-		}
-	})
+	return deviceSetup{cfg: cfg, verbose: *verbose, pprof: *pprofAddr, pairing: pairing}, false, nil
 }
 
 // The operator's endpoints (/metrics, /healthz, /readyz) answer this machine by default.

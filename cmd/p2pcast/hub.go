@@ -22,6 +22,39 @@ import (
 )
 
 func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	s, done, err := parseHub(args, stdout, stderr)
+	if done || err != nil {
+		return err
+	}
+	cfg := s.cfg
+	cfg.Logger = newLogger(stderr, s.verbose)
+	if s.adminCreated {
+		// Where, never what: the log may be shipped elsewhere.
+		cfg.Logger.Info("admin credential created: read it from the file", "file", s.adminFile)
+	}
+	return hub.Run(ctx, cfg, func(r hub.Ready) {
+		fmt.Fprintln(stdout, r.URL)
+		// SIGHUP reads the file and the environment again with the same command line.
+		go reloadOnHangup(ctx, func() ([]string, []string, error) {
+			again, _, err := parseHub(args, io.Discard, io.Discard)
+			if err != nil {
+				return nil, nil, err
+			}
+			return r.Reload(again.cfg)
+		}, cfg.Logger)
+	})
+}
+
+// hubSetup is what `p2pcast hub`'s command line, config file and environment say.
+type hubSetup struct {
+	cfg          hub.Config
+	verbose      bool
+	adminFile    string
+	adminCreated bool
+}
+
+// parseHub builds the hub's configuration from args, the config file and the environment.
+func parseHub(args []string, stdout, stderr io.Writer) (s hubSetup, done bool, err error) {
 	cfg := hub.Config{Web: web.Files}
 	fs := newFlags("hub", "hub [flags]", stderr)
 	fs.StringVar(&cfg.HTTPAddr, "http", "127.0.0.1:8443", "HTTP(S) listen address: web app, /ws for viewers, /device for devices")
@@ -53,44 +86,53 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	trustProxy := fs.String("trust-proxy", "", "reverse proxies (CIDRs or addresses, comma-separated) whose X-Forwarded-For is believed; the client is the rightmost hop not listed")
 	publicURLs := fs.String("url", "", "URL(s) devices reach this hub at, comma-separated (default: ws[s]://HOST:PORT of --http and --public-ip; set it behind a proxy or a DNS name, e.g. wss://hub.example.com)")
 	fs.IntVar(&cfg.MaxSessionsPerToken, "max-sessions-per-token", 64, "most sessions one token holds on one device (at most 3/4 of the device's 200)")
+	adminTokenFile := fs.String("admin-token-file", "", "serve the admin page /admin (devices, tokens, audit log) to holders of the credential in this `FILE`; a missing file is created with a new one (mode 0600): read it there. Off by default")
+	adminAllow := fs.String("admin-allow", defaultOpsAllow, "client `ADDRESSES` (CIDRs or addresses, comma-separated) that may use /admin and /api/admin/ with the credential")
 	verbose := fs.Bool("v", false, "debug logs")
 	if done, err := cli.ParseConfigured(fs, args, stdout, "turn-secret"); done || err != nil {
-		return err
+		return s, done, err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+		return s, false, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
 	cfg.Version = version
-	var err error
 	if cfg.OpsAllow, err = parseOpsAllow(*opsAllow); err != nil {
-		return fmt.Errorf("%w: --ops-allow: %v", errUsage, err)
+		return s, false, fmt.Errorf("%w: --ops-allow: %v", errUsage, err)
 	}
 	if (*tlsCert == "") != (*tlsKey == "") {
-		return fmt.Errorf("%w: --tls-cert and --tls-key go together", errUsage)
+		return s, false, fmt.Errorf("%w: --tls-cert and --tls-key go together", errUsage)
 	}
 	if cfg.ExternalTURN.Secret, err = secretFrom("TURN secret", "turn-secret", *turnSecretFlag, *turnSecretFile, "P2PCAST_TURN_SECRET"); err != nil {
-		return err
+		return s, false, err
 	}
 	cfg.TURN.UserBandwidth = int64(turnUserBW)
 	cfg.ExternalTURN.URLs = splitAll(*turnURLs)
 	cfg.URLs = splitAll(*publicURLs)
 	if *trustProxy != "" {
 		if cfg.Trust.Proxies, err = ipclass.ParsePrefixes(*trustProxy); err != nil {
-			return fmt.Errorf("%w: --trust-proxy: %v", errUsage, err)
+			return s, false, fmt.Errorf("%w: --trust-proxy: %v", errUsage, err)
 		}
 	}
 	if *tlsCert != "" {
 		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
 		if err != nil {
-			return fmt.Errorf("%w: TLS: %v", errUsage, err)
+			return s, false, fmt.Errorf("%w: TLS: %v", errUsage, err)
 		}
 		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return s, false, fmt.Errorf("%w: %v", errUsage, err)
 	}
-	cfg.Logger = newLogger(stderr, *verbose)
-	return hub.Run(ctx, cfg, func(r hub.Ready) { fmt.Fprintln(stdout, r.URL) })
+	if *adminTokenFile != "" {
+		if cfg.Admin.Allow, err = parseOpsAllow(*adminAllow); err != nil {
+			return s, false, fmt.Errorf("%w: --admin-allow: %v", errUsage, err)
+		}
+		if cfg.Admin.Token, s.adminCreated, err = hub.LoadAdminToken(*adminTokenFile); err != nil {
+			return s, false, fmt.Errorf("%w: %v", errUsage, err)
+		}
+	}
+	s.cfg, s.verbose, s.adminFile = cfg, *verbose, *adminTokenFile
+	return s, false, nil
 }
 
 // splitAll splits a comma-separated flag, keeping empty items, which Validate then refuses.

@@ -29,10 +29,15 @@ func (d *Device) handler(ctx context.Context) http.Handler {
 	ops := d.opsHandler()
 	if d.cfg.lanOff() {
 		// A device only a hub reaches serves nothing to viewers here: just the operator's
-		// endpoints (to the addresses allowed to read them).
-		return httpguard.Hosts(d.cfg.AllowHosts, httpguard.Headers(ops))
+		// endpoints (to the addresses allowed to read them) and the management page.
+		mux := http.NewServeMux()
+		for _, p := range opsPaths {
+			mux.Handle("GET "+p, ops)
+		}
+		d.registerManage(mux)
+		return d.guarded(func(l *liveSettings) http.Handler { return httpguard.Hosts(l.AllowHosts, httpguard.Headers(mux)) })
 	}
-	opts := signal.Options{Gate: d.gate, CheckOrigin: httpguard.CheckOrigin(d.cfg.AllowOrigins), Logger: d.log}
+	opts := signal.Options{Gate: d.gate, CheckOrigin: d.checkOrigin, Logger: d.log}
 	whep := signal.NewWHEP(backend{d: d}, "/whep", opts)
 	mux := http.NewServeMux()
 	whep.Register(mux)
@@ -43,12 +48,16 @@ func (d *Device) handler(ctx context.Context) http.Handler {
 		mux.Handle("GET "+p, ops)
 	}
 	mux.HandleFunc("GET /api/events", d.eventsAPI)
+	d.registerManage(mux) // manage.go
 	mux.Handle("GET /", http.FileServerFS(web.Files))
-	var h http.Handler = mux
-	if len(d.cfg.AllowOrigins) > 0 {
-		h = httpguard.CORS(d.cfg.AllowOrigins, signal.CORSMethods, signal.CORSHeaders, signal.CORSExpose, h)
-	}
-	return httpguard.Hosts(d.cfg.AllowHosts, httpguard.Headers(h))
+	// The lists reload (manage.go): the guards are made again when they change.
+	return d.guarded(func(l *liveSettings) http.Handler {
+		var h http.Handler = mux
+		if len(l.AllowOrigins) > 0 {
+			h = httpguard.CORS(l.AllowOrigins, signal.CORSMethods, signal.CORSHeaders, signal.CORSExpose, h)
+		}
+		return httpguard.Hosts(l.AllowHosts, httpguard.Headers(h))
+	})
 }
 
 // allowed admits an HTTP API request by its bearer token and checks it holds grant g,

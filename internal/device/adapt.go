@@ -97,6 +97,9 @@ func (a *adapter) round(now time.Time) {
 		renditions = append(renditions, adapt.Rendition{Track: t.ID, Width: t.Width, Height: t.Height, FPS: t.FPS,
 			Bitrate: t.Bitrate, CanBitrate: t.CanBitrate && t.Bitrate > 0, CanFPS: t.CanFPS})
 	}
+	if a.f == a.d.feeds[0] {
+		renditions = a.withCeilings(v.ID, renditions) // manage.go: the ceilings a reload set (the default source's)
+	}
 	viewers := make([]adapt.Viewer, 0, len(sessions))
 	byID := make(map[string]*peer.Session, len(sessions))
 	for _, s := range sessions {

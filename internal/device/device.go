@@ -70,6 +70,9 @@ type Device struct {
 	// readers; webhook, with Config.Webhook, delivers them.
 	events  *event.Bus
 	webhook *webhook.Sender
+
+	// manage is what Reload changes and the management API reads (manage.go).
+	manage manageState
 }
 
 // New prepares a device; Run starts it.
@@ -77,6 +80,8 @@ func New(cfg Config, log *slog.Logger) (*Device, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	logs := newLogRing(logLines) // the management page's log tail (manage.go)
+	log = slog.New(logs.handler(log.Handler()))
 	var hook *webhook.Sender
 	if cfg.Webhook.URL != "" {
 		var err error
@@ -190,9 +195,10 @@ func New(cfg Config, log *slog.Logger) (*Device, error) {
 	}
 	d.feeds[0].catalog = catalog
 	d.stream, d.ingest, d.talk, d.adapter = d.feeds[0].stream, d.feeds[0].ingest, d.feeds[0].talk, d.feeds[0].adapter
+	d.initManage(cfg, logs)
 	d.gate = signal.Open{}
 	if cfg.LANAuth != nil {
-		d.gate = newLANGate(cfg.LANAuth, d.isRevoked)
+		d.gate = d.reloadableGate(newLANGate(cfg.LANAuth, d.isRevoked)) // its keys reload
 	}
 	d.gate = countingGate{Gate: d.gate, c: &d.counters}
 	return d, nil
@@ -479,8 +485,13 @@ func (b backend) NewSession(req signal.Request) (signal.Session, error) {
 	if f == nil {
 		return nil, fmt.Errorf("%w: %q (this device has %s)", signal.ErrUnknownSource, req.SourceID, d.sourceIDs())
 	}
-	limit := d.cfg.perSource()
+	limit, viewers := d.settings().caps() // reloadable (manage.go)
 	d.mu.Lock()
+	if len(d.sessions) >= viewers {
+		d.mu.Unlock()
+		d.counters.refusedBusy.Add(1)
+		return nil, fmt.Errorf("%w: %d viewers already", peer.ErrBusy, viewers)
+	}
 	if n := d.perSource[req.Source]; req.Source != "" && n >= limit {
 		d.mu.Unlock()
 		d.log.Info("session refused: per-source cap", "source", req.Source, "limit", limit)
@@ -570,6 +581,8 @@ type Status struct {
 	// Sources are every source of a multi-source device, the default first (whose stream,
 	// stats, adaptation and recorder are also the fields above); absent with one source.
 	Sources []SourceStatus `json:"sources,omitempty"`
+	// Settings are the settings in force (a reload changes some: manage.go).
+	Settings *ManageSettings `json:"settings,omitempty"`
 }
 
 // SourceStatus is one source in GET /api/status.
@@ -612,6 +625,8 @@ func (d *Device) status(w http.ResponseWriter, r *http.Request) {
 	if d.cfg.multiSource() {
 		st.Sources = d.sourceStatus()
 	}
+	settings := d.manageSettings()
+	st.Settings = &settings
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(st)
 }

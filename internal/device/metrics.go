@@ -69,11 +69,9 @@ var DefaultOpsAllow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip
 // opsHandler serves the operator's endpoints (docs/operations.md) to the addresses in
 // Config.OpsAllow; others get 403 without a word about what is there.
 func (d *Device) opsHandler() http.Handler {
-	allow := d.cfg.OpsAllow
-	if allow == nil {
-		allow = DefaultOpsAllow
-	}
-	return httpguard.OnlyFrom(allow, httpguard.Trust{}, metrics.Ops(d.writeMetrics, d.notReady))
+	ops := metrics.Ops(d.writeMetrics, d.notReady)
+	// --ops-allow reloads (manage.go).
+	return d.guarded(func(l *liveSettings) http.Handler { return httpguard.OnlyFrom(l.opsAllow(), httpguard.Trust{}, ops) })
 }
 
 // opsPaths are the paths opsHandler serves.

@@ -406,6 +406,10 @@ func (d *Device) feedComponents(f *srcFeed, defaultSock func() string) []lifecyc
 					}
 				}
 				sup = &supervisor{path: path, log: f.log, args: producerArgs(f.cfg, f.desktop, sockPath())}
+				if f == d.feeds[0] {
+					// The default source's producer follows a reload (manage.go).
+					sup.argsNow, sup.restart = func() []string { return d.liveCaptureArgs(sockPath()) }, d.manage.restartProducer
+				}
 				if f.desktop != nil {
 					sup.files = f.desktop.files
 				}

@@ -49,7 +49,14 @@ type supervisor struct {
 	files func() ([]*os.File, error)
 	// started is told each process start (tests); may be nil.
 	started func(pid int)
+	// argsNow, when set, gives each start's arguments instead of args, and restart ends the
+	// running process so the next start takes them at once (a reload: manage.go).
+	argsNow func() []string
+	restart <-chan struct{}
 }
+
+// errRestarted: the producer was stopped to start again with new arguments.
+var errRestarted = errors.New("restarted with new settings")
 
 func (s *supervisor) run(ctx context.Context) {
 	backoff := restartMin
@@ -59,8 +66,12 @@ func (s *supervisor) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if time.Since(began) > healthyAfter {
+		if time.Since(began) > healthyAfter || errors.Is(err, errRestarted) {
 			backoff = restartMin
+		}
+		if errors.Is(err, errRestarted) {
+			s.log.Info("producer restarting with new settings")
+			continue
 		}
 		wait := backoff/2 + rand.N(backoff/2+1) // jittered
 		s.log.Warn("producer exited, restarting", "err", err, "in", wait.Round(time.Millisecond))
@@ -75,7 +86,11 @@ func (s *supervisor) run(ctx context.Context) {
 
 // once runs the producer until it exits or ctx ends (then SIGTERM, and SIGKILL after a grace).
 func (s *supervisor) once(ctx context.Context) error {
-	cmd := exec.Command(s.path, s.args...)
+	args := s.args
+	if s.argsNow != nil {
+		args = s.argsNow()
+	}
+	cmd := exec.Command(s.path, args...)
 	cmd.Stdout = os.Stderr // the producer logs; the device's stdout is for the URL
 	cmd.Stderr = os.Stderr
 	// Its own process group, and killed if the device dies without cleaning up.
@@ -107,14 +122,22 @@ func (s *supervisor) once(ctx context.Context) error {
 			err = errors.New("exited with status 0")
 		}
 		return err
+	case <-s.restart:
+		stopProcess(cmd, exited)
+		return errRestarted
 	case <-ctx.Done():
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-exited:
-			return err
-		case <-time.After(stopGrace):
-			_ = cmd.Process.Kill()
-			return <-exited
-		}
+		return stopProcess(cmd, exited)
+	}
+}
+
+// stopProcess ends cmd: SIGTERM, and SIGKILL after stopGrace.
+func stopProcess(cmd *exec.Cmd, exited <-chan error) error {
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		return err
+	case <-time.After(stopGrace):
+		_ = cmd.Process.Kill()
+		return <-exited
 	}
 }

@@ -70,6 +70,8 @@ type Config struct {
 	// viewer to resume it from a new socket (default 15 s).
 	ResumeWait time.Duration
 	Now        func() time.Time
+	// Admin, with its Token, serves the admin page /admin and API /api/admin/ (admin.go).
+	Admin AdminConfig
 }
 
 // TURNConfig is the embedded STUN/TURN server (internal/turnserver); zero values take its

@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"sync/atomic"
 
-	"github.com/p2pcast/p2pcast/internal/httpguard"
 	"github.com/p2pcast/p2pcast/internal/metrics"
 	"github.com/p2pcast/p2pcast/internal/turnserver"
 )
@@ -24,11 +23,7 @@ type turnRef struct {
 
 // opsHandler serves /metrics, /healthz and /readyz to Config.OpsAllow.
 func (s *Server) opsHandler() http.Handler {
-	allow := s.cfg.OpsAllow
-	if allow == nil {
-		allow = DefaultOpsAllow
-	}
-	return httpguard.OnlyFrom(allow, s.cfg.Trust, metrics.Ops(s.writeMetrics, s.notReady))
+	return s.onlyFrom(func(l *hubLive) []netip.Prefix { return l.opsAllow }, metrics.Ops(s.writeMetrics, s.notReady)) // reloadable (reload.go)
 }
 
 // notReady says why the hub cannot serve now ("" when it can).

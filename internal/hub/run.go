@@ -23,6 +23,8 @@ import (
 // Ready tells where a started hub listens.
 type Ready struct {
 	URL string // http[s]://HOST:PORT/ of the listener
+	// Reload applies a configuration read again (SIGHUP): Server.Reload (reload.go).
+	Reload func(Config) (applied, needsRestart []string, err error)
 }
 
 // maxConnsPerSource bounds the open HTTP connections (sockets included) of one address or IPv6
@@ -64,7 +66,7 @@ func Run(ctx context.Context, cfg Config, ready func(Ready)) error {
 		{Name: "announcement", Start: func(context.Context) error {
 			r.cfg.Logger.Info("hub listening", "data", cfg.DataDir)
 			if ready != nil {
-				ready(Ready{URL: r.url})
+				ready(Ready{URL: r.url, Reload: r.srv.Reload})
 			}
 			return nil
 		}},

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -40,6 +41,10 @@ type Server struct {
 	closeOnce sync.Once
 
 	turn turnRef // the embedded TURN server, for /metrics
+
+	// live are the settings Reload changes (reload.go); reloadMu serializes reloads.
+	live     atomic.Pointer[hubLive]
+	reloadMu sync.Mutex
 
 	mu      sync.Mutex
 	devices map[string]*deviceConn
@@ -115,6 +120,7 @@ func newServer(cfg Config) (*Server, error) {
 		// Viewer pages come from the hub itself; other origins are refused (CheckOrigin default).
 		upgrader: websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096},
 	}
+	s.live.Store(liveOf(cfg)) // after the defaults above
 	if err := s.refreshRevoked(); err != nil {
 		return nil, err
 	}
@@ -219,6 +225,7 @@ func (s *Server) Handler() http.Handler {
 	for _, p := range opsPaths {
 		mux.Handle("GET "+p, ops)
 	}
+	s.registerAdmin(mux) // admin.go
 	if s.cfg.Web != nil {
 		mux.Handle("GET /", http.FileServerFS(s.cfg.Web))
 		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { http.ServeFileFS(w, r, s.cfg.Web, "hub.html") })
@@ -249,7 +256,7 @@ func (s *Server) Close() {
 // remoteAddr is the key of the per-source limits: the client's address (behind trusted
 // proxies, the rightmost untrusted X-Forwarded-For hop), or its /64 for IPv6.
 func (s *Server) remoteAddr(r *http.Request) string {
-	return httpguard.SourceKey(httpguard.ClientIP(r, s.cfg.Trust))
+	return httpguard.SourceKey(httpguard.ClientIP(r, s.settings().trust)) // reloadable
 }
 
 // admit applies the per-source limits before any work is done for a connection.
@@ -606,7 +613,7 @@ func (s *Server) attach(d *deviceConn, ws *wsConn, resume string, claims auth.Cl
 			n++
 		}
 	}
-	if n >= s.cfg.MaxSessionsPerToken {
+	if n >= s.settings().maxPerToken { // reloadable
 		return nil, false, fmt.Sprintf("token holds %d sessions on this device already", n)
 	}
 	v = &viewerConn{sid: newID(), tokenID: claims.ID, claims: claims, ws: ws}

@@ -258,13 +258,16 @@ func (r *Recorder) follow(ctx context.Context, info stream.Info, changed <-chan 
 	// With ModeEvents the recorder reads the stream while it waits, and holds PreRoll of it
 	// (from a keyframe) to begin an event's recording with: an event is known only once it
 	// lasted --motion-min-duration, and its start must be in the recording.
-	hold := r.opts.Mode == ModeEvents
 	var pre preRoll
 	defer pre.release()
 	for {
 		r.mu.Lock()
 		want, change := r.wantLocked(r.Now())
+		hold := r.opts.Mode == ModeEvents // SetOptions may change it
 		r.mu.Unlock()
+		if !hold {
+			pre.release()
+		}
 		if !change.IsZero() {
 			until.Reset(max(change.Sub(r.Now()), time.Millisecond))
 		}
@@ -325,9 +328,10 @@ func (r *Recorder) follow(ctx context.Context, info stream.Info, changed <-chan 
 			r.mu.Lock()
 			r.status.Frames++
 			wanted, _ := r.wantLocked(r.Now())
+			preRoll := r.opts.PreRoll
 			r.mu.Unlock()
 			if !wanted {
-				pre.add(f, primary, r.opts.PreRoll)
+				pre.add(f, primary, preRoll)
 				continue
 			}
 			err := r.frame(f, tracks, names, index, primary)
@@ -400,7 +404,7 @@ const segmentSlack = 10 * time.Millisecond
 func (r *Recorder) frame(f *stream.Frame, tracks []mp4.Track, names []string, index map[uint8]int, primary uint8) error {
 	capture := time.Unix(0, f.Capture)
 	starts := primary == 0 || (f.Track == primary && f.Keyframe)
-	if starts && (r.seg == nil || capture.Sub(r.seg.start) >= r.opts.Segment-segmentSlack) {
+	if starts && (r.seg == nil || capture.Sub(r.seg.start) >= r.options().Segment-segmentSlack) {
 		if err := r.closeSegment(); err != nil {
 			return err
 		}
@@ -587,9 +591,10 @@ func (r *Recorder) retain() {
 	n := 0
 	for n < len(entries) {
 		e := entries[n]
-		old := now.Sub(e.End) > r.opts.MaxAge
-		big := total > int64(r.opts.MaxSize)
-		low := ferr == nil && free < int64(r.opts.MinFree)
+		opts := r.options()
+		old := now.Sub(e.End) > opts.MaxAge
+		big := total > int64(opts.MaxSize)
+		low := ferr == nil && free < int64(opts.MinFree)
 		if !old && !big && !low {
 			break
 		}

@@ -80,9 +80,10 @@ func (r *Recorder) setManual(m string) {
 	r.mu.Lock()
 	changed := r.manual != m
 	r.manual = m
+	mode := r.opts.Mode
 	r.mu.Unlock()
 	if changed {
-		r.log.Info("record: "+map[string]string{manualOn: "started", manualOff: "stopped"}[m], "mode", r.opts.Mode)
+		r.log.Info("record: "+map[string]string{manualOn: "started", manualOff: "stopped"}[m], "mode", mode)
 		r.poke()
 	}
 }
@@ -244,7 +245,7 @@ func (r *Recorder) loadEvents(entries []Entry) {
 			}
 			dirty = true
 		}
-		if now.Sub(e.End) > r.opts.MaxAge {
+		if now.Sub(e.End) > r.options().MaxAge {
 			dirty = true
 			continue
 		}

@@ -2,10 +2,11 @@ package turnserver
 
 import (
 	"errors"
-	"github.com/pion/turn/v5"
 	"net"
 	"testing"
 	"time"
+
+	"github.com/pion/turn/v5"
 )
 
 func TestBucket(t *testing.T) {
