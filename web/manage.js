@@ -132,7 +132,7 @@ async function loadViewers() {
   const vs = await api('/api/manage/viewers');
   const rows = vs.map((v) => {
     const tr = document.createElement('tr');
-    for (const c of [v.id, v.token_id || '—', v.state, v.rendition, v.rtt_ms ? v.rtt_ms.toFixed(1) + ' ms' : '—',
+    for (const c of [v.id, v.token_id || '—', v.state, v.rendition, v.pair || '—', v.rtt_ms ? v.rtt_ms.toFixed(1) + ' ms' : '—',
       v.estimate_bps ? (v.estimate_bps / 1e6).toFixed(2) + ' Mbit/s' : '—', v.in_control ? 'yes' : '']) {
       const td = document.createElement('td');
       td.textContent = String(c);

@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -556,6 +557,8 @@ type ManageViewer struct {
 	RTTMS       float64 `json:"rtt_ms"`
 	EstimateBPS int     `json:"estimate_bps"`
 	Bytes       uint64  `json:"bytes"`
+	// Pair is the ICE candidate pair: "host → srflx (udp)" (empty before one is selected).
+	Pair string `json:"pair,omitempty"`
 	// InControl: this viewer drives the desktop (the wayland source).
 	InControl bool `json:"in_control,omitempty"`
 }
@@ -574,21 +577,14 @@ func (d *Device) manageViewers() []ManageViewer {
 		if n := st.Network; n != nil {
 			v.RTTMS, v.EstimateBPS = n.RTTMS, n.EstimateBPS
 		}
+		if p := st.Pair; p != nil {
+			v.Pair = p.Local + " → " + p.Remote + " (" + p.Protocol + ")"
+		}
 		sessions = append(sessions, v)
 	}
 	d.mu.Unlock()
-	slices.SortFunc(sessions, func(a, b ManageViewer) int { return cmpString(a.ID, b.ID) })
+	slices.SortFunc(sessions, func(a, b ManageViewer) int { return strings.Compare(a.ID, b.ID) })
 	return sessions
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // ManageEdit is POST /api/manage/settings: the fields given change, through Reload.

@@ -2,9 +2,12 @@ package device
 
 import (
 	"errors"
+	"maps"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 
 	"github.com/p2pcast/p2pcast/internal/auth"
@@ -13,6 +16,9 @@ import (
 	"github.com/p2pcast/p2pcast/internal/peer"
 	"github.com/p2pcast/p2pcast/internal/signal"
 )
+
+// pairKey is one kind of ICE candidate pair, for p2pcast_sessions_by_pair.
+type pairKey struct{ Local, Remote, Protocol string }
 
 // counters are the device's running totals that outlive a session (read by /metrics).
 type counters struct {
@@ -108,11 +114,16 @@ func (d *Device) writeMetrics(w *metrics.Writer) {
 
 	sessions := d.sessionStats()
 	states := make([]string, 0, len(sessions))
+	var pairs []metrics.Sample
+	pairCount := map[pairKey]int{}
 	var bytes, packets, resent uint64
 	var rttMax, lossMax float64
 	var paced int
 	for _, s := range sessions {
 		states = append(states, s.State)
+		if p := s.Pair; p != nil {
+			pairCount[pairKey{p.Local, p.Remote, p.Protocol}]++
+		}
 		bytes += s.Bytes
 		packets += s.Packets
 		for _, t := range s.Tracks {
@@ -127,6 +138,12 @@ func (d *Device) writeMetrics(w *metrics.Writer) {
 	}
 	w.One("p2pcast_viewers", g, "Viewer sessions open now.", float64(len(sessions)))
 	w.Family("p2pcast_sessions", g, "Viewer sessions by WebRTC connection state.", metrics.Count("state", states)...)
+	for _, k := range slices.SortedFunc(maps.Keys(pairCount), func(a, b pairKey) int {
+		return strings.Compare(a.Local+a.Remote+a.Protocol, b.Local+b.Remote+b.Protocol)
+	}) {
+		pairs = append(pairs, metrics.Sample{Labels: []string{"local", k.Local, "remote", k.Remote, "protocol", k.Protocol}, Value: float64(pairCount[k])})
+	}
+	w.Family("p2pcast_sessions_by_pair", g, "Connected viewer sessions by ICE candidate pair: the local and remote candidate types (host, srflx, prflx, relay) and the transport.", pairs...)
 	w.One("p2pcast_sessions_total", c, "Viewer sessions made since the device started.", float64(d.counters.sessions.Load()))
 	w.One("p2pcast_sent_bytes_total", c, "RTP payload and header bytes sent to viewers.", float64(d.counters.bytes.Load()+bytes))
 	w.One("p2pcast_sent_packets_total", c, "RTP packets sent to viewers.", float64(d.counters.packets.Load()+packets))

@@ -94,6 +94,10 @@ func TestDataChannelsNeedTheirGrant(t *testing.T) {
 				if !tc.echo || m != "ping" {
 					t.Fatalf("echo %q (granted %v)", m, tc.echo)
 				}
+				// The connected session names its candidate pair (loopback: host to host).
+				if p := s.Stats().Pair; p == nil || p.Local != "host" || p.Remote != "host" || p.Protocol == "" {
+					t.Errorf("selected pair %+v, want host to host", p)
+				}
 				// A message larger than the device's first read buffer (readChannel) arrives whole.
 				big := strings.Repeat("0123456789", 3000)
 				if err := echo.Send([]byte(big)); err != nil {

@@ -1024,6 +1024,40 @@ type Stats struct {
 	Talk *receivedStats `json:"talk,omitempty"`
 	// Network is the viewer's path as the device sees it (nil before media flows).
 	Network *NetworkStats `json:"network,omitempty"`
+	// Pair is the ICE candidate pair the session uses (nil before one is selected).
+	Pair *PairStats `json:"pair,omitempty"`
+}
+
+// PairStats names the selected ICE candidate pair: the candidate types (host, srflx, prflx,
+// relay) and the transport.
+type PairStats struct {
+	Local    string `json:"local"`
+	Remote   string `json:"remote"`
+	Protocol string `json:"protocol"`
+}
+
+// selectedPair is the session's ICE candidate pair, if one is selected.
+func (s *Session) selectedPair() *PairStats {
+	var it *webrtc.ICETransport
+	for _, tr := range s.pc.GetTransceivers() {
+		if snd := tr.Sender(); snd != nil && snd.Transport() != nil {
+			it = snd.Transport().ICETransport()
+			break
+		}
+	}
+	if it == nil {
+		if sctp := s.pc.SCTP(); sctp != nil && sctp.Transport() != nil {
+			it = sctp.Transport().ICETransport()
+		}
+	}
+	if it == nil {
+		return nil
+	}
+	p, err := it.GetSelectedCandidatePair()
+	if err != nil || p == nil || p.Local == nil || p.Remote == nil {
+		return nil
+	}
+	return &PairStats{Local: p.Local.Typ.String(), Remote: p.Remote.Typ.String(), Protocol: p.Local.Protocol.String()}
 }
 
 // TrackStats counts one sent track.
@@ -1060,7 +1094,8 @@ type NetworkStats struct {
 // Stats returns the session's counters.
 func (s *Session) Stats() Stats {
 	st := Stats{ID: s.id, State: s.pc.ConnectionState().String(),
-		FirstSentMS: float64(s.firstSent.Load()/1e5) / 10, Extensions: []string{}, Tracks: []TrackStats{}}
+		FirstSentMS: float64(s.firstSent.Load()/1e5) / 10, Extensions: []string{}, Tracks: []TrackStats{},
+		Pair: s.selectedPair()}
 	var net NetworkStats
 	for _, t := range s.trackList() {
 		p, b, resent, report, ext := t.counters()
