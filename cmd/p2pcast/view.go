@@ -80,6 +80,7 @@ func runView(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	stats := fs.String("stats", "", "'json': print one JSON line of results at the end (stderr when --out -)")
 	timeout := fs.Duration("timeout", 20*time.Second, "give up when no frame has arrived this long after starting (0: never)")
 	relay := fs.Bool("relay", false, "use TURN relay candidates only (the TURN servers come from the device's or hub's hello)")
+	reconnect := fs.Bool("reconnect", false, "when the session ends (the device restarted, the path failed), start a new one and keep writing --out, until interrupted or --duration/--frames; without it the watch ends with its session (a hub restarting does not end it: the media goes on peer to peer)")
 	hub := fs.String("hub", "", "watch through the hub at `URL` (ws[s]://HOST[:PORT], path /ws by default)")
 	deviceID := fs.String("device", "", "the device `ID` to watch through the hub")
 	source := fs.String("source", "", "the device's source `ID` to watch (a device with several: cameras, a desktop; default: its default source)")
@@ -102,7 +103,7 @@ func runView(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *source != "" && !signal.ValidSourceID(*source) {
 		return fmt.Errorf("%w: --source %q: want 1 to 32 of a-z, 0-9 and -", errUsage, *source)
 	}
-	opts := viewer.Options{Source: *source, Duration: *duration, Frames: *frames, FirstFrameTimeout: *timeout, RelayOnly: *relay,
+	opts := viewer.Options{Source: *source, Duration: *duration, Frames: *frames, FirstFrameTimeout: *timeout, RelayOnly: *relay, Reconnect: *reconnect,
 		Logger: newLogger(stderr, *verbose)}
 	if opts.TLS, err = tlsTrusting(*caFile); err != nil {
 		return err

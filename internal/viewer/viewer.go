@@ -81,7 +81,14 @@ type Options struct {
 	// Progress, if set, is called about once a second while watching with the figures so far
 	// (a terminal's live line); never after Watch returns.
 	Progress func(Result)
-	Logger   *slog.Logger
+	// Reconnect starts a new session when one ends before the watch does (the device
+	// restarted, its path failed), until ctx, Duration or Frames ends the watch, waiting 1 s
+	// and up to 10 s between tries. Duration and Frames count over all sessions; the output
+	// goes on (an MP4 file stays one file while the video keeps its codec). Without it, a
+	// session that ends ends the watch; a hub that restarts does not: the media goes on peer
+	// to peer.
+	Reconnect bool
+	Logger    *slog.Logger
 	// Client makes the WHEP requests (default: a 10 s timeout, with TLS).
 	Client *http.Client
 	// TLS configures https:// and wss:// connections (e.g. a private CA); nil uses the system's.
@@ -132,6 +139,11 @@ type Result struct {
 	// reports told, oldest first (the latest maxDecisions).
 	Network   *wire.Network   `json:"network,omitempty"`
 	Decisions []wire.Decision `json:"decisions,omitempty"`
+	// Sessions counts the sessions of a watch with Reconnect (0 without).
+	Sessions int `json:"sessions,omitempty"`
+
+	// ended is why a session ended before the watch did (nil: the watch's own end).
+	ended error
 }
 
 // maxDecisions bounds Result.Decisions: the latest are kept.
@@ -294,6 +306,18 @@ var errDone = errors.New("viewer: done")
 // measurements and nil when at least one frame arrived; otherwise an error saying why not
 // (see ErrNoMedia, ErrTimeout, ErrConnectionFailed, *SignalError).
 func Watch(ctx context.Context, o Options) (Result, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Reconnect {
+		return watchReconnecting(ctx, o)
+	}
+	return watchSession(ctx, o, nil)
+}
+
+// watchSession is one session; out, when not nil, is the MP4 output of a reconnecting watch
+// (left open at the end).
+func watchSession(ctx context.Context, o Options, out *mp4Out) (Result, error) {
 	start := time.Now()
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -313,7 +337,9 @@ func Watch(ctx context.Context, o Options) (Result, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	rc := &receiver{o: o, start: start, done: func() { cancel(errDone) }}
-	if o.Out != nil && o.Format == FormatMP4 {
+	if out != nil {
+		rc.mp4 = out
+	} else if o.Out != nil && o.Format == FormatMP4 {
 		rc.mp4 = newMP4Out(o.Out)
 	}
 	rc.res.Signaling = sig.kind()
@@ -466,7 +492,7 @@ func Watch(ctx context.Context, o Options) (Result, error) {
 		rc.timer.Stop()
 	}
 	rc.mu.Unlock()
-	if rc.mp4 != nil {
+	if rc.mp4 != nil && out == nil {
 		if err := rc.mp4.close(); err != nil {
 			o.Logger.Error("writing output", "err", err)
 		}
@@ -476,9 +502,131 @@ func Watch(ctx context.Context, o Options) (Result, error) {
 		return res, noMedia(cause, sig)
 	}
 	if !errors.Is(cause, errDone) && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
-		o.Logger.Warn("the session ended early", "reason", cause)
+		if !o.Reconnect {
+			o.Logger.Warn("the session ended early", "reason", cause)
+		}
+		res.ended = cause
 	}
 	return res, nil
+}
+
+// Reconnecting: the wait before a new session, doubled after a session without frames.
+const (
+	reconnectFirst = time.Second
+	reconnectMax   = 10 * time.Second
+)
+
+// watchReconnecting runs sessions one after the other (Options.Reconnect).
+func watchReconnecting(ctx context.Context, o Options) (Result, error) {
+	var out *mp4Out
+	if o.Out != nil && o.Format == FormatMP4 {
+		out = newMP4Out(o.Out)
+		defer func() {
+			if err := out.close(); err != nil {
+				o.Logger.Error("writing output", "err", err)
+			}
+		}()
+	}
+	var total Result
+	var firstFrame time.Time
+	var last error // the last session's error
+	end := func() (Result, error) {
+		if total.Frames == 0 && total.Audio == nil {
+			if last == nil {
+				last = ErrNoMedia
+			}
+			return total, last
+		}
+		return total, nil
+	}
+	wait := reconnectFirst
+	for {
+		so := o
+		if o.Frames > 0 {
+			so.Frames = o.Frames - total.Frames
+		}
+		if o.Duration > 0 && !firstFrame.IsZero() {
+			so.Duration = o.Duration - time.Since(firstFrame)
+			if so.Duration <= 0 {
+				break
+			}
+		}
+		if total.Frames > 0 {
+			so.FirstFrameTimeout = 0 // --timeout is for the first frame of the watch
+		}
+		began := time.Now()
+		res, err := watchSession(ctx, so, out)
+		total.Sessions++
+		if res.Frames > 0 && firstFrame.IsZero() {
+			firstFrame = began.Add(time.Duration(res.TTFFMS * float64(time.Millisecond)))
+		}
+		total.merge(res)
+		last = err
+		switch {
+		case ctx.Err() != nil:
+			return end()
+		case err != nil && (total.Frames == 0 && errors.Is(err, ErrTimeout) || errors.Is(err, ErrRefused)):
+			return total, err // no frame before --timeout, or a refusal a new try would meet again
+		case err == nil && res.ended == nil:
+			return total, nil // the watch's own end: frames, duration
+		}
+		cause := res.ended
+		if err != nil {
+			cause = err
+		}
+		if res.Frames > 0 {
+			wait = reconnectFirst
+		}
+		o.Logger.Warn("the session ended; a new one follows", "reason", cause, "in", wait, "sessions", total.Sessions)
+		select {
+		case <-ctx.Done():
+			return end()
+		case <-time.After(wait):
+		}
+		if res.Frames == 0 {
+			wait = min(2*wait, reconnectMax)
+		}
+	}
+	return end()
+}
+
+// merge adds a later session's figures to r.
+func (r *Result) merge(s Result) {
+	if r.Sessions <= 1 {
+		first := r.Sessions
+		*r = s
+		r.Sessions, r.ended = first, nil
+		return
+	}
+	r.Frames += s.Frames
+	r.Keyframes += s.Keyframes
+	r.Bytes += s.Bytes
+	r.Packets += s.Packets
+	r.Lost += s.Lost
+	r.DurationS += s.DurationS
+	if r.DurationS > 0 {
+		r.BitrateBPS = int64(float64(r.Bytes*8) / r.DurationS)
+		r.FPS = float64(r.Frames) / r.DurationS
+	}
+	if r.Packets+r.Lost > 0 {
+		r.LossPct = 100 * float64(r.Lost) / float64(r.Packets+r.Lost)
+	}
+	if s.Width > 0 {
+		r.Width, r.Height = s.Width, s.Height
+	}
+	if s.Signaling != "" {
+		r.Signaling, r.Pair = s.Signaling, s.Pair
+	}
+	if s.Audio != nil {
+		r.Audio = s.Audio
+	}
+	if s.Network != nil {
+		r.Network = s.Network
+	}
+	r.Decisions = append(r.Decisions, s.Decisions...)
+	if len(r.Decisions) > maxDecisions {
+		r.Decisions = r.Decisions[len(r.Decisions)-maxDecisions:]
+	}
 }
 
 // noMedia is the error of a watch that got no frame, because of cause.
