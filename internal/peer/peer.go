@@ -321,11 +321,14 @@ func (e *Engine) ICEServers() []webrtc.ICEServer { return *e.ice.Load() }
 // audio track handed to the talk-back sink when the viewer may talk, and the data channels
 // the viewer's grants open.
 type Session struct {
-	id      string
-	e       *Engine
-	st      *stream.Stream
-	pc      *webrtc.PeerConnection
-	desc    description
+	id   string
+	e    *Engine
+	st   *stream.Stream
+	pc   *webrtc.PeerConnection
+	desc description
+	// idle are the kinds whose section the viewer's answer left inactive (or receive-only
+	// on our side): a session for data channels only (p2pcast fetch) answers so.
+	idle    map[string]bool
 	tracks  []*localTrack // what it sends, by kind: video first
 	snd     *sender       // paces what it sends; made at start
 	est     bandwidthEstimator
@@ -735,6 +738,18 @@ func (s *Session) SetAnswer(answer string) error {
 		}
 		s.dropVideo(n)
 	}
+	idle := map[string]bool{}
+	for _, m := range sd.MediaDescriptions {
+		for _, a := range m.Attributes {
+			// The viewer's direction: inactive, or only sending, leaves nothing for us to send.
+			if a.Key == "inactive" || a.Key == "sendonly" || m.MediaName.Port.Value == 0 {
+				idle[m.MediaName.Media] = true
+			}
+		}
+	}
+	s.mu.Lock()
+	s.idle = idle
+	s.mu.Unlock()
 	if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}
@@ -803,7 +818,7 @@ func (s *Session) start() {
 		t.mu.Lock()
 		bound := t.bound
 		t.mu.Unlock()
-		if !bound {
+		if !bound || s.idle[t.src.Kind.String()] {
 			// The viewer's answer made the section inactive (a session for data channels
 			// only: p2pcast fetch): nothing of the track is read, packetized or sent.
 			continue
