@@ -1051,8 +1051,13 @@ type PairStats struct {
 	Protocol string `json:"protocol"`
 }
 
-// selectedPair is the session's ICE candidate pair, if one is selected.
+// selectedPair is the session's ICE candidate pair, if one is selected. Only once the session
+// started (DTLS up: Pion's ICE transport has finished starting): before, Pion writes what
+// GetSelectedCandidatePair reads without a lock.
 func (s *Session) selectedPair() *PairStats {
+	if !s.started.Load() {
+		return nil
+	}
 	var it *webrtc.ICETransport
 	for _, tr := range s.pc.GetTransceivers() {
 		if snd := tr.Sender(); snd != nil && snd.Transport() != nil {
