@@ -391,9 +391,7 @@ func (d *Device) manageAllowed(w http.ResponseWriter, r *http.Request) bool {
 	}
 	// As the operator's endpoints: a proxied request is refused whatever its direct peer (a
 	// reverse proxy on this machine would make every client look local).
-	forwarded := r.Header.Get("X-Forwarded-For") != "" || r.Header.Get("Forwarded") != ""
-	if ip := httpguard.ClientIP(r, httpguard.Trust{}); ip.IsValid() && !forwarded &&
-		slices.ContainsFunc(d.settings().opsAllow(), func(p netip.Prefix) bool { return p.Contains(ip.Unmap()) }) {
+	if httpguard.From(r, d.settings().opsAllow(), httpguard.Trust{}) {
 		return true
 	}
 	w.Header().Set("WWW-Authenticate", `Bearer realm="p2pcast"`)

@@ -740,11 +740,12 @@ func (s *Session) SetAnswer(answer string) error {
 	}
 	idle := map[string]bool{}
 	for _, m := range sd.MediaDescriptions {
-		for _, a := range m.Attributes {
-			// The viewer's direction: inactive, or only sending, leaves nothing for us to send.
-			if a.Key == "inactive" || a.Key == "sendonly" || m.MediaName.Port.Value == 0 {
-				idle[m.MediaName.Media] = true
-			}
+		// Rejected (port 0), or the viewer's direction inactive or only sending: nothing for
+		// us to send in that section.
+		if m.MediaName.Port.Value == 0 || slices.ContainsFunc(m.Attributes, func(a sdp.Attribute) bool {
+			return a.Key == "inactive" || a.Key == "sendonly"
+		}) {
+			idle[m.MediaName.Media] = true
 		}
 	}
 	s.mu.Lock()

@@ -32,6 +32,14 @@ func startDevice(t *testing.T) testDevice { t.Helper(); return startDeviceWith(t
 // startDeviceWith starts a test device whose config edit changes first.
 func startDeviceWith(t *testing.T, edit func(*device.Config)) testDevice {
 	t.Helper()
+	d, _ := runDevice(t, edit)
+	return d
+}
+
+// runDevice starts a test device (config edited by edit, if not nil) and returns it with a
+// stop that ends it (also at the test's end; stopping twice is harmless).
+func runDevice(t *testing.T, edit func(*device.Config)) (testDevice, func()) {
+	t.Helper()
 	cfg := device.Defaults()
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.Source = "socket"
@@ -55,14 +63,18 @@ func startDeviceWith(t *testing.T, edit func(*device.Config)) testDevice {
 		t.Fatalf("device did not start: %v", err)
 	}
 	stopProducer := produce(t, r.SocketPath)
-	t.Cleanup(func() {
-		stopProducer()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("device run: %v", err)
-		}
-	})
-	return testDevice{base: strings.TrimSuffix(r.URL, "/")}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			stopProducer()
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("device run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return testDevice{base: strings.TrimSuffix(r.URL, "/")}, stop
 }
 
 // produce plays internal/media's 3-frame 720p baseline stream in a loop on the device socket.

@@ -2,7 +2,6 @@ package viewer
 
 import (
 	"context"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -16,44 +15,8 @@ import (
 	"github.com/p2pcast/p2pcast/internal/device"
 )
 
-// runDevice runs a test device on addr until stop; it returns the device's base URL.
-func runDevice(t *testing.T, addr string) (base string, stop func()) {
-	t.Helper()
-	cfg := device.Defaults()
-	cfg.HTTPAddr = addr
-	cfg.Source = "socket"
-	cfg.SocketPath = filepath.Join(t.TempDir(), "capture.sock")
-	d, err := device.New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan device.Ready, 1)
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx, func(r device.Ready) { ready <- r }) }()
-	var r device.Ready
-	select {
-	case r = <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("device did not start: %v", err)
-	}
-	stopProducer := produce(t, r.SocketPath)
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		stopProducer()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("device run: %v", err)
-		}
-	}
-	t.Cleanup(stop)
-	return strings.TrimSuffix(r.URL, "/"), stop
-}
+// onAddr runs the device on addr.
+func onAddr(addr string) func(*device.Config) { return func(c *device.Config) { c.HTTPAddr = addr } }
 
 // TestReconnectAcrossADeviceRestart: with Reconnect, a watch whose device restarts starts a
 // new session when the device is back and keeps writing the same MP4 file, which ffprobe
@@ -65,7 +28,7 @@ func TestReconnectAcrossADeviceRestart(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	base, stop := runDevice(t, addr)
+	dev, stop := runDevice(t, onAddr(addr))
 
 	file := filepath.Join(t.TempDir(), "watch.mp4")
 	f, err := os.Create(file)
@@ -76,13 +39,13 @@ func TestReconnectAcrossADeviceRestart(t *testing.T) {
 	var frames atomic.Int64
 	restarted := make(chan struct{})
 	const want = 120
-	o := Options{WSURL: "ws" + strings.TrimPrefix(base, "http") + "/ws", Frames: want, Out: f, Format: FormatMP4, Reconnect: true,
+	o := Options{WSURL: dev.ws(), Frames: want, Out: f, Format: FormatMP4, Reconnect: true,
 		FirstFrameTimeout: 10 * time.Second, OnFrame: func([]byte, bool, uint32) {
 			if frames.Add(1) == 30 {
 				go func() {
 					// The device goes away mid-watch and comes back on the same address.
 					stop()
-					runDevice(t, addr)
+					runDevice(t, onAddr(addr))
 					close(restarted)
 				}()
 			}
@@ -113,9 +76,9 @@ func TestReconnectAcrossADeviceRestart(t *testing.T) {
 	t.Logf("%d frames in %d sessions; the file: %s", res.Frames, res.Sessions, strings.TrimSpace(string(out)))
 
 	// Without Reconnect the watch ends with the session.
-	base2, stop2 := runDevice(t, "127.0.0.1:0")
+	dev2, stop2 := runDevice(t, nil)
 	var n2 atomic.Int64
-	o2 := Options{WSURL: "ws" + strings.TrimPrefix(base2, "http") + "/ws", FirstFrameTimeout: 10 * time.Second,
+	o2 := Options{WSURL: dev2.ws(), FirstFrameTimeout: 10 * time.Second,
 		OnFrame: func([]byte, bool, uint32) {
 			if n2.Add(1) == 10 {
 				go stop2()
