@@ -289,13 +289,8 @@ func (r *Recorder) follow(ctx context.Context, info stream.Info, changed <-chan 
 			}
 		case want && len(pre.frames) > 0:
 			// Recording begins: what was held first, in order.
-			for _, f := range pre.take() {
-				err := r.frame(f, tracks, names, index, primary)
-				f.Release()
-				if err != nil {
-					pre.release()
-					return err
-				}
+			if err := r.writeAll(pre.take(), tracks, names, index, primary); err != nil {
+				return err
 			}
 		}
 		if sub != nil {
@@ -334,9 +329,10 @@ func (r *Recorder) follow(ctx context.Context, info stream.Info, changed <-chan 
 				pre.add(f, primary, preRoll)
 				continue
 			}
-			err := r.frame(f, tracks, names, index, primary)
-			f.Release()
-			if err != nil {
+			// An event may have begun while this frame waited beside the wake-up: what was
+			// held goes first, or the recording would start at this frame (a keyframe just
+			// after the event was known) without its pre-roll.
+			if err := r.writeAll(append(pre.take(), f), tracks, names, index, primary); err != nil {
 				return err
 			}
 		}
@@ -399,6 +395,18 @@ func frameDuration(fps float64) time.Duration {
 // segmentSlack: a keyframe this close to the segment length cuts (capture times jitter; a
 // 30 fps clock in whole nanoseconds lands a hair short of 2 s at frame 60).
 const segmentSlack = 10 * time.Millisecond
+
+// writeAll writes fs in order and releases them all, also after an error.
+func (r *Recorder) writeAll(fs []*stream.Frame, tracks []mp4.Track, names []string, index map[uint8]int, primary uint8) error {
+	var err error
+	for _, f := range fs {
+		if err == nil {
+			err = r.frame(f, tracks, names, index, primary)
+		}
+		f.Release()
+	}
+	return err
+}
 
 // frame writes one frame, opening and cutting segments at keyframes.
 func (r *Recorder) frame(f *stream.Frame, tracks []mp4.Track, names []string, index map[uint8]int, primary uint8) error {

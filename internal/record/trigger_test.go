@@ -2,8 +2,10 @@ package record
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -103,6 +105,51 @@ func TestEventRecordingHoldsThePreRoll(t *testing.T) {
 	}
 	if got := r.Events(); len(got) != 1 || got[0].Open() {
 		t.Errorf("Events() = %+v", got)
+	}
+}
+
+// Frames the recorder takes after an event became known but before it saw the event's
+// wake-up go after the held pre-roll, not before it: before, such a frame was written first
+// (lost when it was not a keyframe; the recording's start when it was, with the pre-roll
+// behind it: the e2e motion test saw that). On one P the recorder runs only once the frame,
+// the event and the next frames are all waiting.
+func TestEventRecordingKeepsThePreRollFirst(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	const rounds, perRound = 8, 60 // 2 s a round, keyframes every 0.5 s
+	aus, keys := videoAUs(t, rounds*perRound, 15)
+	dir := t.TempDir()
+	st, r, stop := triggered(t, dir, Options{Mode: ModeEvents, PreRoll: 400 * time.Millisecond, PostRoll: time.Millisecond})
+	waitFor(t, "the recorder reads the stream to hold its pre-roll", func() bool { return st.Stats().Subscribers == 1 })
+	for k := range rounds {
+		first := k * perRound
+		publish(st, aus, keys, first, first+44) // keyframes at 0, 15 and 30 of the round
+		waitFor(t, "the recorder takes the frames", func() bool { return r.Status().Frames == uint64(first+44) })
+		// The recorder is handed frame 44 and made runnable, then the event and the keyframe
+		// after come before it runs.
+		publish(st, aus, keys, first+44, first+45)
+		ev := event.Event{ID: fmt.Sprintf("e%d", k), Kind: "motion", Detector: "motion", Start: base.Add(time.Duration(first+40) * time.Second / 30)}
+		r.Event(ev)
+		publish(st, aus, keys, first+45, first+50)
+		waitFor(t, "the recorder takes the event's frames", func() bool { return r.Status().Frames == uint64(first+50) })
+		ev.End = base.Add(time.Duration(first+49) * time.Second / 30)
+		r.Event(ev)
+		waitFor(t, "the post-roll ends the recording", func() bool { return !r.Status().Recording && r.Status().Current == "" })
+		publish(st, aus, keys, first+50, first+perRound)
+		waitFor(t, "the recorder takes the frames after", func() bool { return r.Status().Frames == uint64(first+perRound) })
+	}
+	stop()
+	entries := checkIndex(t, dir, r)
+	if len(entries) != rounds {
+		t.Fatalf("%d segments, want %d: %+v", len(entries), rounds, entries)
+	}
+	for k, e := range entries {
+		want := base.Add(time.Duration(k*perRound+30) * time.Second / 30) // the keyframe 400 ms before frame 44
+		if !e.Start.Equal(want) {
+			t.Errorf("round %d: the recording starts %s after the pre-roll's keyframe, want at it", k, e.Start.Sub(want))
+		}
+		if n := decodedFrames(t, filepath.Join(dir, e.Path)); n != 20 {
+			t.Errorf("round %d: %d frames decoded, want 20 (from the pre-roll's keyframe to the event's end)", k, n)
+		}
 	}
 }
 
