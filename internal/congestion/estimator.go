@@ -191,6 +191,19 @@ func (e *Estimator) ns(t time.Time) int64 {
 // current). Sequence numbers are expected to rise in sending order, as TWCC stamps them;
 // they may wrap.
 func (e *Estimator) Sent(seq uint16, size int, at time.Time, probe int) {
+	e.record(seq, size, at, probe, false)
+}
+
+// SentAgain records a retransmission (or a probe packet sent again) with transport-wide
+// number seq, like Sent except that its loss is not counted as the path's: the receiver
+// drops a copy of a packet it already has before its feedback counts it (Chromium re-asks
+// for packets it got; a sender without RTX resends them as they were). Its arrival counts
+// like any other.
+func (e *Estimator) SentAgain(seq uint16, size int, at time.Time) {
+	e.record(seq, size, at, 0, true)
+}
+
+func (e *Estimator) record(seq uint16, size int, at time.Time, probe int, again bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := e.ns(at)
@@ -206,7 +219,7 @@ func (e *Estimator) Sent(seq uint16, size int, at time.Time, probe int) {
 		probe = 0
 		e.sent.add(now, size)
 	}
-	e.hist.add(seq, now, size, probe)
+	e.hist.add(seq, now, size, probe, again)
 	e.checkFeedbackTimeout(now)
 }
 
@@ -382,9 +395,13 @@ func (e *Estimator) onStatus(w *walk, seq int64, received bool, arrUs int64) {
 		if !received {
 			return
 		}
-		e.loss.unlose() // it was late, not lost
+		if !p.again {
+			e.loss.unlose() // it was late, not lost
+		}
 	default:
-		e.loss.count(received)
+		if !p.again {
+			e.loss.count(received)
+		}
 		if c := e.pr.cluster(int(p.cluster)); c != nil {
 			c.reported++
 		}

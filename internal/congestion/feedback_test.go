@@ -214,6 +214,52 @@ func TestReorderingIsNotLoss(t *testing.T) {
 	}
 }
 
+// A receiver without RTX drops a retransmitted copy of a packet it already has, and its
+// feedback says that copy was not received. Chromium asks again for packets it got after a
+// rendition switch (the network lab's bandwidth step): the copies, a tenth of what was
+// sent, read as 13 % loss and held the estimate down for 10 s on an idle link. Copies
+// sent with SentAgain are not the path's loss; their arrivals still count.
+func TestResentCopiesLostAreNotLoss(t *testing.T) {
+	e := NewEstimator(Config{})
+	var seq uint16
+	for i := range 100 { // 2 s of 20-packet reports, every fifth packet a copy reported lost
+		at := t0.Add(time.Duration(i) * 20 * time.Millisecond)
+		syms := make([]uint16, 20)
+		for k := range 20 {
+			syms[k] = rtcp.TypeTCCPacketReceivedSmallDelta
+			if k%5 == 4 {
+				e.SentAgain(seq+uint16(k), 1200, at.Add(time.Duration(k)*time.Millisecond))
+				syms[k] = rtcp.TypeTCCPacketNotReceived
+			} else {
+				e.Sent(seq+uint16(k), 1200, at.Add(time.Duration(k)*time.Millisecond), 0)
+			}
+		}
+		fb := received(seq, 20, uint32(i*20/64), uint8(i))
+		fb.PacketChunks = encodeChunks(syms)
+		fb.RecvDeltas = fb.RecvDeltas[:16]
+		e.Feedback(roundTrip(t, fb), at.Add(60*time.Millisecond))
+		seq += 20
+	}
+	if st := e.Stats(); st.Loss != 0 || st.Reason == "loss" {
+		t.Errorf("lost copies count as the path's loss: %+v", st)
+	}
+	// The same packets sent as new ones are loss (20 %): the estimator does see it.
+	e = NewEstimator(Config{})
+	seq = 0
+	for i := range 100 {
+		at := t0.Add(time.Duration(i) * 20 * time.Millisecond)
+		stream(e, seq, 20, at)
+		fb := received(seq, 20, uint32(i*20/64), uint8(i))
+		fb.PacketChunks = encodeChunks(symbols(20, 5))
+		fb.RecvDeltas = fb.RecvDeltas[:16]
+		e.Feedback(roundTrip(t, fb), at.Add(60*time.Millisecond))
+		seq += 20
+	}
+	if st := e.Stats(); st.Loss < lossHigh {
+		t.Errorf("20 %% loss of new packets reads as %.3f", st.Loss)
+	}
+}
+
 func TestSequenceJump(t *testing.T) {
 	// The sender's counter jumps (a reset): feedback about the new numbers still counts.
 	e := NewEstimator(Config{})

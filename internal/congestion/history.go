@@ -38,6 +38,10 @@ type sentPacket struct {
 	size    int32 // bytes on the wire
 	cluster int32 // probe cluster id, 0 = media
 	state   uint8
+	// again: a copy of a packet sent before (a retransmission). The receiver drops a copy of
+	// one it has (SRTP's replay check, before its feedback counts it), so its loss is not
+	// the path's.
+	again bool
 }
 
 type history struct {
@@ -53,7 +57,7 @@ func (h *history) unwrap(seq uint16) int64 {
 	return h.highest + int64(int16(seq-uint16(h.highest)))
 }
 
-func (h *history) add(seq uint16, sendNs int64, size, cluster int) int64 {
+func (h *history) add(seq uint16, sendNs int64, size, cluster int, again bool) int64 {
 	var u int64
 	if !h.started {
 		h.started = true
@@ -79,7 +83,7 @@ func (h *history) add(seq uint16, sendNs int64, size, cluster int) int64 {
 	if slot.seq > u {
 		return u // older than all the ring holds: nothing newer is overwritten
 	}
-	*slot = sentPacket{seq: u, sendNs: sendNs, size: int32(size), cluster: int32(cluster)}
+	*slot = sentPacket{seq: u, sendNs: sendNs, size: int32(size), cluster: int32(cluster), again: again}
 	return u
 }
 

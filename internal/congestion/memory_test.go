@@ -22,7 +22,7 @@ func TestRingsGrowWithRate(t *testing.T) {
 		step := int64(time.Second) / int64(tc.pps)
 		var seq uint16
 		for ns := int64(0); ns < 3*int64(time.Second); ns += step {
-			u := h.add(seq, ns, 1200, 0)
+			u := h.add(seq, ns, 1200, 0, false)
 			// Every packet sent in the last second is still there.
 			if old := u - int64(tc.pps) + 1; tc.histHi < historySize && old > seqOrigin && h.get(old) == nil {
 				t.Fatalf("%d pps: packet %d, sent a second ago, forgotten (ring %d)", tc.pps, old-seqOrigin, len(h.ring))
@@ -54,12 +54,12 @@ func TestRingsGrowWithRate(t *testing.T) {
 func TestHistoryOldPacket(t *testing.T) {
 	var h history
 	for i := range 100 {
-		h.add(uint16(i), int64(i)*int64(time.Second), 1000, 0) // 1 pps: the ring stays small
+		h.add(uint16(i), int64(i)*int64(time.Second), 1000, 0, false) // 1 pps: the ring stays small
 	}
 	if len(h.ring) != historyMin {
 		t.Fatalf("ring of %d, want %d", len(h.ring), historyMin)
 	}
-	u := h.add(uint16(100-historyMin-1), 100*int64(time.Second), 500, 0)
+	u := h.add(uint16(100-historyMin-1), 100*int64(time.Second), 500, 0, false)
 	if p := h.get(u); p != nil && p.size != 500 {
 		t.Errorf("old packet recorded as %+v", *p)
 	}

@@ -29,6 +29,9 @@ type bandwidthEstimator interface {
 	// Sent records a packet leaving: its transport-wide number, size on the wire, time, and
 	// probe cluster (0: media).
 	Sent(seq uint16, size int, at time.Time, probe int)
+	// SentAgain records a copy of a packet sent before (a retransmission), whose loss the
+	// receiver may report for a copy it dropped as one it has.
+	SentAgain(seq uint16, size int, at time.Time)
 	// Feedback takes a transport-wide feedback report.
 	Feedback(fb *rtcp.TransportLayerCC, now time.Time)
 	// Target is the estimate in bit/s.
@@ -388,6 +391,14 @@ func (s *sender) resend(t *localTrack, lost []uint16) {
 		}
 		t.nackedOnce()
 		if f, idx, ok := t.lookup(seq); ok {
+			if t.src.Kind == codec.Video && f.Track != s.videoTrack {
+				// A picture of the rendition before a switch: the viewer has moved on to
+				// the new one's keyframe, and Chromium asks again for such packets even
+				// once it has them (up to 10 times each).
+				f.Release()
+				s.stats.ResendsDropped++
+				continue
+			}
 			s.pushResendLocked(pkt{t: t, f: f, idx: int32(idx), seq: seq, kind: pktResend})
 		} else if t.paddedAs(seq) {
 			// A lost probe packet: its sequence number must arrive, or the receiver waits
@@ -650,7 +661,11 @@ func (s *sender) write(p *pkt, now time.Time, nowNS int64) int {
 		return 0
 	}
 	s.tw++
-	if withTW {
+	switch {
+	case !withTW:
+	case p.kind == pktResend || p.kind == pktRepad:
+		s.est.SentAgain(tw, n+wireOverhead, now)
+	default:
 		s.est.Sent(tw, n+wireOverhead, now, int(p.probe))
 	}
 	size := n + wireOverhead

@@ -291,6 +291,7 @@ func BenchmarkPacedFanOut(b *testing.B) {
 type fixedRate int
 
 func (r fixedRate) Sent(uint16, int, time.Time, int)           {}
+func (r fixedRate) SentAgain(uint16, int, time.Time)           {}
 func (r fixedRate) Feedback(*rtcp.TransportLayerCC, time.Time) {}
 func (r fixedRate) Target() int                                { return int(r) }
 func (r fixedRate) Probe(time.Time) (cluster, rate, bytes int) { return 0, 0, 0 }
@@ -419,6 +420,79 @@ func TestSwitchKeepsAShortQueue(t *testing.T) {
 	}
 	if last := snd.media.q[len(snd.media.q)-1]; last.f.Track != 2 {
 		t.Errorf("the queue ends with track %d, want the sub keyframe", last.f.Track)
+	}
+}
+
+// countingRate is fixedRate that counts what it is told was sent, new and again.
+type countingRate struct {
+	fixedRate
+	mu          sync.Mutex
+	sent, again int
+}
+
+func (r *countingRate) Sent(uint16, int, time.Time, int) {
+	r.mu.Lock()
+	r.sent++
+	r.mu.Unlock()
+}
+
+func (r *countingRate) SentAgain(uint16, int, time.Time) {
+	r.mu.Lock()
+	r.again++
+	r.mu.Unlock()
+}
+
+// After a switch, NACKs for the old rendition's packets are not answered (the viewer has
+// moved on to the new keyframe, and Chromium asks again for such packets even once it has
+// them); the new rendition's are, and a retransmission is told to the estimator as a copy.
+func TestResendsOnlyTheRenditionSent(t *testing.T) {
+	p := newPacer(nil)
+	video := boundTrackOf(&recorder{buf: make([]byte, 0, 1500)}, testVideo)
+	video.twcc = make([]byte, 2) // the viewer negotiated transport-wide feedback
+	_ = video.header.SetExtension(5, video.twcc)
+	est := &countingRate{fixedRate: 100_000_000}
+	snd := newSender(p, est)
+	defer snd.close()
+	snd.video, snd.paced, snd.fast = video, true, false
+	snd.offer(video, testFrame(3000, true))
+	snd.drain(time.Now())
+	mainSeq := video.seq - 1
+	sub := testFrame(2000, true)
+	sub.Track = 2
+	snd.offer(video, sub)
+	for at := time.Now(); ; at = at.Add(10 * time.Millisecond) {
+		snd.drain(at)
+		snd.mu.Lock()
+		left := snd.media.len()
+		snd.mu.Unlock()
+		if left == 0 {
+			break
+		}
+	}
+	subSeq := video.seq - 1
+	est.mu.Lock()
+	sentBefore := est.sent
+	est.mu.Unlock()
+
+	snd.resend(video, []uint16{mainSeq})
+	snd.mu.Lock()
+	rtx, dropped := snd.rtx.len(), snd.stats.ResendsDropped
+	snd.mu.Unlock()
+	if rtx != 0 || dropped != 1 {
+		t.Fatalf("a NACK for the old rendition: %d retransmissions queued, %d dropped; want none queued, 1 dropped", rtx, dropped)
+	}
+	snd.resend(video, []uint16{subSeq})
+	snd.mu.Lock()
+	rtx = snd.rtx.len()
+	snd.mu.Unlock()
+	if rtx != 1 {
+		t.Fatalf("a NACK for the rendition sent: %d retransmissions queued, want 1", rtx)
+	}
+	snd.drain(time.Now().Add(time.Second))
+	est.mu.Lock()
+	defer est.mu.Unlock()
+	if est.again != 1 || est.sent != sentBefore {
+		t.Errorf("the retransmission was told as %d new and %d copies, want 0 and 1", est.sent-sentBefore, est.again)
 	}
 }
 
