@@ -391,14 +391,6 @@ func (s *sender) resend(t *localTrack, lost []uint16) {
 		}
 		t.nackedOnce()
 		if f, idx, ok := t.lookup(seq); ok {
-			if t.src.Kind == codec.Video && f.Track != s.videoTrack {
-				// A picture of the rendition before a switch: the viewer has moved on to
-				// the new one's keyframe, and Chromium asks again for such packets even
-				// once it has them (up to 10 times each).
-				f.Release()
-				s.stats.ResendsDropped++
-				continue
-			}
 			s.pushResendLocked(pkt{t: t, f: f, idx: int32(idx), seq: seq, kind: pktResend})
 		} else if t.paddedAs(seq) {
 			// A lost probe packet: its sequence number must arrive, or the receiver waits
