@@ -194,11 +194,11 @@ func (e *Estimator) Sent(seq uint16, size int, at time.Time, probe int) {
 	e.record(seq, size, at, probe, false)
 }
 
-// SentAgain records a retransmission (or a probe packet sent again) with transport-wide
-// number seq, like Sent except that its loss is not counted as the path's: the receiver
-// drops a copy of a packet it already has before its feedback counts it (Chromium re-asks
-// for packets it got; a sender without RTX resends them as they were). Its arrival counts
-// like any other.
+// SentAgain records a packet with transport-wide number seq that repeats one sent more than
+// once before (a second retransmission of a packet, say), like Sent except that its loss is
+// not counted as the path's: the receiver may hold an earlier copy and drop this one before
+// its feedback counts it (Chromium asks again for packets it got; without RTX a copy goes as
+// it was, and SRTP's replay check drops it). Its arrival counts like any other.
 func (e *Estimator) SentAgain(seq uint16, size int, at time.Time) {
 	e.record(seq, size, at, 0, true)
 }

@@ -38,9 +38,8 @@ type sentPacket struct {
 	size    int32 // bytes on the wire
 	cluster int32 // probe cluster id, 0 = media
 	state   uint8
-	// again: a copy of a packet sent before (a retransmission). The receiver drops a copy of
-	// one it has (SRTP's replay check, before its feedback counts it), so its loss is not
-	// the path's.
+	// again: a packet the receiver may already have (Estimator.SentAgain), whose loss is
+	// not the path's.
 	again bool
 }
 

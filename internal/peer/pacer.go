@@ -29,8 +29,8 @@ type bandwidthEstimator interface {
 	// Sent records a packet leaving: its transport-wide number, size on the wire, time, and
 	// probe cluster (0: media).
 	Sent(seq uint16, size int, at time.Time, probe int)
-	// SentAgain records a copy of a packet sent before (a retransmission), whose loss the
-	// receiver may report for a copy it dropped as one it has.
+	// SentAgain records a packet resent more than once, whose loss the receiver may report
+	// for a copy it dropped as one it has.
 	SentAgain(seq uint16, size int, at time.Time)
 	// Feedback takes a transport-wide feedback report.
 	Feedback(fb *rtcp.TransportLayerCC, now time.Time)
@@ -62,6 +62,11 @@ const (
 	maxResendDebt = 100 * time.Millisecond
 	// maxResends bounds the retransmissions waiting per viewer.
 	maxResends = 512
+	// maxCopies is how often one packet is resent at most. Chromium asks for a packet up to
+	// 10 times, also for packets whose resends it got (after a rendition switch behind a
+	// slow link: 36 NACKs a second for 8 s, the link full of copies it dropped); at 2 % loss
+	// a third resend is needed for one packet in 2500.
+	maxCopies = 3
 	// resendShare of the estimate is the most retransmissions take, with resendBurst of
 	// it saved up: the pacing budget runs at 2.5 × the estimate, and retransmissions that
 	// used all of it starved new video behind a slow path (a viewer that NACKed every lost
@@ -81,6 +86,10 @@ type pkt struct {
 	kind  uint8
 	probe int32 // probe cluster of a probe's copy
 	last  bool  // the frame's last packet of this push: its reference is released after it
+	// again: a resend of a packet resent before. The receiver may have the earlier copy and
+	// drop this one before its feedback counts it (Chromium asks again for packets it got),
+	// so its loss is not the path's.
+	again bool
 }
 
 const (
@@ -293,14 +302,16 @@ type sender struct {
 }
 
 type resent struct {
-	t   *localTrack
-	seq uint16
-	at  time.Time
+	t      *localTrack
+	seq    uint16
+	copies uint8 // times resent
+	at     time.Time
 }
 
 type senderStats struct {
 	Retransmitted uint64 `json:"retransmitted"`
-	// ResendsSkipped: NACKed packets resent less than a round trip before; ResendsDropped:
+	// ResendsSkipped: NACKed packets resent less than a round trip before, or maxCopies
+	// times already; ResendsDropped:
 	// retransmissions that waited behind maxResends others.
 	ResendsSkipped uint64 `json:"resends_skipped"`
 	ResendsDropped uint64 `json:"resends_dropped"`
@@ -385,34 +396,41 @@ func (s *sender) resend(t *localTrack, lost []uint16) {
 		return
 	}
 	for _, seq := range lost {
-		if s.resentLately(t, seq, now, interval) {
+		lately, before := s.resentLately(t, seq, now, interval)
+		if lately {
 			s.stats.ResendsSkipped++
 			continue
 		}
 		t.nackedOnce()
 		if f, idx, ok := t.lookup(seq); ok {
-			s.pushResendLocked(pkt{t: t, f: f, idx: int32(idx), seq: seq, kind: pktResend})
+			s.pushResendLocked(pkt{t: t, f: f, idx: int32(idx), seq: seq, kind: pktResend, again: before})
 		} else if t.paddedAs(seq) {
 			// A lost probe packet: its sequence number must arrive, or the receiver waits
 			// for it and asks for a keyframe.
-			s.pushResendLocked(pkt{t: t, idx: 1, seq: seq, kind: pktRepad})
+			s.pushResendLocked(pkt{t: t, idx: 1, seq: seq, kind: pktRepad, again: before})
 		}
 	}
 	s.p.poke(s)
 }
 
-// resentLately reports whether seq on t was resent within interval, and notes it as resent
-// now otherwise.
-func (s *sender) resentLately(t *localTrack, seq uint16, now time.Time, interval time.Duration) bool {
+// resentLately reports whether seq on t is not to be resent now (lately: it was less than
+// interval ago, or maxCopies times), and whether it was resent before as far as recent
+// remembers; unless lately, it notes seq as resent now.
+func (s *sender) resentLately(t *localTrack, seq uint16, now time.Time, interval time.Duration) (lately, before bool) {
 	for i := range s.recent {
 		r := &s.recent[i]
-		if r.t == t && r.seq == seq && now.Sub(r.at) < interval {
-			return true
+		if r.t == t && r.seq == seq {
+			if now.Sub(r.at) < interval || r.copies >= maxCopies {
+				return true, true
+			}
+			r.at = now
+			r.copies++
+			return false, true
 		}
 	}
-	s.recent[s.recentNext] = resent{t: t, seq: seq, at: now}
+	s.recent[s.recentNext] = resent{t: t, seq: seq, copies: 1, at: now}
 	s.recentNext = (s.recentNext + 1) % len(s.recent)
-	return false
+	return false, false
 }
 
 // queueDelayLocked is how long the queued media takes at the estimate.
@@ -655,7 +673,7 @@ func (s *sender) write(p *pkt, now time.Time, nowNS int64) int {
 	s.tw++
 	switch {
 	case !withTW:
-	case p.kind == pktResend || p.kind == pktRepad:
+	case p.again:
 		s.est.SentAgain(tw, n+wireOverhead, now)
 	default:
 		s.est.Sent(tw, n+wireOverhead, now, int(p.probe))

@@ -445,7 +445,9 @@ func (r *countingRate) SentAgain(uint16, int, time.Time) {
 // NACKs for the rendition before a switch are answered too: Chromium assembles an H.264
 // picture only once the packet before its first is in (it has no frame-start bit), so the
 // new rendition's keyframe waits for the old one's last packets (the network lab froze 3 s
-// when they were not resent). A retransmission is told to the estimator as a copy.
+// when they were not resent). A packet's first resend is told to the estimator as a new
+// packet (its loss is the path's), a later one as a copy: Chromium asks again for packets it
+// has, and drops those copies before its feedback counts them.
 func TestResendsAcrossASwitch(t *testing.T) {
 	p := newPacer(nil)
 	video := boundTrackOf(&recorder{buf: make([]byte, 0, 1500)}, testVideo)
@@ -482,11 +484,38 @@ func TestResendsAcrossASwitch(t *testing.T) {
 	if rtx != 2 {
 		t.Fatalf("NACKs for a packet of each rendition: %d retransmissions queued, want 2", rtx)
 	}
-	snd.drain(time.Now().Add(time.Second))
-	est.mu.Lock()
-	defer est.mu.Unlock()
-	if est.again != 2 || est.sent != sentBefore {
-		t.Errorf("the retransmissions were told as %d new and %d copies, want 0 and 2", est.sent-sentBefore, est.again)
+	drain := func(at time.Time) (sent, again int) {
+		snd.drain(at)
+		est.mu.Lock()
+		defer est.mu.Unlock()
+		sent, again = est.sent-sentBefore, est.again
+		sentBefore = est.sent
+		return sent, again
+	}
+	if sent, again := drain(time.Now().Add(time.Second)); sent != 2 || again != 0 {
+		t.Errorf("first resends told as %d new and %d copies, want 2 and 0", sent, again)
+	}
+	// The viewer asks for the main packet again, a round trip later.
+	snd.mu.Lock()
+	for i := range snd.recent {
+		snd.recent[i].at = snd.recent[i].at.Add(-time.Second)
+	}
+	snd.mu.Unlock()
+	snd.resend(video, []uint16{mainSeq})
+	if sent, again := drain(time.Now().Add(2 * time.Second)); sent != 0 || again != 1 {
+		t.Errorf("a second resend told as %d new and %d copies, want 0 and 1", sent, again)
+	}
+	// A packet is resent maxCopies times at most, however often it is asked for.
+	for range 2 * maxCopies {
+		snd.mu.Lock()
+		for i := range snd.recent {
+			snd.recent[i].at = snd.recent[i].at.Add(-time.Second)
+		}
+		snd.mu.Unlock()
+		snd.resend(video, []uint16{mainSeq})
+	}
+	if sent, again := drain(time.Now().Add(3 * time.Second)); sent != 0 || again != maxCopies-2+1 {
+		t.Errorf("asked for %d more times, resent %d more (%d as new), want %d", 2*maxCopies, again-1, sent, maxCopies-2)
 	}
 }
 
