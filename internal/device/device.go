@@ -508,7 +508,7 @@ func (b backend) NewSession(req signal.Request) (signal.Session, error) {
 		d.mu.Unlock()
 	}
 	s, err := d.engine.NewSession(f.stream, peer.SessionOptions{Access: req.Access, ICEServers: ice,
-		OnCandidate: req.OnCandidate, Talk: f.talk})
+		OnCandidate: req.OnCandidate, Talk: f.talk, Channels: d.channelsOf(f)})
 	if err != nil {
 		release()
 		d.counters.refused(err)

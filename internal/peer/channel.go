@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 
 	"github.com/pion/webrtc/v4"
 
@@ -46,6 +47,10 @@ func (s *Session) onDataChannel(dc *webrtc.DataChannel) {
 	switch {
 	case ch == nil:
 		s.log.Warn("data channel refused: unknown", "label", label)
+		_ = dc.Close()
+		return
+	case s.channels != nil && !slices.Contains(s.channels, label):
+		s.log.Warn("data channel refused: not served to this session", "label", label)
 		_ = dc.Close()
 		return
 	case !s.access.Has(ch.Grant()):

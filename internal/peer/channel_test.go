@@ -41,13 +41,22 @@ func TestDataChannelsNeedTheirGrant(t *testing.T) {
 	}
 	st := stream.New(stream.Config{})
 	st.Attach(stream.Describe("t", []stream.Track{testVideo}, nil), nil)
+	control := []auth.Grant{auth.GrantView, auth.GrantControl}
 	for _, tc := range []struct {
-		name   string
-		grants []auth.Grant
-		echo   bool
-	}{{"granted", []auth.Grant{auth.GrantView, auth.GrantControl}, true}, {"not granted", []auth.Grant{auth.GrantView}, false}} {
+		name     string
+		grants   []auth.Grant
+		channels []string // SessionOptions.Channels
+		echo     bool
+	}{
+		{"granted", control, nil, true},
+		{"not granted", []auth.Grant{auth.GrantView}, nil, false},
+		{"granted, listed for the session", control, []string{"echo"}, true},
+		// A viewer of a camera source may hold the control grant; the desktop's channel is
+		// not its session's.
+		{"granted, not the session's", control, []string{"other"}, false},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := e.NewSession(st, SessionOptions{Access: auth.Access{Grants: tc.grants}})
+			s, err := e.NewSession(st, SessionOptions{Access: auth.Access{Grants: tc.grants}, Channels: tc.channels})
 			if err != nil {
 				t.Fatal(err)
 			}

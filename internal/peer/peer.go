@@ -342,6 +342,7 @@ type Session struct {
 	tcp       *tcpHold // nil when the caller does not trickle
 
 	access   auth.Access
+	channels []string // SessionOptions.Channels: nil, all
 	talk     TalkSink // nil: the viewer cannot send audio
 	timers   []*time.Timer
 	reason   string  // under mu: why the session ended, for the viewer's bye
@@ -387,6 +388,10 @@ type SessionOptions struct {
 	// Talk plays what the viewer says. It is used only when Access has auth.GrantTalk; nil
 	// (or no grant) negotiates audio send-only, so the viewer's browser sends none.
 	Talk TalkSink
+	// Channels are the labels of Config.Channels this session may open (nil: all of them):
+	// a device of several sources serves its desktop's "control" channel only to that
+	// source's viewers.
+	Channels []string
 }
 
 // NewSession makes a session watching st for a viewer with opts.Access.
@@ -428,11 +433,12 @@ func (e *Engine) NewSession(st *stream.Stream, opts SessionOptions) (*Session, e
 	_, _ = rand.Read(b[:])
 	s := &Session{
 		id: hex.EncodeToString(b[:]), e: e, st: st, pc: pc, desc: desc,
-		created: now,
-		access:  opts.Access,
-		talk:    talk,
-		done:    make(chan struct{}),
-		est:     e.newEstimator(),
+		created:  now,
+		access:   opts.Access,
+		channels: opts.Channels,
+		talk:     talk,
+		done:     make(chan struct{}),
+		est:      e.newEstimator(),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	var playoutDelay []byte
