@@ -194,11 +194,12 @@ func (e *Estimator) Sent(seq uint16, size int, at time.Time, probe int) {
 	e.record(seq, size, at, probe, false)
 }
 
-// SentAgain records a packet with transport-wide number seq that repeats one sent more than
-// once before (a second retransmission of a packet, say), like Sent except that its loss is
-// not counted as the path's: the receiver may hold an earlier copy and drop this one before
-// its feedback counts it (Chromium asks again for packets it got; without RTX a copy goes as
-// it was, and SRTP's replay check drops it). Its arrival counts like any other.
+// SentAgain records a packet with transport-wide number seq that the receiver may already
+// have: a copy resent while the fate of the one before is not known. It is like Sent except
+// that its loss is not counted as the path's: a receiver that has an earlier copy drops this
+// one before its feedback counts it (Chromium asks again for packets before its last resend
+// could arrive, and without RTX a copy goes as it was: SRTP's replay check drops it). Its
+// arrival counts like any other.
 func (e *Estimator) SentAgain(seq uint16, size int, at time.Time) {
 	e.record(seq, size, at, 0, true)
 }
@@ -221,6 +222,23 @@ func (e *Estimator) record(seq uint16, size int, at time.Time, probe int, again 
 	}
 	e.hist.add(seq, now, size, probe, again)
 	e.checkFeedbackTimeout(now)
+}
+
+// Delivered says what the feedback said of the packet with transport-wide number seq, sent
+// lately: known is false until a report covered it (or once it is too old to remember), and
+// delivered whether it arrived. A sender asked again for a packet whose copy arrived knows
+// the receiver has it.
+func (e *Estimator) Delivered(seq uint16) (delivered, known bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.hist.started {
+		return false, false
+	}
+	p := e.hist.get(e.hist.unwrap(seq))
+	if p == nil || p.state == stateUnreported {
+		return false, false
+	}
+	return p.state == stateReceived, true
 }
 
 // Target is the rate (bit/s) the path takes now, for media, not counting probes.

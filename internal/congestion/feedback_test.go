@@ -260,6 +260,31 @@ func TestResentCopiesLostAreNotLoss(t *testing.T) {
 	}
 }
 
+// Delivered tells what the feedback said of one packet: nothing before a report, then
+// whether it arrived.
+func TestDelivered(t *testing.T) {
+	e := NewEstimator(Config{})
+	if _, known := e.Delivered(0); known {
+		t.Fatal("known before anything was sent")
+	}
+	stream(e, 100, 20, t0)
+	if _, known := e.Delivered(105); known {
+		t.Fatal("known before any feedback")
+	}
+	fb := received(100, 20, 0, 0)
+	fb.PacketChunks = encodeChunks(symbols(20, 5)) // 104, 109, 114, 119 lost
+	fb.RecvDeltas = fb.RecvDeltas[:16]
+	e.Feedback(roundTrip(t, fb), t0.Add(60*time.Millisecond))
+	for seq, want := range map[uint16]bool{100: true, 103: true, 104: false, 119: false} {
+		if got, known := e.Delivered(seq); !known || got != want {
+			t.Errorf("packet %d: delivered %v known %v, want %v", seq, got, known, want)
+		}
+	}
+	if _, known := e.Delivered(120); known {
+		t.Error("a packet never sent is known")
+	}
+}
+
 func TestSequenceJump(t *testing.T) {
 	// The sender's counter jumps (a reset): feedback about the new numbers still counts.
 	e := NewEstimator(Config{})

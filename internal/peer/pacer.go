@@ -29,9 +29,12 @@ type bandwidthEstimator interface {
 	// Sent records a packet leaving: its transport-wide number, size on the wire, time, and
 	// probe cluster (0: media).
 	Sent(seq uint16, size int, at time.Time, probe int)
-	// SentAgain records a packet resent more than once, whose loss the receiver may report
-	// for a copy it dropped as one it has.
+	// SentAgain records a packet the receiver may already have, whose loss it may report for
+	// a copy it dropped as one it has.
 	SentAgain(seq uint16, size int, at time.Time)
+	// Delivered says whether the feedback reported transport-wide number seq (known), and
+	// whether it arrived.
+	Delivered(seq uint16) (delivered, known bool)
 	// Feedback takes a transport-wide feedback report.
 	Feedback(fb *rtcp.TransportLayerCC, now time.Time)
 	// Target is the estimate in bit/s.
@@ -62,11 +65,6 @@ const (
 	maxResendDebt = 100 * time.Millisecond
 	// maxResends bounds the retransmissions waiting per viewer.
 	maxResends = 512
-	// maxCopies is how often one packet is resent at most. Chromium asks for a packet up to
-	// 10 times, also for packets whose resends it got (after a rendition switch behind a
-	// slow link: 36 NACKs a second for 8 s, the link full of copies it dropped); at 2 % loss
-	// a third resend is needed for one packet in 2500.
-	maxCopies = 3
 	// resendShare of the estimate is the most retransmissions take, with resendBurst of
 	// it saved up: the pacing budget runs at 2.5 × the estimate, and retransmissions that
 	// used all of it starved new video behind a slow path (a viewer that NACKed every lost
@@ -302,16 +300,18 @@ type sender struct {
 }
 
 type resent struct {
-	t      *localTrack
-	seq    uint16
-	copies uint8 // times resent
-	at     time.Time
+	t   *localTrack
+	seq uint16
+	at  time.Time
+	// tw is the transport-wide number of the last copy written (when written).
+	tw      uint16
+	written bool
 }
 
 type senderStats struct {
 	Retransmitted uint64 `json:"retransmitted"`
-	// ResendsSkipped: NACKed packets resent less than a round trip before, or maxCopies
-	// times already; ResendsDropped:
+	// ResendsSkipped: NACKed packets resent less than a round trip before, or whose last
+	// copy the viewer's feedback says arrived; ResendsDropped:
 	// retransmissions that waited behind maxResends others.
 	ResendsSkipped uint64 `json:"resends_skipped"`
 	ResendsDropped uint64 `json:"resends_dropped"`
@@ -413,24 +413,46 @@ func (s *sender) resend(t *localTrack, lost []uint16) {
 	s.p.poke(s)
 }
 
-// resentLately reports whether seq on t is not to be resent now (lately: it was less than
-// interval ago, or maxCopies times), and whether it was resent before as far as recent
-// remembers; unless lately, it notes seq as resent now.
-func (s *sender) resentLately(t *localTrack, seq uint16, now time.Time, interval time.Duration) (lately, before bool) {
+// resentLately reports whether seq on t is not to be resent now (lately: it was resent less
+// than interval ago, or the viewer's feedback says its last copy arrived: Chromium asks
+// again for packets it got, up to 10 times each, after a rendition switch behind a slow
+// link: 36 NACKs a second for 8 s, filling the link with copies it dropped), and whether the
+// copy about to go may duplicate one the viewer has (again: a copy went whose fate is not
+// known yet). Unless lately, it notes seq as resent now.
+func (s *sender) resentLately(t *localTrack, seq uint16, now time.Time, interval time.Duration) (lately, again bool) {
 	for i := range s.recent {
 		r := &s.recent[i]
-		if r.t == t && r.seq == seq {
-			if now.Sub(r.at) < interval || r.copies >= maxCopies {
-				return true, true
-			}
-			r.at = now
-			r.copies++
-			return false, true
+		if r.t != t || r.seq != seq {
+			continue
 		}
+		if now.Sub(r.at) < interval {
+			return true, true
+		}
+		var delivered, known bool
+		if r.written {
+			delivered, known = s.est.Delivered(r.tw)
+		}
+		if delivered {
+			return true, true
+		}
+		// A copy still queued, or one whose fate is not known, may be what the viewer gets.
+		again = !r.written || !known
+		r.at, r.written = now, false
+		return false, again
 	}
-	s.recent[s.recentNext] = resent{t: t, seq: seq, copies: 1, at: now}
+	s.recent[s.recentNext] = resent{t: t, seq: seq, at: now}
 	s.recentNext = (s.recentNext + 1) % len(s.recent)
 	return false, false
+}
+
+// wroteResend notes the transport-wide number a resend of seq on t went with.
+func (s *sender) wroteResend(t *localTrack, seq, tw uint16) {
+	for i := range s.recent {
+		if r := &s.recent[i]; r.t == t && r.seq == seq {
+			r.tw, r.written = tw, true
+			return
+		}
+	}
 }
 
 // queueDelayLocked is how long the queued media takes at the estimate.
@@ -675,6 +697,10 @@ func (s *sender) write(p *pkt, now time.Time, nowNS int64) int {
 	case !withTW:
 	case p.again:
 		s.est.SentAgain(tw, n+wireOverhead, now)
+		s.wroteResend(p.t, p.seq, tw)
+	case p.kind == pktResend || p.kind == pktRepad:
+		s.est.Sent(tw, n+wireOverhead, now, 0)
+		s.wroteResend(p.t, p.seq, tw)
 	default:
 		s.est.Sent(tw, n+wireOverhead, now, int(p.probe))
 	}
