@@ -50,9 +50,6 @@ const (
 	// often.
 	initialBackoff = 200 * time.Millisecond
 
-	// capacityResetAfter: the delivered rate must stay above the capacity's upper bound this
-	// long before the capacity is forgotten.
-	capacityResetAfter = time.Second
 	// capacityAlpha: the link-capacity estimate (delivered rate at overuse) is an EWMA.
 	capacityAlpha = 0.05
 	// capacityDevMin, capacityDevMax, capacityDevInit bound its normalised variance (kbit/s),
@@ -114,8 +111,7 @@ type rateControl struct {
 	lastChange   int64 // ns
 	lastDecrease int64
 	capacity     linkCapacity
-	decreased    bool  // at least one decrease happened
-	aboveSince   int64 // ns: since when the delivered rate has been above the capacity (0: it is not)
+	decreased    bool // at least one decrease happened
 }
 
 func (r *rateControl) init(start, lo, hi int) {
@@ -195,17 +191,8 @@ func (r *rateControl) onSignal(u usage, now int64, acked int, rtt time.Duration)
 	if r.state != rcIncrease {
 		return false
 	}
-	// More got through than we thought fits, for capacityResetAfter: the path improved. A
-	// shorter excess is a token bucket's burst (a 4 KB bucket adds 109 kbit/s to a 300 ms
-	// window: behind a 200 kbit/s link the estimate went multiplicative past the link).
-	switch {
-	case acked <= 0 || float64(acked) <= r.capacity.upper():
-		r.aboveSince = 0
-	case r.aboveSince == 0:
-		r.aboveSince = now
-	case now-r.aboveSince >= capacityResetAfter.Nanoseconds():
-		r.capacity.reset()
-		r.aboveSince = 0
+	if acked > 0 && float64(acked) > r.capacity.upper() {
+		r.capacity.reset() // more got through than we thought fits: the path improved
 	}
 	limit := math.Inf(1)
 	if acked > 0 {
