@@ -241,6 +241,14 @@ func (e *Estimator) Delivered(seq uint16) (delivered, known bool) {
 	return p.state == stateReceived, true
 }
 
+// RTT is the smoothed round trip from a packet's send to its feedback (0: none yet). It
+// includes the bottleneck's queue, which a receiver report's round trip may not.
+func (e *Estimator) RTT() time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.rtt
+}
+
 // Target is the rate (bit/s) the path takes now, for media, not counting probes.
 func (e *Estimator) Target() int {
 	e.mu.Lock()

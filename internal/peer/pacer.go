@@ -35,6 +35,8 @@ type bandwidthEstimator interface {
 	// Delivered says whether the feedback reported transport-wide number seq (known), and
 	// whether it arrived.
 	Delivered(seq uint16) (delivered, known bool)
+	// RTT is the round trip from a packet's send to its feedback, the queue included.
+	RTT() time.Duration
 	// Feedback takes a transport-wide feedback report.
 	Feedback(fb *rtcp.TransportLayerCC, now time.Time)
 	// Target is the estimate in bit/s.
@@ -303,9 +305,27 @@ type resent struct {
 	t   *localTrack
 	seq uint16
 	at  time.Time
-	// tw is the transport-wide number of the last copy written (when written).
-	tw      uint16
-	written bool
+	// tws are the transport-wide numbers of the last copies written, newest at
+	// (copies-1) % len; queued: a copy waits in the queue.
+	tws    [4]uint16
+	copies uint8
+	queued bool
+}
+
+// delivered reports whether the feedback says one of r's copies arrived, and whether the
+// newest copy's fate is known (false also while a copy waits in the queue).
+func (r *resent) delivered(est bandwidthEstimator) (delivered, lastKnown bool) {
+	n := min(int(r.copies), len(r.tws))
+	for k := range n {
+		d, known := est.Delivered(r.tws[k])
+		if d {
+			return true, true
+		}
+		if k == (int(r.copies)-1)%len(r.tws) {
+			lastKnown = known
+		}
+	}
+	return false, lastKnown && !r.queued
 }
 
 type senderStats struct {
@@ -388,7 +408,10 @@ func (s *sender) offer(t *localTrack, f *stream.Frame) bool {
 // resent less than a round trip ago is not sent again (its retransmission may still be on its
 // way: a receiver repeats its NACKs), so loss on a slow path does not multiply its traffic.
 func (s *sender) resend(t *localTrack, lost []uint16) {
-	interval := time.Duration(max(t.rtt(), minResendInterval.Seconds()*1000) * float64(time.Millisecond))
+	// A copy may still be on its way for a round trip, queue included: the receiver report's
+	// round trip can miss the queue (0.7 ms while 400 ms of a slow link's queue stood between,
+	// and a packet went 6 times, each copy but the first dropped by the viewer as a replay).
+	interval := max(time.Duration(t.rtt()*float64(time.Millisecond)), s.est.RTT(), minResendInterval)
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -428,19 +451,15 @@ func (s *sender) resentLately(t *localTrack, seq uint16, now time.Time, interval
 		if now.Sub(r.at) < interval {
 			return true, true
 		}
-		var delivered, known bool
-		if r.written {
-			delivered, known = s.est.Delivered(r.tw)
-		}
+		delivered, known := r.delivered(s.est)
 		if delivered {
 			return true, true
 		}
 		// A copy still queued, or one whose fate is not known, may be what the viewer gets.
-		again = !r.written || !known
-		r.at, r.written = now, false
-		return false, again
+		r.at, r.queued = now, true
+		return false, !known
 	}
-	s.recent[s.recentNext] = resent{t: t, seq: seq, at: now}
+	s.recent[s.recentNext] = resent{t: t, seq: seq, at: now, queued: true}
 	s.recentNext = (s.recentNext + 1) % len(s.recent)
 	return false, false
 }
@@ -449,7 +468,9 @@ func (s *sender) resentLately(t *localTrack, seq uint16, now time.Time, interval
 func (s *sender) wroteResend(t *localTrack, seq, tw uint16) {
 	for i := range s.recent {
 		if r := &s.recent[i]; r.t == t && r.seq == seq {
-			r.tw, r.written = tw, true
+			r.tws[int(r.copies)%len(r.tws)] = tw
+			r.copies++
+			r.queued = false
 			return
 		}
 	}
@@ -674,6 +695,7 @@ func (s *sender) write(p *pkt, now time.Time, nowNS int64) int {
 	case pktResend:
 		n, withTW, err = p.t.resend(p.f, int(p.idx), p.seq, tw, true)
 		s.stats.Retransmitted++
+
 	case pktProbe:
 		n, withTW, err = p.t.writePadding(int(p.idx), 0, false, tw)
 		s.stats.ProbePackets++

@@ -293,6 +293,7 @@ type fixedRate int
 func (r fixedRate) Sent(uint16, int, time.Time, int)           {}
 func (r fixedRate) SentAgain(uint16, int, time.Time)           {}
 func (r fixedRate) Delivered(uint16) (bool, bool)              { return false, false }
+func (r fixedRate) RTT() time.Duration                         { return 0 }
 func (r fixedRate) Feedback(*rtcp.TransportLayerCC, time.Time) {}
 func (r fixedRate) Target() int                                { return int(r) }
 func (r fixedRate) Probe(time.Time) (cluster, rate, bytes int) { return 0, 0, 0 }
@@ -458,7 +459,7 @@ func (r *countingRate) Delivered(tw uint16) (bool, bool) {
 // picture only once the packet before its first is in (it has no frame-start bit), so the
 // new rendition's keyframe waits for the old one's last packets (the network lab froze 3 s
 // when they were not resent). A packet asked for again is resent while its last copy is not
-// known to have arrived, and not once it is (Chromium asks again for packets it got, and
+// known to have arrived, and not once one is (Chromium asks again for packets it got, and
 // drops those copies before its feedback counts them). A copy whose predecessor's fate is not
 // known is told to the estimator as one the viewer may have; the others as new packets,
 // whose loss is the path's.
@@ -524,7 +525,11 @@ func TestResendsAcrossASwitch(t *testing.T) {
 	if sent != 1 || again != 0 {
 		t.Errorf("resent after the last copy was lost: %d new and %d copies, want 1 and 0", sent, again)
 	}
-	// That one arrived: the viewer has the packet, however often it asks.
+	// Asked again before that copy's fate is known: another goes. Then the feedback says the
+	// earlier one arrived: the viewer has the packet, however often it asks.
+	if sent, again, _ := ask(mainSeq); sent != 0 || again != 1 {
+		t.Errorf("resent while the last copy's fate is unknown: %d new and %d copies, want 0 and 1", sent, again)
+	}
 	est.mu.Lock()
 	est.delivered[last] = true
 	est.mu.Unlock()
