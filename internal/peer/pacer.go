@@ -62,6 +62,9 @@ const (
 	maxQueuePackets = 4096
 	// minResendInterval is the least time between two retransmissions of one packet.
 	minResendInterval = 20 * time.Millisecond
+	// resendMemory: a packet last resent longer ago than this is another one (sequence
+	// numbers wrap; the history answers NACKs for 1.5 s at most).
+	resendMemory = 5 * time.Second
 	// maxResendDebt: retransmissions wait while the budget is overdrawn by this much of the
 	// pacing rate.
 	maxResendDebt = 100 * time.Millisecond
@@ -419,18 +422,18 @@ func (s *sender) resend(t *localTrack, lost []uint16) {
 		return
 	}
 	for _, seq := range lost {
-		lately, before := s.resentLately(t, seq, now, interval)
+		lately, again := s.resentLately(t, seq, now, interval)
 		if lately {
 			s.stats.ResendsSkipped++
 			continue
 		}
 		t.nackedOnce()
 		if f, idx, ok := t.lookup(seq); ok {
-			s.pushResendLocked(pkt{t: t, f: f, idx: int32(idx), seq: seq, kind: pktResend, again: before})
+			s.pushResendLocked(pkt{t: t, f: f, idx: int32(idx), seq: seq, kind: pktResend, again: again})
 		} else if t.paddedAs(seq) {
 			// A lost probe packet: its sequence number must arrive, or the receiver waits
 			// for it and asks for a keyframe.
-			s.pushResendLocked(pkt{t: t, idx: 1, seq: seq, kind: pktRepad, again: before})
+			s.pushResendLocked(pkt{t: t, idx: 1, seq: seq, kind: pktRepad, again: again})
 		}
 	}
 	s.p.poke(s)
@@ -447,6 +450,12 @@ func (s *sender) resentLately(t *localTrack, seq uint16, now time.Time, interval
 		r := &s.recent[i]
 		if r.t != t || r.seq != seq {
 			continue
+		}
+		if now.Sub(r.at) > resendMemory {
+			// Another packet with the same (wrapped) sequence number: its copies' numbers
+			// would name others' now.
+			*r = resent{t: t, seq: seq, at: now, queued: true}
+			return false, false
 		}
 		if now.Sub(r.at) < interval {
 			return true, true
