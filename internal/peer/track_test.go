@@ -455,10 +455,9 @@ func (r *countingRate) Delivered(tw uint16) (bool, bool) {
 	return r.delivered[tw], r.delivered[tw] || r.lost[tw]
 }
 
-// NACKs are answered for both renditions across a switch: Chromium assembles an H.264
-// picture only once the packet before its first is in (it has no frame-start bit), so the
-// new rendition's keyframe waits for the old one's last packets (the network lab froze 3 s
-// when they were not resent). A packet asked for again is resent while its last copy is not
+// NACKs are answered for both renditions across a switch: the network lab froze 3 s when
+// the old one's were not resent (likely: Chromium finds an H.264 picture's start by the
+// packet before it, so the new rendition's keyframe waited for the old one's last packets). A packet asked for again is resent while its last copy is not
 // known to have arrived, and not once one is (Chromium asks again for packets it got, and
 // drops those copies before its feedback counts them). A copy whose predecessor's fate is not
 // known is told to the estimator as one the viewer may have; the others as new packets,
