@@ -31,8 +31,8 @@ func liveOf(cfg Config) *hubLive {
 		maxPerToken: cfg.MaxSessionsPerToken, connRate: cfg.ConnRate, connBurst: cfg.ConnBurst, authFails: cfg.AuthFailsPerMinute}
 }
 
-// limitDefaults fills in the limits' defaults as New does, so a configuration read again
-// compares with the running one value for value.
+// limitDefaults fills in the limits' defaults, for New and for a configuration read again
+// (which then compares with the running one value for value).
 func limitDefaults(cfg Config, perDevice int) Config {
 	if cfg.ConnRate <= 0 {
 		cfg.ConnRate, cfg.ConnBurst = 10, 20

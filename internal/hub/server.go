@@ -76,22 +76,10 @@ func newServer(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.ConnRate <= 0 {
-		cfg.ConnRate, cfg.ConnBurst = 10, 20
-	}
-	if cfg.ConnBurst < 1 {
-		cfg.ConnBurst = max(1, cfg.ConnRate)
-	}
-	if cfg.AuthFailsPerMinute <= 0 {
-		cfg.AuthFailsPerMinute = 5
-	}
 	if cfg.MaxSessionsPerDevice <= 0 {
 		cfg.MaxSessionsPerDevice = 200
 	}
-	if cfg.MaxSessionsPerToken <= 0 {
-		cfg.MaxSessionsPerToken = 64
-	}
-	cfg.MaxSessionsPerToken = max(1, min(cfg.MaxSessionsPerToken, cfg.MaxSessionsPerDevice*3/4))
+	cfg = limitDefaults(cfg, cfg.MaxSessionsPerDevice)
 	urls := map[string]bool{}
 	for _, u := range cfg.URLs {
 		c, err := auth.CanonicalHubURL(u)
