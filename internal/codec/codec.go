@@ -66,7 +66,8 @@ type Codec struct {
 	ClockRate uint32
 	// SDPChannels is the channel count in a=rtpmap (Opus is always 2 there, RFC 7587).
 	SDPChannels uint16
-	// PayloadType is the one the device offers (static for G.711).
+	// PayloadType is the one the device offers (static for G.711). A video codec's next
+	// number is its retransmissions' (RFC 4588), so video codecs take every other one.
 	PayloadType uint8
 	Feedback    []Feedback
 	// Fmtp returns the a=fmtp parameters that describe a track with p.

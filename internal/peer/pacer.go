@@ -86,6 +86,7 @@ type pkt struct {
 	f     *stream.Frame
 	idx   int32
 	seq   uint16 // resends: the sequence number it had
+	ts    uint32 // resends: the RTP timestamp it had
 	kind  uint8
 	probe int32 // probe cluster of a probe's copy
 	last  bool  // the frame's last packet of this push: its reference is released after it
@@ -421,15 +422,18 @@ func (s *sender) resend(t *localTrack, lost []uint16) {
 	if s.closed {
 		return
 	}
+	// Copies on a retransmission stream of their own each count (none is dropped as a replay).
+	apart := t.retransmitsApart()
 	for _, seq := range lost {
 		lately, again := s.resentLately(t, seq, now, interval)
+		again = again && !apart
 		if lately {
 			s.stats.ResendsSkipped++
 			continue
 		}
 		t.nackedOnce()
-		if f, idx, ok := t.lookup(seq); ok {
-			s.pushResendLocked(pkt{t: t, f: f, idx: int32(idx), seq: seq, kind: pktResend, again: again})
+		if f, idx, ts, ok := t.lookup(seq); ok {
+			s.pushResendLocked(pkt{t: t, f: f, idx: int32(idx), seq: seq, ts: ts, kind: pktResend, again: again})
 		} else if t.paddedAs(seq) {
 			// A lost probe packet: its sequence number must arrive, or the receiver waits
 			// for it and asks for a keyframe.
@@ -702,7 +706,7 @@ func (s *sender) write(p *pkt, now time.Time, nowNS int64) int {
 			}
 		}
 	case pktResend:
-		n, withTW, err = p.t.resend(p.f, int(p.idx), p.seq, tw, true)
+		n, withTW, err = p.t.resend(p.f, int(p.idx), p.seq, p.ts, tw, true)
 		s.stats.Retransmitted++
 
 	case pktProbe:

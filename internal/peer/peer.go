@@ -263,6 +263,17 @@ func (e *Engine) apiFor(d description) (*webrtc.API, error) {
 		if err := m.RegisterCodec(p, c.codec.Kind.RTPKind()); err != nil {
 			return nil, err
 		}
+		if c.codec.Kind == codec.Video && !e.cfg.Recovery.NoNACK {
+			// Retransmissions on a stream of their own (RFC 4588, track.go rtxStream).
+			rtx := webrtc.RTPCodecParameters{
+				RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: p.ClockRate,
+					SDPFmtpLine: fmt.Sprintf("apt=%d", p.PayloadType)},
+				PayloadType: p.PayloadType + 1,
+			}
+			if err := m.RegisterCodec(rtx, webrtc.RTPCodecTypeVideo); err != nil {
+				return nil, err
+			}
+		}
 		video = video || c.codec.Kind == codec.Video
 	}
 	if video && !e.cfg.Recovery.NoFEC {

@@ -4,6 +4,8 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -60,6 +62,10 @@ type localTrack struct {
 	header   rtp.Header
 	seq      uint16
 	tsOffset uint32
+	// ts is the RTP timestamp of the frame being written (set at its first packet), and
+	// tsTrack the source track it came from (a rendition).
+	ts      uint32
+	tsTrack uint8
 	// absCapture is the abs-capture-time payload the header points at (nil when not
 	// negotiated); rewritten in place for each frame so no packet allocates.
 	absCapture []byte
@@ -90,6 +96,35 @@ type localTrack struct {
 	fec      *fecState
 	nacked   uint64
 	lossMark [2]uint64
+	// rtx is the retransmission stream (RFC 4588) when the viewer negotiated one (nil
+	// otherwise): a copy goes there with a sequence number of its own, so the receiver's
+	// SRTP replay check and its congestion feedback see every copy. A copy on the media
+	// stream repeats a sequence number: the receiver drops all but the first to arrive before
+	// its feedback counts them, and a packet asked for again looks lost on the path.
+	rtx *rtxStream
+}
+
+// rtxStream is where a track's retransmissions go.
+type rtxStream struct {
+	pt   uint8
+	ssrc uint32
+	seq  uint16
+	buf  []byte // the copy being written: the original sequence number, then the payload
+}
+
+// rtxFor finds the retransmission payload type negotiated for payload type pt.
+func rtxFor(codecs []webrtc.RTPCodecParameters, pt webrtc.PayloadType) (uint8, bool) {
+	for _, c := range codecs {
+		if !strings.EqualFold(c.MimeType, webrtc.MimeTypeRTX) {
+			continue
+		}
+		for _, kv := range strings.Split(c.SDPFmtpLine, ";") {
+			if k, v, _ := strings.Cut(strings.TrimSpace(kv), "="); k == "apt" && v == strconv.Itoa(int(pt)) {
+				return uint8(c.PayloadType), true
+			}
+		}
+	}
+	return 0, false
 }
 
 // maxPadding is the most padding an RTP packet carries (its count is one byte).
@@ -107,7 +142,8 @@ type receiverReport struct {
 type sent struct {
 	frame    *stream.Frame
 	firstSeq uint16
-	at       int64 // when its first packet was sent, ns since the epoch
+	ts       uint32 // the RTP timestamp it went with
+	at       int64  // when its first packet was sent, ns since the epoch
 }
 
 func newLocalTrack(src stream.Track, streamID string, playoutDelay []byte) *localTrack {
@@ -172,11 +208,17 @@ func (t *localTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParamete
 		}
 		t.extensions = append(t.extensions, e.URI)
 	}
-	t.fec = nil
+	t.fec, t.rtx = nil, nil
 	if t.src.Kind == codec.Video {
 		f := &fecState{}
 		if f.bind(ctx.CodecParameters(), twccID); f.negotiated() {
 			t.fec = f
+		}
+		if pt, ok := rtxFor(ctx.CodecParameters(), chosen.PayloadType); ok && ctx.SSRCRetransmission() != 0 {
+			var r [2]byte
+			_, _ = rand.Read(r[:])
+			t.rtx = &rtxStream{pt: pt, ssrc: uint32(ctx.SSRCRetransmission()), seq: binary.LittleEndian.Uint16(r[:]),
+				buf: make([]byte, 0, 2+codec.DefaultMTU)}
 		}
 	}
 	return *chosen, nil
@@ -217,9 +259,9 @@ func (t *localTrack) growHistoryLocked() {
 	t.history, t.histHead = h, 0
 }
 
-// rememberLocked puts f, sent from firstSeq at now, in the history, letting go of frames too
-// old to be asked for again.
-func (t *localTrack) rememberLocked(f *stream.Frame, firstSeq uint16, now int64) {
+// rememberLocked puts f, sent from firstSeq with RTP timestamp ts at now, in the history,
+// letting go of frames too old to be asked for again.
+func (t *localTrack) rememberLocked(f *stream.Frame, firstSeq uint16, ts uint32, now int64) {
 	for t.histLen > 0 && now-t.history[t.histHead].at > int64(historyAge) {
 		t.dropOldestLocked()
 	}
@@ -231,7 +273,7 @@ func (t *localTrack) rememberLocked(f *stream.Frame, firstSeq uint16, now int64)
 		}
 	}
 	f.Retain()
-	t.history[(t.histHead+t.histLen)%len(t.history)] = sent{frame: f, firstSeq: firstSeq, at: now}
+	t.history[(t.histHead+t.histLen)%len(t.history)] = sent{frame: f, firstSeq: firstSeq, ts: ts, at: now}
 	t.histLen++
 }
 
@@ -255,7 +297,8 @@ func (t *localTrack) writePacket(f *stream.Frame, idx int, tw uint16, now int64)
 		return 0, false, nil
 	}
 	if idx == 0 {
-		t.rememberLocked(f, t.seq, now)
+		t.ts = t.frameTimestampLocked(f)
+		t.rememberLocked(f, t.seq, t.ts, now)
 		if t.fec != nil {
 			t.fec.startFrame(f.Payloads.Len())
 		}
@@ -265,16 +308,34 @@ func (t *localTrack) writePacket(f *stream.Frame, idx int, tw uint16, now int64)
 	p := f.Payloads.At(idx)
 	t.packets++
 	t.bytes += uint64(len(p))
-	n, err := t.writeLocked(f, idx, seq, tw, true)
+	n, err := t.writeLocked(f, idx, seq, t.ts, tw, true)
 	return n, t.twcc != nil, err
 }
 
+// frameTimestampLocked is the RTP timestamp of f, a new frame: its capture time on the RTP
+// clock, and always after the previous frame's. Renditions are encoded from the same
+// captures, so at a switch the new rendition's first frame can have the capture time of one
+// of the old rendition's just sent: one timestamp would then name two pictures, and a
+// receiver that finds an H.264 frame's start by walking back over packets of its timestamp
+// (Chromium: RTP has no frame-start bit for H.264) would join the keyframe to the old
+// rendition's picture where one of its packets is missing (seen: the sub stream's first
+// keyframe waited seconds behind the main stream's lost packets).
+func (t *localTrack) frameTimestampLocked(f *stream.Frame) uint32 {
+	ts := rtpTime(f.Capture, t.codec.ClockRate) + t.tsOffset
+	if t.packets > 0 && f.Track != t.tsTrack && int32(ts-t.ts) <= 0 {
+		ts = t.ts + 1
+	}
+	t.tsTrack = f.Track
+	return ts
+}
+
 // writeLocked writes payload idx of f as sequence number seq; live media of a frame sent with
-// FEC goes in RED and into the frame's FEC (a retransmission goes as it is).
-func (t *localTrack) writeLocked(f *stream.Frame, idx int, seq, tw uint16, live bool) (int, error) {
+// FEC goes in RED and into the frame's FEC; a retransmission goes as it is, on the
+// retransmission stream when there is one.
+func (t *localTrack) writeLocked(f *stream.Frame, idx int, seq uint16, ts uint32, tw uint16, live bool) (int, error) {
 	h := &t.header
 	h.SequenceNumber = seq
-	h.Timestamp = rtpTime(f.Capture, t.codec.ClockRate) + t.tsOffset
+	h.Timestamp = ts
 	if t.absCapture != nil {
 		binary.BigEndian.PutUint64(t.absCapture, ntpTime(f.Capture))
 	}
@@ -284,17 +345,30 @@ func (t *localTrack) writeLocked(f *stream.Frame, idx int, seq, tw uint16, live 
 	// Video marks a picture's last packet; audio marks nothing (no talkspurts: no DTX).
 	h.Marker = t.src.Kind == codec.Video && idx == f.Payloads.Len()-1
 	p := f.Payloads.At(idx)
-	media := h.PayloadType
-	if live && t.fec != nil && t.fec.frame {
+	media, ssrc := h.PayloadType, h.SSRC
+	switch {
+	case live && t.fec != nil && t.fec.frame:
 		p = t.fec.protect(h, p)
 		h.PayloadType = t.fec.redPT
+	case !live && t.rtx != nil:
+		h.PayloadType, h.SSRC, h.SequenceNumber = t.rtx.pt, t.rtx.ssrc, t.rtx.seq
+		t.rtx.seq++
+		t.rtx.buf = append(binary.BigEndian.AppendUint16(t.rtx.buf[:0], seq), p...)
+		p = t.rtx.buf
 	}
 	_, err := t.writer.WriteRTP(h, p)
-	h.PayloadType = media
+	h.PayloadType, h.SSRC = media, ssrc
 	if err != nil {
 		return 0, err
 	}
 	return h.MarshalSize() + len(p), nil
+}
+
+// retransmitsApart reports whether the track's retransmissions go on a stream of their own.
+func (t *localTrack) retransmitsApart() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.rtx != nil
 }
 
 // nackedOnce counts a packet the viewer asked for again (once per round trip).
@@ -430,8 +504,8 @@ func (t *localTrack) rtt() float64 {
 const srInterval = time.Second
 
 // lookup finds the packet sent as seq in the history: its frame (retained for the caller,
-// who must Release it) and payload index.
-func (t *localTrack) lookup(seq uint16) (*stream.Frame, int, bool) {
+// who must Release it), payload index and RTP timestamp.
+func (t *localTrack) lookup(seq uint16) (f *stream.Frame, idx int, ts uint32, ok bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for i := range t.histLen {
@@ -439,15 +513,15 @@ func (t *localTrack) lookup(seq uint16) (*stream.Frame, int, bool) {
 		idx := int(seq - s.firstSeq) // wraps correctly in uint16
 		if idx < s.frame.Payloads.Len() {
 			s.frame.Retain()
-			return s.frame, idx, true
+			return s.frame, idx, s.ts, true
 		}
 	}
-	return nil, 0, false
+	return nil, 0, 0, false
 }
 
-// resend writes payload idx of f again as seq (a retransmission, or a probe's copy), with the
-// frame's own timestamps; the live header is left as it was.
-func (t *localTrack) resend(f *stream.Frame, idx int, seq, tw uint16, retransmission bool) (int, bool, error) {
+// resend writes payload idx of f again as seq with RTP timestamp ts (a retransmission, or a
+// probe's copy); the live header is left as it was.
+func (t *localTrack) resend(f *stream.Frame, idx int, seq uint16, ts uint32, tw uint16, retransmission bool) (int, bool, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if !t.bound {
@@ -458,7 +532,7 @@ func (t *localTrack) resend(f *stream.Frame, idx int, seq, tw uint16, retransmis
 	if t.absCapture != nil {
 		abs = binary.BigEndian.Uint64(t.absCapture)
 	}
-	n, err := t.writeLocked(f, idx, seq, tw, false)
+	n, err := t.writeLocked(f, idx, seq, ts, tw, false)
 	t.header.SequenceNumber = live
 	if t.absCapture != nil {
 		binary.BigEndian.PutUint64(t.absCapture, abs)
@@ -520,11 +594,11 @@ func (t *localTrack) paddedAs(seq uint16) bool {
 // once (tests; sessions queue them with their pacer).
 func (t *localTrack) retransmit(lost []uint16) (resent int) {
 	for _, seq := range lost {
-		f, idx, ok := t.lookup(seq)
+		f, idx, ts, ok := t.lookup(seq)
 		if !ok {
 			continue
 		}
-		if _, _, err := t.resend(f, idx, seq, 0, true); err == nil {
+		if _, _, err := t.resend(f, idx, seq, ts, 0, true); err == nil {
 			resent++
 		}
 		f.Release()

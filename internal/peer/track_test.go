@@ -553,7 +553,7 @@ func TestHistorySizedByRate(t *testing.T) {
 		for i := range 3 * tc.fps {
 			f := testFrame(100, i == 0)
 			tr.mu.Lock()
-			tr.rememberLocked(f, seq, int64(i)*step)
+			tr.rememberLocked(f, seq, 0, int64(i)*step)
 			tr.mu.Unlock()
 			frames = append(frames, f)
 			seq += uint16(f.Payloads.Len())
@@ -564,7 +564,7 @@ func TestHistorySizedByRate(t *testing.T) {
 		// The newest frames are all there, in order.
 		for i := range min(tr.histLen, 40) {
 			want := frames[len(frames)-1-i]
-			got, _, ok := tr.lookup(seq - 1 - uint16(i))
+			got, _, _, ok := tr.lookup(seq - 1 - uint16(i))
 			if !ok || got != want {
 				t.Fatalf("%d fps: frame %d back not found", tc.fps, i)
 			}
@@ -573,5 +573,50 @@ func TestHistorySizedByRate(t *testing.T) {
 		tr.mu.Lock()
 		tr.clearHistoryLocked()
 		tr.mu.Unlock()
+	}
+}
+
+// At a switch the new rendition's first frame may have the capture time of the old one's
+// last: it goes one RTP tick later, so no timestamp names two pictures (a receiver finds an
+// H.264 frame's start by its timestamp), and its retransmissions carry the same timestamp.
+// Frames of one rendition keep their capture times.
+func TestRenditionsNeverShareATimestamp(t *testing.T) {
+	w := &recorder{buf: make([]byte, 0, 1500)}
+	tr := boundTrack(w)
+	capture := time.Now().UnixNano()
+	frame := func(track uint8, at int64, key bool) *stream.Frame {
+		f := testFrame(3000, key)
+		f.Track, f.Capture = track, at
+		return f
+	}
+	natural := func(at int64) uint32 { return rtpTime(at, 90000) + tr.tsOffset }
+	write := func(f *stream.Frame) (first uint16, ts uint32) {
+		first = tr.seq
+		if err := tr.writeFrame(f); err != nil {
+			t.Fatal(err)
+		}
+		return first, w.last.Timestamp
+	}
+	main := frame(1, capture, true)
+	if _, ts := write(main); ts != natural(capture) {
+		t.Fatalf("main: timestamp %d, want %d", ts, natural(capture))
+	}
+	sub := frame(2, capture, true) // the same capture, the other rendition
+	subSeq, subTS := write(sub)
+	if subTS != natural(capture)+1 {
+		t.Fatalf("sub keyframe: timestamp %d, want %d (one after the main frame's)", subTS, natural(capture)+1)
+	}
+	next := frame(2, capture+33_000_000, false)
+	if _, ts := write(next); ts != natural(capture+33_000_000) {
+		t.Fatalf("next sub frame: timestamp %d, want its capture's %d", ts, natural(capture+33_000_000))
+	}
+	if got := tr.retransmit([]uint16{subSeq + 1}); got != 1 {
+		t.Fatalf("retransmitted %d", got)
+	}
+	if w.last.SequenceNumber != subSeq+1 || w.last.Timestamp != subTS {
+		t.Fatalf("retransmission %d with timestamp %d, want %d with %d", w.last.SequenceNumber, w.last.Timestamp, subSeq+1, subTS)
+	}
+	for _, f := range []*stream.Frame{main, sub, next} {
+		f.Release()
 	}
 }

@@ -249,6 +249,19 @@ func newAPI(relayOnly bool) (*webrtc.API, error) {
 	if err := m.RegisterCodec(h265, webrtc.RTPCodecTypeVideo); err != nil {
 		return nil, err
 	}
+	// Retransmissions on a stream of their own (RFC 4588), numbered after the video payload
+	// types (102–105 → 106–109): Pion's receiver hands them to the track as the packets they
+	// repair.
+	firstVideo := codec.H264.Parameters(codec.Params{}).PayloadType
+	for pt := firstVideo; pt <= h265.PayloadType; pt++ {
+		rtx := webrtc.RTPCodecParameters{
+			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: fmt.Sprintf("apt=%d", pt)},
+			PayloadType:        h265.PayloadType + 1 + (pt - firstVideo),
+		}
+		if err := m.RegisterCodec(rtx, webrtc.RTPCodecTypeVideo); err != nil {
+			return nil, err
+		}
+	}
 	for _, c := range []*codec.Codec{codec.Opus, codec.PCMU, codec.PCMA} {
 		if err := m.RegisterCodec(c.Parameters(codec.Params{Channels: 2}), webrtc.RTPCodecTypeAudio); err != nil {
 			return nil, err

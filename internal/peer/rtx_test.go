@@ -1,0 +1,160 @@
+package peer
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/p2pcast/p2pcast/internal/auth"
+	"github.com/p2pcast/p2pcast/internal/stream"
+)
+
+// A viewer that negotiates RTX (RFC 4588; Chromium and Pion do) gets a NACKed packet again on
+// the retransmission stream: Pion's receiver unwraps it into the packet it asked for, byte for
+// byte. On the media stream the copy would repeat a sequence number the viewer has, and its
+// SRTP replay check would drop it: that it arrives proves the copy went apart.
+func TestRetransmissionsGoOnTheirOwnStream(t *testing.T) {
+	e, err := NewEngine(Config{IncludeLoopback: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := stream.New(stream.Config{})
+	st.Attach(stream.Describe("t", []stream.Track{testVideo}, nil), nil)
+	s, err := e.NewSession(st, SessionOptions{Access: auth.FullAccess()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		t.Fatal(err)
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.ConfigureTWCCSender(m, ir); err != nil {
+		t.Fatal(err)
+	}
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(ir)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		t.Fatal(err)
+	}
+	type packet struct {
+		ssrc uint32
+		p    rtp.Packet
+	}
+	got := make(chan packet, 4096)
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		for {
+			p, _, err := tr.ReadRTP()
+			if err != nil {
+				return
+			}
+			select {
+			case got <- packet{uint32(tr.SSRC()), *p}:
+			default:
+			}
+		}
+	})
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	<-gathered
+	if _, err := s.Answer(pc.LocalDescription().SDP); err != nil {
+		t.Fatal(err)
+	}
+	<-s.GatheringDone()
+	answer := s.LocalDescription()
+	if !strings.Contains(answer, "a=ssrc-group:FID ") || !strings.Contains(answer, " rtx/90000") {
+		t.Fatalf("the answer does not send retransmissions apart:\n%s", answer)
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		t.Fatal(err)
+	}
+
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		tick := time.NewTicker(33 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			f := testFrame(4000, i%30 == 0)
+			f.Track = testVideo.ID
+			st.Publish(f)
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+
+	// The first packet of the stream, then a NACK for it.
+	var first packet
+	select {
+	case first = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no video reached the viewer")
+	}
+	nack := &rtcp.TransportLayerNack{MediaSSRC: first.ssrc, Nacks: rtcp.NackPairsFromSequenceNumbers([]uint16{first.p.SequenceNumber})}
+	deadline := time.After(10 * time.Second)
+	resend := time.NewTicker(200 * time.Millisecond) // a NACK may be lost like any packet
+	defer resend.Stop()
+	if err := pc.WriteRTCP([]rtcp.Packet{nack}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		select {
+		case p := <-got:
+			if p.p.SequenceNumber != first.p.SequenceNumber {
+				continue
+			}
+			if p.ssrc != first.ssrc || p.p.PayloadType != first.p.PayloadType || p.p.Timestamp != first.p.Timestamp ||
+				!bytes.Equal(p.p.Payload, first.p.Payload) {
+				t.Fatalf("the retransmission differs from the packet: %v % x, first %v % x",
+					p.p.Header, p.p.Payload[:8], first.p.Header, first.p.Payload[:8])
+			}
+			if n := s.Stats().Network; n == nil || n.Retransmitted == 0 {
+				t.Errorf("the session counts no retransmission: %+v", n)
+			}
+			return
+		case <-resend.C:
+			if err := pc.WriteRTCP([]rtcp.Packet{nack}); err != nil {
+				t.Fatal(err)
+			}
+		case <-deadline:
+			t.Fatal("the NACKed packet never came again")
+		}
+	}
+}
+
+// The retransmission payload type is found by the one it carries (apt), among others.
+func TestRTXFor(t *testing.T) {
+	codecs := []webrtc.RTPCodecParameters{
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: "video/H264"}, PayloadType: 102},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: "video/rtx", SDPFmtpLine: "apt=96"}, PayloadType: 97},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: "video/RTX", SDPFmtpLine: "rtx-time=3000; apt=102"}, PayloadType: 103},
+	}
+	if pt, ok := rtxFor(codecs, 102); !ok || pt != 103 {
+		t.Errorf("rtxFor(102) = %d, %v", pt, ok)
+	}
+	if _, ok := rtxFor(codecs, 104); ok {
+		t.Error("a payload type without retransmissions has one")
+	}
+}
