@@ -263,8 +263,9 @@ func (e *Engine) apiFor(d description) (*webrtc.API, error) {
 		if err := m.RegisterCodec(p, c.codec.Kind.RTPKind()); err != nil {
 			return nil, err
 		}
-		if c.codec.Kind == codec.Video && !e.cfg.Recovery.NoNACK {
-			// Retransmissions on a stream of their own (RFC 4588, track.go rtxStream).
+		if c.codec.Kind == codec.Video {
+			// Retransmissions on a stream of their own (RFC 4588, track.go rtxStream), and
+			// probes there too (track.go writePadding): offered without NACK as well.
 			rtx := webrtc.RTPCodecParameters{
 				RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: p.ClockRate,
 					SDPFmtpLine: fmt.Sprintf("apt=%d", p.PayloadType)},

@@ -158,3 +158,41 @@ func TestRTXFor(t *testing.T) {
 		t.Error("a payload type without retransmissions has one")
 	}
 }
+
+// With a retransmission stream, probes go there: the media's sequence numbers have no gap
+// for a lost probe to open. Padding again for a lost media-stream number stays on the media
+// stream; without a retransmission stream, probes take media sequence numbers.
+func TestProbesGoOnTheRetransmissionStream(t *testing.T) {
+	w := &recorder{buf: make([]byte, 0, 1500)}
+	tr := boundTrack(w)
+	f := testFrame(3000, true)
+	if err := tr.writeFrame(f); err != nil {
+		t.Fatal(err)
+	}
+	defer f.Release()
+	media := tr.seq
+	tr.rtx = &rtxStream{pt: 103, ssrc: 99, seq: 7, buf: make([]byte, 0, 1500)}
+	if n, _, err := tr.writePadding(200, 0, false, 0); err != nil || n == 0 {
+		t.Fatalf("probe: %d, %v", n, err)
+	}
+	if h := w.last; h.SSRC != 99 || h.PayloadType != 103 || h.SequenceNumber != 7 || !h.Padding || tr.seq != media || tr.paddedAs(7) {
+		t.Fatalf("probe went as %+v (media at %d, next %d)", h, media, tr.seq)
+	}
+	if _, _, err := tr.writePadding(1, media-1, true, 0); err != nil {
+		t.Fatal(err)
+	}
+	if h := w.last; h.SSRC != 1234 || h.PayloadType != 102 || h.SequenceNumber != media-1 {
+		t.Fatalf("padding again went as %+v", h)
+	}
+	tr.rtx = nil
+	if _, _, err := tr.writePadding(200, 0, false, 0); err != nil {
+		t.Fatal(err)
+	}
+	if h := w.last; h.SSRC != 1234 || h.SequenceNumber != media || tr.seq != media+1 || !tr.paddedAs(media) {
+		t.Fatalf("without RTX the probe went as %+v", h)
+	}
+	// The live header is as it was.
+	if tr.header.SSRC != 1234 || tr.header.PayloadType != 102 || tr.header.Padding {
+		t.Fatalf("header left as %+v", tr.header)
+	}
+}

@@ -543,10 +543,15 @@ func (t *localTrack) resend(f *stream.Frame, idx int, seq uint16, ts uint32, tw 
 	return n, t.twcc != nil, err
 }
 
-// writePadding sends a padding-only packet of size bytes (1 to maxPadding) as the track's
-// next sequence number, or as seq again when resend is set: probes made of new packets
-// (copies of sent ones would be dropped by the receiver's SRTP replay check before its
-// congestion feedback counts them).
+// writePadding sends a padding-only packet of size bytes (1 to maxPadding): a probe, made of
+// new packets (copies of sent ones would be dropped by the receiver's SRTP replay check before
+// its congestion feedback counts them), or, when resend is set, padding again as seq (a lost
+// probe or FEC packet's number on the media stream). A probe goes on the retransmission
+// stream when there is one, as libwebrtc sends its own: a lost one then leaves no gap in the
+// media's sequence numbers. On the media stream a lost probe is a gap the receiver waits for,
+// and Chromium's H.264 packet buffer did not go on from a gap filled late by padding: a viewer
+// that lost a probe packet in its first second saw its picture stop until the next keyframe
+// (1.8 s, in 7 of 8 runs of the lab's 2 % loss case).
 func (t *localTrack) writePadding(size int, seq uint16, resend bool, tw uint16) (int, bool, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -555,8 +560,13 @@ func (t *localTrack) writePadding(size int, seq uint16, resend bool, tw uint16) 
 	}
 	size = min(max(size, 1), maxPadding)
 	h := &t.header
-	live := h.SequenceNumber
-	if !resend {
+	live, pt, ssrc := h.SequenceNumber, h.PayloadType, h.SSRC
+	switch {
+	case resend:
+	case t.rtx != nil:
+		h.PayloadType, h.SSRC, seq = t.rtx.pt, t.rtx.ssrc, t.rtx.seq
+		t.rtx.seq++
+	default:
 		seq = t.seq
 		t.seq++
 		t.notePaddedLocked(seq)
@@ -568,10 +578,7 @@ func (t *localTrack) writePadding(size int, seq uint16, resend bool, tw uint16) 
 	p := t.padding[:size]
 	p[size-1] = byte(size)
 	_, err := t.writer.WriteRTP(h, p)
-	h.Padding = false
-	if resend {
-		h.SequenceNumber = live
-	}
+	h.SequenceNumber, h.Padding, h.PayloadType, h.SSRC = live, false, pt, ssrc
 	if err != nil {
 		return 0, false, err
 	}

@@ -393,23 +393,25 @@ func (n *netLab) runCLI(v *viewer, d time.Duration) (viewResult, string, time.Ti
 
 // inboundRTP is a video inbound-rtp report (Chromium's names), the fields the table uses.
 type inboundRTP struct {
-	SSRC                     float64 `json:"ssrc"`
-	FramesDecoded            float64 `json:"framesDecoded"`
-	FramesDropped            float64 `json:"framesDropped"`
-	KeyFramesDecoded         float64 `json:"keyFramesDecoded"`
-	FrameWidth               float64 `json:"frameWidth"`
-	FrameHeight              float64 `json:"frameHeight"`
-	FreezeCount              float64 `json:"freezeCount"`
-	TotalFreezesDuration     float64 `json:"totalFreezesDuration"` // s
-	PacketsReceived          float64 `json:"packetsReceived"`
-	PacketsLost              float64 `json:"packetsLost"`
-	NackCount                float64 `json:"nackCount"`
-	PliCount                 float64 `json:"pliCount"`
-	FecPacketsReceived       float64 `json:"fecPacketsReceived"`
-	FecPacketsDiscarded      float64 `json:"fecPacketsDiscarded"`
-	BytesReceived            float64 `json:"bytesReceived"`
-	JitterBufferDelay        float64 `json:"jitterBufferDelay"` // s, summed over emitted frames
-	JitterBufferEmittedCount float64 `json:"jitterBufferEmittedCount"`
+	SSRC                 float64 `json:"ssrc"`
+	FramesDecoded        float64 `json:"framesDecoded"`
+	FramesDropped        float64 `json:"framesDropped"`
+	KeyFramesDecoded     float64 `json:"keyFramesDecoded"`
+	FrameWidth           float64 `json:"frameWidth"`
+	FrameHeight          float64 `json:"frameHeight"`
+	FreezeCount          float64 `json:"freezeCount"`
+	TotalFreezesDuration float64 `json:"totalFreezesDuration"` // s
+	PacketsReceived      float64 `json:"packetsReceived"`
+	PacketsLost          float64 `json:"packetsLost"`
+	NackCount            float64 `json:"nackCount"`
+	// RetransmittedPacketsReceived counts packets that came on the retransmission stream (RTX).
+	RetransmittedPacketsReceived float64 `json:"retransmittedPacketsReceived"`
+	PliCount                     float64 `json:"pliCount"`
+	FecPacketsReceived           float64 `json:"fecPacketsReceived"`
+	FecPacketsDiscarded          float64 `json:"fecPacketsDiscarded"`
+	BytesReceived                float64 `json:"bytesReceived"`
+	JitterBufferDelay            float64 `json:"jitterBufferDelay"` // s, summed over emitted frames
+	JitterBufferEmittedCount     float64 `json:"jitterBufferEmittedCount"`
 }
 
 // pageReading is one poll of a page (see pollExpr).
@@ -456,19 +458,19 @@ func (v *viewer) pollPage(since int) (pageReading, error) {
 // totals are a page's counters summed over its video inbound-rtp reports and over its
 // sessions (a new session starts its counters at zero; the recorder carries the old ones).
 type totals struct {
-	frames, dropped, keyframes, freezes, freezeS, packets, lost, nacks, plis, fec, fecDiscarded, bytes, jbDelayS, jbEmitted float64
+	frames, dropped, keyframes, freezes, freezeS, packets, lost, nacks, plis, fec, fecDiscarded, bytes, jbDelayS, jbEmitted, rtx float64
 }
 
 func (a totals) plus(b totals) totals {
 	return totals{a.frames + b.frames, a.dropped + b.dropped, a.keyframes + b.keyframes, a.freezes + b.freezes, a.freezeS + b.freezeS,
 		a.packets + b.packets, a.lost + b.lost, a.nacks + b.nacks, a.plis + b.plis, a.fec + b.fec, a.fecDiscarded + b.fecDiscarded,
-		a.bytes + b.bytes, a.jbDelayS + b.jbDelayS, a.jbEmitted + b.jbEmitted}
+		a.bytes + b.bytes, a.jbDelayS + b.jbDelayS, a.jbEmitted + b.jbEmitted, a.rtx + b.rtx}
 }
 
 func (a totals) minus(b totals) totals {
 	return totals{a.frames - b.frames, a.dropped - b.dropped, a.keyframes - b.keyframes, a.freezes - b.freezes, a.freezeS - b.freezeS,
 		a.packets - b.packets, a.lost - b.lost, a.nacks - b.nacks, a.plis - b.plis, a.fec - b.fec, a.fecDiscarded - b.fecDiscarded,
-		a.bytes - b.bytes, a.jbDelayS - b.jbDelayS, a.jbEmitted - b.jbEmitted}
+		a.bytes - b.bytes, a.jbDelayS - b.jbDelayS, a.jbEmitted - b.jbEmitted, a.rtx - b.rtx}
 }
 
 func sumInbound(in []inboundRTP) totals {
@@ -476,7 +478,7 @@ func sumInbound(in []inboundRTP) totals {
 	for _, r := range in {
 		s = s.plus(totals{r.FramesDecoded, r.FramesDropped, r.KeyFramesDecoded, r.FreezeCount, r.TotalFreezesDuration,
 			r.PacketsReceived, r.PacketsLost, r.NackCount, r.PliCount, r.FecPacketsReceived, r.FecPacketsDiscarded,
-			r.BytesReceived, r.JitterBufferDelay, r.JitterBufferEmittedCount})
+			r.BytesReceived, r.JitterBufferDelay, r.JitterBufferEmittedCount, r.RetransmittedPacketsReceived})
 	}
 	return s
 }
@@ -818,9 +820,9 @@ func window(ss []sample) metrics {
 
 func (m metrics) String() string {
 	return fmt.Sprintf("%.1f s: %.1f fps (worst second %.1f), freezes %.0f (%.2f s), capture→present p95 %s ms over %d frames, "+
-		"lost %.0f, nacks %.0f, plis %.0f, fec %.0f/%.0f discarded, rx %s, offered %s, link %s (queue drops %d, loss drops %d), width %.0f..%.0f, last %.0fx%.0f, new sessions %.0f, unanswered polls %d",
+		"lost %.0f, nacks %.0f, rtx %.0f, plis %.0f, fec %.0f/%.0f discarded, rx %s, offered %s, link %s (queue drops %d, loss drops %d), width %.0f..%.0f, last %.0fx%.0f, new sessions %.0f, unanswered polls %d",
 		m.seconds, m.fps, m.minFPS, m.d.freezes, m.d.freezeS, fmtMS(m.p95), len(m.present),
-		m.d.lost, m.d.nacks, m.d.plis, m.d.fec, m.d.fecDiscarded, kbit(m.rxBPS), kbit(m.offerBPS), kbit(m.linkBPS), m.link.Qdisc.Drops, m.link.Lost.Packets,
+		m.d.lost, m.d.nacks, m.d.rtx, m.d.plis, m.d.fec, m.d.fecDiscarded, kbit(m.rxBPS), kbit(m.offerBPS), kbit(m.linkBPS), m.link.Qdisc.Drops, m.link.Lost.Packets,
 		m.minW, m.maxW, m.lastW, m.lastH, m.sessionsAdded, m.pageErrors)
 }
 
