@@ -286,10 +286,11 @@ type sender struct {
 	prate   int      // the probe's rate
 	last    time.Time
 	tw      uint16
-	// videoTrack is the source track (rendition) of the video queued last.
-	videoTrack uint8
-	fast       bool // until the first video keyframe has left
-	waitKey    bool // the queue was cut: video waits for the next keyframe
+	// videoTrack is the source track (rendition) of the video queued last; keyTrack that of
+	// the last video keyframe that began to leave.
+	videoTrack, keyTrack uint8
+	fast                 bool // until the first video keyframe has left
+	waitKey              bool // the queue was cut: video waits for the next keyframe
 	// midFrame: part of a video frame has left, the rest waits (no padding in between).
 	midFrame bool
 	// listed (under the pacer's mu): in the pacer's ready list; pass: the pacer's pass that
@@ -433,6 +434,14 @@ func (s *sender) resend(t *localTrack, lost []uint16) {
 		}
 		t.nackedOnce()
 		if f, idx, ts, ok := t.lookup(seq); ok {
+			if t.src.Kind == codec.Video && s.keyTrack != 0 && f.Track != s.keyTrack {
+				// A rendition the viewer has left: the new one's keyframe is on its way,
+				// and repairs of the old picture would only queue ahead of it on a path
+				// too slow for the old rendition.
+				f.Release()
+				s.stats.ResendsSkipped++
+				continue
+			}
 			s.pushResendLocked(pkt{t: t, f: f, idx: int32(idx), seq: seq, ts: ts, kind: pktResend, again: again})
 		} else if t.paddedAs(seq) {
 			// A lost probe packet: its sequence number must arrive, or the receiver waits
@@ -703,6 +712,12 @@ func (s *sender) write(p *pkt, now time.Time, nowNS int64) int {
 			s.midFrame = !p.last
 			if p.f.Keyframe {
 				s.fast = s.fast && !p.last
+				if p.idx == 0 && s.keyTrack != p.f.Track {
+					if s.keyTrack != 0 {
+						s.dropResendsLocked(p.f.Track)
+					}
+					s.keyTrack = p.f.Track
+				}
 			}
 		}
 	case pktResend:
