@@ -67,26 +67,11 @@ func TestRetransmissionsGoOnTheirOwnStream(t *testing.T) {
 			}
 		}
 	})
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	<-gathered
-	if _, err := s.Answer(pc.LocalDescription().SDP); err != nil {
-		t.Fatal(err)
-	}
-	<-s.GatheringDone()
-	answer := s.LocalDescription()
-	if !strings.Contains(answer, "a=ssrc-group:FID ") || !strings.Contains(answer, " rtx/90000") {
-		t.Fatalf("the answer does not send retransmissions apart:\n%s", answer)
-	}
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
-		t.Fatal(err)
-	}
+	viewerOffers(t, pc, s, func(answer string) {
+		if !strings.Contains(answer, "a=ssrc-group:FID ") || !strings.Contains(answer, " rtx/90000") {
+			t.Fatalf("the answer does not send retransmissions apart:\n%s", answer)
+		}
+	})
 
 	stop := make(chan struct{})
 	defer close(stop)

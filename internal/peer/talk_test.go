@@ -41,6 +41,32 @@ func (f *fakeSink) TalkFrame(session string, payload []byte, resume bool) error 
 	return nil
 }
 
+// viewerOffers negotiates a session as a browser on WHEP does: the viewer pc offers, the
+// session answers. check, when set, looks at the answer before pc takes it.
+func viewerOffers(t *testing.T, pc *webrtc.PeerConnection, s *Session, check func(answer string)) {
+	t.Helper()
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	<-gathered
+	if _, err := s.Answer(pc.LocalDescription().SDP); err != nil {
+		t.Fatal(err)
+	}
+	<-s.GatheringDone()
+	answer := s.LocalDescription()
+	if check != nil {
+		check(answer)
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // talkingViewer is a Pion viewer that offers to receive video and to send and receive audio.
 func talkingViewer(t *testing.T) (*webrtc.PeerConnection, *webrtc.TrackLocalStaticRTP) {
 	t.Helper()
@@ -92,22 +118,7 @@ func TestTalkBackToTheSink(t *testing.T) {
 			}
 			defer s.Close()
 			pc, mic := talkingViewer(t)
-			offer, err := pc.CreateOffer(nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			done := webrtc.GatheringCompletePromise(pc)
-			if err := pc.SetLocalDescription(offer); err != nil {
-				t.Fatal(err)
-			}
-			<-done
-			if _, err := s.Answer(pc.LocalDescription().SDP); err != nil {
-				t.Fatal(err)
-			}
-			<-s.GatheringDone()
-			if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: s.LocalDescription()}); err != nil {
-				t.Fatal(err)
-			}
+			viewerOffers(t, pc, s, nil)
 			if dir := answerAudioDirection(s.LocalDescription()); (dir == "sendrecv") != tc.talk {
 				t.Fatalf("answer's audio is %s (talk %v)", dir, tc.talk)
 			}
