@@ -723,7 +723,6 @@ func (s *sender) write(p *pkt, now time.Time, nowNS int64) int {
 	case pktResend:
 		n, withTW, err = p.t.resend(p.f, int(p.idx), p.seq, p.ts, tw, true)
 		s.stats.Retransmitted++
-
 	case pktProbe:
 		n, withTW, err = p.t.writePadding(int(p.idx), 0, false, tw)
 		s.stats.ProbePackets++
