@@ -130,9 +130,9 @@ func viewers(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	var fpsAll, firstKey []float64
 	rep.FPSMin = 1e9
+	rep.Errors = distinctErrors(errs)
 	for i, r := range results {
 		if errs[i] != nil {
-			rep.Errors = append(rep.Errors, errs[i].Error())
 			continue
 		}
 		rep.Succeeded++
@@ -173,4 +173,29 @@ func sentPackets(st device.Status) float64 {
 		}
 	}
 	return float64(n)
+}
+
+// distinctErrors lists each error message once, in order of first appearance, with how many
+// viewers hit it: 300 viewers refused alike make one line, not 300.
+func distinctErrors(errs []error) []string {
+	var order []string
+	count := map[string]int{}
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		msg := err.Error()
+		if count[msg] == 0 {
+			order = append(order, msg)
+		}
+		count[msg]++
+	}
+	out := make([]string, len(order))
+	for i, msg := range order {
+		out[i] = msg
+		if n := count[msg]; n > 1 {
+			out[i] = fmt.Sprintf("%d viewers: %s", n, msg)
+		}
+	}
+	return out
 }
