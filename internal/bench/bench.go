@@ -1,6 +1,7 @@
 // Package bench holds p2pcast's benchmarks, run as `p2pcast bench NAME [flags]`: viewers (many
 // WHEP viewers load one device), latency (capture → present in headless Chromium, by stage,
-// and time to first frame) and avsync (audio/video sync as headless Chromium presents it). Each starts its own device from the running binary
+// and time to first frame), avsync (audio/video sync as headless Chromium presents it) and relay
+// (a TURN server's CPU per relayed packet, embedded vs coturn). Each starts its own device from the running binary
 // (`p2pcast device`), prints its figures on stderr (and a table or one JSON line last on
 // stdout), and returns cli.ErrUsage for bad flags. Browser benchmarks re-execute the running binary
 // in a private network namespace with only loopback (see reexecInNetns), so that nothing leaves
@@ -33,12 +34,14 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return avsync(ctx, args[1:], stdout, stderr)
 		case "input":
 			return inputBenchmark(ctx, args[1:], stdout, stderr)
+		case "relay":
+			return relay(ctx, args[1:], stdout, stderr)
 		case "-h", "-help", "--help", "help":
 			fmt.Fprint(stdout, usage)
 			return flag.ErrHelp
 		}
 	}
-	return fmt.Errorf("%w: want 'bench viewers', 'bench latency', 'bench avsync' or 'bench input' (see 'p2pcast bench --help')", cli.ErrUsage)
+	return fmt.Errorf("%w: want 'bench viewers', 'bench latency', 'bench avsync', 'bench input' or 'bench relay' (see 'p2pcast bench --help')", cli.ErrUsage)
 }
 
 const usage = `Usage: p2pcast bench <benchmark> [flags]
@@ -52,6 +55,8 @@ Benchmarks:
   input    a key pressed in headless Chromium → the changed pixels presented there, on a
            Wayland desktop it starts (headless sway); a static desktop's CPU, a changing
            one's frame rate (private network namespace: needs root)
+  relay    a TURN server's CPU per relayed packet: the embedded one (p2pcast hub) beside
+           Debian's coturn, on the same load of allocations on loopback
 
 Run 'p2pcast bench <benchmark> --help' for its flags.
 `

@@ -37,7 +37,7 @@ var loopbackLab = ipclass.Policy{Allow: []netip.Prefix{netip.MustParsePrefix("12
 const peerIP = "127.0.0.2"
 
 // start runs a server on 127.0.0.1 with cfg's policy and quotas.
-func start(t *testing.T, cfg Config) *Server {
+func start(t testing.TB, cfg Config) *Server {
 	t.Helper()
 	if cfg.PublicIP == nil {
 		cfg.PublicIP = net.IPv4(127, 0, 0, 1)
@@ -53,7 +53,7 @@ func start(t *testing.T, cfg Config) *Server {
 	return s
 }
 
-func client(t *testing.T, s *Server, user, pass string) *turn.Client {
+func client(t testing.TB, s *Server, user, pass string) *turn.Client {
 	t.Helper()
 	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
@@ -96,7 +96,7 @@ func tcpClient(t *testing.T, s *Server, user, pass string) *turn.Client {
 	return c
 }
 
-func allocate(t *testing.T, c *turn.Client) net.PacketConn {
+func allocate(t testing.TB, c *turn.Client) net.PacketConn {
 	t.Helper()
 	relay, err := c.Allocate()
 	if err != nil {
