@@ -18,6 +18,11 @@ pkgs+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer
 # The producer's AAC -> Opus transcoder for RTSP cameras (capture/transcode.c).
 pkgs+=(libavcodec-dev libswresample-dev libavutil-dev)
 
+# The hub's token interop test (internal/hub TestPyJWTInterop) mints and checks JWTs with PyJWT
+# under Debian's /usr/bin/python3; EdDSA needs python3-cryptography, only a recommendation of
+# python3-jwt's (and recommendations are not installed here).
+pkgs+=(python3-jwt python3-cryptography)
+
 # The hub's container image is built and run with buildah (make image, test/deb).
 pkgs+=(buildah)
 

@@ -154,8 +154,9 @@ func parseDevice(args []string, stdout, stderr io.Writer, store *auth.Store) (s 
 	pair := fs.Bool("pair", false, "require tokens on the LAN endpoints, and print a pairing link (and its QR code) that carries one")
 	pairGrant := fs.String("pair-grant", "view", "what the pairing link's token grants: view, talk, control, files (comma-separated)")
 	pairTTL := fs.Duration("pair-ttl", 24*time.Hour, "how long the pairing link's token lasts (at most 720h)")
-	lanAuth := fs.Bool("lan-auth", false, "require tokens on the LAN endpoints (signed by --data's key, or the hub's with --hub-token-key), without printing a pairing link")
-	hubTokenKey := fs.String("hub-token-key", "", "accept the hub's tokens on the LAN endpoints, verified offline with this key (`p2pcast token key --data HUBDIR`: p2pv1_…)")
+	lanAuth := fs.Bool("lan-auth", false, "require tokens on the LAN endpoints (signed by --data's key, or the hub's with --hub-token-key or --hub-jwks), without printing a pairing link")
+	hubTokenKey := fs.String("hub-token-key", "", "accept the hub's tokens on the LAN endpoints, verified offline with this key (`p2pcast token key --data HUBDIR`: p2pv1_…; the hub's signing key until it rotates, see --hub-jwks)")
+	hubJWKS := fs.String("hub-jwks", "", "accept the hub's tokens on the LAN endpoints, verified offline with the keys in this `FILE`: the hub's JWK Set (`p2pcast token jwks --data HUBDIR`, or its /.well-known/jwks.json saved), reread when it changes")
 	fs.BoolVar(&cfg.InsecureNoAuth, "insecure-no-auth", false, "serve the LAN endpoints to anyone who reaches --http, with every right (only on a network you trust entirely)")
 	allowOrigin := fs.String("allow-origin", "", "origins (scheme://host[:port], comma-separated) whose pages may use /whep and /ws; none by default")
 	allowHost := fs.String("allow-host", "", "host names this device answers to besides localhost and IP addresses (comma-separated; *.example.com for subdomains)")
@@ -231,7 +232,7 @@ func parseDevice(args []string, stdout, stderr io.Writer, store *auth.Store) (s 
 		cfg.ICEServers = []webrtc.ICEServer{{URLs: strings.Split(*stun, ",")}}
 	}
 	cfg.AllowOrigins, cfg.AllowHosts = splitList(*allowOrigin), splitList(*allowHost)
-	if *pair || *lanAuth || *hubTokenKey != "" {
+	if *pair || *lanAuth || *hubTokenKey != "" || *hubJWKS != "" {
 		la := &device.LANAuth{ID: cfg.Hub.ID}
 		if la.ID == "" {
 			la.ID = device.DefaultLANID
@@ -242,6 +243,13 @@ func parseDevice(args []string, stdout, stderr io.Writer, store *auth.Store) (s 
 				return s, false, fmt.Errorf("%w: --hub-token-key: %v", errUsage, err)
 			}
 			la.HubKeys = append(la.HubKeys, k)
+		}
+		if *hubJWKS != "" {
+			// Read now so that a wrong file stops the start; the gate rereads it as it changes.
+			if _, err := (&auth.KeyFile{Path: *hubJWKS, Issuer: auth.LocalIssuer}).Load(); err != nil {
+				return s, false, fmt.Errorf("%w: --hub-jwks: %v", errUsage, err)
+			}
+			la.HubKeyFile = *hubJWKS
 		}
 		if *pair || *lanAuth || *dataDir != "" {
 			dir := *dataDir

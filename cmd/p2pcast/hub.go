@@ -88,6 +88,8 @@ func parseHub(args []string, stdout, stderr io.Writer) (s hubSetup, done bool, e
 	fs.IntVar(&cfg.MaxSessionsPerToken, "max-sessions-per-token", 64, "most sessions one token holds on one device (at most 3/4 of the device's 200)")
 	adminTokenFile := fs.String("admin-token-file", "", "serve the admin page /admin (devices, tokens, audit log) to holders of the credential in this `FILE`; a missing file is created with a new one (mode 0600): read it there. Off by default")
 	adminAllow := fs.String("admin-allow", defaultOpsAllow, "client `ADDRESSES` (CIDRs or addresses, comma-separated) that may use /admin and /api/admin/ with the credential")
+	fs.StringVar(&cfg.TokenIssuer.Issuer, "token-issuer", "", "accept viewer tokens from this external `ISSUER` too (their iss, e.g. https://app.example.com): an application's backend signs them (EdDSA) with a key it publishes at --token-issuer-jwks")
+	fs.StringVar(&cfg.TokenIssuer.JWKSURL, "token-issuer-jwks", "", "the JWK Set `URL` of --token-issuer's keys (https, or http to a loopback address); fetched at start, every 15 minutes and when a token names a new kid")
 	verbose := fs.Bool("v", false, "debug logs")
 	if done, err := cli.ParseConfigured(fs, args, stdout, "turn-secret"); done || err != nil {
 		return s, done, err

@@ -34,7 +34,7 @@ func (p pairingLink) print(w io.Writer, pageURL string) error {
 		}
 	}
 	now := time.Now()
-	tok, err := auth.Mint(p.store.TokenKey(), auth.Claims{Devices: []string{p.id}, Grants: p.grants,
+	tok, err := p.store.MintToken(auth.Claims{Devices: []string{p.id}, Grants: p.grants,
 		IssuedAt: now, Expires: now.Add(p.ttl), Subject: "pairing link"})
 	if err != nil {
 		return err

@@ -90,10 +90,11 @@ var ErrRevoked = errors.New("auth: token revoked")
 var ErrWrongDevice = errors.New("auth: token does not cover this device")
 
 // Verifier checks the tokens a device accepts on its own endpoints, offline:
-// signed by one of Keys (the device's own LAN key, the hub's token key),
-// naming DeviceID (or every device), not revoked.
+// signed by a key of Keys (the device's own store, the hub's set), naming
+// DeviceID (or every device), not revoked. It is Verify, the hub's check, with
+// the device's own rules after it.
 type Verifier struct {
-	Keys     []ed25519.PublicKey
+	Keys     KeySource
 	DeviceID string
 	// Revoked, if set, reports revoked token ids.
 	Revoked func(tokenID string) bool
@@ -103,16 +104,10 @@ type Verifier struct {
 // dates; there is no other way to read them) and returns the access it gives,
 // with the deadline counted from now on the monotonic clock.
 func (v Verifier) Verify(token string, now time.Time) (Access, error) {
-	if len(v.Keys) == 0 {
-		return Access{}, fmt.Errorf("%w: no token key configured", ErrBadSignature)
+	if v.Keys == nil {
+		return Access{}, fmt.Errorf("%w: no token key configured", ErrUnknownKey)
 	}
-	var c Claims
-	var err error
-	for _, k := range v.Keys {
-		if c, err = Verify(k, token, now); !errors.Is(err, ErrBadSignature) {
-			break
-		}
-	}
+	c, err := Verify(v.Keys, token, now)
 	if err != nil {
 		return Access{}, err
 	}
@@ -126,7 +121,8 @@ func (v Verifier) Verify(token string, now time.Time) (Access, error) {
 }
 
 // TokenKeyPrefix starts the text form of a token verification key (public:
-// it may be shown and copied to devices freely).
+// it may be shown and copied to devices freely). Its kid is its Thumbprint;
+// a JWK Set (KeySet.JWKS) carries a hub's every key instead.
 const TokenKeyPrefix = "p2pv1_"
 
 // FormatTokenKey is the text form of a token verification key.

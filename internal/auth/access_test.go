@@ -122,13 +122,13 @@ func TestVerifier(t *testing.T) {
 		if edit != nil {
 			edit(&c)
 		}
-		tok, err := Mint(key, c)
+		tok, err := Mint(SigningKey{KID: Thumbprint(key.Public().(ed25519.PublicKey)), Private: key}, c)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return tok
 	}
-	v := Verifier{Keys: []ed25519.PublicKey{hubPub(), lanPub}, DeviceID: "cam1",
+	v := Verifier{Keys: KeySet{hubKey().Public(), {KID: Thumbprint(lanPub), Issuer: LocalIssuer, Public: lanPub}}, DeviceID: "cam1",
 		Revoked: func(id string) bool { return id == "revoked" }}
 
 	for _, tc := range []struct {
@@ -137,19 +137,24 @@ func TestVerifier(t *testing.T) {
 		token string
 		want  error
 	}{
-		{"hub key", v, mint(hubKey(), nil), nil},
+		{"hub key", v, mint(hubPriv(), nil), nil},
 		{"LAN key", v, mint(lanKey, nil), nil},
 		{"every device", v, mint(lanKey, func(c *Claims) { c.Devices = []string{AllDevices} }), nil},
-		{"no revocation list", Verifier{Keys: v.Keys, DeviceID: "cam1"}, mint(hubKey(), func(c *Claims) { c.ID = "revoked" }), nil},
-		{"another device", v, mint(hubKey(), func(c *Claims) { c.Devices = []string{"cam9"} }), ErrWrongDevice},
-		{"verifier without a device id", Verifier{Keys: v.Keys}, mint(hubKey(), func(c *Claims) { c.Devices = []string{AllDevices} }), ErrWrongDevice},
+		{"no revocation list", Verifier{Keys: v.Keys, DeviceID: "cam1"}, mint(hubPriv(), func(c *Claims) { c.ID = "revoked" }), nil},
+		{"another device", v, mint(hubPriv(), func(c *Claims) { c.Devices = []string{"cam9"} }), ErrWrongDevice},
+		{"verifier without a device id", Verifier{Keys: v.Keys}, mint(hubPriv(), func(c *Claims) { c.Devices = []string{AllDevices} }), ErrWrongDevice},
 		{"revoked", v, mint(lanKey, func(c *Claims) { c.ID = "revoked" }), ErrRevoked},
-		// Signed by the second key: the first key's bad signature must not hide the expiry.
+		// Signed by the second key.
 		{"expired", v, mint(lanKey, func(c *Claims) { c.IssuedAt, c.Expires = testNow.Add(-2*time.Hour), testNow }), ErrExpired},
-		{"not yet valid", v, mint(hubKey(), func(c *Claims) { c.NotBefore = testNow.Add(time.Hour); c.Expires = testNow.Add(2 * time.Hour) }), ErrNotYetValid},
-		{"forged", v, mint(otherKey, nil), ErrBadSignature},
-		{"no keys", Verifier{DeviceID: "cam1"}, mint(hubKey(), nil), ErrBadSignature},
-		{"garbage", v, "p2pt1.xx.yy", ErrMalformed},
+		{"not yet valid", v, mint(hubPriv(), func(c *Claims) { c.NotBefore = testNow.Add(time.Hour); c.Expires = testNow.Add(2 * time.Hour) }), ErrNotYetValid},
+		{"forged", v, mint(otherKey, nil), ErrUnknownKey},
+		{"forged with the hub's kid", v, func() string {
+			tok, _ := Mint(SigningKey{KID: hubKey().KID, Private: otherKey}, testClaims())
+			return tok
+		}(), ErrBadSignature},
+		{"no keys", Verifier{DeviceID: "cam1"}, mint(hubPriv(), nil), ErrUnknownKey},
+		{"garbage", v, "xx.yy.zz", ErrMalformed},
+		{"legacy", v, "p2pt1.xx.yy", ErrLegacyToken},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, err := tc.v.Verify(tc.token, testNow)
@@ -167,7 +172,7 @@ func TestVerifier(t *testing.T) {
 
 	// The deadline is counted from now: with a monotonic now, on the monotonic clock.
 	now := time.Now()
-	tok := mint(hubKey(), func(c *Claims) { c.IssuedAt, c.Expires = now, now.Add(time.Hour) })
+	tok := mint(hubPriv(), func(c *Claims) { c.IssuedAt, c.Expires = now, now.Add(time.Hour) })
 	a, err := v.Verify(tok, now)
 	if err != nil {
 		t.Fatal(err)
@@ -204,7 +209,7 @@ func TestTokenKey(t *testing.T) {
 		"inner space":    TokenKeyPrefix + body[:20] + " " + body[20:],
 		"padding bit":    TokenKeyPrefix + setPaddingBit(body),
 		"two keys":       s + s,
-		"private key":    FormatTokenKey(ed25519.PublicKey(hubKey())),
+		"private key":    FormatTokenKey(ed25519.PublicKey(hubPriv())),
 		"NUL in the key": s[:10] + "\x00" + s[11:],
 	} {
 		if _, err := ParseTokenKey(in); !errors.Is(err, ErrMalformed) {

@@ -2,9 +2,11 @@
 //
 // Devices prove they hold an Ed25519 key by signing a random challenge; the
 // hub keeps only the public half, so its data directory holds nothing that
-// lets anyone impersonate a device. Viewers present compact tokens the hub
-// signs with its own Ed25519 key; a token names the devices and the grants
-// (view, talk, control, files) it allows and always expires. TURN
+// lets anyone impersonate a device. Viewers present tokens: JWTs signed with
+// Ed25519 (EdDSA) by one of the hub's keys (a set with kids, rotated, published
+// as a JWK Set) or by an external issuer the hub trusts (jwt.go, keyset.go,
+// jwks.go); a token names the devices and the grants (view, talk, control,
+// files) it allows and always expires. TURN
 // credentials use the TURN REST API scheme (draft-uberti-behave-turn-rest),
 // which is what coturn's use-auth-secret and pion/turn's
 // LongTermTURNRESTAuthHandler verify, so the hub can hand out credentials
@@ -27,6 +29,7 @@ var (
 	// ErrNotYetValid: a token's nbf or iat is in the future beyond the allowed clock skew.
 	ErrNotYetValid = errors.New("auth: not yet valid")
 	// ErrTooLong: a token exceeds MaxTokenLen; checked before anything else.
+	// Verify's other errors are in jwt.go.
 	ErrTooLong = errors.New("auth: token too long")
 	// ErrUnknownGrant: ParseGrants met a grant name it does not know.
 	ErrUnknownGrant = errors.New("auth: unknown grant")

@@ -2,7 +2,6 @@ package auth
 
 import (
 	"crypto/ed25519"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,50 +10,59 @@ import (
 	"testing"
 )
 
-// FuzzVerify feeds Verify both the input as a token and the input as a
-// payload signed with the test hub key, so the fuzzer reaches the JSON
-// checks behind the signature. Verify must never panic, must fail only
-// with the documented errors, and whatever it accepts must verify again
-// identically and be exactly the token Mint makes from its claims.
+// FuzzVerify feeds Verify the input as a token, as a claim set signed with
+// the test hub key under the standard header, and as a header over a good
+// claim set, so the fuzzer reaches the checks behind the signature. Verify
+// must never panic, must fail only with the documented errors, and whatever
+// it accepts must verify again identically, follow the claim rules, and mint
+// again into a token with the same claims.
 func FuzzVerify(f *testing.F) {
 	f.Add(mustMint(f, testClaims()))
-	f.Add(`{"jti":"t","dev":["cam1"],"grt":["view"],"iat":1893452400,"exp":1893459600}`)
-	f.Add(`{"jti":"t","sub":"x","dev":["*"],"grt":["view","files"],"iat":1893452400,"nbf":1893456000,"exp":1893459600}`)
-	f.Add("p2pt1..")
+	f.Add(`{"iss":"p2pcast","aud":"p2pcast","jti":"t","devices":["cam1"],"grants":["view"],"iat":1893452400,"exp":1893459600}`)
+	f.Add(`{"iss":"p2pcast","aud":["x","p2pcast"],"jti":"t","sub":"x","devices":["*"],"grants":["view","files"],"nbf":1893456000,"exp":1893459600.5}`)
+	f.Add(`{"alg":"EdDSA","typ":"JWT","kid":"` + hubKey().KID + `"}`)
+	f.Add(`{"alg":"HS256","kid":"` + hubKey().KID + `","crit":["b64"]}`)
+	f.Add("eyJ..")
 	f.Add("p2pt1.e30.")
-	key, pub := hubKey(), hubPub()
+	key, keys := hubKey(), hubKeys()
+	goodClaims := `{"iss":"p2pcast","aud":"p2pcast","jti":"t","devices":["cam1"],"grants":["view"],"iat":1893452400,"exp":1893459600}`
 	f.Fuzz(func(t *testing.T, in string) {
 		check := func(token string) {
-			c, err := Verify(pub, token, testNow)
+			c, err := Verify(keys, token, testNow)
 			if err != nil {
 				if !isDocumented(err) {
 					t.Fatalf("undocumented error %v", err)
 				}
 				return
 			}
-			c2, err := Verify(pub, token, testNow)
+			c2, err := Verify(keys, token, testNow)
 			if err != nil || !reflect.DeepEqual(c, c2) {
 				t.Fatalf("second Verify differs: %+v vs %+v, %v", c, c2, err)
+			}
+			if len(c.Devices) == 0 || len(c.Grants) == 0 || !testNow.Before(c.Expires) || c.Issuer != LocalIssuer || c.KeyID != key.KID ||
+				!validTokenID(c.ID) || c.Expires.Sub(testNow) > MaxLifetime {
+				t.Fatalf("accepted claims break the rules: %+v", c)
+			}
+			if c.IssuedAt.IsZero() {
+				return // Mint sets iat: not the same claims
 			}
 			again, err := Mint(key, c)
 			if err != nil {
 				t.Fatalf("accepted claims do not mint: %v", err)
 			}
-			if again != token {
-				t.Fatalf("accepted token is not what Mint makes:\n got %q\nmint %q", token, again)
-			}
-			if len(c.Devices) == 0 || len(c.Grants) == 0 || !testNow.Before(c.Expires) {
-				t.Fatalf("accepted claims break the rules: %+v", c)
+			c3, err := Verify(keys, again, testNow)
+			if err != nil || !reflect.DeepEqual(c, c3) {
+				t.Fatalf("re-minted token differs: %+v vs %+v, %v", c, c3, err)
 			}
 		}
 		check(in)
-		signed := TokenPrefix + base64.RawURLEncoding.EncodeToString([]byte(in))
-		check(signed + "." + base64.RawURLEncoding.EncodeToString(ed25519.Sign(key, []byte(signed))))
+		check(signRaw(key.Private, stdHeader(), in))
+		check(signRaw(key.Private, in, goodClaims))
 	})
 }
 
 func isDocumented(err error) bool {
-	for _, e := range []error{ErrTooLong, ErrMalformed, ErrBadSignature, ErrNotYetValid, ErrExpired} {
+	for _, e := range []error{ErrTooLong, ErrLegacyToken, ErrMalformed, ErrUnknownKey, ErrBadSignature, ErrWrongIssuer, ErrWrongAudience, ErrNotYetValid, ErrExpired} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -156,6 +164,38 @@ func FuzzParseTokenKey(f *testing.F) {
 		}
 		if len(k) != ed25519.PublicKeySize || FormatTokenKey(k) != strings.TrimSpace(in) {
 			t.Fatalf("%q → %x", in, k)
+		}
+	})
+}
+
+// FuzzParseJWKS: a JWK Set (a file, an issuer's response) either gives Ed25519 keys with
+// kids, distinct, that the set p2pcast writes for them gives back, or a documented error.
+func FuzzParseJWKS(f *testing.F) {
+	f.Add(string(hubKeys().JWKS()))
+	f.Add(`{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"a","d":"x"}]}`)
+	f.Add(`{"keys":[{"kty":"RSA","kid":"r","n":"AQAB","e":"AQAB"},{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"a","use":"sig"}]}`)
+	f.Add(`{"keys":[{"kty":"OKP","kty":"RSA"}]}`)
+	f.Fuzz(func(t *testing.T, in string) {
+		ks, err := ParseJWKS([]byte(in), "iss")
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("undocumented error %v", err)
+			}
+			return
+		}
+		if len(ks) == 0 {
+			t.Fatal("no keys and no error")
+		}
+		seen := map[string]bool{}
+		for _, k := range ks {
+			if len(k.Public) != ed25519.PublicKeySize || !validKeyID(k.KID) || seen[k.KID] || k.Issuer != "iss" {
+				t.Fatalf("key %+v", k)
+			}
+			seen[k.KID] = true
+		}
+		again, err := ParseJWKS(ks.JWKS(), "iss")
+		if err != nil || !reflect.DeepEqual(again, ks) {
+			t.Fatalf("round trip: %+v vs %+v, %v", again, ks, err)
 		}
 	})
 }

@@ -21,7 +21,7 @@ import (
 // Files in a Store's directory. All are written whole to a temporary file
 // and renamed into place, so a reader never sees half a file.
 const (
-	hubKeyFile     = "hub.key"      // base64 Ed25519 seed signing viewer tokens
+	hubKeyFile     = "hub.key"      // base64 Ed25519 seed: before token-keys.json (keyset.go), read once to migrate
 	turnSecretFile = "turn.secret"  // TURN REST shared secret, base64 text
 	devicesFile    = "devices.json" // device ID -> public key, enrolment time
 	lockFile       = "lock"         // flock'd around writes; never has content
@@ -36,12 +36,13 @@ const (
 // the next lookup on.
 type Store struct {
 	dir        string
-	tokenKey   ed25519.PrivateKey
 	turnSecret []byte
 
-	mu      sync.Mutex // guards the cache, and orders this process's writers
+	mu      sync.Mutex // guards the caches, and orders this process's writers
 	raw     []byte     // devices.json as last read or written
 	devices map[string]device
+	keysRaw []byte // token-keys.json as last read or written
+	keys    []storedKey
 }
 
 type device struct {
@@ -63,7 +64,7 @@ type registryEntry struct {
 const registryVersion = 1
 
 // OpenStore opens the store in dir, creating dir (mode 0700) and, on first
-// use, the token-signing key and TURN secret (mode 0600). Existing files
+// use, the token signing keys and TURN secret (mode 0600). Existing files
 // that do not parse are an error, never overwritten: they hold keys.
 func OpenStore(dir string) (*Store, error) {
 	if dir == "" {
@@ -76,17 +77,7 @@ func OpenStore(dir string) (*Store, error) {
 	// Under the lock so two processes starting on a fresh directory agree
 	// on one key instead of the second overwriting the first.
 	err := s.locked(func() error {
-		seed, err := s.loadOrCreate(hubKeyFile, func() ([]byte, error) {
-			seed := make([]byte, ed25519.SeedSize)
-			if _, err := rand.Read(seed); err != nil {
-				return nil, err
-			}
-			return []byte(base64.StdEncoding.EncodeToString(seed) + "\n"), nil
-		})
-		if err != nil {
-			return err
-		}
-		if s.tokenKey, err = parseHubKey(seed); err != nil {
+		if err := s.openTokenKeys(); err != nil {
 			return err
 		}
 		secret, err := s.loadOrCreate(turnSecretFile, func() ([]byte, error) {
@@ -117,19 +108,14 @@ func OpenStore(dir string) (*Store, error) {
 	if _, err := s.refresh(); err != nil {
 		return nil, err
 	}
+	if _, err := s.tokenKeys(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
 // Dir returns the store's directory.
 func (s *Store) Dir() string { return s.dir }
-
-// TokenKey returns (a copy of) the private key that signs viewer tokens.
-func (s *Store) TokenKey() ed25519.PrivateKey { return slices.Clone(s.tokenKey) }
-
-// TokenPublicKey returns the public key that verifies viewer tokens.
-func (s *Store) TokenPublicKey() ed25519.PublicKey {
-	return slices.Clone(s.tokenKey.Public().(ed25519.PublicKey))
-}
 
 // TURNSecret returns (a copy of) the TURN REST shared secret: the text of
 // turn.secret without its line ending. That text, not its base64 decoding,
@@ -426,7 +412,7 @@ func (s *Store) Revoke(id string, until time.Time) error {
 			}
 		}
 		if len(list) >= MaxRevoked {
-			return fmt.Errorf("auth: %s holds %d entries already: mint shorter-lived tokens, or rotate the token key", revokedFile, len(list))
+			return fmt.Errorf("auth: %s holds %d entries already: mint shorter-lived tokens", revokedFile, len(list))
 		}
 		list[id] = until.UTC().Truncate(time.Second)
 		b, err := json.MarshalIndent(revokedList{Version: 1, Revoked: list}, "", "  ")

@@ -35,7 +35,7 @@ func TestStoreCreatesFiles(t *testing.T) {
 	}
 	if runtime.GOOS != "windows" {
 		checkMode(t, dir, 0o700|os.ModeDir)
-		for _, f := range []string{hubKeyFile, turnSecretFile, devicesFile} {
+		for _, f := range []string{tokenKeysFile, turnSecretFile, devicesFile} {
 			checkMode(t, filepath.Join(dir, f), 0o600)
 		}
 	}
@@ -49,20 +49,25 @@ func TestStoreCreatesFiles(t *testing.T) {
 			names = append(names, e.Name())
 		}
 	}
-	if want := []string{devicesFile, hubKeyFile, turnSecretFile}; !slices.Equal(names, want) {
+	if want := []string{devicesFile, tokenKeysFile, turnSecretFile}; !slices.Equal(names, want) {
 		t.Fatalf("files %v, want %v (temp files left behind?)", names, want)
 	}
-	if len(s.TokenKey()) != ed25519.PrivateKeySize || len(s.TURNSecret()) != 44 {
-		t.Fatalf("key %d bytes, TURN secret %d bytes", len(s.TokenKey()), len(s.TURNSecret()))
+	key, err := s.SigningKey()
+	if err != nil || len(key.Private) != ed25519.PrivateKeySize || len(s.TURNSecret()) != 44 {
+		t.Fatalf("key %d bytes, %v, TURN secret %d bytes", len(key.Private), err, len(s.TURNSecret()))
+	}
+	if key.KID != Thumbprint(key.Private.Public().(ed25519.PublicKey)) {
+		t.Fatalf("kid %q is not the key's thumbprint", key.KID)
 	}
 	// Callers get copies.
-	s.TokenKey()[0] ^= 1
+	key.Private[0] ^= 1
 	s.TURNSecret()[0] ^= 1
-	tok, err := Mint(s.TokenKey(), testClaims())
+	key, _ = s.SigningKey()
+	tok, err := Mint(key, testClaims())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Verify(s.TokenPublicKey(), tok, testNow); err != nil {
+	if _, err := Verify(s, tok, testNow); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -90,7 +95,9 @@ func TestStorePersists(t *testing.T) {
 	}
 
 	s2 := openTestStore(t, dir)
-	if !s2.TokenKey().Equal(s1.TokenKey()) || string(s2.TURNSecret()) != string(s1.TURNSecret()) {
+	k1, _ := s1.SigningKey()
+	k2, _ := s2.SigningKey()
+	if !k2.Private.Equal(k1.Private) || k2.KID != k1.KID || string(s2.TURNSecret()) != string(s1.TURNSecret()) {
 		t.Fatal("secrets changed on reopen")
 	}
 	pub, err := s2.DevicePublicKey("cam1")
@@ -109,7 +116,7 @@ func TestStorePersists(t *testing.T) {
 		t.Fatalf("Devices() = %v, %v", devs, err)
 	}
 	// Only public halves are on disk.
-	for _, f := range []string{devicesFile, hubKeyFile, turnSecretFile} {
+	for _, f := range []string{devicesFile, tokenKeysFile, turnSecretFile} {
 		b, err := os.ReadFile(filepath.Join(dir, f))
 		if err != nil {
 			t.Fatal(err)

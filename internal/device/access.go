@@ -80,16 +80,29 @@ func (d *Device) allowed(w http.ResponseWriter, r *http.Request, g auth.Grant) b
 	return true
 }
 
-// lanGate admits LAN viewers by token: a hub-format token, verified offline against the
-// device's own key and the hub's, naming this device, not revoked.
+// lanGate admits LAN viewers by token: a viewer token (a JWT), verified offline, by the same
+// auth.Verify as the hub's, against the device's own keys and the hub's, naming this device,
+// not revoked.
 type lanGate struct {
 	v auth.Verifier
 }
 
+// The keys are the device's own store's (its pairing links; reread when they rotate), the
+// hub's key given on the command line, and the hub's key set in a file.
 func newLANGate(c *LANAuth, revoked func(string) bool) lanGate {
-	keys := slices.Clone(c.HubKeys)
+	var keys auth.KeySources
 	if c.Store != nil {
-		keys = append(keys, c.Store.TokenPublicKey())
+		keys = append(keys, c.Store)
+	}
+	if len(c.HubKeys) > 0 {
+		var set auth.KeySet
+		for _, k := range c.HubKeys {
+			set = append(set, auth.VerifyKey{KID: auth.Thumbprint(k), Issuer: auth.LocalIssuer, Public: slices.Clone(k)})
+		}
+		keys = append(keys, set)
+	}
+	if c.HubKeyFile != "" {
+		keys = append(keys, &auth.KeyFile{Path: c.HubKeyFile, Issuer: auth.LocalIssuer})
 	}
 	return lanGate{v: auth.Verifier{Keys: keys, DeviceID: c.ID, Revoked: revoked}}
 }

@@ -204,8 +204,13 @@ type LANAuth struct {
 	// `p2pcast token --data DIR` tokens, and its revocation list counts. May be nil when only
 	// the hub's tokens are accepted.
 	Store *auth.Store
-	// HubKeys verify tokens minted by a hub (`p2pcast token key --data HUBDIR`).
+	// HubKeys verify tokens minted by a hub (`p2pcast token key --data HUBDIR`: its signing
+	// key when it was printed; a rotation at the hub needs the new one).
 	HubKeys []ed25519.PublicKey
+	// HubKeyFile, if set, is a file of keys that verify the hub's tokens: its JWK Set
+	// (`p2pcast token jwks --data HUBDIR`, or its /.well-known/jwks.json saved), reread when it
+	// changes, so copying the hub's set there after a rotation is enough.
+	HubKeyFile string
 	// ID is the device id LAN tokens must name (or "*"): the hub id when there is one.
 	ID string
 }
@@ -295,11 +300,11 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("no LAN endpoints and no hub: nobody could watch"))
 	}
 	if !c.NoLAN && c.Hub.URL == "" && c.LANAuth == nil && !c.InsecureNoAuth && !loopbackOnly(c.HTTPAddr) {
-		errs = append(errs, fmt.Errorf("%w: listening on %s lets anyone who reaches it watch: pair viewers (--pair), accept hub tokens (--hub-token-key), "+
+		errs = append(errs, fmt.Errorf("%w: listening on %s lets anyone who reaches it watch: pair viewers (--pair), accept hub tokens (--hub-jwks, --hub-token-key), "+
 			"listen on 127.0.0.1, or give --insecure-no-auth", ErrNoAuth, c.HTTPAddr))
 	}
-	if c.LANAuth != nil && c.LANAuth.Store == nil && len(c.LANAuth.HubKeys) == 0 {
-		errs = append(errs, errors.New("LAN auth without a key: give --data (pairing) or --hub-token-key"))
+	if c.LANAuth != nil && c.LANAuth.Store == nil && len(c.LANAuth.HubKeys) == 0 && c.LANAuth.HubKeyFile == "" {
+		errs = append(errs, errors.New("LAN auth without a key: give --data (pairing), --hub-jwks or --hub-token-key"))
 	}
 	if c.MaxPerSource < 1 {
 		errs = append(errs, fmt.Errorf("max sessions per source %d: want at least 1", c.MaxPerSource))

@@ -60,17 +60,19 @@ type liveSettings struct {
 	MaxViewers   int
 	MaxPerSource int
 	HubKeys      []ed25519.PublicKey
+	HubKeyFile   string
 	Record       record.Options
 	Motion       Motion
 }
 
 func liveFrom(c Config) *liveSettings {
 	var keys []ed25519.PublicKey
+	var keyFile string
 	if c.LANAuth != nil {
-		keys = c.LANAuth.HubKeys
+		keys, keyFile = c.LANAuth.HubKeys, c.LANAuth.HubKeyFile
 	}
 	return &liveSettings{Bitrate: c.Bitrate, FPS: c.FPS, AllowOrigins: c.AllowOrigins, AllowHosts: c.AllowHosts,
-		OpsAllow: c.OpsAllow, MaxViewers: c.MaxViewers, MaxPerSource: c.MaxPerSource, HubKeys: keys, Record: c.Record, Motion: c.Motion}
+		OpsAllow: c.OpsAllow, MaxViewers: c.MaxViewers, MaxPerSource: c.MaxPerSource, HubKeys: keys, HubKeyFile: keyFile, Record: c.Record, Motion: c.Motion}
 }
 
 // settings is the reloadable settings' current snapshot.
@@ -177,7 +179,8 @@ var reloadable = []string{"Bitrate", "FPS", "AllowOrigins", "AllowHosts", "OpsAl
 //	AllowOrigins, AllowHosts CORS, WebSocket origins and the Host allowlist
 //	OpsAllow                 who reads /metrics, /healthz, /readyz (and uses /manage tokenless)
 //	MaxViewers, MaxPerSource caps on new sessions (MaxViewers up to the value started with)
-//	LANAuth.HubKeys          the hub keys LAN tokens are verified with
+//	LANAuth.HubKeys,         the hub keys LAN tokens are verified with (the file's content
+//	LANAuth.HubKeyFile       is reread by itself)
 //
 // An invalid cfg changes nothing and returns an error wrapping ErrReload.
 func (d *Device) Reload(cfg Config) (applied, needsRestart []string, err error) {
@@ -223,11 +226,17 @@ func (d *Device) Reload(cfg Config) (applied, needsRestart []string, err error) 
 	case (cfg.LANAuth == nil) != (d.cfg.LANAuth == nil) ||
 		(cfg.LANAuth != nil && (cfg.LANAuth.ID != d.cfg.LANAuth.ID || (cfg.LANAuth.Store == nil) != (d.cfg.LANAuth.Store == nil))):
 		needsRestart = append(needsRestart, "lan-auth")
-	case cfg.LANAuth != nil && !slices.EqualFunc(cfg.LANAuth.HubKeys, next.HubKeys, func(a, b ed25519.PublicKey) bool { return a.Equal(b) }):
-		next.HubKeys = slices.Clone(cfg.LANAuth.HubKeys)
-		g := newLANGate(&LANAuth{Store: d.cfg.LANAuth.Store, HubKeys: next.HubKeys, ID: d.cfg.LANAuth.ID}, d.isRevoked)
+	case cfg.LANAuth != nil && (!slices.EqualFunc(cfg.LANAuth.HubKeys, next.HubKeys, func(a, b ed25519.PublicKey) bool { return a.Equal(b) }) ||
+		cfg.LANAuth.HubKeyFile != next.HubKeyFile):
+		if !slices.EqualFunc(cfg.LANAuth.HubKeys, next.HubKeys, func(a, b ed25519.PublicKey) bool { return a.Equal(b) }) {
+			applied = append(applied, "hub-token-key")
+		}
+		if cfg.LANAuth.HubKeyFile != next.HubKeyFile {
+			applied = append(applied, "hub-jwks")
+		}
+		next.HubKeys, next.HubKeyFile = slices.Clone(cfg.LANAuth.HubKeys), cfg.LANAuth.HubKeyFile
+		g := newLANGate(&LANAuth{Store: d.cfg.LANAuth.Store, HubKeys: next.HubKeys, HubKeyFile: next.HubKeyFile, ID: d.cfg.LANAuth.ID}, d.isRevoked)
 		d.manage.lan.Store(&g)
-		applied = append(applied, "hub-token-key")
 	}
 	// Motion settings are the producer's flags: its own producer restarts with them (viewers
 	// keep their sessions: a producer restart is invisible to them), any other source's

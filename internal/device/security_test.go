@@ -2,6 +2,7 @@ package device
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"io"
@@ -192,11 +193,11 @@ func mint(t *testing.T, store *auth.Store, device string, ttl time.Duration, gra
 	t.Helper()
 	now := time.Now()
 	c := auth.Claims{Devices: []string{device}, Grants: grants, IssuedAt: now, Expires: now.Add(ttl)}
-	tok, err := auth.Mint(store.TokenKey(), c)
+	tok, err := store.MintToken(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err = auth.Verify(store.TokenPublicKey(), tok, now)
+	c, err = auth.Verify(store, tok, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -407,7 +408,7 @@ func TestTokenExpiryEndsTheSession(t *testing.T) {
 			// loaded machine (the race detector, other test packages beside it).
 			now := time.Now()
 			exp := now.Truncate(time.Second).Add(6 * time.Second)
-			tok, err := auth.Mint(store.TokenKey(), auth.Claims{Devices: []string{"cam1"}, Grants: []auth.Grant{auth.GrantView}, IssuedAt: now, Expires: exp})
+			tok, err := store.MintToken(auth.Claims{Devices: []string{"cam1"}, Grants: []auth.Grant{auth.GrantView}, IssuedAt: now, Expires: exp})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -543,5 +544,60 @@ func TestSocketPathNeverRemovesAFile(t *testing.T) {
 	l.Close()
 	if _, err := listenUnix(sock); err != nil {
 		t.Fatalf("stale socket: %v", err)
+	}
+}
+
+// A device given the hub's key set as a file (--hub-jwks) accepts the hub's tokens offline, and
+// follows a rotation at the hub once the new set is copied over the file; one given the hub's
+// p2pv1 key (--hub-token-key) accepts that key's tokens.
+func TestLANHubKeySet(t *testing.T) {
+	hubStore, err := auth.OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, _ := hubStore.VerifyKeys(time.Now())
+	file := filepath.Join(t.TempDir(), "hub-jwks.json")
+	if err := os.WriteFile(file, keys.JWKS(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := hubStore.SigningKey()
+	r, _ := startDevice(t, func(c *Config) {
+		c.LANAuth = &LANAuth{HubKeyFile: file, HubKeys: []ed25519.PublicKey{first.Private.Public().(ed25519.PublicKey)}, ID: "cam1"}
+	})
+	defer feed(t, r.SocketPath)()
+	status := func(tok string) int {
+		req, _ := http.NewRequest("GET", strings.TrimSuffix(r.URL, "/")+"/api/frames", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	oldTok, _ := mint(t, hubStore, "cam1", time.Hour, auth.GrantView)
+	if c := status(oldTok); c != http.StatusOK {
+		t.Fatalf("hub token: %d", c)
+	}
+	if _, err := hubStore.RotateTokenKey(); err != nil {
+		t.Fatal(err)
+	}
+	newTok, _ := mint(t, hubStore, "cam1", time.Hour, auth.GrantView)
+	if c := status(newTok); c != http.StatusUnauthorized {
+		t.Fatalf("token of a key the device has not got yet: %d", c)
+	}
+	keys, _ = hubStore.VerifyKeys(time.Now())
+	if err := os.WriteFile(file, keys.JWKS(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for status(newTok) != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("the device never reread the key file")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if c := status(oldTok); c != http.StatusOK {
+		t.Fatalf("token of the replaced key: %d", c)
 	}
 }

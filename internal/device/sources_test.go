@@ -72,7 +72,7 @@ func TestSources(t *testing.T) {
 	}
 
 	t.Run("hub", func(t *testing.T) {
-		tok, err := auth.Mint(store.TokenKey(), auth.Claims{Devices: []string{"cam1"}, Grants: []auth.Grant{auth.GrantView},
+		tok, err := store.MintToken(auth.Claims{Devices: []string{"cam1"}, Grants: []auth.Grant{auth.GrantView},
 			IssuedAt: time.Now(), Expires: time.Now().Add(time.Hour)})
 		if err != nil {
 			t.Fatal(err)

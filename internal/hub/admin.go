@@ -309,11 +309,11 @@ func (s *Server) adminMint(r *http.Request, req AdminMint) (any, error) {
 	}
 	now := s.cfg.Now()
 	c := auth.Claims{Devices: req.Devices, Grants: grants, IssuedAt: now, Expires: now.Add(ttl), Subject: req.Subject}
-	tok, err := auth.Mint(s.cfg.Store.TokenKey(), c)
+	tok, err := s.cfg.Store.MintToken(c)
 	if err != nil {
 		return nil, err
 	}
-	claims, err := auth.Verify(s.cfg.Store.TokenPublicKey(), tok, now)
+	claims, err := auth.Verify(s.cfg.Store, tok, now)
 	if err != nil {
 		return nil, err
 	}
@@ -359,9 +359,9 @@ func (s *Server) adminRevoke(r *http.Request, req struct {
 	ID string `json:"id"`
 }) (any, error) {
 	id := strings.TrimSpace(req.ID)
-	if strings.HasPrefix(id, auth.TokenPrefix) {
+	if looksLikeToken(id) {
 		// The token itself: revoked by its id.
-		c, err := auth.Verify(s.cfg.Store.TokenPublicKey(), id, s.cfg.Now())
+		c, err := s.verifyToken(id)
 		if err != nil && !errors.Is(err, auth.ErrExpired) {
 			return nil, err
 		}

@@ -87,7 +87,7 @@ func TestAdminAPI(t *testing.T) {
 	if !strings.HasPrefix(minted.QR, "data:image/png;base64,") || !strings.Contains(minted.Link, "/?device=cam1#token="+minted.Token) {
 		t.Fatalf("minted: link %s qr %.40s", minted.Link, minted.QR)
 	}
-	claims, err := auth.Verify(h.store.TokenPublicKey(), minted.Token, time.Now())
+	claims, err := auth.Verify(h.store, minted.Token, time.Now())
 	if err != nil || claims.ID != minted.ID || !claims.Allows("cam1", auth.GrantView) {
 		t.Fatalf("minted token: %+v %v", claims, err)
 	}

@@ -182,7 +182,7 @@ func (h *testHub) device(ctx context.Context, id string) (*Link, *fakeBackend) {
 func (h *testHub) token(devices []string, grants []auth.Grant, ttl time.Duration) string {
 	h.t.Helper()
 	now := time.Now()
-	tok, err := auth.Mint(h.store.TokenKey(), auth.Claims{Devices: devices, Grants: grants, IssuedAt: now, Expires: now.Add(ttl)})
+	tok, err := h.store.MintToken(auth.Claims{Devices: devices, Grants: grants, IssuedAt: now, Expires: now.Add(ttl)})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -369,8 +369,8 @@ func TestRefusesViewersWithClearErrors(t *testing.T) {
 	view := []auth.Grant{auth.GrantView}
 	other, _ := auth.OpenStore(t.TempDir()) // another hub's key: a forged token
 	now := time.Now()
-	forged, _ := auth.Mint(other.TokenKey(), auth.Claims{Devices: []string{"cam1"}, Grants: view, IssuedAt: now, Expires: now.Add(time.Hour)})
-	expired, _ := auth.Mint(h.store.TokenKey(), auth.Claims{Devices: []string{"cam1"}, Grants: view, IssuedAt: now.Add(-2 * time.Hour), Expires: now.Add(-time.Hour)})
+	forged, _ := other.MintToken(auth.Claims{Devices: []string{"cam1"}, Grants: view, IssuedAt: now, Expires: now.Add(time.Hour)})
+	expired, _ := h.store.MintToken(auth.Claims{Devices: []string{"cam1"}, Grants: view, IssuedAt: now.Add(-2 * time.Hour), Expires: now.Add(-time.Hour)})
 
 	for name, c := range map[string]struct {
 		first any

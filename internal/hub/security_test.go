@@ -78,7 +78,7 @@ func (d *testDevice) nextRevoked(t *testing.T) []string {
 // claims are the verified claims of a token the test hub minted.
 func (h *testHub) claims(tok string) auth.Claims {
 	h.t.Helper()
-	c, err := auth.Verify(h.store.TokenPublicKey(), tok, time.Now())
+	c, err := auth.Verify(h.store, tok, time.Now())
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -524,7 +524,7 @@ func TestErrorsAreFlushedBeforeTheClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	forged, err := auth.Mint(other.TokenKey(), auth.Claims{Devices: []string{"cam1"}, Grants: view, IssuedAt: now, Expires: now.Add(time.Hour)})
+	forged, err := other.MintToken(auth.Claims{Devices: []string{"cam1"}, Grants: view, IssuedAt: now, Expires: now.Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,7 +40,8 @@ type Server struct {
 	stopWatch context.CancelFunc // ends the revocation watcher New started (nil under Run)
 	closeOnce sync.Once
 
-	turn turnRef // the embedded TURN server, for /metrics
+	turn      turnRef        // the embedded TURN server, for /metrics
+	tokenKeys auth.KeySource // verifies viewer tokens (tokens.go)
 
 	// live are the settings Reload changes (reload.go); reloadMu serializes reloads.
 	live     atomic.Pointer[hubLive]
@@ -109,6 +110,11 @@ func newServer(cfg Config) (*Server, error) {
 		upgrader: websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096},
 	}
 	s.live.Store(liveOf(cfg)) // after the defaults above
+	keys, err := newTokenKeys(cfg, s.log)
+	if err != nil {
+		return nil, err
+	}
+	s.tokenKeys = keys
 	if err := s.refreshRevoked(); err != nil {
 		return nil, err
 	}
@@ -213,7 +219,8 @@ func (s *Server) Handler() http.Handler {
 	for _, p := range opsPaths {
 		mux.Handle("GET "+p, ops)
 	}
-	s.registerAdmin(mux) // admin.go
+	s.registerAdmin(mux)  // admin.go
+	s.registerTokens(mux) // tokens.go: /.well-known/jwks.json
 	if s.cfg.Web != nil {
 		mux.Handle("GET /", http.FileServerFS(s.cfg.Web))
 		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { http.ServeFileFS(w, r, s.cfg.Web, "hub.html") })
@@ -511,7 +518,7 @@ func (s *Server) serveViewer(w http.ResponseWriter, r *http.Request) {
 	if token == "" {
 		token = headerToken
 	}
-	claims, err := auth.Verify(s.cfg.Store.TokenPublicKey(), token, s.cfg.Now())
+	claims, err := s.verifyToken(token)
 	if err != nil {
 		s.authFailed(remote, m.Device, "", err.Error())
 		ws.fail(wire.CodeUnauthorized, "token refused: "+err.Error())
@@ -706,7 +713,7 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "a bearer token is required", http.StatusUnauthorized)
 		return
 	}
-	claims, err := auth.Verify(s.cfg.Store.TokenPublicKey(), token, s.cfg.Now())
+	claims, err := s.verifyToken(token)
 	if err == nil && s.isRevoked(claims.ID) {
 		err = auth.ErrRevoked
 	}

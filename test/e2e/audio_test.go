@@ -710,7 +710,7 @@ func mintToken(t *testing.T, dir, grants string) string {
 		t.Fatalf("p2pcast token --grant %s: %v", grants, err)
 	}
 	for _, f := range strings.Fields(string(out)) {
-		if strings.HasPrefix(f, "p2pt1.") {
+		if strings.HasPrefix(f, "eyJ") {
 			return f
 		}
 	}

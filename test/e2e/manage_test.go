@@ -170,7 +170,7 @@ func TestManagePages(t *testing.T) {
 	}
 	var control string
 	for _, f := range strings.Fields(string(out)) {
-		if strings.HasPrefix(f, "p2pt1.") {
+		if strings.HasPrefix(f, "eyJ") {
 			control = f
 		}
 	}
@@ -223,7 +223,7 @@ func TestManagePages(t *testing.T) {
 	waitPage(t, admin, "token minted", `!document.getElementById('minted').hidden && document.getElementById('minted-qr').complete &&
 	  document.getElementById('minted-qr').naturalWidth > 0`, 10*time.Second)
 	link := eval[string](t, admin, `document.getElementById('minted-link').href`)
-	if !strings.Contains(link, "?device=cam1#token=p2pt1.") {
+	if !strings.Contains(link, "?device=cam1#token=eyJ") {
 		t.Fatalf("minted link %s", link)
 	}
 	noCSPViolations(t, admin, "/admin")

@@ -43,7 +43,7 @@ func TestBrowserPairingLink(t *testing.T) {
 		if strings.ContainsAny(line, "█▀▄") {
 			qrLines++
 		}
-		if strings.Contains(line, "#token=p2pt1.") {
+		if strings.Contains(line, "#token=eyJ") {
 			link = strings.TrimSpace(line)
 			break
 		}

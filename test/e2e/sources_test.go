@@ -185,7 +185,7 @@ func TestSourcesThroughTheHub(t *testing.T) {
 	t.Cleanup(func() { srv.Close(); ts.Close() })
 	startDevice(t, "127.0.0.1:0", "--size", "1280x720", "--add-source", "second=testpattern;size=640x360",
 		"--hub", hubURL, "--id", "cam1", "--key-file", keyFile, "--insecure-no-auth")
-	tok, err := auth.Mint(store.TokenKey(), auth.Claims{Devices: []string{"cam1"}, Grants: []auth.Grant{auth.GrantView},
+	tok, err := store.MintToken(auth.Claims{Devices: []string{"cam1"}, Grants: []auth.Grant{auth.GrantView},
 		IssuedAt: time.Now(), Expires: time.Now().Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
