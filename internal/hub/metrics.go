@@ -62,6 +62,19 @@ func (s *Server) writeMetrics(w *metrics.Writer) {
 		events = append(events, metrics.Sample{Labels: []string{"event", e}, Value: float64(counts[e])})
 	}
 	w.Family("p2pcast_hub_events_total", c, "Audit-log events by kind (refusals and failed authentications counted one by one, though the log aggregates them).", events...)
+	if s.relays != nil {
+		var up, held []metrics.Sample
+		for _, r := range s.relays.states() {
+			v := 0.0
+			if r.up {
+				v = 1
+			}
+			up = append(up, metrics.Sample{Labels: []string{"relay", r.host}, Value: v})
+			held = append(held, metrics.Sample{Labels: []string{"relay", r.host}, Value: float64(r.sessions)})
+		}
+		w.Family("p2pcast_hub_relay_up", g, "External TURN relays: 1 if the last health checks answered.", up...)
+		w.Family("p2pcast_hub_relay_sessions", g, "Sessions (viewers, device links) of this hub holding each external TURN relay.", held...)
+	}
 	if t := s.turn.p.Load(); t != nil {
 		up, down := t.Relayed()
 		w.One("p2pcast_turn_allocations", g, "Live TURN allocations of the embedded server.", float64(t.Allocations()))

@@ -63,6 +63,7 @@ func Run(ctx context.Context, cfg Config, ready func(Ready)) error {
 		{Name: "embedded TURN", Start: r.startTURN, Stop: r.stopTURN},
 		{Name: "HTTP server", Start: r.listen, Run: r.serve, Stop: r.shutdown, StopWait: shutdownWait + time.Second},
 		{Name: "revocation watcher", Run: func(ctx context.Context) error { r.srv.watchRevoked(ctx); return nil }},
+		{Name: "relay health", Run: func(ctx context.Context) error { r.srv.checkRelays(ctx); <-ctx.Done(); return nil }},
 		{Name: "announcement", Start: func(context.Context) error {
 			r.cfg.Logger.Info("hub listening", "data", cfg.DataDir)
 			if ready != nil {

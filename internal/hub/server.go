@@ -42,6 +42,7 @@ type Server struct {
 
 	turn      turnRef        // the embedded TURN server, for /metrics
 	tokenKeys auth.KeySource // verifies viewer tokens (tokens.go)
+	relays    *relayFleet    // several external TURN servers: one per session (relays.go); nil for one
 
 	// live are the settings Reload changes (reload.go); reloadMu serializes reloads.
 	live     atomic.Pointer[hubLive]
@@ -63,6 +64,7 @@ func New(cfg Config) (*Server, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopWatch = cancel
 	go s.watchRevoked(ctx)
+	go s.checkRelays(ctx)
 	return s, nil
 }
 
@@ -109,6 +111,7 @@ func newServer(cfg Config) (*Server, error) {
 		// Viewer pages come from the hub itself; other origins are refused (CheckOrigin default).
 		upgrader: websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096},
 	}
+	s.relays = newRelayFleet(cfg.ICE.STUN, cfg.ICE.TURN, cfg.Logger)
 	s.live.Store(liveOf(cfg)) // after the defaults above
 	keys, err := newTokenKeys(cfg, s.log)
 	if err != nil {
@@ -368,7 +371,9 @@ func (s *Server) serveDevice(w http.ResponseWriter, r *http.Request) {
 	}
 	s.audit.log(AuditEntry{Event: EventDeviceConnected, Remote: remote, Device: m.ID})
 	s.log.Info("device connected", "device", m.ID, "remote", remote)
-	ws.SendJSON(iceMsg{Type: wire.TypeWelcome, ICEServers: s.cfg.ICE.servers("device:"+m.ID, s.cfg.ICE.TTL, s.cfg.Now())})
+	relayLease := fmt.Sprintf("device:%s@%p", m.ID, d) // this link's: a replacing link holds its own
+	defer s.releaseRelay(relayLease)
+	ws.SendJSON(iceMsg{Type: wire.TypeWelcome, ICEServers: s.iceServers(relayLease, "device:"+m.ID, s.cfg.ICE.TTL)})
 	ws.SendJSON(s.revokedMsg())
 
 	// Fresh TURN credentials well before the old ones expire.
@@ -378,7 +383,7 @@ func (s *Server) serveDevice(w http.ResponseWriter, r *http.Request) {
 		for {
 			select {
 			case <-refresh.C:
-				ws.SendJSON(iceMsg{Type: wire.TypeICE, ICEServers: s.cfg.ICE.servers("device:"+m.ID, s.cfg.ICE.TTL, s.cfg.Now())})
+				ws.SendJSON(iceMsg{Type: wire.TypeICE, ICEServers: s.iceServers(relayLease, "device:"+m.ID, s.cfg.ICE.TTL)})
 			case <-ws.Done():
 				return
 			}
@@ -569,7 +574,7 @@ func (s *Server) serveViewer(w http.ResponseWriter, r *http.Request) {
 	s.audit.log(AuditEntry{Event: event, Remote: remote, Device: d.id, TokenID: claims.ID, Session: v.sid})
 	// TURN credentials live no longer than the token.
 	ttl := min(s.cfg.ICE.TTL, claims.Expires.Sub(s.cfg.Now()))
-	ws.SendJSON(helloMsg{Type: wire.TypeHello, Version: 1, ICEServers: s.cfg.ICE.servers("viewer:"+v.sid, ttl, s.cfg.Now()),
+	ws.SendJSON(helloMsg{Type: wire.TypeHello, Version: 1, ICEServers: s.iceServers("viewer:"+v.sid, "viewer:"+v.sid, ttl),
 		Stream: stream, Sources: sources, Session: v.sid, Resumed: resumed})
 
 	// The session lasts no longer than the token.
@@ -577,6 +582,7 @@ func (s *Server) serveViewer(w http.ResponseWriter, r *http.Request) {
 	reason, bye := s.viewerLoop(d, v, ws)
 	expiry.Stop()
 	s.detach(d, v, ws, bye, func(why string) {
+		s.releaseRelay("viewer:" + v.sid)
 		s.audit.log(AuditEntry{Event: EventSessionEnded, Remote: remote, Device: d.id, TokenID: claims.ID, Session: v.sid, Reason: why})
 	}, reason)
 }
@@ -759,6 +765,30 @@ type ICEConfig struct {
 	Secret []byte
 	// TTL of the TURN credentials (default 12 h).
 	TTL time.Duration
+}
+
+// iceServers are the STUN/TURN servers for a session, with TURN credentials for name valid
+// for ttl: every one the hub has, or, with several external relays, the one lease holds.
+func (s *Server) iceServers(lease, name string, ttl time.Duration) []webrtc.ICEServer {
+	ice := s.cfg.ICE
+	if s.relays != nil {
+		ice.STUN, ice.TURN = s.relays.pick(lease)
+	}
+	return ice.servers(name, ttl, s.cfg.Now())
+}
+
+// releaseRelay ends lease's hold on its relay (the session ended).
+func (s *Server) releaseRelay(lease string) {
+	if s.relays != nil {
+		s.relays.release(lease)
+	}
+}
+
+// checkRelays checks the external relays' health until ctx ends (nothing to do for one).
+func (s *Server) checkRelays(ctx context.Context) {
+	if s.relays != nil {
+		s.relays.run(ctx)
+	}
 }
 
 // servers are the STUN/TURN servers with TURN credentials valid for ttl.
