@@ -2,7 +2,8 @@
 // WHEP viewers load one device), latency (capture → present in headless Chromium, by stage,
 // and time to first frame) and avsync (audio/video sync as headless Chromium presents it). Each starts its own device from the running binary
 // (`p2pcast device`), prints its figures on stderr (and a table or one JSON line last on
-// stdout), and returns cli.ErrUsage for bad flags. Browser benchmarks re-execute the running binary
+// stdout), and returns cli.ErrUsage for bad flags. devices (devices.go) is the hub's: it starts
+// `p2pcast hub` instead and plays thousands of devices from one process. Browser benchmarks re-execute the running binary
 // in a private network namespace with only loopback (see reexecInNetns), so that nothing leaves
 // the machine; the parts they share (startDevice, launchBrowser, openPage) live here for the next
 // one.
@@ -33,12 +34,14 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return avsync(ctx, args[1:], stdout, stderr)
 		case "input":
 			return inputBenchmark(ctx, args[1:], stdout, stderr)
+		case "devices":
+			return devicesBench(ctx, args[1:], stdout, stderr)
 		case "-h", "-help", "--help", "help":
 			fmt.Fprint(stdout, usage)
 			return flag.ErrHelp
 		}
 	}
-	return fmt.Errorf("%w: want 'bench viewers', 'bench latency', 'bench avsync' or 'bench input' (see 'p2pcast bench --help')", cli.ErrUsage)
+	return fmt.Errorf("%w: want 'bench viewers', 'bench latency', 'bench avsync', 'bench input' or 'bench devices' (see 'p2pcast bench --help')", cli.ErrUsage)
 }
 
 const usage = `Usage: p2pcast bench <benchmark> [flags]
@@ -52,6 +55,9 @@ Benchmarks:
   input    a key pressed in headless Chromium → the changed pixels presented there, on a
            Wayland desktop it starts (headless sway); a static desktop's CPU, a changing
            one's frame rate (private network namespace: needs root)
+  devices  many device links from one address (as behind a carrier-grade NAT) to a hub it
+           starts: the hub's memory per link, and how long until all link again after a
+           restart
 
 Run 'p2pcast bench <benchmark> --help' for its flags.
 `
