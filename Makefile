@@ -12,7 +12,7 @@ HTTP        ?= 127.0.0.1:8080
 AUDIO       ?= testtone
 DEPS_STAMP  := $(BIN)/.deps
 
-.PHONY: help deps build cross deb image test-deb run test test-unit test-cross bench-footprint test-c test-e2e test-latency test-avsync test-input test-nat test-network test-network-all lint fuzz bench bench-cpu bench-viewers bench-latency bench-avsync bench-input bench-nat bench-relay repeat clean
+.PHONY: help deps build cross deb image test-deb run test test-unit test-cross bench-footprint test-c test-e2e test-latency test-avsync test-input test-nat test-network test-network-all lint fuzz bench bench-cpu bench-viewers bench-latency bench-avsync bench-input bench-nat bench-relay bench-devices repeat clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -155,6 +155,10 @@ fuzz: $(DEPS_STAMP) ## run every fuzzer for FUZZTIME each (default 20s)
 
 bench: $(DEPS_STAMP) ## Go benchmarks (fan-out path: ns and allocations per packet)
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
+
+bench-devices: build ## 1,000 then 10,000 device links from one address: hub memory per link, relink time after a hub restart
+	$(BIN)/p2pcast bench devices --devices 1000 --restarts 3
+	$(BIN)/p2pcast bench devices --devices 10000 --restarts 1
 
 bench-viewers: build ## 50 WHEP viewers of a 720p30 2 Mbps test pattern
 	$(BIN)/p2pcast bench viewers --viewers 50 --duration 10s --join-interval 100ms

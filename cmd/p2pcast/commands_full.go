@@ -19,7 +19,7 @@ var commands = []command{
 	{"hub", "run the rendezvous hub: device links, viewer tokens, signaling relay, STUN/TURN", runHub},
 	{"token", "mint a viewer token from a hub's key material", runToken},
 	{"device-key", "enroll a device at a hub (device-key add ID) and print its secret key", runDeviceKey},
-	{"bench", "benchmarks: bench viewers (load), bench latency (capture → present in Chromium), bench avsync (a/v sync in Chromium)", bench.Run},
+	{"bench", "benchmarks: bench viewers (load), bench latency (capture → present in Chromium), bench avsync (a/v sync in Chromium), bench devices (device links from one address across a hub restart)", bench.Run},
 	{"config", "config print COMMAND [flags]: the effective configuration (file, environment, flags)", runConfig},
 	{"version", "print the version", runVersion},
 }

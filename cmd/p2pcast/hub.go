@@ -86,6 +86,14 @@ func parseHub(args []string, stdout, stderr io.Writer) (s hubSetup, done bool, e
 	trustProxy := fs.String("trust-proxy", "", "reverse proxies (CIDRs or addresses, comma-separated) whose X-Forwarded-For is believed; the client is the rightmost hop not listed")
 	publicURLs := fs.String("url", "", "URL(s) devices reach this hub at, comma-separated (default: ws[s]://HOST:PORT of --http and --public-ip; set it behind a proxy or a DNS name, e.g. wss://hub.example.com)")
 	fs.IntVar(&cfg.MaxSessionsPerToken, "max-sessions-per-token", 64, "most sessions one token holds on one device (at most 3/4 of the device's 200)")
+	// Admission per source address (docs/hub.md, "Abuse"): generous enough for thousands of
+	// devices behind one carrier-grade NAT, which are admitted by their keys.
+	fs.Float64Var(&cfg.ConnRate, "conn-rate", hub.DefaultConnRate, "new connections per second per source address (an IPv4 address or IPv6 /64); a connection that authenticates a device gives its share back, so viewers, failed and abandoned connections spend it")
+	fs.Float64Var(&cfg.ConnBurst, "conn-burst", hub.DefaultConnBurst, "burst of --conn-rate")
+	fs.Float64Var(&cfg.AuthFailsPerMinute, "auth-fails-per-minute", hub.DefaultAuthFailsPerMinute, "failed authentications per minute per source address, any device id or token; past it the address is refused until the budget refills")
+	fs.Float64Var(&cfg.AuthFailsPerDevice, "auth-fails-per-device", hub.DefaultAuthFailsPerDevice, "failed authentications per minute of one device id from one source address; past it that id is refused there, the others behind the address are not")
+	fs.IntVar(&cfg.MaxHandshakesPerSource, "max-handshakes-per-source", hub.DefaultMaxHandshakesPerSource, "device and viewer connections of one source address not authenticated yet (each has 10 s)")
+	fs.IntVar(&cfg.MaxConnsPerSource, "max-conns-per-source", hub.DefaultMaxConnsPerSource, "open connections of one source address (pages, viewers, handshakes); authenticated device links are not counted (needs a restart)")
 	adminTokenFile := fs.String("admin-token-file", "", "serve the admin page /admin (devices, tokens, audit log) to holders of the credential in this `FILE`; a missing file is created with a new one (mode 0600): read it there. Off by default")
 	adminAllow := fs.String("admin-allow", defaultOpsAllow, "client `ADDRESSES` (CIDRs or addresses, comma-separated) that may use /admin and /api/admin/ with the credential")
 	fs.StringVar(&cfg.TokenIssuer.Issuer, "token-issuer", "", "accept viewer tokens from this external `ISSUER` too (their iss, e.g. https://app.example.com): an application's backend signs them (EdDSA) with a key it publishes at --token-issuer-jwks")

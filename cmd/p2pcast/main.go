@@ -8,6 +8,7 @@
 //	p2pcast bench viewers    load-test a device with many WHEP viewers
 //	p2pcast bench latency    capture → present latency in headless Chromium, by stage
 //	p2pcast bench avsync     audio/video sync as headless Chromium presents it
+//	p2pcast bench devices    device links from one address across a hub restart
 //
 // Built with -tags device (make cross: the board's binary) it keeps only what a device runs:
 // device, token and version; no hub, TURN server, benchmarks, Chromium driver, view or profiler

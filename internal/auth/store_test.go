@@ -397,3 +397,86 @@ func TestStoreRevoke(t *testing.T) {
 		}
 	}
 }
+
+func TestStoreEnrollDevices(t *testing.T) {
+	dir := t.TempDir()
+	s := openTestStore(t, dir)
+	ids := []string{"cam-1", "cam-2", "cam-3"}
+	keys, err := s.EnrollDevices(ids)
+	if err != nil || len(keys) != 3 {
+		t.Fatalf("%d keys, %v", len(keys), err)
+	}
+	other := openTestStore(t, dir) // another process sees them all
+	for i, id := range ids {
+		pub, err := other.DevicePublicKey(id)
+		if err != nil || !pub.Equal(keys[i].Public()) {
+			t.Fatalf("%s: %v", id, err)
+		}
+	}
+	// Enrolled again: a new key, the old one no longer matches.
+	again, err := s.EnrollDevices(ids[:1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pub, _ := other.DevicePublicKey("cam-1"); !pub.Equal(again[0].Public()) || pub.Equal(keys[0].Public()) {
+		t.Fatal("cam-1 kept its old key")
+	}
+	if _, err := s.EnrollDevices([]string{"ok", "bad id"}); !errors.Is(err, ErrBadDeviceID) {
+		t.Fatalf("a bad id: %v", err)
+	}
+	if devs, _ := other.Devices(); !slices.Equal(devs, ids) {
+		t.Fatalf("devices %v after a refused enrolment", devs)
+	}
+}
+
+// TestStoreSeesChangesToAnOldRegistry: lookups skip rereading a registry unchanged since well
+// before they last read it, yet see a change made after that, whether the file was replaced
+// (as the store writes it) or rewritten in place with the same size.
+func TestStoreSeesChangesToAnOldRegistry(t *testing.T) {
+	dir := t.TempDir()
+	hub := openTestStore(t, dir)
+	cli := openTestStore(t, dir)
+	k1, err := cli.AddDevice("cam1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, devicesFile)
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(path, old, old); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the second lookup comes from the cache
+		if pub, err := hub.DevicePublicKey("cam1"); err != nil || !pub.Equal(k1.Public()) {
+			t.Fatalf("cam1: %v", err)
+		}
+	}
+	// Replaced by another process.
+	k2, err := cli.AddDevice("cam2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pub, err := hub.DevicePublicKey("cam2"); err != nil || !pub.Equal(k2.Public()) {
+		t.Fatalf("cam2 after a replacement: %v", err)
+	}
+	// Rewritten in place, same size, by hand: cam2 gets another key.
+	if err := os.Chtimes(path, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hub.DevicePublicKey("cam2"); err != nil {
+		t.Fatal(err)
+	}
+	k3, _ := GenerateDeviceKey()
+	raw, _ := os.ReadFile(path)
+	edited := strings.Replace(string(raw), base64.StdEncoding.EncodeToString(k2.Public()), base64.StdEncoding.EncodeToString(k3.Public()), 1)
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte(edited), 0); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if pub, err := hub.DevicePublicKey("cam2"); err != nil || !pub.Equal(k3.Public()) {
+		t.Fatalf("cam2 after an edit in place: %v", err)
+	}
+}

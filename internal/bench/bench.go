@@ -3,7 +3,8 @@
 // and time to first frame), avsync (audio/video sync as headless Chromium presents it) and relay
 // (a TURN server's CPU per relayed packet, embedded vs coturn). Each starts its own device from the running binary
 // (`p2pcast device`), prints its figures on stderr (and a table or one JSON line last on
-// stdout), and returns cli.ErrUsage for bad flags. Browser benchmarks re-execute the running binary
+// stdout), and returns cli.ErrUsage for bad flags. devices (devices.go) is the hub's: it starts
+// `p2pcast hub` instead and plays thousands of devices from one process. Browser benchmarks re-execute the running binary
 // in a private network namespace with only loopback (see reexecInNetns), so that nothing leaves
 // the machine; the parts they share (startDevice, launchBrowser, openPage) live here for the next
 // one.
@@ -36,12 +37,14 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return inputBenchmark(ctx, args[1:], stdout, stderr)
 		case "relay":
 			return relay(ctx, args[1:], stdout, stderr)
+		case "devices":
+			return devicesBench(ctx, args[1:], stdout, stderr)
 		case "-h", "-help", "--help", "help":
 			fmt.Fprint(stdout, usage)
 			return flag.ErrHelp
 		}
 	}
-	return fmt.Errorf("%w: want 'bench viewers', 'bench latency', 'bench avsync', 'bench input' or 'bench relay' (see 'p2pcast bench --help')", cli.ErrUsage)
+	return fmt.Errorf("%w: want 'bench viewers', 'bench latency', 'bench avsync', 'bench input', 'bench relay' or 'bench devices' (see 'p2pcast bench --help')", cli.ErrUsage)
 }
 
 const usage = `Usage: p2pcast bench <benchmark> [flags]
@@ -57,6 +60,9 @@ Benchmarks:
            one's frame rate (private network namespace: needs root)
   relay    a TURN server's CPU per relayed packet: the embedded one (p2pcast hub) beside
            Debian's coturn, on the same load of allocations on loopback
+  devices  many device links from one address (as behind a carrier-grade NAT) to a hub it
+           starts: the hub's memory per link, and how long until all link again after a
+           restart
 
 Run 'p2pcast bench <benchmark> --help' for its flags.
 `

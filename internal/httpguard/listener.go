@@ -99,3 +99,20 @@ func (c *limitedConn) CloseWrite() error {
 	}
 	return c.Close()
 }
+
+// Unlimit takes c, a connection LimitListener returned (or a TLS connection over one), out of
+// its source's count: what it carries proved itself (an authenticated device link), so the
+// source may open more. Other connections are left alone.
+func Unlimit(c net.Conn) {
+	for c != nil {
+		switch v := c.(type) {
+		case *limitedConn:
+			v.once.Do(v.release)
+			return
+		case interface{ NetConn() net.Conn }:
+			c = v.NetConn()
+		default:
+			return
+		}
+	}
+}

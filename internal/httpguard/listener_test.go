@@ -1,6 +1,7 @@
 package httpguard
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -176,4 +177,24 @@ func TestLimitListenerHTTP(t *testing.T) {
 		t.Fatalf("after the first hung up: %v", err)
 	}
 	second.CloseIdleConnections()
+}
+
+// TestUnlimit: a connection taken out of the count (an authenticated device link) frees its
+// slot at once, and its close later gives nothing back twice; a TLS connection is unwrapped.
+func TestUnlimit(t *testing.T) {
+	lt := newLimited(t, 1, nil)
+	lt.dial(t, "127.0.0.1")
+	a := lt.admitted(t)
+	Unlimit(tls.Server(a, &tls.Config{})) // as the HTTPS server hands it over
+	lt.dial(t, "127.0.0.1")
+	b := lt.admitted(t)
+	a.Close() // its slot was given back already: b still holds the only one
+	third := lt.dial(t, "127.0.0.1")
+	lt.refusedFrom(t, third, "127.0.0.1")
+	Unlimit(b)
+	Unlimit(b)
+	b.Close()
+	lt.dial(t, "127.0.0.1")
+	lt.admitted(t)
+	Unlimit(nil) // and anything else is left alone
 }

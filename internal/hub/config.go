@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"strings"
@@ -47,9 +48,28 @@ type Config struct {
 	// Web is the web app served at / (nil serves nothing there).
 	Web    fs.FS
 	Logger *slog.Logger
-	// Limits; zero values take the defaults of docs/hub.md.
-	ConnRate, ConnBurst  float64 // new connections per second and burst, per source address
-	AuthFailsPerMinute   float64 // failed authentications per minute, per source address
+	// Limits per source address (an IPv4 address or IPv6 /64); zero values take the defaults
+	// of docs/hub.md, which let thousands of devices behind one carrier-grade NAT back in
+	// within seconds of a restart while a flood from one address is still held.
+	//
+	// ConnRate and ConnBurst: new connections per second and burst (default 100, 500). A
+	// connection that authenticates a device gives its token back, so the budget is spent by
+	// viewers, failed and abandoned connections only.
+	ConnRate, ConnBurst float64
+	// AuthFailsPerMinute: failed authentications per minute from one source, any id (default
+	// 60); past it the source is refused until a token refills.
+	AuthFailsPerMinute float64
+	// AuthFailsPerDevice: failed authentications per minute of one device id from one source
+	// (default 5); past it that id is refused there, without checking its signature, while
+	// other ids behind the same address go on.
+	AuthFailsPerDevice float64
+	// MaxHandshakesPerSource: connections at /device and /ws of one source not yet
+	// authenticated (default 256); each lasts at most 10 s.
+	MaxHandshakesPerSource int
+	// MaxConnsPerSource: one source's open connections, which Run's listener counts (default
+	// 1024). An authenticated device link leaves the count: devices are held by their keys, not
+	// their address.
+	MaxConnsPerSource    int
 	MaxSessionsPerDevice int
 	// MaxSessionsPerToken bounds one token's sessions on one device (default 64, and never
 	// more than three quarters of MaxSessionsPerDevice: one token cannot take every slot).
@@ -122,6 +142,19 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("TURN quotas %d allocations, %d bit/s: want 0 (the default) or more",
 				c.TURN.MaxAllocationsPerUser, c.TURN.UserBandwidth))
 		}
+	}
+	for _, l := range []struct {
+		flag string
+		v    float64
+	}{{"--conn-rate", c.ConnRate}, {"--conn-burst", c.ConnBurst}, {"--auth-fails-per-minute", c.AuthFailsPerMinute},
+		{"--auth-fails-per-device", c.AuthFailsPerDevice}, {"--max-handshakes-per-source", float64(c.MaxHandshakesPerSource)},
+		{"--max-conns-per-source", float64(c.MaxConnsPerSource)}} {
+		if l.v < 0 || math.IsNaN(l.v) || math.IsInf(l.v, 0) {
+			errs = append(errs, fmt.Errorf("%s %v: want 0 (the default) or more", l.flag, l.v))
+		}
+	}
+	if c.ConnBurst > 0 && c.ConnBurst < 1 {
+		errs = append(errs, fmt.Errorf("--conn-burst %v: want 1 or more (0: the default)", c.ConnBurst))
 	}
 	for _, u := range c.ExternalTURN.URLs {
 		if !strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") {

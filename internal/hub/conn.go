@@ -2,6 +2,7 @@ package hub
 
 import (
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -53,3 +54,30 @@ func (w *wsConn) read() ([]byte, error) {
 	}
 	return data, nil
 }
+
+// every calls f every d, from a timer (no goroutine waits for it), until the function it
+// returns is called.
+func every(d time.Duration, f func()) (stop func()) {
+	var mu sync.Mutex
+	stopped := false
+	var t *time.Timer
+	mu.Lock()
+	defer mu.Unlock()
+	t = time.AfterFunc(d, func() {
+		f()
+		mu.Lock()
+		defer mu.Unlock()
+		if !stopped {
+			t.Reset(d)
+		}
+	})
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+		t.Stop()
+	}
+}
+
+// writeBuffers are the links' WebSocket write buffers, lent for a write at a time.
+var writeBuffers = &sync.Pool{}

@@ -61,6 +61,10 @@ type Link struct {
 	log       *slog.Logger
 	mu        sync.Mutex
 	connected bool
+
+	// The backoff's random source and clock (tests inject theirs).
+	rand func() float64
+	now  func() time.Time
 }
 
 // NewLink checks the configuration.
@@ -96,7 +100,7 @@ func NewLink(cfg LinkConfig) (*Link, error) {
 		d.NetDialContext = PlainDialer(d.NetDialContext)
 		cfg.Dialer = &d
 	}
-	return &Link{cfg: cfg, canonical: canonical, log: cfg.Logger.With("hub", cfg.URL)}, nil
+	return &Link{cfg: cfg, canonical: canonical, log: cfg.Logger.With("hub", cfg.URL), rand: rand.Float64, now: time.Now}, nil
 }
 
 // PlainDialer wraps dial (nil: a net.Dialer) for plain ws:// connections: it refuses
@@ -142,19 +146,87 @@ func (l *Link) Connected() bool {
 	return l.connected
 }
 
-// Backoff of reconnections: 0.5 s doubling to 30 s, each wait ±50 %, back to the start after a
-// connection that lasted a minute.
+// Backoff of reconnections (docs/hub.md, "Device ↔ hub"): full jitter, each wait
+// drawn evenly from [0, window), the window doubling from backoffMin to backoffMax, back to the
+// start after a connection that lasted backoffStable. Thousands of devices that lost their hub
+// at the same moment (behind one carrier-grade NAT, say) so come back spread out rather than
+// in waves. A hub that says it is restarting (CodeShutdown) is tried again sooner: after
+// restartMin plus up to the spread it names (spread_ms: the more devices it had, the longer,
+// see restartSpreadFor), or restartSpread when it names none; spread evenly still.
 const (
-	backoffMin    = 500 * time.Millisecond
+	backoffMin    = time.Second
 	backoffMax    = 30 * time.Second
 	backoffStable = time.Minute
+	backoffFloor  = 50 * time.Millisecond // no retry sooner than this, however the draw falls
+	restartMin    = 250 * time.Millisecond
+	restartSpread = 5 * time.Second
 )
+
+// errRestarting: the hub said it is going away to come back (a restart).
+var errRestarting = errors.New("hub: restarting")
+
+// restartError is a hub's notice that it is restarting, with the time over which its devices
+// are to spread their return (0: restartSpread).
+type restartError struct {
+	spread time.Duration
+	msg    string
+}
+
+func (e restartError) Error() string        { return "hub: restarting: " + e.msg }
+func (e restartError) Is(target error) bool { return target == errRestarting }
+
+// shutdownMsg tells a device the hub is going away to come back: an error with code
+// CodeShutdown, and the time over which to spread the return (milliseconds).
+type shutdownMsg struct {
+	Type     string `json:"type"`
+	Code     string `json:"code"`
+	Message  string `json:"message"`
+	SpreadMS int64  `json:"spread_ms,omitempty"`
+}
+
+// restartPerDevice is how much a hub's restart spread grows with each device it had: its
+// devices come back at about 2,000 a second (docs/performance.md), within 1 to 30 s.
+const restartPerDevice = 500 * time.Microsecond
+
+// restartSpreadFor is the spread a hub with that many devices asks for when it restarts.
+func restartSpreadFor(devices int) time.Duration {
+	return min(backoffMax, max(time.Second, time.Duration(devices)*restartPerDevice))
+}
+
+// backoff is the reconnection schedule: what to wait after each failure.
+type backoff struct {
+	rand func() float64 // uniform in [0, 1)
+	n    int            // failures since the last stable connection
+}
+
+// next is the wait before the next attempt, after a connection that was up for up (0: it never
+// came up) and ended with err.
+func (b *backoff) next(up time.Duration, err error) time.Duration {
+	if up >= backoffStable {
+		b.n = 0
+	}
+	if errors.Is(err, errRestarting) {
+		b.n = 0
+		spread := restartSpread
+		var r restartError
+		if errors.As(err, &r) && r.spread > 0 {
+			spread = min(r.spread, backoffMax)
+		}
+		return restartMin + time.Duration(b.rand()*float64(spread))
+	}
+	window := backoffMax
+	if b.n < 16 {
+		window = min(backoffMax, backoffMin<<b.n)
+	}
+	b.n++
+	return max(backoffFloor, time.Duration(b.rand()*float64(window)))
+}
 
 // Run keeps the link up until ctx ends. It returns ErrRefused when the hub rejects the key.
 func (l *Link) Run(ctx context.Context) error {
-	wait := backoffMin
+	b := backoff{rand: l.rand}
 	for {
-		start := time.Now()
+		start := l.now()
 		err := l.session(ctx)
 		if ctx.Err() != nil {
 			return nil
@@ -162,19 +234,32 @@ func (l *Link) Run(ctx context.Context) error {
 		if errors.Is(err, ErrRefused) || errors.Is(err, ErrInsecureHub) {
 			return err
 		}
-		if time.Since(start) > backoffStable {
-			wait = backoffMin
+		var up time.Duration
+		if l.wasUp(err) {
+			up = l.now().Sub(start)
 		}
-		d := time.Duration(float64(wait) * (0.5 + rand.Float64()))
+		d := b.next(up, err)
 		l.log.Warn("hub link down, reconnecting", "err", err, "in", d.Round(time.Millisecond))
+		t := time.NewTimer(d)
 		select {
-		case <-time.After(d):
+		case <-t.C:
 		case <-ctx.Done():
+			t.Stop()
 			return nil
 		}
-		wait = min(2*wait, backoffMax)
 	}
 }
+
+// wasUp tells a session that ended after its welcome from one that never came up.
+func (l *Link) wasUp(err error) bool {
+	var u upError
+	return errors.As(err, &u)
+}
+
+// upError is the error of a session that had been welcomed: the link was up.
+type upError struct{ error }
+
+func (e upError) Unwrap() error { return e.error }
 
 // session is one connection: authenticate, then relay until it breaks.
 func (l *Link) session(ctx context.Context) error {
@@ -212,6 +297,7 @@ func (l *Link) session(ctx context.Context) error {
 		Type       string             `json:"type"`
 		Code       string             `json:"code"`
 		Message    string             `json:"message"`
+		SpreadMS   int64              `json:"spread_ms"`
 		ICEServers []webrtc.ICEServer `json:"iceServers"`
 	}
 	if err := json.Unmarshal(data, &first); err != nil {
@@ -220,6 +306,8 @@ func (l *Link) session(ctx context.Context) error {
 	switch {
 	case first.Type == wire.TypeError && first.Code == wire.CodeUnauthorized:
 		return fmt.Errorf("%w: %s", ErrRefused, first.Message)
+	case first.Type == wire.TypeError && first.Code == wire.CodeShutdown:
+		return restartError{spread: time.Duration(first.SpreadMS) * time.Millisecond, msg: first.Message}
 	case first.Type == wire.TypeError:
 		return fmt.Errorf("hub: %s: %s", first.Code, first.Message)
 	case first.Type != wire.TypeWelcome:
@@ -233,6 +321,11 @@ func (l *Link) session(ctx context.Context) error {
 	}
 	l.setConnected(true)
 	defer l.setConnected(false)
+	return upError{l.relay(ws)}
+}
+
+// relay serves the hub's messages on an authenticated link until it breaks.
+func (l *Link) relay(ws *wsConn) error {
 	l.log.Info("connected to the hub", "device", l.cfg.ID)
 
 	go l.announceStream(ws)
@@ -257,6 +350,7 @@ func (l *Link) session(ctx context.Context) error {
 			IDs        []string            `json:"ids"`
 			Code       string              `json:"code"`
 			Message    string              `json:"message"`
+			SpreadMS   int64               `json:"spread_ms"`
 			ICEServers []webrtc.ICEServer  `json:"iceServers"`
 		}
 		if err := json.Unmarshal(data, &m); err != nil {
@@ -305,6 +399,9 @@ func (l *Link) session(ctx context.Context) error {
 			l.log.Warn("hub error", "code", m.Code, "message", m.Message)
 			if m.Code == wire.CodeReplaced {
 				return fmt.Errorf("hub: %s", m.Message)
+			}
+			if m.Code == wire.CodeShutdown {
+				return restartError{spread: time.Duration(m.SpreadMS) * time.Millisecond, msg: m.Message}
 			}
 		}
 	}

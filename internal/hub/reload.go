@@ -23,25 +23,50 @@ type hubLive struct {
 	adminSum    [32]byte       // SHA-256 of the admin credential
 	maxPerToken int
 	// the limits as given (before defaults), to tell what changed
-	connRate, connBurst, authFails float64
+	connRate, connBurst, authFails, deviceFails float64
+	handshakes                                  int
 }
 
 func liveOf(cfg Config) *hubLive {
 	return &hubLive{trust: cfg.Trust, opsAllow: cfg.OpsAllow, adminAllow: cfg.Admin.Allow, adminSum: sha256.Sum256([]byte(cfg.Admin.Token)),
-		maxPerToken: cfg.MaxSessionsPerToken, connRate: cfg.ConnRate, connBurst: cfg.ConnBurst, authFails: cfg.AuthFailsPerMinute}
+		maxPerToken: cfg.MaxSessionsPerToken, connRate: cfg.ConnRate, connBurst: cfg.ConnBurst, authFails: cfg.AuthFailsPerMinute,
+		deviceFails: cfg.AuthFailsPerDevice, handshakes: cfg.MaxHandshakesPerSource}
 }
+
+// Defaults of the per-source limits (Config): thousands of devices behind one carrier-grade NAT
+// come back within seconds of a restart (docs/hub.md, "Abuse").
+const (
+	DefaultConnRate               = 100
+	DefaultConnBurst              = 500
+	DefaultAuthFailsPerMinute     = 60
+	DefaultAuthFailsPerDevice     = 5
+	DefaultMaxHandshakesPerSource = 256
+	DefaultMaxConnsPerSource      = 1024
+)
 
 // limitDefaults fills in the limits' defaults, for New and for a configuration read again
 // (which then compares with the running one value for value).
 func limitDefaults(cfg Config, perDevice int) Config {
 	if cfg.ConnRate <= 0 {
-		cfg.ConnRate, cfg.ConnBurst = 10, 20
+		cfg.ConnRate = DefaultConnRate
+		if cfg.ConnBurst <= 0 {
+			cfg.ConnBurst = DefaultConnBurst
+		}
 	}
 	if cfg.ConnBurst < 1 {
 		cfg.ConnBurst = max(1, cfg.ConnRate)
 	}
 	if cfg.AuthFailsPerMinute <= 0 {
-		cfg.AuthFailsPerMinute = 5
+		cfg.AuthFailsPerMinute = DefaultAuthFailsPerMinute
+	}
+	if cfg.AuthFailsPerDevice <= 0 {
+		cfg.AuthFailsPerDevice = DefaultAuthFailsPerDevice
+	}
+	if cfg.MaxHandshakesPerSource <= 0 {
+		cfg.MaxHandshakesPerSource = DefaultMaxHandshakesPerSource
+	}
+	if cfg.MaxConnsPerSource <= 0 {
+		cfg.MaxConnsPerSource = DefaultMaxConnsPerSource
 	}
 	if cfg.MaxSessionsPerToken <= 0 {
 		cfg.MaxSessionsPerToken = 64
@@ -83,7 +108,8 @@ func (l *limiter) setRate(rate, burst float64) {
 // the rest that differs as needing a restart (logged too):
 //
 //	Trust (--trust-proxy), OpsAllow, Admin.Allow, Admin.Token (a rotated credential file)
-//	ConnRate, ConnBurst, AuthFailsPerMinute, MaxSessionsPerToken
+//	ConnRate, ConnBurst, AuthFailsPerMinute, AuthFailsPerDevice, MaxHandshakesPerSource,
+//	MaxSessionsPerToken
 //
 // The admin page itself (on or off) needs a restart. An invalid cfg changes nothing.
 func (s *Server) Reload(cfg Config) (applied, needsRestart []string, err error) {
@@ -118,6 +144,14 @@ func (s *Server) Reload(cfg Config) (applied, needsRestart []string, err error) 
 		next.authFails = nl.authFails
 		s.fails.setRate(nl.authFails/60, nl.authFails)
 	})
+	set("auth-fails-per-device", nl.deviceFails != old.deviceFails, func() {
+		next.deviceFails = nl.deviceFails
+		s.deviceFails.setRate(nl.deviceFails/60, nl.deviceFails)
+	})
+	set("max-handshakes-per-source", nl.handshakes != old.handshakes, func() {
+		next.handshakes = nl.handshakes
+		s.handshakes.setMax(nl.handshakes)
+	})
 	r := s.cfg
 	for _, c := range []struct {
 		name    string
@@ -133,6 +167,7 @@ func (s *Server) Reload(cfg Config) (applied, needsRestart []string, err error) 
 		{"turn-url", !slices.Equal(cfg.ExternalTURN.URLs, r.ExternalTURN.URLs) || cfg.ExternalTURN.Secret != r.ExternalTURN.Secret},
 		{"url", len(cfg.URLs) > 0 && !slices.Equal(cfg.URLs, r.URLs)},
 		{"token-issuer", cfg.TokenIssuer != r.TokenIssuer},
+		{"max-conns-per-source", limitDefaults(cfg, r.MaxSessionsPerDevice).MaxConnsPerSource != r.MaxConnsPerSource},
 	} {
 		if c.changed {
 			needsRestart = append(needsRestart, c.name)

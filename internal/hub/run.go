@@ -27,10 +27,6 @@ type Ready struct {
 	Reload func(Config) (applied, needsRestart []string, err error)
 }
 
-// maxConnsPerSource bounds the open HTTP connections (sockets included) of one address or IPv6
-// /64 at the hub: a household's viewers behind one NAT fit, a socket flood from one place does not.
-const maxConnsPerSource = 256
-
 // Audit file rotation: 10 MiB a file, 5 kept. Refusals are aggregated per source and minute,
 // so this holds weeks.
 const (
@@ -184,7 +180,10 @@ func (r *runner) listen(context.Context) error {
 }
 
 func (r *runner) serve(context.Context) error {
-	hl := httpguard.LimitListener(r.l, maxConnsPerSource, r.cfg.Trust.Proxies, nil)
+	// Config.MaxConnsPerSource bounds the open HTTP connections (sockets included) of one address
+	// or IPv6 /64: viewers behind one NAT fit, a socket flood from one place does not. Device
+	// links leave the count once authenticated (Server.admitted).
+	hl := httpguard.LimitListener(r.l, r.srv.cfg.MaxConnsPerSource, r.cfg.Trust.Proxies, nil)
 	var err error
 	if r.cfg.TLS != nil {
 		err = r.hs.ServeTLS(hl, "", "")

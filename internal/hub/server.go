@@ -36,6 +36,11 @@ type Server struct {
 	fails    *limiter
 	upgrader websocket.Upgrader
 
+	// deviceFails counts failed authentications per (device id, source); handshakes are the
+	// sockets of each source not authenticated yet (limit.go).
+	deviceFails *limiter
+	handshakes  *gauge
+
 	urls      map[string]bool    // canonical forms of cfg.URLs
 	stopWatch context.CancelFunc // ends the revocation watcher New started (nil under Run)
 	closeOnce sync.Once
@@ -109,9 +114,14 @@ func newServer(cfg Config) (*Server, error) {
 		devices: map[string]*deviceConn{},
 		urls:    urls,
 		// Viewer pages come from the hub itself; other origins are refused (CheckOrigin default).
-		upgrader: websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096},
+		// Memory per link (docs/performance.md): reads use the HTTP server's buffer, which the
+		// connection holds anyway (ReadBufferSize 0); writes borrow one from a pool, as links
+		// are idle almost always.
+		upgrader: websocket.Upgrader{WriteBufferPool: writeBuffers},
 	}
 	s.relays = newRelayFleet(cfg.ICE.STUN, cfg.ICE.TURN, cfg.Logger)
+	s.deviceFails = newLimiter(cfg.AuthFailsPerDevice/60, cfg.AuthFailsPerDevice, cfg.Now)
+	s.handshakes = newGauge(cfg.MaxHandshakesPerSource)
 	s.live.Store(liveOf(cfg)) // after the defaults above
 	keys, err := newTokenKeys(cfg, s.log)
 	if err != nil {
@@ -246,7 +256,20 @@ func (s *Server) Close() {
 		devs = append(devs, d)
 	}
 	s.mu.Unlock()
+	// Devices are told the hub is restarting, so they come back soon, spread over a time that
+	// grows with their number (link.go, backoff); the messages get a second to leave.
+	bye := shutdownMsg{Type: wire.TypeError, Code: wire.CodeShutdown, Message: "the hub is restarting",
+		SpreadMS: restartSpreadFor(len(devs)).Milliseconds()}
 	for _, d := range devs {
+		d.ws.SendJSON(bye)
+		d.ws.CloseAfter(websocket.CloseGoingAway, "")
+	}
+	flushed := time.After(time.Second)
+	for _, d := range devs {
+		select {
+		case <-d.ws.Done():
+		case <-flushed:
+		}
 		d.ws.Close()
 	}
 }
@@ -268,10 +291,15 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, remote string) bo
 	default:
 		return true
 	}
-	s.audit.log(AuditEntry{Event: EventRefused, Remote: remote, Reason: reason})
-	w.Header().Set("Retry-After", "60")
-	http.Error(w, wire.CodeRateLimited+": "+reason, http.StatusTooManyRequests)
+	s.refuse(w, remote, reason, 60)
 	return false
+}
+
+// refuse answers 429 with Retry-After, and audits it.
+func (s *Server) refuse(w http.ResponseWriter, remote, reason string, retryAfter int) {
+	s.audit.log(AuditEntry{Event: EventRefused, Remote: remote, Reason: reason})
+	w.Header().Set("Retry-After", fmt.Sprint(retryAfter))
+	http.Error(w, wire.CodeRateLimited+": "+reason, http.StatusTooManyRequests)
 }
 
 // authFailed records a failed authentication against the source's budget.
@@ -325,15 +353,22 @@ type deviceConn struct {
 
 func (s *Server) serveDevice(w http.ResponseWriter, r *http.Request) {
 	remote := s.remoteAddr(r)
-	if !s.admit(w, r, remote) {
+	hs, ok := s.admitHandshake(w, r, remote)
+	if !ok {
 		return
 	}
+	defer hs.end()
 	c, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return
 	}
 	ws := newWSConn(c, s.log.With("remote", remote))
-	defer ws.finish()
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			ws.finish()
+		}
+	}()
 
 	challenge, err := auth.NewChallenge()
 	if err != nil {
@@ -350,15 +385,29 @@ func (s *Server) serveDevice(w http.ResponseWriter, r *http.Request) {
 		}
 		return nil
 	})
-	if !ok {
+	if !ok || !s.deviceMayTry(ws, remote, m.ID) {
 		return
 	}
 	if err := s.verifyDevice(m, challenge); err != nil {
+		s.deviceAuthFailed(remote, m.ID)
 		s.authFailed(remote, m.ID, "", err.Error())
 		ws.fail(wire.CodeUnauthorized, "device authentication failed")
 		<-ws.Done()
 		return
 	}
+	hs.device(c) // its key, not its address, holds it from now on
+	// The link lives on in a goroutine of its own and this handler returns, which frees the
+	// stack the handshake grew and the HTTP server's buffers of this connection (memory per
+	// link, docs/performance.md).
+	handedOff = true
+	go func() {
+		defer ws.finish()
+		s.runDevice(c, ws, m, remote)
+	}()
+}
+
+// runDevice serves an authenticated device link until it ends.
+func (s *Server) runDevice(c *websocket.Conn, ws *wsConn, m authMsg, remote string) {
 	_ = c.SetReadDeadline(time.Now().Add(pongWait))
 
 	d := &deviceConn{id: m.ID, ws: ws, remote: remote, sessions: map[string]*viewerConn{}}
@@ -376,19 +425,10 @@ func (s *Server) serveDevice(w http.ResponseWriter, r *http.Request) {
 	ws.SendJSON(iceMsg{Type: wire.TypeWelcome, ICEServers: s.iceServers(relayLease, "device:"+m.ID, s.cfg.ICE.TTL)})
 	ws.SendJSON(s.revokedMsg())
 
-	// Fresh TURN credentials well before the old ones expire.
-	refresh := time.NewTicker(s.cfg.ICE.TTL / 2)
-	defer refresh.Stop()
-	go func() {
-		for {
-			select {
-			case <-refresh.C:
-				ws.SendJSON(iceMsg{Type: wire.TypeICE, ICEServers: s.iceServers(relayLease, "device:"+m.ID, s.cfg.ICE.TTL)})
-			case <-ws.Done():
-				return
-			}
-		}
-	}()
+	// Fresh TURN credentials well before the old ones expire: a timer, not a goroutine per link.
+	defer every(s.cfg.ICE.TTL/2, func() {
+		ws.SendJSON(iceMsg{Type: wire.TypeICE, ICEServers: s.iceServers(relayLease, "device:"+m.ID, s.cfg.ICE.TTL)})
+	})()
 
 	reason := s.deviceLoop(d)
 	s.mu.Lock()
@@ -505,9 +545,11 @@ type viewerConn struct {
 
 func (s *Server) serveViewer(w http.ResponseWriter, r *http.Request) {
 	remote := s.remoteAddr(r)
-	if !s.admit(w, r, remote) {
+	hs, ok := s.admitHandshake(w, r, remote)
+	if !ok {
 		return
 	}
+	defer hs.end()
 	headerToken := signal.BearerToken(r)
 	c, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
@@ -516,6 +558,7 @@ func (s *Server) serveViewer(w http.ResponseWriter, r *http.Request) {
 	ws := newWSConn(c, s.log.With("remote", remote))
 	defer ws.finish()
 	m, ok := s.readAuth(ws, remote, nil)
+	hs.end()
 	if !ok {
 		return
 	}

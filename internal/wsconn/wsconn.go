@@ -47,7 +47,11 @@ type Conn struct {
 	opts Options
 	log  *slog.Logger
 
-	queue      chan item
+	// The queue: a slice that holds only what waits (an idle connection holds none: a hub
+	// keeps thousands of idle device links), and a signal to the writer.
+	mu         sync.Mutex
+	pending    []item
+	wake       chan struct{} // one buffered token: pending has something
 	closing    atomic.Bool   // CloseAfter was called: nothing more is queued
 	done       chan struct{} // closed when the socket is
 	closeOnce  sync.Once
@@ -78,7 +82,7 @@ func New(ws *websocket.Conn, o Options) *Conn {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Conn{ws: ws, opts: o, log: log, queue: make(chan item, o.Queue), done: make(chan struct{}), writerDone: make(chan struct{})}
+	c := &Conn{ws: ws, opts: o, log: log, wake: make(chan struct{}, 1), done: make(chan struct{}), writerDone: make(chan struct{})}
 	if o.PingEvery > 0 {
 		_ = ws.SetReadDeadline(time.Now().Add(o.PongWait))
 		ws.SetPongHandler(func(string) error { return ws.SetReadDeadline(time.Now().Add(o.PongWait)) })
@@ -183,16 +187,36 @@ func (c *Conn) enqueue(it item) bool {
 		return false
 	default:
 	}
-	select {
-	case c.queue <- it:
-		return true
-	case <-c.done:
-		return false
-	default:
+	c.mu.Lock()
+	if len(c.pending) >= c.opts.Queue {
+		c.mu.Unlock()
 		c.log.Warn("peer too slow: send queue full, closing")
 		c.shutdown()
 		return false
 	}
+	c.pending = append(c.pending, it)
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default: // the writer has been told already
+	}
+	return true
+}
+
+// next takes the first item queued; ok is false when there is none.
+func (c *Conn) next() (it item, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.pending) == 0 {
+		return item{}, false
+	}
+	it = c.pending[0]
+	c.pending[0] = item{}
+	c.pending = c.pending[1:]
+	if len(c.pending) == 0 {
+		c.pending = nil // an idle connection keeps no buffer
+	}
+	return it, true
 }
 
 func (c *Conn) writeLoop() {
@@ -205,21 +229,32 @@ func (c *Conn) writeLoop() {
 	}
 	for {
 		select {
-		case it := <-c.queue:
-			var err error
-			_ = c.ws.SetWriteDeadline(time.Now().Add(c.opts.WriteWait))
-			switch {
-			case !it.close:
-				err = c.ws.WriteMessage(websocket.TextMessage, it.msg)
-			case it.code != 0:
-				_ = c.ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(it.code, it.why))
-			}
-			if it.done != nil {
-				it.done <- err
-			}
-			if err != nil || it.close {
-				c.shutdown()
-				return
+		case <-c.wake:
+			for {
+				it, ok := c.next()
+				if !ok {
+					break
+				}
+				var err error
+				_ = c.ws.SetWriteDeadline(time.Now().Add(c.opts.WriteWait))
+				switch {
+				case !it.close:
+					err = c.ws.WriteMessage(websocket.TextMessage, it.msg)
+				case it.code != 0:
+					_ = c.ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(it.code, it.why))
+				}
+				if it.done != nil {
+					it.done <- err
+				}
+				if err != nil || it.close {
+					c.shutdown()
+					return
+				}
+				select {
+				case <-c.done:
+					return
+				default:
+				}
 			}
 		case <-ping:
 			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.opts.WriteWait)); err != nil {
