@@ -18,6 +18,10 @@ pkgs+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer
 # The producer's AAC -> Opus transcoder for RTSP cameras (capture/transcode.c).
 pkgs+=(libavcodec-dev libswresample-dev libavutil-dev)
 
+# The hub cluster (docs/cluster.md) runs on NATS: its tests start their own nats-server on a
+# free loopback port (the package's service, if it runs, is not used).
+pkgs+=(nats-server)
+
 # The hub's container image is built and run with buildah (make image, test/deb).
 pkgs+=(buildah)
 

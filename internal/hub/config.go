@@ -72,6 +72,9 @@ type Config struct {
 	Now        func() time.Time
 	// Admin, with its Token, serves the admin page /admin and API /api/admin/ (admin.go).
 	Admin AdminConfig
+	// Cluster, with a URL, makes the hub one instance of a cluster joined through NATS
+	// (cluster.go, docs/cluster.md): Run and New connect to it.
+	Cluster ClusterConfig
 }
 
 // TURNConfig is the embedded STUN/TURN server (internal/turnserver); zero values take its
@@ -129,6 +132,9 @@ func (c Config) Validate() error {
 		if _, err := auth.CanonicalHubURL(u); err != nil {
 			errs = append(errs, fmt.Errorf("--url: %v", err))
 		}
+	}
+	if err := c.Cluster.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

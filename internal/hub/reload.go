@@ -132,6 +132,7 @@ func (s *Server) Reload(cfg Config) (applied, needsRestart []string, err error) 
 			!slices.Equal(cfg.TURN.AllowPeers, r.TURN.AllowPeers)},
 		{"turn-url", !slices.Equal(cfg.ExternalTURN.URLs, r.ExternalTURN.URLs) || cfg.ExternalTURN.Secret != r.ExternalTURN.Secret},
 		{"url", len(cfg.URLs) > 0 && !slices.Equal(cfg.URLs, r.URLs)},
+		{"cluster", cfg.Cluster != r.Cluster},
 	} {
 		if c.changed {
 			needsRestart = append(needsRestart, c.name)
