@@ -5,6 +5,7 @@ package hub
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
@@ -273,6 +274,14 @@ func TestClusterRelaysAndRelocates(t *testing.T) {
 		t.Fatalf("b's metrics:\n%s", metrics.String())
 	}
 	metricstest.Promtool(t, metrics.String())
+	// The admin list at c names the instance that holds the device.
+	rec := httptest.NewRecorder()
+	c.srv.adminDevices(rec, httptest.NewRequest(http.MethodGet, "/api/admin/devices", nil))
+	var admin struct{ Devices []AdminDevice }
+	if err := json.Unmarshal(rec.Body.Bytes(), &admin); err != nil || len(admin.Devices) != 1 ||
+		!admin.Devices[0].Online || admin.Devices[0].Instance != "a" || admin.Devices[0].Sessions != 1 {
+		t.Fatalf("c's admin device list: %s (%v)", rec.Body.String(), err)
+	}
 
 	// A dies: its NATS connection and its sockets go at once, as with a killed process.
 	a.srv.cluster.nc.Close()
