@@ -22,6 +22,9 @@ pkgs+=(libavcodec-dev libswresample-dev libavutil-dev)
 # under Debian's /usr/bin/python3; EdDSA needs python3-cryptography, only a recommendation of
 # python3-jwt's (and recommendations are not installed here).
 pkgs+=(python3-jwt python3-cryptography)
+# The hub cluster (docs/cluster.md) runs on NATS: its tests start their own nats-server on a
+# free loopback port (the package's service, if it runs, is not used).
+pkgs+=(nats-server)
 
 # The hub's container image is built and run with buildah (make image, test/deb).
 pkgs+=(buildah)

@@ -98,6 +98,14 @@ func parseHub(args []string, stdout, stderr io.Writer) (s hubSetup, done bool, e
 	adminAllow := fs.String("admin-allow", defaultOpsAllow, "client `ADDRESSES` (CIDRs or addresses, comma-separated) that may use /admin and /api/admin/ with the credential")
 	fs.StringVar(&cfg.TokenIssuer.Issuer, "token-issuer", "", "accept viewer tokens from this external `ISSUER` too (their iss, e.g. https://app.example.com): an application's backend signs them (EdDSA) with a key it publishes at --token-issuer-jwks")
 	fs.StringVar(&cfg.TokenIssuer.JWKSURL, "token-issuer-jwks", "", "the JWK Set `URL` of --token-issuer's keys (https, or http to a loopback address); fetched at start, every 15 minutes and when a token names a new kid")
+	fs.StringVar(&cfg.Cluster.URL, "cluster", "", "join a hub cluster through this NATS server: nats://HOST:4222 or tls://HOST:4222, several comma-separated (docs/cluster.md). Off by default: a single hub needs nothing")
+	fs.StringVar(&cfg.Cluster.Instance, "cluster-instance", "", "this hub's `NAME` in the cluster, unique among the running instances (default: the host name's first label)")
+	fs.StringVar(&cfg.Cluster.User, "cluster-user", "", "NATS user; its password comes from --cluster-password-file or P2PCAST_CLUSTER_PASSWORD")
+	clusterPasswordFile := fs.String("cluster-password-file", "", "`FILE` holding the NATS user's password")
+	clusterTokenFile := fs.String("cluster-token-file", "", "`FILE` holding a NATS token (or P2PCAST_CLUSTER_TOKEN)")
+	fs.StringVar(&cfg.Cluster.NKeySeedFile, "cluster-nkey-file", "", "NATS NKey seed `FILE`")
+	fs.StringVar(&cfg.Cluster.CredsFile, "cluster-creds-file", "", "NATS credentials `FILE` (user JWT and NKey seed)")
+	fs.StringVar(&cfg.Cluster.CAFile, "cluster-ca-file", "", "CA certificate `FILE` (PEM) trusted for a tls:// NATS server")
 	verbose := fs.Bool("v", false, "debug logs")
 	if done, err := cli.ParseConfigured(fs, args, stdout, "turn-secret"); done || err != nil {
 		return s, done, err
@@ -113,6 +121,12 @@ func parseHub(args []string, stdout, stderr io.Writer) (s hubSetup, done bool, e
 		return s, false, fmt.Errorf("%w: --tls-cert and --tls-key go together", errUsage)
 	}
 	if cfg.ExternalTURN.Secret, err = secretFrom("TURN secret", "turn-secret", *turnSecretFlag, *turnSecretFile, "P2PCAST_TURN_SECRET"); err != nil {
+		return s, false, err
+	}
+	if cfg.Cluster.Password, err = secretFrom("NATS password", "cluster-password", "", *clusterPasswordFile, "P2PCAST_CLUSTER_PASSWORD"); err != nil {
+		return s, false, err
+	}
+	if cfg.Cluster.Token, err = secretFrom("NATS token", "cluster-token", "", *clusterTokenFile, "P2PCAST_CLUSTER_TOKEN"); err != nil {
 		return s, false, err
 	}
 	cfg.TURN.UserBandwidth = int64(turnUserBW)

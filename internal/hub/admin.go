@@ -210,6 +210,8 @@ type AdminDevice struct {
 	Online   bool            `json:"online"`
 	Sessions int             `json:"sessions"`
 	Stream   json.RawMessage `json:"stream,omitempty"`
+	// Instance is the hub instance the device is linked to, in a cluster (docs/cluster.md).
+	Instance string `json:"instance,omitempty"`
 }
 
 func (s *Server) adminDevices(w http.ResponseWriter, _ *http.Request) {
@@ -231,6 +233,9 @@ func (s *Server) adminDevices(w http.ResponseWriter, _ *http.Request) {
 		out = append(out, info)
 	}
 	s.mu.Unlock()
+	if s.cluster != nil {
+		s.cluster.fillAdminDevices(out)
+	}
 	writeAdminJSON(w, http.StatusOK, struct {
 		Devices []AdminDevice `json:"devices"`
 	}{out})
@@ -398,7 +403,7 @@ func (s *Server) adminAudit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.audit.flush() // aggregated refusals so far
-	entries, err := readAuditTail(filepath.Join(s.cfg.DataDir, "audit.jsonl"), adminAuditRead)
+	entries, err := readAuditTail(filepath.Join(s.cfg.DataDir, auditName(s.cfg.Cluster)), adminAuditRead)
 	if err != nil {
 		http.Error(w, "audit log unreadable", http.StatusInternalServerError)
 		return

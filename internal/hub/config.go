@@ -95,6 +95,9 @@ type Config struct {
 	// TokenIssuer, if set, is an external issuer whose viewer tokens the hub accepts besides
 	// its own (tokens.go).
 	TokenIssuer TokenIssuer
+	// Cluster, with a URL, makes the hub one instance of a cluster joined through NATS
+	// (cluster.go, docs/cluster.md): Run and New connect to it.
+	Cluster ClusterConfig
 }
 
 // TURNConfig is the embedded STUN/TURN server (internal/turnserver); zero values take its
@@ -167,6 +170,9 @@ func (c Config) Validate() error {
 		}
 	}
 	if err := c.TokenIssuer.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Cluster.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -11,6 +11,9 @@
 //   - audit log: DataDir/audit.jsonl, rotated; closed last, after the relay's last summaries.
 //   - embedded TURN: the STUN/TURN server (internal/turnserver), unless TURN.Off; an
 //     ExternalTURN's URLs replace its own in what the hub hands out.
+//   - cluster: with Config.Cluster, the connection to NATS that joins this hub to its other
+//     instances (cluster.go, docs/cluster.md); left after the HTTP server has stopped, so the
+//     other instances hear about the sessions that ended with it.
 //   - HTTP server: the listener with its per-source connection cap, the relay (Server: device
 //     links, viewer sessions, the web app) and the http.Server. Its stop ends the links first
 //     (viewers hear that the hub is restarting; their media goes on), then shuts the server down.

@@ -56,6 +56,9 @@ func (s *Server) writeMetrics(w *metrics.Writer) {
 	}
 	w.One("p2pcast_hub_devices_online", g, "Devices connected to the hub.", float64(devices))
 	w.One("p2pcast_hub_viewer_sessions", g, "Viewer sessions whose signaling the hub relays now.", float64(sessions))
+	if s.cluster != nil {
+		s.cluster.writeMetrics(w)
+	}
 	counts := s.audit.eventCounts()
 	events := []metrics.Sample{}
 	for _, e := range []string{EventDeviceConnected, EventDeviceDisconnected, EventAuthFailed, EventSessionStarted, EventSessionResumed, EventSessionEnded, EventRefused} {

@@ -168,6 +168,7 @@ func (s *Server) Reload(cfg Config) (applied, needsRestart []string, err error) 
 		{"url", len(cfg.URLs) > 0 && !slices.Equal(cfg.URLs, r.URLs)},
 		{"token-issuer", cfg.TokenIssuer != r.TokenIssuer},
 		{"max-conns-per-source", limitDefaults(cfg, r.MaxSessionsPerDevice).MaxConnsPerSource != r.MaxConnsPerSource},
+		{"cluster", cfg.Cluster != r.Cluster},
 	} {
 		if c.changed {
 			needsRestart = append(needsRestart, c.name)

@@ -57,6 +57,7 @@ func Run(ctx context.Context, cfg Config, ready func(Ready)) error {
 	components := []lifecycle.Component{
 		{Name: "audit log", Start: r.openAudit, Stop: r.closeAudit},
 		{Name: "embedded TURN", Start: r.startTURN, Stop: r.stopTURN},
+		{Name: "cluster", Start: r.joinCluster, Stop: r.leaveCluster},
 		{Name: "HTTP server", Start: r.listen, Run: r.serve, Stop: r.shutdown, StopWait: shutdownWait + time.Second},
 		{Name: "revocation watcher", Run: func(ctx context.Context) error { r.srv.watchRevoked(ctx); return nil }},
 		{Name: "relay health", Run: func(ctx context.Context) error { r.srv.checkRelays(ctx); <-ctx.Done(); return nil }},
@@ -80,13 +81,35 @@ type runner struct {
 	srv   *Server
 	hs    *http.Server
 	url   string
+	// cluster is the hub's NATS membership (nil for a single hub): connected before the
+	// relay exists, started by listen, left after the relay has stopped.
+	cluster *cluster
+}
+
+func (r *runner) joinCluster(context.Context) error {
+	if !r.cfg.Cluster.Enabled() {
+		return nil
+	}
+	c, err := connectCluster(r.cfg.Cluster, r.cfg.Logger)
+	if err != nil {
+		return err
+	}
+	r.cluster = c
+	return nil
+}
+
+func (r *runner) leaveCluster(context.Context) error {
+	if r.cluster != nil {
+		r.cluster.close()
+	}
+	return nil
 }
 
 func (r *runner) openAudit(context.Context) error {
 	if r.cfg.Audit != nil {
 		return nil
 	}
-	f, err := OpenAuditFile(filepath.Join(r.cfg.DataDir, "audit.jsonl"), auditFileMax, auditFileKeep)
+	f, err := OpenAuditFile(filepath.Join(r.cfg.DataDir, auditName(r.cfg.Cluster)), auditFileMax, auditFileKeep)
 	if err != nil {
 		return err
 	}
@@ -168,6 +191,12 @@ func (r *runner) listen(context.Context) error {
 	}
 	cfg.Logger.Info("devices authenticate for", "urls", strings.Join(cfg.URLs, " "))
 	srv.turn.p.Store(r.turn)
+	if r.cluster != nil {
+		if err := r.cluster.start(srv); err != nil {
+			l.Close()
+			return err
+		}
+	}
 	r.l, r.srv = l, srv
 	r.hs = httpguard.NewServer(httpguard.Headers(srv.Handler()), cfg.Logger)
 	r.hs.TLSConfig = cfg.TLS

@@ -53,6 +53,10 @@ type Server struct {
 	live     atomic.Pointer[hubLive]
 	reloadMu sync.Mutex
 
+	// cluster, when the hub is one instance of several (--cluster), finds devices linked to
+	// the others and relays their sessions over NATS (cluster.go); nil for a single hub.
+	cluster *cluster
+
 	mu      sync.Mutex
 	devices map[string]*deviceConn
 	revoked map[string]time.Time // token id → until; from the store, refreshed
@@ -65,6 +69,17 @@ func New(cfg Config) (*Server, error) {
 	s, err := newServer(cfg)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Cluster.Enabled() {
+		c, err := connectCluster(cfg.Cluster, s.log)
+		if err != nil {
+			return nil, err
+		}
+		c.owned = true
+		if err := c.start(s); err != nil {
+			c.close()
+			return nil, err
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopWatch = cancel
@@ -272,6 +287,9 @@ func (s *Server) Close() {
 		}
 		d.ws.Close()
 	}
+	if s.cluster != nil {
+		s.cluster.serverClosed() // its viewers of devices at other instances
+	}
 }
 
 // remoteAddr is the key of the per-source limits: the client's address (behind trusted
@@ -418,6 +436,9 @@ func (s *Server) runDevice(c *websocket.Conn, ws *wsConn, m authMsg, remote stri
 	if old != nil {
 		old.ws.fail(wire.CodeReplaced, "another connection of this device took over")
 	}
+	if s.cluster != nil {
+		s.cluster.linked(d) // the device's presence, and the end of its link at another instance
+	}
 	s.audit.log(AuditEntry{Event: EventDeviceConnected, Remote: remote, Device: m.ID})
 	s.log.Info("device connected", "device", m.ID, "remote", remote)
 	relayLease := fmt.Sprintf("device:%s@%p", m.ID, d) // this link's: a replacing link holds its own
@@ -437,6 +458,9 @@ func (s *Server) runDevice(c *websocket.Conn, ws *wsConn, m authMsg, remote stri
 	}
 	closing := s.closing
 	s.mu.Unlock()
+	if s.cluster != nil {
+		s.cluster.unlinked(d)
+	}
 	d.mu.Lock()
 	viewers := make([]*viewerConn, 0, len(d.sessions))
 	for _, v := range d.sessions {
@@ -518,7 +542,7 @@ func (s *Server) deviceLoop(d *deviceConn) string {
 			d.mu.Unlock()
 		case wire.TypeSession:
 			d.mu.Lock()
-			var ws *wsConn
+			var ws viewerSink
 			if v := d.sessions[m.SID]; v != nil {
 				ws = v.ws
 			}
@@ -539,8 +563,16 @@ type viewerConn struct {
 	sid     string
 	tokenID string
 	claims  auth.Claims
-	ws      *wsConn     // under deviceConn.mu
+	ws      viewerSink  // under deviceConn.mu
 	orphan  *time.Timer // under deviceConn.mu: set while the session waits to be resumed
+}
+
+// viewerSink is where a session's device messages go: the viewer's socket on this hub
+// (*wsConn), or, in a cluster, the hub instance the viewer is connected to (cluster.go).
+type viewerSink interface {
+	Send(msg []byte) bool
+	fail(code, msg string)
+	Close()
 }
 
 func (s *Server) serveViewer(w http.ResponseWriter, r *http.Request) {
@@ -588,6 +620,9 @@ func (s *Server) serveViewer(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	d := s.devices[m.Device]
 	s.mu.Unlock()
+	if d == nil && s.cluster != nil && s.cluster.serveViewer(ws, remote, m, claims) {
+		return // the device is linked to another instance: the session went through it
+	}
 	if d == nil {
 		s.audit.log(AuditEntry{Event: EventRefused, Remote: remote, Device: m.Device, TokenID: claims.ID, Reason: "device offline"})
 		ws.fail(wire.CodeOffline, fmt.Sprintf("device %q is not connected to the hub", m.Device))
@@ -633,7 +668,7 @@ func (s *Server) serveViewer(w http.ResponseWriter, r *http.Request) {
 // attach gives ws a session of d: the one named resume if the same token made it (the viewer
 // came back on a new socket; the old one, if the hub still thinks it alive, is closed), or a
 // new one. refusal is set when the device has no room for another.
-func (s *Server) attach(d *deviceConn, ws *wsConn, resume string, claims auth.Claims) (v *viewerConn, resumed bool, refusal string) {
+func (s *Server) attach(d *deviceConn, ws viewerSink, resume string, claims auth.Claims) (v *viewerConn, resumed bool, refusal string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if old := d.sessions[resume]; resume != "" && old != nil && old.tokenID == claims.ID {
@@ -668,7 +703,7 @@ func (s *Server) attach(d *deviceConn, ws *wsConn, resume string, claims auth.Cl
 // detach ends ws's part in session v. A session resumed on another socket is left alone; one
 // its viewer left (bye) ends now; one whose socket just dropped waits ResumeWait for the
 // viewer to come back, then its device session is ended. ended is called when it ends.
-func (s *Server) detach(d *deviceConn, v *viewerConn, ws *wsConn, bye bool, ended func(string), reason string) {
+func (s *Server) detach(d *deviceConn, v *viewerConn, ws viewerSink, bye bool, ended func(string), reason string) {
 	s.mu.Lock()
 	closing := s.closing
 	s.mu.Unlock()
@@ -792,6 +827,9 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {
 		out.Devices = append(out.Devices, info)
 	}
 	s.mu.Unlock()
+	if s.cluster != nil {
+		s.cluster.fillDevices(out.Devices) // those online at other instances
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_ = json.NewEncoder(w).Encode(out)
