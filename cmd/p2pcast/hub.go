@@ -90,6 +90,8 @@ func parseHub(args []string, stdout, stderr io.Writer) (s hubSetup, done bool, e
 	adminAllow := fs.String("admin-allow", defaultOpsAllow, "client `ADDRESSES` (CIDRs or addresses, comma-separated) that may use /admin and /api/admin/ with the credential")
 	fs.StringVar(&cfg.TokenIssuer.Issuer, "token-issuer", "", "accept viewer tokens from this external `ISSUER` too (their iss, e.g. https://app.example.com): an application's backend signs them (EdDSA) with a key it publishes at --token-issuer-jwks")
 	fs.StringVar(&cfg.TokenIssuer.JWKSURL, "token-issuer-jwks", "", "the JWK Set `URL` of --token-issuer's keys (https, or http to a loopback address); fetched at start, every 15 minutes and when a token names a new kid")
+	fs.StringVar(&cfg.SFU.Janus, "sfu-janus", "", "bridge viewers of a device past its peer-to-peer limit (device --p2p-viewers) to this Janus server, whose VideoRoom the device publishes to: its HTTP API `URL`, e.g. http://10.0.0.5:8088/janus; only the hub talks to it (docs/sfu.md)")
+	sfuSecretFile := fs.String("sfu-janus-secret-file", "", "file holding the Janus server's api_secret, if it has one (or $P2PCAST_SFU_JANUS_SECRET)")
 	verbose := fs.Bool("v", false, "debug logs")
 	if done, err := cli.ParseConfigured(fs, args, stdout, "turn-secret"); done || err != nil {
 		return s, done, err
@@ -105,6 +107,9 @@ func parseHub(args []string, stdout, stderr io.Writer) (s hubSetup, done bool, e
 		return s, false, fmt.Errorf("%w: --tls-cert and --tls-key go together", errUsage)
 	}
 	if cfg.ExternalTURN.Secret, err = secretFrom("TURN secret", "turn-secret", *turnSecretFlag, *turnSecretFile, "P2PCAST_TURN_SECRET"); err != nil {
+		return s, false, err
+	}
+	if cfg.SFU.APISecret, err = secretFrom("Janus API secret", "sfu-janus-secret", "", *sfuSecretFile, "P2PCAST_SFU_JANUS_SECRET"); err != nil {
 		return s, false, err
 	}
 	cfg.TURN.UserBandwidth = int64(turnUserBW)

@@ -75,6 +75,9 @@ type Config struct {
 	// TokenIssuer, if set, is an external issuer whose viewer tokens the hub accepts besides
 	// its own (tokens.go).
 	TokenIssuer TokenIssuer
+	// SFU, with its Janus URL, bridges viewers of a device past its peer-to-peer limit to
+	// the SFU the device publishes to (sfu.go, docs/sfu.md).
+	SFU SFUConfig
 }
 
 // TURNConfig is the embedded STUN/TURN server (internal/turnserver); zero values take its

@@ -213,6 +213,9 @@ func (l *Link) session(ctx context.Context) error {
 		Code       string             `json:"code"`
 		Message    string             `json:"message"`
 		ICEServers []webrtc.ICEServer `json:"iceServers"`
+		// SFU: the hub bridges viewers to an SFU, so sessions past the device's
+		// peer-to-peer limit may be redirected there (docs/sfu.md).
+		SFU bool `json:"sfu"`
 	}
 	if err := json.Unmarshal(data, &first); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadMessage, err)
@@ -284,7 +287,7 @@ func (l *Link) session(ctx context.Context) error {
 					signal.Refuse(func(msg any) { sendSession(ws, m.SID, msg) }, wire.CodeUnauthorized, err.Error())
 					continue
 				}
-				r = l.newRelayed(ws, m.SID, signal.Viewer{Access: access, Source: "token:" + access.TokenID})
+				r = l.newRelayed(ws, m.SID, signal.Viewer{Access: access, Source: "token:" + access.TokenID, Overflow: first.SFU})
 				dialogs[m.SID] = r
 			}
 			// The dialog ends its session on bye; a fatal error ends the dialog too.

@@ -1,0 +1,220 @@
+//go:build nat
+
+package nat
+
+// The SFU test (docs/sfu.md): a device that serves one viewer peer to peer (--p2p-viewers 1)
+// publishes to Debian's Janus when a second arrives, and the hub bridges that viewer to Janus's
+// VideoRoom. Both are real headless Chromium through the hub's web app; the second one's pair
+// must end at Janus, not at the device.
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/p2pcast/p2pcast/test/natlab"
+	"github.com/p2pcast/p2pcast/test/testbin"
+)
+
+// janusConfig writes a Janus configuration directory: the HTTP transport alone, on addr only
+// (no admin API), the VideoRoom plugin alone, no event handlers or loggers, ICE on the lab's
+// interface only (the host's one address: its candidates are the lab's, never loopback).
+func janusConfig(t *testing.T, ip net.IP, port int) string {
+	t.Helper()
+	lib := "/usr/lib/" + multiarch(t) + "/janus"
+	list := func(dir, keep string) string {
+		entries, err := os.ReadDir(filepath.Join(lib, dir))
+		if err != nil {
+			t.Fatalf("Janus is not installed (apt-get install janus): %v", err)
+		}
+		var off []string
+		for _, e := range entries {
+			if n := e.Name(); strings.HasSuffix(n, ".so") && n != keep {
+				off = append(off, n)
+			}
+		}
+		return strings.Join(off, ",")
+	}
+	dir := t.TempDir()
+	files := map[string]string{
+		"janus.jcfg": fmt.Sprintf(`general: {
+	configs_folder = "%[1]s"
+	plugins_folder = "%[2]s/plugins"
+	transports_folder = "%[2]s/transports"
+	events_folder = "%[2]s/events"
+	loggers_folder = "%[2]s/loggers"
+	debug_level = 4
+	session_timeout = 60
+}
+plugins: { disable = "%[3]s" }
+transports: { disable = "%[4]s" }
+events: { broadcast = false disable = "%[5]s" }
+loggers: { disable = "%[6]s" }
+media: { rtp_port_range = "20000-20200" }
+nat: { ice_enforce_list = "eth0" }
+`, dir, lib, list("plugins", "libjanus_videoroom.so"), list("transports", "libjanus_http.so"), list("events", ""), list("loggers", "")),
+		"janus.transport.http.jcfg": fmt.Sprintf(`general: {
+	json = "plain"
+	base_path = "/janus"
+	http = true
+	port = %d
+	ip = "%s"
+	https = false
+}
+admin: { admin_http = false admin_https = false }
+`, port, ip),
+		"janus.plugin.videoroom.jcfg": "general: {\n}\n",
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func multiarch(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("gcc", "-print-multiarch").Output()
+	if err != nil || strings.TrimSpace(string(out)) == "" {
+		return "x86_64-linux-gnu"
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// TestSFU: Chromium plays a device through Janus after its peer-to-peer audience limit is
+// reached; the first viewer stays peer to peer and keeps playing.
+func TestSFU(t *testing.T) {
+	janusBin, err := exec.LookPath("janus")
+	if err != nil {
+		if os.Getenv("P2PCAST_REQUIRE_NETNS") != "" {
+			t.Fatal("janus is not installed (scripts/install-deps.sh installs it)")
+		}
+		t.Skip("janus is not installed")
+	}
+	start := time.Now()
+	bin := testbin.Dir(t)
+	p2pcast := filepath.Join(bin, "p2pcast")
+	lab := natlab.New(t)
+	hubHost := lab.PublicHost("hub")
+	janusHost := lab.PublicHost("janus")
+	data := t.TempDir()
+	run := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(p2pcast, args...).Output()
+		if err != nil {
+			t.Fatalf("p2pcast %s: %v", strings.Join(args, " "), err)
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		return lines[len(lines)-1]
+	}
+	token := run("token", "--data", data, "--device", "*", "--grant", "view", "--ttl", "1h")
+	const id = "cam-sfu"
+	keyFile := filepath.Join(data, id+".key")
+	if err := os.WriteFile(keyFile, []byte(run("device-key", "add", id, "--data", data)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	janusURL := "http://" + net.JoinHostPort(janusHost.IP.String(), "8088") + "/janus"
+	janusProc := janusHost.Start(t, janusBin, "-F", janusConfig(t, janusHost.IP, 8088), "-o")
+	hubAddr := net.JoinHostPort(hubHost.IP.String(), "8443")
+	hubProc := hubHost.Start(t, p2pcast, "hub", "--data", data, "--http", hubAddr, "--public-ip", hubHost.IP.String(),
+		"--turn-allow-peers", labPeers, "--sfu-janus", janusURL)
+	devProc := lab.Site("sfu-dev", natlab.PortRestricted).Start(t, p2pcast, "device", "--hub", "ws://"+hubAddr, "--id", id,
+		"--key-file", keyFile, "--no-lan", "--size", "640x360", "--fps", "30", "--bitrate", "600k",
+		"--p2p-viewers", "1", "--sfu-janus", janusURL, "--sfu-linger", "5s")
+	viewers := []*natlab.Host{lab.Site("sfu-v1", natlab.PortRestricted), lab.Site("sfu-v2", natlab.PortRestricted)}
+	agents := []*agent{startAgent(t, viewers[0], hubHost.IP), startAgent(t, viewers[1], hubHost.IP)}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("janus:\n%s", tail(janusProc.Output(), 6000))
+			t.Logf("device:\n%s", tail(devProc.Output(), 6000))
+			t.Logf("hub:\n%s", tail(hubProc.Output(), 6000))
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := janusProc.WaitOutput(ctx, "HTTP webserver started"); err != nil {
+		t.Fatalf("janus did not start: %v", err)
+	}
+	if _, err := hubProc.WaitOutput(ctx, "hub listening"); err != nil {
+		t.Fatalf("hub did not start: %v", err)
+	}
+	if _, err := devProc.WaitOutput(ctx, "connected to the hub"); err != nil {
+		t.Fatalf("device did not reach the hub: %v", err)
+	}
+	for _, a := range agents {
+		a.ready(t)
+	}
+	t.Logf("lab, Janus, hub, device and 2 browsers up in %s", time.Since(start).Round(time.Millisecond))
+	page := "http://" + hubAddr + "/?device=" + id + "#token=" + token
+	playing := func(s pageStats) bool { return s.FramesDecoded >= 30 && s.ConnectionState == "connected" }
+	remote := func(s pageStats) string {
+		if s.Pair == nil || s.Pair.Remote == nil {
+			return ""
+		}
+		return s.Pair.Remote.Address
+	}
+
+	agents[0].open(t, page)
+	first := agents[0].waitStats(t, "the first viewer plays peer to peer", 20*time.Second, playing)
+	if r := remote(first); r == janusHost.IP.String() || r == "" {
+		t.Fatalf("the first viewer's pair %s: want the device's address, not Janus's", first.pairString())
+	}
+	agents[1].open(t, page)
+	second := agents[1].waitStats(t, "the second viewer plays through Janus", 30*time.Second, playing)
+	if r := remote(second); r != janusHost.IP.String() {
+		t.Errorf("the second viewer's pair %s: want Janus's address %s", second.pairString(), janusHost.IP)
+	}
+	if second.FrameWidth != 640 || second.FrameHeight != 360 {
+		t.Errorf("through Janus: %vx%v, want 640x360", second.FrameWidth, second.FrameHeight)
+	}
+	// Both go on playing: the first is not disturbed by the publication.
+	f0 := agents[0].waitStats(t, "the first viewer plays on", 10*time.Second, func(s pageStats) bool { return s.FramesDecoded >= first.FramesDecoded+30 })
+	f1 := agents[1].waitStats(t, "the second viewer plays on", 10*time.Second, func(s pageStats) bool { return s.FramesDecoded >= second.FramesDecoded+30 })
+	if !strings.Contains(devProc.Output(), "viewer sent to the SFU") {
+		t.Error("the device did not log sending a viewer to the SFU")
+	}
+	fmt.Printf("sfu p2p viewer: pair %s, first frame %.0f ms\n", f0.pairString(), f0.ttff())
+	fmt.Printf("sfu janus viewer: pair %s, first frame %.0f ms\n", f1.pairString(), f1.ttff())
+
+	// Time to first frame, a few joins each way (P2P: the first viewer's page reloaded
+	// while... it holds the one P2P slot; through Janus: the second's).
+	if n := joins(); n > 0 {
+		var p2p, sfu []float64
+		for i := 0; i < n; i++ {
+			agents[1].open(t, "about:blank")
+			agents[1].open(t, page)
+			s := agents[1].waitStats(t, "rejoin through Janus", 30*time.Second, playing)
+			sfu = append(sfu, s.ttff())
+			agents[0].open(t, "about:blank")
+			agents[0].open(t, page)
+			s = agents[0].waitStats(t, "rejoin", 30*time.Second, playing)
+			p2p = append(p2p, s.ttff())
+		}
+		fmt.Printf("sfu first frame, %d joins: p2p median %.0f ms %v; through Janus median %.0f ms %v\n", n, median(p2p), p2p, median(sfu), sfu)
+	}
+	t.Logf("total %s", time.Since(start).Round(time.Millisecond))
+}
+
+// joins is how many extra joins the test times (P2PCAST_SFU_JOINS; 0 by default).
+func joins() int {
+	var n int
+	fmt.Sscan(os.Getenv("P2PCAST_SFU_JOINS"), &n)
+	return n
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return -1
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
