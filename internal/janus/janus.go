@@ -234,11 +234,12 @@ func (c *Client) post(ctx context.Context, path string, req map[string]any) (*Me
 		return nil, fmt.Errorf("%w: %d messages in answer to %v", ErrBadMessage, len(msgs), req["janus"])
 	}
 	m := &msgs[0]
+	// An error Janus raises before reading the request (a bad secret) may name no transaction.
+	if m.Janus == "error" && (m.Transaction == "" || m.Transaction == tx) {
+		return m, m.Err()
+	}
 	if tx != "" && m.Transaction != tx {
 		return nil, fmt.Errorf("%w: answer for transaction %q, not %q", ErrBadMessage, m.Transaction, tx)
-	}
-	if err := m.Err(); err != nil && m.Janus == "error" {
-		return m, err
 	}
 	return m, nil
 }

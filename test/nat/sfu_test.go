@@ -126,7 +126,8 @@ func TestSFU(t *testing.T) {
 	hubAddr := net.JoinHostPort(hubHost.IP.String(), "8443")
 	hubProc := hubHost.Start(t, p2pcast, "hub", "--data", data, "--http", hubAddr, "--public-ip", hubHost.IP.String(),
 		"--turn-allow-peers", labPeers, "--sfu-janus", janusURL)
-	devProc := lab.Site("sfu-dev", natlab.PortRestricted).Start(t, p2pcast, "device", "--hub", "ws://"+hubAddr, "--id", id,
+	devSite := lab.Site("sfu-dev", natlab.PortRestricted)
+	devProc := devSite.Start(t, p2pcast, "device", "--hub", "ws://"+hubAddr, "--id", id,
 		"--key-file", keyFile, "--no-lan", "--size", "640x360", "--fps", "30", "--bitrate", "600k",
 		"--p2p-viewers", "1", "--sfu-janus", janusURL, "--sfu-linger", "5s")
 	viewers := []*natlab.Host{lab.Site("sfu-v1", natlab.PortRestricted), lab.Site("sfu-v2", natlab.PortRestricted)}
@@ -184,6 +185,44 @@ func TestSFU(t *testing.T) {
 	fmt.Printf("sfu p2p viewer: pair %s, first frame %.0f ms\n", f0.pairString(), f0.ttff())
 	fmt.Printf("sfu janus viewer: pair %s, first frame %.0f ms\n", f1.pairString(), f1.ttff())
 
+	// The device's upload with the browser through Janus, then with three `p2pcast view`
+	// viewers more, also through Janus: it must not grow with them (one publication).
+	devHost := devSite
+	before := uplinkBPS(t, devHost)
+	tokenFile := filepath.Join(data, "viewer.token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const cli = 3
+	cliHost := lab.Site("sfu-v3", natlab.PortRestricted)
+	var views []*natlab.Proc
+	for i := 0; i < cli; i++ {
+		views = append(views, cliHost.Start(t, p2pcast, "view", "--hub", "ws://"+hubAddr, "--device", id, "--token-file", tokenFile,
+			"--duration", "8s", "--stats", "json"))
+	}
+	// Measured while they watch: each was subscribed (the hub says so) a moment before.
+	deadline := time.Now().Add(15 * time.Second)
+	for strings.Count(hubProc.Output(), "viewer served through the SFU") < 1+cli {
+		if time.Now().After(deadline) {
+			t.Fatalf("the hub did not serve %d viewers through the SFU:\n%s", 1+cli, tail(hubProc.Output(), 3000))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	during := uplinkBPS(t, devHost)
+	for i, v := range views {
+		lines, err := v.WaitOutput(ctx2(t, 20*time.Second), `\{"signaling"[^\n]*"frames":[1-9][^\n]*`)
+		if err != nil {
+			t.Fatalf("p2pcast view %d through Janus: %v\n%s", i, err, v.Output())
+		}
+		if i == 0 {
+			t.Logf("p2pcast view through Janus: %s", lines[0])
+		}
+	}
+	fmt.Printf("sfu device upload: %.0f kbit/s with 1 p2p + 1 Janus viewer, %.0f kbit/s with %d more through Janus\n", before/1000, during/1000, cli)
+	if during > before*1.5+100_000 {
+		t.Errorf("the device's upload grew from %.0f to %.0f kbit/s with %d more viewers through the SFU", before/1000, during/1000, cli)
+	}
+
 	// Time to first frame, a few joins each way (P2P: the first viewer's page reloaded
 	// while... it holds the one P2P slot; through Janus: the second's).
 	if n := joins(); n > 0 {
@@ -217,4 +256,31 @@ func median(v []float64) float64 {
 	s := append([]float64(nil), v...)
 	sort.Float64s(s)
 	return s[len(s)/2]
+}
+
+func ctx2(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// uplinkBPS is what host sends on its interface, in bit/s, over 3 s.
+func uplinkBPS(t *testing.T, h *natlab.Host) float64 {
+	t.Helper()
+	read := func() float64 {
+		out, err := h.Run(ctx2(t, 5*time.Second), "cat", "/sys/class/net/eth0/statistics/tx_bytes")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v float64
+		if _, err := fmt.Sscan(string(out), &v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	a := read()
+	start := time.Now()
+	time.Sleep(3 * time.Second) // a measuring window, not a synchronization
+	b := read()
+	return (b - a) * 8 / time.Since(start).Seconds()
 }

@@ -1,0 +1,98 @@
+package device
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/p2pcast/p2pcast/internal/auth"
+)
+
+func TestOverflowDecision(t *testing.T) {
+	view := auth.Access{Grants: []auth.Grant{auth.GrantView}}
+	talk := auth.Access{Grants: []auth.Grant{auth.GrantView, auth.GrantTalk}}
+	for _, tc := range []struct {
+		name       string
+		p2p, limit int
+		full       bool
+		a          auth.Access
+		want       bool
+	}{
+		{"under the limit", 0, 1, false, view, false},
+		{"at the limit", 1, 1, false, view, true},
+		{"past the limit", 5, 1, false, view, true},
+		{"no limit", 50, 0, false, view, false},
+		{"talk stays peer to peer", 1, 1, false, talk, false},
+		{"full control stays", 1, 1, false, auth.FullAccess(), false},
+		{"uplink full", 2, 0, true, view, true},
+		{"uplink full but nobody yet", 0, 0, true, view, false},
+		{"no view", 1, 1, false, auth.Access{Grants: []auth.Grant{auth.GrantTalk}}, false},
+	} {
+		if got := overflow(tc.p2p, tc.limit, tc.full, tc.a); got != tc.want {
+			t.Errorf("%s: overflow = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestUplinkFull(t *testing.T) {
+	const rate = 1_000_000
+	for _, tc := range []struct {
+		est  []int
+		want bool
+	}{
+		{nil, false},
+		{[]int{400_000}, false},                   // one limited viewer: its own path
+		{[]int{400_000, 450_000}, true},           // all limited together: the shared uplink
+		{[]int{400_000, 2_000_000}, false},        // one has room: not the uplink
+		{[]int{400_000, 0}, false},                // one without an estimate tells nothing
+		{[]int{950_000, 920_000, 910_000}, false}, // near the bitrate: fine
+	} {
+		if got := uplinkFull(tc.est, rate); got != tc.want {
+			t.Errorf("uplinkFull(%v) = %v, want %v", tc.est, got, tc.want)
+		}
+	}
+}
+
+func TestMediaMids(t *testing.T) {
+	sdp := "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:1\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:2\r\n"
+	if got := mediaMids(sdp); !slices.Equal(got, []string{"0", "1"}) {
+		t.Fatalf("mids %q", got)
+	}
+}
+
+func TestSFUConfig(t *testing.T) {
+	key, err := auth.GenerateDeviceKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hubbed := func(c *Config) { c.Hub.URL, c.Hub.ID, c.Hub.Key, c.NoLAN = "ws://127.0.0.1:1", "cam", key, true }
+	for _, tc := range []struct {
+		name   string
+		change func(c *Config)
+		err    string
+	}{
+		{"none", func(c *Config) {}, ""},
+		{"janus with a hub", func(c *Config) { hubbed(c); c.SFU.Janus, c.P2PViewers = "http://10.0.0.5:8088/janus", 2 }, ""},
+		{"limit without an SFU", func(c *Config) { hubbed(c); c.P2PViewers = 2 }, "needs an SFU"},
+		{"janus without a hub", func(c *Config) { c.SFU.Janus = "http://10.0.0.5:8088/janus" }, "through a hub"},
+		{"bad URL", func(c *Config) { hubbed(c); c.SFU.Janus = "ws://x/janus" }, "sfu-janus"},
+		{"negative limit", func(c *Config) { c.P2PViewers = -1 }, "p2p-viewers -1"},
+		{"negative linger", func(c *Config) {
+			hubbed(c)
+			c.SFU.Janus, c.SFU.Linger = "http://10.0.0.5:8088/janus", -time.Second
+		}, "sfu-linger"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Defaults()
+			tc.change(&c)
+			err := c.Validate()
+			if tc.err == "" && err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+			if tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+				t.Fatalf("err %v, want %q", err, tc.err)
+			}
+		})
+	}
+}
