@@ -14,6 +14,7 @@ import (
 
 	"github.com/p2pcast/p2pcast/internal/auth"
 	"github.com/p2pcast/p2pcast/internal/httpguard"
+	"github.com/p2pcast/p2pcast/internal/janus"
 )
 
 // Config is a hub. Run starts one from it: the fields up to ExternalTURN are Run's (where it
@@ -111,6 +112,11 @@ type ExternalTURN struct {
 // flags, which is where a hub's configuration comes from.
 func (c Config) Validate() error {
 	var errs []error
+	if c.SFU.Janus != "" {
+		if _, err := janus.NewClient(c.SFU.Janus, "", nil); err != nil {
+			errs = append(errs, fmt.Errorf("--sfu-janus: %w", err))
+		}
+	}
 	if len(c.ExternalTURN.URLs) > 0 && c.ExternalTURN.Secret == "" {
 		errs = append(errs, errors.New("--turn-url needs the server's shared secret (--turn-secret-file, P2PCAST_TURN_SECRET or --turn-secret)"))
 	}

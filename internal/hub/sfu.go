@@ -76,8 +76,9 @@ type sfuBridge struct {
 	v      *viewerConn
 	feed   signal.SFUFeed
 	in     chan signal.Inbound // the viewer's messages, in order
-	cancel context.CancelFunc
-	done   chan struct{}
+	cancel  context.CancelFunc
+	done    chan struct{}
+	revoked func() bool // whether the session's token is revoked now
 }
 
 // sfuFromDevice takes a device's session message if it is an sfu redirect (true), and
@@ -109,7 +110,7 @@ func (s *Server) sfuFromDevice(d *deviceConn, m DeviceMessage) bool {
 		ws.SendJSON(json.RawMessage(`{"type":"bye","reason":"SFU unavailable"}`))
 		return true
 	}
-	s.sfu.start(d, v, probe.SFUFeed)
+	s.sfu.start(d, v, probe.SFUFeed, func() bool { return s.isRevoked(v.tokenID) })
 	return true
 }
 
@@ -170,9 +171,12 @@ func (r *sfuRelay) get(sid string) *sfuBridge {
 	return r.bridges[sid]
 }
 
-func (r *sfuRelay) start(d *deviceConn, v *viewerConn, feed signal.SFUFeed) {
-	ctx, cancel := context.WithCancel(context.Background())
-	b := &sfuBridge{r: r, d: d, v: v, feed: feed, in: make(chan signal.Inbound, 32), cancel: cancel, done: make(chan struct{})}
+// start bridges v to feed. The bridge ends by itself when the token expires or is revoked:
+// the media does not pass through the device, which would end a peer-to-peer session then,
+// and a viewer whose socket closed keeps its Janus session until it resumes or gives up.
+func (r *sfuRelay) start(d *deviceConn, v *viewerConn, feed signal.SFUFeed, revoked func() bool) {
+	ctx, cancel := context.WithDeadline(context.Background(), v.claims.Expires)
+	b := &sfuBridge{r: r, d: d, v: v, feed: feed, in: make(chan signal.Inbound, 32), cancel: cancel, done: make(chan struct{}), revoked: revoked}
 	r.mu.Lock()
 	old := r.bridges[v.sid]
 	r.bridges[v.sid] = b
@@ -250,10 +254,20 @@ func (b *sfuBridge) run(ctx context.Context) {
 	}
 	log.Info("viewer served through the SFU")
 	b.send(sfuSDPMsg{Type: wire.TypeOffer, SDP: offer})
+	check := time.NewTicker(revokedPoll)
+	defer check.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				log.Info("SFU session ended: the token expired")
+			}
 			return
+		case <-check.C:
+			if b.revoked() {
+				log.Info("SFU session ended: the token was revoked")
+				return
+			}
 		case <-sess.Done():
 			fail("session", sess.Err())
 			return

@@ -186,3 +186,28 @@ func TestCheckFeed(t *testing.T) {
 		}
 	}
 }
+
+// A revoked token's SFU session ends at the hub (the device is not in its media path):
+// Janus's session goes, and so does the device's hold on its publication.
+func TestSFURevocationEndsTheBridge(t *testing.T) {
+	fake := janustest.New()
+	defer fake.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h := newTestHub(t, Config{SFU: SFUConfig{Janus: fake.API()}, ResumeWait: time.Minute})
+	room := SFURoom("cam1")
+	fake.AddFeed(room, 77)
+	b := &sfuBackend{feed: signal.SFUFeed{Room: room, Feed: 77}}
+	h.sfuDevice(ctx, "cam1", b)
+	tok := h.token([]string{"cam1"}, []auth.Grant{auth.GrantView}, time.Hour)
+	claims := h.claims(tok)
+	c, _ := h.viewer(map[string]string{"type": "auth", "token": tok, "device": "cam1"})
+	_ = c.WriteJSON(map[string]string{"type": "watch"})
+	if m := readMsg(t, c); m.Type != wire.TypeOffer {
+		t.Fatalf("got %+v", m)
+	}
+	if err := h.store.Revoke(claims.ID, claims.Expires); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the revoked viewer's Janus session ends", func() bool { return fake.Sessions() == 0 })
+}
