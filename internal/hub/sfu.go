@@ -71,11 +71,11 @@ func newSFURelay(cfg SFUConfig, log *slog.Logger) (*sfuRelay, error) {
 // sfuBridge is one viewer session served by Janus: the hub speaks the viewer's protocol on
 // one side (offer out, answer and candidates in) and Janus's subscriber API on the other.
 type sfuBridge struct {
-	r      *sfuRelay
-	d      *deviceConn
-	v      *viewerConn
-	feed   signal.SFUFeed
-	in     chan signal.Inbound // the viewer's messages, in order
+	r       *sfuRelay
+	d       *deviceConn
+	v       *viewerConn
+	feed    signal.SFUFeed
+	in      chan signal.Inbound // the viewer's messages, in order
 	cancel  context.CancelFunc
 	done    chan struct{}
 	revoked func() bool // whether the session's token is revoked now
