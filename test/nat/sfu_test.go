@@ -243,6 +243,14 @@ func TestSFU(t *testing.T) {
 		}
 		fmt.Printf("sfu first frame, %d joins: p2p median %.0f ms %v; through Janus median %.0f ms %v\n", n, median(p2p), p2p, median(sfu), sfu)
 	}
+	// The audience through Janus leaves: the device stops publishing, --sfu-linger later.
+	left := time.Now()
+	agents[1].open(t, "about:blank")
+	if _, err := devProc.WaitOutput(ctx2(t, 30*time.Second), "no viewers through the SFU: unpublishing"); err != nil {
+		t.Errorf("the device kept publishing after its SFU audience left: %v", err)
+	} else {
+		fmt.Printf("sfu unpublished %.1f s after the last SFU viewer left (linger 5 s)\n", time.Since(left).Seconds())
+	}
 	t.Logf("total %s", time.Since(start).Round(time.Millisecond))
 }
 
