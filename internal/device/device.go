@@ -595,6 +595,8 @@ type Status struct {
 	Record *record.Status `json:"record,omitempty"`
 	// Webhook counts the webhook's deliveries (with --webhook).
 	Webhook *webhook.Stats `json:"webhook,omitempty"`
+	// SFU is the publication for viewers past --p2p-viewers (with --sfu-janus; docs/sfu.md).
+	SFU *SFUStatus `json:"sfu,omitempty"`
 	// Sources are every source of a multi-source device, the default first (whose stream,
 	// stats, adaptation and recorder are also the fields above); absent with one source.
 	Sources []SourceStatus `json:"sources,omitempty"`
@@ -635,6 +637,10 @@ func (d *Device) status(w http.ResponseWriter, r *http.Request) {
 		st.Control = &c
 	}
 	st.Record = d.recordStatus()
+	if d.sfu != nil {
+		sfu := d.sfu.Status()
+		st.SFU = &sfu
+	}
 	if d.webhook != nil {
 		ws := d.webhook.Stats()
 		st.Webhook = &ws

@@ -133,6 +133,7 @@ type sfuPublisher struct {
 	viewers  int             // redirects held
 	cur      *publication    // nil while not publishing
 	failedAt time.Time
+	lastErr  string
 	linger   *time.Timer
 }
 
@@ -228,11 +229,31 @@ func (p *sfuPublisher) release() {
 	})
 }
 
-// Viewers is how many viewers the SFU serves for the device (redirects held).
-func (p *sfuPublisher) Viewers() int {
+// SFUStatus is the publication's state in GET /api/status.
+type SFUStatus struct {
+	// Publishing: the device publishes to the SFU now (Room, Feed say where).
+	Publishing bool   `json:"publishing"`
+	Room       uint64 `json:"room"`
+	Feed       uint64 `json:"feed,omitempty"`
+	// Viewers the SFU serves for the device (their holds on the publication).
+	Viewers int `json:"viewers"`
+	// LastError is why the last publication failed ("" if none did).
+	LastError string `json:"last_error,omitempty"`
+}
+
+// Status is the publication's state now.
+func (p *sfuPublisher) Status() SFUStatus {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.viewers
+	st := SFUStatus{Room: p.room, Viewers: p.viewers, LastError: p.lastErr}
+	if cur := p.cur; cur != nil {
+		select {
+		case <-cur.ready:
+			st.Publishing, st.Feed = cur.err == nil, cur.feed.Feed
+		default:
+		}
+	}
+	return st
 }
 
 // publish runs one publication until ctx ends or it fails.
@@ -243,6 +264,7 @@ func (p *sfuPublisher) publish(ctx context.Context, cur *publication) {
 		p.log.Warn("publishing to the SFU failed", "step", step, "err", err)
 		p.mu.Lock()
 		p.failedAt = time.Now()
+		p.lastErr = step + ": " + err.Error()
 		if p.cur == cur {
 			p.cur = nil
 		}

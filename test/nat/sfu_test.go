@@ -10,7 +10,9 @@ package nat
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -209,6 +211,12 @@ func TestSFU(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// The device's metrics (on its own loopback) count the viewers it sent to the SFU.
+	if m, err := getIn(ctx2(t, 5*time.Second), devSite, "http://127.0.0.1:8080/metrics"); err != nil {
+		t.Errorf("device metrics: %v", err)
+	} else if !strings.Contains(m, "p2pcast_sfu_publishing 1") || !strings.Contains(m, fmt.Sprintf("p2pcast_sfu_viewers %d", 1+cli)) {
+		t.Errorf("device metrics do not show the publication and %d SFU viewers:\n%s", 1+cli, grepLines(m, "p2pcast_sfu"))
+	}
 	// Each new subscriber made Janus ask the device for a keyframe: let those pass.
 	time.Sleep(2 * time.Second)
 	during := uplinkBPS(t, devHost)
@@ -295,4 +303,30 @@ func uplinkBPS(t *testing.T, h *natlab.Host) float64 {
 	time.Sleep(3 * time.Second) // a measuring window, not a synchronization
 	b := read()
 	return (b - a) * 8 / time.Since(start).Seconds()
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// getIn GETs url from inside host's namespace.
+func getIn(ctx context.Context, h *natlab.Host, url string) (string, error) {
+	c := &http.Client{Transport: &http.Transport{DialContext: h.Dial}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return string(b), err
 }
