@@ -55,6 +55,63 @@ type sfuRelay struct {
 
 	mu      sync.Mutex
 	bridges map[string]*sfuBridge // by session id
+
+	// One Janus session carries every bridge's handle: one long poll and one keep-alive for
+	// all viewers, where a session each would cost Janus a connection (and with its HTTP
+	// transport's defaults, a thread) per viewer. It lives while bridges use it.
+	smu    sync.Mutex
+	shared *sharedSession
+}
+
+// sharedSession is the Janus session of the bridges, with how many use it.
+type sharedSession struct {
+	s     *janus.Session
+	users int
+	stop  context.CancelFunc // ends its keep-alive
+}
+
+// session is the shared Janus session, made if there is none (or the last one died);
+// release, once the caller's handle is detached, ends the caller's use of it.
+func (r *sfuRelay) session(ctx context.Context) (*janus.Session, func(), error) {
+	r.smu.Lock()
+	defer r.smu.Unlock()
+	ss := r.shared
+	if ss != nil {
+		select {
+		case <-ss.s.Done():
+			ss = nil // Janus forgot it (restarted): its users fail on their own
+		default:
+		}
+	}
+	if ss == nil {
+		s, err := r.client.Create(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		kctx, stop := context.WithCancel(context.Background())
+		go s.KeepAlive(kctx)
+		ss = &sharedSession{s: s, stop: stop}
+		r.shared = ss
+	}
+	ss.users++
+	var once sync.Once
+	return ss.s, func() { once.Do(func() { r.releaseSession(ss) }) }, nil
+}
+
+func (r *sfuRelay) releaseSession(ss *sharedSession) {
+	r.smu.Lock()
+	ss.users--
+	last := ss.users == 0
+	if last && r.shared == ss {
+		r.shared = nil
+	}
+	r.smu.Unlock()
+	if last {
+		ss.stop()
+		dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = ss.s.Destroy(dctx)
+	}
 }
 
 func newSFURelay(cfg SFUConfig, log *slog.Logger) (*sfuRelay, error) {
@@ -228,25 +285,23 @@ func (b *sfuBridge) run(ctx context.Context) {
 		}
 	}
 	sctx, cancel := context.WithTimeout(ctx, sfuSetup)
-	sess, err := b.r.client.Create(sctx)
-	cancel()
+	defer cancel()
+	sess, release, err := b.r.session(sctx)
 	if err != nil {
 		fail("session", err)
 		return
 	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = sess.Destroy(dctx)
-	}()
-	go sess.KeepAlive(ctx)
-	sctx, cancel = context.WithTimeout(ctx, sfuSetup)
-	defer cancel()
+	defer release()
 	h, err := sess.Attach(sctx, janus.VideoRoom)
 	if err != nil {
 		fail("attach", err)
 		return
 	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = h.Detach(dctx)
+	}()
 	offer, err := janus.Subscribe(sctx, h, b.feed.Room, "", b.feed.Feed, b.feed.Mids)
 	if err != nil {
 		fail("subscribe", err)

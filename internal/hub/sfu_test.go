@@ -211,3 +211,39 @@ func TestSFURevocationEndsTheBridge(t *testing.T) {
 	}
 	waitFor(t, "the revoked viewer's Janus session ends", func() bool { return fake.Sessions() == 0 })
 }
+
+// The bridges share one Janus session (one long poll, one keep-alive), which goes with the last.
+func TestSFUBridgesShareOneJanusSession(t *testing.T) {
+	fake := janustest.New()
+	defer fake.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h := newTestHub(t, Config{SFU: SFUConfig{Janus: fake.API()}})
+	room := SFURoom("cam1")
+	fake.AddFeed(room, 77)
+	b := &sfuBackend{feed: signal.SFUFeed{Room: room, Feed: 77}}
+	h.sfuDevice(ctx, "cam1", b)
+	var conns []*websocket.Conn
+	for i := 0; i < 3; i++ {
+		tok := h.token([]string{"cam1"}, []auth.Grant{auth.GrantView}, time.Hour)
+		c, _ := h.viewer(map[string]string{"type": "auth", "token": tok, "device": "cam1"})
+		_ = c.WriteJSON(map[string]string{"type": "watch"})
+		if m := readMsg(t, c); m.Type != wire.TypeOffer {
+			t.Fatalf("viewer %d got %+v", i, m)
+		}
+		conns = append(conns, c)
+	}
+	if n := fake.Sessions(); n != 1 {
+		t.Fatalf("%d Janus sessions for 3 viewers, want 1", n)
+	}
+	for _, c := range conns {
+		_ = c.WriteJSON(map[string]string{"type": "bye"})
+	}
+	waitFor(t, "the shared session goes with the last viewer", func() bool { return fake.Sessions() == 0 && b.held.Load() == 0 })
+	fake.Lock()
+	detaches := fake.Detaches
+	fake.Unlock()
+	if detaches != 3 {
+		t.Errorf("%d handles detached, want 3", detaches)
+	}
+}
