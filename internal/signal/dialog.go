@@ -3,6 +3,7 @@ package signal
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	"github.com/pion/webrtc/v4"
 
@@ -140,10 +141,17 @@ func (d *Dialog) newSession(sourceID string, watch bool) bool {
 // session (Close) or with the transport (stop).
 func (d *Dialog) redirect(r *Redirect) {
 	var once sync.Once
-	release := func() { once.Do(r.Release) }
+	var gone atomic.Bool // the viewer moved on (bye, another watch) or the transport ended
+	release := func() {
+		gone.Store(true)
+		once.Do(r.Release)
+	}
 	d.release = release
 	go func() {
 		feed, err := r.Wait()
+		if gone.Load() {
+			return // told now, the hub would bridge a session the viewer has replaced
+		}
 		if err != nil {
 			release()
 			d.send(errorMsg{Type: wire.TypeError, Code: wire.CodeBusy, Message: "past the peer-to-peer limit, and the SFU failed: " + err.Error()})
