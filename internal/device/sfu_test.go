@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/p2pcast/p2pcast/internal/auth"
+	"github.com/p2pcast/p2pcast/internal/janus/janustest"
 )
 
 func TestOverflowDecision(t *testing.T) {
@@ -94,5 +95,59 @@ func TestSFUConfig(t *testing.T) {
 				t.Fatalf("err %v, want %q", err, tc.err)
 			}
 		})
+	}
+}
+
+// The publisher against a fake Janus whose answer is no SDP: it offers the device's tracks with
+// their candidates, fails at the answer, tells the waiting viewer, cleans up on Janus, and
+// sends no one to the SFU for a while (viewers stay peer to peer).
+func TestPublisherFailureBacksOff(t *testing.T) {
+	fake := janustest.New()
+	defer fake.Close()
+	key, err := auth.GenerateDeviceKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, d := startDevice(t, func(c *Config) {
+		c.Hub.URL, c.Hub.ID, c.Hub.Key, c.InsecureNoAuth = "ws://127.0.0.1:9", "cam", key, true
+		c.SFU.Janus, c.P2PViewers = fake.API(), 1
+	})
+	feed(t, r.SocketPath)
+	view := auth.Access{Grants: []auth.Grant{auth.GrantView}}
+	if red := d.overflowTo(view); red != nil {
+		t.Fatal("sent to the SFU with no viewer peer to peer")
+	}
+	red := d.sfu.acquire()
+	if red == nil {
+		t.Fatal("no redirect")
+	}
+	_, err = red.Wait()
+	if err == nil || !strings.Contains(err.Error(), "answer") {
+		t.Fatalf("Wait: %v, want the answer's failure", err)
+	}
+	red.Release()
+	if st := d.sfu.Status(); st.Publishing || st.LastError == "" || st.Viewers != 0 {
+		t.Fatalf("status %+v", st)
+	}
+	if d.sfu.acquire() != nil {
+		t.Fatal("a failed SFU was tried again at once")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for fake.Sessions() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the failed publication's Janus session was left behind")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	fake.Lock()
+	defer fake.Unlock()
+	if len(fake.Publishes) != 1 {
+		t.Fatalf("%d publications", len(fake.Publishes))
+	}
+	offer := fake.Publishes[0]
+	for _, want := range []string{"m=video", "H264", "a=candidate:", "a=sendonly"} {
+		if !strings.Contains(offer, want) {
+			t.Errorf("the offer to Janus lacks %q", want)
+		}
 	}
 }
