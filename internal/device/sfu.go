@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/p2pcast/p2pcast/internal/auth"
+	"github.com/p2pcast/p2pcast/internal/codec"
 	"github.com/p2pcast/p2pcast/internal/hub"
 	"github.com/p2pcast/p2pcast/internal/janus"
 	"github.com/p2pcast/p2pcast/internal/peer"
@@ -73,6 +74,33 @@ func overflow(p2p, limit int, uplinkFull bool, a auth.Access) bool {
 	return (limit > 0 && p2p >= limit) || (uplinkFull && p2p > 0)
 }
 
+// mainEncoderBitrate is the bitrate the adaptation policy holds the default source's main video
+// encoder to (0: it has not set one). Below the configured bitrate with two viewers or more, the
+// best of them takes less than the stream: every one is limited.
+func (d *Device) mainEncoderBitrate() int {
+	info, ok := d.stream.Info()
+	if !ok || d.adapter == nil {
+		return 0
+	}
+	var main uint8
+	found := false
+	for _, t := range info.Tracks {
+		if t.Kind == codec.Video {
+			main, found = t.ID, true
+			break
+		}
+	}
+	if !found {
+		return 0
+	}
+	for _, e := range d.adapter.status().Encoders {
+		if e.Track == main {
+			return e.Bitrate
+		}
+	}
+	return 0
+}
+
 // uplinkFull reads the adaptation estimates of the viewers served peer to peer: when every one
 // of at least two is estimated below bitrate, they share a bottleneck, most likely the
 // device's own uplink, and one more viewer would take from all of them.
@@ -107,7 +135,10 @@ func (d *Device) overflowTo(a auth.Access) *signal.Redirect {
 			}
 			est = append(est, e)
 		}
-		full = uplinkFull(est, int(d.cfg.Bitrate))
+		enc := d.mainEncoderBitrate()
+		full = uplinkFull(est, int(d.cfg.Bitrate)) || (p2p >= 2 && enc > 0 && enc < int(d.cfg.Bitrate)*9/10)
+		d.log.Debug("SFU overflow decision", "p2p_viewers", p2p, "estimates_bps", est, "encoder_bps", enc,
+			"bitrate", int(d.cfg.Bitrate), "uplink_full", full)
 	}
 	if !overflow(p2p, d.cfg.P2PViewers, full, a) {
 		return nil

@@ -262,6 +262,96 @@ func TestSFU(t *testing.T) {
 	t.Logf("total %s", time.Since(start).Round(time.Millisecond))
 }
 
+// TestSFUUplinkFull: with no configured limit, the adaptation estimates send viewers to the
+// SFU. The device's uplink (its router's WAN egress) is shaped below what two viewers of the
+// busy pattern need; `p2pcast view`s join one by one until the device, seeing every
+// peer-to-peer viewer estimated below the bitrate, sends one to Janus.
+func TestSFUUplinkFull(t *testing.T) {
+	janusBin, err := exec.LookPath("janus")
+	if err != nil {
+		if os.Getenv("P2PCAST_REQUIRE_NETNS") != "" {
+			t.Fatal("janus is not installed (scripts/install-deps.sh installs it)")
+		}
+		t.Skip("janus is not installed")
+	}
+	start := time.Now()
+	p2pcast := filepath.Join(testbin.Dir(t), "p2pcast")
+	lab := natlab.New(t)
+	hubHost := lab.PublicHost("hub")
+	janusHost := lab.PublicHost("janus")
+	data := t.TempDir()
+	run := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(p2pcast, args...).Output()
+		if err != nil {
+			t.Fatalf("p2pcast %s: %v", strings.Join(args, " "), err)
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		return lines[len(lines)-1]
+	}
+	tokenFile := filepath.Join(data, "viewer.token")
+	if err := os.WriteFile(tokenFile, []byte(run("token", "--data", data, "--device", "*", "--grant", "view", "--ttl", "1h")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const id = "cam-uplink"
+	keyFile := filepath.Join(data, id+".key")
+	if err := os.WriteFile(keyFile, []byte(run("device-key", "add", id, "--data", data)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	janusURL := "http://" + net.JoinHostPort(janusHost.IP.String(), "8088") + "/janus"
+	janusProc := janusHost.Start(t, janusBin, "-F", janusConfig(t, janusHost.IP, 8088), "-o")
+	hubAddr := net.JoinHostPort(hubHost.IP.String(), "8443")
+	hubProc := hubHost.Start(t, p2pcast, "hub", "--data", data, "--http", hubAddr, "--public-ip", hubHost.IP.String(),
+		"--turn-allow-peers", labPeers, "--sfu-janus", janusURL)
+	devSite := lab.Site("up-dev", natlab.PortRestricted)
+	// 2.2 Mbit/s of uplink: two viewers of 1.2 Mbit/s do not fit.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := devSite.Router.Run(ctx, sbinTool(t, "tc"), "qdisc", "replace", "dev", "wan", "root", "tbf",
+		"rate", "2200kbit", "burst", fmt.Sprint(natlab.Burst(2_200_000)), "latency", "400ms"); err != nil {
+		t.Fatal(err)
+	}
+	devProc := devSite.Start(t, p2pcast, "device", "--hub", "ws://"+hubAddr, "--id", id,
+		"--key-file", keyFile, "--no-lan", "--size", "640x360", "--fps", "30", "--bitrate", "1200k", "--pattern", "busy",
+		"--sfu-janus", janusURL, "-v")
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("janus:\n%s", tail(janusProc.Output(), 3000))
+			t.Logf("device:\n%s", tail(devProc.Output(), 6000))
+			t.Logf("hub:\n%s", tail(hubProc.Output(), 4000))
+		}
+	})
+	if _, err := janusProc.WaitOutput(ctx, "HTTP webserver started"); err != nil {
+		t.Fatalf("janus did not start: %v", err)
+	}
+	if _, err := devProc.WaitOutput(ctx, "connected to the hub"); err != nil {
+		t.Fatalf("device did not reach the hub: %v", err)
+	}
+	viewers := lab.Site("up-v", natlab.PortRestricted)
+	for i := 1; ; i++ {
+		viewers.Start(t, p2pcast, "view", "--hub", "ws://"+hubAddr, "--device", id, "--token-file", tokenFile, "--duration", "60s")
+		// Each viewer's estimate settles within a few seconds; give the device time to see it.
+		if lines, err := devProc.WaitOutput(ctx2(t, 8*time.Second), `viewer sent to the SFU[^\n]*`); err == nil {
+			fmt.Printf("sfu uplink full: viewer %d sent to Janus after %s: %s\n", i, time.Since(start).Round(time.Second), lines[0])
+			if !strings.Contains(lines[0], "uplink_full=true") {
+				t.Errorf("sent to the SFU for another reason: %s", lines[0])
+			}
+			break
+		}
+		if i == 4 {
+			t.Fatalf("4 viewers on a 2.2 Mbit/s uplink, none sent to the SFU")
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(hubProc.Output(), "viewer served through the SFU") {
+		if time.Now().After(deadline) {
+			t.Fatal("the hub did not bridge the viewer to Janus")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("total %s", time.Since(start).Round(time.Millisecond))
+}
+
 // joins is how many extra joins the test times (P2PCAST_SFU_JOINS; 0 by default).
 func joins() int {
 	var n int
