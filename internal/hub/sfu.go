@@ -150,21 +150,19 @@ func (s *Server) sfuFromDevice(d *deviceConn, m DeviceMessage) bool {
 	}
 	d.mu.Lock()
 	v := d.sessions[m.SID]
-	var ws *wsConn
-	if v != nil {
-		ws = v.ws
-	}
-	d.mu.Unlock()
 	if v == nil {
+		d.mu.Unlock()
 		return true // the viewer left meanwhile
 	}
+	ws := v.ws
+	d.mu.Unlock()
 	if err := checkFeed(d.id, probe.SFUFeed); err != nil || s.sfu == nil {
 		if err == nil {
 			err = errors.New("this hub has no SFU")
 		}
 		s.log.Warn("device's SFU redirect refused", "device", d.id, "sid", m.SID, "err", err)
-		ws.SendJSON(errorMsg{Type: wire.TypeError, Code: wire.CodeBusy, Message: "the device is past its peer-to-peer limit and cannot be served through the SFU"})
-		ws.SendJSON(json.RawMessage(`{"type":"bye","reason":"SFU unavailable"}`))
+		sendTo(ws, errorMsg{Type: wire.TypeError, Code: wire.CodeBusy, Message: "the device is past its peer-to-peer limit and cannot be served through the SFU"})
+		sendTo(ws, json.RawMessage(`{"type":"bye","reason":"SFU unavailable"}`))
 		return true
 	}
 	s.sfu.start(d, v, probe.SFUFeed, func() bool { return s.isRevoked(v.tokenID) })
@@ -264,7 +262,14 @@ func (b *sfuBridge) send(m any) {
 	b.d.mu.Lock()
 	ws := b.v.ws
 	b.d.mu.Unlock()
-	ws.SendJSON(m)
+	sendTo(ws, m)
+}
+
+// sendTo sends m, as JSON, to whatever carries a viewer's messages (Send is all it needs).
+func sendTo(to interface{ Send([]byte) bool }, m any) {
+	if b, err := json.Marshal(m); err == nil {
+		to.Send(b)
+	}
 }
 
 type sfuSDPMsg struct {
