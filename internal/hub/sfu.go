@@ -213,6 +213,27 @@ func (s *Server) sfuFromViewer(v *viewerConn, in signal.Inbound) bool {
 	}
 }
 
+// sfuFromEnvelope is sfuFromViewer for a viewer message that reaches the device's hub as a
+// session envelope from another hub instance (a cluster): the bridge lives where the device is
+// linked, so its viewer's messages are taken there, whichever instance holds the viewer's
+// socket. v is the session's viewerConn at this hub.
+func (s *Server) sfuFromEnvelope(v *viewerConn, envelope []byte) bool {
+	if s.sfu == nil || v == nil || s.sfu.get(v.sid) == nil {
+		return false
+	}
+	var env struct {
+		Msg json.RawMessage `json:"msg"`
+	}
+	if json.Unmarshal(envelope, &env) != nil {
+		return false
+	}
+	in, err := signal.ParseInbound(env.Msg)
+	if err != nil {
+		return false // the device answers it as before
+	}
+	return s.sfuFromViewer(v, in)
+}
+
 // sfuEnded ends session sid's bridge, if any (the session ended).
 func (s *Server) sfuEnded(sid string) {
 	if s.sfu != nil {

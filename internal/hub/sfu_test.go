@@ -51,7 +51,7 @@ func (h *testHub) sfuDevice(ctx context.Context, id string, b signal.Backend) {
 	h.waitOnline(id, true)
 }
 
-func waitFor(t *testing.T, what string, ok func() bool) {
+func sfuWait(t *testing.T, what string, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for !ok() {
@@ -88,7 +88,7 @@ func TestSFUBridgesViewerToJanus(t *testing.T) {
 	_ = c.WriteJSON(map[string]string{"type": "answer", "sdp": "v=0 viewer answer"})
 	_ = c.WriteJSON(map[string]any{"type": "candidate", "candidate": map[string]any{"candidate": "candidate:1 1 udp 1 10.0.0.9 5000 typ host", "sdpMid": "0", "sdpMLineIndex": 0}})
 	_ = c.WriteJSON(map[string]any{"type": "candidate", "candidate": nil})
-	waitFor(t, "Janus gets the answer and both candidates", func() bool {
+	sfuWait(t, "Janus gets the answer and both candidates", func() bool {
 		fake.Lock()
 		defer fake.Unlock()
 		return len(fake.Starts) == 1 && fake.Trickles == 2
@@ -111,7 +111,7 @@ func TestSFUBridgesViewerToJanus(t *testing.T) {
 		t.Errorf("the device made %d sessions for a redirected viewer", b.count())
 	}
 	_ = c.WriteJSON(map[string]string{"type": "bye"})
-	waitFor(t, "bye ends the Janus session and the device's hold", func() bool {
+	sfuWait(t, "bye ends the Janus session and the device's hold", func() bool {
 		return fake.Sessions() == 0 && b.held.Load() == 0
 	})
 	if strings.Contains(h.logs.String(), tok) {
@@ -209,7 +209,7 @@ func TestSFURevocationEndsTheBridge(t *testing.T) {
 	if err := h.store.Revoke(claims.ID, claims.Expires); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the revoked viewer's Janus session ends", func() bool { return fake.Sessions() == 0 })
+	sfuWait(t, "the revoked viewer's Janus session ends", func() bool { return fake.Sessions() == 0 })
 }
 
 // The bridges share one Janus session (one long poll, one keep-alive), which goes with the last.
@@ -239,11 +239,55 @@ func TestSFUBridgesShareOneJanusSession(t *testing.T) {
 	for _, c := range conns {
 		_ = c.WriteJSON(map[string]string{"type": "bye"})
 	}
-	waitFor(t, "the shared session goes with the last viewer", func() bool { return fake.Sessions() == 0 && b.held.Load() == 0 })
+	sfuWait(t, "the shared session goes with the last viewer", func() bool { return fake.Sessions() == 0 && b.held.Load() == 0 })
 	fake.Lock()
 	detaches := fake.Detaches
 	fake.Unlock()
 	if detaches != 3 {
 		t.Errorf("%d handles detached, want 3", detaches)
+	}
+}
+
+// A bridged session's viewer messages that come as envelopes (from another hub instance of a
+// cluster) are taken by the bridge too; others are not.
+func TestSFUFromEnvelope(t *testing.T) {
+	fake := janustest.New()
+	defer fake.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h := newTestHub(t, Config{SFU: SFUConfig{Janus: fake.API()}})
+	room := SFURoom("cam1")
+	fake.AddFeed(room, 77)
+	b := &sfuBackend{feed: signal.SFUFeed{Room: room, Feed: 77}}
+	h.sfuDevice(ctx, "cam1", b)
+	tok := h.token([]string{"cam1"}, []auth.Grant{auth.GrantView}, time.Hour)
+	c, hello := h.viewer(map[string]string{"type": "auth", "token": tok, "device": "cam1"})
+	_ = c.WriteJSON(map[string]string{"type": "watch"})
+	if m := readMsg(t, c); m.Type != wire.TypeOffer {
+		t.Fatalf("got %+v", m)
+	}
+	h.srv.mu.Lock()
+	d := h.srv.devices["cam1"]
+	h.srv.mu.Unlock()
+	d.mu.Lock()
+	v := d.sessions[hello.Session]
+	d.mu.Unlock()
+	if v == nil {
+		t.Fatal("no session")
+	}
+	env := []byte(`{"type":"session","sid":"` + v.sid + `","msg":{"type":"answer","sdp":"v=0 from afar"}}`)
+	if !h.srv.sfuFromEnvelope(v, env) {
+		t.Fatal("the bridge did not take the envelope")
+	}
+	sfuWait(t, "Janus gets the answer", func() bool {
+		fake.Lock()
+		defer fake.Unlock()
+		return len(fake.Starts) == 1 && fake.Starts[0] == "v=0 from afar"
+	})
+	if h.srv.sfuFromEnvelope(v, []byte(`{"type":"session","sid":"x","msg":{"type":"dance"}}`)) {
+		t.Fatal("a bad message was taken")
+	}
+	if h.srv.sfuFromEnvelope(&viewerConn{sid: "other"}, env) {
+		t.Fatal("a session without a bridge was taken")
 	}
 }
