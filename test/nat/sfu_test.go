@@ -249,7 +249,7 @@ func TestSFU(t *testing.T) {
 			s = agents[0].waitStats(t, "rejoin", 30*time.Second, playing)
 			p2p = append(p2p, s.ttff())
 		}
-		fmt.Printf("sfu first frame, %d joins: p2p median %.0f ms %v; through Janus median %.0f ms %v\n", n, median(p2p), p2p, median(sfu), sfu)
+		fmt.Printf("sfu first frame, %d joins: p2p median %.0f ms %v; through Janus median %.0f ms %v\n", n, sfuMedian(p2p), p2p, sfuMedian(sfu), sfu)
 	}
 	// The audience through Janus leaves: the device stops publishing, --sfu-linger later.
 	left := time.Now()
@@ -359,7 +359,7 @@ func joins() int {
 	return n
 }
 
-func median(v []float64) float64 {
+func sfuMedian(v []float64) float64 {
 	if len(v) == 0 {
 		return -1
 	}
