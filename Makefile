@@ -12,7 +12,7 @@ HTTP        ?= 127.0.0.1:8080
 AUDIO       ?= testtone
 DEPS_STAMP  := $(BIN)/.deps
 
-.PHONY: help deps build cross deb image test-deb run test test-unit test-cross bench-footprint test-c test-e2e test-latency test-avsync test-input test-nat test-network test-network-all lint fuzz bench bench-cpu bench-viewers bench-latency bench-avsync bench-input bench-nat bench-relay bench-devices repeat clean
+.PHONY: help deps build cross deb image test-deb run test test-unit test-cross bench-footprint test-c test-e2e test-latency test-avsync test-input test-nat test-network test-network-all lint fuzz bench bench-cpu bench-viewers bench-latency bench-avsync bench-input bench-nat bench-relay bench-devices bench-sfu repeat clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -124,6 +124,9 @@ NAT_TEST = $(GO) test -tags nat -c -o $(BIN)/nat.test ./test/nat && \
 
 test-nat: build ## NAT traversal matrix in network namespaces (root): one line per cell
 	set -o pipefail; $(NAT_TEST) | grep -v '^=== '
+
+bench-sfu: build ## time to first frame through Janus vs peer to peer (5 joins each), the device's upload with viewers through the SFU (root; docs/sfu.md)
+	set -o pipefail; export P2PCAST_SFU_JOINS=5; $(NAT_TEST) -test.run '^TestSFU$$' | grep -E '^(sfu|--- |ok|FAIL)'
 
 bench-relay: build ## TURN server CPU per relayed packet: the embedded one beside coturn (loopback, server on CPU 0)
 	$(BIN)/p2pcast bench relay --allocations 50 --pps 200 --duration 10s

@@ -29,6 +29,10 @@ pkgs+=(nats-server)
 # The hub's container image is built and run with buildah (make image, test/deb).
 pkgs+=(buildah)
 
+# The SFU test (test/nat TestSFU, docs/sfu.md) publishes to and plays from a real Janus
+# (its HTTP transport and VideoRoom plugin, started by the test with its own configuration).
+pkgs+=(janus)
+
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -139,6 +139,10 @@ func parseDevice(args []string, stdout, stderr io.Writer, store *auth.Store) (s 
 	fs.StringVar(&cfg.AudioOut, "audio-out", "", "play viewers' talk-back on this ALSA playback device (default: viewers cannot talk)")
 	fs.DurationVar(&cfg.PlayoutDelay, "playout-delay", 0, "playout delay asked of viewers (min = max); negative: don't send the extension")
 	fs.IntVar(&cfg.MaxViewers, "max-viewers", cfg.MaxViewers, "most viewers at once")
+	fs.IntVar(&cfg.P2PViewers, "p2p-viewers", 0, "with --sfu-janus: serve at most `N` viewers peer to peer; the hub's viewers past them (view-only tokens) watch through the SFU, which the device publishes to once (docs/sfu.md; 0: no limit but the uplink estimate)")
+	fs.StringVar(&cfg.SFU.Janus, "sfu-janus", "", "publish to this Janus server's VideoRoom for viewers past --p2p-viewers: its HTTP API `URL`, e.g. http://10.0.0.5:8088/janus (the hub must bridge to the same Janus: its --sfu-janus)")
+	sfuSecretFile := fs.String("sfu-janus-secret-file", "", "file holding the Janus server's api_secret, if it has one (or $P2PCAST_SFU_JANUS_SECRET)")
+	fs.DurationVar(&cfg.SFU.Linger, "sfu-linger", 30*time.Second, "keep publishing to the SFU this long after its last viewer left")
 	fs.StringVar(&cfg.Hub.URL, "hub", "", "join a rendezvous hub, ws[s]://HOST:PORT (viewers anywhere reach the device through it)")
 	fs.StringVar(&cfg.Hub.ID, "id", "", "this device's id at the hub")
 	hubCA := fs.String("hub-ca", "", "PEM certificate(s) to trust for a wss:// hub besides the system's (private CA, self-signed)")
@@ -212,6 +216,9 @@ func parseDevice(args []string, stdout, stderr io.Writer, store *auth.Store) (s 
 		if cfg.RTSPUser, cfg.RTSPPassword, err = rtspCredentials(cfg.Source, *rtspPasswordFile); err != nil {
 			return s, false, err
 		}
+	}
+	if cfg.SFU.APISecret, err = secretFrom("Janus API secret", "sfu-janus-secret", "", *sfuSecretFile, "P2PCAST_SFU_JANUS_SECRET"); err != nil {
+		return s, false, err
 	}
 	key, err := secretFrom("device key", "key", *keyFlag, *keyFile, "P2PCAST_KEY")
 	if err != nil {

@@ -106,6 +106,8 @@ func parseHub(args []string, stdout, stderr io.Writer) (s hubSetup, done bool, e
 	fs.StringVar(&cfg.Cluster.NKeySeedFile, "cluster-nkey-file", "", "NATS NKey seed `FILE`")
 	fs.StringVar(&cfg.Cluster.CredsFile, "cluster-creds-file", "", "NATS credentials `FILE` (user JWT and NKey seed)")
 	fs.StringVar(&cfg.Cluster.CAFile, "cluster-ca-file", "", "CA certificate `FILE` (PEM) trusted for a tls:// NATS server")
+	fs.StringVar(&cfg.SFU.Janus, "sfu-janus", "", "bridge viewers of a device past its peer-to-peer limit (device --p2p-viewers) to this Janus server, whose VideoRoom the device publishes to: its HTTP API `URL`, e.g. http://10.0.0.5:8088/janus; only the hub talks to it (docs/sfu.md)")
+	sfuSecretFile := fs.String("sfu-janus-secret-file", "", "file holding the Janus server's api_secret, if it has one (or $P2PCAST_SFU_JANUS_SECRET)")
 	verbose := fs.Bool("v", false, "debug logs")
 	if done, err := cli.ParseConfigured(fs, args, stdout, "turn-secret"); done || err != nil {
 		return s, done, err
@@ -127,6 +129,9 @@ func parseHub(args []string, stdout, stderr io.Writer) (s hubSetup, done bool, e
 		return s, false, err
 	}
 	if cfg.Cluster.Token, err = secretFrom("NATS token", "cluster-token", "", *clusterTokenFile, "P2PCAST_CLUSTER_TOKEN"); err != nil {
+		return s, false, err
+	}
+	if cfg.SFU.APISecret, err = secretFrom("Janus API secret", "sfu-janus-secret", "", *sfuSecretFile, "P2PCAST_SFU_JANUS_SECRET"); err != nil {
 		return s, false, err
 	}
 	cfg.TURN.UserBandwidth = int64(turnUserBW)

@@ -136,6 +136,13 @@ type Config struct {
 	// PlayoutDelay is sent to receivers as min = max; negative disables the extension.
 	PlayoutDelay time.Duration
 	MaxViewers   int
+	// P2PViewers, above 0, is the peer-to-peer audience: past it, a viewer through a hub
+	// that bridges to an SFU (and whose token only views) is served by the SFU, to which the
+	// device then publishes once (docs/sfu.md). 0: no limit of its own (the uplink estimate
+	// still sends viewers there).
+	P2PViewers int
+	// SFU, with its Janus URL, is where the device publishes for its audience past P2PViewers.
+	SFU SFU
 	// Hub, when its URL is set, keeps the device connected to a rendezvous hub. Without
 	// LANAuth (or InsecureNoAuth) it turns the LAN endpoints off: they would bypass tokens.
 	Hub HubConfig
@@ -323,6 +330,7 @@ func (c Config) Validate() error {
 	if c.MaxViewers < 1 {
 		errs = append(errs, fmt.Errorf("max viewers %d: want at least 1", c.MaxViewers))
 	}
+	errs = append(errs, c.validateSFU()...)
 	if c.Record.Dir != "" {
 		if err := c.Record.Validate(); err != nil {
 			errs = append(errs, err)

@@ -45,6 +45,7 @@ type Device struct {
 	engine *peer.Engine
 
 	hub    *hub.Link      // nil without a hub
+	sfu    *sfuPublisher  // publishes to the SFU for viewers past P2PViewers (sfu.go); nil without
 	iceTCP net.Listener   // nil when ICE over TCP is off
 	iceUDP net.PacketConn // nil: a UDP socket per session
 	gate   signal.Gate    // who may use the LAN endpoints
@@ -196,6 +197,11 @@ func New(cfg Config, log *slog.Logger) (*Device, error) {
 	d.feeds[0].catalog = catalog
 	d.stream, d.ingest, d.talk, d.adapter = d.feeds[0].stream, d.feeds[0].ingest, d.feeds[0].talk, d.feeds[0].adapter
 	d.initManage(cfg, logs)
+	if cfg.SFU.Janus != "" {
+		if d.sfu, err = newSFUPublisher(d, cfg.SFU, cfg.Hub.ID); err != nil {
+			return nil, err
+		}
+	}
 	d.gate = signal.Open{}
 	if cfg.LANAuth != nil {
 		d.gate = d.reloadableGate(newLANGate(cfg.LANAuth, d.isRevoked)) // its keys reload
@@ -317,6 +323,12 @@ func (d *Device) Run(ctx context.Context, ready func(Ready)) error {
 		components = append(components, lifecycle.Component{
 			Name: "revocations",
 			Run:  func(ctx context.Context) error { d.watchLocalRevocations(ctx); return nil },
+		})
+	}
+	if d.sfu != nil {
+		components = append(components, lifecycle.Component{
+			Name: "sfu",
+			Run:  func(ctx context.Context) error { d.sfu.run(ctx); return nil },
 		})
 	}
 	if d.cfg.Hub.URL != "" {
@@ -485,6 +497,11 @@ func (b backend) NewSession(req signal.Request) (signal.Session, error) {
 	if f == nil {
 		return nil, fmt.Errorf("%w: %q (this device has %s)", signal.ErrUnknownSource, req.SourceID, d.sourceIDs())
 	}
+	if b.viaHub && req.Overflow && d.sfu != nil && f == d.feeds[0] {
+		if r := d.overflowTo(req.Access); r != nil {
+			return nil, r
+		}
+	}
 	limit, viewers := d.settings().caps() // reloadable (manage.go)
 	d.mu.Lock()
 	if len(d.sessions) >= viewers {
@@ -578,6 +595,8 @@ type Status struct {
 	Record *record.Status `json:"record,omitempty"`
 	// Webhook counts the webhook's deliveries (with --webhook).
 	Webhook *webhook.Stats `json:"webhook,omitempty"`
+	// SFU is the publication for viewers past --p2p-viewers (with --sfu-janus; docs/sfu.md).
+	SFU *SFUStatus `json:"sfu,omitempty"`
 	// Sources are every source of a multi-source device, the default first (whose stream,
 	// stats, adaptation and recorder are also the fields above); absent with one source.
 	Sources []SourceStatus `json:"sources,omitempty"`
@@ -618,6 +637,10 @@ func (d *Device) status(w http.ResponseWriter, r *http.Request) {
 		st.Control = &c
 	}
 	st.Record = d.recordStatus()
+	if d.sfu != nil {
+		sfu := d.sfu.Status()
+		st.SFU = &sfu
+	}
 	if d.webhook != nil {
 		ws := d.webhook.Stats()
 		st.Webhook = &ws

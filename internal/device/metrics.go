@@ -111,6 +111,11 @@ func (d *Device) writeMetrics(w *metrics.Writer) {
 	if d.cfg.Hub.URL != "" {
 		w.One("p2pcast_hub_connected", g, "1 while the device is connected to its hub.", b(d.hub != nil && d.hub.Connected()))
 	}
+	if d.sfu != nil {
+		st := d.sfu.Status()
+		w.One("p2pcast_sfu_publishing", g, "1 while the device publishes to the SFU (docs/sfu.md).", b(st.Publishing))
+		w.One("p2pcast_sfu_viewers", g, "Viewers the SFU serves for the device now (past --p2p-viewers).", float64(st.Viewers))
+	}
 
 	sessions := d.sessionStats()
 	states := make([]string, 0, len(sessions))

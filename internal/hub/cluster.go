@@ -541,6 +541,12 @@ func (c *cluster) onInstance(m *nats.Msg) {
 		r := c.sinks[ref]
 		c.mu.Unlock()
 		if r != nil {
+			r.d.mu.Lock()
+			v := r.v
+			r.d.mu.Unlock()
+			if c.s.sfuFromEnvelope(v, m.Data) {
+				return // a session the hub bridges to the SFU: not the device's
+			}
 			r.d.ws.Send(m.Data)
 		}
 	case "x": // the viewer's socket ended
@@ -585,6 +591,7 @@ func (c *cluster) detachSink(r *remoteSink, bye bool, reason string) {
 		return
 	}
 	c.s.detach(r.d, v, r, bye, func(string) {
+		c.s.sfuEnded(v.sid)
 		c.dropSink(r)
 		if !bye {
 			// Ended without its viewer's leave: should the viewer's instance still be there

@@ -15,6 +15,7 @@ import (
 
 	"github.com/p2pcast/p2pcast/internal/auth"
 	"github.com/p2pcast/p2pcast/internal/httpguard"
+	"github.com/p2pcast/p2pcast/internal/janus"
 )
 
 // Config is a hub. Run starts one from it: the fields up to ExternalTURN are Run's (where it
@@ -98,6 +99,9 @@ type Config struct {
 	// Cluster, with a URL, makes the hub one instance of a cluster joined through NATS
 	// (cluster.go, docs/cluster.md): Run and New connect to it.
 	Cluster ClusterConfig
+	// SFU, with its Janus URL, bridges viewers of a device past its peer-to-peer limit to
+	// the SFU the device publishes to (sfu.go, docs/sfu.md).
+	SFU SFUConfig
 }
 
 // TURNConfig is the embedded STUN/TURN server (internal/turnserver); zero values take its
@@ -131,6 +135,11 @@ type ExternalTURN struct {
 // flags, which is where a hub's configuration comes from.
 func (c Config) Validate() error {
 	var errs []error
+	if c.SFU.Janus != "" {
+		if _, err := janus.NewClient(c.SFU.Janus, "", nil); err != nil {
+			errs = append(errs, fmt.Errorf("--sfu-janus: %w", err))
+		}
+	}
 	if len(c.ExternalTURN.URLs) > 0 && c.ExternalTURN.Secret == "" {
 		errs = append(errs, errors.New("--turn-url needs the server's shared secret (--turn-secret-file, P2PCAST_TURN_SECRET or --turn-secret)"))
 	}

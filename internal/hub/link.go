@@ -299,6 +299,9 @@ func (l *Link) session(ctx context.Context) error {
 		Message    string             `json:"message"`
 		SpreadMS   int64              `json:"spread_ms"`
 		ICEServers []webrtc.ICEServer `json:"iceServers"`
+		// SFU: the hub bridges viewers to an SFU, so sessions past the device's
+		// peer-to-peer limit may be redirected there (docs/sfu.md).
+		SFU bool `json:"sfu"`
 	}
 	if err := json.Unmarshal(data, &first); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadMessage, err)
@@ -321,11 +324,11 @@ func (l *Link) session(ctx context.Context) error {
 	}
 	l.setConnected(true)
 	defer l.setConnected(false)
-	return upError{l.relay(ws)}
+	return upError{l.relay(ws, first.SFU)}
 }
 
 // relay serves the hub's messages on an authenticated link until it breaks.
-func (l *Link) relay(ws *wsConn) error {
+func (l *Link) relay(ws *wsConn, sfu bool) error {
 	l.log.Info("connected to the hub", "device", l.cfg.ID)
 
 	go l.announceStream(ws)
@@ -378,7 +381,7 @@ func (l *Link) relay(ws *wsConn) error {
 					signal.Refuse(func(msg any) { sendSession(ws, m.SID, msg) }, wire.CodeUnauthorized, err.Error())
 					continue
 				}
-				r = l.newRelayed(ws, m.SID, signal.Viewer{Access: access, Source: "token:" + access.TokenID})
+				r = l.newRelayed(ws, m.SID, signal.Viewer{Access: access, Source: "token:" + access.TokenID, Overflow: sfu})
 				dialogs[m.SID] = r
 			}
 			// The dialog ends its session on bye; a fatal error ends the dialog too.

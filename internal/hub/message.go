@@ -148,6 +148,8 @@ type (
 	iceMsg struct {
 		Type       string             `json:"type"` // welcome or ice
 		ICEServers []webrtc.ICEServer `json:"iceServers"`
+		// SFU (welcome): this hub bridges viewers to an SFU (docs/sfu.md).
+		SFU bool `json:"sfu,omitempty"`
 	}
 	sessionMsg struct {
 		Type string          `json:"type"`

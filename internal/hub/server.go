@@ -48,6 +48,7 @@ type Server struct {
 	turn      turnRef        // the embedded TURN server, for /metrics
 	tokenKeys auth.KeySource // verifies viewer tokens (tokens.go)
 	relays    *relayFleet    // several external TURN servers: one per session (relays.go); nil for one
+	sfu       *sfuRelay      // bridges viewers past a device's peer-to-peer limit to Janus (sfu.go); nil without
 
 	// live are the settings Reload changes (reload.go); reloadMu serializes reloads.
 	live     atomic.Pointer[hubLive]
@@ -137,6 +138,11 @@ func newServer(cfg Config) (*Server, error) {
 	s.relays = newRelayFleet(cfg.ICE.STUN, cfg.ICE.TURN, cfg.Logger)
 	s.deviceFails = newLimiter(cfg.AuthFailsPerDevice/60, cfg.AuthFailsPerDevice, cfg.Now)
 	s.handshakes = newGauge(cfg.MaxHandshakesPerSource)
+	sfu, err := newSFURelay(cfg.SFU, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	s.sfu = sfu
 	s.live.Store(liveOf(cfg)) // after the defaults above
 	keys, err := newTokenKeys(cfg, s.log)
 	if err != nil {
@@ -443,7 +449,7 @@ func (s *Server) runDevice(c *websocket.Conn, ws *wsConn, m authMsg, remote stri
 	s.log.Info("device connected", "device", m.ID, "remote", remote)
 	relayLease := fmt.Sprintf("device:%s@%p", m.ID, d) // this link's: a replacing link holds its own
 	defer s.releaseRelay(relayLease)
-	ws.SendJSON(iceMsg{Type: wire.TypeWelcome, ICEServers: s.iceServers(relayLease, "device:"+m.ID, s.cfg.ICE.TTL)})
+	ws.SendJSON(iceMsg{Type: wire.TypeWelcome, ICEServers: s.iceServers(relayLease, "device:"+m.ID, s.cfg.ICE.TTL), SFU: s.sfu != nil})
 	ws.SendJSON(s.revokedMsg())
 
 	// Fresh TURN credentials well before the old ones expire: a timer, not a goroutine per link.
@@ -541,6 +547,9 @@ func (s *Server) deviceLoop(d *deviceConn) string {
 			d.stream, d.sources = m.Stream, m.Sources
 			d.mu.Unlock()
 		case wire.TypeSession:
+			if s.sfuFromDevice(d, m) { // sfu.go
+				continue
+			}
 			d.mu.Lock()
 			var ws viewerSink
 			if v := d.sessions[m.SID]; v != nil {
@@ -661,6 +670,7 @@ func (s *Server) serveViewer(w http.ResponseWriter, r *http.Request) {
 	expiry.Stop()
 	s.detach(d, v, ws, bye, func(why string) {
 		s.releaseRelay("viewer:" + v.sid)
+		s.sfuEnded(v.sid)
 		s.audit.log(AuditEntry{Event: EventSessionEnded, Remote: remote, Device: d.id, TokenID: claims.ID, Session: v.sid, Reason: why})
 	}, reason)
 }
@@ -766,6 +776,9 @@ func (s *Server) viewerLoop(d *deviceConn, v *viewerConn, ws *wsConn) (reason st
 		}
 		// Every envelope carries the claims, so a device that (re)learns of the session from
 		// any message knows what it may do, and for how long from now.
+		if s.sfuFromViewer(v, in) { // sfu.go: a session served by the SFU
+			continue
+		}
 		claims := auth.ClaimsFor(v.claims, s.cfg.Now())
 		d.ws.SendJSON(sessionMsg{Type: wire.TypeSession, SID: v.sid, Msg: data, Claims: &claims})
 		if in.Type == wire.TypeBye {

@@ -1,6 +1,10 @@
 package signal
 
 import (
+	"errors"
+	"sync"
+	"sync/atomic"
+
 	"github.com/pion/webrtc/v4"
 
 	"github.com/p2pcast/p2pcast/internal/auth"
@@ -20,6 +24,9 @@ type Dialog struct {
 	sess  Session       // owned by the caller's single reading goroutine
 	quiet chan struct{} // closed before the dialog itself ends sess: no bye for that
 	bad   int
+	// release ends the viewer's hold on the device's SFU publication (a redirected watch),
+	// once; nil without one.
+	release func()
 }
 
 // Viewer is who is on the other end of a dialog: what it may do, and the source its sessions
@@ -27,6 +34,8 @@ type Dialog struct {
 type Viewer struct {
 	Access auth.Access
 	Source string
+	// Overflow: the transport can bridge this viewer to an SFU (Request.Overflow).
+	Overflow bool
 }
 
 // NewDialog starts a dialog for v. send must not block; stop is closed when the transport ends.
@@ -79,6 +88,10 @@ func (d *Dialog) tooMany() bool {
 
 // Close ends the current session on the viewer's behalf, so no bye is sent for it.
 func (d *Dialog) Close() {
+	if d.release != nil {
+		d.release()
+		d.release = nil
+	}
 	if d.sess != nil {
 		close(d.quiet)
 		d.sess.Close()
@@ -87,12 +100,17 @@ func (d *Dialog) Close() {
 }
 
 // newSession replaces the current session (a second watch/offer restarts the viewer).
-func (d *Dialog) newSession(sourceID string) bool {
+func (d *Dialog) newSession(sourceID string, watch bool) bool {
 	d.Close()
 	s, err := d.backend.NewSession(Request{Access: d.viewer.Access, Source: d.viewer.Source, SourceID: sourceID,
 		OnCandidate: func(cand *webrtc.ICECandidateInit) {
 			d.send(candidateMsg{Type: wire.TypeCandidate, Candidate: cand})
-		}})
+		}, Overflow: watch && d.viewer.Overflow})
+	var r *Redirect
+	if errors.As(err, &r) {
+		d.redirect(r)
+		return false
+	}
 	if err != nil {
 		d.Fail(errorCode(err), err.Error())
 		return false
@@ -118,10 +136,40 @@ func (d *Dialog) newSession(sourceID string) bool {
 	return true
 }
 
+// redirect serves the viewer through the SFU: once the device publishes there, the transport
+// (the hub) is told where, and bridges the session to it. The hold ends with the dialog's
+// session (Close) or with the transport (stop).
+func (d *Dialog) redirect(r *Redirect) {
+	var once sync.Once
+	var gone atomic.Bool // the viewer moved on (bye, another watch) or the transport ended
+	release := func() {
+		gone.Store(true)
+		once.Do(r.Release)
+	}
+	d.release = release
+	go func() {
+		feed, err := r.Wait()
+		if gone.Load() {
+			return // told now, the hub would bridge a session the viewer has replaced
+		}
+		if err != nil {
+			release()
+			d.send(errorMsg{Type: wire.TypeError, Code: wire.CodeBusy, Message: "past the peer-to-peer limit, and the SFU failed: " + err.Error()})
+			d.send(byeMsg{Type: wire.TypeBye, Reason: "SFU unavailable"})
+			return
+		}
+		d.send(sfuMsg{Type: wire.TypeSFU, SFUFeed: feed})
+	}()
+	go func() {
+		<-d.stop
+		release()
+	}()
+}
+
 func (d *Dialog) handle(in Inbound) {
 	switch in.Type {
 	case wire.TypeWatch:
-		if !d.newSession(in.SourceID) {
+		if !d.newSession(in.SourceID, true) {
 			return
 		}
 		offer, err := d.sess.Offer()
@@ -131,7 +179,7 @@ func (d *Dialog) handle(in Inbound) {
 		}
 		d.send(sdpMsg{Type: wire.TypeOffer, SDP: offer})
 	case wire.TypeOffer:
-		if !d.newSession(in.SourceID) {
+		if !d.newSession(in.SourceID, false) {
 			return
 		}
 		answer, err := d.sess.Answer(in.SDP)

@@ -119,6 +119,11 @@ type (
 		Type   string `json:"type"`
 		Reason string `json:"reason"`
 	}
+	// sfuMsg goes to the hub, never to a viewer (docs/sfu.md).
+	sfuMsg struct {
+		Type string `json:"type"`
+		SFUFeed
+	}
 )
 
 // SourceInfo describes one of a device's sources: in the hello, the hub's stream message and

@@ -44,6 +44,29 @@ type Request struct {
 	SourceID string
 	// OnCandidate gets trickled device candidates (nil at the end); it may be nil.
 	OnCandidate func(*webrtc.ICECandidateInit)
+	// Overflow says the transport can move this viewer to an SFU (a hub that bridges
+	// sessions to one, for a watch): a backend past its peer-to-peer audience limit may then
+	// answer with a *Redirect instead of a session (docs/sfu.md).
+	Overflow bool
+}
+
+// Redirect is a backend's answer to a watch it serves through an SFU rather than peer to
+// peer. Wait blocks until the device publishes to the SFU and says where the viewer finds
+// the stream; Release is called once when the viewer's session ends (the device stops
+// publishing when the last one is released, after a grace period).
+type Redirect struct {
+	Wait    func() (SFUFeed, error)
+	Release func()
+}
+
+func (*Redirect) Error() string { return "signal: this viewer is served through the SFU" }
+
+// SFUFeed is where a redirected viewer finds the device's stream: a Janus VideoRoom room, the
+// device's publisher id in it, and the media sections (mids) to subscribe to.
+type SFUFeed struct {
+	Room uint64   `json:"room"`
+	Feed uint64   `json:"feed"`
+	Mids []string `json:"mids,omitempty"`
 }
 
 // Backend makes sessions and says what viewers need to know first.

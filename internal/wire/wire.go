@@ -33,6 +33,9 @@ const (
 	TypeStream    = "stream"    // device → hub: what the device shows
 	TypeICE       = "ice"       // hub → device: fresh TURN credentials
 	TypeRevoked   = "revoked"   // hub → device: the revoked token ids, whole, at each change
+	// TypeSFU (device → hub, in a session envelope): serve this viewer from the device's SFU
+	// feed (room, feed, mids) instead; the hub bridges the session there (docs/sfu.md).
+	TypeSFU = "sfu"
 
 	// On the session's "events" data channel, device → viewer.
 	TypeNetwork = "network" // the viewer's path and what adaptation made of it (Network)
@@ -72,7 +75,7 @@ const (
 // Types lists every message type.
 func Types() []string {
 	return []string{TypeHello, TypeWatch, TypeOffer, TypeAnswer, TypeCandidate, TypeRestart, TypeBye, TypeError,
-		TypeAuth, TypeChallenge, TypeWelcome, TypeSession, TypeStream, TypeICE, TypeRevoked, TypeNetwork, TypeEvent}
+		TypeAuth, TypeChallenge, TypeWelcome, TypeSession, TypeStream, TypeICE, TypeRevoked, TypeSFU, TypeNetwork, TypeEvent}
 }
 
 // Codes lists every error code.
