@@ -147,6 +147,10 @@ type Estimator struct {
 	lastDrop int64 // last decrease of the target, of any size
 	probeRes int   // delivered rate of the last valid probe
 	probeAt  int64
+	// raisedAt and raisedBefore are the last raise a probe made: when (0: none to undo) and the target
+	// before it (see vanished).
+	raisedAt     int64
+	raisedBefore int
 }
 
 // NewEstimator returns an estimator at cfg.Start.
@@ -603,6 +607,32 @@ func (e *Estimator) nextProbe(now int64) (int, int, int) {
 	return p.issue(now, r)
 }
 
+// vanished handles a cluster that could not be judged: when most of its packets never came
+// back (neither received nor reported lost, while feedback on later packets kept coming), the
+// path did not carry it, and a raise the previous probe made shortly before is undone. Behind
+// a token bucket (the lab's tbf; traffic policers) a cluster small enough to ride the bucket's
+// burst "succeeds" at up to twice the link, and the larger follow-up at that rate vanishes:
+// Chromium's transport feedback starts its next window after such packets, so they are never
+// reported (docs/adaptation.md, "Probes that vanish"). Left alone, the inflated estimate held
+// for seconds on an application-limited stream and moved the viewer up to a rendition its
+// path could not carry.
+func (e *Estimator) vanished(now int64, c *probeCluster) {
+	if c.sentPackets < probeMinPackets || float64(c.received) >= probeVanished*float64(c.sentPackets) ||
+		e.lastFbNs-c.lastSent < probeFeedbackAfter.Nanoseconds() {
+		return // too small to tell, mostly there, or no feedback since: nothing learnt
+	}
+	if e.raisedAt == 0 || now-e.raisedAt > probeUndoWindow.Nanoseconds() || e.raisedBefore >= e.target {
+		return
+	}
+	before := e.raisedBefore
+	e.raisedAt = 0
+	e.pr.further = 0
+	if before < e.rc.rate {
+		e.rc.setFromProbe(now, before)
+	}
+	e.setTarget(now, "probe vanished")
+}
+
 // judgeProbes evaluates the clusters whose feedback is complete.
 func (e *Estimator) judgeProbes(now int64) {
 	for i := range e.pr.clusters {
@@ -616,6 +646,7 @@ func (e *Estimator) judgeProbes(now int64) {
 		}
 		res, saturated, ok := c.result()
 		if !ok {
+			e.vanished(now, c)
 			continue
 		}
 		e.probeRes, e.probeAt = res, now
@@ -634,6 +665,7 @@ func (e *Estimator) judgeProbes(now int64) {
 			continue // nothing new, or the queue grows: trust the detector
 		}
 		e.notePeak(now, res)
+		e.raisedAt, e.raisedBefore = now, e.target
 		e.rc.setFromProbe(now, rate)
 		e.loss.raise(rate)
 		e.pr.succeeded++

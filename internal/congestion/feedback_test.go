@@ -466,3 +466,54 @@ func TestStatsCongestion(t *testing.T) {
 		}
 	}
 }
+
+// TestVanishedProbeUndoesTheRaise: a probe small enough to ride a token bucket's burst
+// raises the estimate; the follow-up at twice that rate never comes back (its packets are
+// not in any feedback, while packets sent after it are): the raise is undone.
+func TestVanishedProbeUndoesTheRaise(t *testing.T) {
+	e := NewEstimator(Config{Start: 1_000_000, Max: 20_000_000})
+	at := t0
+	// Some media first, acknowledged, so that the estimator has feedback and a clock.
+	stream(e, 0, 20, at)
+	e.Feedback(received(0, 20, 0, 0), at.Add(30*time.Millisecond))
+	before := e.Target()
+
+	at = at.Add(100 * time.Millisecond)
+	c, _, bytes := e.Probe(at)
+	if c == 0 {
+		t.Fatal("no initial probe")
+	}
+	n := (bytes + 1199) / 1200
+	for i := range n {
+		e.Sent(uint16(20+i), 1200, at.Add(time.Duration(i)*time.Millisecond), c)
+	}
+	e.Feedback(received(20, n, 1, 1), at.Add(40*time.Millisecond))
+	raised := e.Target()
+	if raised <= before {
+		t.Fatalf("the probe did not raise the target: %d → %d", before, raised)
+	}
+
+	at = at.Add(50 * time.Millisecond)
+	c2, _, bytes2 := e.Probe(at)
+	if c2 == 0 {
+		t.Fatal("no follow-up probe after a probe limited by its own rate")
+	}
+	n2 := (bytes2 + 1199) / 1200
+	next := uint16(20 + n)
+	for i := range n2 {
+		e.Sent(next+uint16(i), 1200, at.Add(time.Duration(i)*time.Millisecond), c2)
+	}
+	// Media after it is acknowledged; the follow-up's packets are in no feedback.
+	media := next + uint16(n2)
+	for k := range 12 {
+		sent := at.Add(time.Duration(300+100*k) * time.Millisecond)
+		stream(e, media+uint16(10*k), 10, sent)
+		e.Feedback(received(media+uint16(10*k), 10, uint32(sent.Sub(t0)/(64*time.Millisecond)), uint8(2+k)), sent.Add(30*time.Millisecond))
+	}
+	if got := e.Target(); got >= raised || got > before*11/10 {
+		t.Errorf("after the follow-up vanished the target is %d (before the probe %d, raised to %d): want the raise undone", got, before, raised)
+	}
+	if st := e.Stats(); st.Reason != "probe vanished" && e.Target() >= raised {
+		t.Errorf("reason %q", st.Reason)
+	}
+}

@@ -82,6 +82,12 @@ const (
 	probeMemory = time.Second
 	// probeSlots clusters are tracked at once (ids map to slots by id modulo).
 	probeSlots = 4
+	// probeVanished: a cluster of which fewer than half the packets came back, while
+	// feedback on packets sent probeFeedbackAfter later did, was not carried by the path;
+	// it undoes a raise a probe made within probeUndoWindow before its result (vanished).
+	probeVanished      = 0.5
+	probeFeedbackAfter = 200 * time.Millisecond
+	probeUndoWindow    = 3 * time.Second
 )
 
 type probeCluster struct {
