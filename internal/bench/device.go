@@ -103,20 +103,7 @@ func (d *benchDevice) pid() int { return d.cmd.Process.Pid }
 func (d *benchDevice) statusURL() string { return d.url + "api/status" }
 
 // stop ends the device: SIGTERM, and SIGKILL after 5 s.
-func (d *benchDevice) stop() {
-	if d.cmd.ProcessState != nil {
-		return
-	}
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = d.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		_ = d.cmd.Process.Kill()
-		<-done
-	}
-}
+func (d *benchDevice) stop() { stopProcess(d.cmd, 5*time.Second) }
 
 // waitForPicture polls the device's status until its stream has produced frames.
 func waitForPicture(ctx context.Context, statusURL string) error {

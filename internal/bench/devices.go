@@ -477,17 +477,8 @@ func (h *benchHub) restart(ctx context.Context) error {
 
 // stop ends the hub: SIGTERM, and SIGKILL after 10 s.
 func (h *benchHub) stop() {
-	if h.cmd == nil || h.cmd.ProcessState != nil {
-		return
-	}
-	_ = h.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = h.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = h.cmd.Process.Kill()
-		<-done
+	if h.cmd != nil {
+		stopProcess(h.cmd, 10*time.Second)
 	}
 }
 

@@ -3,8 +3,11 @@ package bench
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // procCPU returns a process's user+system CPU seconds from /proc (0 if unknown).
@@ -53,4 +56,21 @@ func loadAvg() [3]float64 {
 		l[i], _ = strconv.ParseFloat(f[i], 64)
 	}
 	return l
+}
+
+// stopProcess ends a child a benchmark started, if it has not ended yet: SIGTERM, and SIGKILL
+// after grace.
+func stopProcess(cmd *exec.Cmd, grace time.Duration) {
+	if cmd.ProcessState != nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		_ = cmd.Process.Kill()
+		<-done
+	}
 }

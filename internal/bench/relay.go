@@ -119,17 +119,7 @@ type turnProc struct {
 }
 
 func (p *turnProc) stop() {
-	if p.cmd.ProcessState == nil {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = p.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-done
-		}
-	}
+	stopProcess(p.cmd, 5*time.Second)
 	os.RemoveAll(p.dir)
 }
 

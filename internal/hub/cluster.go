@@ -703,27 +703,7 @@ func (c *cluster) serveViewer(ws *wsConn, remote string, m authMsg, claims auth.
 
 // viewerLoop is Server.viewerLoop for a device at another instance.
 func (c *cluster) viewerLoop(rv *remoteViewer, ws *wsConn, claims auth.Claims) (reason string, bye bool) {
-	bad := 0
-	for {
-		data, err := ws.read()
-		var in signal.Inbound
-		var perr error
-		if err == nil {
-			in, perr = signal.ParseInbound(data)
-		} else if errors.Is(err, errBinary) {
-			perr = err
-		} else {
-			return "connection closed: " + err.Error(), false
-		}
-		if perr != nil {
-			bad++
-			ws.SendJSON(errorMsg{Type: wire.TypeError, Code: wire.CodeBadMessage, Message: perr.Error()})
-			if bad > 20 {
-				ws.fail(wire.CodeFatal, "too many bad messages")
-				return "too many bad messages", false
-			}
-			continue
-		}
+	return readViewer(ws, func(data []byte, _ signal.Inbound) bool {
 		holder, sid := rv.target()
 		sc := auth.ClaimsFor(claims, c.s.cfg.Now())
 		env, err := json.Marshal(sessionMsg{Type: wire.TypeSession, SID: sid, Msg: data, Claims: &sc})
@@ -732,10 +712,8 @@ func (c *cluster) viewerLoop(rv *remoteViewer, ws *wsConn, claims auth.Claims) (
 				c.log.Debug("cluster: relaying a viewer message", "err", err)
 			}
 		}
-		if in.Type == wire.TypeBye {
-			return "the viewer left", true
-		}
-	}
+		return true
+	})
 }
 
 // onControl applies the holder's word on rv's session.

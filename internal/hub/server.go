@@ -750,9 +750,26 @@ func (s *Server) detach(d *deviceConn, v *viewerConn, ws viewerSink, bye bool, e
 	}
 }
 
-// viewerLoop forwards the viewer's signaling to the device. Messages are checked here, so a
-// device only ever sees well-formed ones and a misbehaving viewer is stopped at the hub.
+// viewerLoop forwards the viewer's signaling to the device.
 func (s *Server) viewerLoop(d *deviceConn, v *viewerConn, ws *wsConn) (reason string, bye bool) {
+	return readViewer(ws, func(data []byte, in signal.Inbound) bool {
+		if s.sfuFromViewer(v, in) { // sfu.go: a session served by the SFU
+			return false
+		}
+		// Every envelope carries the claims, so a device that (re)learns of the session from
+		// any message knows what it may do, and for how long from now.
+		claims := auth.ClaimsFor(v.claims, s.cfg.Now())
+		d.ws.SendJSON(sessionMsg{Type: wire.TypeSession, SID: v.sid, Msg: data, Claims: &claims})
+		return true
+	})
+}
+
+// readViewer reads a viewer's signaling until its socket ends or it says bye, and hands each
+// message to forward. Messages are checked here, so a device only ever sees well-formed ones
+// and a misbehaving viewer is stopped at the hub (the 21st bad message ends its socket).
+// forward reports whether it sent the message on to the device: a bye it did not send (one
+// the SFU bridge took) does not end the loop.
+func readViewer(ws *wsConn, forward func(data []byte, in signal.Inbound) bool) (reason string, bye bool) {
 	bad := 0
 	for {
 		data, err := ws.read()
@@ -774,14 +791,7 @@ func (s *Server) viewerLoop(d *deviceConn, v *viewerConn, ws *wsConn) (reason st
 			}
 			continue
 		}
-		// Every envelope carries the claims, so a device that (re)learns of the session from
-		// any message knows what it may do, and for how long from now.
-		if s.sfuFromViewer(v, in) { // sfu.go: a session served by the SFU
-			continue
-		}
-		claims := auth.ClaimsFor(v.claims, s.cfg.Now())
-		d.ws.SendJSON(sessionMsg{Type: wire.TypeSession, SID: v.sid, Msg: data, Claims: &claims})
-		if in.Type == wire.TypeBye {
+		if forward(data, in) && in.Type == wire.TypeBye {
 			return "the viewer left", true
 		}
 	}
