@@ -57,6 +57,9 @@ type netLab struct {
 
 func newLab(t *testing.T) *netLab {
 	t.Helper()
+	// Registered first, so it runs last: the reasons a test failed, after the logs that the
+	// other cleanups print on failure (CI shows the end of a failed test's output).
+	t.Cleanup(func() { restateFailures(t) })
 	bin := filepath.Join(testbin.Dir(t), "p2pcast")
 	lab := natlab.New(t)
 	n := &netLab{t: t, lab: lab, lan: lab.LAN("lan"), bin: bin, start: time.Now()}
@@ -122,7 +125,7 @@ func (n *netLab) deviceFlags() map[string]bool {
 		flags[m[1]] = true
 	}
 	if len(flags) == 0 {
-		n.t.Fatalf("p2pcast device --help lists no flags:\n%s", out)
+		fatalf(n.t, "p2pcast device --help lists no flags:\n%s", out)
 	}
 	return flags
 }
@@ -143,7 +146,7 @@ func (n *netLab) requireDeviceFlags(args []string) {
 		}
 	}
 	if len(missing) > 0 {
-		n.t.Fatalf("p2pcast device has no %s yet (this test needs it: see the constants at the top of network_test.go)", strings.Join(missing, ", "))
+		fatalf(n.t, "p2pcast device has no %s yet (this test needs it: see the constants at the top of network_test.go)", strings.Join(missing, ", "))
 	}
 }
 
@@ -159,7 +162,7 @@ func (n *netLab) startDevice(args ...string) *device {
 	mint := func(grants string) string {
 		out, err := exec.Command(n.bin, "token", "--data", data, "--device", "local", "--grant", grants, "--ttl", "1h").Output()
 		if err != nil {
-			t.Fatalf("p2pcast token: %v", err)
+			fatalf(t, "p2pcast token: %v", err)
 		}
 		return strings.TrimSpace(string(out))
 	}
@@ -170,13 +173,16 @@ func (n *netLab) startDevice(args ...string) *device {
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("device log (last 6000 bytes):\n%s", tail(d.proc.Output(), 6000))
+			return
 		}
+		// The policy's decisions explain the table's switches, failed or not.
+		t.Logf("device's adaptation decisions:\n%s", tail(grepLines(d.proc.Output(), "msg=adaptation"), 4000))
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	m, err := d.proc.WaitOutput(ctx, `(?m)^(http://\S+/)\s*$`)
 	if err != nil {
-		t.Fatalf("device did not start: %v", err)
+		fatalf(t, "device did not start: %v", err)
 	}
 	d.url = m[1]
 	d.http = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
@@ -291,12 +297,12 @@ func (n *netLab) openPage(link *natlab.Link) *viewer {
 		Width: 1280, Height: 720, Netns: link.Host.NS, Flags: pageFlags(n.dev.link.Host.IP.String()),
 	})
 	if err != nil {
-		t.Fatalf("%s: %v", name, err)
+		fatalf(t, "%s: %v", name, err)
 	}
 	t.Cleanup(func() { _ = b.Close() })
 	page, err := b.NewPage(ctx)
 	if err != nil {
-		t.Fatalf("%s: %v", name, err)
+		fatalf(t, "%s: %v", name, err)
 	}
 	console := &lockedLog{}
 	page.Console(func(msg string) { console.add(fmt.Sprintf("%.1f %s", n.since(time.Now()), msg)) })
@@ -306,7 +312,7 @@ func (n *netLab) openPage(link *natlab.Link) *viewer {
 		}
 	})
 	if err := page.Navigate(ctx, n.dev.url+"?diag=1#token="+n.dev.view); err != nil {
-		t.Fatalf("%s: %v", name, err)
+		fatalf(t, "%s: %v", name, err)
 	}
 	v := &viewer{name: name, link: link, page: page}
 	v.rec = n.record(name, link, v.pollPage)
@@ -366,7 +372,7 @@ func (n *netLab) runCLI(v *viewer, d time.Duration) (viewResult, string, time.Ti
 				last = st
 			}
 		case <-deadline:
-			t.Fatalf("%s: p2pcast view did not end; output:\n%s", v.name, tail(p.Output(), 4000))
+			fatalf(t, "%s: p2pcast view did not end; output:\n%s", v.name, tail(p.Output(), 4000))
 		}
 	}
 	end := time.Now()
@@ -382,10 +388,10 @@ func (n *netLab) runCLI(v *viewer, d time.Duration) (viewResult, string, time.Ti
 	}
 	var r viewResult
 	if line == "" {
-		t.Fatalf("%s: p2pcast view printed no stats (%v); output:\n%s", v.name, p.Err(), tail(p.Output(), 4000))
+		fatalf(t, "%s: p2pcast view printed no stats (%v); output:\n%s", v.name, p.Err(), tail(p.Output(), 4000))
 	}
 	if err := json.Unmarshal([]byte(line), &r); err != nil {
-		t.Fatalf("%s: p2pcast view stats %q: %v", v.name, line, err)
+		fatalf(t, "%s: p2pcast view stats %q: %v", v.name, line, err)
 	}
 	n.event("%s: p2pcast view ended (%v): %s", v.name, p.Err(), line)
 	return r, line, end
@@ -696,9 +702,9 @@ func (r *recorder) waitSample(t time.Time) []sample {
 		select {
 		case <-grew:
 		case <-r.done:
-			r.n.t.Fatalf("%s: the recorder stopped", r.name)
+			fatalf(r.n.t, "%s: the recorder stopped", r.name)
 		case <-deadline:
-			r.n.t.Fatalf("%s: no sample after %.1f s", r.name, r.n.since(t))
+			fatalf(r.n.t, "%s: no sample after %.1f s", r.name, r.n.since(t))
 		}
 	}
 }
@@ -727,7 +733,7 @@ func (v *viewer) playing(t *testing.T) sample {
 	t.Helper()
 	s, ok := v.rec.waitFor(joinTimeout, func(s sample) bool { return s.sum.frames > 0 })
 	if !ok {
-		t.Fatalf("%s: no frame within %s (state %q, %s)", v.name, joinTimeout, s.state, s.err)
+		fatalf(t, "%s: no frame within %s (state %q, %s)", v.name, joinTimeout, s.state, s.err)
 	}
 	return s
 }
@@ -763,7 +769,7 @@ func (v *viewer) measure(t *testing.T, from time.Time, d time.Duration) metrics 
 	i := slices.IndexFunc(ss, func(s sample) bool { return !s.at.Before(from) })
 	j := i + slices.IndexFunc(ss[i:], func(s sample) bool { return !s.at.Before(from.Add(d)) })
 	if j == i {
-		t.Fatalf("%s: no samples between %.1f s and %.1f s", v.name, v.rec.n.since(from), v.rec.n.since(from.Add(d)))
+		fatalf(t, "%s: no samples between %.1f s and %.1f s", v.name, v.rec.n.since(from), v.rec.n.since(from.Add(d)))
 	}
 	return window(ss[i : j+1])
 }
@@ -776,7 +782,7 @@ func (v *viewer) between(t *testing.T, a, b time.Time) metrics {
 	i := slices.IndexFunc(ss, func(s sample) bool { return !s.at.Before(a) })
 	j := slices.IndexFunc(ss, func(s sample) bool { return s.at.After(b) }) - 1
 	if i < 0 || j <= i {
-		t.Fatalf("%s: no two samples between %.1f s and %.1f s", v.name, v.rec.n.since(a), v.rec.n.since(b))
+		fatalf(t, "%s: no two samples between %.1f s and %.1f s", v.name, v.rec.n.since(a), v.rec.n.since(b))
 	}
 	return window(ss[i : j+1])
 }
@@ -832,19 +838,19 @@ func (m metrics) String() string {
 func (m metrics) watchable(t *testing.T, who string) {
 	t.Helper()
 	if m.d.freezes > 0 {
-		t.Errorf("%s: %.0f freezes (%.2f s frozen), want none", who, m.d.freezes, m.d.freezeS)
+		errorf(t, "%s: %.0f freezes (%.2f s frozen), want none", who, m.d.freezes, m.d.freezeS)
 	}
 	if m.sessionsAdded > 0 {
-		t.Errorf("%s: the page started %.0f new sessions (reconnected), want none", who, m.sessionsAdded)
+		errorf(t, "%s: the page started %.0f new sessions (reconnected), want none", who, m.sessionsAdded)
 	}
 	if m.fps < minFPS {
-		t.Errorf("%s: %.1f fps, want at least %d", who, m.fps, minFPS)
+		errorf(t, "%s: %.1f fps, want at least %d", who, m.fps, minFPS)
 	}
 	switch {
 	case len(m.present) == 0:
-		t.Errorf("%s: no capture → present sample (no frame presented, or the picture carries no time strip)", who)
+		errorf(t, "%s: no capture → present sample (no frame presented, or the picture carries no time strip)", who)
 	case m.p95 > maxP95MS:
-		t.Errorf("%s: capture → present p95 %.0f ms, want at most %d", who, m.p95, maxP95MS)
+		errorf(t, "%s: capture → present p95 %.0f ms, want at most %d", who, m.p95, maxP95MS)
 	}
 }
 
@@ -909,7 +915,7 @@ func (v *viewer) network(t *testing.T) networkView {
 	defer cancel()
 	r, err := browser.Eval[networkView](ctx, v.page, `window.p2pcast.network()`)
 	if err != nil {
-		t.Fatalf("%s: reading window.p2pcast.network(): %v", v.name, err)
+		fatalf(t, "%s: reading window.p2pcast.network(): %v", v.name, err)
 	}
 	return r
 }
@@ -920,16 +926,67 @@ func (v *viewer) heardOf(t *testing.T, width int) []wire.Decision {
 	t.Helper()
 	nv := v.network(t)
 	if nv.Report == nil {
-		t.Errorf("%s: the page got no network report from the device", v.name)
+		errorf(t, "%s: the page got no network report from the device", v.name)
 		return nil
 	}
 	t.Logf("%s: the device reported estimate %s, rtt %.1f ms, loss %.3f, %dx%d; %d decisions", v.name,
 		kbit(float64(nv.Report.EstimateBPS)), nv.Report.RTTMS, nv.Report.Loss, nv.Report.Rendition.Width, nv.Report.Rendition.Height, len(nv.Decisions))
 	if nv.Report.EstimateBPS <= 0 {
-		t.Errorf("%s: the device reported no bandwidth estimate", v.name)
+		errorf(t, "%s: the device reported no bandwidth estimate", v.name)
 	}
 	if width > 0 && nv.Report.Rendition.Width != width {
-		t.Errorf("%s: the device reported a %d-wide rendition, want %d", v.name, nv.Report.Rendition.Width, width)
+		errorf(t, "%s: the device reported a %d-wide rendition, want %d", v.name, nv.Report.Rendition.Width, width)
 	}
 	return nv.Decisions
+}
+
+// failures holds what each test failed for, to say again at its end (restateFailures).
+var failures = struct {
+	sync.Mutex
+	of map[*testing.T][]string
+}{of: map[*testing.T][]string{}}
+
+func noteFailure(t *testing.T, msg string) {
+	failures.Lock()
+	failures.of[t] = append(failures.of[t], msg)
+	failures.Unlock()
+}
+
+// errorf is t.Errorf, remembered for restateFailures.
+func errorf(t *testing.T, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	noteFailure(t, msg)
+	t.Error(msg)
+}
+
+// fatalf is t.Fatalf, remembered for restateFailures.
+func fatalf(t *testing.T, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	noteFailure(t, msg)
+	t.Fatal(msg)
+}
+
+// restateFailures logs again, at the very end of a failed test, why it failed: the device
+// log, page consoles and rule counters printed on failure push the first report far up.
+func restateFailures(t *testing.T) {
+	failures.Lock()
+	msgs := failures.of[t]
+	delete(failures.of, t)
+	failures.Unlock()
+	if len(msgs) > 0 {
+		t.Logf("%s failed: %s", t.Name(), strings.Join(msgs, "; "))
+	}
+}
+
+// grepLines is the lines of out that contain sub.
+func grepLines(out, sub string) string {
+	var b strings.Builder
+	for line := range strings.Lines(out) {
+		if strings.Contains(line, sub) {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
 }

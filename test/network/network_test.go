@@ -80,7 +80,7 @@ func TestUnconstrained(t *testing.T) {
 	t.Logf("%s unconstrained: %s", v.name, m)
 	m.watchable(t, v.name)
 	if m.minW != 1280 || m.lastH != 720 {
-		t.Errorf("%s: width %.0f..%.0f, last %.0fx%.0f; want 1280x720 throughout", v.name, m.minW, m.maxW, m.lastW, m.lastH)
+		errorf(t, "%s: width %.0f..%.0f, last %.0fx%.0f; want 1280x720 throughout", v.name, m.minW, m.maxW, m.lastW, m.lastH)
 	}
 	v.heardOf(t, 1280)
 }
@@ -93,7 +93,7 @@ func (n *netLab) unconstrained(v *viewer) float64 {
 	m := v.measure(n.t, first.at, unconstrainedFor)
 	n.t.Logf("%s unconstrained: %s", v.name, m)
 	if m.linkBPS <= 0 {
-		n.t.Fatalf("%s: the link carried nothing in %s", v.name, unconstrainedFor)
+		fatalf(n.t, "%s: the link carried nothing in %s", v.name, unconstrainedFor)
 	}
 	return m.linkBPS
 }
@@ -129,7 +129,7 @@ func TestShapedLink(t *testing.T) {
 		t.Logf("%s behind %s without adaptation, from %s after shaping: %s", v.name, kbit(float64(rate)), settle, m)
 		n.logStatus("at the end")
 		if m.d.freezes == 0 && m.fps >= minFPS {
-			t.Errorf("%s played without adaptation behind %s (%.1f fps, no freeze): the shaped link does not constrain the stream, so the adaptive run proves nothing", v.name, kbit(float64(rate)), m.fps)
+			errorf(t, "%s played without adaptation behind %s (%.1f fps, no freeze): the shaped link does not constrain the stream, so the adaptive run proves nothing", v.name, kbit(float64(rate)), m.fps)
 		}
 	})
 }
@@ -168,26 +168,26 @@ func TestTwoViewers(t *testing.T) {
 	n.logStatus("at the end")
 
 	if mf.d.freezes > 0 {
-		t.Errorf("fast: %.0f freezes, want none", mf.d.freezes)
+		errorf(t, "fast: %.0f freezes, want none", mf.d.freezes)
 	}
 	if mf.fps < minFPS {
-		t.Errorf("fast: %.1f fps, want at least %d", mf.fps, minFPS)
+		errorf(t, "fast: %.1f fps, want at least %d", mf.fps, minFPS)
 	}
 	if mf.minW != 1280 || mf.maxW != 1280 || mf.lastH != 720 {
-		t.Errorf("fast: width %.0f..%.0f (last %.0fx%.0f), want 1280x720 throughout", mf.minW, mf.maxW, mf.lastW, mf.lastH)
+		errorf(t, "fast: width %.0f..%.0f (last %.0fx%.0f), want 1280x720 throughout", mf.minW, mf.maxW, mf.lastW, mf.lastH)
 	}
 	if ms.d.freezes > 0 {
-		t.Errorf("slow: %.0f freezes, want none", ms.d.freezes)
+		errorf(t, "slow: %.0f freezes, want none", ms.d.freezes)
 	}
 	if ms.fps < minFPS {
-		t.Errorf("slow: %.1f fps, want at least %d", ms.fps, minFPS)
+		errorf(t, "slow: %.1f fps, want at least %d", ms.fps, minFPS)
 	}
 	if ms.maxW >= 1280 || ms.minW <= 0 {
-		t.Errorf("slow: width %.0f..%.0f, want a smaller picture than 1280 wide (the %s sub rendition) throughout", ms.minW, ms.maxW, subSize)
+		errorf(t, "slow: width %.0f..%.0f, want a smaller picture than 1280 wide (the %s sub rendition) throughout", ms.minW, ms.maxW, subSize)
 	}
 	fast.heardOf(t, 1280)
 	if !slices.ContainsFunc(slow.heardOf(t, 0), func(d wire.Decision) bool { return d.What == "switch" }) {
-		t.Errorf("slow: the page was told of no switch to the sub rendition")
+		errorf(t, "slow: the page was told of no switch to the sub rendition")
 	}
 }
 
@@ -211,20 +211,20 @@ func TestBandwidthStep(t *testing.T) {
 		t.Logf("the picture stayed 1280 wide at %s (no switch to the sub rendition): the restore check below shows nothing", kbit(slowLink))
 	}
 	if after.d.freezes > 0 {
-		t.Errorf("%.0f freezes from %s after the drop on, want none", after.d.freezes, recoverWithin)
+		errorf(t, "%.0f freezes from %s after the drop on, want none", after.d.freezes, recoverWithin)
 	}
 	if after.fps < minFPS {
-		t.Errorf("%.1f fps from %s after the drop on, want at least %d", after.fps, recoverWithin, minFPS)
+		errorf(t, "%.1f fps from %s after the drop on, want at least %d", after.fps, recoverWithin, minFPS)
 	}
 
 	up := n.shape(link, fastLink)
 	s, ok := v.rec.waitFor(restoreWithin+sampleEvery, func(s sample) bool { return s.at.After(up) && s.pageOK && s.width >= 1280 })
 	switch {
 	case !ok:
-		t.Errorf("back at %s: the picture is %.0fx%.0f %s after, want 1280 wide within %s", kbit(fastLink), s.width, s.height, time.Since(up).Round(time.Second), restoreWithin)
+		errorf(t, "back at %s: the picture is %.0fx%.0f %s after, want 1280 wide within %s", kbit(fastLink), s.width, s.height, time.Since(up).Round(time.Second), restoreWithin)
 	case s.at.Sub(up) > restoreWithin+sampleEvery/2:
 		// A sample is taken once a second: half a period of slack for where it fell.
-		t.Errorf("back at %s: 1280 wide only after %s, want within %s", kbit(fastLink), s.at.Sub(up).Round(100*time.Millisecond), restoreWithin)
+		errorf(t, "back at %s: 1280 wide only after %s, want within %s", kbit(fastLink), s.at.Sub(up).Round(100*time.Millisecond), restoreWithin)
 	default:
 		t.Logf("back at %s: 1280 wide %s after the change", kbit(fastLink), s.at.Sub(up).Round(100*time.Millisecond))
 	}
@@ -252,20 +252,20 @@ func TestRandomLoss(t *testing.T) {
 	}
 
 	if m.d.freezes > maxFreezes {
-		t.Errorf("%s: %.0f freezes in %.0f s, want at most %d", v.name, m.d.freezes, m.seconds, maxFreezes)
+		errorf(t, "%s: %.0f freezes in %.0f s, want at most %d", v.name, m.d.freezes, m.seconds, maxFreezes)
 	}
 	if m.link.Lost.Packets == 0 {
-		t.Errorf("the link lost nothing: the loss rule did not act")
+		errorf(t, "the link lost nothing: the loss rule did not act")
 	}
 	if m.d.nacks == 0 && m.d.fec == 0 {
-		t.Errorf("%s: no NACK sent and no FEC received: no recovery visible in getStats", v.name)
+		errorf(t, "%s: no NACK sent and no FEC received: no recovery visible in getStats", v.name)
 	}
 	// The viewer negotiated the retransmission stream (RTX) and receives on it. Chromium counts
 	// repairs and probes there alike, so this shows the stream works, not how much it repaired
 	// (the device's counters below do; TestRetransmissionsGoOnTheirOwnStream checks a repair
 	// byte for byte).
 	if m.d.nacks > 0 && m.d.rtx == 0 {
-		t.Errorf("%s: %.0f NACKs sent and no packet received on the retransmission stream", v.name, m.d.nacks)
+		errorf(t, "%s: %.0f NACKs sent and no packet received on the retransmission stream", v.name, m.d.nacks)
 	}
 	// Loss turns forward error correction on, and the device tells the page how many FEC
 	// packets it sent. (Chromium rebuilds packets from ULPFEC but counts it in no getStats
@@ -273,7 +273,7 @@ func TestRandomLoss(t *testing.T) {
 	// NACK answers: docs/performance.md.)
 	t.Logf("%s: %.0f NACKs sent, %.0f packets received on the retransmission stream (repairs and probes); Chromium's FEC counters %.0f received, %.0f discarded", v.name, m.d.nacks, m.d.rtx, m.d.fec, m.d.fecDiscarded)
 	if nv := v.network(t); nv.Report == nil || nv.Report.FEC == 0 {
-		t.Errorf("%s: the device reported no FEC packets sent at %.0f %% loss (%+v)", v.name, 100*lossShare, nv.Report)
+		errorf(t, "%s: the device reported no FEC packets sent at %.0f %% loss (%+v)", v.name, 100*lossShare, nv.Report)
 	} else {
 		t.Logf("%s: the device sent %d FEC packets, resent %d", v.name, nv.Report.FEC, nv.Report.Retransmitted)
 	}
@@ -287,7 +287,7 @@ func TestRandomLoss(t *testing.T) {
 	}
 	t.Logf("device retransmission counters: %v", fields)
 	if resent == 0 {
-		t.Errorf("the device's status shows no retransmissions for its sessions (no counter matching %s, or all 0)", deviceRetransmitField)
+		errorf(t, "the device's status shows no retransmissions for its sessions (no counter matching %s, or all 0)", deviceRetransmitField)
 	}
 }
 
@@ -302,17 +302,17 @@ func TestViewCLI(t *testing.T) {
 	t.Logf("p2pcast view unconstrained: %d frames %dx%d, %.1f fps, %s; link %s; stats %s", free.Frames, free.Width, free.Height, free.FPS, kbit(free.BitrateBPS), kbit(m.linkBPS), line)
 	rate := int64(shareOfRate * m.linkBPS)
 	if rate <= 0 {
-		t.Fatalf("the link carried nothing while p2pcast view ran")
+		fatalf(t, "the link carried nothing while p2pcast view ran")
 	}
 	// Its transport-wide feedback gives the device an estimate, reported back to it.
 	if free.Network == nil || free.Network.EstimateBPS <= 0 {
-		t.Errorf("p2pcast view --stats json: device report %+v, want one with a bandwidth estimate", free.Network)
+		errorf(t, "p2pcast view --stats json: device report %+v, want one with a bandwidth estimate", free.Network)
 	}
 	n.shape(v.link, rate)
 	r, line, _ := n.runCLI(v, measureFor)
 	t.Logf("p2pcast view behind %s: %d frames %dx%d, %.1f fps, %s, lost %.0f; stats %s", kbit(float64(rate)), r.Frames, r.Width, r.Height, r.FPS, kbit(r.BitrateBPS), r.Lost, line)
 	if r.Frames == 0 {
-		t.Errorf("p2pcast view decoded no frame behind %s", kbit(float64(rate)))
+		errorf(t, "p2pcast view decoded no frame behind %s", kbit(float64(rate)))
 	}
 }
 
@@ -345,6 +345,6 @@ func TestLossRecoveryCompared(t *testing.T) {
 	}
 	fecOnly, none := rows[1].m, rows[3].m
 	if fecOnly.d.freezeS >= none.d.freezeS && fecOnly.fps <= none.fps {
-		t.Errorf("FEC alone played no better than no repair: %.1f fps, %.1f s frozen against %.1f fps, %.1f s", fecOnly.fps, fecOnly.d.freezeS, none.fps, none.d.freezeS)
+		errorf(t, "FEC alone played no better than no repair: %.1f fps, %.1f s frozen against %.1f fps, %.1f s", fecOnly.fps, fecOnly.d.freezeS, none.fps, none.d.freezeS)
 	}
 }
