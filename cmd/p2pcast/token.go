@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -230,7 +231,7 @@ func runTokenRotateKey(args []string, stdout, stderr io.Writer) error {
 
 // runTokenRemoveKey removes an old signing key: its tokens are refused from then on.
 func runTokenRemoveKey(args []string, _, stderr io.Writer) error {
-	store, pos, err := openTokenStore("remove-key", "token remove-key KID --data DIR", args, 1, "one key id (p2pcast token keys lists them)", stderr)
+	store, pos, err := openTokenStore("remove-key", "token remove-key KID --data DIR", keyIDArgs(args), 1, "one key id (p2pcast token keys lists them)", stderr)
 	if err != nil {
 		return err
 	}
@@ -242,4 +243,32 @@ func runTokenRemoveKey(args []string, _, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stderr, "key %s removed: the tokens it signed are refused from now on\n", pos[0])
 	return nil
+}
+
+// keyIDArgs puts "--" before a key id that begins with "-": a key id is a JWK thumbprint
+// (43 characters of base64url), which begins with "-" one time in 64, and the flag parser
+// would take it for a flag. No flag of the token commands is that long.
+func keyIDArgs(args []string) []string {
+	for i, a := range args {
+		if a == "--" {
+			return args
+		}
+		if strings.HasPrefix(a, "-") && isThumbprint(a) {
+			return slices.Concat(args[:i:i], []string{"--"}, args[i:])
+		}
+	}
+	return args
+}
+
+// isThumbprint: s has the shape of a SHA-256 JWK thumbprint (RFC 7638), unpadded base64url.
+func isThumbprint(s string) bool {
+	if len(s) != 43 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }

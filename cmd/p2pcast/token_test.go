@@ -57,6 +57,10 @@ func TestTokenCommands(t *testing.T) {
 	if _, stderr, code := cmd("token", "remove-key", kid); code != exitUsage || !strings.Contains(stderr, "signing key") {
 		t.Fatalf("remove-key of the signing key: exit %d, %s", code, stderr)
 	}
+	// A key id may begin with "-" (one in 64 does): it is a key id, not a flag.
+	if _, stderr, code := cmd("token", "remove-key", "-"+strings.Repeat("A", 42)); code != exitUsage || !strings.Contains(stderr, "unknown") {
+		t.Fatalf("remove-key of an unknown key id beginning with -: exit %d, %s", code, stderr)
+	}
 	if _, stderr, code := cmd("token", "remove-key", first); code != exitOK {
 		t.Fatalf("remove-key: exit %d, %s", code, stderr)
 	}
