@@ -327,12 +327,15 @@ func Mint(key SigningKey, c Claims) (string, error) {
 	if !validKeyID(key.KID) {
 		return "", fmt.Errorf("%w token key id %s", ErrMalformed, quoteShort(key.KID))
 	}
-	if c.ID == "" {
+	generated := false
+	for c.ID == "" || strings.HasPrefix(c.ID, "-") && generated {
+		// An id beginning with "-" is drawn again: `p2pcast token revoke ID` takes it on a
+		// command line, where it would read as a flag.
 		var id [16]byte
 		if _, err := rand.Read(id[:]); err != nil {
 			return "", fmt.Errorf("auth: generating token id: %w", err)
 		}
-		c.ID = base64.RawURLEncoding.EncodeToString(id[:])
+		c.ID, generated = base64.RawURLEncoding.EncodeToString(id[:]), true
 	}
 	if c.IssuedAt.IsZero() {
 		c.IssuedAt = time.Now()

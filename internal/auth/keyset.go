@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -59,12 +60,19 @@ func newStoredKey(seed []byte, created time.Time) storedKey {
 		created: created.UTC().Truncate(time.Second)}
 }
 
+// generateStoredKey makes a new signing key. One whose key id (its thumbprint) would begin
+// with "-" is drawn again: people pass key ids on command lines, where such an id reads as a
+// flag.
 func generateStoredKey(now time.Time) (storedKey, error) {
 	seed := make([]byte, ed25519.SeedSize)
-	if _, err := rand.Read(seed); err != nil {
-		return storedKey{}, fmt.Errorf("auth: generating token key: %w", err)
+	for {
+		if _, err := rand.Read(seed); err != nil {
+			return storedKey{}, fmt.Errorf("auth: generating token key: %w", err)
+		}
+		if k := newStoredKey(seed, now); !strings.HasPrefix(k.KID, "-") {
+			return k, nil
+		}
 	}
-	return newStoredKey(seed, now), nil
 }
 
 func encodeTokenKeys(keys []storedKey) ([]byte, error) {

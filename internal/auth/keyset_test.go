@@ -212,3 +212,28 @@ func TestParseKeyText(t *testing.T) {
 		t.Fatal("accepted text that is no key")
 	}
 }
+
+// TestIDsNeverLookLikeFlags: key ids and token ids go on command lines (token remove-key,
+// token revoke), where one beginning with "-" reads as a flag; one in 64 random ones would.
+func TestIDsNeverLookLikeFlags(t *testing.T) {
+	for range 1000 {
+		k, err := generateStoredKey(time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(k.KID, "-") {
+			t.Fatalf("key id %s begins with -", k.KID)
+		}
+	}
+	for range 2000 {
+		c := testClaims()
+		c.ID = "" // a random one
+		c, err := Verify(hubKeys(), mustMint(t, c), testNow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(c.ID, "-") {
+			t.Fatalf("token id %s begins with -", c.ID)
+		}
+	}
+}
