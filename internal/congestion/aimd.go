@@ -206,7 +206,11 @@ func (r *rateControl) onSignal(u usage, now int64, acked int, rtt time.Duration)
 	}
 	var next float64
 	if r.capacity.has && cur >= nearCapacity*r.capacity.est*1000 {
-		next = cur + additivePerSecond(cur, rtt)*dt.Seconds()
+		// Never faster than the multiplicative increase: at low rates a packet per
+		// response time is ~20 %/s, which behind a slow link builds a 150 ms queue before
+		// the trendline sees it.
+		perSecond := min(additivePerSecond(cur, rtt), max(cur*(increasePerSecond-1), minAdditivePerSecond))
+		next = cur + perSecond*dt.Seconds()
 	} else {
 		next = cur + max(cur*(math.Pow(increasePerSecond, dt.Seconds())-1), minIncrease)
 	}

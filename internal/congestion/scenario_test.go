@@ -269,3 +269,33 @@ func TestSequenceAndReferenceTimeWrap(t *testing.T) {
 		len(b.pkts), wrapped.seqStart, wrapped.seqStart+uint16(len(b.pkts)-1), b.delivered)
 	b.logTrace(t, 18*time.Second, 36*time.Second, time.Second)
 }
+
+// TestAdditiveIncreaseAtLowRates: near the known capacity the rate grows by about a packet
+// per response time, but never faster than the multiplicative 8 %/s: at 150 kbit/s a packet
+// per response time is ~22 %/s, and behind a 175 kbit/s token bucket that overshot the link by
+// a third before the trendline saw the queue (TestTokenBucketProbes' 175k case, queue p95
+// 146 → 93 ms with the cap).
+func TestAdditiveIncreaseAtLowRates(t *testing.T) {
+	for _, c := range []struct {
+		rate    int
+		maxGain float64 // per second
+	}{
+		{150_000, 1.09},   // capped at 8 %/s (compounded over the updates)
+		{4_000_000, 1.09}, // additive is ~2 %/s here anyway
+	} {
+		var r rateControl
+		r.init(c.rate, 50_000, 20_000_000)
+		r.capacity.update(c.rate, 1) // an overuse at this rate
+		now := int64(time.Second)
+		r.onSignal(usageNormal, now, c.rate, 20*time.Millisecond) // hold → increase
+		for range 10 {
+			now += int64(100 * time.Millisecond)
+			r.onSignal(usageNormal, now, c.rate, 20*time.Millisecond)
+		}
+		gain := float64(r.rate) / float64(c.rate)
+		t.Logf("%d bit/s: ×%.3f in 1 s", c.rate, gain)
+		if gain > c.maxGain+0.001 || gain <= 1 {
+			t.Errorf("%d bit/s near capacity: ×%.3f in 1 s, want above 1 and at most ×%.2f", c.rate, gain, c.maxGain)
+		}
+	}
+}

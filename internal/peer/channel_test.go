@@ -3,6 +3,7 @@ package peer
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -106,6 +107,8 @@ func TestDataChannelsNeedTheirGrant(t *testing.T) {
 				// The connected session names its candidate pair (loopback: host to host).
 				if p := s.Stats().Pair; p == nil || p.Local != "host" || p.Remote != "host" || p.Protocol == "" {
 					t.Errorf("selected pair %+v, want host to host", p)
+				} else if ap, err := netip.ParseAddrPort(p.RemoteAddress); err != nil || ap.Port() == 0 {
+					t.Errorf("selected pair's remote address %q: %v; want the viewer's address and port", p.RemoteAddress, err)
 				}
 				// A message larger than the device's first read buffer (readChannel) arrives whole.
 				big := strings.Repeat("0123456789", 3000)

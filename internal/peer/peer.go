@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -1068,6 +1069,9 @@ type PairStats struct {
 	Local    string `json:"local"`
 	Remote   string `json:"remote"`
 	Protocol string `json:"protocol"`
+	// RemoteAddress is the viewer's end of the pair (its host, reflexive or relay address):
+	// which viewer a session is, for an operator (GET /api/status needs the control grant).
+	RemoteAddress string `json:"remote_address"`
 }
 
 // selectedPair is the session's ICE candidate pair, if one is selected. Only once the session
@@ -1096,7 +1100,8 @@ func (s *Session) selectedPair() *PairStats {
 	if err != nil || p == nil || p.Local == nil || p.Remote == nil {
 		return nil
 	}
-	return &PairStats{Local: p.Local.Typ.String(), Remote: p.Remote.Typ.String(), Protocol: p.Local.Protocol.String()}
+	return &PairStats{Local: p.Local.Typ.String(), Remote: p.Remote.Typ.String(), Protocol: p.Local.Protocol.String(),
+		RemoteAddress: net.JoinHostPort(p.Remote.Address, strconv.Itoa(int(p.Remote.Port)))}
 }
 
 // TrackStats counts one sent track.

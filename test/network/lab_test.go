@@ -502,7 +502,34 @@ type sample struct {
 	present  []float64 // capture → present, ms, of frames presented since the previous sample
 	link     natlab.LinkCounters
 	linkOK   bool
+	dev      devReading
 	err      string
+}
+
+// devReading is the device's view of the viewer's session at a sample: its bandwidth
+// estimate, and what it sent besides the media (probe packets, retransmissions), cumulative.
+type devReading struct {
+	ok                    bool
+	estimate, probes, rtx float64
+}
+
+// reading finds the session whose viewer is at ip in the device's status.
+func (d *device) reading(ip string) devReading {
+	st, err := d.status()
+	if err != nil {
+		return devReading{}
+	}
+	for _, sess := range st.Sessions {
+		pair, _ := sess["pair"].(map[string]any)
+		addr, _ := pair["remote_address"].(string)
+		if host, _, err := net.SplitHostPort(addr); err != nil || host != ip {
+			continue
+		}
+		nw, _ := sess["network"].(map[string]any)
+		num := func(k string) float64 { f, _ := nw[k].(float64); return f }
+		return devReading{ok: nw != nil, estimate: num("estimate_bps"), probes: num("probe_packets"), rtx: num("retransmitted")}
+	}
+	return devReading{}
 }
 
 // recorder samples one viewer every second until stopped, and prints each sample as a row.
@@ -537,8 +564,8 @@ func (n *netLab) record(name string, link *natlab.Link, poll func(int) (pageRead
 	// Registered after the viewer's browser or process, so it runs before they stop: the table
 	// ends with the test, not with a row about a browser going away.
 	n.t.Cleanup(r.halt)
-	n.t.Logf("%6s %-8s %8s %6s %6s %5s %4s %5s %5s %8s %9s %6s %6s %5s %5s %4s %s",
-		"t s", "viewer", "rx kb/s", "offer", "link", "fps", "frz", "lost", "nack", "fec/disc", "res", "jb ms", "p95 ms", "qdrop", "ldrop", "sess", "state")
+	n.t.Logf("%6s %-8s %8s %6s %6s %6s %5s %4s %5s %5s %4s %4s %8s %9s %6s %6s %5s %5s %4s %s",
+		"t s", "viewer", "rx kb/s", "offer", "link", "est", "fps", "frz", "lost", "nack", "prb", "rtx", "fec/disc", "res", "jb ms", "p95 ms", "qdrop", "ldrop", "sess", "state")
 	go r.run()
 	return r
 }
@@ -590,6 +617,9 @@ func (r *recorder) take() sample {
 		s.link, s.linkOK = c, true
 	} else {
 		s.err = err.Error()
+	}
+	if d := r.n.dev; d != nil {
+		s.dev = d.reading(r.link.Host.IP.String())
 	}
 	if r.poll == nil {
 		return s
@@ -659,10 +689,17 @@ func (r *recorder) row(prev *sample, s sample) string {
 	if s.pageOK {
 		res = fmt.Sprintf("%.0fx%.0f", s.width, s.height)
 	}
-	return fmt.Sprintf("%6.1f %-8s %8s %6s %6s %5s %4s %5s %5s %8s %9s %6s %6s %5s %5s %4s %s",
+	var dd devReading // what the device sent besides the media since the previous sample
+	devOK := prev != nil && s.dev.ok && prev.dev.ok
+	if devOK {
+		dd = devReading{probes: s.dev.probes - prev.dev.probes, rtx: s.dev.rtx - prev.dev.rtx}
+	}
+	return fmt.Sprintf("%6.1f %-8s %8s %6s %6s %6s %5s %4s %5s %5s %4s %4s %8s %9s %6s %6s %5s %5s %4s %s",
 		r.n.since(s.at), r.name,
 		dash(ok, "%.0f", d.bytes*8/1000/dt), dash(linkOK, "%.0f", float64(dl.UDP.Bytes)*8/1000/dt), dash(linkOK, "%.0f", float64(dl.Tx.Bytes)*8/1000/dt),
+		dash(s.dev.ok, "%.0f", s.dev.estimate/1000),
 		dash(ok, "%.1f", d.frames/dt), dash(ok, "%.0f", d.freezes), dash(ok, "%.0f", d.lost), dash(ok, "%.0f", d.nacks),
+		dash(devOK, "%.0f", dd.probes), dash(devOK, "%.0f", dd.rtx),
 		dashPair(ok, d.fec, d.fecDiscarded), res,
 		dash(ok && !math.IsNaN(jb), "%.0f", jb), dash(s.pageOK && len(s.present) > 0, "%.0f", p95),
 		dash(linkOK, "%.0f", float64(dl.Qdisc.Drops)), dash(linkOK, "%.0f", float64(dl.Lost.Packets)),
