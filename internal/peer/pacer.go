@@ -684,7 +684,14 @@ func (s *sender) probeLocked(now time.Time, nowNS int64, elapsed float64) {
 				s.probes.push(pkt{t: s.video, idx: int32(size), kind: pktProbe, probe: int32(cluster)})
 				bytes -= size + 12 + wireOverhead
 			}
-			s.prate, s.pbudget = rate, 0
+			// The probe starts now with one packet and goes on at its rate: the time
+			// before it was issued is not its budget. It was: a sender last served 20 ms
+			// earlier (its audio's packet interval) sent a whole 20 ms cluster in one
+			// slice, at one instant, and a cluster without a send span is no result
+			// (congestion probeCluster.result): the small periodic probes of an
+			// application-limited viewer never raised its estimate (TestBandwidthStep's
+			// return to 4 Mbit/s went unnoticed until a long chain of probes).
+			s.prate, s.pbudget, elapsed = rate, 1, 0
 		}
 	}
 	if s.probes.len() == 0 {

@@ -181,3 +181,62 @@ func TestProbesGoOnTheRetransmissionStream(t *testing.T) {
 		t.Fatalf("header left as %+v", tr.header)
 	}
 }
+
+// probeEstimator asks for one probe cluster and records when its packets were sent.
+type probeEstimator struct {
+	fixedRate
+	asked bool
+	sent  []time.Time
+}
+
+func (e *probeEstimator) Probe(time.Time) (cluster, rate, bytes int) {
+	if e.asked {
+		return 0, 0, 0
+	}
+	e.asked = true
+	return 1, 1_600_000, 4000 // 20 ms at 1.6 Mbit/s
+}
+
+func (e *probeEstimator) Sent(_ uint16, _ int, at time.Time, cluster int) {
+	if cluster == 1 {
+		e.sent = append(e.sent, at)
+	}
+}
+
+// TestProbeIsSpreadOverItsDuration: a probe leaves at its rate from the moment it is issued,
+// however long the sender was idle before: a sender last served 20 ms earlier (an audio
+// packet's interval) sent a whole cluster in one slice, at one instant, and a cluster without
+// a send span gives the estimator no result.
+func TestProbeIsSpreadOverItsDuration(t *testing.T) {
+	p := newPacer(nil)
+	w := &recorder{buf: make([]byte, 0, 1500)}
+	est := &probeEstimator{fixedRate: 800_000}
+	snd := newSender(p, est)
+	video := boundTrackOf(w, testVideo)
+	video.twcc = make([]byte, 2) // the viewer negotiated transport-wide feedback
+	_ = video.header.SetExtension(5, video.twcc)
+	f := testFrame(3000, true) // padding follows media: it takes the track's timestamp
+	defer f.Release()
+	if err := video.writeFrame(f); err != nil {
+		t.Fatal(err)
+	}
+	snd.video, snd.paced, snd.fast = video, true, false
+	t0 := time.Unix(1000, 0)
+	snd.mu.Lock()
+	snd.probeLocked(t0, t0.UnixNano(), pacingSlice.Seconds()*4) // idle for 20 ms
+	first := len(est.sent)
+	for i := 1; i <= 20 && snd.probes.len() > 0; i++ {
+		at := t0.Add(time.Duration(i) * pacingSlice)
+		snd.probeLocked(at, at.UnixNano(), pacingSlice.Seconds())
+	}
+	left := snd.probes.len()
+	snd.mu.Unlock()
+	if len(est.sent) < 5 || left != 0 {
+		t.Fatalf("%d probe packets sent, %d left", len(est.sent), left)
+	}
+	span := est.sent[len(est.sent)-1].Sub(est.sent[0])
+	t.Logf("%d packets, %d at once, over %v", len(est.sent), first, span)
+	if first > 2 || span < 15*time.Millisecond {
+		t.Errorf("%d of %d probe packets at once, the rest over %v: want one at first and the cluster over ~20 ms", first, len(est.sent), span)
+	}
+}
