@@ -540,8 +540,8 @@ func (b backend) NewSession(req signal.Request) (signal.Session, error) {
 		<-s.Done()
 		d.mu.Lock()
 		delete(d.sessions, s)
+		d.counters.ended(s.Stats()) // with the delete: /metrics reads both at once
 		d.mu.Unlock()
-		d.counters.ended(s.Stats())
 		release()
 	}()
 	return s, nil

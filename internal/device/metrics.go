@@ -24,7 +24,10 @@ type pairKey struct{ Local, Remote, Protocol string }
 type counters struct {
 	sessions atomic.Uint64 // sessions made
 	// What ended sessions sent: live sessions' counters are added at scrape time, so the
-	// totals never go down when a viewer leaves.
+	// totals never go down when a viewer leaves. A session leaves the live set and adds its
+	// totals here under Device.mu, and a scrape reads both under it (sessionsAndEnded): a
+	// scrape between the two steps read 0 for a device whose only viewer had just left,
+	// which Prometheus takes for a counter reset (TestMetricsAndHealth, one CI run).
 	bytes, packets, retransmitted atomic.Uint64
 	refusedToken                  atomic.Uint64 // LAN requests without a valid token
 	refusedGrant                  atomic.Uint64 // valid tokens lacking the grant
@@ -32,7 +35,23 @@ type counters struct {
 	refusedRevoked                atomic.Uint64 // sessions refused for a revoked token
 }
 
-// ended adds an ended session's totals.
+// sent is what sessions sent, in the counters' units.
+type sent struct{ bytes, packets, retransmitted uint64 }
+
+// sessionsAndEnded is the live sessions' stats and what ended sessions sent, read together:
+// no session is in both or in neither.
+func (d *Device) sessionsAndEnded() ([]peer.Stats, sent) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]peer.Stats, 0, len(d.sessions))
+	for s := range d.sessions {
+		out = append(out, s.Stats())
+	}
+	c := &d.counters
+	return out, sent{c.bytes.Load(), c.packets.Load(), c.retransmitted.Load()}
+}
+
+// ended adds an ended session's totals (under Device.mu, as it leaves d.sessions).
 func (c *counters) ended(st peer.Stats) {
 	c.bytes.Add(st.Bytes)
 	c.packets.Add(st.Packets)
@@ -117,7 +136,7 @@ func (d *Device) writeMetrics(w *metrics.Writer) {
 		w.One("p2pcast_sfu_viewers", g, "Viewers the SFU serves for the device now (past --p2p-viewers).", float64(st.Viewers))
 	}
 
-	sessions := d.sessionStats()
+	sessions, ended := d.sessionsAndEnded()
 	states := make([]string, 0, len(sessions))
 	var pairs []metrics.Sample
 	pairCount := map[pairKey]int{}
@@ -150,9 +169,9 @@ func (d *Device) writeMetrics(w *metrics.Writer) {
 	}
 	w.Family("p2pcast_sessions_by_pair", g, "Connected viewer sessions by ICE candidate pair: the local and remote candidate types (host, srflx, prflx, relay) and the transport.", pairs...)
 	w.One("p2pcast_sessions_total", c, "Viewer sessions made since the device started.", float64(d.counters.sessions.Load()))
-	w.One("p2pcast_sent_bytes_total", c, "RTP payload and header bytes sent to viewers.", float64(d.counters.bytes.Load()+bytes))
-	w.One("p2pcast_sent_packets_total", c, "RTP packets sent to viewers.", float64(d.counters.packets.Load()+packets))
-	w.One("p2pcast_retransmitted_packets_total", c, "Packets sent again after a viewer's NACK.", float64(d.counters.retransmitted.Load()+resent))
+	w.One("p2pcast_sent_bytes_total", c, "RTP payload and header bytes sent to viewers.", float64(ended.bytes+bytes))
+	w.One("p2pcast_sent_packets_total", c, "RTP packets sent to viewers.", float64(ended.packets+packets))
+	w.One("p2pcast_retransmitted_packets_total", c, "Packets sent again after a viewer's NACK.", float64(ended.retransmitted+resent))
 	w.One("p2pcast_viewer_rtt_max_seconds", g, "The longest round-trip time among viewers (from their receiver reports).", rttMax)
 	w.One("p2pcast_viewer_loss_max_ratio", g, "The highest fraction lost among viewers' last video reports.", lossMax)
 	w.One("p2pcast_viewers_paced", g, "Viewers whose bandwidth is estimated from transport-wide feedback.", float64(paced))
