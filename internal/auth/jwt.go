@@ -317,6 +317,20 @@ func checkClaims(c Claims, w window, now time.Time) error {
 	return nil
 }
 
+// newTokenID is a random token id. One beginning with "-" is drawn again: `p2pcast token
+// revoke ID` takes it on a command line, where it would read as a flag.
+func newTokenID() (string, error) {
+	var b [16]byte
+	for {
+		if _, err := rand.Read(b[:]); err != nil {
+			return "", fmt.Errorf("auth: generating token id: %w", err)
+		}
+		if id := base64.RawURLEncoding.EncodeToString(b[:]); !strings.HasPrefix(id, "-") {
+			return id, nil
+		}
+	}
+}
+
 // Mint signs c as LocalIssuer with key. A zero IssuedAt becomes now and an
 // empty ID a random one; the claims must otherwise be what Verify accepts
 // (ErrMalformed if not), so a minted token always verifies in its window.
@@ -327,15 +341,12 @@ func Mint(key SigningKey, c Claims) (string, error) {
 	if !validKeyID(key.KID) {
 		return "", fmt.Errorf("%w token key id %s", ErrMalformed, quoteShort(key.KID))
 	}
-	generated := false
-	for c.ID == "" || strings.HasPrefix(c.ID, "-") && generated {
-		// An id beginning with "-" is drawn again: `p2pcast token revoke ID` takes it on a
-		// command line, where it would read as a flag.
-		var id [16]byte
-		if _, err := rand.Read(id[:]); err != nil {
-			return "", fmt.Errorf("auth: generating token id: %w", err)
+	if c.ID == "" {
+		id, err := newTokenID()
+		if err != nil {
+			return "", err
 		}
-		c.ID, generated = base64.RawURLEncoding.EncodeToString(id[:]), true
+		c.ID = id
 	}
 	if c.IssuedAt.IsZero() {
 		c.IssuedAt = time.Now()

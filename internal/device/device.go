@@ -658,6 +658,11 @@ func (d *Device) status(w http.ResponseWriter, r *http.Request) {
 func (d *Device) sessionStats() []peer.Stats {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return d.sessionStatsLocked()
+}
+
+// sessionStatsLocked is sessionStats with d.mu held.
+func (d *Device) sessionStatsLocked() []peer.Stats {
 	out := make([]peer.Stats, 0, len(d.sessions))
 	for s := range d.sessions {
 		out = append(out, s.Stats())

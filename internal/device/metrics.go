@@ -43,12 +43,8 @@ type sent struct{ bytes, packets, retransmitted uint64 }
 func (d *Device) sessionsAndEnded() ([]peer.Stats, sent) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := make([]peer.Stats, 0, len(d.sessions))
-	for s := range d.sessions {
-		out = append(out, s.Stats())
-	}
 	c := &d.counters
-	return out, sent{c.bytes.Load(), c.packets.Load(), c.retransmitted.Load()}
+	return d.sessionStatsLocked(), sent{c.bytes.Load(), c.packets.Load(), c.retransmitted.Load()}
 }
 
 // ended adds an ended session's totals (under Device.mu, as it leaves d.sessions).

@@ -71,16 +71,7 @@ func TestHubCluster(t *testing.T) {
 	data := t.TempDir()
 	secret := func(name string, args ...string) string {
 		t.Helper()
-		out, err := exec.Command(p2pcast, args...).Output()
-		if err != nil {
-			t.Fatalf("p2pcast %v: %v", args, err)
-		}
-		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-		p := filepath.Join(data, name)
-		if err := os.WriteFile(p, []byte(lines[len(lines)-1]+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
+		return secretFile(t, data, name, lastLine(t, p2pcast, args...))
 	}
 	keyFile := secret("cam.key", "device-key", "add", "cam", "--data", data)
 	tokenFile := secret("token", "token", "--data", data, "--device", "cam", "--grant", "view", "--ttl", "1h")

@@ -94,23 +94,8 @@ func TestNATMatrix(t *testing.T) {
 
 	// Keys: enroll one device per kind and hub, mint one token for all of them.
 	data := t.TempDir()
-	run := func(args ...string) string {
-		t.Helper()
-		out, err := exec.Command(p2pcast, args...).Output()
-		if err != nil {
-			t.Fatalf("p2pcast %s: %v", strings.Join(args, " "), err)
-		}
-		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-		return lines[len(lines)-1]
-	}
-	writeSecret := func(name, secret string) string {
-		t.Helper()
-		p := filepath.Join(data, name)
-		if err := os.WriteFile(p, []byte(secret+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	run := func(args ...string) string { t.Helper(); return lastLine(t, p2pcast, args...) }
+	writeSecret := func(name, secret string) string { t.Helper(); return secretFile(t, data, name, secret) }
 	tokenFile := writeSecret("token", run("token", "--data", data, "--device", "*", "--grant", "view", "--ttl", "1h"))
 	turnSecret := writeSecret("turn.coturn", coturn.Secret())
 
@@ -238,4 +223,25 @@ func TestNATMatrix(t *testing.T) {
 		pct := func(p float64) float64 { return v[min(len(v)-1, int(p*float64(len(v))))] }
 		fmt.Printf("first frame, %-16s joins %3d  p50 %5.0f ms  p95 %5.0f ms  max %5.0f ms\n", class, len(v), pct(0.5), pct(0.95), v[len(v)-1])
 	}
+}
+
+// lastLine runs p2pcast with args and returns the last line it printed: a key, a token.
+func lastLine(t *testing.T, p2pcast string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(p2pcast, args...).Output()
+	if err != nil {
+		t.Fatalf("p2pcast %s: %v", strings.Join(args, " "), err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return lines[len(lines)-1]
+}
+
+// secretFile writes secret to dir/name, readable by its owner only, and returns the path.
+func secretFile(t *testing.T, dir, name, secret string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -108,21 +108,9 @@ func TestSFU(t *testing.T) {
 	hubHost := lab.PublicHost("hub")
 	janusHost := lab.PublicHost("janus")
 	data := t.TempDir()
-	run := func(args ...string) string {
-		t.Helper()
-		out, err := exec.Command(p2pcast, args...).Output()
-		if err != nil {
-			t.Fatalf("p2pcast %s: %v", strings.Join(args, " "), err)
-		}
-		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-		return lines[len(lines)-1]
-	}
-	token := run("token", "--data", data, "--device", "*", "--grant", "view", "--ttl", "1h")
+	token := lastLine(t, p2pcast, "token", "--data", data, "--device", "*", "--grant", "view", "--ttl", "1h")
 	const id = "cam-sfu"
-	keyFile := filepath.Join(data, id+".key")
-	if err := os.WriteFile(keyFile, []byte(run("device-key", "add", id, "--data", data)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	keyFile := secretFile(t, data, id+".key", lastLine(t, p2pcast, "device-key", "add", id, "--data", data))
 	janusURL := "http://" + net.JoinHostPort(janusHost.IP.String(), "8088") + "/janus"
 	janusProc := janusHost.Start(t, janusBin, "-F", janusConfig(t, janusHost.IP, 8088), "-o")
 	hubAddr := net.JoinHostPort(hubHost.IP.String(), "8443")
@@ -280,24 +268,9 @@ func TestSFUUplinkFull(t *testing.T) {
 	hubHost := lab.PublicHost("hub")
 	janusHost := lab.PublicHost("janus")
 	data := t.TempDir()
-	run := func(args ...string) string {
-		t.Helper()
-		out, err := exec.Command(p2pcast, args...).Output()
-		if err != nil {
-			t.Fatalf("p2pcast %s: %v", strings.Join(args, " "), err)
-		}
-		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-		return lines[len(lines)-1]
-	}
-	tokenFile := filepath.Join(data, "viewer.token")
-	if err := os.WriteFile(tokenFile, []byte(run("token", "--data", data, "--device", "*", "--grant", "view", "--ttl", "1h")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	tokenFile := secretFile(t, data, "viewer.token", lastLine(t, p2pcast, "token", "--data", data, "--device", "*", "--grant", "view", "--ttl", "1h"))
 	const id = "cam-uplink"
-	keyFile := filepath.Join(data, id+".key")
-	if err := os.WriteFile(keyFile, []byte(run("device-key", "add", id, "--data", data)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	keyFile := secretFile(t, data, id+".key", lastLine(t, p2pcast, "device-key", "add", id, "--data", data))
 	janusURL := "http://" + net.JoinHostPort(janusHost.IP.String(), "8088") + "/janus"
 	janusProc := janusHost.Start(t, janusBin, "-F", janusConfig(t, janusHost.IP, 8088), "-o")
 	hubAddr := net.JoinHostPort(hubHost.IP.String(), "8443")
