@@ -15,9 +15,11 @@
 //     can take the full rate, it gets it.
 //  3. A viewer that cannot take the main encoder's rate moves to the sub stream (when there
 //     is one), after DownHold (at once when far below: UrgentShare); it moves back up when its
-//     usable rate has stayed above the main rate × UpMargin for UpHold. An up-switch that had
-//     to be undone within UpHold doubles that viewer's next UpHold (up to MaxUpHold): no
-//     flapping.
+//     usable rate has stayed above the main rate × UpMargin for UpHold, and that rate is a
+//     real step up: UpStep times the full rate of the rendition it is on (a switch costs a
+//     keyframe of the larger picture, and a larger picture at little more than the smaller
+//     one's rate looks no better). An up-switch that had to be undone within UpHold doubles
+//     that viewer's next UpHold (up to MaxUpHold): no flapping.
 //  4. Below an encoder's full-rate floor (MinBitsPerPixel at the full frame rate) the frame
 //     rate goes down in steps (FPSSteps) before the picture would fall apart; it comes back
 //     when the rate allows.
@@ -44,6 +46,13 @@ type Config struct {
 	// UpMargin: the usable rate must be this much above what the next rendition up needs to
 	// switch up (default 1.15).
 	UpMargin float64
+	// UpStep: a viewer moves up a rendition only to a rate at least this many times the
+	// configured rate of the one it is on, or the upper one's configured rate when that is
+	// less (default 2: a 1280x720 main over a 640x360 sub at 500 kbit/s is worth its
+	// keyframe from 1 Mbit/s). Between the upper rendition's floor and this, a viewer on it
+	// stays and a viewer below stays below: the band that keeps an estimate's swings through
+	// a token bucket from switching a viewer back and forth.
+	UpStep float64
 	// HeldShare: a viewer whose usable rate is below this share of the rate other viewers
 	// hold its encoder at moves down (default 0.9): one fast viewer keeps the full rate, a
 	// slow one takes the sub stream.
@@ -85,6 +94,7 @@ func (c *Config) setDefaults() {
 	def(&c.UsableShare, 0.85)
 	def(&c.UrgentShare, 0.6)
 	def(&c.UpMargin, 1.15)
+	def(&c.UpStep, 2)
 	def(&c.HeldShare, 0.9)
 	def(&c.MinBitsPerPixel, 0.008)
 	def(&c.RaiseStep, 1.5)
@@ -358,7 +368,7 @@ func (p *Policy) Decide(now time.Time, renditions []Rendition, viewers []Viewer)
 		vs.belowSince = time.Time{}
 		// Up: the rendition above fits with margin, for long enough.
 		if i > 0 {
-			need := p.floorOf(renditions[i-1])
+			need := max(p.floorOf(renditions[i-1]), p.stepOf(renditions[i-1], renditions[i]))
 			if h := hold(i-1, v.ID); h > 0 {
 				need = max(need, int(float64(h)*p.cfg.HeldShare))
 			}
@@ -436,6 +446,12 @@ func (p *Policy) floorOf(r Rendition) int {
 		return r.Bitrate
 	}
 	return max(r.Bitrate/4, p.cfg.MinBitrate)
+}
+
+// stepOf is the least rate worth moving a viewer up from lower to upper at: UpStep times
+// lower's configured rate, at most upper's configured rate.
+func (p *Policy) stepOf(upper, lower Rendition) int {
+	return min(upper.Bitrate, int(p.cfg.UpStep*float64(lower.Bitrate)))
 }
 
 // fullFPSFloor is the bitrate below which r's frame rate steps down.

@@ -125,6 +125,29 @@ func TestNoFlapping(t *testing.T) {
 	}
 }
 
+// TestUpIsARealStep: a lone viewer that fell to the sub stream behind 800 kbit/s does not
+// go back to main while main would run at little more than the sub's full rate (behind a
+// token bucket the estimate swings around such a threshold, and each switch is a keyframe of
+// the larger picture); it does once main would get twice the sub's rate.
+func TestUpIsARealStep(t *testing.T) {
+	p := New(Config{})
+	t0 := time.Unix(1000, 0)
+	vs := []Viewer{{ID: "a", Rendition: 4}}
+	est := 800_000
+	vs, events := run(t, p, t0, 30*time.Second, []Rendition{main720, sub360}, vs, func(string, time.Duration) int { return est })
+	if vs[0].Rendition != 4 || len(events) > 1 {
+		t.Fatalf("at 800 kbit/s: rendition %d, events %v; want the sub stream and no switch", vs[0].Rendition, events)
+	}
+	if u := p.usable(Viewer{Estimate: est}); u < int(float64(p.floorOf(main720))*p.cfg.UpMargin) {
+		t.Fatalf("usable %d: the test needs an estimate above main's floor × UpMargin", u)
+	}
+	est = 1_600_000
+	vs, _ = run(t, p, t0.Add(31*time.Second), 5*time.Second, []Rendition{main720, sub360}, vs, func(string, time.Duration) int { return est })
+	if vs[0].Rendition != 1 {
+		t.Fatalf("at 1.6 Mbit/s: rendition %d, want main", vs[0].Rendition)
+	}
+}
+
 func TestFarBelowSwitchesAtOnce(t *testing.T) {
 	p := New(Config{})
 	vs := []Viewer{{ID: "a", Rendition: 1, Estimate: 250_000, Audio: true}}

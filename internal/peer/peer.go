@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"slices"
@@ -24,8 +25,10 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/logging"
 	"github.com/pion/rtcp"
 	"github.com/pion/sdp/v3"
+	"github.com/pion/transport/v4/packetio"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/p2pcast/p2pcast/internal/auth"
@@ -147,8 +150,8 @@ type Engine struct {
 	sessions atomic.Int32
 	pacer    *pacer
 
-	mu   sync.Mutex
-	apis map[string]*webrtc.API // by description key
+	mu    sync.Mutex
+	media map[string]*webrtc.MediaEngine // by description key
 }
 
 // NewEngine prepares the shared WebRTC state.
@@ -169,6 +172,8 @@ func NewEngine(cfg Config) (*Engine, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	se := webrtc.SettingEngine{}
+	// One logger factory for all sessions' APIs (NewAPI would make one per session).
+	se.LoggerFactory = logging.NewDefaultLoggerFactory()
 	se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
 	// When the device offers it controls ICE, and a viewer on the LAN (or loopback) shows up as a
 	// peer-reflexive candidate: Pion's default would wait 1 s before accepting that direct pair.
@@ -230,7 +235,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 	ir.Add(rr)
 	// A shared socket that batches sends takes each pacing slice in a few system calls.
 	batch, _ := cfg.ICEUDP.(Batcher)
-	e := &Engine{cfg: cfg, cert: *cert, se: se, ir: ir, apis: map[string]*webrtc.API{}, pacer: newPacer(batch)}
+	e := &Engine{cfg: cfg, cert: *cert, se: se, ir: ir, media: map[string]*webrtc.MediaEngine{}, pacer: newPacer(batch)}
 	e.SetICEServers(cfg.ICEServers)
 	return e, nil
 }
@@ -238,18 +243,18 @@ func NewEngine(cfg Config) (*Engine, error) {
 // iceTCPReadBuffer is how many received packets each ICE-TCP connection queues.
 const iceTCPReadBuffer = 8
 
-// maxAPIs bounds the cache of Pion APIs, one per distinct set of codec descriptions (a
-// producer that changes profile often must not grow it without end).
-const maxAPIs = 16
+// maxMediaEngines bounds the cache of Pion media engines, one per distinct set of codec
+// descriptions (a producer that changes profile often must not grow it without end).
+const maxMediaEngines = 16
 
-// apiFor returns the Pion API whose media engine offers exactly what d sends and receives:
-// the stream's real H.264 profile, its audio codec, Opus for talk-back.
-func (e *Engine) apiFor(d description) (*webrtc.API, error) {
+// mediaFor returns the Pion media engine that offers exactly what d sends and receives: the
+// stream's real H.264 profile, its audio codec, Opus for talk-back.
+func (e *Engine) mediaFor(d description) (*webrtc.MediaEngine, error) {
 	key := d.key()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if api := e.apis[key]; api != nil {
-		return api, nil
+	if m := e.media[key]; m != nil {
+		return m, nil
 	}
 	m := &webrtc.MediaEngine{}
 	video := false
@@ -309,12 +314,11 @@ func (e *Engine) apiFor(d description) (*webrtc.API, error) {
 			return nil, err
 		}
 	}
-	if len(e.apis) >= maxAPIs {
-		clear(e.apis)
+	if len(e.media) >= maxMediaEngines {
+		clear(e.media)
 	}
-	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(e.ir), webrtc.WithSettingEngine(e.se))
-	e.apis[key] = api
-	return api, nil
+	e.media[key] = m
+	return m, nil
 }
 
 // SetICEServers replaces the STUN/TURN servers of sessions made from now on (a hub hands out
@@ -424,10 +428,18 @@ func (e *Engine) NewSession(st *stream.Stream, opts SessionOptions) (*Session, e
 	if desc.talk == nil {
 		talk = nil // the producer plays nothing: audio is send-only
 	}
-	api, err := e.apiFor(desc)
+	m, err := e.mediaFor(desc)
 	if err != nil {
 		return nil, err
 	}
+	// An API of the session's own (cheap: Pion copies the media engine per connection
+	// anyway), so that its read buffers know whose they are (rtxfeedback.go).
+	var buffers atomic.Pointer[readBuffers]
+	se := e.se
+	se.BufferFactory = func(kind packetio.BufferPacketType, ssrc uint32) io.ReadWriteCloser {
+		return buffers.Load().make(kind, ssrc)
+	}
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(e.ir), webrtc.WithSettingEngine(se))
 	if int(e.sessions.Add(1)) > e.cfg.MaxSessions {
 		e.sessions.Add(-1)
 		return nil, ErrBusy
@@ -461,6 +473,7 @@ func (e *Engine) NewSession(st *stream.Stream, opts SessionOptions) (*Session, e
 	for _, t := range desc.send {
 		s.tracks = append(s.tracks, newLocalTrack(t, "p2pcast", playoutDelay))
 	}
+	buffers.Store(s.readBuffers())
 	for id := range s.route {
 		s.route[id] = s.findTrack(uint8(id))
 	}

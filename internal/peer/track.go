@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtcp"
@@ -102,6 +103,9 @@ type localTrack struct {
 	// stream repeats a sequence number: the receiver drops all but the first to arrive before
 	// its feedback counts them, and a packet asked for again looks lost on the path.
 	rtx *rtxStream
+	// rtxSSRC is rtx's SSRC (0: none), read without the lock: Pion makes a stream's read
+	// buffer (rtxfeedback.go) inside the first write, which holds mu.
+	rtxSSRC atomic.Uint32
 }
 
 // rtxStream is where a track's retransmissions go.
@@ -209,6 +213,7 @@ func (t *localTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParamete
 		t.extensions = append(t.extensions, e.URI)
 	}
 	t.fec, t.rtx = nil, nil
+	t.rtxSSRC.Store(0)
 	if t.src.Kind == codec.Video {
 		f := &fecState{}
 		if f.bind(ctx.CodecParameters(), twccID); f.negotiated() {
@@ -219,6 +224,7 @@ func (t *localTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParamete
 			_, _ = rand.Read(r[:])
 			t.rtx = &rtxStream{pt: pt, ssrc: uint32(ctx.SSRCRetransmission()), seq: binary.LittleEndian.Uint16(r[:]),
 				buf: make([]byte, 0, 2+codec.DefaultMTU)}
+			t.rtxSSRC.Store(t.rtx.ssrc)
 		}
 	}
 	return *chosen, nil
