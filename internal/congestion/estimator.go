@@ -575,7 +575,7 @@ func (e *Estimator) nextProbe(now int64) (int, int, int) {
 		p.started = true
 		r := min(initialProbeFactor*e.cfg.Start, e.cfg.Max)
 		if float64(r) >= probeMinGain*float64(e.target) {
-			return p.issue(now, r)
+			return p.issue(now, r, e.acked.rate())
 		}
 	}
 	if c := p.cluster(p.active); c != nil {
@@ -589,7 +589,7 @@ func (e *Estimator) nextProbe(now int64) (int, int, int) {
 		r := p.further
 		p.further = 0
 		if float64(r) >= probeMinGain*float64(e.target) {
-			return p.issue(now, r)
+			return p.issue(now, r, e.acked.rate())
 		}
 	}
 	if now-p.lastIssued < periodicInterval(e.target).Nanoseconds() || now-e.lastDrop < probeStable.Nanoseconds() ||
@@ -604,7 +604,7 @@ func (e *Estimator) nextProbe(now int64) (int, int, int) {
 	if float64(r) < probeMinGain*float64(e.target) {
 		return 0, 0, 0
 	}
-	return p.issue(now, r)
+	return p.issue(now, r, e.acked.rate())
 }
 
 // vanished handles a cluster that could not be judged: when most of its packets never came

@@ -514,3 +514,23 @@ func TestVanishedProbeUndoesTheRaise(t *testing.T) {
 		t.Errorf("after the follow-up vanished the target is %d (before the probe %d, raised to %d): want the raise undone", got, before, raised)
 	}
 }
+
+// A probe holds at most what the path has been seen to deliver in probeMaxQueue, and never
+// fewer bytes than a result needs: an estimate far above a slow link (a token bucket's burst
+// carried an earlier probe) must not size a probe that queues there for a quarter of a second.
+// Before anything was delivered, the rate alone sizes it.
+func TestProbeSizeIsBoundByTheDeliveredRate(t *testing.T) {
+	var p prober
+	p.init()
+	for _, tc := range []struct{ rate, delivered, want int }{
+		{2_000_000, 0, 5000},              // 20 ms at the probe's rate
+		{2_000_000, 1_000_000, 5000},      // twice what the path carries: the rate decides
+		{8_000_000, 400_000, 4000},        // 80 ms of what 400 kbit/s delivers
+		{2_000_000, 200_000, 3000},        // never under ten packets
+		{100_000, 200_000, probeMinBytes}, // a slow probe keeps its floor
+	} {
+		if _, _, got := p.issue(0, tc.rate, tc.delivered); got != tc.want {
+			t.Errorf("a probe at %d bit/s on a path delivering %d: %d bytes, want %d", tc.rate, tc.delivered, got, tc.want)
+		}
+	}
+}

@@ -25,6 +25,16 @@ const (
 	probeDuration = 20 * time.Millisecond
 	// probeMinBytes keeps slow probes at several packets.
 	probeMinBytes = 1000
+	// probeMaxQueue: once the path has delivered media, a probe is at most what it delivers
+	// in 80 ms (never under probeCappedMinBytes, ten packets), so that a probe queues at most
+	// ~80–100 ms at the bottleneck however far the estimate overshoots, and a probe at twice
+	// an estimate the path has carried keeps its full 20 ms.
+	// An estimate lifted by a probe a token bucket's burst carried (a small cluster rides the
+	// burst at any rate) sized the next probes: 31 packets, 9 KB, into a 300 kbit/s link,
+	// 250 ms of queue, and the picture froze (lab, TestShapedLink, 2026-12-06). A capped
+	// probe at a high rate is shorter: the 250 µs feedback timestamps still time it.
+	probeMaxQueue       = 80 * time.Millisecond
+	probeCappedMinBytes = 3000
 	// probeMinPackets and probeMinReceived: a result needs 5 packets and 80 % of them
 	// received, else loss or reordering make the rate meaningless.
 	probeMinPackets  = 5
@@ -135,13 +145,18 @@ func (p *prober) cluster(id int) *probeCluster {
 	return c
 }
 
-func (p *prober) issue(now int64, rate int) (int, int, int) {
+// issue starts a cluster at rate; delivered is the rate the path has delivered lately (0:
+// none yet), which bounds its size (probeMaxQueue).
+func (p *prober) issue(now int64, rate, delivered int) (int, int, int) {
 	id := p.nextID
 	p.nextID++
 	if p.nextID > math.MaxInt32 {
 		p.nextID = 1
 	}
 	bytes := max(int(float64(rate)*probeDuration.Seconds()/8), probeMinBytes)
+	if delivered > 0 {
+		bytes = min(bytes, max(int(float64(delivered)*probeMaxQueue.Seconds()/8), probeCappedMinBytes))
+	}
 	p.clusters[id%probeSlots] = probeCluster{id: id, rate: rate, bytes: bytes, issued: now, live: true}
 	p.active = id
 	p.lastIssued = now

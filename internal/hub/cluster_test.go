@@ -310,14 +310,7 @@ func TestClusterRelaysAndRelocates(t *testing.T) {
 
 	// A new viewer at b reaches the device at c.
 	tok2 := b.token([]string{"cam.1"}, []auth.Grant{auth.GrantView}, time.Hour)
-	v2, hello2 := b.viewer(map[string]string{"type": "auth", "token": tok2, "device": "cam.1"})
-	if hello2.Type != "hello" {
-		t.Fatalf("second viewer: %+v", hello2)
-	}
-	_ = v2.WriteJSON(map[string]string{"type": "watch"})
-	if m := readMsg(t, v2); m.Type != "offer" {
-		t.Fatalf("second viewer got %+v", m)
-	}
+	v2, _, _ := b.watch(tok2, "cam.1")
 	// Its bye ends its device session at once.
 	n := backend.count()
 	_ = v2.WriteJSON(map[string]string{"type": "bye"})
@@ -357,14 +350,7 @@ func TestClusterViewerInstanceDies(t *testing.T) {
 	c := newClusterHub(t, natsURL, "c", store, nil)
 	_, backend := a.device(ctx, "cam1")
 	tok := b.token([]string{"cam1"}, []auth.Grant{auth.GrantView}, time.Hour)
-	v, hello := b.viewer(map[string]string{"type": "auth", "token": tok, "device": "cam1"})
-	if hello.Type != "hello" {
-		t.Fatalf("hello through b: %+v", hello)
-	}
-	_ = v.WriteJSON(map[string]string{"type": "watch"})
-	if m := readMsg(t, v); m.Type != "offer" {
-		t.Fatalf("%+v", m)
-	}
+	v, hello, _ := b.watch(tok, "cam1")
 	// b dies.
 	b.srv.cluster.nc.Close()
 	v.Close()
@@ -456,14 +442,7 @@ func TestClusterNATSRestart(t *testing.T) {
 	b := newClusterHub(t, n.url, "b", store, nil)
 	_, _ = a.device(ctx, "cam1")
 	tok := b.token([]string{"cam1"}, []auth.Grant{auth.GrantView}, time.Hour)
-	v, hello := b.viewer(map[string]string{"type": "auth", "token": tok, "device": "cam1"})
-	if hello.Type != "hello" {
-		t.Fatalf("hello through b: %+v", hello)
-	}
-	_ = v.WriteJSON(map[string]string{"type": "watch"})
-	if m := readMsg(t, v); m.Type != "offer" {
-		t.Fatalf("%+v", m)
-	}
+	v, _, _ := b.watch(tok, "cam1")
 	n.stop()
 	waitFor(t, "the hubs see NATS gone", 5*time.Second, func() bool {
 		return !a.srv.cluster.nc.IsConnected() && !b.srv.cluster.nc.IsConnected()
@@ -482,14 +461,7 @@ func TestClusterNATSRestart(t *testing.T) {
 		t.Fatalf("after the NATS restart got %+v, want the device's ICE restart offer", m)
 	}
 	// A new viewer through b finds the device at a again.
-	v2, hello2 := b.viewer(map[string]string{"type": "auth", "token": tok, "device": "cam1"})
-	if hello2.Type != "hello" {
-		t.Fatalf("a new viewer after the NATS restart: %+v", hello2)
-	}
-	_ = v2.WriteJSON(map[string]string{"type": "watch"})
-	if m := readMsg(t, v2); m.Type != "offer" {
-		t.Fatalf("%+v", m)
-	}
+	b.watch(tok, "cam1") // kept open until the test ends
 	// Nobody was taken for gone: the first session is still at a, relayed for b.
 	time.Sleep(2 * peerCheckEvery)
 	var m strings.Builder

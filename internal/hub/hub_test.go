@@ -236,6 +236,22 @@ func (h *testHub) viewer(first any) (*websocket.Conn, msg) {
 	return c, readMsg(h.t, c)
 }
 
+// watch joins device through h with token and asks to watch it: the connection, its hello and
+// the device's offer (anything else fails the test).
+func (h *testHub) watch(token, device string) (*websocket.Conn, msg, msg) {
+	h.t.Helper()
+	v, hello := h.viewer(map[string]string{"type": "auth", "token": token, "device": device})
+	if hello.Type != "hello" {
+		h.t.Fatalf("hello: %+v", hello)
+	}
+	_ = v.WriteJSON(map[string]string{"type": "watch"})
+	offer := readMsg(h.t, v)
+	if offer.Type != "offer" {
+		h.t.Fatalf("after watch got %+v, want the device's offer", offer)
+	}
+	return v, hello, offer
+}
+
 func readMsg(t *testing.T, c *websocket.Conn) msg {
 	t.Helper()
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))

@@ -20,17 +20,7 @@ import (
 // byte. On the media stream the copy would repeat a sequence number the viewer has, and its
 // SRTP replay check would drop it: that it arrives proves the copy went apart.
 func TestRetransmissionsGoOnTheirOwnStream(t *testing.T) {
-	e, err := NewEngine(Config{IncludeLoopback: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := stream.New(stream.Config{})
-	st.Attach(stream.Describe("t", []stream.Track{testVideo}, nil), nil)
-	s, err := e.NewSession(st, SessionOptions{Access: auth.FullAccess()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, st := videoSession(t)
 
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {
@@ -73,22 +63,7 @@ func TestRetransmissionsGoOnTheirOwnStream(t *testing.T) {
 		}
 	})
 
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		tick := time.NewTicker(33 * time.Millisecond)
-		defer tick.Stop()
-		for i := 0; ; i++ {
-			f := testFrame(4000, i%30 == 0)
-			f.Track = testVideo.ID
-			st.Publish(f)
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
+	publishFrames(t, st)
 
 	// The first packet of the stream, then a NACK for it.
 	var first packet
@@ -239,4 +214,43 @@ func TestProbeIsSpreadOverItsDuration(t *testing.T) {
 	if first > 2 || span < 15*time.Millisecond {
 		t.Errorf("%d of %d probe packets at once, the rest over %v: want one at first and the cluster over ~20 ms", first, len(est.sent), span)
 	}
+}
+
+// videoSession is a session of a stream with one video track (testVideo), closed when the test
+// ends.
+func videoSession(t *testing.T) (*Session, *stream.Stream) {
+	t.Helper()
+	e, err := NewEngine(Config{IncludeLoopback: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := stream.New(stream.Config{})
+	st.Attach(stream.Describe("t", []stream.Track{testVideo}, nil), nil)
+	s, err := e.NewSession(st, SessionOptions{Access: auth.FullAccess()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s, st
+}
+
+// publishFrames publishes 4 kB frames of testVideo on st at 30 fps, a keyframe a second,
+// until the test ends.
+func publishFrames(t *testing.T, st *stream.Stream) {
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	go func() {
+		tick := time.NewTicker(33 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			f := testFrame(4000, i%30 == 0)
+			f.Track = testVideo.ID
+			st.Publish(f)
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
 }

@@ -10,9 +10,7 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 
-	"github.com/p2pcast/p2pcast/internal/auth"
 	"github.com/p2pcast/p2pcast/internal/codec"
-	"github.com/p2pcast/p2pcast/internal/stream"
 )
 
 // Chromium addresses transport-wide feedback to the SSRC of the last packet it received, often
@@ -20,17 +18,7 @@ import (
 // (rtxfeedback.go) — before, Pion dropped it. One addressed to an SSRC the session does not
 // send is still ignored.
 func TestFeedbackAddressedToTheRetransmissionStream(t *testing.T) {
-	e, err := NewEngine(Config{IncludeLoopback: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := stream.New(stream.Config{})
-	st.Attach(stream.Describe("t", []stream.Track{testVideo}, nil), nil)
-	s, err := e.NewSession(st, SessionOptions{Access: auth.FullAccess()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, st := videoSession(t)
 
 	// A viewer that negotiates transport-wide sequence numbers but sends its feedback by hand.
 	m := &webrtc.MediaEngine{}
@@ -82,22 +70,7 @@ func TestFeedbackAddressedToTheRetransmissionStream(t *testing.T) {
 		rtxSSRC = uint32(v)
 	})
 
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		tick := time.NewTicker(33 * time.Millisecond)
-		defer tick.Stop()
-		for i := 0; ; i++ {
-			f := testFrame(4000, i%30 == 0)
-			f.Track = testVideo.ID
-			st.Publish(f)
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
+	publishFrames(t, st)
 	var seq uint16
 	select {
 	case seq = <-seqs:
