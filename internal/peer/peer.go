@@ -1044,13 +1044,19 @@ func (s *Session) readRTCP(t *localTrack, sender *webrtc.RTPSender) {
 					snd.resend(t, lost)
 				}
 			case *rtcp.TransportLayerCC:
-				s.feedback.Add(1)
-				s.est.Feedback(p, time.Now())
+				s.takeFeedback(p)
 			case *rtcp.ReceiverReport:
 				t.receiverReport(p, time.Now(), s.congested())
 			}
 		}
 	}
+}
+
+// takeFeedback hands a transport-wide feedback report to the session's estimator, whichever
+// stream it was addressed to (rtxfeedback.go).
+func (s *Session) takeFeedback(fb *rtcp.TransportLayerCC) {
+	s.feedback.Add(1)
+	s.est.Feedback(fb, time.Now())
 }
 
 // Stats describes a session for status pages and logs.

@@ -4,7 +4,6 @@ import (
 	"io"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/transport/v4/packetio"
@@ -40,10 +39,7 @@ type readBuffers struct {
 }
 
 func (s *Session) readBuffers() *readBuffers {
-	return &readBuffers{tracks: slices.Clone(s.tracks), deliver: func(fb *rtcp.TransportLayerCC) {
-		s.feedback.Add(1)
-		s.est.Feedback(fb, time.Now())
-	}}
+	return &readBuffers{tracks: slices.Clone(s.tracks), deliver: s.takeFeedback}
 }
 
 // make makes the buffer of one of the session's SRTP or SRTCP read streams (b nil: before the

@@ -407,16 +407,7 @@ func newBrowserLab(t *testing.T) *browserLab {
 	lab := natlab.New(t)
 	hubHost := lab.PublicHost("hub")
 	data := t.TempDir()
-	run := func(args ...string) string {
-		t.Helper()
-		out, err := exec.Command(p2pcast, args...).Output()
-		if err != nil {
-			t.Fatalf("p2pcast %s: %v", strings.Join(args, " "), err)
-		}
-		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-		return lines[len(lines)-1]
-	}
-	token := run("token", "--data", data, "--device", "*", "--grant", "view", "--ttl", "1h")
+	token := lastLine(t, p2pcast, "token", "--data", data, "--device", "*", "--grant", "view", "--ttl", "1h")
 	hubAddr := net.JoinHostPort(hubHost.IP.String(), "8443")
 	bl := &browserLab{
 		base:     "http://" + hubAddr + "/",
@@ -442,10 +433,7 @@ func newBrowserLab(t *testing.T) *browserLab {
 	procs := map[string]*natlab.Proc{}
 	for _, k := range browserKinds {
 		id := "cam-" + k.String()
-		keyFile := filepath.Join(data, id+".key")
-		if err := os.WriteFile(keyFile, []byte(run("device-key", "add", id, "--data", data)+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		keyFile := secretFile(t, data, id+".key", lastLine(t, p2pcast, "device-key", "add", id, "--data", data))
 		bl.devices[k] = id
 		procs[id] = lab.Site("bd-"+k.String(), k).Start(t, p2pcast, "device", "--hub", "ws://"+hubAddr, "--id", id,
 			"--key-file", keyFile, "--no-lan", "--size", "640x360", "--fps", "30", "--bitrate", "600k")
