@@ -113,10 +113,9 @@ func New(cfg Config, log *slog.Logger) (*Device, error) {
 	if cfg.Record.Dir != "" && cfg.Channels[RecordChannel] == nil {
 		cfg.Channels = withChannel(cfg.Channels, RecordChannel, recordCh)
 	}
-	// The files channel serves the default source's recordings (DIR, or DIR/<id>/ with several
-	// sources): internal/files takes only YYYY/MM/DD/… paths, so another source's, under its
-	// id, cannot be named on it yet (docs/sources.md).
-	catalog := &recordCatalog{dir: fcs[0].Record.Dir}
+	// The files channel serves every source's recordings (DIR, or DIR/<id>/ with several
+	// sources) from the device made below.
+	catalog := &recordCatalog{dir: cfg.Record.Dir}
 	if cfg.Record.Dir != "" && cfg.Channels[files.Label] == nil {
 		cfg.Channels = withChannel(cfg.Channels, files.Label, files.NewServer(catalog, files.Limits{}))
 	}
@@ -184,8 +183,7 @@ func New(cfg Config, log *slog.Logger) (*Device, error) {
 		if cfg.multiSource() {
 			flog = log.With("source", fc.defaultID())
 		}
-		f := &srcFeed{id: fc.defaultID(), cfg: fc, stream: stream.New(stream.Config{Logger: flog}), log: flog,
-			catalog: &recordCatalog{dir: fc.Record.Dir}}
+		f := &srcFeed{id: fc.defaultID(), cfg: fc, stream: stream.New(stream.Config{Logger: flog}), log: flog}
 		if i == deskFeed {
 			f.desktop = desk
 		}
@@ -194,7 +192,7 @@ func New(cfg Config, log *slog.Logger) (*Device, error) {
 		f.adapter = newAdapter(d, f, cfg.Adapt)
 		d.feeds = append(d.feeds, f)
 	}
-	d.feeds[0].catalog = catalog
+	catalog.d = d
 	d.stream, d.ingest, d.talk, d.adapter = d.feeds[0].stream, d.feeds[0].ingest, d.feeds[0].talk, d.feeds[0].adapter
 	d.initManage(cfg, logs)
 	if cfg.SFU.Janus != "" {

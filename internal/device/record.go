@@ -4,13 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"slices"
 
 	"github.com/pion/webrtc/v4"
 
-	"sync/atomic"
-
 	"github.com/p2pcast/p2pcast/internal/auth"
-
 	"github.com/p2pcast/p2pcast/internal/event"
 	"github.com/p2pcast/p2pcast/internal/lifecycle"
 	"github.com/p2pcast/p2pcast/internal/record"
@@ -38,7 +36,6 @@ func (d *Device) recordComponent(f *srcFeed) (lifecycle.Component, bool) {
 				return err
 			}
 			f.recorder.Store(r)
-			f.catalog.rec.Store(r)
 			return nil
 		},
 		Run: func(ctx context.Context) error {
@@ -168,32 +165,69 @@ func (c *recordChannel) Serve(ctx context.Context, dc *webrtc.DataChannel, msgs 
 	}
 }
 
-// recordCatalog is what the files channel serves (internal/files.Catalog): the recorder's
-// directory and index, once the recorder has started; nothing before.
+// recordCatalog is what the files channel serves (internal/files.Catalog): the recorders of
+// every source that records, once started. With one source the recorder writes in Record.Dir
+// and its paths are served as they are; with several each writes in Record.Dir/<id>/ and its
+// paths are served under that id, as on disk, so one list holds every camera's recordings.
 type recordCatalog struct {
 	dir string
-	rec atomic.Pointer[record.Recorder]
+	d   *Device // set by New, before any session
+}
+
+// catalogPart is one source's recorder and the prefix of its paths.
+type catalogPart struct {
+	prefix string
+	r      *record.Recorder
+}
+
+func (c *recordCatalog) parts() []catalogPart {
+	if c.d == nil {
+		return nil
+	}
+	var out []catalogPart
+	for _, f := range c.d.feeds {
+		if r := f.recorder.Load(); r != nil {
+			p := ""
+			if c.d.cfg.multiSource() {
+				p = f.id + "/"
+			}
+			out = append(out, catalogPart{p, r})
+		}
+	}
+	return out
 }
 
 func (c *recordCatalog) Dir() string { return c.dir }
 
+// Segments are every source's, oldest first.
 func (c *recordCatalog) Segments() []record.Entry {
-	if r := c.rec.Load(); r != nil {
-		return r.Segments()
+	var out []record.Entry
+	for _, p := range c.parts() {
+		for _, e := range p.r.Segments() {
+			e.Path = p.prefix + e.Path
+			out = append(out, e)
+		}
 	}
-	return nil
+	slices.SortStableFunc(out, func(a, b record.Entry) int { return a.Start.Compare(b.Start) })
+	return out
 }
 
-func (c *recordCatalog) Writing() string {
-	if r := c.rec.Load(); r != nil {
-		return r.Status().Current
+func (c *recordCatalog) Writing() []string {
+	var out []string
+	for _, p := range c.parts() {
+		if w := p.r.Status().Current; w != "" {
+			out = append(out, p.prefix+w)
+		}
 	}
-	return ""
+	return out
 }
 
+// Events are every source's (each recorder keeps its own source's), oldest first.
 func (c *recordCatalog) Events() []event.Event {
-	if r := c.rec.Load(); r != nil {
-		return r.Events()
+	var out []event.Event
+	for _, p := range c.parts() {
+		out = append(out, p.r.Events()...)
 	}
-	return nil
+	slices.SortStableFunc(out, func(a, b event.Event) int { return a.Start.Compare(b.Start) })
+	return out
 }

@@ -264,7 +264,6 @@ type srcFeed struct {
 	talk    *talkFloor
 	adapter *adapter
 	desktop *desktop // the wayland source's backend, or nil
-	catalog *recordCatalog
 	// sockPath is an extra source's capture socket, set when it listens (the default's is
 	// Run's).
 	sockPath string

@@ -17,6 +17,8 @@ func FuzzRequest(f *testing.F) {
 		`{"type":"get","id":2,"path":"2026/12/05/20261205T105300.123Z_0001.mp4","offset":1048576}`,
 		`{"type":"get","id":3,"path":"2026/12/05/20261205T105300.123Z_0001.mp4","offset":10,"length":100}`,
 		`{"type":"play","id":4,"path":"2026/12/05/20261205T105300.123Z_0001.mp4","time_ms":5500}`,
+		`{"type":"get","id":8,"path":"cam-2/2026/12/05/20261205T105300.123Z_0001.mp4"}`,
+		`{"type":"get","id":9,"path":"a/b/2026/12/05/20261205T105300.123Z_0001.mp4"}`,
 		`{"type":"cancel","id":2}`,
 		`{"type":"get","id":5,"path":"../../etc/passwd"}`,
 		`{"type":"get","id":6,"path":"/etc/passwd"}`,

@@ -37,10 +37,13 @@ func (c *fakeCatalog) Segments() []record.Entry {
 	defer c.mu.Unlock()
 	return append([]record.Entry(nil), c.entries...)
 }
-func (c *fakeCatalog) Writing() string {
+func (c *fakeCatalog) Writing() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.writing
+	if c.writing == "" {
+		return nil
+	}
+	return []string{c.writing}
 }
 func (c *fakeCatalog) Events() []event.Event { return c.events }
 

@@ -114,7 +114,10 @@ type Hello struct {
 
 // Recording is one segment in a list reply.
 type Recording struct {
-	Path       string    `json:"path"` // relative to the record directory, as get takes it
+	Path string `json:"path"` // relative to the record directory, as get takes it
+	// Source is the id of the source it recorded, on a device of several sources (its
+	// path starts with it); "" on a device of one.
+	Source     string    `json:"source,omitempty"`
 	Start      time.Time `json:"start"`
 	End        time.Time `json:"end,omitzero"` // zero while it is being written
 	DurationMS int64     `json:"duration_ms"`

@@ -10,9 +10,18 @@ import (
 )
 
 // segmentRE is what a recording's path looks like (docs/recording.md): YYYY/MM/DD/ and the
-// segment's start time and sequence number. Anything else in the directory (the index, a
-// stray file) is not served.
-var segmentRE = regexp.MustCompile(`^\d{4}/\d{2}/\d{2}/\d{8}T\d{6}\.\d{3}Z_\d{4,}\.mp4$`)
+// segment's start time and sequence number, under its source's id on a device of several
+// sources (docs/sources.md: DIR/<id>/YYYY/…; the id as internal/device checks it). Anything
+// else in the directory (the index, a stray file) is not served.
+var segmentRE = regexp.MustCompile(`^(?:([a-z0-9-]{1,32})/)?\d{4}/\d{2}/\d{2}/\d{8}T\d{6}\.\d{3}Z_\d{4,}\.mp4$`)
+
+// sourceOf is the source id a checked path starts with, "" for none (a device of one source).
+func sourceOf(p string) string {
+	if m := segmentRE.FindStringSubmatch(p); m != nil {
+		return m[1]
+	}
+	return ""
+}
 
 // Errors checkPath and openSegment wrap.
 var (
@@ -39,7 +48,7 @@ func checkPath(p string) error {
 		}
 	}
 	if !segmentRE.MatchString(p) {
-		return fmt.Errorf("%w: %q is not a recording's name (YYYY/MM/DD/<start>_<seq>.mp4)", ErrBadPath, p)
+		return fmt.Errorf("%w: %q is not a recording's name ([ID/]YYYY/MM/DD/<start>_<seq>.mp4)", ErrBadPath, p)
 	}
 	return nil
 }

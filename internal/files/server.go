@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path"
+	"slices"
 	"sync"
 	"time"
 
@@ -29,8 +30,8 @@ type Catalog interface {
 	Dir() string
 	// Segments are the closed segments, oldest first (record.Recorder.Segments).
 	Segments() []record.Entry
-	// Writing is the segment being written, relative to Dir; "" when none.
-	Writing() string
+	// Writing are the segments being written (one per recorder), relative to Dir.
+	Writing() []string
 	// Events are the detection events kept; nil when there are none (or no detector).
 	Events() []event.Event
 }
@@ -376,15 +377,20 @@ func (ss *session) list(ctx context.Context, r Request) error {
 	return nil
 }
 
-// recordings lists the catalog's segments, and the one being written last.
+// recordings lists the catalog's segments, and those being written last.
 func (ss *session) recordings() []Recording {
 	segs := ss.s.cat.Segments()
-	out := make([]Recording, 0, len(segs)+1)
+	writing := ss.s.cat.Writing()
+	out := make([]Recording, 0, len(segs)+len(writing))
 	for _, e := range segs {
-		out = append(out, Recording{Path: e.Path, Start: e.Start, End: e.End, DurationMS: e.DurationMS, Bytes: e.Bytes, Tracks: e.Tracks})
+		out = append(out, Recording{Path: e.Path, Source: sourceOf(e.Path), Start: e.Start, End: e.End,
+			DurationMS: e.DurationMS, Bytes: e.Bytes, Tracks: e.Tracks})
 	}
-	if w := ss.s.cat.Writing(); w != "" && checkPath(w) == nil {
-		rec := Recording{Path: w, Writing: true, Tracks: []string{}}
+	for _, w := range writing {
+		if checkPath(w) != nil {
+			continue
+		}
+		rec := Recording{Path: w, Source: sourceOf(w), Writing: true, Tracks: []string{}}
 		if fi, err := os.Stat(path.Join(ss.s.cat.Dir(), w)); err == nil {
 			rec.Bytes = fi.Size()
 		}
@@ -401,7 +407,7 @@ func (ss *session) open(p string) (*os.File, int64, error) {
 	if err := checkPath(p); err != nil {
 		return nil, 0, err
 	}
-	known := p == ss.s.cat.Writing()
+	known := slices.Contains(ss.s.cat.Writing(), p)
 	for _, e := range ss.s.cat.Segments() {
 		if known {
 			break

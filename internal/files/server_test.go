@@ -117,6 +117,54 @@ func TestListGetAndResume(t *testing.T) {
 	}
 }
 
+// TestSeveralSources: a device of several sources lists each source's recordings under its
+// id (DIR/<id>/YYYY/…, as on disk), gets them by that path, and refuses ids that are not
+// one path element of an id's characters.
+func TestSeveralSources(t *testing.T) {
+	cat := &fakeCatalog{dir: t.TempDir()}
+	main, cam := randomBytes(t, 70_000), randomBytes(t, 90_000)
+	cat.add(t, "main/"+segA, main)
+	cat.add(t, "cam-2/"+segB, cam)
+	if err := os.WriteFile(filepath.Join(cat.dir, "cam-2", filepath.FromSlash(segW)), cam[:500], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cat.writing = "cam-2/" + segW
+	c, _ := pair(t, NewServer(cat, Limits{MaxErrors: 100}))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	recs, _, err := c.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 3 || recs[0].Source != "main" || recs[1].Source != "cam-2" || recs[1].Path != "cam-2/"+segB ||
+		recs[2].Source != "cam-2" || !recs[2].Writing || recs[2].Bytes != 500 {
+		t.Fatalf("list: %+v", recs)
+	}
+	for p, want := range map[string][]byte{"main/" + segA: main, "cam-2/" + segB: cam, "cam-2/" + segW: cam[:500]} {
+		var got bytes.Buffer
+		res, err := c.Get(ctx, p, 0, &got, nil, nil)
+		if err != nil || !bytes.Equal(got.Bytes(), want) || res.SHA256 != sum(want) {
+			t.Fatalf("get %s: %d bytes, %v", p, got.Len(), err)
+		}
+	}
+	for p, code := range map[string]string{
+		segA:                                 CodeNotFound, // not the listed path: the prefix is part of it
+		"cam-2/" + segA:                      CodeNotFound, // another source's name
+		"Cam-2/" + segB:                      CodeBadPath,
+		"a/cam-2/" + segB:                    CodeBadPath,
+		"../cam-2/" + segB:                   CodeBadPath,
+		"./cam-2/" + segB:                    CodeBadPath,
+		strings.Repeat("c", 33) + "/" + segB: CodeBadPath,
+		"cam 2/" + segB:                      CodeBadPath,
+	} {
+		_, data, err := raw(t, c, Request{Type: TypeGet, Path: p})
+		var er ErrorReply
+		if !errors.As(err, &er) || er.Code != code || len(data) != 0 {
+			t.Errorf("get %q: %v (%d bytes); want %s", p, err, len(data), code)
+		}
+	}
+}
+
 func TestRefusals(t *testing.T) {
 	cat := &fakeCatalog{dir: t.TempDir()}
 	cat.add(t, segA, []byte("not much"))

@@ -62,11 +62,16 @@ func runDevice(t *testing.T, edit func(*device.Config)) (testDevice, func()) {
 		cancel()
 		t.Fatalf("device did not start: %v", err)
 	}
-	stopProducer := produce(t, r.SocketPath)
+	stopProducers := []func(){produce(t, r.SocketPath)}
+	for _, p := range r.SocketPaths { // the other sources'
+		stopProducers = append(stopProducers, produce(t, p))
+	}
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {
-			stopProducer()
+			for _, s := range stopProducers {
+				s()
+			}
 			cancel()
 			if err := <-done; err != nil {
 				t.Errorf("device run: %v", err)
