@@ -5,9 +5,10 @@ set -euo pipefail
 
 pkgs=(build-essential pkg-config libx264-dev libopus-dev libasound2-dev alsa-utils sox ffmpeg chromium iproute2 util-linux ca-certificates coturn iptables conntrack)
 # The Wayland desktop source: libwayland-client and wayland-scanner for p2pcast-capture's
-# screencopy, libyuv for BGRx -> I420, PipeWire for the portal path; sway (headless), foot and
-# weston's demo clients are what the desktop tests run against.
-pkgs+=(libwayland-dev wayland-protocols libyuv-dev libpipewire-0.3-dev sway foot weston)
+# screencopy, libyuv for BGRx -> I420 (and the cameras' YUYV, NV12), PipeWire for the portal
+# path; sway (headless), foot and weston's demo clients are what the desktop tests run against.
+# libturbojpeg decodes the cameras' MJPEG (4:2:2 too, which libyuv's MJPGToI420 refuses).
+pkgs+=(libwayland-dev wayland-protocols libyuv-dev libturbojpeg0-dev libpipewire-0.3-dev sway foot weston)
 # The pipewire source's tests run a private PipeWire daemon (pipewire-bin: the daemon, and the
 # modules and client.conf every libpipewire client loads).
 pkgs+=(pipewire-bin)
@@ -33,15 +34,22 @@ pkgs+=(buildah)
 # (its HTTP transport and VideoRoom plugin, started by the test with its own configuration).
 pkgs+=(janus)
 
+# Installed for this machine's architecture (or all): make cross's armhf copy of a library
+# (libyuv-dev:armhf, scripts/install-cross-deps.sh) does not stand in for the host's.
+native=$(dpkg --print-architecture)
 missing=()
 for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  dpkg-query -W -f='${Status} ${Architecture}\n' "$p" 2>/dev/null |
+    grep -qE "^install ok installed ($native|all)\$" || missing+=("$p")
 done
 if ((${#missing[@]})); then
   echo "install-deps: installing ${missing[*]}" >&2
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get -o DPkg::Lock::Timeout=600 update -q
+  # One index in mid-sync (often make cross's armhf one) fails the whole update: the install
+  # below still fails loudly if the lists apt has lack a package.
+  $sudo apt-get -o DPkg::Lock::Timeout=600 update -q ||
+    echo "install-deps: apt-get update failed: going on with the package lists apt has" >&2
   DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}"
 fi
 

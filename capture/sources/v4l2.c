@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <turbojpeg.h>
 
 #include "../clock.h"
 #include "../log.h"
@@ -35,6 +36,14 @@ struct v4l2_source {
 	unsigned n_buf;
 	bool streaming;
 	struct pc_frame frame;   /* raw formats: the I420 picture */
+	/* MJPEG: a picture is decoded into back, which becomes frame only when it came out whole: a
+	 * refused one (truncated, say) leaves frame the last good picture, which the producer may
+	 * encode again (keep-alive, keyframe). Chroma other than 4:2:0 is decoded into chroma (two
+	 * planes of up to width x height: 4:4:4) and scaled into back from there. All of it is
+	 * allocated at init, none per picture. */
+	tjhandle tj;
+	struct pc_frame back;
+	uint8_t *chroma;
 	uint8_t *au;             /* h264: the last access unit, copied out */
 	size_t au_cap;
 	bool have_seq;
@@ -369,6 +378,10 @@ static void v4l2_destroy(void *state)
 	if (s->fd >= 0 && s->io->close(s->io->ctx, s->fd) < 0)
 		pc_log("v4l2: close %s: %s", s->device, strerror(errno));
 	pc_frame_free(&s->frame);
+	pc_frame_free(&s->back);
+	free(s->chroma);
+	if (s->tj)
+		tjDestroy(s->tj);
 	free(s->au);
 	free(s);
 }
@@ -424,6 +437,20 @@ int pc_v4l2_init(void **state, const struct pc_source_config *config, const stru
 	}
 	if (s->format == PC_V4L2_H264)
 		s->frame = (struct pc_frame){.width = s->width, .height = s->height};
+	if (s->format == PC_V4L2_MJPEG) {
+		s->tj = tjInitDecompress();
+		if (!s->tj) {
+			snprintf(err, err_size, "v4l2: TurboJPEG: %s", tjGetErrorStr2(NULL));
+			ret = -ENOMEM;
+			goto error;
+		}
+		s->chroma = malloc(2 * (size_t)s->width * (size_t)s->height);
+		if (!s->chroma || pc_frame_alloc(&s->back, s->width, s->height) < 0) {
+			snprintf(err, err_size, "v4l2: out of memory for a %dx%d JPEG's planes", s->width, s->height);
+			ret = -ENOMEM;
+			goto error;
+		}
+	}
 	ret = start_buffers(s, err, err_size);
 	if (ret < 0)
 		goto error;
@@ -493,8 +520,61 @@ static bool has_idr(const uint8_t *p, size_t n)
 	return false;
 }
 
-/* Converts buffer b's raw picture into s->frame. False when it is not a whole picture. */
-static bool convert(struct v4l2_source *s, const struct v4l2_buffer *b)
+/* Decodes a JPEG of used bytes at src into s->back and makes that s->frame. False, with why,
+ * when it is not a whole picture of the negotiated size. */
+static bool decode_mjpeg(struct v4l2_source *s, const uint8_t *src, size_t used, char *why, size_t why_size)
+{
+	int w = 0, h = 0, subsamp = -1, colorspace = -1;
+	if (tjDecompressHeader3(s->tj, src, used, &w, &h, &subsamp, &colorspace) < 0) {
+		snprintf(why, why_size, "%s", tjGetErrorStr2(s->tj));
+		return false;
+	}
+	/* A cut picture may hold only tables: that "succeeds" without a size (w, h stay 0). */
+	if (w != s->width || h != s->height) {
+		snprintf(why, why_size, "a %dx%d JPEG, %dx%d negotiated", w, h, s->width, s->height);
+		return false;
+	}
+	if (colorspace != TJCS_YCbCr && colorspace != TJCS_GRAY) {
+		snprintf(why, why_size, "a JPEG in colorspace %d, not YCbCr or grayscale", colorspace);
+		return false;
+	}
+	struct pc_frame *f = &s->back;
+	size_t plane = (size_t)s->width * (size_t)s->height;
+	/* The luma always goes straight into the frame, 4:2:0's chroma too: no copy. */
+	bool direct = subsamp == TJSAMP_420 || subsamp == TJSAMP_GRAY;
+	unsigned char *planes[3] = {f->plane[0], direct ? f->plane[1] : s->chroma,
+				    direct ? f->plane[2] : s->chroma + plane};
+	int strides[3] = {f->stride[0], direct ? f->stride[1] : 0, direct ? f->stride[2] : 0};
+	if (tjDecompressToYUVPlanes(s->tj, src, used, planes, s->width, strides, s->height, 0) < 0) {
+		const char *msg = tjGetErrorStr2(s->tj);
+		/* Many webcams leave bytes between a picture's data and its end marker: libjpeg warns,
+		 * the picture is whole. Any other warning (a truncated picture: the rest filled grey,
+		 * corrupt data) or error refuses it. */
+		if (tjGetErrorCode(s->tj) != TJERR_WARNING || !strstr(msg, "extraneous bytes")) {
+			snprintf(why, why_size, "%s", msg);
+			return false;
+		}
+	}
+	if (subsamp == TJSAMP_GRAY) {
+		SetPlane(f->plane[1], f->stride[1], f->width / 2, f->height / 2, 128);
+		SetPlane(f->plane[2], f->stride[2], f->width / 2, f->height / 2, 128);
+	} else if (!direct) {
+		/* 4:2:2, 4:4:4, 4:4:0, 4:1:1: the chroma scaled to 4:2:0's planes (half the width and
+		 * height) as libyuv's I422ToI420 and I444ToI420 scale theirs; the luma is in place. */
+		int cw = tjPlaneWidth(1, s->width, subsamp), ch = tjPlaneHeight(1, s->height, subsamp);
+		for (int i = 1; i < 3; i++)
+			ScalePlane(planes[i], cw, cw, ch, f->plane[i], f->stride[i], f->width / 2, f->height / 2,
+				   kFilterBilinear);
+	}
+	struct pc_frame done = s->back;
+	s->back = s->frame;
+	s->frame = done;
+	return true;
+}
+
+/* Converts buffer b's raw picture into s->frame. False when it is not a whole picture; why says
+ * more when there is more to say. */
+static bool convert(struct v4l2_source *s, const struct v4l2_buffer *b, char *why, size_t why_size)
 {
 	const uint8_t *src = s->buf[b->index].data;
 	size_t used = b->bytesused ? b->bytesused : s->buf[b->index].length;
@@ -514,8 +594,7 @@ static bool convert(struct v4l2_source *s, const struct v4l2_buffer *b)
 		return NV12ToI420(src, (int)s->bytesperline, src + plane, (int)s->bytesperline, f->plane[0], f->stride[0],
 				  f->plane[1], f->stride[1], f->plane[2], f->stride[2], f->width, f->height) == 0;
 	case PC_V4L2_MJPEG:
-		return MJPGToI420(src, used, f->plane[0], f->stride[0], f->plane[1], f->stride[1], f->plane[2],
-				  f->stride[2], s->width, s->height, f->width, f->height) == 0;
+		return decode_mjpeg(s, src, used, why, why_size);
 	default:
 		return false;
 	}
@@ -601,11 +680,12 @@ static int v4l2_take(void *state, struct pc_source_picture *out, char *err, size
 	}
 	if (!have)
 		return 0;
-	bool ok = convert(s, &newest);
+	char why[160] = "";
+	bool ok = convert(s, &newest, why, sizeof(why));
 	if (!ok && s->stats.corrupt++ == 0)
-		pc_log("v4l2: %s: a %s picture of %u bytes could not be converted: skipped (later ones are only counted)%s",
-		       s->device, pc_v4l2_format_name(s->format), newest.bytesused,
-		       s->format == PC_V4L2_MJPEG ? "; libyuv decodes only 4:2:0 JPEGs (--v4l2-format yuyv or nv12 then)" : "");
+		pc_log("v4l2: %s: a %s picture of %u bytes could not be converted%s%s%s: skipped (later ones are only counted)",
+		       s->device, pc_v4l2_format_name(s->format), newest.bytesused, *why ? " (" : "", why,
+		       *why ? ")" : "");
 	*out = (struct pc_source_picture){
 		.frame = &s->frame,
 		.capture_ns = capture_time(s, &newest),

@@ -7,9 +7,12 @@
  * ENUM_FRAMEINTERVALS), sets them (S_FMT: the size the driver returns is followed; S_PARM),
  * maps 4 MMAP buffers and starts streaming. wait_fd is the device's descriptor.
  *
- * take() dequeues what the camera filled. Raw pictures (YUYV, NV12, MJPEG) are converted to
- * I420 with libyuv, only the newest of those waiting (the others go back to the camera at
- * once); an H.264 camera's access units are handed out one per take(), every one, copied out
+ * take() dequeues what the camera filled. Raw pictures are converted to I420, only the newest
+ * of those waiting (the others go back to the camera at once): YUYV and NV12 with libyuv, MJPEG
+ * decoded with TurboJPEG (libjpeg-turbo) in the JPEG's own subsampling (4:2:0 straight into the
+ * picture; 4:2:2, 4:4:4, 4:4:0, 4:1:1 and grayscale then brought to 4:2:0 with libyuv). A JPEG
+ * that is cut, corrupt or not of the negotiated size is skipped and counted (corrupt), the
+ * picture before it kept. An H.264 camera's access units are handed out one per take(), every one, copied out
  * of the buffer, for the producer to send as they are (source.h's au). Each buffer goes back
  * to the driver (QBUF) before take() returns.
  *
@@ -60,7 +63,7 @@ struct pc_v4l2_stats {
 	uint64_t frames;           /* buffers dequeued */
 	uint64_t dropped;          /* gaps in the driver's sequence numbers */
 	uint64_t coalesced;        /* raw pictures passed over for a newer one */
-	uint64_t corrupt;          /* buffers flagged ERROR or undecodable JPEG, skipped */
+	uint64_t corrupt;          /* buffers flagged ERROR, JPEGs undecodable or of another size: skipped */
 	uint64_t requeued;         /* buffers given back to the driver */
 };
 

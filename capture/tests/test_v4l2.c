@@ -1,10 +1,12 @@
 /* The v4l2 source against a fake camera: the calls of v4l2_io.h answered from a table of
- * formats, sizes and rates, with buffers the test fills (known YUYV and NV12 colours, a JPEG
- * from ffmpeg, H.264 access units from x264) at timestamps it picks. No /dev/video* here: what
- * a real driver does beyond this stand-in is not verified (docs/capture-v4l2.md). */
+ * formats, sizes and rates, with buffers the test fills (known YUYV and NV12 colours, JPEGs from
+ * TurboJPEG's compressor in each subsampling and from ffmpeg, H.264 access units from x264) at
+ * timestamps it picks. No /dev/video* here: what a real driver does beyond this stand-in is not verified
+ * (docs/capture-v4l2.md). */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/videodev2.h>
+#include <math.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -13,6 +15,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <turbojpeg.h>
 #include <unistd.h>
 
 #include "../clock.h"
@@ -579,62 +582,396 @@ static void test_v4l2_yuyv_nv12(void)
 	check_raw(PC_V4L2_YUYV, 643, 481);
 }
 
-/* A 64x48 red JPEG (4:2:0: Debian's libyuv refuses 4:2:2, docs/capture-v4l2.md) from ffmpeg into buf; its size, or 0 when ffmpeg is not there. */
-static size_t make_jpeg(uint8_t *buf, size_t cap)
+/* ---- MJPEG ---- */
+
+/* 168x120: not a whole number of MCUs (16x16 at 4:2:0) either way, and the frame's rows are
+ * padded (stride 192): the decoder's partial blocks and the strides are exercised. */
+#define JW 168
+#define JH 120
+
+static const struct fake_format camera_mjpeg[] = {{V4L2_PIX_FMT_MJPEG, {{JW, JH, {30}}, {64, 48, {30}}}}};
+
+/* A smooth 4:4:4 picture (what JPEG keeps well): Y, U and V planes of JW x JH. */
+struct yuv444 {
+	uint8_t p[3][JW * JH];
+};
+
+static void yuv444_make(struct yuv444 *src)
 {
-	char dir[] = "/tmp/pc-v4l2-XXXXXX";
-	if (!mkdtemp(dir))
-		return 0;
-	char path[64], cmd[256];
-	snprintf(path, sizeof(path), "%s/red.jpg", dir);
-	snprintf(cmd, sizeof(cmd),
-		 "ffmpeg -nostdin -loglevel error -f lavfi -i color=c=red:s=64x48 -frames:v 1 -pix_fmt yuvj420p -f mjpeg %s",
-		 path);
-	size_t n = 0;
-	if (system(cmd) == 0) {
-		FILE *fp = fopen(path, "rb");
-		if (fp) {
-			n = fread(buf, 1, cap, fp);
-			fclose(fp);
+	for (int y = 0; y < JH; y++)
+		for (int x = 0; x < JW; x++) {
+			src->p[0][y * JW + x] = (uint8_t)lround(128 + 80 * sin(x / 9.0) * cos(y / 7.0));
+			src->p[1][y * JW + x] = (uint8_t)lround(128 + 60 * sin((x + y) / 15.0));
+			src->p[2][y * JW + x] = (uint8_t)lround(128 + 60 * cos((x - 2 * y) / 13.0));
 		}
-	}
-	unlink(path);
-	rmdir(dir);
-	return n;
 }
 
-static void test_v4l2_mjpeg(void)
+static const char *subsamp_name(int subsamp)
 {
-	static const struct fake_format camera[] = {{V4L2_PIX_FMT_MJPEG, {{64, 48, {30}}}}};
-	uint8_t jpeg[16384];
-	size_t n = make_jpeg(jpeg, sizeof(jpeg));
-	if (n == 0) {
-		fprintf(stderr, "    skipped: ffmpeg could not make a JPEG\n");
-		return;
+	static const char *names[] = {"4:4:4", "4:2:2", "4:2:0", "gray", "4:4:0", "4:1:1"};
+	return subsamp >= 0 && subsamp < 6 ? names[subsamp] : "?";
+}
+
+/* src as a JPEG in subsamp, through TurboJPEG's compressor from planes (no colour conversion:
+ * the JPEG holds these very samples, the chroma averaged down to subsamp's planes). NULL when
+ * the compressor fails; tjFree() it. */
+static unsigned char *jpeg_from_yuv(const struct yuv444 *src, int subsamp, unsigned long *size)
+{
+	static uint8_t chroma[2][JW * JH];
+	const unsigned char *planes[3] = {src->p[0], chroma[0], chroma[1]};
+	int strides[3] = {JW, 0, 0};
+	if (subsamp != TJSAMP_GRAY) {
+		int cw = tjPlaneWidth(1, JW, subsamp), ch = tjPlaneHeight(1, JH, subsamp);
+		int fx = JW / cw, fy = JH / ch;
+		strides[1] = strides[2] = cw;
+		for (int i = 0; i < 2; i++)
+			for (int y = 0; y < ch; y++)
+				for (int x = 0; x < cw; x++) {
+					int sum = 0;
+					for (int dy = 0; dy < fy; dy++)
+						for (int dx = 0; dx < fx; dx++)
+							sum += src->p[1 + i][(y * fy + dy) * JW + x * fx + dx];
+					chroma[i][y * cw + x] = (uint8_t)((sum + fx * fy / 2) / (fx * fy));
+				}
 	}
+	tjhandle tj = tjInitCompress();
+	unsigned char *jpeg = NULL;
+	*size = 0;
+	if (!tj || tjCompressFromYUVPlanes(tj, planes, JW, strides, JH, subsamp, &jpeg, size, 90, 0) < 0) {
+		fprintf(stderr, "    tjCompressFromYUVPlanes %s: %s\n", subsamp_name(subsamp), tjGetErrorStr2(tj));
+		tjFree(jpeg);
+		jpeg = NULL;
+	}
+	if (tj)
+		tjDestroy(tj);
+	return jpeg;
+}
+
+/* A w x h picture of one RGB colour as a JPEG in subsamp (TurboJPEG converts to YCbCr itself). */
+static unsigned char *jpeg_flat(int w, int h, uint8_t r, uint8_t g, uint8_t b, int subsamp, unsigned long *size)
+{
+	uint8_t *rgb = malloc((size_t)w * (size_t)h * 3);
+	unsigned char *jpeg = NULL;
+	*size = 0;
+	tjhandle tj = tjInitCompress();
+	if (rgb && tj) {
+		for (int i = 0; i < w * h; i++) {
+			rgb[3 * i] = r;
+			rgb[3 * i + 1] = g;
+			rgb[3 * i + 2] = b;
+		}
+		if (tjCompress2(tj, rgb, w, 0, h, TJPF_RGB, &jpeg, size, subsamp, 90, 0) < 0) {
+			fprintf(stderr, "    tjCompress2 %s: %s\n", subsamp_name(subsamp), tjGetErrorStr2(tj));
+			tjFree(jpeg);
+			jpeg = NULL;
+		}
+	}
+	if (tj)
+		tjDestroy(tj);
+	free(rgb);
+	return jpeg;
+}
+
+/* Mean absolute difference between the frame's plane i and the source's: the luma as it is,
+ * the chroma against the source's averaged over 2x2 (4:2:0). */
+static double plane_mae(const struct pc_frame *fr, const struct yuv444 *src, int i)
+{
+	int w = i ? JW / 2 : JW, h = i ? JH / 2 : JH, f = i ? 2 : 1;
+	double sum = 0;
+	for (int y = 0; y < h; y++)
+		for (int x = 0; x < w; x++) {
+			int want = 0;
+			for (int dy = 0; dy < f; dy++)
+				for (int dx = 0; dx < f; dx++)
+					want += src->p[i][(y * f + dy) * JW + x * f + dx];
+			want = (want + f * f / 2) / (f * f);
+			sum += abs(fr->plane[i][y * fr->stride[i] + x] - want);
+		}
+	return sum / (w * h);
+}
+
+/* The frame's visible samples, copied (a picture to compare a later one with). */
+static void frame_copy(const struct pc_frame *fr, uint8_t *out)
+{
+	for (int i = 0; i < 3; i++) {
+		int w = i ? fr->width / 2 : fr->width, h = i ? fr->height / 2 : fr->height;
+		for (int y = 0; y < h; y++, out += w)
+			memcpy(out, fr->plane[i] + (size_t)y * (size_t)fr->stride[i], (size_t)w);
+	}
+}
+
+static bool frame_equals(const struct pc_frame *fr, const uint8_t *copy)
+{
+	static uint8_t now[JW * JH * 3 / 2];
+	frame_copy(fr, now);
+	return memcmp(now, copy, sizeof(now)) == 0;
+}
+
+static bool open_mjpeg(struct fake *f, struct pc_v4l2_io *io, void **s)
+{
+	char err[256] = "";
+	fake_init(f, camera_mjpeg, 1);
+	/* auto: MJPEG is all this camera offers. */
+	int ret = open_fake(f, io, s, PC_V4L2_AUTO, JW, JH, 30, err, sizeof(err));
+	CHECK_EQ(ret, 0);
+	if (ret < 0) {
+		fprintf(stderr, "    %s\n", err);
+		fake_free(f);
+		return false;
+	}
+	return true;
+}
+
+/* A JPEG in each subsampling the decoder takes comes out as the picture that went in, within
+ * what JPEG loses (at quality 90, a mean error of about half a level in the luma, one in the
+ * chroma). */
+static void test_v4l2_mjpeg_subsampling(void)
+{
+	static const int subsamps[] = {TJSAMP_420, TJSAMP_422, TJSAMP_444, TJSAMP_440, TJSAMP_411, TJSAMP_GRAY};
+	static struct yuv444 src;
+	yuv444_make(&src);
+	for (size_t k = 0; k < sizeof(subsamps) / sizeof(subsamps[0]); k++) {
+		int subsamp = subsamps[k];
+		unsigned long n;
+		unsigned char *jpeg = jpeg_from_yuv(&src, subsamp, &n);
+		CHECK(jpeg != NULL);
+		struct fake f;
+		struct pc_v4l2_io io;
+		void *s = NULL;
+		if (!jpeg || !open_mjpeg(&f, &io, &s)) {
+			tjFree(jpeg);
+			continue;
+		}
+		char err[256] = "";
+		struct pc_source_picture pic;
+		CHECK(fake_produce(&f, jpeg, n, 0, f.mono_ns, V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC));
+		int ret = pc_v4l2_source.take(s, &pic, err, sizeof(err));
+		CHECK_EQ(ret, 1);
+		if (ret == 1) {
+			CHECK_EQ(pic.frame->width, JW);
+			CHECK_EQ(pic.frame->height, JH);
+			double e[3] = {plane_mae(pic.frame, &src, 0), plane_mae(pic.frame, &src, 1),
+				       plane_mae(pic.frame, &src, 2)};
+			if (subsamp == TJSAMP_GRAY) {
+				/* No chroma: grey, exactly. */
+				bool grey = true;
+				for (int i = 1; i < 3; i++)
+					for (int y = 0; y < JH / 2; y++)
+						for (int x = 0; x < JW / 2; x++)
+							grey &= pic.frame->plane[i][y * pic.frame->stride[i] + x] == 128;
+				CHECK(grey);
+				e[1] = e[2] = 0;
+			}
+			fprintf(stderr, "    %s: %lu bytes, mean error Y %.2f U %.2f V %.2f\n", subsamp_name(subsamp), n,
+				e[0], e[1], e[2]);
+			/* 4:1:1 keeps a quarter of the chroma's width: its own loss, not the decoder's. */
+			double chroma_bound = subsamp == TJSAMP_411 ? 2.5 : 1.5;
+			CHECK(e[0] < 1.0 && e[1] < chroma_bound && e[2] < chroma_bound);
+		}
+		struct pc_v4l2_stats st;
+		pc_v4l2_stats(s, &st);
+		CHECK_EQ(st.format, PC_V4L2_MJPEG);
+		CHECK_EQ(st.corrupt, 0);
+		tjFree(jpeg);
+		pc_v4l2_source.destroy(s);
+		fake_free(&f);
+	}
+}
+
+/* A JPEG of one colour, red, through the source: in JPEG's full range that is Y 76, Cb 85, Cr 255
+ * (grey: Y 76 only), everywhere. */
+static void check_red(const uint8_t *jpeg, size_t n, bool gray, const char *what)
+{
 	struct fake f;
 	struct pc_v4l2_io io;
 	void *s = NULL;
-	char err[256] = "";
-	fake_init(&f, camera, 1);
-	CHECK_EQ(open_fake(&f, &io, &s, PC_V4L2_AUTO, 64, 48, 30, err, sizeof(err)), 0);
-	if (!s)
+	if (!open_mjpeg(&f, &io, &s))
 		return;
+	char err[256] = "";
 	struct pc_source_picture pic;
 	CHECK(fake_produce(&f, jpeg, n, 0, f.mono_ns, V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC));
-	CHECK_EQ(pc_v4l2_source.take(s, &pic, err, sizeof(err)), 1);
-	int yuv[3];
-	yuv_at(pic.frame, 10, 10, yuv);
-	/* Red in JPEG's full range: Y 76, Cb 85, Cr 255. */
-	if (!near_yuv(yuv, 76, 85, 255))
-		fprintf(stderr, "    got Y %d U %d V %d\n", yuv[0], yuv[1], yuv[2]);
-	CHECK(near_yuv(yuv, 76, 85, 255));
-	/* A broken JPEG is skipped and counted, not fatal. */
-	CHECK(fake_produce(&f, jpeg, 40, 1, f.mono_ns, V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC));
-	CHECK_EQ(pc_v4l2_source.take(s, &pic, err, sizeof(err)), 0);
+	int ret = pc_v4l2_source.take(s, &pic, err, sizeof(err));
+	CHECK_EQ(ret, 1);
+	int bad = 0;
+	for (int y = 0; ret == 1 && y < JH; y += 7)
+		for (int x = 0; x < JW; x += 5) {
+			int yuv[3];
+			yuv_at(pic.frame, x, y, yuv);
+			if (!near_yuv(yuv, 76, gray ? 128 : 85, gray ? 128 : 255) && bad++ == 0)
+				fprintf(stderr, "    %s at %d,%d: Y %d U %d V %d\n", what, x, y, yuv[0], yuv[1], yuv[2]);
+		}
+	CHECK_EQ(bad, 0);
+	pc_v4l2_source.destroy(s);
+	fake_free(&f);
+}
+
+/* Made by TurboJPEG from RGB, in each usual subsampling. */
+static void test_v4l2_mjpeg_flat(void)
+{
+	static const int subsamps[] = {TJSAMP_420, TJSAMP_422, TJSAMP_444, TJSAMP_GRAY};
+	for (size_t k = 0; k < sizeof(subsamps) / sizeof(subsamps[0]); k++) {
+		unsigned long n;
+		unsigned char *jpeg = jpeg_flat(JW, JH, 255, 0, 0, subsamps[k], &n);
+		CHECK(jpeg != NULL);
+		if (jpeg)
+			check_red(jpeg, n, subsamps[k] == TJSAMP_GRAY, subsamp_name(subsamps[k]));
+		tjFree(jpeg);
+	}
+}
+
+/* Made by another encoder, ffmpeg's (its own tables and markers): 4:2:2 is what Debian's libyuv
+ * refused (MJPGToI420 returned 1). Skipped when ffmpeg is not there. */
+static void test_v4l2_mjpeg_ffmpeg(void)
+{
+	static const char *pix_fmts[] = {"yuvj422p", "yuvj420p", "yuvj444p"};
+	char dir[] = "/tmp/pc-v4l2-XXXXXX";
+	if (!mkdtemp(dir)) {
+		CHECK(false);
+		return;
+	}
+	for (size_t k = 0; k < sizeof(pix_fmts) / sizeof(pix_fmts[0]); k++) {
+		static uint8_t jpeg[65536];
+		char path[64], cmd[256];
+		snprintf(path, sizeof(path), "%s/red.jpg", dir);
+		snprintf(cmd, sizeof(cmd),
+			 "ffmpeg -nostdin -loglevel error -y -f lavfi -i color=c=red:s=%dx%d -frames:v 1 -pix_fmt %s -f mjpeg %s",
+			 JW, JH, pix_fmts[k], path);
+		size_t n = 0;
+		if (system(cmd) == 0) {
+			FILE *fp = fopen(path, "rb");
+			if (fp) {
+				n = fread(jpeg, 1, sizeof(jpeg), fp);
+				fclose(fp);
+			}
+		}
+		unlink(path);
+		if (n == 0) {
+			fprintf(stderr, "    skipped: ffmpeg could not make a %s JPEG\n", pix_fmts[k]);
+			continue;
+		}
+		check_red(jpeg, n, false, pix_fmts[k]);
+	}
+	rmdir(dir);
+}
+
+/* The byte offset of the first marker segment of type marker before the scan, 0 when none. */
+static size_t jpeg_segment(const uint8_t *jpeg, size_t n, uint8_t marker)
+{
+	for (size_t i = 2; i + 4 <= n && jpeg[i] == 0xFF && jpeg[i + 1] != 0xDA;
+	     i += 2 + ((size_t)jpeg[i + 2] << 8 | jpeg[i + 3]))
+		if (jpeg[i + 1] == marker)
+			return i;
+	return 0;
+}
+
+/* jpeg without its Huffman tables (DHT segments), as many cameras send MJPEG: into out; its size. */
+static size_t strip_dht(const uint8_t *jpeg, size_t n, uint8_t *out)
+{
+	size_t m = n, i;
+	memcpy(out, jpeg, n);
+	while ((i = jpeg_segment(out, m, 0xC4)) != 0) {
+		size_t len = 2 + ((size_t)out[i + 2] << 8 | out[i + 3]);
+		memmove(out + i, out + i + len, m - i - len);
+		m -= len;
+	}
+	return m;
+}
+
+/* What a camera really sends now and then: a cut picture, garbage, a picture of another size are
+ * skipped and counted, the picture before them kept (the producer may encode it again); one
+ * without Huffman tables, or with bytes before its end marker, is a picture. */
+static void test_v4l2_mjpeg_broken(void)
+{
+	static struct yuv444 src;
+	static uint8_t good[JW * JH * 3 / 2], buf[65536];
+	yuv444_make(&src);
+	unsigned long n, n_small;
+	/* 4:2:2: what most webcams send (and what libyuv's MJPGToI420 refused). */
+	unsigned char *jpeg = jpeg_from_yuv(&src, TJSAMP_422, &n);
+	unsigned char *small = jpeg_flat(64, 48, 0, 255, 0, TJSAMP_422, &n_small);
+	struct fake f;
+	struct pc_v4l2_io io;
+	void *s = NULL;
+	CHECK(jpeg && small && n + 16 <= sizeof(buf));
+	if (!jpeg || !small || n + 16 > sizeof(buf) || !open_mjpeg(&f, &io, &s)) {
+		tjFree(jpeg);
+		tjFree(small);
+		return;
+	}
+	char err[256] = "";
+	struct pc_source_picture pic;
 	struct pc_v4l2_stats st;
+	uint32_t seq = 0;
+	CHECK(fake_produce(&f, jpeg, n, seq++, f.mono_ns, V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC));
+	CHECK_EQ(pc_v4l2_source.take(s, &pic, err, sizeof(err)), 1);
+	frame_copy(pic.frame, good);
+
+	static uint8_t garbage[40];
+	memset(garbage, 0xAB, sizeof(garbage));
+	const struct {
+		const char *what;
+		const uint8_t *data;
+		size_t size;
+	} refused[] = {
+		{"cut in half (the rest would be grey)", jpeg, n / 2},
+		{"cut before its end marker", jpeg, n - 2},
+		{"its first 40 bytes (tables only, no size)", jpeg, 40},
+		{"garbage", garbage, sizeof(garbage)},
+		{"64x48, not the negotiated size", small, n_small},
+	};
+	for (size_t k = 0; k < sizeof(refused) / sizeof(refused[0]); k++) {
+		CHECK(fake_produce(&f, refused[k].data, refused[k].size, seq++, f.mono_ns, V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC));
+		int ret = pc_v4l2_source.take(s, &pic, err, sizeof(err));
+		if (ret != 0)
+			fprintf(stderr, "    %s: take() %d\n", refused[k].what, ret);
+		CHECK_EQ(ret, 0);
+		pc_v4l2_stats(s, &st);
+		CHECK_EQ(st.corrupt, k + 1);
+		/* The last good picture, untouched. */
+		CHECK(frame_equals(pic.frame, good));
+	}
+
+	/* Without its Huffman tables: the standard ones, which TurboJPEG's compressor used too. */
+	size_t m = strip_dht(jpeg, n, buf);
+	CHECK(jpeg_segment(jpeg, n, 0xC4) != 0);
+	CHECK(jpeg_segment(buf, m, 0xC4) == 0 && m < n);
+	CHECK(fake_produce(&f, buf, m, seq++, f.mono_ns, V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC));
+	CHECK_EQ(pc_v4l2_source.take(s, &pic, err, sizeof(err)), 1);
+	CHECK(frame_equals(pic.frame, good));
+
+	/* Bytes between the data and the end marker (libjpeg warns "extraneous bytes"): whole. */
+	memcpy(buf, jpeg, n - 2);
+	memset(buf + n - 2, 0x55, 16);
+	memcpy(buf + n + 14, jpeg + n - 2, 2);
+	CHECK(fake_produce(&f, buf, n + 16, seq++, f.mono_ns, V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC));
+	CHECK_EQ(pc_v4l2_source.take(s, &pic, err, sizeof(err)), 1);
+	CHECK(frame_equals(pic.frame, good));
+
 	pc_v4l2_stats(s, &st);
-	CHECK_EQ(st.corrupt, 1);
+	CHECK_EQ(st.corrupt, sizeof(refused) / sizeof(refused[0]));
+	CHECK_EQ(st.dropped, 0);
+
+	/* Damage anywhere (a few bytes changed, headers included): a picture or a skipped one,
+	 * never a crash (valgrind: no invalid access). */
+	uint32_t rng = 12345;
+	int taken = 0, skipped = 0;
+	for (int k = 0; k < 200; k++) {
+		memcpy(buf, jpeg, n);
+		for (int j = 0; j < 1 + k % 4; j++) {
+			rng = rng * 1103515245u + 12345u;
+			buf[(rng >> 8) % n] ^= (uint8_t)(1u << ((rng >> 28) % 8));
+		}
+		CHECK(fake_produce(&f, buf, n, seq++, f.mono_ns, V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC));
+		int ret = pc_v4l2_source.take(s, &pic, err, sizeof(err));
+		CHECK(ret == 0 || ret == 1);
+		taken += ret == 1;
+		skipped += ret == 0;
+	}
+	pc_v4l2_stats(s, &st);
+	CHECK_EQ(st.corrupt, sizeof(refused) / sizeof(refused[0]) + (size_t)skipped);
+	fprintf(stderr, "    damaged: %d decoded, %d skipped\n", taken, skipped);
+	tjFree(jpeg);
+	tjFree(small);
 	pc_v4l2_source.destroy(s);
 	fake_free(&f);
 }
@@ -842,7 +1179,10 @@ void pc_test_v4l2(void)
 	RUN_TEST(test_v4l2_format_choice);
 	RUN_TEST(test_v4l2_refused_devices);
 	RUN_TEST(test_v4l2_yuyv_nv12);
-	RUN_TEST(test_v4l2_mjpeg);
+	RUN_TEST(test_v4l2_mjpeg_subsampling);
+	RUN_TEST(test_v4l2_mjpeg_flat);
+	RUN_TEST(test_v4l2_mjpeg_ffmpeg);
+	RUN_TEST(test_v4l2_mjpeg_broken);
 	RUN_TEST(test_v4l2_h264_passthrough);
 	RUN_TEST(test_v4l2_timestamps_and_drops);
 	RUN_TEST(test_v4l2_unplugged_and_buffers);
