@@ -30,7 +30,8 @@ build: $(DEPS_STAMP) ## build bin/p2pcast and bin/p2pcast-capture
 # The board (docs/board.md): a Luckfox Pico Max (RV1106, one Cortex-A7, 256 MB). The device
 # build (-tags device) leaves out the hub, TURN server, benchmarks, Chromium driver, view, the
 # profiler and the desktop; nethttpomithttp2 leaves out HTTP/2, which a device serving plain
-# HTTP never speaks. The producer leaves out the desktop sources and links x264 and Opus in.
+# HTTP never speaks. The producer leaves out the desktop sources, keeps the cameras (V4L2: USB
+# webcams on the board) and links x264, Opus, libyuv and libturbojpeg in.
 CROSS_DIR        := $(BIN)/linux-arm
 CROSS_STAMP      := $(BIN)/.cross-deps
 DEVICE_TAGS      := device,nethttpomithttp2
@@ -45,7 +46,7 @@ $(CROSS_STAMP): scripts/install-cross-deps.sh
 
 cross: $(CROSS_STAMP) ## bin/linux-arm/: the board's p2pcast (device build) and p2pcast-capture, linux/arm GOARM=7
 	$(MAKE) -C capture OUT=$(abspath $(CROSS_DIR)) CC=$(CROSS_CC) PKG_CONFIG='$(CROSS_PKG_CONFIG)' \
-	  CFLAGS='$(CROSS_CFLAGS)' WAYLAND=0 PIPEWIRE=0 STATIC_CODECS=1
+	  CFLAGS='$(CROSS_CFLAGS)' WAYLAND=0 PIPEWIRE=0 V4L2=1 STATIC_CODECS=1
 	GOOS=linux GOARCH=arm GOARM=7 CGO_ENABLED=0 $(GO) build $(DEVICE_GOFLAGS) -o $(CROSS_DIR)/p2pcast ./cmd/p2pcast
 
 # Debian packages (packaging/, scripts/build-deb.sh): amd64 is the full build with the device

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what `make cross` and its qemu test need on Debian 12, and nothing when it is already
-# there (safe to run twice): the armhf cross compiler, the board's libraries (x264, Opus, ALSA)
-# as armhf packages through multiarch, and qemu-user-static to run ARM binaries here.
+# there (safe to run twice): the armhf cross compiler, the board's libraries (x264, Opus, ALSA,
+# and for USB cameras libyuv and libturbojpeg) as armhf packages through multiarch, and
+# qemu-user-static to run ARM binaries here.
 set -euo pipefail
 
 arch=armhf
@@ -9,6 +10,8 @@ arch=armhf
 # the target's, installed beside the host's (Multi-Arch: same).
 pkgs=(gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user-static pkg-config)
 pkgs+=(libx264-dev:$arch libopus-dev:$arch libasound2-dev:$arch)
+# The v4l2 source (USB cameras): YUYV/NV12 conversions and MJPEG decoding, linked statically.
+pkgs+=(libyuv-dev:$arch libturbojpeg0-dev:$arch)
 
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
