@@ -1,12 +1,42 @@
 package peer
 
 import (
+	"net"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
 )
+
+// lanTCPMux offers ICE over TCP on every address but loopback. A viewer on the device itself
+// reaches it over loopback UDP, which nothing filters, so a loopback TCP candidate only gave
+// remote viewers dead pairs to try and cost each session a receive loop, its buffer and its
+// accepted connections (docs/performance.md "Footprint").
+type lanTCPMux struct{ ice.TCPMux }
+
+// GetAllConns is what Pion's gathering asks a mux that can give several connections (ice's
+// AllConnsGetter); none is no candidate, silently.
+func (m lanTCPMux) GetAllConns(ufrag string, isIPv6 bool, local net.IP) ([]net.PacketConn, error) {
+	if local.IsLoopback() {
+		return nil, nil
+	}
+	c, err := m.GetConnByUfrag(ufrag, isIPv6, local)
+	if err != nil {
+		return nil, err
+	}
+	return []net.PacketConn{c}, nil
+}
+
+// LocalAddr is the listener's address: Pion offers TCP only on the address a listener bound
+// to one is on.
+func (m lanTCPMux) LocalAddr() net.Addr {
+	if a, ok := m.TCPMux.(interface{ LocalAddr() net.Addr }); ok {
+		return a.LocalAddr()
+	}
+	return nil
+}
 
 // tcpHold keeps a trickling session's ICE-TCP candidates back until UDP has had its chance.
 //

@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -8,6 +9,9 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+
+	"github.com/p2pcast/p2pcast/internal/auth"
+	"github.com/p2pcast/p2pcast/internal/stream"
 )
 
 type tcpSends struct {
@@ -88,4 +92,61 @@ func TestWithoutTCPCandidates(t *testing.T) {
 	if got := withoutTCPCandidates(sdp); got != want {
 		t.Errorf("got\n%q\nwant\n%q", got, want)
 	}
+}
+
+// TestNoLoopbackTCPCandidates: with ICE over TCP and loopback candidates on, a session offers
+// loopback over UDP only, and TCP on the machine's other addresses.
+func TestNoLoopbackTCPCandidates(t *testing.T) {
+	l, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	e, err := NewEngine(Config{IncludeLoopback: true, ICETCP: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := stream.New(stream.Config{})
+	st.Attach(stream.Describe("t", []stream.Track{testVideo}, nil), nil)
+	s, err := e.NewSession(st, SessionOptions{Access: auth.FullAccess()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	gathered := webrtc.GatheringCompletePromise(s.pc)
+	if _, err := s.Offer(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-gathered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("gathering did not complete")
+	}
+	var udpLoopback, tcpOther int
+	for _, line := range strings.Split(s.pc.LocalDescription().SDP, "\r\n") {
+		f := strings.Fields(strings.TrimPrefix(line, "a=candidate:"))
+		if !strings.HasPrefix(line, "a=candidate:") || len(f) < 5 {
+			continue
+		}
+		ip := net.ParseIP(f[4])
+		switch proto := strings.ToLower(f[2]); {
+		case proto == "tcp" && ip.IsLoopback():
+			t.Errorf("a loopback TCP candidate: %s", line)
+		case proto == "tcp":
+			tcpOther++
+		case proto == "udp" && ip.IsLoopback():
+			udpLoopback++
+		}
+	}
+	if udpLoopback == 0 {
+		t.Error("no loopback UDP candidate")
+	}
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() && tcpOther == 0 {
+			t.Errorf("this machine has %s, but no TCP candidate was offered", n.IP)
+			break
+		}
+	}
+	t.Logf("%d loopback UDP candidates, %d TCP candidates on other addresses", udpLoopback, tcpOther)
 }

@@ -120,8 +120,9 @@ type Config struct {
 	IncludeLoopback bool
 	// MaxSessions bounds concurrent viewers (default 200).
 	MaxSessions int
-	// ICETCP, when set, is a listener for ICE over TCP (passive candidates, shared by every
-	// session): a viewer whose network drops UDP still reaches a device it can route to.
+	// ICETCP, when set, is a listener for ICE over TCP (passive candidates on every address but
+	// loopback, shared by every session): a viewer whose network drops UDP still reaches a
+	// device it can route to.
 	ICETCP net.Listener
 	// ICEUDP, when set, is one UDP socket shared by every session instead of a socket per
 	// session: one port to open in a firewall or forward on a router.
@@ -205,7 +206,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 		// connection (TCP's own backpressure, nothing is lost), and each viewer's ICE-TCP
 		// connections (one per device address) held 64 slots each (docs/performance.md
 		// "Footprint").
-		se.SetICETCPMux(webrtc.NewICETCPMux(nil, cfg.ICETCP, iceTCPReadBuffer))
+		se.SetICETCPMux(lanTCPMux{webrtc.NewICETCPMux(nil, cfg.ICETCP, iceTCPReadBuffer)})
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6})
 	}
 	// No mDNS: resolving a browser's ".local" candidates is not needed (its checks reach us and
