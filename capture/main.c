@@ -22,7 +22,10 @@
  *
  * A camera (--source v4l2) is such a source too, each of its frames being news. One that gives
  * H.264 itself is passed through: its access units go out as they come, none held back, repeated
- * or re-encoded; keyframe and bitrate requests are passed on to it (when it takes them). */
+ * or re-encoded; keyframe and bitrate requests are passed on to it (when it takes them). So is
+ * the RV1106's camera (--source rkmpi, a build with RKMPI=1), whose hardware encoder also makes
+ * the sub rendition with --sub: the source hands out the access units of both, each sent on its
+ * rendition's track, and each rendition's requests go to its own encoder channel. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -53,6 +56,7 @@
 #include "scale.h"
 #include "sources/audio.h"
 #include "sources/pipewire.h"
+#include "sources/rkmpi_vi.h"
 #include "sources/source.h"
 #include "sources/testpattern.h"
 #include "sources/v4l2.h"
@@ -113,6 +117,8 @@ struct pc_capture_config {
 	uint32_t pipewire_node; /* pipewire: the stream's node id, UINT32_MAX = not given */
 	const char *device;     /* v4l2: the camera, NULL = /dev/video0 */
 	const char *v4l2_format; /* v4l2: yuyv, nv12, mjpeg, h264 or auto (NULL) */
+	const char *iq_dir;     /* rkmpi: the ISP's IQ files, NULL = /etc/iqfiles */
+	uint32_t sensor_fps;    /* rkmpi: the sensor's own rate, 0 = 30 */
 	uint32_t keepalive_ms;  /* damage-driven sources: the last picture again after this long */
 	uint32_t fps_num;
 	uint32_t fps_den;
@@ -165,6 +171,15 @@ struct pc_capture_config {
 #else
 #define PC_V4L2_NAME ""
 #endif
+/* The RV1106's camera through the vendor media API: only with the Makefile's RKMPI=1. */
+#ifndef PC_HAVE_RKMPI
+#define PC_HAVE_RKMPI 0
+#endif
+#if PC_HAVE_RKMPI
+#define PC_RKMPI_NAME ", rkmpi"
+#else
+#define PC_RKMPI_NAME ""
+#endif
 
 static const struct pc_source_ops *const sources[] = {
 	&pc_testpattern_source,
@@ -176,6 +191,9 @@ static const struct pc_source_ops *const sources[] = {
 #endif
 #if PC_HAVE_V4L2
 	&pc_v4l2_source,
+#endif
+#if PC_HAVE_RKMPI
+	&pc_rkmpi_vi_source,
 #endif
 };
 
@@ -213,7 +231,8 @@ static void print_usage(FILE *out)
 		"                      WAYLAND_DISPLAY and XDG_RUNTIME_DIR) or pipewire (a PipeWire\n"
 		"                      screen-cast stream, as the desktop portal of GNOME and KDE\n"
 		"                      hands one out: --pipewire-node, --pipewire-fd) or v4l2 (a\n"
-		"                      camera: --device, --v4l2-format)\n"
+		"                      camera: --device, --v4l2-format) or rkmpi (the RV1106's\n"
+		"                      camera and hardware encoder; builds with RKMPI=1)\n"
 		"  --pattern NAME      what the test pattern draws: bars (default; easy to compress)\n"
 		"                      or busy (noise, fast motion and a scene cut every 3 s: an\n"
 		"                      encoder spends its whole bitrate on it) or still (the bars\n"
@@ -270,6 +289,13 @@ static void print_usage(FILE *out)
 		"                      camera's own, passed through as it is: --bitrate and keyframe\n"
 		"                      requests go to the camera when it takes them; no --sub) or\n"
 		"                      auto (default: h264 at the asked size, else nv12, yuyv, mjpeg)\n"
+		"\n"
+		"RV1106 camera (--source rkmpi; docs/capture.md): the ISP scales to --size (default\n"
+		"1280x720) and the hardware encoder encodes at --bitrate, --fps at most the sensor's;\n"
+		"--sub is the ISP's second output, encoded by a second channel. Keyframe and bitrate\n"
+		"requests go to the encoder. No --motion (the pictures are never in memory).\n"
+		"  --iq-dir DIR        the ISP's tuning files (default /etc/iqfiles)\n"
+		"  --sensor-fps N      the sensor's own frame rate (default 30; 1..120)\n"
 		"\n"
 		"Sub stream (only with --socket):\n"
 		"  --sub WxH           also send each picture downscaled to WxH (even, at most the\n"
@@ -465,6 +491,8 @@ enum {
 	OPT_PIPEWIRE_NODE,
 	OPT_DEVICE,
 	OPT_V4L2_FORMAT,
+	OPT_IQ_DIR,
+	OPT_SENSOR_FPS,
 	OPT_ENCODER,
 	OPT_ENCODER_PRIORITY,
 	OPT_PATTERN_OBJECT,
@@ -506,6 +534,8 @@ static int parse_args(int argc, char **argv, struct pc_capture_config *config)
 		{"pipewire-node", required_argument, NULL, OPT_PIPEWIRE_NODE},
 		{"device", required_argument, NULL, OPT_DEVICE},
 		{"v4l2-format", required_argument, NULL, OPT_V4L2_FORMAT},
+		{"iq-dir", required_argument, NULL, OPT_IQ_DIR},
+		{"sensor-fps", required_argument, NULL, OPT_SENSOR_FPS},
 		{"encoder", required_argument, NULL, OPT_ENCODER},
 		{"encoder-priority", required_argument, NULL, OPT_ENCODER_PRIORITY},
 		{"pattern-object", required_argument, NULL, OPT_PATTERN_OBJECT},
@@ -549,7 +579,7 @@ static int parse_args(int argc, char **argv, struct pc_capture_config *config)
 			break;
 		case OPT_SOURCE:
 			if (!find_source(optarg))
-				return usage_error("--source: unknown source '%s' (available in this build: testpattern" PC_WAYLAND_NAME PC_PIPEWIRE_NAME PC_V4L2_NAME ")",
+				return usage_error("--source: unknown source '%s' (available in this build: testpattern" PC_WAYLAND_NAME PC_PIPEWIRE_NAME PC_V4L2_NAME PC_RKMPI_NAME ")",
 				                    optarg);
 			config->source = optarg;
 			break;
@@ -671,6 +701,16 @@ static int parse_args(int argc, char **argv, struct pc_capture_config *config)
 			config->v4l2_format = f;
 			break;
 		}
+		case OPT_IQ_DIR:
+			if (!*optarg)
+				return usage_error("--iq-dir: expected the directory of the ISP's IQ files such as /etc/iqfiles");
+			config->iq_dir = optarg;
+			break;
+		case OPT_SENSOR_FPS:
+			if (!pc_rkmpi_parse_sensor_fps(optarg, &config->sensor_fps))
+				return usage_error("--sensor-fps: expected the sensor's frame rate, 1..%u, got '%s'",
+						   PC_RKMPI_MAX_SENSOR_FPS, optarg);
+			break;
 		case OPT_ENCODER:
 		case OPT_ENCODER_PRIORITY: {
 			const char *name = opt == OPT_ENCODER ? "--encoder" : "--encoder-priority";
@@ -764,6 +804,8 @@ static int parse_args(int argc, char **argv, struct pc_capture_config *config)
 		return usage_error("--source pipewire needs --pipewire-node ID (the portal's stream node)");
 	if (strcmp(config->source, "v4l2") != 0 && (config->device || config->v4l2_format))
 		return usage_error("--device and --v4l2-format are for --source v4l2");
+	if (strcmp(config->source, "rkmpi") != 0 && (config->iq_dir || config->sensor_fps))
+		return usage_error("--iq-dir and --sensor-fps are for --source rkmpi");
 	if (config->v4l2_format && strcmp(config->v4l2_format, "h264") == 0 && config->sub_width)
 		return usage_error("--sub: the camera's H.264 is passed through, not decoded: no sub stream from it");
 	if (config->sub_width) {
@@ -807,6 +849,7 @@ struct pc_rendition {
 	uint32_t viewers;          /* UINT32_MAX until the device says */
 	bool force_idr;
 	bool idle;                 /* pictures were skipped for want of viewers */
+	bool idle_idr_asked;       /* a source's own sub stream, back from idle: its IDR was asked for */
 	uint32_t seq;              /* frames sent on the track, from 0 for each run */
 	uint64_t encoded, keyframes, skipped;
 	int64_t scale_ns_total, encode_ns_total;
@@ -821,7 +864,8 @@ struct pc_capture {
 
 	const struct pc_source_ops *source_ops;
 	void *source;
-	/* rend[RENDITION_MAIN] always; rend[RENDITION_SUB] with --sub, fed by the scaler. */
+	/* rend[RENDITION_MAIN] always; rend[RENDITION_SUB] with --sub, fed by the scaler (or by the
+	 * source itself: source_sub). */
 	struct pc_rendition rend[MAX_RENDITIONS];
 	int n_rend;
 	struct pc_scaler scaler;
@@ -853,13 +897,19 @@ struct pc_capture {
 	const struct pc_frame *picture;
 	int64_t picture_ns;        /* its capture time, CLOCK_REALTIME */
 	bool picture_sent;
-	int64_t last_capture_ns;   /* of the last picture sent: kept increasing */
+	/* Of the last picture sent, per rendition (only a source's own sub stream has its own):
+	 * kept increasing. */
+	int64_t last_capture_ns[MAX_RENDITIONS];
 	/* A source of encoded pictures (a camera's H.264): its access units are sent as they are,
 	 * no encoder runs (rend[] keeps only tracks and counters). */
 	bool passthrough;
 	const uint8_t *au;         /* the last one taken: the source's, valid until its next take() */
 	size_t au_size;
 	bool au_keyframe;
+	int au_rendition;          /* RENDITION_MAIN, or RENDITION_SUB from a source_sub source */
+	/* The source encodes the sub rendition too (rkmpi with --sub): its access units come with
+	 * the main one's, and no scaler or encoder runs for it. */
+	bool source_sub;
 	int64_t last_sent;         /* CLOCK_MONOTONIC */
 	int64_t keepalive_ns;
 	int refines_left;          /* repeats still due REFINE_MS apart after the last change */
@@ -1131,9 +1181,11 @@ static void apply_video_control(struct pc_capture *cap, struct pc_rendition *r,
 		break;
 	case PC_IPC_BITRATE:
 		if (cap->passthrough) {
-			/* The camera encodes: it may take a bitrate (or keep its own, and say so once). */
-			err = cap->source_ops->set_bitrate ? cap->source_ops->set_bitrate(cap->source, msg->u.bitrate)
-							   : -ENOTSUP;
+			/* The camera encodes: it may take a bitrate (or keep its own, and say so once),
+			 * each rendition's on its own encoder. */
+			int (*set)(void *, uint32_t) = r->alternate_of ? cap->source_ops->set_bitrate_sub
+								       : cap->source_ops->set_bitrate;
+			err = set ? set(cap->source, msg->u.bitrate) : -ENOTSUP;
 			if (err == 0) {
 				pc_log("%sbitrate %u bit/s (asked of the camera)", what, msg->u.bitrate);
 				r->bitrate = msg->u.bitrate;
@@ -1334,14 +1386,41 @@ static bool rendition_active(const struct pc_capture *cap, const struct pc_rendi
 	return r == &cap->rend[RENDITION_MAIN] || (r->viewers != 0 && !(cap->to_device && cap->fd < 0));
 }
 
+/* An access unit of a source's own sub stream (source_sub): sent on the sub track while someone
+ * watches it, dropped while nobody does; back from that, its first one sent is an IDR (asked of
+ * the source, the ones before it dropped), as an encoder's would be. */
+static int send_source_sub(struct pc_capture *cap, int64_t capture_ns)
+{
+	if (cap->n_rend <= RENDITION_SUB)
+		return 0; /* before the renditions start (the first picture is the main one's) */
+	struct pc_rendition *r = &cap->rend[RENDITION_SUB];
+	if (!rendition_active(cap, r)) {
+		r->skipped++;
+		r->idle = true;
+		r->idle_idr_asked = false;
+		return 0;
+	}
+	if (r->idle && !cap->au_keyframe) {
+		r->skipped++;
+		if (!r->idle_idr_asked && cap->source_ops->request_keyframe_sub)
+			cap->source_ops->request_keyframe_sub(cap->source);
+		r->idle_idr_asked = true;
+		return 0;
+	}
+	return encode_and_send(cap, r, NULL, capture_ns);
+}
+
 /* One picture, encoded for each rendition, both stamped with its capture time. The main stream
- * goes out first: the sub one must not delay it. -1 on a fatal error. */
+ * goes out first: the sub one must not delay it. -1 on a fatal error. (A source that encodes
+ * both hands out each rendition's access units apart: send_source_sub.) */
 static int encode_picture(struct pc_capture *cap, const struct pc_frame *frame, int64_t capture_ns)
 {
+	if (cap->passthrough && cap->au_rendition != RENDITION_MAIN)
+		return send_source_sub(cap, capture_ns);
 	if (encode_and_send(cap, &cap->rend[RENDITION_MAIN], frame, capture_ns) < 0)
 		return -1;
 
-	for (int i = RENDITION_MAIN + 1; i < cap->n_rend; i++) {
+	for (int i = RENDITION_MAIN + 1; i < cap->n_rend && !cap->source_sub; i++) {
 		struct pc_rendition *r = &cap->rend[i];
 		if (!rendition_active(cap, r)) {
 			/* Nobody watches it: save the CPU. The next one it encodes is an IDR. */
@@ -1502,8 +1581,11 @@ static int take_picture(struct pc_capture *cap)
 		cap->au = pic.au;
 		cap->au_size = pic.au_size;
 		cap->au_keyframe = pic.keyframe;
+		cap->au_rendition = pic.rendition == RENDITION_SUB && cap->source_sub ? RENDITION_SUB : RENDITION_MAIN;
 	}
-	if (cap->n_rend == 0 || cap->passthrough) {
+	if (pic.au && cap->au_rendition != RENDITION_MAIN) {
+		/* The source's own sub stream: its size is its own, the main picture's stays. */
+	} else if (cap->n_rend == 0 || cap->passthrough) {
 		cap->width = pic.frame->width;
 		cap->height = pic.frame->height;
 	} else if (pic.frame->width != cap->width || pic.frame->height != cap->height) {
@@ -1529,8 +1611,11 @@ static int take_picture(struct pc_capture *cap)
 static int send_last_picture(struct pc_capture *cap)
 {
 	int64_t capture_ns = cap->picture_sent ? pc_clock_ns(CLOCK_REALTIME) : cap->picture_ns;
-	if (capture_ns <= cap->last_capture_ns)
-		capture_ns = cap->last_capture_ns + 1;
+	/* A source's own sub stream keeps its own order: its pictures are the main one's, taken
+	 * through another encoder, and may come a little before or after them. */
+	int64_t *last = &cap->last_capture_ns[cap->passthrough ? cap->au_rendition : RENDITION_MAIN];
+	if (capture_ns <= *last)
+		capture_ns = *last + 1;
 	if (cap->picture_sent) {
 		cap->repeats++;
 		if (cap->refines_left > 0)
@@ -1539,7 +1624,7 @@ static int send_last_picture(struct pc_capture *cap)
 		cap->refines_left = REFINES;
 	}
 	cap->picture_sent = true;
-	cap->last_capture_ns = capture_ns;
+	*last = capture_ns;
 	cap->last_sent = pc_clock_ns(CLOCK_MONOTONIC);
 	return encode_picture(cap, cap->picture, capture_ns);
 }
@@ -1554,8 +1639,11 @@ static bool idr_wanted(struct pc_capture *cap)
 			if (!cap->rend[i].force_idr)
 				continue;
 			cap->rend[i].force_idr = false;
-			if (cap->source_ops->request_keyframe)
-				cap->source_ops->request_keyframe(cap->source);
+			/* Each rendition's own encoder (a source's sub stream has one of its own). */
+			int (*request)(void *) = i == RENDITION_SUB ? cap->source_ops->request_keyframe_sub
+								    : cap->source_ops->request_keyframe;
+			if (request)
+				request(cap->source);
 		}
 		return false;
 	}
@@ -1848,8 +1936,12 @@ static int start_renditions(struct pc_capture *cap, const struct pc_rendition *c
 			.screen = cap->source_ops->wait_fd != NULL && strcmp(cap->source_ops->name, "v4l2") != 0,
 		};
 		if (cap->passthrough) {
-			cap->n_rend = 1; /* the camera encodes; nothing to scale or encode here */
-			break;
+			/* The camera encodes, its sub stream too when it makes one (source_sub): nothing
+			 * to scale or encode here, the renditions keep tracks and counters. */
+			cap->n_rend = i + 1;
+			if (!cap->source_sub)
+				break;
+			continue;
 		}
 		ret = pc_encoder_slot_init(&r->enc, &config->encoders, r->label, &encoder_config, err, err_size);
 		if (ret < 0)
@@ -1984,6 +2076,27 @@ int main(int argc, char **argv)
 		ret = pc_v4l2_init(&cap.source, &source_config, &options, err, sizeof(err));
 	} else
 #endif
+#if PC_HAVE_RKMPI
+	if (cap.source_ops == &pc_rkmpi_vi_source) {
+		/* The ISP scales to exactly the asked size (--size or its default): no size of its own
+		 * to wait for. */
+		struct pc_source_config sized = source_config;
+		sized.width = config.width;
+		sized.height = config.height;
+		/* The sub rendition is the camera's too: a second VENC channel on the ISP's self path. */
+		struct pc_rkmpi_vi_options options = {
+			.iq_dir = config.iq_dir,
+			.sensor_fps = config.sensor_fps,
+			.bitrate = config.bitrate,
+			.gop = config.gop,
+			.sub_width = cap.to_device ? config.sub_width : 0,
+			.sub_height = cap.to_device ? config.sub_height : 0,
+			.sub_bitrate = config.sub_bitrate,
+		};
+		cap.source_sub = options.sub_width != 0;
+		ret = pc_rkmpi_vi_init(&cap.source, &sized, &options, err, sizeof(err));
+	} else
+#endif
 	{
 		ret = cap.source_ops->init(&cap.source, &source_config, err, sizeof(err));
 	}
@@ -2017,7 +2130,7 @@ int main(int argc, char **argv)
 			       config.source, cap.width, cap.height, config.fps_num, config.fps_den, config.bitrate);
 			goto out;
 		}
-		if (config.sub_width && cap.passthrough) {
+		if (config.sub_width && cap.passthrough && !cap.source_sub) {
 			pc_log("--sub: the camera's H.264 is passed through, not decoded: no sub stream from it (--v4l2-format nv12, yuyv or mjpeg)");
 			exit_code = EXIT_USAGE;
 			goto out;
@@ -2079,7 +2192,8 @@ int main(int argc, char **argv)
 					: cap.audio_in_track ? cap.audio_in_track
 							     : TRACK_VIDEO) + 1);
 		pc_log("sub stream: %dx%d (%s from %dx%d) at %u bit/s -> track %u, an alternate of track %u",
-		       sub->width, sub->height, cap.scaler.plane[0].box ? "2x2 box" : "bilinear",
+		       sub->width, sub->height,
+		       cap.source_sub ? "the source's own encoding" : cap.scaler.plane[0].box ? "2x2 box" : "bilinear",
 		       cap.width, cap.height, sub->bitrate, sub->track, sub->alternate_of);
 	}
 

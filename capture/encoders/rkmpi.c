@@ -2,17 +2,20 @@
  * (rockit's RK_MPI_*, as in the Luckfox Pico SDK for the RV1106). Built only with the Makefile's
  * RKMPI=1 RKMPI_SDK=DIR; docs/encoders.md.
  *
- * UNVERIFIED: written against the SDK's headers as published (rk_mpi_sys.h, rk_mpi_venc.h,
- * rk_mpi_mb.h: RK_MPI_SYS_Init, RK_MPI_VENC_CreateChn with VENC_RC_MODE_H264CBR,
+ * UNVERIFIED on a board: written against the SDK's headers as published (rk_mpi_sys.h,
+ * rk_mpi_venc.h, rk_mpi_mb.h: RK_MPI_SYS_Init, RK_MPI_VENC_CreateChn with VENC_RC_MODE_H264CBR,
  * RK_MPI_VENC_StartRecvFrame, RK_MPI_VENC_SendFrame, RK_MPI_VENC_GetStream/ReleaseStream,
- * RK_MPI_VENC_RequestIDR, RK_MPI_VENC_SetChnAttr), but never compiled nor run here: this
- * machine has neither the SDK nor the board.
+ * RK_MPI_VENC_RequestIDR, RK_MPI_VENC_SetChnAttr) and type-checked against them (copied from
+ * the Luckfox SDK into a scratch directory, for x86-64 and ARMv7), but never linked against the
+ * real librockit nor run: this machine has neither the SDK's libraries nor the board.
  *
  * The encoder shape: I420 pictures from any source are copied into a DMA block as NV12 and sent
  * to a VENC channel, and the stream is taken back at once (GetStream waits up to
  * PC_RKMPI_WAIT_MS). Each rendition has its own channel. The camera's own path (VI bound to
- * VENC, no copy) is a source, not an encoder: not written yet. */
+ * VENC, no copy) is a source, not an encoder: sources/rkmpi_vi.c, which takes its VENC channels
+ * from the same allocator (rkmpi.h). */
 #include "encoder.h"
+#include "rkmpi.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -26,7 +29,6 @@
 
 #include "../log.h"
 
-#define PC_RKMPI_CHANNELS 4
 #define PC_RKMPI_WAIT_MS 200
 #define PC_RKMPI_PACKS 8
 #define H264_PROFILE_BASELINE 66
@@ -34,7 +36,7 @@
 
 /* The media system and its VENC channels belong to the process (the vendor library keeps them),
  * so which channels this process took is kept here too, under a lock: both renditions'
- * encoders share them. */
+ * encoders and the camera source share them (rkmpi.h). */
 static pthread_mutex_t rkmpi_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned rkmpi_channels; /* bit n: channel n in use */
 
@@ -53,7 +55,7 @@ struct pc_rkmpi {
 	uint64_t pts;
 };
 
-static void release_channel(int chn)
+void pc_rkmpi_channel_release(int chn)
 {
 	pthread_mutex_lock(&rkmpi_lock);
 	rkmpi_channels &= ~(1u << chn);
@@ -62,8 +64,7 @@ static void release_channel(int chn)
 	pthread_mutex_unlock(&rkmpi_lock);
 }
 
-/* A free channel (the media system initialised with the first), or -1. */
-static int take_channel(void)
+int pc_rkmpi_channel_take(void)
 {
 	int chn = -1;
 	pthread_mutex_lock(&rkmpi_lock);
@@ -113,7 +114,7 @@ static int pc_rkmpi_init(void **state, const struct pc_encoder_config *config, c
 		pc_rkmpi_destroy(st);
 		return -EINVAL;
 	}
-	st->chn = take_channel();
+	st->chn = pc_rkmpi_channel_take();
 	if (st->chn < 0) {
 		snprintf(err, err_size, "rkmpi: RK_MPI_SYS_Init failed or no VENC channel free");
 		pc_rkmpi_destroy(st);
@@ -288,7 +289,7 @@ static void pc_rkmpi_destroy(void *state)
 	if (st->pool != MB_INVALID_POOLID)
 		RK_MPI_MB_DestroyPool(st->pool);
 	if (st->chn >= 0)
-		release_channel(st->chn); /* the last one also ends the media system */
+		pc_rkmpi_channel_release(st->chn); /* the last one also ends the media system */
 	free(st->au);
 	free(st);
 }

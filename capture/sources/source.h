@@ -51,6 +51,11 @@ struct pc_source_picture {
 	const uint8_t *au;
 	size_t au_size;
 	bool keyframe; /* au holds an IDR slice */
+	/* Which rendition au is of: 0, the main one; 1, the sub one, from a source asked to encode
+	 * a sub stream of its own (the rkmpi camera: a second encoder channel fed by the ISP at the
+	 * smaller size). frame then says the sub stream's size. Sources that encode one stream leave
+	 * it 0. */
+	int rendition;
 };
 
 struct pc_source_ops {
@@ -81,6 +86,9 @@ struct pc_source_ops {
 	 * hardware cannot, or another negative errno. */
 	int (*request_keyframe)(void *state);
 	int (*set_bitrate)(void *state, uint32_t bitrate);
+	/* The same for the sub rendition, from a source that encodes it too (rendition 1). */
+	int (*request_keyframe_sub)(void *state);
+	int (*set_bitrate_sub)(void *state, uint32_t bitrate);
 };
 
 #endif

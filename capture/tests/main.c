@@ -18,6 +18,7 @@ void pc_test_v4l2(void);
 void pc_test_encoders(void); /* test_encoders.c */
 void pc_test_transcode(void); /* test_transcode.c */
 void pc_test_motion(void); /* test_motion.c */
+void pc_test_rkmpi(void); /* test_rkmpi.c */
 
 struct pc_check_totals pc_check;
 const char *pc_check_producer;
@@ -52,6 +53,7 @@ int main(int argc, char **argv)
 		{"v4l2", pc_test_v4l2},
 		{"encoders", pc_test_encoders},
 		{"transcode", pc_test_transcode},
+		{"rkmpi", pc_test_rkmpi},
 	};
 	int unknown = 0;
 	for (int a = 2; a < argc; a++) {

@@ -536,6 +536,12 @@ static void test_cli(void)
 		{"--socket", "/x", "--sub", "640", NULL},
 		{"--socket", "/x", "--sub-bitrate", "300k", NULL},
 		{"--socket", "/x", "--sub", "640x360", "--sub-bitrate", "1k", NULL},
+		/* The rkmpi source's options, with another source; the source itself, in a build
+		 * without RKMPI=1 (the tests'). */
+		{"--socket", "/x", "--iq-dir", "/etc/iqfiles", NULL},
+		{"--socket", "/x", "--sensor-fps", "30", NULL},
+		{"--socket", "/x", "--sensor-fps", "0", NULL},
+		{"--socket", "/x", "--source", "rkmpi", NULL},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		int code = run_cli(&d, bad[i], NULL);

@@ -1,0 +1,17 @@
+/* The media system and VENC channels of this process, shared by the rkmpi encoder (rkmpi.c) and
+ * the rkmpi camera source (sources/rkmpi_vi.c): the vendor library keeps them per process, so
+ * which channels are taken is kept in one place. Built only with the Makefile's RKMPI=1. */
+#ifndef PC_RKMPI_H
+#define PC_RKMPI_H
+
+/* At most this many VENC channels taken at once (both renditions of either user fit). */
+#define PC_RKMPI_CHANNELS 4
+
+/* A free VENC channel number, the media system (RK_MPI_SYS_Init) initialised with the first one
+ * taken; -1 when that fails or none is free. */
+int pc_rkmpi_channel_take(void);
+
+/* Gives chn back; the last one given back ends the media system (RK_MPI_SYS_Exit). */
+void pc_rkmpi_channel_release(int chn);
+
+#endif
