@@ -78,6 +78,7 @@ struct rkmpi_vi {
 
 	pthread_mutex_t lock;
 	/* Under lock: */
+	int running;             /* streams whose thread runs: the first ones */
 	struct pc_rkmpi_queue queue;
 	bool efd_readable;
 	int error;               /* a thread's failure (negative errno), with reason */
@@ -154,6 +155,7 @@ static void queue_stream(struct stream *st, const VENC_STREAM_S *stream)
 	bool warn_pts = !pts_ok && !s->pts_warned;
 	s->pts_warned |= warn_pts;
 	uint64_t overflows = s->queue.overflows;
+	int running = s->running;
 	sync_efd(s);
 	pthread_mutex_unlock(&s->lock);
 
@@ -166,7 +168,7 @@ static void queue_stream(struct stream *st, const VENC_STREAM_S *stream)
 		if (overflows == 1 || overflows % 100 == 0)
 			pc_log("rkmpi: %llu access units were not taken in time and were dropped (%llu times so far); waiting for IDRs",
 			       (unsigned long long)PC_RKMPI_QUEUE_LEN, (unsigned long long)overflows);
-		for (int r = 0; r < s->n_streams; r++)
+		for (int r = 0; r < running; r++)
 			request_idr(&s->stream[r]);
 	}
 }
@@ -310,16 +312,18 @@ static int start_stream(struct rkmpi_vi *s, int r, char *err, size_t err_size)
 		return -e;
 	}
 	st->thread_started = true;
+	pthread_mutex_lock(&s->lock);
+	s->running = r + 1;
+	pthread_mutex_unlock(&s->lock);
 	pc_log("rkmpi: %s stream %dx%d: VI channel %d (%s) -> VENC channel %d, H.264 CBR %u kbit/s, %u/%u fps of the sensor's %u, GOP %u",
 	       label[r], st->width, st->height, st->vi_chn, entity[r], st->venc_chn, kbps, s->set.fps_num,
 	       s->set.fps_den, s->set.sensor_fps, s->set.gop);
 	return 0;
 }
 
+/* After every thread has ended (one may ask another's channel for an IDR). */
 static void stop_stream(struct stream *st)
 {
-	if (st->thread_started)
-		pthread_join(st->thread, NULL);
 	MPP_CHN_S from = {.enModId = RK_ID_VI, .s32DevId = VI_DEV, .s32ChnId = st->vi_chn};
 	MPP_CHN_S to = {.enModId = RK_ID_VENC, .s32DevId = 0, .s32ChnId = st->venc_chn};
 	if (st->bound && RK_MPI_SYS_UnBind(&from, &to) != RK_SUCCESS)
@@ -369,6 +373,9 @@ static void rkmpi_vi_destroy(void *state)
 	if (!s)
 		return;
 	atomic_store(&s->stop, true);
+	for (int r = 0; r < s->n_streams; r++)
+		if (s->stream[r].thread_started)
+			pthread_join(s->stream[r].thread, NULL);
 	for (int r = s->n_streams - 1; r >= 0; r--)
 		stop_stream(&s->stream[r]);
 	if (s->vi_dev_enabled && RK_MPI_VI_DisableDev(VI_DEV) != RK_SUCCESS)
