@@ -165,7 +165,10 @@ static void queue_stream(struct stream *st, const VENC_STREAM_S *stream)
 	if (ret == PC_RKMPI_OVERFLOW || ret == -ENOMEM) {
 		/* Nobody took the access units for a while (no device): start again at an IDR, on
 		 * every channel (the queue dropped all of theirs). */
-		if (overflows == 1 || overflows % 100 == 0)
+		if (ret == -ENOMEM)
+			pc_log("rkmpi: out of memory for an access unit of the %s stream: dropped, waiting for an IDR",
+			       label[st->rendition]);
+		else if (overflows == 1 || overflows % 100 == 0)
 			pc_log("rkmpi: %llu access units were not taken in time and were dropped (%llu times so far); waiting for IDRs",
 			       (unsigned long long)PC_RKMPI_QUEUE_LEN, (unsigned long long)overflows);
 		for (int r = 0; r < running; r++)
