@@ -34,7 +34,8 @@ type pageSources []struct {
 // TestSourcesBrowserCLIAndRecordings: a device with two test patterns of different sizes
 // (--add-source) serves each: Chromium with ?source=second plays 640x360 and the default page
 // 1280x720; the page lists both and switches on a choice; `p2pcast view --source` gets the
-// second's size; each source records into DIR/<id>/.
+// second's size; each source records into DIR/<id>/, and `p2pcast fetch` lists both sources'
+// recordings under their ids and fetches one of each.
 func TestSourcesBrowserCLIAndRecordings(t *testing.T) {
 	dir := t.TempDir()
 	dev := startDevice(t, "127.0.0.1:0", "--size", "1280x720", "--fps", "30",
@@ -102,7 +103,8 @@ func TestSourcesBrowserCLIAndRecordings(t *testing.T) {
 		time.Sleep(200 * time.Millisecond) // polling the directory: the recorder has no event for a test
 	}
 
-	// The files channel serves the default source's recordings (DIR/main/: paths as ever).
+	// The files channel lists every source's recordings, each under its id as on disk, and
+	// fetches either by that path.
 	bin := filepath.Join(testbin.Dir(t), "p2pcast")
 	out, err = exec.Command(bin, "fetch", dev.url, "--list", "--json").Output()
 	if err != nil {
@@ -110,23 +112,38 @@ func TestSourcesBrowserCLIAndRecordings(t *testing.T) {
 	}
 	var listing struct {
 		Recordings []struct {
-			Path string `json:"path"`
+			Path    string `json:"path"`
+			Source  string `json:"source"`
+			Writing bool   `json:"writing"`
 		} `json:"recordings"`
 	}
 	if err := json.Unmarshal(out, &listing); err != nil || len(listing.Recordings) == 0 {
 		t.Fatalf("p2pcast fetch --list --json: %s (%v)", out, err)
 	}
-	first := listing.Recordings[0].Path
-	got := filepath.Join(t.TempDir(), "main.mp4")
-	if b, err := exec.Command(bin, "fetch", dev.url, first, "--out", got).CombinedOutput(); err != nil {
-		t.Fatalf("p2pcast fetch %s: %v\n%s", first, err, b)
+	first := map[string]string{} // source → its first closed recording
+	for _, r := range listing.Recordings {
+		if !strings.HasPrefix(r.Path, r.Source+"/") {
+			t.Fatalf("recording %s of source %q: not under its id", r.Path, r.Source)
+		}
+		if _, ok := first[r.Source]; !ok && !r.Writing {
+			first[r.Source] = r.Path
+		}
 	}
-	want, err := os.ReadFile(filepath.Join(dir, "main", filepath.FromSlash(first)))
-	if err != nil {
-		t.Fatal(err)
+	if first["main"] == "" || first["second"] == "" || len(first) != 2 {
+		t.Fatalf("p2pcast fetch --list: closed recordings by source %v, want main and second", first)
 	}
-	if b, err := os.ReadFile(got); err != nil || !bytes.Equal(b, want) {
-		t.Fatalf("fetched %s: %d bytes, the device's main/ file %d (%v)", first, len(b), len(want), err)
+	for src, p := range first {
+		got := filepath.Join(t.TempDir(), src+".mp4")
+		if b, err := exec.Command(bin, "fetch", dev.url, p, "--out", got).CombinedOutput(); err != nil {
+			t.Fatalf("p2pcast fetch %s: %v\n%s", p, err, b)
+		}
+		want, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(p)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, err := os.ReadFile(got); err != nil || !bytes.Equal(b, want) {
+			t.Fatalf("fetched %s: %d bytes, the device's file %d (%v)", p, len(b), len(want), err)
+		}
 	}
 }
 
