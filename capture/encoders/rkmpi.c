@@ -31,7 +31,6 @@
 
 #define PC_RKMPI_WAIT_MS 200
 #define PC_RKMPI_PACKS 8
-#define H264_PROFILE_BASELINE 66
 #define MIN_BITRATE 10000u
 
 /* The media system and its VENC channels belong to the process (the vendor library keeps them),
@@ -79,6 +78,20 @@ int pc_rkmpi_channel_take(void)
 		rkmpi_channels |= 1u << chn;
 	pthread_mutex_unlock(&rkmpi_lock);
 	return chn;
+}
+
+void pc_rkmpi_avc_attr(VENC_CHN_ATTR_S *attr, int width, int height, uint32_t buffers, uint32_t buf_size)
+{
+	memset(attr, 0, sizeof(*attr));
+	attr->stVencAttr.enType = RK_VIDEO_ID_AVC;
+	attr->stVencAttr.enPixelFormat = RK_FMT_YUV420SP;
+	attr->stVencAttr.u32Profile = H264E_PROFILE_BASELINE;
+	attr->stVencAttr.u32PicWidth = (RK_U32)width;
+	attr->stVencAttr.u32PicHeight = (RK_U32)height;
+	attr->stVencAttr.u32VirWidth = (RK_U32)width;
+	attr->stVencAttr.u32VirHeight = (RK_U32)height;
+	attr->stVencAttr.u32StreamBufCnt = buffers;
+	attr->stVencAttr.u32BufSize = buf_size;
 }
 
 static void rc_attr(VENC_CHN_ATTR_S *attr, uint32_t gop, uint32_t fps_num, uint32_t fps_den, uint32_t bitrate)
@@ -136,16 +149,7 @@ static int pc_rkmpi_init(void **state, const struct pc_encoder_config *config, c
 	}
 
 	VENC_CHN_ATTR_S attr;
-	memset(&attr, 0, sizeof(attr));
-	attr.stVencAttr.enType = RK_VIDEO_ID_AVC;
-	attr.stVencAttr.enPixelFormat = RK_FMT_YUV420SP;
-	attr.stVencAttr.u32Profile = H264_PROFILE_BASELINE;
-	attr.stVencAttr.u32PicWidth = (RK_U32)config->width;
-	attr.stVencAttr.u32PicHeight = (RK_U32)config->height;
-	attr.stVencAttr.u32VirWidth = (RK_U32)config->width;
-	attr.stVencAttr.u32VirHeight = (RK_U32)config->height;
-	attr.stVencAttr.u32StreamBufCnt = 2;
-	attr.stVencAttr.u32BufSize = (RK_U32)size;
+	pc_rkmpi_avc_attr(&attr, config->width, config->height, 2, (uint32_t)size);
 	rc_attr(&attr, config->gop, config->fps_num, config->fps_den, config->bitrate);
 	RK_S32 ret = RK_MPI_VENC_CreateChn(st->chn, &attr);
 	if (ret != RK_SUCCESS) {

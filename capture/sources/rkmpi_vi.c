@@ -273,16 +273,7 @@ static int start_stream(struct rkmpi_vi *s, int r, char *err, size_t err_size)
 	}
 	uint32_t kbps = pc_rkmpi_kbps(s->set.bitrate[r], max_bitrate(st));
 	VENC_CHN_ATTR_S attr;
-	memset(&attr, 0, sizeof(attr));
-	attr.stVencAttr.enType = RK_VIDEO_ID_AVC;
-	attr.stVencAttr.enPixelFormat = RK_FMT_YUV420SP;
-	attr.stVencAttr.u32Profile = H264E_PROFILE_BASELINE;
-	attr.stVencAttr.u32PicWidth = (RK_U32)st->width;
-	attr.stVencAttr.u32PicHeight = (RK_U32)st->height;
-	attr.stVencAttr.u32VirWidth = (RK_U32)st->width;
-	attr.stVencAttr.u32VirHeight = (RK_U32)st->height;
-	attr.stVencAttr.u32StreamBufCnt = STREAM_BUFFERS;
-	attr.stVencAttr.u32BufSize = (RK_U32)st->width * (RK_U32)st->height * 3 / 2;
+	pc_rkmpi_avc_attr(&attr, st->width, st->height, STREAM_BUFFERS, (uint32_t)st->width * (uint32_t)st->height * 3 / 2);
 	rc_attr(&attr, s, kbps);
 	ret = RK_MPI_VENC_CreateChn(st->venc_chn, &attr);
 	if (ret != RK_SUCCESS) {

@@ -9,9 +9,6 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
-
-	"github.com/p2pcast/p2pcast/internal/auth"
-	"github.com/p2pcast/p2pcast/internal/stream"
 )
 
 type tcpSends struct {
@@ -102,17 +99,7 @@ func TestNoLoopbackTCPCandidates(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	e, err := NewEngine(Config{IncludeLoopback: true, ICETCP: l})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := stream.New(stream.Config{})
-	st.Attach(stream.Describe("t", []stream.Track{testVideo}, nil), nil)
-	s, err := e.NewSession(st, SessionOptions{Access: auth.FullAccess()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, _ := videoSessionWith(t, Config{IncludeLoopback: true, ICETCP: l})
 	gathered := webrtc.GatheringCompletePromise(s.pc)
 	if _, err := s.Offer(); err != nil {
 		t.Fatal(err)

@@ -220,7 +220,13 @@ func TestProbeIsSpreadOverItsDuration(t *testing.T) {
 // ends.
 func videoSession(t *testing.T) (*Session, *stream.Stream) {
 	t.Helper()
-	e, err := NewEngine(Config{IncludeLoopback: true})
+	return videoSessionWith(t, Config{IncludeLoopback: true})
+}
+
+// videoSessionWith is videoSession of an engine made with cfg.
+func videoSessionWith(t *testing.T, cfg Config) (*Session, *stream.Stream) {
+	t.Helper()
+	e, err := NewEngine(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

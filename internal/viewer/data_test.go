@@ -2,6 +2,7 @@ package viewer
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,14 +30,7 @@ func TestFilesOfSeveralSources(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	dc, err := s.PeerConnection().CreateDataChannel(files.Label, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := files.NewClient(dc)
-	if _, err := c.Hello(ctx); err != nil {
-		t.Fatal(err)
-	}
+	c := filesClient(ctx, t, s)
 	closed := map[string]files.Recording{} // the first closed segment of each source
 	for len(closed) < 2 {
 		recs, _, err := c.List(ctx)
@@ -84,14 +78,7 @@ func TestOpenDataFetchesARecording(t *testing.T) {
 	defer s.Close()
 	tracks := make(chan *webrtc.TrackRemote, 4)
 	s.PeerConnection().OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { tracks <- tr })
-	dc, err := s.PeerConnection().CreateDataChannel(files.Label, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := files.NewClient(dc)
-	if _, err := c.Hello(ctx); err != nil {
-		t.Fatal(err)
-	}
+	c := filesClient(ctx, t, s)
 	var recs []files.Recording
 	for {
 		if recs, _, err = c.List(ctx); err != nil {
@@ -125,4 +112,18 @@ func TestOpenDataFetchesARecording(t *testing.T) {
 			t.Fatalf("media arrived: %+v", in)
 		}
 	}
+}
+
+// filesClient opens the files channel on s and waits for its hello.
+func filesClient(ctx context.Context, t *testing.T, s *DataSession) *files.Client {
+	t.Helper()
+	dc, err := s.PeerConnection().CreateDataChannel(files.Label, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := files.NewClient(dc)
+	if _, err := c.Hello(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
