@@ -70,13 +70,18 @@ func (s *whepSignaler) session(ctx context.Context, pc *webrtc.PeerConnection, r
 	s.log.Debug("WHEP session", "location", location)
 	// The viewer controls ICE here and nominates the first pair that works: the device's TCP
 	// candidates are added a moment after the rest (as the device trickles them on its own
-	// path), or a TCP connect could beat the UDP checks on an open network.
+	// path), or a TCP connect could beat the UDP checks on an open network; and not at all
+	// when UDP is up by then, as the device drops them on its own path.
 	answer, tcp := splitTCPCandidates(answer)
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		return fmt.Errorf("applying the answer: %w", err)
 	}
 	if len(tcp) > 0 {
 		t := time.AfterFunc(peer.TCPCandidateDelay, func() {
+			if !tcpStillUseful(pc.ICEConnectionState()) {
+				s.log.Debug("connected over UDP: the device's TCP candidates are left out", "candidates", len(tcp))
+				return
+			}
 			for _, c := range tcp {
 				if err := pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: c}); err != nil {
 					s.log.Debug("TCP candidate refused", "candidate", c, "err", err)
@@ -87,6 +92,13 @@ func (s *whepSignaler) session(ctx context.Context, pc *webrtc.PeerConnection, r
 	}
 	<-ctx.Done()
 	return nil
+}
+
+// tcpStillUseful tells whether TCP candidates may still matter in ICE state st: a pair once
+// selected stays selected (Pion does not renominate), so candidates added after that would
+// only open TCP connections that carry nothing, a reader and buffers on both sides.
+func tcpStillUseful(st webrtc.ICEConnectionState) bool {
+	return st != webrtc.ICEConnectionStateConnected && st != webrtc.ICEConnectionStateCompleted
 }
 
 // splitTCPCandidates takes the TCP candidate lines out of an SDP, returning them without "a=".
