@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -113,7 +114,9 @@ func startDeviceRecording(t *testing.T, opts record.Options) string {
 	cfg.Source = "socket"
 	cfg.SocketPath = filepath.Join(t.TempDir(), "capture.sock")
 	cfg.Record = opts
-	d, err := device.New(cfg, slog.New(slog.DiscardHandler))
+	// The device's log, shown when the test fails (a session that never said hello, say).
+	var logBuf lockedBuffer
+	d, err := device.New(cfg, slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,6 +125,9 @@ func startDeviceRecording(t *testing.T, opts record.Options) string {
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx, func(r device.Ready) { ready <- r }) }()
 	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("device log:\n%s", logBuf.String())
+		}
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("device: %v", err)
@@ -257,4 +263,22 @@ func TestFetchResumesAfterAKill(t *testing.T) {
 	if code, _, _ = runCapture(t, "fetch", base, rel); code != exitUsage {
 		t.Fatalf("no --out: exit %d", code)
 	}
+}
+
+// lockedBuffer is a bytes.Buffer that the device's goroutines may write at once.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

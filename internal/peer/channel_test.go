@@ -134,3 +134,23 @@ func TestDataChannelsNeedTheirGrant(t *testing.T) {
 		})
 	}
 }
+
+// TestDataOnlySessionDoesNotWaitForASource: a data session (fetch, record control) on a stream
+// no source describes yet is made at once; a media session waits SourceWait for the tracks.
+func TestDataOnlySessionDoesNotWaitForASource(t *testing.T) {
+	const wait = 10 * time.Second
+	e, err := NewEngine(Config{IncludeLoopback: true, SourceWait: wait})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := stream.New(stream.Config{}) // no source
+	start := time.Now()
+	s, err := e.NewSession(st, SessionOptions{Access: auth.FullAccess(), DataOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if took := time.Since(start); took >= wait/2 {
+		t.Fatalf("a data session took %v to make: it waited for the source", took)
+	}
+}

@@ -410,6 +410,9 @@ type SessionOptions struct {
 	// a device of several sources serves its desktop's "control" channel only to that
 	// source's viewers.
 	Channels []string
+	// DataOnly: the viewer offered no audio or video (a data session: fetch, record
+	// control), so the session does not wait for the stream's source to describe its tracks.
+	DataOnly bool
 }
 
 // NewSession makes a session watching st for a viewer with opts.Access.
@@ -425,7 +428,11 @@ func (e *Engine) NewSession(st *stream.Stream, opts SessionOptions) (*Session, e
 	if talk != nil && !opts.Access.Has(auth.GrantTalk) {
 		talk = nil
 	}
-	desc := describe(st, talk, e.cfg.SourceWait)
+	wait := e.cfg.SourceWait
+	if opts.DataOnly {
+		wait = 0 // its recordings are there whether or not the camera is
+	}
+	desc := describe(st, talk, wait)
 	if desc.talk == nil {
 		talk = nil // the producer plays nothing: audio is send-only
 	}

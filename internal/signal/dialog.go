@@ -2,6 +2,7 @@ package signal
 
 import (
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -100,12 +101,12 @@ func (d *Dialog) Close() {
 }
 
 // newSession replaces the current session (a second watch/offer restarts the viewer).
-func (d *Dialog) newSession(sourceID string, watch bool) bool {
+func (d *Dialog) newSession(sourceID string, watch, dataOnly bool) bool {
 	d.Close()
 	s, err := d.backend.NewSession(Request{Access: d.viewer.Access, Source: d.viewer.Source, SourceID: sourceID,
 		OnCandidate: func(cand *webrtc.ICECandidateInit) {
 			d.send(candidateMsg{Type: wire.TypeCandidate, Candidate: cand})
-		}, Overflow: watch && d.viewer.Overflow})
+		}, Overflow: watch && d.viewer.Overflow, DataOnly: dataOnly})
 	var r *Redirect
 	if errors.As(err, &r) {
 		d.redirect(r)
@@ -169,7 +170,7 @@ func (d *Dialog) redirect(r *Redirect) {
 func (d *Dialog) handle(in Inbound) {
 	switch in.Type {
 	case wire.TypeWatch:
-		if !d.newSession(in.SourceID, true) {
+		if !d.newSession(in.SourceID, true, false) {
 			return
 		}
 		offer, err := d.sess.Offer()
@@ -179,7 +180,7 @@ func (d *Dialog) handle(in Inbound) {
 		}
 		d.send(sdpMsg{Type: wire.TypeOffer, SDP: offer})
 	case wire.TypeOffer:
-		if !d.newSession(in.SourceID, false) {
+		if !d.newSession(in.SourceID, false, !offersMedia(in.SDP)) {
 			return
 		}
 		answer, err := d.sess.Answer(in.SDP)
@@ -219,4 +220,14 @@ func (d *Dialog) handle(in Inbound) {
 	case wire.TypeAuth:
 		// The transport authenticated the viewer already (or needs no token): nothing to do.
 	}
+}
+
+// offersMedia tells whether an offer has an audio or video section (not rejected: port 0).
+func offersMedia(sdp string) bool {
+	for _, line := range strings.Split(sdp, "\n") {
+		if f := strings.Fields(line); len(f) > 1 && (f[0] == "m=audio" || f[0] == "m=video") && f[1] != "0" {
+			return true
+		}
+	}
+	return false
 }

@@ -134,3 +134,18 @@ func TestDialogSFUFailure(t *testing.T) {
 		t.Fatal("overflow asked by a transport without an SFU")
 	}
 }
+
+// An offer with no audio or video section (or only rejected ones) is a data session.
+func TestOffersMedia(t *testing.T) {
+	for sdp, want := range map[string]bool{
+		"v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n":                                   false,
+		"v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n": true,
+		"v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n":                                                    true,
+		"v=0\r\nm=video 0 UDP/TLS/RTP/SAVPF 96\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n": false,
+		"": false,
+	} {
+		if got := offersMedia(sdp); got != want {
+			t.Errorf("offersMedia(%q) = %v, want %v", sdp, got, want)
+		}
+	}
+}

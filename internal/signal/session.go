@@ -48,6 +48,9 @@ type Request struct {
 	// sessions to one, for a watch): a backend past its peer-to-peer audience limit may then
 	// answer with a *Redirect instead of a session (docs/sfu.md).
 	Overflow bool
+	// DataOnly says the viewer's offer has no audio or video section (a data session): the
+	// backend need not wait for a source to describe its tracks.
+	DataOnly bool
 }
 
 // Redirect is a backend's answer to a watch it serves through an SFU rather than peer to
