@@ -8,16 +8,15 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/p2pcast/p2pcast/internal/device"
+	"github.com/p2pcast/p2pcast/internal/logtest"
 	"github.com/p2pcast/p2pcast/internal/media"
 	"github.com/p2pcast/p2pcast/internal/mp4"
 	"github.com/p2pcast/p2pcast/internal/record"
@@ -115,8 +114,8 @@ func startDeviceRecording(t *testing.T, opts record.Options) string {
 	cfg.SocketPath = filepath.Join(t.TempDir(), "capture.sock")
 	cfg.Record = opts
 	// The device's log, shown when the test fails (a session that never said hello, say).
-	var logBuf lockedBuffer
-	d, err := device.New(cfg, slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	var logBuf logtest.Buffer
+	d, err := device.New(cfg, logBuf.Logger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,22 +262,4 @@ func TestFetchResumesAfterAKill(t *testing.T) {
 	if code, _, _ = runCapture(t, "fetch", base, rel); code != exitUsage {
 		t.Fatalf("no --out: exit %d", code)
 	}
-}
-
-// lockedBuffer is a bytes.Buffer that the device's goroutines may write at once.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

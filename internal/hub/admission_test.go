@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/p2pcast/p2pcast/internal/auth"
+	"github.com/p2pcast/p2pcast/internal/logtest"
 	"github.com/p2pcast/p2pcast/internal/wire"
 )
 
@@ -235,7 +236,7 @@ func TestManyDevicesBehindOneAddressRelinkAfterARestart(t *testing.T) {
 	ts := httptest.NewServer(sw)
 	defer ts.Close()
 	url := "ws" + strings.TrimPrefix(ts.URL, "http")
-	audit := &syncBuffer{}
+	audit := &logtest.Buffer{}
 	newHub := func() *Server {
 		s, err := New(Config{Store: store, URLs: []string{url}, Audit: audit}) // the default limits
 		if err != nil {
@@ -278,7 +279,7 @@ func TestManyDevicesBehindOneAddressRelinkAfterARestart(t *testing.T) {
 		}
 	}
 	waitAll("at the start", 15*time.Second)
-	for _, e := range audit.entries() {
+	for _, e := range auditEntries(audit) {
 		if e.Event == EventRefused || e.Event == EventAuthFailed {
 			t.Fatalf("a device was refused: %+v", e)
 		}

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/p2pcast/p2pcast/internal/logtest"
 )
 
 // manualClock is the audit's clock and window timer, moved by the test.
@@ -63,9 +65,9 @@ func (c *manualClock) fire(t *testing.T) {
 	f()
 }
 
-func newTestAudit() (*audit, *manualClock, *syncBuffer) {
+func newTestAudit() (*audit, *manualClock, *logtest.Buffer) {
 	clock := &manualClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-	buf := &syncBuffer{}
+	buf := &logtest.Buffer{}
 	return &audit{w: buf, now: clock.now, afterFunc: clock.afterFunc}, clock, buf
 }
 
@@ -76,14 +78,14 @@ func TestAuditAggregatesRefusals(t *testing.T) {
 		a.log(AuditEntry{Event: EventRefused, Remote: "198.51.100.7", Reason: "too many connections"})
 		clock.advance(time.Millisecond)
 	}
-	if got := buf.entries(); len(got) != 1 || got[0].Count != 0 || !got[0].Time.Equal(start) {
+	if got := auditEntries(buf); len(got) != 1 || got[0].Count != 0 || !got[0].Time.Equal(start) {
 		t.Fatalf("before the window closes: %+v, want the first refusal alone", got)
 	}
 	if clock.after != time.Minute {
 		t.Errorf("window %v, want a minute", clock.after)
 	}
 	clock.fire(t)
-	got := buf.entries()
+	got := auditEntries(buf)
 	if len(got) != 2 {
 		t.Fatalf("%d lines for 10000 refusals, want 2", len(got))
 	}
@@ -94,7 +96,7 @@ func TestAuditAggregatesRefusals(t *testing.T) {
 	}
 	// The next window starts afresh: its first refusal is written at once.
 	a.log(AuditEntry{Event: EventRefused, Remote: "198.51.100.7", Reason: "too many connections"})
-	if got := buf.entries(); len(got) != 3 || got[2].Count != 0 {
+	if got := auditEntries(buf); len(got) != 3 || got[2].Count != 0 {
 		t.Fatalf("first refusal of the next window: %+v", got)
 	}
 }
@@ -111,12 +113,12 @@ func TestAuditKeepsSourcesApart(t *testing.T) {
 	// Other events are never held back.
 	a.log(AuditEntry{Event: EventSessionStarted, Remote: "198.51.100.7", Device: "cam1", Session: "s1"})
 	a.log(AuditEntry{Event: EventSessionStarted, Remote: "198.51.100.7", Device: "cam1", Session: "s1"})
-	if n := len(buf.entries()); n != 5 {
+	if n := len(auditEntries(buf)); n != 5 {
 		t.Fatalf("%d lines before the window closes, want 3 first refusals and 2 sessions", n)
 	}
 	clock.fire(t)
 	counts := map[string]int{}
-	for _, e := range buf.entries()[5:] {
+	for _, e := range auditEntries(buf)[5:] {
 		counts[e.Event+" "+e.Remote] = e.Count
 		if e.Event == EventAuthFailed && e.Device != "cam1" {
 			t.Errorf("summary lost the device all its refusals named: %+v", e)
@@ -139,13 +141,13 @@ func TestAuditBoundsKeys(t *testing.T) {
 	}
 	clock.fire(t)
 	total := 0
-	for _, e := range buf.entries() {
+	for _, e := range auditEntries(buf) {
 		total += max(1, e.Count)
 	}
 	if total != 1000 {
 		t.Fatalf("lines stand for %d refusals, want 1000", total)
 	}
-	if n := len(buf.entries()); n > 12 {
+	if n := len(auditEntries(buf)); n > 12 {
 		t.Fatalf("%d lines, want at most 10 firsts, 1 overflow first and its summary", n)
 	}
 }
@@ -159,12 +161,12 @@ func TestAuditCloseWritesSummaries(t *testing.T) {
 	if clock.pending != nil {
 		t.Fatal("Close left the window timer running")
 	}
-	got := buf.entries()
+	got := auditEntries(buf)
 	if len(got) != 2 || got[1].Count != 2 {
 		t.Fatalf("after Close: %+v", got)
 	}
 	a.log(AuditEntry{Event: EventAuthFailed, Remote: "198.51.100.7", Reason: "bad token"})
-	if n := len(buf.entries()); n != 3 {
+	if n := len(auditEntries(buf)); n != 3 {
 		t.Fatalf("a refusal after Close: %d lines, want it written", n)
 	}
 }

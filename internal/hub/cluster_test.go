@@ -22,6 +22,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/p2pcast/p2pcast/internal/auth"
+	"github.com/p2pcast/p2pcast/internal/logtest"
 	"github.com/p2pcast/p2pcast/internal/metrics/metricstest"
 	"github.com/p2pcast/p2pcast/internal/wire"
 )
@@ -36,7 +37,7 @@ type natsServer struct {
 	bin, addr string
 	url       string
 	cmd       *exec.Cmd
-	out       *syncBuffer
+	out       *logtest.Buffer
 }
 
 func newNATS(t *testing.T) *natsServer {
@@ -54,7 +55,7 @@ func newNATS(t *testing.T) *natsServer {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	n := &natsServer{t: t, bin: bin, addr: addr, url: "nats://" + addr, out: &syncBuffer{}}
+	n := &natsServer{t: t, bin: bin, addr: addr, url: "nats://" + addr, out: &logtest.Buffer{}}
 	n.start()
 	t.Cleanup(func() {
 		n.stop()
@@ -163,7 +164,7 @@ func (b *balancer) cut(addr string) {
 // clusterHub is one instance: a Server joined to the NATS at natsURL, sharing store.
 func newClusterHub(t *testing.T, natsURL, instance string, store *auth.Store, urls []string) *testHub {
 	t.Helper()
-	h := &testHub{t: t, store: store, audit: &syncBuffer{}, logs: &syncBuffer{}}
+	h := &testHub{t: t, store: store, audit: &logtest.Buffer{}, logs: &logtest.Buffer{}}
 	cfg := Config{Store: store, Audit: h.audit, ConnRate: 1000, ConnBurst: 1000, AuthFailsPerMinute: 1000,
 		ResumeWait: 5 * time.Second, URLs: urls, Cluster: ClusterConfig{URL: natsURL, Instance: instance}}
 	cfg.Logger = slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -2,7 +2,6 @@ package hub
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -20,6 +19,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/p2pcast/p2pcast/internal/auth"
+	"github.com/p2pcast/p2pcast/internal/logtest"
 	"github.com/p2pcast/p2pcast/internal/signal"
 	"github.com/p2pcast/p2pcast/internal/stream"
 	"github.com/p2pcast/p2pcast/internal/wire"
@@ -80,31 +80,10 @@ func (b *fakeBackend) count() int {
 	return len(b.sessions)
 }
 
-// syncBuffer is an audit log the test can read while the hub writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-// String is what was written so far, read under the lock: the hub may still be writing (a
-// device's disconnection at the test's end), and the race detector flags an unlocked read.
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (s *syncBuffer) entries() []AuditEntry {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// auditEntries are the audit log entries written to b so far.
+func auditEntries(b *logtest.Buffer) []AuditEntry {
 	var out []AuditEntry
-	sc := bufio.NewScanner(bytes.NewReader(s.b.Bytes()))
+	sc := bufio.NewScanner(strings.NewReader(b.String()))
 	for sc.Scan() {
 		var e AuditEntry
 		if json.Unmarshal(sc.Bytes(), &e) == nil {
@@ -119,8 +98,8 @@ type testHub struct {
 	srv   *Server
 	http  *httptest.Server
 	store *auth.Store
-	audit *syncBuffer
-	logs  *syncBuffer
+	audit *logtest.Buffer
+	logs  *logtest.Buffer
 	ws    string
 }
 
@@ -130,7 +109,7 @@ func newTestHub(t *testing.T, cfg Config) *testHub {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &testHub{t: t, store: store, audit: &syncBuffer{}, logs: &syncBuffer{}}
+	h := &testHub{t: t, store: store, audit: &logtest.Buffer{}, logs: &logtest.Buffer{}}
 	cfg.Store, cfg.Audit = store, h.audit
 	if cfg.ConnRate == 0 { // tests poll the API: only the rate-limit test keeps real limits
 		cfg.ConnRate, cfg.ConnBurst, cfg.AuthFailsPerMinute = 1000, 1000, 1000
@@ -298,7 +277,7 @@ func TestRelaysSignalingBetweenViewerAndDevice(t *testing.T) {
 	}
 	waitAudit(t, h.audit, EventSessionEnded)
 	for _, e := range []string{EventDeviceConnected, EventSessionStarted} {
-		if !hasEvent(h.audit.entries(), e) {
+		if !hasEvent(auditEntries(h.audit), e) {
 			t.Errorf("audit log has no %s", e)
 		}
 	}
@@ -316,10 +295,10 @@ func hasEvent(entries []AuditEntry, event string) bool {
 	return false
 }
 
-func waitAudit(t *testing.T, a *syncBuffer, event string) {
+func waitAudit(t *testing.T, a *logtest.Buffer, event string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for !hasEvent(a.entries(), event) {
+	for !hasEvent(auditEntries(a), event) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no %s in the audit log", event)
 		}
@@ -419,7 +398,7 @@ func TestRefusesViewersWithClearErrors(t *testing.T) {
 			}
 		})
 	}
-	if !hasEvent(h.audit.entries(), EventAuthFailed) || !hasEvent(h.audit.entries(), EventRefused) {
+	if !hasEvent(auditEntries(h.audit), EventAuthFailed) || !hasEvent(auditEntries(h.audit), EventRefused) {
 		t.Fatal("refusals are not in the audit log")
 	}
 	// The device is still online and serving after all that.

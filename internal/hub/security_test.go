@@ -501,13 +501,13 @@ func TestChallengeIsBoundToTheHubURL(t *testing.T) {
 		t.Fatalf("Run dialling %s: %v, want ErrRefused", localhost, err)
 	}
 	found := false
-	for _, e := range h.audit.entries() {
+	for _, e := range auditEntries(h.audit) {
 		if e.Event == EventAuthFailed && e.Device == "cam1" && strings.Contains(e.Reason, "localhost") {
 			found = true
 		}
 	}
 	if !found {
-		t.Fatalf("no auth_failed for the wrong URL in the audit log: %+v", h.audit.entries())
+		t.Fatalf("no auth_failed for the wrong URL in the audit log: %+v", auditEntries(h.audit))
 	}
 }
 

@@ -17,7 +17,6 @@ import (
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +25,7 @@ import (
 
 	"github.com/p2pcast/p2pcast/internal/auth"
 	"github.com/p2pcast/p2pcast/internal/ipclass"
+	"github.com/p2pcast/p2pcast/internal/logtest"
 )
 
 var secret = []byte("test-secret-0123456789")
@@ -190,26 +190,8 @@ func TestRefusesBadCredentials(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink the server's goroutines may write while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 func TestRefusesNonGlobalPeersByDefault(t *testing.T) {
-	var logs syncBuffer
+	var logs logtest.Buffer
 	// A global public IP, so that refusing it proves the hub's own address is denied, not just
 	// non-global.
 	s := start(t, Config{PublicIP: net.IPv4(1, 2, 3, 4), Logger: slog.New(slog.NewTextHandler(&logs, nil))})

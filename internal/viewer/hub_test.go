@@ -15,6 +15,7 @@ import (
 	"github.com/pion/turn/v5"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/p2pcast/p2pcast/internal/logtest"
 	"github.com/p2pcast/p2pcast/internal/wire"
 )
 
@@ -179,8 +180,8 @@ func (h *fakeHub) serveScripted(w http.ResponseWriter, r *http.Request) {
 func TestWatchThroughHub(t *testing.T) {
 	d := startDevice(t)
 	h := newFakeHub(t, &d)
-	var logs logBuffer
-	res, err := Watch(testContext(t), Options{HubURL: h.ws(""), Device: "cam1", Token: testToken, Frames: 10, Logger: logs.logger()})
+	var logs logtest.Buffer
+	res, err := Watch(testContext(t), Options{HubURL: h.ws(""), Device: "cam1", Token: testToken, Frames: 10, Logger: logs.Logger()})
 	if err != nil {
 		t.Fatalf("watch: %v\n%s", err, logs.String())
 	}
@@ -202,7 +203,7 @@ func TestWatchThroughHub(t *testing.T) {
 
 func TestHubRefusals(t *testing.T) {
 	h := newFakeHub(t, nil)
-	var logs logBuffer
+	var logs logtest.Buffer
 	for _, tc := range []struct {
 		name, url, device, token string
 		want                     []error
@@ -214,7 +215,7 @@ func TestHubRefusals(t *testing.T) {
 		{"rate limited", h.ws("/limited"), "cam1", testToken, []error{ErrRateLimited, ErrUnavailable}, "rate_limited"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Watch(testContext(t), Options{HubURL: tc.url, Device: tc.device, Token: tc.token, Logger: logs.logger()})
+			_, err := Watch(testContext(t), Options{HubURL: tc.url, Device: tc.device, Token: tc.token, Logger: logs.Logger()})
 			if err == nil {
 				t.Fatal("watch succeeded")
 			}
@@ -289,9 +290,9 @@ func TestRelayOnlyUsesTheHubsTURN(t *testing.T) {
 			t.Parallel()
 			h := newFakeHub(t, &d)
 			h.iceServers = []webrtc.ICEServer{{URLs: []string{tc.url}, Username: "viewer", Credential: "turn-secret"}}
-			var logs logBuffer
+			var logs logtest.Buffer
 			res, err := Watch(testContext(t), Options{HubURL: h.ws("/ws"), Device: "cam1", Token: testToken,
-				RelayOnly: true, Frames: 5, Logger: logs.logger()})
+				RelayOnly: true, Frames: 5, Logger: logs.Logger()})
 			if err != nil {
 				t.Fatalf("watch: %v\n%s", err, logs.String())
 			}

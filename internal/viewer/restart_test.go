@@ -10,6 +10,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/p2pcast/p2pcast/internal/logtest"
 	"github.com/p2pcast/p2pcast/internal/wire"
 )
 
@@ -116,9 +117,9 @@ func TestHubGoesAwayBeforeConnected(t *testing.T) {
 	}{{"shutdown then close", true}, {"socket closed", false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newRestartingHub(t, d, tc.notice)
-			var logs logBuffer
+			var logs logtest.Buffer
 			res, err := Watch(testContext(t), Options{HubURL: "ws" + strings.TrimPrefix(h.srv.URL, "http"), Device: "cam1",
-				Token: testToken, Frames: 10, Logger: logs.logger()})
+				Token: testToken, Frames: 10, Logger: logs.Logger()})
 			if err != nil {
 				t.Fatalf("watch: %v\n%s", err, logs.String())
 			}

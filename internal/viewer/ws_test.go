@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/p2pcast/p2pcast/internal/logtest"
 )
 
 func checkWatched(t *testing.T, res Result, frames int, signaling string) {
@@ -27,8 +29,8 @@ func checkWatched(t *testing.T, res Result, frames int, signaling string) {
 // The device's own WebSocket: hello, watch, the device offers, the viewer answers, trickle.
 func TestWatchDeviceWebSocket(t *testing.T) {
 	d := startDevice(t)
-	var logs logBuffer
-	res, err := Watch(testContext(t), Options{WSURL: d.ws(), Frames: 15, FirstFrameTimeout: 10 * time.Second, Logger: logs.logger()})
+	var logs logtest.Buffer
+	res, err := Watch(testContext(t), Options{WSURL: d.ws(), Frames: 15, FirstFrameTimeout: 10 * time.Second, Logger: logs.Logger()})
 	if err != nil {
 		t.Fatalf("watch: %v\n%s", err, logs.String())
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/chromedp/cdproto/input"
 
 	"github.com/p2pcast/p2pcast/internal/browser"
+	"github.com/p2pcast/p2pcast/internal/logtest"
 )
 
 // pageAudio mirrors window.p2pcast.audio() in web/player.js.
@@ -177,24 +178,6 @@ func waitProducer(t *testing.T, base, token string, audio, sink bool) {
 		}
 		time.Sleep(50 * time.Millisecond) // polling interval of a condition
 	}
-}
-
-// lockedBuffer collects a process's log while it runs.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // alsaSpeaker writes an alsa-lib configuration whose PCM "spk" plays into a raw file (S16LE at
@@ -525,7 +508,7 @@ func soxRoughFrequency(t *testing.T, pcm []int16) float64 {
 // page's microphone gives the mouth-to-speaker latency.
 func TestBrowserTalkBack(t *testing.T) {
 	env, raw := alsaSpeaker(t)
-	var log lockedBuffer
+	var log logtest.Buffer
 	dev := startDeviceWith(t, deviceOpts{env: []string{env}, stderr: &log}, "127.0.0.1:0",
 		"--size", "640x360", "--audio-in", "testtone", "--audio-out", "spk")
 	waitProducerAudio(t, dev.url, "", true)

@@ -17,6 +17,7 @@ import (
 	"github.com/chromedp/cdproto/input"
 
 	"github.com/p2pcast/p2pcast/internal/browser"
+	"github.com/p2pcast/p2pcast/internal/logtest"
 	"github.com/p2pcast/p2pcast/internal/wayland"
 	"github.com/p2pcast/p2pcast/test/sway"
 )
@@ -418,7 +419,7 @@ func TestDesktopControlIsShared(t *testing.T) {
 // that can only fail.
 func TestDesktopGoneEndsDevice(t *testing.T) {
 	s := sway.Start(t, sway.WithResolution(640, 360))
-	var log lockedBuffer
+	var log logtest.Buffer
 	dev := startDeviceWith(t, deviceOpts{env: s.Env(), stderr: &log}, "127.0.0.1:0", "--source", "wayland")
 	s.Close()
 	done := make(chan error, 1)

@@ -34,6 +34,7 @@ import (
 	"github.com/p2pcast/p2pcast/test/testbin"
 
 	"github.com/p2pcast/p2pcast/internal/browser"
+	"github.com/p2pcast/p2pcast/internal/logtest"
 	"github.com/p2pcast/p2pcast/test/natlab"
 )
 
@@ -146,26 +147,9 @@ type agent struct {
 	stdin  io.WriteCloser
 	lines  chan string   // protocol lines from stdout
 	done   chan struct{} // closed when the process has exited
-	stderr *syncBuffer
+	stderr *logtest.Buffer
 	cancel context.CancelFunc // kills the agent's process group, Chromium with it
 	seq    int
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startAgent starts an agent in host; ready waits for its browser.
@@ -176,7 +160,7 @@ func startAgent(t *testing.T, host *natlab.Host, hubIP net.IP) *agent {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a := &agent{name: host.Name, lines: make(chan string), done: make(chan struct{}), stderr: &syncBuffer{}, cancel: cancel}
+	a := &agent{name: host.Name, lines: make(chan string), done: make(chan struct{}), stderr: &logtest.Buffer{}, cancel: cancel}
 	a.cmd = host.Command(ctx, "env", agentEnv+"="+hubIP.String(), exe)
 	a.cmd.Stderr = a.stderr
 	if a.stdin, err = a.cmd.StdinPipe(); err != nil {
