@@ -778,6 +778,71 @@ static void test_v4l2_mjpeg_subsampling(void)
 	}
 }
 
+/* What decoding costs at 1280x720 (docs/capture-v4l2.md), measured only with PC_MEASURE_MJPEG=1
+ * in the environment: a textured picture (gradients and noise, as a camera sees) as a 4:2:0
+ * and a 4:2:2 JPEG, taken through the source 40 times a round, 5 rounds; the median round's
+ * ms a picture is printed. Without the variable it is skipped. */
+static void test_v4l2_mjpeg_cost(void)
+{
+	if (!getenv("PC_MEASURE_MJPEG"))
+		return;
+	enum { W = 1280, H = 720, ROUNDS = 5, PER_ROUND = 40 };
+	uint8_t *rgb = malloc((size_t)W * H * 3);
+	CHECK(rgb != NULL);
+	if (!rgb)
+		return;
+	uint32_t seed = 1;
+	for (int y = 0; y < H; y++)
+		for (int x = 0; x < W; x++)
+			for (int c = 0; c < 3; c++) {
+				seed = seed * 1103515245u + 12345u;
+				int v = (x * (c + 1) / 7 + y * (3 - c) / 5) % 200 + (int)(seed >> 27);
+				rgb[3 * ((size_t)y * W + x) + c] = (uint8_t)v;
+			}
+	static const int subsamps[] = {TJSAMP_420, TJSAMP_422};
+	for (size_t k = 0; k < 2; k++) {
+		tjhandle tj = tjInitCompress();
+		unsigned char *jpeg = NULL;
+		unsigned long n = 0;
+		bool ok = tj && tjCompress2(tj, rgb, W, 0, H, TJPF_RGB, &jpeg, &n, subsamps[k], 90, 0) == 0;
+		if (tj)
+			tjDestroy(tj);
+		CHECK(ok);
+		struct fake f;
+		struct pc_v4l2_io io;
+		void *s = NULL;
+		char err[256] = "";
+		fake_init(&f, camera_plain, 3);
+		int ret = ok ? open_fake(&f, &io, &s, PC_V4L2_MJPEG, W, H, 30, err, sizeof(err)) : -1;
+		CHECK_EQ(ret, 0);
+		double ms[ROUNDS];
+		uint32_t seq = 0;
+		for (int r = 0; ret == 0 && r < ROUNDS; r++) {
+			int64_t t0 = pc_clock_ns(CLOCK_MONOTONIC);
+			for (int i = 0; i < PER_ROUND; i++) {
+				struct pc_source_picture pic;
+				CHECK(fake_produce(&f, jpeg, n, seq++, f.mono_ns, V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC));
+				CHECK_EQ(pc_v4l2_source.take(s, &pic, err, sizeof(err)), 1);
+			}
+			ms[r] = (double)(pc_clock_ns(CLOCK_MONOTONIC) - t0) / PER_ROUND / 1e6;
+		}
+		if (ret == 0) {
+			for (int i = 1; i < ROUNDS; i++) /* insertion sort: five numbers */
+				for (int j = i; j > 0 && ms[j] < ms[j - 1]; j--) {
+					double t = ms[j];
+					ms[j] = ms[j - 1];
+					ms[j - 1] = t;
+				}
+			fprintf(stderr, "    %dx%d %s JPEG of %lu bytes: %.2f ms a picture (median of %d rounds of %d)\n", W, H,
+				subsamp_name(subsamps[k]), n, ms[ROUNDS / 2], ROUNDS, PER_ROUND);
+			pc_v4l2_source.destroy(s);
+		}
+		fake_free(&f);
+		tjFree(jpeg);
+	}
+	free(rgb);
+}
+
 /* A JPEG of one colour, red, through the source: in JPEG's full range that is Y 76, Cb 85, Cr 255
  * (grey: Y 76 only), everywhere. */
 static void check_red(const uint8_t *jpeg, size_t n, bool gray, const char *what)
@@ -1183,6 +1248,7 @@ void pc_test_v4l2(void)
 	RUN_TEST(test_v4l2_mjpeg_flat);
 	RUN_TEST(test_v4l2_mjpeg_ffmpeg);
 	RUN_TEST(test_v4l2_mjpeg_broken);
+	RUN_TEST(test_v4l2_mjpeg_cost);
 	RUN_TEST(test_v4l2_h264_passthrough);
 	RUN_TEST(test_v4l2_timestamps_and_drops);
 	RUN_TEST(test_v4l2_unplugged_and_buffers);
