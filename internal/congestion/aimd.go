@@ -9,7 +9,8 @@ import (
 // On overuse the rate goes just below what the path delivered, then holds while the queue
 // drains (underuse), then rises: multiplicatively while far below the capacity last seen
 // at an overuse, additively near it. It never rises above what the sender has shown the
-// path to carry (ackedHeadroom), so a static picture does not inflate it.
+// path to carry (ackedHeadroom), so a static picture does not inflate it. For a while after
+// an overuse it stays below the capacity that overuse showed (capacityHold).
 
 const (
 	// decreaseFactor: on overuse go to 85 % of the delivered rate, below capacity, so the
@@ -49,6 +50,16 @@ const (
 	// initialBackoff: overuse before there is a delivered rate to go by halves the rate this
 	// often.
 	initialBackoff = 200 * time.Millisecond
+	// capacityHold and capacityHoldShare: for this long after an overuse the rate rises to
+	// at most this share of the capacity seen at overuses, not past it. On a link that has
+	// not changed, rising past the capacity just measured only repeats the overuse: a
+	// queue of ~150–200 ms before the trendline sees it, every ~10 s behind a slow link
+	// (the lab's sawtooth). A better link is still found at once by a probe above the
+	// capacity's spread, which forgets the capacity and so ends the hold (the prober probes
+	// periodically while it holds, as while application-limited: a held sender sends
+	// close to the target); the plain search resumes after it.
+	capacityHold      = 30 * time.Second
+	capacityHoldShare = 0.95
 
 	// capacityAlpha: the link-capacity estimate (delivered rate at overuse) is an EWMA.
 	capacityAlpha = 0.05
@@ -191,18 +202,25 @@ func (r *rateControl) onSignal(u usage, now int64, acked int, rtt time.Duration)
 	if r.state != rcIncrease {
 		return false
 	}
-	if acked > 0 && float64(acked) > r.capacity.upper() {
+	// While holding, the sender sends below the capacity: more delivered than its spread is
+	// a burst (a token bucket's, a keyframe's at line rate), not a better path, and only a
+	// probe may say otherwise.
+	holding := r.holding(now)
+	if !holding && acked > 0 && float64(acked) > r.capacity.upper() {
 		r.capacity.reset() // more got through than we thought fits: the path improved
 	}
 	limit := math.Inf(1)
 	if acked > 0 {
 		limit = ackedHeadroom*float64(acked) + ackedHeadroomAbs
 	}
+	if holding {
+		limit = min(limit, capacityHoldShare*r.capacity.est*1000)
+	}
 	dt := min(time.Duration(now-r.lastChange), time.Second)
 	r.lastChange = now
 	cur := float64(r.rate)
 	if cur >= limit {
-		return false // application-limited: the path has not been shown to carry more
+		return false // application-limited (the path has not been shown to carry more) or holding
 	}
 	var next float64
 	if r.capacity.has && cur >= nearCapacity*r.capacity.est*1000 {
@@ -218,6 +236,12 @@ func (r *rateControl) onSignal(u usage, now int64, acked int, rtt time.Duration)
 	old := r.rate
 	r.rate = r.clamp(max(next, cur))
 	return r.rate != old
+}
+
+// holding says whether the rate is held below the capacity an overuse showed
+// (capacityHold).
+func (r *rateControl) holding(now int64) bool {
+	return r.capacity.has && now-r.lastDecrease < capacityHold.Nanoseconds()
 }
 
 // additivePerSecond is about one average packet per response time.

@@ -18,9 +18,9 @@
 //     uses less (application-limited);
 //   - loss-based: the loss the feedback reports cuts (> 10 %), holds (2–10 %) or frees
 //     (< 2 %) a second limit; the target is the lower of the two;
-//   - probing: at start (3× Start, then 2× each success), while application-limited, and
-//     for a while after a drop, a 20 ms burst at twice the target whose delivered rate
-//     raises the estimate at once.
+//   - probing: at start (3× Start, then 2× each success), while application-limited or
+//     held below a measured capacity, and for a while after a drop, a 20 ms burst at twice
+//     the target whose delivered rate raises the estimate at once.
 //
 // Where GoogCC is slow to recover or to drain, it goes further: a probe that the path
 // could not carry brings an estimate above the bottleneck down at once (so a too-high
@@ -28,8 +28,11 @@
 // within a second (after a capacity drop, seconds of latency less); an overuse right
 // after a probe cuts from the probe's delivered rate, not from the slower media before
 // it; loss acts only when both the last 20 packets and the loss smoothed over a second
-// agree, so random loss does not ratchet the estimate down; and after a drop, probes
-// every 3 s find a recovered link even while the sender sends little.
+// agree, so random loss does not ratchet the estimate down; after a drop, probes
+// every 3 s find a recovered link even while the sender sends little; and for 30 s after an
+// overuse the rate stays below the capacity that overuse measured instead of climbing past
+// it again (GoogCC's sawtooth: a queue every few seconds behind a slow link), unless a probe
+// shows more.
 //
 // An Estimator holds a few kB at a camera's rates: its history of sent packets and its window
 // of arrivals grow with the viewer's packet rate, to ~100 kB at most.
@@ -597,7 +600,7 @@ func (e *Estimator) nextProbe(now int64) (int, int, int) {
 		return 0, 0, 0
 	}
 	recovering := e.dropPeak > 0 && now-e.dropAt < recoveryWindow.Nanoseconds()
-	if !recovering && !e.appLimited(now) {
+	if !recovering && !e.rc.holding(now) && !e.appLimited(now) {
 		return 0, 0, 0
 	}
 	r := min(int(probeFactor*float64(e.target)), e.cfg.Max)

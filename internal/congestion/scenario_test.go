@@ -299,3 +299,71 @@ func TestAdditiveIncreaseAtLowRates(t *testing.T) {
 		}
 	}
 }
+
+// TestHoldsBelowTheCapacityAfterAnOveruse: after an overuse the rate climbs back to just
+// below the capacity that overuse showed and stays there for capacityHold (the lab's sawtooth
+// was the climb past it every ~10 s), then searches above it again; a probe above the
+// capacity ends the hold at once, a burst delivered above it does not.
+func TestHoldsBelowTheCapacityAfterAnOveruse(t *testing.T) {
+	const capacity = 180_000
+	start := func() (*rateControl, int64) {
+		var r rateControl
+		r.init(300_000, 50_000, 20_000_000)
+		now := int64(time.Second)
+		r.onOveruse(now, capacity, 20*time.Millisecond, 0) // delivered 180 kbit/s at an overuse
+		return &r, now
+	}
+	// climb sends at the rate (not application-limited) for d and returns the highest rate.
+	climb := func(r *rateControl, now *int64, d time.Duration) int {
+		top := 0
+		for end := *now + int64(d); *now < end; {
+			*now += int64(100 * time.Millisecond)
+			r.onSignal(usageNormal, *now, r.rate, 20*time.Millisecond)
+			top = max(top, r.rate)
+		}
+		return top
+	}
+	r, now := start()
+	ceiling := int(capacityHoldShare * capacity)
+	climb(r, &now, 5*time.Second)
+	// A burst delivered above the capacity (a token bucket's) while the sender sends below it
+	// says nothing of the path.
+	now += int64(100 * time.Millisecond)
+	r.onSignal(usageNormal, now, 2*capacity, 20*time.Millisecond)
+	top := climb(r, &now, capacityHold-7*time.Second)
+	t.Logf("after an overuse at %d bit/s: %d at most during the hold (ceiling %d)", capacity, top, ceiling)
+	if top > ceiling+1 || top < ceiling*9/10 {
+		t.Errorf("rate rose to %d during the hold, want up to %d and near it", top, ceiling)
+	}
+	if after := climb(r, &now, 5*time.Second); after <= capacity {
+		t.Errorf("rate %d 5 s after the hold: the search above the capacity did not resume", after)
+	}
+
+	r, now = start()
+	climb(r, &now, 5*time.Second)
+	r.setFromProbe(now, 400_000) // a probe showed more than the capacity's spread
+	if top := climb(r, &now, 2*time.Second); top < 400_000 {
+		t.Errorf("rate %d after a probe at 400 kbit/s, want the probe's rate and more", top)
+	}
+}
+
+// TestRecoveryAfterALongDrop: a link that stays down longer than the probes after a drop
+// (recoveryWindow) and then comes back is still found by probes: a sender held below the
+// capacity it measured (capacityHold) sends close to its target, so it is not
+// application-limited, and without probing while held it would find the link only by the
+// additive search after the hold.
+func TestRecoveryAfterALongDrop(t *testing.T) {
+	const up = 70 * time.Second
+	s := runSim(t, scenario{
+		capacity: []step{{0, 4_000_000}, {10 * time.Second, 800_000}, {up, 4_000_000}},
+		app:      []step{{0, unlimited}},
+		queue:    64_000,
+		duration: 85 * time.Second,
+	})
+	s.logTrace(t, up-2*time.Second, up+10*time.Second, 500*time.Millisecond)
+	back := s.firstAt(up, func(x sample) bool { return x.target >= 3_000_000 })
+	t.Logf("0.8 → 4 Mbit/s at %v after 60 s at 0.8: target ≥ 3 Mbit/s after %v", up, back-up)
+	if back < 0 || back-up > 8*time.Second {
+		t.Errorf("target ≥ 3 Mbit/s %v after the link came back, want within 8 s", back-up)
+	}
+}
