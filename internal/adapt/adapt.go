@@ -4,10 +4,11 @@
 // the decisions (switch a viewer at the next keyframe, send BITRATE/FPS to the producer).
 //
 // The rules, in order:
-//  1. A viewer's usable rate is its estimate (or what its path delivers, when it is sent
-//     well over that and its path queues: its queue is filling) less headroom (audio when it gets audio,
-//     retransmissions, the encoder's overshoot, and each packet's headers: an estimate counts
-//     the wire, a bitrate the video), and forward error correction when the viewer gets it:
+//  1. A viewer's usable rate is its estimate (which already follows a path whose queue fills
+//     faster than its delay trend shows: internal/congestion) less headroom (audio when it
+//     gets audio, retransmissions, the encoder's overshoot, and each packet's headers: an
+//     estimate counts the wire, a bitrate the video), and forward error correction when the
+//     viewer gets it:
 //     Usable = (Estimate × UsableShare − AudioBPS − fps × 560) / 1.058 / (1 + Protection).
 //  2. Each encoder runs at the most its best viewer can take, never above its configured
 //     bitrate and never below its floor: when every viewer is limited (one viewer behind one
@@ -80,9 +81,6 @@ type Config struct {
 	// DeliveredHeadroom: an encoder goes up at most to what would fill this many times the
 	// rate its best viewer's path delivered lately (default 1.25).
 	DeliveredHeadroom float64
-	// OverfullRatio: a viewer sent more than this many times what its path delivers has a
-	// filling queue; its usable rate comes from the delivered rate (default 1.3).
-	OverfullRatio float64
 }
 
 func (c *Config) setDefaults() {
@@ -99,7 +97,6 @@ func (c *Config) setDefaults() {
 	def(&c.MinBitsPerPixel, 0.008)
 	def(&c.RaiseStep, 1.5)
 	def(&c.DeliveredHeadroom, 1.25)
-	def(&c.OverfullRatio, 1.3)
 	if c.AudioBPS <= 0 {
 		c.AudioBPS = 40_000
 	}
@@ -151,17 +148,6 @@ type Viewer struct {
 	// encoder goes up at most to DeliveredHeadroom times it, however high the estimate (an
 	// estimate overshoots a bottleneck until its queue shows).
 	Delivered int
-	// Sending is what the device sent the viewer lately, bit/s (0: unknown), and Queueing
-	// whether its path queues (the estimator's queueing delay or overuse). Both together,
-	// sending well over Delivered (OverfullRatio) on a queueing path, mean the queue is
-	// filling: the viewer's usable rate is then taken from what is delivered, not from an
-	// estimate that has not caught up (a viewer joining a slow link at the start rate, whose
-	// first keyframe filled the queue at once, kept an estimate of megabits while 800 kbit/s
-	// got through). Without the queue the ratio alone misleads: a keyframe's burst in the
-	// send window, followed by an encoder lowered to what is delivered, spiralled an
-	// unconstrained viewer down to 10 fps.
-	Sending  int
-	Queueing bool
 	// Protection is the forward error correction sent beside the video, per video packet
 	// (0.08: 8 % more packets), which the path must carry too.
 	Protection float64
@@ -276,11 +262,7 @@ func (p *Policy) usable(v Viewer) int {
 	if v.Estimate <= 0 {
 		return 0
 	}
-	est := v.Estimate
-	if v.Queueing && v.Delivered > 0 && float64(v.Sending) > p.cfg.OverfullRatio*float64(v.Delivered) {
-		est = min(est, v.Delivered)
-	}
-	u := float64(est) * p.cfg.UsableShare
+	u := float64(v.Estimate) * p.cfg.UsableShare
 	if v.Audio {
 		u -= float64(p.cfg.AudioBPS)
 	}

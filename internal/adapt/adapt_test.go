@@ -244,31 +244,3 @@ func TestProtectionLeavesLessForVideo(t *testing.T) {
 		t.Fatalf("main encoder %+v with 25 %% FEC, want %d bit/s", e, want)
 	}
 }
-
-// A viewer sent far more than its path delivers (its queue filling while its estimate has
-// not caught up) is judged by what is delivered: it takes the sub stream at once, though
-// its estimate alone would keep it on main.
-func TestOverfullPathGoesByWhatIsDelivered(t *testing.T) {
-	p := New(Config{})
-	t0 := time.Unix(1000, 0)
-	d := p.Decide(t0, []Rendition{main720, sub360}, []Viewer{{ID: "fast", Rendition: 1, Estimate: 20_000_000},
-		{ID: "joiner", Rendition: 1, Estimate: 3_000_000, Delivered: 700_000, Sending: 1_900_000, Queueing: true}})
-	if d.Switches["joiner"] != 4 {
-		t.Fatalf("switches %v: the joiner's path delivers 700 kbit/s of the 1.9 Mbit/s sent, it should take the sub stream", d.Switches)
-	}
-	// The same ratio without a queue (a keyframe's burst in the send window): the estimate
-	// stands.
-	p = New(Config{})
-	d = p.Decide(t0, []Rendition{main720, sub360}, []Viewer{{ID: "fast", Rendition: 1, Estimate: 20_000_000},
-		{ID: "burst", Rendition: 1, Estimate: 3_000_000, Delivered: 700_000, Sending: 1_900_000}})
-	if len(d.Switches) != 0 {
-		t.Fatalf("switches %v for a viewer whose path does not queue", d.Switches)
-	}
-	// Sent about what is delivered: the estimate stands.
-	p = New(Config{})
-	d = p.Decide(t0, []Rendition{main720, sub360}, []Viewer{{ID: "fast", Rendition: 1, Estimate: 20_000_000},
-		{ID: "steady", Rendition: 1, Estimate: 3_000_000, Delivered: 1_900_000, Sending: 2_000_000, Queueing: true}})
-	if len(d.Switches) != 0 {
-		t.Fatalf("switches %v for a viewer whose path delivers what it is sent", d.Switches)
-	}
-}

@@ -25,7 +25,10 @@
 // Where GoogCC is slow to recover or to drain, it goes further: a probe that the path
 // could not carry brings an estimate above the bottleneck down at once (so a too-high
 // Start costs no queue); an overuse cut goes deeper by what drains the measured queue
-// within a second (after a capacity drop, seconds of latency less); an overuse right
+// within a second (after a capacity drop, seconds of latency less); a queue that fills
+// while the sender sends far more than the path delivers is cut at once, from what the path
+// delivers, without waiting for the trendline (at a camera's packet rates it sees a link
+// that dropped to a fraction of the rate only after half a second); an overuse right
 // after a probe cuts from the probe's delivered rate, not from the slower media before
 // it; loss acts only when both the last 20 packets and the loss smoothed over a second
 // agree, so random loss does not ratchet the estimate down; after a drop, probes
@@ -88,14 +91,23 @@ type Stats struct {
 	QueueMs         float64 `json:"queue_ms"`         // queueing delay on the path now (one-way delay above its recent floor)
 	Loss            float64 `json:"loss"`             // fraction lost lately (smoothed over about a second)
 	Delay           string  `json:"delay"`            // "normal", "overuse" or "underuse"
-	Reason          string  `json:"reason"`           // what made the last change of Target: "start", "increase", "overuse", "loss", "probe" or "no feedback"
+	Reason          string  `json:"reason"`           // what made the last change of Target: "start", "increase", "overuse", "filling", "loss", "probe" or "no feedback"
 	ProbesSent      int     `json:"probes_sent"`      // probe clusters issued
 	ProbesSucceeded int     `json:"probes_succeeded"` // probe clusters that raised the estimate
 	Feedbacks       int     `json:"feedbacks"`        // TWCC reports taken
 }
 
-// queueingDelay: a path queueing this much is congested, not just lossy.
-const queueingDelay = 50 * time.Millisecond
+const (
+	// queueingDelay: a path queueing this much is congested, not just lossy.
+	queueingDelay = 50 * time.Millisecond
+	// fillingRatio: sending this many times what the path delivers, on a path that queues,
+	// fills its queue (Estimator.filling).
+	fillingRatio = 1.3
+	// fillingWindow: the delivered rate that a filling queue is judged by (and cut to) is
+	// measured over this last span of arrivals: the 300 ms of the delivered rate still held
+	// the faster path for as long after a drop.
+	fillingWindow = 150 * time.Millisecond
+)
 
 // Queueing reports whether the path queues now (a queueing delay over 50 ms, or the delay
 // detector in overuse): more is sent than it carries.
@@ -107,7 +119,7 @@ func (s Stats) Queueing() bool {
 // (overuse, loss, feedback lost), which says the same until it rises again: loss on such a
 // path is the bottleneck's.
 func (s Stats) Congested() bool {
-	return s.Queueing() || s.Reason == "overuse" || s.Reason == "loss" || s.Reason == "no feedback"
+	return s.Queueing() || s.Reason == "overuse" || s.Reason == "filling" || s.Reason == "loss" || s.Reason == "no feedback"
 }
 
 // Estimator is one viewer's send-side bandwidth estimator. Its methods may be called from
@@ -254,6 +266,14 @@ func (e *Estimator) RTT() time.Duration {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.rtt
+}
+
+// Queue is the bottleneck's queueing delay as the last feedback showed it (the one-way delay
+// above its recent floor; 0 until measured).
+func (e *Estimator) Queue() time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return time.Duration(e.queue.last)
 }
 
 // Target is the rate (bit/s) the path takes now, for media, not counting probes.
@@ -483,7 +503,8 @@ func (e *Estimator) afterFeedback(w *walk) {
 	}
 	acked := e.acked.rate()
 	e.notePeak(now, acked)
-	if e.trend.state == usageOver {
+	switch {
+	case e.trend.state == usageOver:
 		delivered := acked
 		if now-e.probeAt < probeMemory.Nanoseconds() {
 			// A probe just showed what the path delivers; the acked window still holds
@@ -493,8 +514,14 @@ func (e *Estimator) afterFeedback(w *walk) {
 		if e.rc.onOveruse(now, delivered, e.rtt, time.Duration(e.queue.last)) {
 			e.setTarget(now, "overuse")
 		}
-	} else if e.rc.onSignal(e.trend.state, now, acked, e.rtt) {
-		e.setTarget(now, "increase")
+	case e.filling():
+		if e.rc.onOveruse(now, e.acked.recentRate(fillingWindow), e.rtt, time.Duration(e.queue.last)) {
+			e.setTarget(now, "filling")
+		}
+	default:
+		if e.rc.onSignal(e.trend.state, now, acked, e.rtt) {
+			e.setTarget(now, "increase")
+		}
 	}
 	e.judgeProbes(now)
 	if changed, rose := e.loss.update(now, e.target, e.rc.rate, e.cfg.Min, e.cfg.Max, e.rtt); changed {
@@ -561,6 +588,23 @@ func (e *Estimator) checkFeedbackTimeout(now int64) {
 		e.loss.rate = min(e.loss.rate, r)
 	}
 	e.setTarget(now, "no feedback")
+}
+
+// filling says whether the path's queue is filling faster than the trendline shows: the
+// sender sends far more than the path has delivered lately (fillingRatio, over
+// fillingWindow) and the path already queues (queueingDelay). At a camera's low packet
+// rates the trendline's 20 packet groups span half a second or more, so after a link drops
+// to a fraction of the rate it sees overuse only 0.3–0.7 s later, its queue by then full and
+// losing; meanwhile the target stayed at what the link took before (an application-limited
+// sender's estimate, megabits above what it sends), which paced the viewer and set its
+// encoder. Without the queue the ratio alone misleads (a keyframe in the send window,
+// against a delivery window without it).
+func (e *Estimator) filling() bool {
+	if e.queue.last <= queueingDelay.Nanoseconds() {
+		return false
+	}
+	recent := e.acked.recentRate(fillingWindow)
+	return recent > 0 && float64(e.sent.rate(e.lastSentNs)) > fillingRatio*float64(recent)
 }
 
 // appLimited says whether the sender sends well below the target.

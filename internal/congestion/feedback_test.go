@@ -534,3 +534,31 @@ func TestProbeSizeIsBoundByTheDeliveredRate(t *testing.T) {
 		}
 	}
 }
+
+// The recent delivered rate is measured between arrivals: after a pause (a held keyframe),
+// packets that come back to back out of a queue give the bottleneck's rate, not the average
+// over a window that was half empty; arrivals spread over too short a time give none.
+func TestRecentRate(t *testing.T) {
+	var a ackedRate
+	us := int64(1_000_000)
+	add := func(every time.Duration, n int) {
+		for range n {
+			us += every.Microseconds()
+			a.add(us, 1000)
+		}
+	}
+	add(8*time.Millisecond, 50) // 1 Mbit/s
+	if r := a.recentRate(150 * time.Millisecond); r < 990_000 || r > 1_010_000 {
+		t.Errorf("steady 1 Mbit/s: recent rate %d", r)
+	}
+	us += (120 * time.Millisecond).Microseconds() // a pause, then 80 ms back to back at 0.5 Mbit/s
+	add(16*time.Millisecond, 5)
+	if r := a.recentRate(150 * time.Millisecond); r < 490_000 || r > 510_000 {
+		t.Errorf("0.5 Mbit/s after a pause: recent rate %d, want the rate between arrivals", r)
+	}
+	us += (200 * time.Millisecond).Microseconds()
+	add(10*time.Millisecond, 3) // 20 ms of arrivals: too short to tell
+	if r := a.recentRate(150 * time.Millisecond); r != 0 {
+		t.Errorf("arrivals spread over 20 ms: recent rate %d, want none", r)
+	}
+}

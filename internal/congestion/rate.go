@@ -112,6 +112,34 @@ func (a *ackedRate) rate() int {
 	return int(a.sum * 8 * 1_000_000 / span)
 }
 
+// recentRate is the delivered rate in bit/s of the arrivals in the last span, over the time
+// between the first and the last of them (0 when that is under a third of span): quicker than
+// rate to show a drop, noisier. Measured between arrivals rather than over the whole span, a
+// queued path's rate is its bottleneck's even when the sender paused before (a rendition
+// switch's keyframe held back, a gap in the arrivals): packets that waited in a queue arrive
+// as fast as the bottleneck serves them.
+func (a *ackedRate) recentRate(span time.Duration) int {
+	if !a.hasSample || a.n < 2 {
+		return 0
+	}
+	from := a.newestUs - span.Microseconds()
+	first, firstSize := int64(-1), int64(0)
+	var sum int64
+	for i := a.n - 1; i >= 0; i-- {
+		p := a.ring[(a.head+i)%len(a.ring)]
+		if p.atUs <= from {
+			break
+		}
+		sum += int64(p.size)
+		first, firstSize = p.atUs, int64(p.size)
+	}
+	d := a.newestUs - first
+	if first < 0 || d < span.Microseconds()/3 {
+		return 0
+	}
+	return int((sum - firstSize) * 8 * 1_000_000 / d)
+}
+
 // sendMeter counts the media bytes the sender sent in fixed time buckets.
 type sendMeter struct {
 	buckets [sendBuckets]int64

@@ -367,3 +367,36 @@ func TestRecoveryAfterALongDrop(t *testing.T) {
 		t.Errorf("target ≥ 3 Mbit/s %v after the link came back, want within 8 s", back-up)
 	}
 }
+
+// TestDropUnderAnApplicationLimitedSender: the lab's cut to 40 %: a sender at 430 kbit/s, its
+// estimate megabits above (application-limited, raised by probes), behind a token bucket
+// that drops to 176 kbit/s. The target must come below the new link before the queue the
+// stale target lets the sender fill is lost: at a camera's packet rate the trendline sees
+// the overuse only after 0.3–0.7 s, and a target still in megabits paced the viewer's next
+// keyframe (a rendition switch's) at 2.5 × that into the full queue.
+func TestDropUnderAnApplicationLimitedSender(t *testing.T) {
+	const drop = 10 * time.Second
+	s := runSim(t, scenario{
+		capacity: []step{{0, 1_100_000}, {drop, 176_000}},
+		app:      []step{{0, 430_000}},
+		burst:    4000,
+		queue:    tbfLimit(176_000, 400*time.Millisecond, 4000),
+		duration: 15 * time.Second,
+	})
+	s.logTrace(t, drop-500*time.Millisecond, drop+2*time.Second, 50*time.Millisecond)
+	before := s.targetAt(drop)
+	cut := s.firstAt(drop, func(x sample) bool { return x.target <= 264_000 })
+	_, _, top := s.queueDelays(drop, drop+3*time.Second)
+	lost := s.lossRate(drop, drop+3*time.Second)
+	t.Logf("1.1 → 0.176 Mbit/s at %v under a 430 kbit/s sender (target %.2f): at most 1.5 × the link after %v, queue peaked at %v, lost %.1f %% of the next 3 s",
+		drop, mbit(before), cut-drop, top.Round(time.Millisecond), 100*lost)
+	if before < 600_000 {
+		t.Fatalf("target %d before the drop: want it well above the sender's 430 kbit/s (application-limited)", before)
+	}
+	if cut < 0 || cut-drop > 350*time.Millisecond {
+		t.Errorf("target at most 1.5 × the link %v after the drop, want within 350 ms (before the trendline's overuse)", cut-drop)
+	}
+	if lost > 0 {
+		t.Errorf("lost %.1f %% of the packets sent in the 3 s after the drop, want none: the queue overflowed before the target came down", 100*lost)
+	}
+}

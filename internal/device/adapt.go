@@ -16,6 +16,10 @@ import (
 // inside its hold times.
 const adaptInterval = 500 * time.Millisecond
 
+// minNudgeInterval: a round asked for because a viewer's path got worse (adapter.nudge) runs
+// at most this soon after the last one.
+const minNudgeInterval = 100 * time.Millisecond
+
 // adaptEvents is how many recent decisions the status keeps.
 const adaptEvents = 32
 
@@ -34,6 +38,9 @@ type adapter struct {
 	f       *srcFeed // the source whose encoders and viewers it adapts
 	enabled bool
 	policy  *adapt.Policy
+	// nudged asks for a round now (nudge); last is when the last round ran (run's goroutine).
+	nudged chan struct{}
+	last   time.Time
 
 	mu       sync.Mutex
 	events   []adapt.Event
@@ -52,8 +59,22 @@ type AdaptStatus struct {
 }
 
 func newAdapter(d *Device, f *srcFeed, enabled bool) *adapter {
-	return &adapter{d: d, f: f, enabled: enabled, policy: adapt.New(adapt.Config{}),
+	return &adapter{d: d, f: f, enabled: enabled, policy: adapt.New(adapt.Config{}), nudged: make(chan struct{}, 1),
 		pending: map[string][]wire.Decision{}, reported: map[string]time.Time{}}
+}
+
+// nudge asks for a round now: a viewer's estimate fell steeply (peer.SessionOptions.OnPathWorse).
+// Waiting for the next tick would leave that viewer on a rendition its path no longer carries
+// for up to adaptInterval, filling its queue until the packets are lost there, and its
+// encoder at a rate the path cannot take. It never blocks.
+func (a *adapter) nudge() {
+	if !a.enabled {
+		return
+	}
+	select {
+	case a.nudged <- struct{}{}:
+	default:
+	}
 }
 
 func (a *adapter) run(ctx context.Context) {
@@ -70,12 +91,17 @@ func (a *adapter) run(ctx context.Context) {
 			a.policy = adapt.New(adapt.Config{})
 		case now := <-t.C:
 			a.round(now)
+		case <-a.nudged:
+			if now := time.Now(); now.Sub(a.last) >= minNudgeInterval {
+				a.round(now)
+			}
 		}
 	}
 }
 
 // round is one decision over the current sessions.
 func (a *adapter) round(now time.Time) {
+	a.last = now
 	info, ok := a.f.stream.Info()
 	if !ok {
 		return
@@ -108,9 +134,8 @@ func (a *adapter) round(now time.Time) {
 			continue // not sending yet
 		}
 		est, _ := s.Estimate()
-		path := s.Path()
 		viewers = append(viewers, adapt.Viewer{ID: s.ID(), Estimate: est, Rendition: r, Audio: s.SendsAudio(),
-			Delivered: path.Delivered, Sending: path.Sending, Queueing: path.Queueing, Protection: s.Protection()})
+			Delivered: s.Delivered(), Protection: s.Protection()})
 		byID[s.ID()] = s
 	}
 	var d adapt.Decision

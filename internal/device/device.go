@@ -523,7 +523,8 @@ func (b backend) NewSession(req signal.Request) (signal.Session, error) {
 		d.mu.Unlock()
 	}
 	s, err := d.engine.NewSession(f.stream, peer.SessionOptions{Access: req.Access, ICEServers: ice,
-		OnCandidate: req.OnCandidate, Talk: f.talk, Channels: d.channelsOf(f), DataOnly: req.DataOnly})
+		OnCandidate: req.OnCandidate, Talk: f.talk, Channels: d.channelsOf(f), DataOnly: req.DataOnly,
+		OnPathWorse: f.adapter.nudge})
 	if err != nil {
 		release()
 		d.counters.refused(err)

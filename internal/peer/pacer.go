@@ -37,6 +37,8 @@ type bandwidthEstimator interface {
 	Delivered(seq uint16) (delivered, known bool)
 	// RTT is the round trip from a packet's send to its feedback, the queue included.
 	RTT() time.Duration
+	// Queue is the path's queueing delay as the last feedback showed it.
+	Queue() time.Duration
 	// Feedback takes a transport-wide feedback report.
 	Feedback(fb *rtcp.TransportLayerCC, now time.Time)
 	// Target is the estimate in bit/s.
@@ -58,6 +60,10 @@ const (
 	// maxQueueDelay: beyond it the sender drops queued video to the next keyframe (shedLocked)
 	// rather than let the viewer's picture fall further behind.
 	maxQueueDelay = 250 * time.Millisecond
+	// drainQueue and maxDrainWait: the first keyframe of a rendition switched to waits while
+	// the path queues more than drainQueue, at most maxDrainWait (sender.drainingLocked).
+	drainQueue   = 50 * time.Millisecond
+	maxDrainWait = 500 * time.Millisecond
 	// maxQueuePackets bounds a sender's queue; past it video is dropped to the next keyframe.
 	maxQueuePackets = 4096
 	// minResendInterval is the least time between two retransmissions of one packet.
@@ -291,6 +297,9 @@ type sender struct {
 	videoTrack, keyTrack uint8
 	fast                 bool // until the first video keyframe has left
 	waitKey              bool // the queue was cut: video waits for the next keyframe
+	// drainSince: video waits for the path's queue to drain before a switch's keyframe
+	// (zero: it does not).
+	drainSince time.Time
 	// midFrame: part of a video frame has left, the rest waits (no padding in between).
 	midFrame bool
 	// listed (under the pacer's mu): in the pacer's ready list; pass: the pacer's pass that
@@ -385,12 +394,21 @@ func (s *sender) offer(t *localTrack, f *stream.Frame) bool {
 		// showed). A short queue goes first, switch or not: dropped pictures are a gap the
 		// viewer sees (a switch that cut 100 ms of main stream before a 200 ms sub keyframe
 		// froze the picture).
+		//
+		// A switch while the path queues (the usual reason for one: its queue is filling)
+		// cuts the old rendition's video and holds the new keyframe until the queue has
+		// drained: sent at once it joins the queue the old rendition filled and is lost there,
+		// with its repairs one round trip apart behind it (seconds of still picture).
 		switched := s.videoTrack != 0 && s.videoTrack != f.Track
-		if s.media.len() > 0 && s.queueDelayLocked() > maxQueueDelay/2 {
+		drain := switched && s.paced && !s.fast && s.est.Queue() > drainQueue
+		if s.media.len() > 0 && (drain || s.queueDelayLocked() > maxQueueDelay/2) {
 			s.cutVideoLocked(len(s.media.q))
 			if switched {
 				s.dropResendsLocked(f.Track)
 			}
+		}
+		if drain {
+			s.drainSince = time.Now()
 		}
 		s.videoTrack = f.Track
 	} else if s.media.len()+n > maxQueuePackets {
@@ -628,7 +646,7 @@ func (s *sender) drain(now time.Time) bool {
 		s.rbudget -= n
 	}
 	s.shedLocked()
-	for s.budget > 0 && s.media.len() > 0 {
+	for s.budget > 0 && s.media.len() > 0 && !s.drainingLocked(now) {
 		p := s.media.pop()
 		s.queued -= len(p.f.Payloads.At(int(p.idx)))
 		s.budget -= float64(s.write(&p, now, nowNS))
@@ -638,6 +656,20 @@ func (s *sender) drain(now time.Time) bool {
 	}
 	s.probeLocked(now, nowNS, elapsed)
 	return s.media.len() > 0 || s.probes.len() > 0 || s.rtx.len() > 0
+}
+
+// drainingLocked says whether video waits for the path's queue to drain (drainSince): until
+// the feedback shows the queue at most drainQueue, for at most maxDrainWait. A picture partly
+// sent finishes first.
+func (s *sender) drainingLocked(now time.Time) bool {
+	if s.drainSince.IsZero() || s.midFrame {
+		return false
+	}
+	if now.Sub(s.drainSince) < maxDrainWait && s.est.Queue() > drainQueue {
+		return true
+	}
+	s.drainSince = time.Time{}
+	return false
 }
 
 // dropResendsLocked drops the queued retransmissions of video other than track's.
@@ -677,7 +709,7 @@ func (s *sender) pushResendLocked(p pkt) {
 // track at the probe's rate, whose arrival tells whether the path takes more than is sent
 // now.
 func (s *sender) probeLocked(now time.Time, nowNS int64, elapsed float64) {
-	if s.probes.len() == 0 && s.paced && !s.fast && s.video != nil {
+	if s.probes.len() == 0 && s.paced && !s.fast && s.video != nil && s.drainSince.IsZero() {
 		if cluster, rate, bytes := s.est.Probe(now); cluster != 0 && rate > 0 && bytes > 0 {
 			for bytes > 0 {
 				size := min(bytes, maxPadding)

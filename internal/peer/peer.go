@@ -350,6 +350,7 @@ type Session struct {
 	tracks  []*localTrack // what it sends, by kind: video first
 	snd     *sender       // paces what it sends; made at start
 	est     bandwidthEstimator
+	onWorse func() // SessionOptions.OnPathWorse
 	log     *slog.Logger
 	created time.Time
 
@@ -413,6 +414,11 @@ type SessionOptions struct {
 	// DataOnly: the viewer offered no audio or video (a data session: fetch, record
 	// control), so the session does not wait for the stream's source to describe its tracks.
 	DataOnly bool
+	// OnPathWorse is called when the viewer's estimate falls steeply (below pathWorseShare of
+	// what it was at one feedback): its path got worse, and the adaptation policy should act
+	// now rather than at its next round. It is called from the session's RTCP reader and must
+	// not block.
+	OnPathWorse func()
 }
 
 // NewSession makes a session watching st for a viewer with opts.Access.
@@ -472,6 +478,7 @@ func (e *Engine) NewSession(st *stream.Stream, opts SessionOptions) (*Session, e
 		talk:     talk,
 		done:     make(chan struct{}),
 		est:      e.newEstimator(),
+		onWorse:  opts.OnPathWorse,
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	var playoutDelay []byte
@@ -950,26 +957,16 @@ func (s *Session) congested() bool {
 	return ok && e.Stats().Congested()
 }
 
-// Path is the viewer's path as its feedback tells: what it carried lately and what the
-// device sent it meanwhile, bit/s, and whether it queues (sending far more than is delivered
-// on a queueing path means its queue is filling, whatever the estimate says). Zero before
-// there is an estimate.
-type Path struct {
-	Delivered, Sending int
-	Queueing           bool
-}
-
-// Path returns the viewer's path now.
-func (s *Session) Path() Path {
+// Delivered is what the viewer's path carried lately, bit/s, as its feedback tells (0 before
+// there is an estimate).
+func (s *Session) Delivered() int {
 	if _, ok := s.Estimate(); !ok {
-		return Path{}
+		return 0
 	}
-	e, ok := s.est.(estimator)
-	if !ok {
-		return Path{}
+	if e, ok := s.est.(estimator); ok {
+		return e.Stats().Acked
 	}
-	st := e.Stats()
-	return Path{Delivered: st.Acked, Sending: st.Sending, Queueing: st.Queueing()}
+	return 0
 }
 
 // SendsAudio reports whether the session sends audio.
@@ -1064,8 +1061,16 @@ func (s *Session) readRTCP(t *localTrack, sender *webrtc.RTPSender) {
 // stream it was addressed to (rtxfeedback.go).
 func (s *Session) takeFeedback(fb *rtcp.TransportLayerCC) {
 	s.feedback.Add(1)
+	before := s.est.Target()
 	s.est.Feedback(fb, time.Now())
+	if s.onWorse != nil && float64(s.est.Target()) < pathWorseShare*float64(before) {
+		s.onWorse()
+	}
 }
+
+// pathWorseShare: an estimate that falls below this share of itself at one feedback is a path
+// that got worse (SessionOptions.OnPathWorse).
+const pathWorseShare = 0.7
 
 // Stats describes a session for status pages and logs.
 type Stats struct {

@@ -294,6 +294,7 @@ func (r fixedRate) Sent(uint16, int, time.Time, int)           {}
 func (r fixedRate) SentAgain(uint16, int, time.Time)           {}
 func (r fixedRate) Delivered(uint16) (bool, bool)              { return false, false }
 func (r fixedRate) RTT() time.Duration                         { return 0 }
+func (r fixedRate) Queue() time.Duration                       { return 0 }
 func (r fixedRate) Feedback(*rtcp.TransportLayerCC, time.Time) {}
 func (r fixedRate) Target() int                                { return int(r) }
 func (r fixedRate) Probe(time.Time) (cluster, rate, bytes int) { return 0, 0, 0 }
@@ -422,6 +423,74 @@ func TestSwitchKeepsAShortQueue(t *testing.T) {
 	}
 	if last := snd.media.q[len(snd.media.q)-1]; last.f.Track != 2 {
 		t.Errorf("the queue ends with track %d, want the sub keyframe", last.f.Track)
+	}
+}
+
+// queueingRate is fixedRate on a path whose feedback shows a queue of q.
+type queueingRate struct {
+	fixedRate
+	q atomic.Int64
+}
+
+func (r *queueingRate) Queue() time.Duration { return time.Duration(r.q.Load()) }
+
+// A switch while the path queues (its queue filling: why the policy switched) drops the old
+// rendition's video and holds the new keyframe until the feedback shows the queue drained, at
+// most maxDrainWait: sent at once, it joined the queue the old rendition filled and was lost
+// there (the lab's cut to 40 %: 1–3 s of still picture while its repairs went one round
+// trip apart). Audio is not held.
+func TestSwitchWaitsForTheQueueToDrain(t *testing.T) {
+	for _, drains := range []bool{true, false} {
+		p := newPacer(nil)
+		w := &recorder{buf: make([]byte, 0, 1500)}
+		video := boundTrackOf(w, testVideo)
+		aw := &recorder{buf: make([]byte, 0, 1500)}
+		audio := boundTrackOf(aw, testAudio)
+		est := &queueingRate{fixedRate: 10_000_000}
+		snd := newSender(p, est)
+		snd.video, snd.paced, snd.fast = video, true, false
+		start := time.Now()
+		snd.offer(video, testFrame(3000, true))
+		snd.drain(start)
+		est.q.Store(int64(300 * time.Millisecond))
+		snd.offer(video, testFrame(1000, false)) // the main stream, still queued at the switch
+		sub := testFrame(2000, true)
+		sub.Track = 2
+		before := w.n.Load()
+		snd.offer(video, sub)
+		snd.mu.Lock()
+		dropped := snd.stats.QueueDropped
+		snd.mu.Unlock()
+		if dropped != 1 {
+			t.Errorf("%d pictures of the old rendition dropped at the switch, want the one queued", dropped)
+		}
+		f := stream.NewFrame()
+		f.Track = testAudio.ID
+		f.Payloads.Buf, f.Payloads.Ends = append(f.Payloads.Buf, 1, 2, 3), append(f.Payloads.Ends, 3)
+		snd.offer(audio, f)
+		for at := start.Add(5 * time.Millisecond); at.Before(start.Add(maxDrainWait - 10*time.Millisecond)); at = at.Add(pacingSlice) {
+			if at.After(start.Add(200*time.Millisecond)) && drains {
+				est.q.Store(int64(20 * time.Millisecond))
+				if !snd.drain(at) {
+					break
+				}
+				continue
+			}
+			snd.drain(at)
+			if n := w.n.Load(); n != before {
+				t.Fatalf("%d video packets left %v after a switch while the path queues 300 ms", n-before, at.Sub(start))
+			}
+		}
+		if aw.n.Load() != 1 {
+			t.Errorf("%d audio packets sent while the keyframe waits, want 1", aw.n.Load())
+		}
+		if !drains {
+			snd.drain(start.Add(maxDrainWait + pacingSlice)) // the queue never drained: the wait ends
+		}
+		if got, want := w.n.Load()-before, int64(sub.Payloads.Len()); got != want {
+			t.Errorf("drained %v: %d video packets left after the wait, want the keyframe's %d", drains, got, want)
+		}
+		snd.close()
 	}
 }
 
@@ -628,5 +697,32 @@ func TestRenditionsNeverShareATimestamp(t *testing.T) {
 	}
 	for _, f := range []*stream.Frame{main, sub, next} {
 		f.Release()
+	}
+}
+
+// fallingRate is an estimator whose target becomes each of next in turn at a feedback.
+type fallingRate struct {
+	fixedRate
+	next []int
+}
+
+func (r *fallingRate) Feedback(*rtcp.TransportLayerCC, time.Time) {
+	r.fixedRate, r.next = fixedRate(r.next[0]), r.next[1:]
+}
+func (r *fallingRate) Target() int { return int(r.fixedRate) }
+
+// A feedback that brings the viewer's estimate down steeply tells the device at once
+// (SessionOptions.OnPathWorse: the policy runs a round then, not at its next tick); the
+// usual ups and downs do not.
+func TestSteepFallTellsTheDevice(t *testing.T) {
+	told := 0
+	s := &Session{est: &fallingRate{fixedRate: 2_000_000, next: []int{1_800_000, 2_100_000, 400_000, 380_000, 200_000}},
+		onWorse: func() { told++ }}
+	want := []int{0, 0, 1, 1, 2}
+	for i, w := range want {
+		s.takeFeedback(&rtcp.TransportLayerCC{})
+		if told != w {
+			t.Fatalf("after feedback %d (target %d): told %d times, want %d", i+1, s.est.Target(), told, w)
+		}
 	}
 }

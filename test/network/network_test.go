@@ -109,6 +109,7 @@ func TestShapedLink(t *testing.T) {
 		rate := int64(shareOfRate * n.unconstrained(v))
 		at := n.shape(v.link, rate)
 		m := v.measure(t, at.Add(settle), measureFor)
+		t.Logf("%s behind %s, in the first %s after shaping (not held to the target): %s", v.name, kbit(float64(rate)), settle, v.between(t, at, at.Add(settle)))
 		t.Logf("%s behind %s, from %s after shaping: %s", v.name, kbit(float64(rate)), settle, m)
 		n.logStatus("at the end")
 		m.watchable(t, v.name)
