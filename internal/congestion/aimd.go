@@ -47,6 +47,11 @@ const (
 	drainTime      = time.Second
 	// drainFloor: ... but not below half the delivered rate.
 	drainFloor = 0.5
+	// restoreWithin: once the queue such a deeper cut drained is gone (queueAllowance), the
+	// rate goes back to what the plain cut would have set, if that is within this time of the
+	// cut: the extra was to drain, and climbing back from it at 8 %/s took ~10 s behind a
+	// 180 kbit/s link.
+	restoreWithin = 3 * time.Second
 	// initialBackoff: overuse before there is a delivered rate to go by halves the rate this
 	// often.
 	initialBackoff = 200 * time.Millisecond
@@ -123,6 +128,9 @@ type rateControl struct {
 	lastDecrease int64
 	capacity     linkCapacity
 	decreased    bool // at least one decrease happened
+	// restore is the rate the last overuse cut would have set without going deeper to drain
+	// the queue (0: it did not go deeper); see restoreWithin.
+	restore int
 }
 
 func (r *rateControl) init(start, lo, hi int) {
@@ -150,9 +158,10 @@ func (r *rateControl) timeToReduce(now int64, acked int, rtt time.Duration) bool
 	return acked < r.rate/2
 }
 
-// onOveruse reacts to overuse, with queue the bottleneck's current queueing delay. It
-// returns whether the rate changed.
-func (r *rateControl) onOveruse(now int64, acked int, rtt, queue time.Duration) bool {
+// onOveruse reacts to overuse, with queue the bottleneck's current queueing delay; measures
+// says whether acked measures the path (false while the sender is application-limited: what
+// is delivered is then what it sends). It returns whether the rate changed.
+func (r *rateControl) onOveruse(now int64, acked int, rtt, queue time.Duration, measures bool) bool {
 	if acked <= 0 {
 		if now-r.lastChange < initialBackoff.Nanoseconds() {
 			return false
@@ -172,12 +181,29 @@ func (r *rateControl) onOveruse(now int64, acked int, rtt, queue time.Duration) 
 	if dec > float64(r.rate) && r.capacity.has {
 		dec = factor * r.capacity.est * 1000
 	}
-	if float64(acked) < r.capacity.lower() {
-		r.capacity.reset() // the path got worse: forget the old capacity
+	// What the plain cut would set, at most the rate before it; the highest of a run of cuts
+	// (each deeper one measures the same link).
+	plain := r.clamp(min(dec*decreaseFactor/factor, float64(r.rate)))
+	if now-r.lastDecrease > restoreWithin.Nanoseconds() {
+		r.restore = 0
 	}
-	r.capacity.update(acked, capacityAlpha)
+	if factor < decreaseFactor {
+		r.restore = max(r.restore, plain)
+	}
+	// The capacity is measured only by an overuse that cuts, while the sender is not
+	// application-limited: one that finds the rate already below what it would set comes from
+	// the queue an earlier cut is draining, and what is delivered then, or while the sender
+	// sends less than its target, is the sender's own rate, not the link's (sampled so, the
+	// capacity fell to 94–140 kbit/s behind a 181 kbit/s link and the hold kept the estimate
+	// there for 30 s).
 	changed := false
 	if dec < float64(r.rate) {
+		if measures {
+			if float64(acked) < r.capacity.lower() {
+				r.capacity.reset() // the path got worse: forget the old capacity
+			}
+			r.capacity.update(acked, capacityAlpha)
+		}
 		r.rate = r.clamp(dec)
 		changed = true
 	}
@@ -236,6 +262,27 @@ func (r *rateControl) onSignal(u usage, now int64, acked int, rtt time.Duration)
 	old := r.rate
 	r.rate = r.clamp(max(next, cur))
 	return r.rate != old
+}
+
+// drained raises the rate to what the last overuse cut would have set without draining
+// (restore), once the queue is back within queueAllowance; it reports whether the rate changed.
+func (r *rateControl) drained(now int64, queue time.Duration) bool {
+	if r.restore == 0 || queue > queueAllowance {
+		return false
+	}
+	restore := r.restore
+	r.restore = 0
+	if r.capacity.has {
+		// The cuts' first delivered rates may still hold arrivals from before the queue:
+		// no more than the plain cut from the capacity they measured.
+		restore = min(restore, r.clamp(decreaseFactor*r.capacity.est*1000))
+	}
+	if now-r.lastDecrease > restoreWithin.Nanoseconds() || restore <= r.rate {
+		return false
+	}
+	r.rate = restore
+	r.lastChange = now
+	return true
 }
 
 // holding says whether the rate is held below the capacity an overuse showed

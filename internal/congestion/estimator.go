@@ -91,7 +91,7 @@ type Stats struct {
 	QueueMs         float64 `json:"queue_ms"`         // queueing delay on the path now (one-way delay above its recent floor)
 	Loss            float64 `json:"loss"`             // fraction lost lately (smoothed over about a second)
 	Delay           string  `json:"delay"`            // "normal", "overuse" or "underuse"
-	Reason          string  `json:"reason"`           // what made the last change of Target: "start", "increase", "overuse", "filling", "loss", "probe" or "no feedback"
+	Reason          string  `json:"reason"`           // what made the last change of Target: "start", "increase", "overuse", "filling", "drained", "loss", "probe" or "no feedback"
 	ProbesSent      int     `json:"probes_sent"`      // probe clusters issued
 	ProbesSucceeded int     `json:"probes_succeeded"` // probe clusters that raised the estimate
 	Feedbacks       int     `json:"feedbacks"`        // TWCC reports taken
@@ -506,20 +506,25 @@ func (e *Estimator) afterFeedback(w *walk) {
 	switch {
 	case e.trend.state == usageOver:
 		delivered := acked
-		if now-e.probeAt < probeMemory.Nanoseconds() {
+		if now-e.probeAt < probeMemory.Nanoseconds() && e.probeAt > e.lastDrop {
 			// A probe just showed what the path delivers; the acked window still holds
 			// the slower media before it, and the overuse may be the probe's own queue.
+			// Not one judged before the last cut: it measured the path before it got
+			// worse (a probe sent just before a link dropped to 40 % put the capacity at
+			// 385 kbit/s for a 176 kbit/s link, and the next overuse reset it low).
 			delivered = max(delivered, e.probeRes)
 		}
-		if e.rc.onOveruse(now, delivered, e.rtt, time.Duration(e.queue.last)) {
+		if e.rc.onOveruse(now, delivered, e.rtt, time.Duration(e.queue.last), !e.appLimited(e.lastSentNs)) {
 			e.setTarget(now, "overuse")
 		}
 	case e.filling():
-		if e.rc.onOveruse(now, e.acked.recentRate(fillingWindow), e.rtt, time.Duration(e.queue.last)) {
+		if e.rc.onOveruse(now, e.acked.recentRate(fillingWindow), e.rtt, time.Duration(e.queue.last), true) {
 			e.setTarget(now, "filling")
 		}
 	default:
-		if e.rc.onSignal(e.trend.state, now, acked, e.rtt) {
+		if e.rc.drained(now, time.Duration(e.queue.last)) {
+			e.setTarget(now, "drained")
+		} else if e.rc.onSignal(e.trend.state, now, acked, e.rtt) {
 			e.setTarget(now, "increase")
 		}
 	}

@@ -2,6 +2,7 @@ package congestion
 
 import (
 	"fmt"
+	"math"
 	"testing"
 	"time"
 )
@@ -310,7 +311,7 @@ func TestHoldsBelowTheCapacityAfterAnOveruse(t *testing.T) {
 		var r rateControl
 		r.init(300_000, 50_000, 20_000_000)
 		now := int64(time.Second)
-		r.onOveruse(now, capacity, 20*time.Millisecond, 0) // delivered 180 kbit/s at an overuse
+		r.onOveruse(now, capacity, 20*time.Millisecond, 0, true) // delivered 180 kbit/s at an overuse
 		return &r, now
 	}
 	// climb sends at the rate (not application-limited) for d and returns the highest rate.
@@ -398,5 +399,42 @@ func TestDropUnderAnApplicationLimitedSender(t *testing.T) {
 	}
 	if lost > 0 {
 		t.Errorf("lost %.1f %% of the packets sent in the 3 s after the drop, want none: the queue overflowed before the target came down", 100*lost)
+	}
+	// The cuts went deeper than 85 % of the link to drain the queue; once it has drained the
+	// rate goes back to that, not up from the drain's rate at 8 %/s (restoreWithin).
+	back := s.firstAt(cut, func(x sample) bool { return x.target >= 140_000 && x.queue < 20*time.Millisecond })
+	t.Logf("back to ≥ 80 %% of the link with the queue drained %v after the drop", back-drop)
+	if back < 0 || back-drop > 2*time.Second {
+		t.Errorf("target back to ≥ 80 %% of the link %v after the drop, want within 2 s (the queue drained ~1.2 s after it)", back-drop)
+	}
+	if hi := s.targetP95(drop+2*time.Second, drop+5*time.Second); hi > 176_000 {
+		t.Errorf("target p95 %d from 2 s to 5 s after the drop: above the link", hi)
+	}
+}
+
+// An overuse that finds the rate already below what it would cut to (the queue an earlier cut
+// is draining), or that comes while the sender is application-limited, does not measure the
+// capacity: what is delivered then is the sender's own rate. Sampled so, the lab's capacity
+// fell to 94–140 kbit/s behind a 181 kbit/s link and the hold kept the estimate there for 30 s.
+func TestOveruseWhileDrainingKeepsTheCapacity(t *testing.T) {
+	var r rateControl
+	r.init(400_000, 50_000, 20_000_000)
+	now := int64(time.Second)
+	r.onOveruse(now, 180_000, 20*time.Millisecond, 300*time.Millisecond, true) // the cut: 180 kbit/s delivered
+	cut := r.rate
+	if !r.capacity.has || math.Abs(r.capacity.est-180) > 1 || cut >= 180_000 {
+		t.Fatalf("after the cut: rate %d, capacity %+v; want below 180 kbit/s and the capacity 180", cut, r.capacity)
+	}
+	now += int64(250 * time.Millisecond)
+	r.onOveruse(now, 150_000, 20*time.Millisecond, 100*time.Millisecond, true) // still over: the drain and the lower rate delivered
+	if r.rate != cut || math.Abs(r.capacity.est-180) > 1 {
+		t.Errorf("after an overuse while draining: rate %d (was %d), capacity %.0f kbit/s; want both kept", r.rate, cut, r.capacity.est)
+	}
+	// An application-limited sender's overuse (a keyframe's burst) still cuts, but what is
+	// delivered is what it sends: the capacity stays.
+	now += int64(time.Second)
+	r.onOveruse(now, 99_000, 20*time.Millisecond, 0, false)
+	if r.rate >= cut || math.Abs(r.capacity.est-180) > 1 {
+		t.Errorf("after an application-limited overuse delivering 99 kbit/s: rate %d (was %d), capacity %.0f kbit/s; want a cut and the capacity kept", r.rate, cut, r.capacity.est)
 	}
 }
