@@ -177,18 +177,18 @@ func (r *rateControl) onOveruse(now int64, acked int, rtt, queue time.Duration, 
 	if queue > queueAllowance {
 		factor = max(drainFloor, factor-float64(queue-queueAllowance)/float64(drainTime))
 	}
-	dec := factor * float64(acked)
-	if dec > float64(r.rate) && r.capacity.has {
-		dec = factor * r.capacity.est * 1000
+	base := float64(acked)
+	if factor*base > float64(r.rate) && r.capacity.has {
+		base = r.capacity.est * 1000
 	}
-	// What the plain cut would set, at most the rate before it; the highest of a run of cuts
-	// (each deeper one measures the same link).
-	plain := r.clamp(min(dec*decreaseFactor/factor, float64(r.rate)))
+	dec := factor * base
 	if now-r.lastDecrease > restoreWithin.Nanoseconds() {
 		r.restore = 0
 	}
 	if factor < decreaseFactor {
-		r.restore = max(r.restore, plain)
+		// What the plain cut would set, at most the rate before it; the highest of a run of
+		// cuts (each deeper one measures the same link).
+		r.restore = max(r.restore, r.clamp(min(decreaseFactor*base, float64(r.rate))))
 	}
 	// The capacity is measured only by an overuse that cuts, while the sender is not
 	// application-limited: one that finds the rate already below what it would set comes from

@@ -101,7 +101,7 @@ const (
 	// queueingDelay: a path queueing this much is congested, not just lossy.
 	queueingDelay = 50 * time.Millisecond
 	// fillingRatio: sending this many times what the path delivers, on a path that queues,
-	// fills its queue (Estimator.filling).
+	// fills its queue (Estimator.fillingRate).
 	fillingRatio = 1.3
 	// fillingWindow: the delivered rate that a filling queue is judged by (and cut to) is
 	// measured over this last span of arrivals: the 300 ms of the delivered rate still held
@@ -503,6 +503,7 @@ func (e *Estimator) afterFeedback(w *walk) {
 	}
 	acked := e.acked.rate()
 	e.notePeak(now, acked)
+	fill := e.fillingRate()
 	switch {
 	case e.trend.state == usageOver:
 		delivered := acked
@@ -517,8 +518,8 @@ func (e *Estimator) afterFeedback(w *walk) {
 		if e.rc.onOveruse(now, delivered, e.rtt, time.Duration(e.queue.last), !e.appLimited(e.lastSentNs)) {
 			e.setTarget(now, "overuse")
 		}
-	case e.filling():
-		if e.rc.onOveruse(now, e.acked.recentRate(fillingWindow), e.rtt, time.Duration(e.queue.last), true) {
+	case fill > 0:
+		if e.rc.onOveruse(now, fill, e.rtt, time.Duration(e.queue.last), true) {
 			e.setTarget(now, "filling")
 		}
 	default:
@@ -595,7 +596,8 @@ func (e *Estimator) checkFeedbackTimeout(now int64) {
 	e.setTarget(now, "no feedback")
 }
 
-// filling says whether the path's queue is filling faster than the trendline shows: the
+// fillingRate is what the path delivers lately when its queue is filling faster than the
+// trendline shows, 0 when it is not: the
 // sender sends far more than the path has delivered lately (fillingRatio, over
 // fillingWindow) and the path already queues (queueingDelay). At a camera's low packet
 // rates the trendline's 20 packet groups span half a second or more, so after a link drops
@@ -604,12 +606,15 @@ func (e *Estimator) checkFeedbackTimeout(now int64) {
 // sender's estimate, megabits above what it sends), which paced the viewer and set its
 // encoder. Without the queue the ratio alone misleads (a keyframe in the send window,
 // against a delivery window without it).
-func (e *Estimator) filling() bool {
+func (e *Estimator) fillingRate() int {
 	if e.queue.last <= queueingDelay.Nanoseconds() {
-		return false
+		return 0
 	}
 	recent := e.acked.recentRate(fillingWindow)
-	return recent > 0 && float64(e.sent.rate(e.lastSentNs)) > fillingRatio*float64(recent)
+	if recent <= 0 || float64(e.sent.rate(e.lastSentNs)) <= fillingRatio*float64(recent) {
+		return 0
+	}
+	return recent
 }
 
 // appLimited says whether the sender sends well below the target.

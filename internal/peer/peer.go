@@ -1061,9 +1061,13 @@ func (s *Session) readRTCP(t *localTrack, sender *webrtc.RTPSender) {
 // stream it was addressed to (rtxfeedback.go).
 func (s *Session) takeFeedback(fb *rtcp.TransportLayerCC) {
 	s.feedback.Add(1)
+	if s.onWorse == nil {
+		s.est.Feedback(fb, time.Now())
+		return
+	}
 	before := s.est.Target()
 	s.est.Feedback(fb, time.Now())
-	if s.onWorse != nil && float64(s.est.Target()) < pathWorseShare*float64(before) {
+	if float64(s.est.Target()) < pathWorseShare*float64(before) {
 		s.onWorse()
 	}
 }

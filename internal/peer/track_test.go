@@ -485,7 +485,9 @@ func TestSwitchWaitsForTheQueueToDrain(t *testing.T) {
 			t.Errorf("%d audio packets sent while the keyframe waits, want 1", aw.n.Load())
 		}
 		if !drains {
-			snd.drain(start.Add(maxDrainWait + pacingSlice)) // the queue never drained: the wait ends
+			// The queue never drained: the wait ends maxDrainWait after the switch (taken
+			// from now, which is after it however slowly the test ran).
+			snd.drain(time.Now().Add(maxDrainWait + pacingSlice))
 		}
 		if got, want := w.n.Load()-before, int64(sub.Payloads.Len()); got != want {
 			t.Errorf("drained %v: %d video packets left after the wait, want the keyframe's %d", drains, got, want)
