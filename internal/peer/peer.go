@@ -447,7 +447,7 @@ func (e *Engine) NewSession(st *stream.Stream, opts SessionOptions) (*Session, e
 		return nil, err
 	}
 	// An API of the session's own (cheap: Pion copies the media engine per connection
-	// anyway), so that its read buffers know whose they are (rtxfeedback.go).
+	// anyway), so that its read buffers know whose they are (rtcp.go).
 	var buffers atomic.Pointer[readBuffers]
 	se := e.se
 	se.BufferFactory = func(kind packetio.BufferPacketType, ssrc uint32) io.ReadWriteCloser {
@@ -582,7 +582,11 @@ func (s *Session) addTransceivers(offering bool) error {
 		if err != nil {
 			return err
 		}
-		go s.readRTCP(t, tr.Sender())
+		// Pion opens the stream's RTCP read buffer at the first write, after negotiation:
+		// the SSRC is known by then (rtcp.go).
+		if enc := tr.Sender().GetParameters().Encodings; len(enc) > 0 {
+			t.mediaSSRC.Store(uint32(enc[0].SSRC))
+		}
 	}
 	if !audio && s.talk != nil {
 		if _, err := s.pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio,
@@ -1028,37 +1032,31 @@ func (s *Session) sender() *sender {
 	return s.snd
 }
 
-func (s *Session) readRTCP(t *localTrack, sender *webrtc.RTPSender) {
-	for {
-		pkts, _, err := sender.ReadRTCP()
-		if err != nil {
-			return
+// takeRTCP handles one report the viewer addressed to track t's media stream (rtcp.go: Pion
+// hands it to the stream's read buffer, inside its SRTCP session's reader).
+func (s *Session) takeRTCP(t *localTrack, p rtcp.Packet) {
+	switch p := p.(type) {
+	case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+		if t.src.Kind == codec.Video {
+			s.requestKeyframe()
 		}
-		for _, p := range pkts {
-			switch p := p.(type) {
-			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				if t.src.Kind == codec.Video {
-					s.requestKeyframe()
-				}
-			case *rtcp.TransportLayerNack:
-				var lost []uint16
-				for _, n := range p.Nacks {
-					lost = append(lost, n.PacketList()...)
-				}
-				if snd := s.sender(); snd != nil && !s.e.cfg.Recovery.NoNACK {
-					snd.resend(t, lost)
-				}
-			case *rtcp.TransportLayerCC:
-				s.takeFeedback(p)
-			case *rtcp.ReceiverReport:
-				t.receiverReport(p, time.Now(), s.congested())
-			}
+	case *rtcp.TransportLayerNack:
+		var lost []uint16
+		for _, n := range p.Nacks {
+			lost = append(lost, n.PacketList()...)
 		}
+		if snd := s.sender(); snd != nil && !s.e.cfg.Recovery.NoNACK {
+			snd.resend(t, lost)
+		}
+	case *rtcp.TransportLayerCC:
+		s.takeFeedback(p)
+	case *rtcp.ReceiverReport:
+		t.receiverReport(p, time.Now(), s.congested())
 	}
 }
 
 // takeFeedback hands a transport-wide feedback report to the session's estimator, whichever
-// stream it was addressed to (rtxfeedback.go).
+// stream it was addressed to (rtcp.go).
 func (s *Session) takeFeedback(fb *rtcp.TransportLayerCC) {
 	s.feedback.Add(1)
 	if s.onWorse == nil {

@@ -103,9 +103,9 @@ type localTrack struct {
 	// stream repeats a sequence number: the receiver drops all but the first to arrive before
 	// its feedback counts them, and a packet asked for again looks lost on the path.
 	rtx *rtxStream
-	// rtxSSRC is rtx's SSRC (0: none), read without the lock: Pion makes a stream's read
-	// buffer (rtxfeedback.go) inside the first write, which holds mu.
-	rtxSSRC atomic.Uint32
+	// mediaSSRC and rtxSSRC are the track's SSRC and rtx's (0: none), read without the lock:
+	// Pion makes a stream's read buffer (rtcp.go) inside the first write, which holds mu.
+	mediaSSRC, rtxSSRC atomic.Uint32
 }
 
 // rtxStream is where a track's retransmissions go.

@@ -1,0 +1,118 @@
+package peer
+
+import (
+	"io"
+	"slices"
+	"sync"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/transport/v4/packetio"
+)
+
+// RTCP from the viewer is taken where Pion delivers it: each SRTCP read stream's buffer.
+//
+// Pion's SRTCP session decrypts a compound packet, splits it and writes each report to the
+// read buffer of the stream it names; a sender's stream was then read by a goroutine of ours
+// through RTPSender.ReadRTCP (a buffer allocated and the report parsed again at each read, ~12
+// reports a second per viewer, a goroutine hand-off each). Each session has its own Pion API
+// whose BufferFactory is its readBuffers, and the buffer of a track's media stream is a sink
+// that hands each report to the session at once (Session.takeRTCP): no goroutine, no queue.
+//
+// The retransmission stream's reports go the same way. Chromium addresses each transport-wide
+// feedback to the SSRC of the last packet it received before building it (its feedback
+// generator keeps media_ssrc_ = packet.Ssrc()). Feedback built just after a probe or a
+// retransmission therefore names the RTX stream's SSRC. Pion reads RTCP only for each
+// sender's primary SSRC: a report for any other SSRC lands in a stream its "unhandled RTCP"
+// processor accepts and never reads. Those reports were lost — about one in fifty, and
+// exactly the ones that cover a probe, so a probe's result was mostly unknown (lab capture,
+// 2026-12-06: all 76 packets of a probe reached the viewer, 5 were reported) and an
+// application-limited viewer's estimate could not rise. Its sink takes transport-wide
+// feedback only: the other reports that name the RTX SSRC (a receiver report's block for it)
+// also go to the media stream, which handles them.
+//
+// Every other stream (the viewer's talk-back) gets the buffer Pion would make.
+
+// Pion's own read buffer limits (pion/srtp: 1 MB for RTP, 100 KB for RTCP).
+const (
+	rtpReadBuffer  = 1000 * 1000
+	rtcpReadBuffer = 100 * 1000
+)
+
+// readBuffers is a session's BufferFactory: tracks are the session's tracks as made (never
+// changed), take hands a report to the session. Pion calls it from inside a track's first
+// write (a sender opens its RTCP stream then), so it takes no lock.
+type readBuffers struct {
+	tracks []*localTrack
+	take   func(*localTrack, rtcp.Packet)
+}
+
+func (s *Session) readBuffers() *readBuffers {
+	return &readBuffers{tracks: slices.Clone(s.tracks), take: s.takeRTCP}
+}
+
+// make makes the buffer of one of the session's SRTP or SRTCP read streams (b nil: before the
+// session is made, Pion's own buffer).
+func (b *readBuffers) make(kind packetio.BufferPacketType, ssrc uint32) io.ReadWriteCloser {
+	if kind == packetio.RTCPBufferPacket && b != nil && ssrc != 0 {
+		for _, t := range b.tracks {
+			switch ssrc {
+			case t.mediaSSRC.Load():
+				return newRTCPSink(func(p rtcp.Packet) { b.take(t, p) })
+			case t.rtxSSRC.Load():
+				return newRTCPSink(func(p rtcp.Packet) {
+					if _, ok := p.(*rtcp.TransportLayerCC); ok {
+						b.take(t, p)
+					}
+				})
+			}
+		}
+	}
+	buf := packetio.NewBuffer()
+	if kind == packetio.RTCPBufferPacket {
+		buf.SetLimitSize(rtcpReadBuffer)
+	} else {
+		buf.SetLimitSize(rtpReadBuffer)
+	}
+	return buf
+}
+
+// rtcpSink is the read buffer of one of the session's own RTCP streams: Pion writes each
+// report to it (one RTCP packet a write, decrypted) and nobody reads it, so it keeps nothing.
+type rtcpSink struct {
+	take   func(rtcp.Packet)
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newRTCPSink(take func(rtcp.Packet)) *rtcpSink {
+	return &rtcpSink{take: take, closed: make(chan struct{})}
+}
+
+// Write takes one report; a malformed one is dropped, as Pion drops what it cannot parse.
+func (f *rtcpSink) Write(b []byte) (int, error) {
+	select {
+	case <-f.closed:
+		return 0, io.ErrClosedPipe
+	default:
+	}
+	pkts, err := rtcp.Unmarshal(b)
+	if err != nil {
+		return len(b), nil
+	}
+	for _, p := range pkts {
+		f.take(p)
+	}
+	return len(b), nil
+}
+
+// Read blocks until the sink is closed: nothing is kept to read.
+func (f *rtcpSink) Read([]byte) (int, error) {
+	<-f.closed
+	return 0, io.EOF
+}
+
+// Close ends the sink; later writes fail.
+func (f *rtcpSink) Close() error {
+	f.once.Do(func() { close(f.closed) })
+	return nil
+}
