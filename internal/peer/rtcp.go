@@ -17,6 +17,8 @@ import (
 // reports a second per viewer, a goroutine hand-off each). Each session has its own Pion API
 // whose BufferFactory is its readBuffers, and the buffer of a track's media stream is a sink
 // that hands each report to the session at once (Session.takeRTCP): no goroutine, no queue.
+// It runs in the SRTCP session's reader, so what it does must not block: it takes short
+// locks only (the estimator's, the pacer's, the stream's), none held while waiting on RTCP.
 //
 // The retransmission stream's reports go the same way. Chromium addresses each transport-wide
 // feedback to the SSRC of the last packet it received before building it (its feedback
