@@ -104,9 +104,13 @@ func TestDataChannelsNeedTheirGrant(t *testing.T) {
 				if !tc.echo || m != "ping" {
 					t.Fatalf("echo %q (granted %v)", m, tc.echo)
 				}
-				// The connected session names its candidate pair (loopback: host to host).
-				if p := s.Stats().Pair; p == nil || p.Local != "host" || p.Remote != "host" || p.Protocol == "" {
-					t.Errorf("selected pair %+v, want host to host", p)
+				// The connected session names its candidate pair: on this host, the device's
+				// host candidate and the viewer's address, signalled (host) or learnt from a
+				// check that came before the answer or from an address the viewer did not
+				// signal (prflx, RFC 8445 7.3.1.3: seen once, in make test's parallel unit
+				// stage, from the viewer's IPv6 link-local address; 0 in 40 runs alone).
+				if p := s.Stats().Pair; p == nil || p.Local != "host" || (p.Remote != "host" && p.Remote != "prflx") || p.Protocol == "" {
+					t.Errorf("selected pair %+v, want the device's host candidate to the viewer's host or peer-reflexive one", p)
 				} else if ap, err := netip.ParseAddrPort(p.RemoteAddress); err != nil || ap.Port() == 0 {
 					t.Errorf("selected pair's remote address %q: %v; want the viewer's address and port", p.RemoteAddress, err)
 				}
