@@ -416,8 +416,8 @@ type SessionOptions struct {
 	DataOnly bool
 	// OnPathWorse is called when the viewer's estimate falls steeply (below pathWorseShare of
 	// what it was at one feedback): its path got worse, and the adaptation policy should act
-	// now rather than at its next round. It is called from the session's RTCP reader and must
-	// not block.
+	// now rather than at its next round. It is called from Pion's SRTCP reader (rtcp.go) and
+	// must not block.
 	OnPathWorse func()
 }
 
@@ -1059,13 +1059,9 @@ func (s *Session) takeRTCP(t *localTrack, p rtcp.Packet) {
 // stream it was addressed to (rtcp.go).
 func (s *Session) takeFeedback(fb *rtcp.TransportLayerCC) {
 	s.feedback.Add(1)
-	if s.onWorse == nil {
-		s.est.Feedback(fb, time.Now())
-		return
-	}
 	before := s.est.Target()
 	s.est.Feedback(fb, time.Now())
-	if float64(s.est.Target()) < pathWorseShare*float64(before) {
+	if s.onWorse != nil && float64(s.est.Target()) < pathWorseShare*float64(before) {
 		s.onWorse()
 	}
 }
