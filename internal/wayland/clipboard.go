@@ -144,6 +144,12 @@ func (cb *clipboard) handleSource(src uint32, op uint16, args []arg) {
 func (cb *clipboard) handleDevice(_ uint32, op uint16, args []arg) {
 	cb.mu.Lock()
 	defer cb.mu.Unlock()
+	if cb.finished {
+		// The device is gone, or its destroy is on its way (Close): an event the reader
+		// dispatched before that must not act on objects Close destroys (a second destroy of
+		// the current offer is a protocol error).
+		return
+	}
 	switch op {
 	case dcDeviceDataOffer:
 		id := args[0].u
@@ -283,25 +289,31 @@ func (cb *clipboard) destroyMessages() []*message {
 	defer cb.mu.Unlock()
 	var msgs []*message
 	if cb.mgr == 0 {
-		return nil
+		return nil // not started, or already torn down
 	}
 	// Each is marked destroyed before the request goes out: wlroots answers the device's
 	// destroy with a finished event, which must not be answered with a second destroy.
+	// The maps are emptied with it: nothing else may destroy the same objects again.
 	for src := range cb.sources {
 		cb.c.destroyed(src)
 		msgs = append(msgs, newMessage(src, dcSourceDestroy))
 	}
+	clear(cb.sources)
 	for id := range cb.offers {
 		cb.c.destroyed(id)
 		msgs = append(msgs, newMessage(id, dcOfferDestroy))
 	}
+	clear(cb.offers)
+	cb.current = 0
 	if !cb.finished {
 		cb.finished = true
 		cb.c.destroyed(cb.device)
 		msgs = append(msgs, newMessage(cb.device, dcDeviceDestroy))
 	}
 	cb.c.destroyed(cb.mgr)
-	return append(msgs, newMessage(cb.mgr, dcManagerDestroy))
+	msgs = append(msgs, newMessage(cb.mgr, dcManagerDestroy))
+	cb.mgr = 0
+	return msgs
 }
 
 // close stops the transfers, waits for their goroutines and closes the channel.

@@ -74,6 +74,38 @@ func TestClipboard(t *testing.T) {
 	}
 }
 
+// A selection event the reader dispatched just as Close built its teardown (seen once in
+// make test: another client's Close cleared the selection at that moment) used to destroy the
+// current offer a second time, after Close had: sway ended the connection ("invalid object").
+// The event is played here in that order, between the teardown being built and sent.
+func TestSelectionDuringCloseDestroysOnce(t *testing.T) {
+	s := sway.Start(t)
+	a := openDesktop(t, s, "")
+	b := openDesktop(t, s, "")
+	if err := b.SetClipboard("from B"); err != nil {
+		t.Fatal(err)
+	}
+	if got := receive(t, a, "B to A"); got != "from B" {
+		t.Fatalf("A got %q", got)
+	}
+	a.clip.mu.Lock()
+	current := a.clip.current
+	a.clip.mu.Unlock()
+	if current == 0 {
+		t.Fatal("A has no current offer")
+	}
+	teardown := a.clip.destroyMessages()
+	a.clip.handleDevice(a.clip.device, dcDeviceSelection, []arg{{u: 0}}) // B's selection went away
+	if err := a.c.send(teardown...); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.c.roundtrip(callTimeout); err != nil {
+		t.Fatalf("after the teardown: %v", err)
+	}
+	// A's Close (at cleanup) tears down the rest, the clipboard's objects not again: it fails
+	// the test on a protocol error.
+}
+
 func TestClipboardLatestWins(t *testing.T) {
 	s := sway.Start(t)
 	a := openDesktop(t, s, "")
