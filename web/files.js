@@ -346,7 +346,7 @@ export class RecordingsPanel {
     if (this.#video.src) URL.revokeObjectURL(this.#video.src);
     this.#video.src = URL.createObjectURL(ms);
     await opened;
-    this.#play = { path, ms, sb: null, mime: null, duration: NaN, queue: [], id: 0 };
+    this.#play = { path, ms, sb: null, mime: null, duration: NaN, queue: [], id: 0, seekTo: null };
   }
 
   #stopPlay() {
@@ -365,6 +365,7 @@ export class RecordingsPanel {
     const t0 = performance.now();
     this.#seekT0 = t0;
     this.#seekTarget = t;
+    p.seekTo = null; // a fetch's position not yet shown gives way to this seek
     const presented = this.#whenPresentedAt(t, t0);
     if (p.sb && this.#buffered(t) && !fetch) {
       this.#video.currentTime = t;
@@ -436,7 +437,7 @@ export class RecordingsPanel {
             }
             p.sb = p.ms.addSourceBuffer(m.mime);
             p.sb.mode = 'segments';
-            p.sb.addEventListener('updateend', () => this.#pump(p));
+            p.sb.addEventListener('updateend', () => { this.#seekWhenBuffered(p); this.#pump(p); });
             p.ms.duration = p.duration;
           } else if (p.ms.readyState === 'open') {
             p.sb.abort(); // a new init segment follows: reset the parser (and drop an append under way)
@@ -451,16 +452,33 @@ export class RecordingsPanel {
         p.received += bytes.length;
         p.queue.push(bytes.slice());
         this.#pump(p);
-        // The first fragment is in: show the position asked for.
+        // The first fragment is in: show the position asked for once it is buffered.
         if (firstMedia && p.received > p.initBytes) {
           firstMedia = false;
-          this.#video.currentTime = Math.max(t, p.startAt);
+          p.seekTo = Math.max(t, p.startAt);
+          this.#seekWhenBuffered(p);
         }
       },
     });
     req.catch((e) => { if (e.code !== 'canceled') this.#say(e.message); });
     // Resolve once the reply has told the type (the rest streams in the background).
     await Promise.race([req.then(() => {}), new Promise((r) => { const w = () => (p.sb ? r() : setTimeout(w, 5)); w(); })]);
+  }
+
+  // Sets the position a play was asked from once the SourceBuffer is idle and holds it:
+  // Chromium could drop a currentTime set while an append was replacing the data around it
+  // (frames kept coming from the old position until #whenPresentedAt made the seek again,
+  // 300 ms later).
+  #seekWhenBuffered(p) {
+    if (p.seekTo == null || !p.sb || p.sb.updating || this.#play !== p) return;
+    const b = this.#video.buffered;
+    for (let i = 0; i < b.length; i++) {
+      if (p.seekTo >= b.start(i) && p.seekTo < b.end(i)) {
+        this.#video.currentTime = p.seekTo;
+        p.seekTo = null;
+        return;
+      }
+    }
   }
 
   #pump(p) {
