@@ -151,7 +151,7 @@ func parseDevice(args []string, stdout, stderr io.Writer, store *auth.Store) (s 
 	fs.IntVar(&cfg.ICETCPPort, "ice-tcp-port", 0, "TCP port for ICE over TCP, for viewers whose network drops UDP (0: any free port; -1: off)")
 	recovery := fs.String("loss-recovery", "nack,fec", "how lost packets are repaired: nack (retransmission), fec (RED/ULPFEC by measured loss), both, or none: turning one off measures what it buys")
 	fs.BoolVar(&cfg.Adapt, "adapt", cfg.Adapt, "adapt to each viewer's network: switch viewers between main and sub streams, lower the encoder's bitrate and frame rate when every viewer is limited")
-	fs.IntVar(&cfg.ICEUDPPort, "ice-udp-port", 0, "one UDP port for every viewer's media (to open in a firewall or forward on a router); 0: a port per viewer")
+	fs.IntVar(&cfg.ICEUDPPort, "ice-udp-port", 0, "one UDP port for every viewer's media (to open in a firewall or forward on a router; its sends are batched and its SRTP written below Pion, the cheapest way to serve many viewers); 0: a port per viewer")
 	publicIP := fs.String("public-ip", "", "address(es) a port forward or 1:1 NAT reaches this device on, comma-separated (offered to viewers)")
 	fs.BoolVar(&cfg.NoLAN, "no-lan", false, "with --hub: serve no viewer endpoints on --http (implied by --hub unless LAN auth is set up)")
 	dataDir := fs.String("data", "", "the device's data directory: its key for LAN tokens (pairing links, `p2pcast token --data DIR`) and their revocation list (default "+defaultDeviceDataDir()+" with --pair or --lan-auth)")

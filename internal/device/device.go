@@ -32,6 +32,7 @@ import (
 	"github.com/p2pcast/p2pcast/internal/peer"
 	"github.com/p2pcast/p2pcast/internal/record"
 	"github.com/p2pcast/p2pcast/internal/signal"
+	"github.com/p2pcast/p2pcast/internal/srtpdirect"
 	"github.com/p2pcast/p2pcast/internal/stream"
 	"github.com/p2pcast/p2pcast/internal/udpbatch"
 	"github.com/p2pcast/p2pcast/internal/webhook"
@@ -588,6 +589,8 @@ type Status struct {
 	Adapt *AdaptStatus `json:"adapt"`
 	// UDP counts the shared ICE UDP socket's sends (with --ice-udp-port).
 	UDP *udpbatch.Stats `json:"udp,omitempty"`
+	// Direct counts the SRTP sent and SRTCP read below Pion on that socket (internal/srtpdirect).
+	Direct *srtpdirect.Stats `json:"direct,omitempty"`
 	// Control is who drives the desktop (the wayland source).
 	Control *input.Status `json:"control,omitempty"`
 	// Record is the recorder's state (with --record-dir).
@@ -630,6 +633,7 @@ func (d *Device) status(w http.ResponseWriter, r *http.Request) {
 		u := b.Stats()
 		st.UDP = &u
 	}
+	st.Direct = d.engine.DirectStats()
 	st.Adapt = d.adapter.status()
 	if d.control != nil {
 		c := d.control.Status()

@@ -19,6 +19,7 @@ import (
 
 	"github.com/p2pcast/p2pcast/internal/ipc"
 	"github.com/p2pcast/p2pcast/internal/media"
+	"github.com/p2pcast/p2pcast/internal/udpbatch"
 	"github.com/p2pcast/p2pcast/internal/viewer"
 )
 
@@ -246,13 +247,19 @@ func TestBadSocketInputDropsOnlyThatConnection(t *testing.T) {
 	servesFrames(t, r)
 }
 
-func TestSharedUDPPortAndPublicIP(t *testing.T) {
+// freeUDPPort is a UDP port no socket holds now.
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := pc.LocalAddr().(*net.UDPAddr).Port
-	pc.Close()
+	defer pc.Close()
+	return pc.LocalAddr().(*net.UDPAddr).Port
+}
+
+func TestSharedUDPPortAndPublicIP(t *testing.T) {
+	port := freeUDPPort(t)
 	r, _ := startDevice(t, func(c *Config) {
 		c.ICEUDPPort = port
 		c.PublicIPs = []string{"203.0.113.7"}
@@ -280,6 +287,29 @@ func TestSharedUDPPortAndPublicIP(t *testing.T) {
 		t.Fatalf("answer has %d UDP candidates, public address offered: %v\n%s", udp, public, answer)
 	}
 	servesFrames(t, r) // and media flows through the shared socket
+}
+
+// On the shared socket a viewer's media goes below Pion (internal/srtpdirect) once its first
+// report proves the derived keys: the viewer decodes two seconds of it, most of its packets
+// went that way, and its reports were read there.
+func TestSharedUDPPortSendsBelowPion(t *testing.T) {
+	port := freeUDPPort(t)
+	r, d := startDevice(t, func(c *Config) { c.ICEUDPPort = port })
+	defer feed(t, r.SocketPath)()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := viewer.Watch(ctx, viewer.Options{WHEPURL: strings.TrimSuffix(r.URL, "/") + "/whep", Frames: 60})
+	if err != nil {
+		t.Fatalf("viewer: %v", err)
+	}
+	if res.Frames < 60 || res.Width != 1280 {
+		t.Fatalf("viewer got %+v", res)
+	}
+	direct, udp := d.engine.DirectStats(), d.iceUDP.(*udpbatch.Conn).Stats()
+	t.Logf("direct %+v of %d packets on the socket", direct, udp.Packets)
+	if direct == nil || direct.Verified != 1 || direct.Failed != 0 || direct.Reports == 0 || direct.Packets*2 < udp.Packets {
+		t.Fatalf("direct %+v of %d packets on the socket", direct, udp.Packets)
+	}
 }
 
 // playAnnexB writes aus to the capture socket as a plain Annex-B producer, one every 33 ms (the

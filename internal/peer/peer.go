@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"sync"
@@ -33,6 +34,7 @@ import (
 
 	"github.com/p2pcast/p2pcast/internal/auth"
 	"github.com/p2pcast/p2pcast/internal/codec"
+	"github.com/p2pcast/p2pcast/internal/srtpdirect"
 	"github.com/p2pcast/p2pcast/internal/stream"
 )
 
@@ -127,6 +129,10 @@ type Config struct {
 	// ICEUDP, when set, is one UDP socket shared by every session instead of a socket per
 	// session: one port to open in a firewall or forward on a router.
 	ICEUDP net.PacketConn
+	// NoDirectSRTP leaves every session's SRTP to Pion on the shared socket too (by default a
+	// session whose pair is on it sends and reads below Pion's stack: internal/srtpdirect); for
+	// measuring what that buys, not for users.
+	NoDirectSRTP bool
 	// PublicIPs are addresses the device is reached on through a 1:1 NAT or a port forward;
 	// they are offered beside the host candidates, on the same ports.
 	PublicIPs []string
@@ -150,6 +156,9 @@ type Engine struct {
 	ir       *interceptor.Registry
 	sessions atomic.Int32
 	pacer    *pacer
+	// direct is the shared UDP socket as Pion's mux sees it, where sessions whose pair is on
+	// it send SRTP and read SRTCP below Pion's stack (nil: no shared socket, or turned off).
+	direct *srtpdirect.Socket
 
 	mu    sync.Mutex
 	media map[string]*webrtc.MediaEngine // by description key
@@ -189,8 +198,14 @@ func NewEngine(cfg Config) (*Engine, error) {
 	se.SetSrflxAcceptanceMinWait(0)
 	se.SetPrflxAcceptanceMinWait(0)
 	se.SetRelayAcceptanceMinWait(RelayAcceptanceWait)
+	var direct *srtpdirect.Socket
 	if cfg.ICEUDP != nil {
-		se.SetICEUDPMux(webrtc.NewICEUDPMux(nil, cfg.ICEUDP))
+		var mux net.PacketConn = cfg.ICEUDP
+		if c, ok := cfg.ICEUDP.(srtpdirect.Conn); ok && !cfg.NoDirectSRTP {
+			direct = srtpdirect.NewSocket(c)
+			mux = direct
+		}
+		se.SetICEUDPMux(webrtc.NewICEUDPMux(nil, mux))
 	}
 	if len(cfg.PublicIPs) > 0 {
 		// Appended to the host candidates, on the same sockets (a port forward maps the same
@@ -236,7 +251,8 @@ func NewEngine(cfg Config) (*Engine, error) {
 	ir.Add(rr)
 	// A shared socket that batches sends takes each pacing slice in a few system calls.
 	batch, _ := cfg.ICEUDP.(Batcher)
-	e := &Engine{cfg: cfg, cert: *cert, se: se, ir: ir, media: map[string]*webrtc.MediaEngine{}, pacer: newPacer(batch)}
+	e := &Engine{cfg: cfg, cert: *cert, se: se, ir: ir, media: map[string]*webrtc.MediaEngine{}, pacer: newPacer(batch),
+		direct: direct}
 	e.SetICEServers(cfg.ICEServers)
 	return e, nil
 }
@@ -331,6 +347,31 @@ func (e *Engine) SetICEServers(servers []webrtc.ICEServer) {
 // Sessions is the number of open sessions.
 func (e *Engine) Sessions() int { return int(e.sessions.Load()) }
 
+// DirectStats counts the SRTP sent and SRTCP read below Pion on the shared socket (nil
+// without one).
+func (e *Engine) DirectStats() *srtpdirect.Stats {
+	if e.direct == nil {
+		return nil
+	}
+	st := e.direct.Stats()
+	return &st
+}
+
+// directRemote is where a session's path leads for a selected pair: the viewer's address when
+// the pair's local end is the shared socket (a host candidate on its port, or a public address
+// offered on it), none for a relay, TCP or any other socket.
+func (e *Engine) directRemote(pair *webrtc.ICECandidatePair) netip.AddrPort {
+	if pair == nil || pair.Local == nil || pair.Remote == nil || pair.Local.Protocol != webrtc.ICEProtocolUDP ||
+		pair.Local.Typ != webrtc.ICECandidateTypeHost || int(pair.Local.Port) != e.direct.Port() {
+		return netip.AddrPort{}
+	}
+	ip, err := netip.ParseAddr(pair.Remote.Address)
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(ip, pair.Remote.Port)
+}
+
 // ICEServers returns the current ICE servers.
 func (e *Engine) ICEServers() []webrtc.ICEServer { return *e.ice.Load() }
 
@@ -347,8 +388,9 @@ type Session struct {
 	// idle are the kinds whose section the viewer's answer left inactive (or receive-only
 	// on our side): a session for data channels only (p2pcast fetch) answers so.
 	idle    map[string]bool
-	tracks  []*localTrack // what it sends, by kind: video first
-	snd     *sender       // paces what it sends; made at start
+	tracks  []*localTrack    // what it sends, by kind: video first
+	direct  *srtpdirect.Path // nil: not on the shared socket
+	snd     *sender          // paces what it sends; made at start
 	est     bandwidthEstimator
 	onWorse func() // SessionOptions.OnPathWorse
 	log     *slog.Logger
@@ -453,6 +495,14 @@ func (e *Engine) NewSession(st *stream.Stream, opts SessionOptions) (*Session, e
 	se.BufferFactory = func(kind packetio.BufferPacketType, ssrc uint32) io.ReadWriteCloser {
 		return buffers.Load().make(kind, ssrc)
 	}
+	// On the shared socket the session's SRTP may go below Pion (internal/srtpdirect): the
+	// DTLS master secret goes to its path, in memory, to derive the keys Pion does not expose.
+	var s *Session
+	var path *srtpdirect.Path
+	if e.direct != nil {
+		path = e.direct.NewPath(func(report []byte) bool { return s.takeDirectRTCP(report) })
+		se.SetDTLSKeyLogWriter(path.KeyLog())
+	}
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(e.ir), webrtc.WithSettingEngine(se))
 	if int(e.sessions.Add(1)) > e.cfg.MaxSessions {
 		e.sessions.Add(-1)
@@ -470,8 +520,8 @@ func (e *Engine) NewSession(st *stream.Stream, opts SessionOptions) (*Session, e
 	}
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	s := &Session{
-		id: hex.EncodeToString(b[:]), e: e, st: st, pc: pc, desc: desc,
+	s = &Session{
+		id: hex.EncodeToString(b[:]), e: e, st: st, pc: pc, desc: desc, direct: path,
 		created:  now,
 		access:   opts.Access,
 		channels: opts.Channels,
@@ -486,7 +536,9 @@ func (e *Engine) NewSession(st *stream.Stream, opts SessionOptions) (*Session, e
 		playoutDelay = e.cfg.PlayoutDelay.forSession(desc.sends(codec.Audio)).payload()
 	}
 	for _, t := range desc.send {
-		s.tracks = append(s.tracks, newLocalTrack(t, "p2pcast", playoutDelay))
+		lt := newLocalTrack(t, "p2pcast", playoutDelay)
+		lt.direct = path
+		s.tracks = append(s.tracks, lt)
 	}
 	buffers.Store(s.readBuffers())
 	for id := range s.route {
@@ -500,6 +552,12 @@ func (e *Engine) NewSession(st *stream.Stream, opts SessionOptions) (*Session, e
 			return st == webrtc.ICEConnectionStateConnected || st == webrtc.ICEConnectionStateCompleted
 		})
 		pc.OnICECandidate(s.tcp.candidate)
+	}
+	if path != nil {
+		// The path leads to the viewer while the selected pair is on the shared socket.
+		pc.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(func(pair *webrtc.ICECandidatePair) {
+			path.SetRemote(e.directRemote(pair))
+		})
 	}
 	pc.OnICEConnectionStateChange(func(state webrtc.ICEConnectionState) {
 		s.log.Debug("ice state", "state", state, "after", time.Since(s.created).Round(time.Millisecond))
@@ -1236,6 +1294,9 @@ func (s *Session) Close() {
 		}
 		if s.tcp != nil {
 			s.tcp.stop()
+		}
+		if s.direct != nil {
+			s.direct.Close()
 		}
 		if err := s.pc.Close(); err != nil {
 			s.log.Debug("close", "err", err)

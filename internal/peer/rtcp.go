@@ -57,12 +57,9 @@ func (s *Session) readBuffers() *readBuffers {
 func (b *readBuffers) make(kind packetio.BufferPacketType, ssrc uint32) io.ReadWriteCloser {
 	if kind == packetio.RTCPBufferPacket && b != nil && ssrc != 0 {
 		for _, t := range b.tracks {
-			switch ssrc {
-			case t.mediaSSRC.Load():
-				return newRTCPSink(func(p rtcp.Packet) { b.take(t, p) })
-			case t.rtxSSRC.Load():
+			if ssrc == t.mediaSSRC.Load() || ssrc == t.rtxSSRC.Load() {
 				return newRTCPSink(func(p rtcp.Packet) {
-					if _, ok := p.(*rtcp.TransportLayerCC); ok {
+					if reportFor(t, ssrc, p) {
 						b.take(t, p)
 					}
 				})
@@ -76,6 +73,50 @@ func (b *readBuffers) make(kind packetio.BufferPacketType, ssrc uint32) io.ReadW
 		buf.SetLimitSize(rtpReadBuffer)
 	}
 	return buf
+}
+
+// reportFor says whether report p, addressed to ssrc, is track t's to handle: whatever names
+// its media stream, and transport-wide feedback that names its retransmission stream (above).
+func reportFor(t *localTrack, ssrc uint32, p rtcp.Packet) bool {
+	switch ssrc {
+	case t.mediaSSRC.Load():
+		return true
+	case t.rtxSSRC.Load():
+		_, ok := p.(*rtcp.TransportLayerCC)
+		return ok
+	}
+	return false
+}
+
+// takeDirectRTCP takes a compound SRTCP packet the session's direct path decrypted
+// (internal/srtpdirect) and hands each report to its track as Pion's SRTCP session and the
+// sinks would. One with a sender report (the viewer's talk-back) is left to Pion, whose
+// receiver reports need it; false says so. Called in the shared socket's reader: it must not
+// block, as the sinks must not.
+func (s *Session) takeDirectRTCP(b []byte) bool {
+	pkts, err := rtcp.Unmarshal(b)
+	if err != nil {
+		return true // authentic but malformed: dropped, as Pion drops it
+	}
+	for _, p := range pkts {
+		if _, ok := p.(*rtcp.SenderReport); ok {
+			return false
+		}
+	}
+	for _, p := range pkts {
+		dst := p.DestinationSSRC()
+		for i, ssrc := range dst {
+			if slices.Contains(dst[:i], ssrc) {
+				continue // each stream takes a report once
+			}
+			for _, t := range s.tracks {
+				if reportFor(t, ssrc, p) {
+					s.takeRTCP(t, p)
+				}
+			}
+		}
+	}
+	return true
 }
 
 // rtcpSink is the read buffer of one of the session's own RTCP streams: Pion writes each

@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"net"
 	"regexp"
 	"strconv"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/p2pcast/p2pcast/internal/codec"
 	"github.com/p2pcast/p2pcast/internal/stream"
+	"github.com/p2pcast/p2pcast/internal/udpbatch"
 )
 
 // reportingViewer is a Pion viewer of a session that negotiates transport-wide sequence
@@ -116,6 +118,31 @@ func (v *reportingViewer) sendUntil(t *testing.T, what string, report func(n uin
 	}
 }
 
+// bothSockets runs test on a video session with a socket of its own (Pion reads its SRTCP)
+// and on an engine's shared UDP socket, where the session's SRTCP must be read below Pion.
+func bothSockets(t *testing.T, test func(t *testing.T, s *Session, st *stream.Stream)) {
+	t.Run("own socket", func(t *testing.T) {
+		s, st := videoSession(t)
+		test(t, s, st)
+	})
+	t.Run("shared socket", func(t *testing.T) {
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := udpbatch.New(c, udpbatch.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		s, st := videoSessionWith(t, Config{IncludeLoopback: true, ICEUDP: b})
+		test(t, s, st)
+		if d := s.e.DirectStats(); d == nil || d.Verified != 1 || d.Reports == 0 {
+			t.Errorf("the reports were not read below Pion: %+v", d)
+		}
+	})
+}
+
 // feedbackReports counts the transport-wide feedback s took.
 func feedbackReports(s *Session) uint64 {
 	if n := s.Stats().Network; n != nil {
@@ -128,8 +155,12 @@ func feedbackReports(s *Session) uint64 {
 // stream's read buffer, rtcp.go), with no reader of ours: a receiver report sets the track's
 // stats, a NACK is answered, a PLI asks the source for a keyframe, transport-wide feedback
 // feeds the estimator.
-func TestReportsOnTheMediaStreamReachTheSession(t *testing.T) {
-	s, st := videoSession(t)
+//
+// On the shared socket the same reports are read below Pion (internal/srtpdirect,
+// Session.takeDirectRTCP); each test runs both ways.
+func TestReportsOnTheMediaStreamReachTheSession(t *testing.T) { bothSockets(t, reportsReachTheSession) }
+
+func reportsReachTheSession(t *testing.T, s *Session, st *stream.Stream) {
 	v := newReportingViewer(t, s, st)
 	track := func() TrackStats { return s.Stats().Tracks[0] }
 
@@ -161,7 +192,10 @@ func TestReportsOnTheMediaStreamReachTheSession(t *testing.T) {
 // (rtcp.go) — before, Pion dropped it. One addressed to an SSRC the session does not send is
 // still ignored.
 func TestFeedbackAddressedToTheRetransmissionStream(t *testing.T) {
-	s, st := videoSession(t)
+	bothSockets(t, feedbackToTheRetransmissionStream)
+}
+
+func feedbackToTheRetransmissionStream(t *testing.T, s *Session, st *stream.Stream) {
 	v := newReportingViewer(t, s, st)
 	stranger := v.rtx + 1
 	for i := range 5 {

@@ -15,6 +15,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/p2pcast/p2pcast/internal/codec"
+	"github.com/p2pcast/p2pcast/internal/srtpdirect"
 	"github.com/p2pcast/p2pcast/internal/stream"
 )
 
@@ -57,9 +58,12 @@ type localTrack struct {
 	codec        *codec.Codec
 	playoutDelay []byte // 3-byte extension payload, nil when off (video only)
 
-	mu       sync.Mutex
-	bound    bool
-	writer   webrtc.TrackLocalWriter
+	mu     sync.Mutex
+	bound  bool
+	writer webrtc.TrackLocalWriter
+	// direct is the session's path below Pion on the shared socket (nil: none); writer goes
+	// through it when there is one.
+	direct   *srtpdirect.Path
 	header   rtp.Header
 	seq      uint16
 	tsOffset uint32
@@ -187,6 +191,9 @@ func (t *localTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParamete
 	defer t.mu.Unlock()
 	t.bound = true
 	t.writer = ctx.WriteStream()
+	if t.direct != nil {
+		t.writer = t.direct.Writer(t.writer)
+	}
 	t.header = rtp.Header{Version: 2, PayloadType: uint8(chosen.PayloadType), SSRC: uint32(ctx.SSRC())}
 	// Extensions are set once: their payloads never change, so no packet allocates for them.
 	// abs-capture-time keeps one 8-byte buffer that writeFrame rewrites per frame.

@@ -51,6 +51,17 @@ func freePort(t *testing.T) string {
 	return l.Addr().String()
 }
 
+// freeUDPPort is a loopback UDP address no socket holds now.
+func freeUDPPort(t *testing.T) string {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().String()
+}
+
 func startDevice(t *testing.T, addr string, args ...string) *device {
 	t.Helper()
 	return startDeviceWith(t, deviceOpts{}, addr, args...)
@@ -169,9 +180,14 @@ func waitFor(t *testing.T, tab *browser.Page, what string, within time.Duration,
 
 // TestBrowserPlaysAndViewersJoin: three Chromium viewers of a 720p30 test pattern decode at least
 // 90% of the frames at 1280x720 with no freeze, the later two joining while the first plays.
+//
+// The viewers share one UDP port (--ice-udp-port), where the device writes their SRTP and
+// reads their SRTCP below Pion (internal/srtpdirect) with keys it derives from Chromium's DTLS
+// handshakes: each session's keys must be proven, and most packets go that way.
 func TestBrowserPlaysAndViewersJoin(t *testing.T) {
 	const fps = 30
-	dev := startDevice(t, "127.0.0.1:0", "--size", "1280x720", "--fps", fmt.Sprint(fps))
+	_, port, _ := net.SplitHostPort(freeUDPPort(t))
+	dev := startDevice(t, "127.0.0.1:0", "--size", "1280x720", "--fps", fmt.Sprint(fps), "--ice-udp-port", port)
 	b := newBrowser(t)
 
 	first := openTab(t, b, dev.url)
@@ -224,12 +240,20 @@ func TestBrowserPlaysAndViewersJoin(t *testing.T) {
 		Sessions []struct {
 			Extensions []string `json:"extensions"`
 		} `json:"sessions"`
+		UDP    struct{ Packets uint64 } `json:"udp"`
+		Direct struct {
+			Packets, Reports, Verified, Failed uint64
+		} `json:"direct"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		t.Fatal(err)
 	}
 	if len(st.Sessions) != 3 {
 		t.Fatalf("device reports %d sessions, want 3", len(st.Sessions))
+	}
+	t.Logf("below Pion: %+v of %d packets on the shared socket", st.Direct, st.UDP.Packets)
+	if st.Direct.Verified != 3 || st.Direct.Failed != 0 || st.Direct.Reports == 0 || st.Direct.Packets*2 < st.UDP.Packets {
+		t.Errorf("below Pion: %+v of %d packets on the shared socket; want 3 sessions verified and most packets", st.Direct, st.UDP.Packets)
 	}
 	for i, sess := range st.Sessions {
 		ext := strings.Join(sess.Extensions, " ")
