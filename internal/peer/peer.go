@@ -129,10 +129,6 @@ type Config struct {
 	// ICEUDP, when set, is one UDP socket shared by every session instead of a socket per
 	// session: one port to open in a firewall or forward on a router.
 	ICEUDP net.PacketConn
-	// NoDirectSRTP leaves every session's SRTP to Pion on the shared socket too (by default a
-	// session whose pair is on it sends and reads below Pion's stack: internal/srtpdirect); for
-	// measuring what that buys, not for users.
-	NoDirectSRTP bool
 	// PublicIPs are addresses the device is reached on through a 1:1 NAT or a port forward;
 	// they are offered beside the host candidates, on the same ports.
 	PublicIPs []string
@@ -201,7 +197,8 @@ func NewEngine(cfg Config) (*Engine, error) {
 	var direct *srtpdirect.Socket
 	if cfg.ICEUDP != nil {
 		var mux net.PacketConn = cfg.ICEUDP
-		if c, ok := cfg.ICEUDP.(srtpdirect.Conn); ok && !cfg.NoDirectSRTP {
+		// A session whose pair is on it sends and reads below Pion's stack (internal/srtpdirect).
+		if c, ok := cfg.ICEUDP.(srtpdirect.Conn); ok {
 			direct = srtpdirect.NewSocket(c)
 			mux = direct
 		}
