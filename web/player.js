@@ -768,6 +768,12 @@ class P2PCastPlayer extends HTMLElement {
       if (s.restart?.applied) this.#restartDone(s);
       this.#notice(s.deviceNotice ?? null);
       this.#setState('connected');
+    } else if ((st === 'disconnected' || st === 'failed') && s.needsRestart) {
+      // A new socket is on its way to resume this session, and restarts ICE there (a restart
+      // brings a failed connection back too). Ending the session now would make the page start a
+      // new one instead (seen: Chromium failed the old path ~7 s after an address change, while
+      // the resume was 200 ms away).
+      this.#setState('reconnecting');
     } else if (st === 'disconnected') {
       this.#setState('reconnecting');
       if (s.restart) return; // its own deadline decides
@@ -917,6 +923,7 @@ class P2PCastPlayer extends HTMLElement {
       // A session still alive from an earlier socket (our network changed) is resumed: the
       // hub carries it over to this socket, and an ICE restart then moves its media.
       const resume = this.#s && peerState(this.#s.pc) !== 'closed' && this.#hubSession ? this.#hubSession : undefined;
+      if (this.#s) console.info(`p2pcast: new socket; ${resume ? `resuming hub session ${resume}` : `not resuming (peer ${peerState(this.#s.pc)}, hub session ${this.#hubSession})`}`);
       this.#send({ type: 'auth', token, device: this.#cfg.device, resume });
       this.#setSignal(`ws open, authenticating for ${this.#cfg.device}`);
     };
@@ -988,6 +995,7 @@ class P2PCastPlayer extends HTMLElement {
       return;
     }
     const s = this.#s;
+    if (s && this.#cfg.device != null) console.info(`p2pcast: hello: hub session ${msg.session}, resumed ${msg.resumed === true}, peer ${peerState(s.pc)}`);
     if (msg.resumed === true && s && peerState(s.pc) !== 'closed') {
       // The hub carried our session over to this socket. If its media stalled meanwhile (the
       // network changed under it), restart ICE on it now; else it simply plays on.
