@@ -153,7 +153,7 @@ type Engine struct {
 	sessions atomic.Int32
 	pacer    *pacer
 	// direct is the shared UDP socket as Pion's mux sees it, where sessions whose pair is on
-	// it send SRTP and read SRTCP below Pion's stack (nil: no shared socket, or turned off).
+	// it send SRTP and read SRTCP below Pion's stack (nil: no shared socket).
 	direct *srtpdirect.Socket
 
 	mu    sync.Mutex
