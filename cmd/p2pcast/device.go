@@ -63,7 +63,7 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		again, _, err := parseDevice(args, io.Discard, io.Discard, store)
 		return again.cfg, err
 	})
-	go reloadOnHangup(ctx, d.ReloadFromFile, log)
+	reloadOnHangup(ctx, d.ReloadFromFile, log)
 	return d.Run(ctx, func(r device.Ready) {
 		log.Info("capture socket", "path", r.SocketPath)
 		if r.OpsURL != "" {
@@ -82,22 +82,27 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	})
 }
 
-// reloadOnHangup reloads on each SIGHUP until ctx ends.
+// reloadOnHangup reloads on each SIGHUP until ctx ends. SIGHUP is taken before it returns, so
+// a caller that says it is ready afterwards loses none: one sent before would be lost (under
+// nohup, which ignores it) or end the process (Go's default), and a test that signalled right
+// after the hub printed its URL once saw its reload never happen.
 func reloadOnHangup(ctx context.Context, reload func() (applied, needsRestart []string, err error), log *slog.Logger) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-			// Reload logs what it applied and what needs a restart.
-			if _, _, err := reload(); err != nil {
-				log.Error("reload on SIGHUP", "err", err)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				// Reload logs what it applied and what needs a restart.
+				if _, _, err := reload(); err != nil {
+					log.Error("reload on SIGHUP", "err", err)
+				}
 			}
 		}
-	}
+	}()
 }
 
 // parseDevice builds the device's configuration from args, the config file and the

@@ -33,15 +33,16 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		cfg.Logger.Info("admin credential created: read it from the file", "file", s.adminFile)
 	}
 	return hub.Run(ctx, cfg, func(r hub.Ready) {
-		fmt.Fprintln(stdout, r.URL)
-		// SIGHUP reads the file and the environment again with the same command line.
-		go reloadOnHangup(ctx, func() ([]string, []string, error) {
+		// SIGHUP reads the file and the environment again with the same command line; it is
+		// taken before the URL says the hub is ready.
+		reloadOnHangup(ctx, func() ([]string, []string, error) {
 			again, _, err := parseHub(args, io.Discard, io.Discard)
 			if err != nil {
 				return nil, nil, err
 			}
 			return r.Reload(again.cfg)
 		}, cfg.Logger)
+		fmt.Fprintln(stdout, r.URL)
 	})
 }
 
