@@ -154,8 +154,8 @@ func (p *Path) Close() {
 	p.SetRemote(netip.AddrPort{})
 }
 
-// Direct says whether the path sends directly now.
-func (p *Path) Direct() bool {
+// direct says whether the path sends directly now.
+func (p *Path) direct() bool {
 	if p.state.Load() != stateVerified {
 		return false
 	}

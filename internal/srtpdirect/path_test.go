@@ -161,7 +161,7 @@ func TestDerivedKeysAreTheHandshakes(t *testing.T) {
 			if len(*reports) != 1 || !bytes.Equal((*reports)[0], plain) {
 				t.Fatalf("reports %x, want %x", *reports, plain)
 			}
-			if !path.Direct() {
+			if !path.direct() {
 				t.Fatal("not direct after a report decrypted")
 			}
 			// Now direct: sent on the socket, readable with the peer's keys, across a
@@ -203,7 +203,7 @@ func TestPionSeesEveryStreamNowAndThen(t *testing.T) {
 		t.Fatal(err)
 	}
 	sock.take(enc, viewer.LocalAddr().(*net.UDPAddr).AddrPort())
-	if !path.Direct() {
+	if !path.direct() {
 		t.Fatal("not direct")
 	}
 	_ = viewer.SetReadBuffer(64 << 10) // nobody reads it: the kernel drops what overflows
@@ -253,8 +253,7 @@ func TestWrongKeysLeaveThePathToPion(t *testing.T) {
 	}
 }
 
-// A path sends one packet of each stream in pionRefresh through Pion, so Pion's context keeps
-// each stream's rollover counter; and a stream's index follows wraps and late packets.
+// A stream's index follows sequence-number wraps and late packets (RFC 3711 §3.3.1).
 func TestStreamIndex(t *testing.T) {
 	var x streamIndex
 	seqs := []uint16{65530, 65535, 0, 3, 65533, 10}
