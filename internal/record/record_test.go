@@ -17,6 +17,7 @@ import (
 
 	"github.com/p2pcast/p2pcast/internal/codec"
 	"github.com/p2pcast/p2pcast/internal/media"
+	"github.com/p2pcast/p2pcast/internal/mp4"
 	"github.com/p2pcast/p2pcast/internal/stream"
 )
 
@@ -405,14 +406,27 @@ func TestKilledRecorderLeavesAPlayableSegment(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	// Wait for three fragments' worth (~3 s), then kill mid-stream.
-	waitFor(t, "the child records", func() bool {
+	complete := 0
+	// Wait until two fragments are complete on disk, then kill mid-stream. A size alone is
+	// no sign: the file grows page by page while one fragment's write is under way, and a
+	// SIGKILL cuts that write short (the first fragment is ~250 kB).
+	waitFor(t, "the child records two fragments", func() bool {
 		files, _ := listSegments(dir)
 		if len(files) == 0 {
 			return false
 		}
-		fi, err := os.Stat(filepath.Join(dir, files[0]))
-		return err == nil && fi.Size() > 100_000
+		f, err := os.Open(filepath.Join(dir, files[0]))
+		if err != nil {
+			return false
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			return false
+		}
+		frags, _ := mp4.ReadFragments(f, fi.Size())
+		complete = len(frags)
+		return complete >= 2
 	})
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
@@ -426,7 +440,7 @@ func TestKilledRecorderLeavesAPlayableSegment(t *testing.T) {
 	if p.Video < 30 {
 		t.Errorf("%d frames survive, want at least a fragment's", p.Video)
 	}
-	t.Logf("killed at; recovered %d bytes, %d frames, %d audio packets, %.2f s", got[0].Bytes, p.Video, p.Audio, p.Duration)
+	t.Logf("killed with %d fragments complete; recovered %d bytes, %d frames, %d audio packets, %.2f s", complete, got[0].Bytes, p.Video, p.Audio, p.Duration)
 }
 
 // crashChild records a large-frame stream in real time until it is killed.
