@@ -99,6 +99,33 @@ func TestCutsAtKeyframes(t *testing.T) {
 	}
 }
 
+// TestKeyframeOnAJitteryClock: a GOP as long as FragmentDuration, timed by a capture clock a
+// few ms either side of the schedule, cuts at every keyframe: one that came early by less than
+// keyframeEarly must not double its fragment (they were 1 or 2 s, as the clock fell).
+func TestKeyframeOnAJitteryClock(t *testing.T) {
+	var f memFile
+	w := newTestWriter(t, &f, Options{}, Track{Codec: H264, ParameterSets: [][]byte{testSPS, testPPS}})
+	for i := range 300 {
+		// -4, -1, +2, +5, -4, … ms: every other keyframe comes early.
+		jitter := time.Duration(i%4*3-4) * time.Millisecond
+		key := i%30 == 0
+		mustWrite(t, w, 0, Sample{Data: syntheticAU(key, 300), Time: frameTime(i) + jitter, Keyframe: key})
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	frags := f.fragments(t)
+	checkFragments(t, f.Bytes(), frags, 1)
+	if len(frags) != 10 {
+		t.Fatalf("%d fragments, want 10 of one GOP each", len(frags))
+	}
+	for i, fr := range frags {
+		if fr.Tracks[0].Samples != 30 {
+			t.Errorf("fragment %d: %d samples, want 30", i, fr.Tracks[0].Samples)
+		}
+	}
+}
+
 // TestMaxFragmentDuration: without keyframes a fragment is cut at MaxFragmentDuration.
 func TestMaxFragmentDuration(t *testing.T) {
 	var f memFile

@@ -34,8 +34,9 @@ const (
 // Options tune a Writer; zero values take the defaults noted.
 type Options struct {
 	// FragmentDuration is how long a fragment lasts at least: a new one starts at the first
-	// keyframe of the first video track once the pending one spans this long (audio-only
-	// files: at the first sample past it). It bounds what a crash loses. Default 1 s.
+	// keyframe of the first video track once the pending one spans this long, or nearly (a
+	// keyframe up to 10 ms early, capture clock jitter, counts), and in audio-only files at
+	// the first sample past it. It bounds what a crash loses. Default 1 s.
 	FragmentDuration time.Duration
 	// MaxFragmentDuration cuts a fragment even without a keyframe once it spans this long
 	// (a camera with very long GOPs). Default 10 × FragmentDuration.
@@ -358,10 +359,15 @@ func (w *Writer) WriteSample(track int, s Sample) error {
 	now := fromTicks(tick, ts)
 	if w.fragStartSet {
 		span := now - w.fragStart
-		// At the first keyframe of the primary track past FragmentDuration; by time when the
-		// primary track is idle (a still desktop) so that the other tracks still get cut.
-		cut := span >= w.opts.FragmentDuration &&
-			(track == w.primary && (s.Keyframe || !t.video) || track != w.primary && w.idle(w.primary, now))
+		// At the first keyframe of the primary track past FragmentDuration (or a little
+		// before: keyframes every FragmentDuration come on a capture clock, a few ms either
+		// side, and one that came 1 ms short would double that fragment); by time when the
+		// primary track is audio, or idle (a still desktop) so that the other tracks still get
+		// cut.
+		fd := w.opts.FragmentDuration
+		cut := track == w.primary && t.video && s.Keyframe && span >= fd-keyframeEarly(fd) ||
+			track == w.primary && !t.video && span >= fd ||
+			track != w.primary && span >= fd && w.idle(w.primary, now)
 		cut = cut || span >= w.opts.MaxFragmentDuration
 		cut = cut || w.pendingBytes+size > maxFragmentBytes || len(t.samples) >= maxFragmentSamples
 		if cut {
@@ -387,6 +393,12 @@ func (w *Writer) WriteSample(track int, s Sample) error {
 		w.fragStart, w.fragStartSet = now, true
 	}
 	return nil
+}
+
+// keyframeEarly is how much sooner than a fragment's duration a keyframe may come and still
+// start the next fragment: less than a frame at up to 60 fps.
+func keyframeEarly(fragment time.Duration) time.Duration {
+	return min(10*time.Millisecond, fragment/10)
 }
 
 // idle reports whether track i has had no sample for FragmentDuration before now.
