@@ -34,6 +34,9 @@ type Conn interface {
 	WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error)
 }
 
+// conn is Conn under a name that does not export the Socket's embedded field.
+type conn = Conn
+
 // maxHandshakes bounds the hellos kept for handshakes whose key log line has not come yet
 // (the oldest go first): anyone can send a ClientHello to the socket.
 const maxHandshakes = 1024
@@ -44,7 +47,8 @@ const handshakeAge = 30 * time.Second
 // Socket wraps the shared socket for Pion's UDP mux (give it to webrtc.NewICEUDPMux): it notes
 // the DTLS hellos that pass, and takes the SRTCP of sessions with a direct path.
 type Socket struct {
-	conn Conn
+	// conn is the socket: its Close, LocalAddr and deadline setters are the Socket's.
+	conn
 
 	mu      sync.Mutex
 	pending map[netip.AddrPort]*pendingHandshake // by the peer's address
@@ -118,21 +122,6 @@ func (s *Socket) WriteTo(b []byte, addr net.Addr) (int, error) {
 	}
 	return s.conn.WriteTo(b, addr)
 }
-
-// Close closes the socket.
-func (s *Socket) Close() error { return s.conn.Close() }
-
-// LocalAddr is the socket's address (a *net.UDPAddr, which Pion's mux requires).
-func (s *Socket) LocalAddr() net.Addr { return s.conn.LocalAddr() }
-
-// SetDeadline sets the socket's deadlines.
-func (s *Socket) SetDeadline(t time.Time) error { return s.conn.SetDeadline(t) }
-
-// SetReadDeadline sets the socket's read deadline.
-func (s *Socket) SetReadDeadline(t time.Time) error { return s.conn.SetReadDeadline(t) }
-
-// SetWriteDeadline sets the socket's write deadline.
-func (s *Socket) SetWriteDeadline(t time.Time) error { return s.conn.SetWriteDeadline(t) }
 
 // Port is the socket's UDP port.
 func (s *Socket) Port() int {
