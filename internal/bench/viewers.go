@@ -33,11 +33,14 @@ type viewersReport struct {
 	DeviceCPUPct      float64     `json:"device_cpu_pct,omitempty"`
 	// DeviceUSPerPacket is the device's CPU time per packet it sent (media, retransmissions and
 	// probes), over a steady window once every viewer has joined.
-	DeviceUSPerPacket float64    `json:"device_us_per_packet,omitempty"`
-	DevicePacketsPerS float64    `json:"device_packets_per_s,omitempty"`
-	DeviceRSSMiB      float64    `json:"device_rss_mib,omitempty"`
-	Load              [3]float64 `json:"load"`
-	Errors            []string   `json:"errors,omitempty"`
+	DeviceUSPerPacket float64 `json:"device_us_per_packet,omitempty"`
+	DevicePacketsPerS float64 `json:"device_packets_per_s,omitempty"`
+	// DeviceDirectPct is the share of those packets that went below Pion's stack (a shared
+	// UDP port's sessions: internal/srtpdirect).
+	DeviceDirectPct float64    `json:"device_direct_pct,omitempty"`
+	DeviceRSSMiB    float64    `json:"device_rss_mib,omitempty"`
+	Load            [3]float64 `json:"load"`
+	Errors          []string   `json:"errors,omitempty"`
 }
 
 func viewers(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -98,12 +101,12 @@ func viewers(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	// CPU per packet over that window, and its view of each join.
 	var deviceFirst []float64
 	statusURL := strings.TrimSuffix(*url, "whep") + "api/status"
-	var cpuA, pktA float64
+	var cpuA, pktA, directA float64
 	var tA time.Time
 	select {
 	case <-time.After(*duration / 4):
 		if st, err := fetchStatus(ctx, statusURL); err == nil {
-			cpuA, pktA, tA = procCPU(devPID), sentPackets(st), time.Now()
+			cpuA, pktA, directA, tA = procCPU(devPID), sentPackets(st), directPackets(st), time.Now()
 		}
 	case <-ctx.Done():
 	}
@@ -118,6 +121,7 @@ func viewers(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			if pkts := sentPackets(st) - pktA; devPID != 0 && !tA.IsZero() && pkts > 0 {
 				rep.DeviceUSPerPacket = 1e6 * (procCPU(devPID) - cpuA) / pkts
 				rep.DevicePacketsPerS = pkts / time.Since(tA).Seconds()
+				rep.DeviceDirectPct = 100 * (directPackets(st) - directA) / pkts
 			}
 		}
 	case <-ctx.Done():
@@ -148,10 +152,10 @@ func viewers(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	rep.FPSMedian = percentiles(fpsAll).P50
 	rep.FirstKeyframeMS = percentiles(firstKey)
 	rep.Load = loadAvg()
-	fmt.Fprintf(stderr, "%d/%d viewers ok; loss max %.3f%% (%d packets); fps min %.1f median %.1f; first keyframe after POST p50 %.0f p95 %.0f max %.0f ms (device's share p50 %.0f p95 %.0f); device CPU %.0f%% (%.2f µs per packet at %.0f packets/s), RSS %.0f MiB; load %.2f\n",
+	fmt.Fprintf(stderr, "%d/%d viewers ok; loss max %.3f%% (%d packets); fps min %.1f median %.1f; first keyframe after POST p50 %.0f p95 %.0f max %.0f ms (device's share p50 %.0f p95 %.0f); device CPU %.0f%% (%.2f µs per packet at %.0f packets/s, %.0f%% below Pion), RSS %.0f MiB; load %.2f\n",
 		rep.Succeeded, rep.Viewers, rep.LossPctMax, rep.LostPackets, rep.FPSMin, rep.FPSMedian,
 		rep.FirstKeyframeMS.P50, rep.FirstKeyframeMS.P95, rep.FirstKeyframeMS.Max,
-		rep.DeviceFirstSentMS.P50, rep.DeviceFirstSentMS.P95, rep.DeviceCPUPct, rep.DeviceUSPerPacket, rep.DevicePacketsPerS, rep.DeviceRSSMiB, rep.Load[0])
+		rep.DeviceFirstSentMS.P50, rep.DeviceFirstSentMS.P95, rep.DeviceCPUPct, rep.DeviceUSPerPacket, rep.DevicePacketsPerS, rep.DeviceDirectPct, rep.DeviceRSSMiB, rep.Load[0])
 	if *asJSON {
 		b, _ := json.Marshal(rep)
 		fmt.Fprintln(stdout, string(b))
@@ -173,6 +177,14 @@ func sentPackets(st device.Status) float64 {
 		}
 	}
 	return float64(n)
+}
+
+// directPackets is how many SRTP packets the device wrote below Pion's stack.
+func directPackets(st device.Status) float64 {
+	if st.Direct == nil {
+		return 0
+	}
+	return float64(st.Direct.Packets)
 }
 
 // distinctErrors lists each error message once, in order of first appearance, with how many
