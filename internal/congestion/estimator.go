@@ -48,8 +48,6 @@ import (
 	"math"
 	"sync"
 	"time"
-
-	"github.com/pion/rtcp"
 )
 
 const (
@@ -329,58 +327,51 @@ type walk struct {
 	newest    int64 // latest arrival (µs) among them: about when the report was made
 	minOffset int64 // min over received packets of arrival − departure (ns, mixed clocks)
 	hasRTT    bool
-	stop      bool
 }
 
-// Feedback takes one TWCC report received at now.
-func (e *Estimator) Feedback(fb *rtcp.TransportLayerCC, now time.Time) {
-	if fb == nil {
-		return
+// Feedback takes one transport-wide feedback packet (b: the RTCP packet, as received) that
+// arrived at now. A packet that cannot be read changes nothing and is ErrFeedback.
+func (e *Estimator) Feedback(b []byte, now time.Time) error {
+	fb, err := parseFeedback(b)
+	if err != nil {
+		return err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	n := e.ns(now)
 	if !e.hist.started {
-		return
+		return nil
 	}
 	e.feedbacks++
 	e.lastFbNs = n
 	e.lastBackoff = math.MinInt64 / 2
 
-	ref := e.unwrapRef(fb.ReferenceTime & 0xFFFFFF)
+	ref := e.unwrapRef(fb.ref)
 	arrUs := ref * refTimeUnit.Microseconds()
-	base := e.hist.unwrap(fb.BaseSequenceNumber)
-	count := int(fb.PacketStatusCount)
+	base := e.hist.unwrap(fb.base)
 	w := walk{now: n, minOffset: math.MaxInt64, newest: math.MinInt64}
-	i, di := 0, 0
-
-	for _, chunk := range fb.PacketChunks {
-		if i >= count || w.stop {
+	st := fb.statuses()
+	for i := int64(0); ; i++ {
+		sym, deltaUs, ok := st.next()
+		if !ok {
 			break
 		}
-		switch c := chunk.(type) {
-		case *rtcp.RunLengthChunk:
-			if c == nil {
-				w.stop = true
-				break
-			}
-			i, arrUs, di = e.run(&w, fb, base, i, count, c.PacketStatusSymbol, int(c.RunLength), arrUs, di)
-		case *rtcp.StatusVectorChunk:
-			if c == nil {
-				w.stop = true
-				break
-			}
-			i, arrUs, di = e.vector(&w, fb, base, i, count, c.SymbolList, arrUs, di)
-		default:
-			w.stop = true // a chunk this package does not know: the rest cannot be aligned
+		switch sym {
+		case symSmallDelta, symLargeDelta:
+			arrUs += deltaUs
+			e.onStatus(&w, base+i, true, arrUs)
+		case symNotRecv:
+			e.onStatus(&w, base+i, false, 0)
 		}
+		// symNoDelta: received, but without a time it tells nothing.
 	}
 	if w.matched == 0 {
-		return // nothing about our packets: not even the reference time is trusted
+		return nil // nothing about our packets: not even the reference time is trusted
 	}
-	e.ref24, e.refSet = fb.ReferenceTime&0xFFFFFF, true
+	e.ref24, e.refSet = fb.ref, true
 	e.refUnwrapped = ref
 	e.afterFeedback(&w)
+	return nil
 }
 
 // unwrapRef unwraps the 24-bit reference time against the last trusted one.
@@ -393,46 +384,6 @@ func (e *Estimator) unwrapRef(r uint32) int64 {
 		d -= 1 << 24
 	}
 	return e.refUnwrapped + d
-}
-
-// run handles a run-length chunk: n statuses of one symbol from the i-th on.
-func (e *Estimator) run(w *walk, fb *rtcp.TransportLayerCC, base int64, i, count int, sym uint16, n int, arrUs int64, di int) (int, int64, int) {
-	n = min(n, count-i)
-	for k := 0; k < n && !w.stop; k++ {
-		arrUs, di = e.step(w, fb, base+int64(i), sym, arrUs, di)
-		i++
-	}
-	return i, arrUs, di
-}
-
-// vector handles a status vector chunk from the i-th status on.
-func (e *Estimator) vector(w *walk, fb *rtcp.TransportLayerCC, base int64, i, count int, syms []uint16, arrUs int64, di int) (int, int64, int) {
-	for _, sym := range syms {
-		if i >= count || w.stop {
-			break
-		}
-		arrUs, di = e.step(w, fb, base+int64(i), sym, arrUs, di)
-		i++
-	}
-	return i, arrUs, di
-}
-
-// step decodes one status symbol (consuming a receive delta if it has one) and handles it.
-func (e *Estimator) step(w *walk, fb *rtcp.TransportLayerCC, seq int64, sym uint16, arrUs int64, di int) (int64, int) {
-	switch sym {
-	case rtcp.TypeTCCPacketReceivedSmallDelta, rtcp.TypeTCCPacketReceivedLargeDelta:
-		if di >= len(fb.RecvDeltas) || fb.RecvDeltas[di] == nil {
-			w.stop = true // fewer deltas than received packets: malformed, stop here
-			return arrUs, di
-		}
-		arrUs += fb.RecvDeltas[di].Delta
-		e.onStatus(w, seq, true, arrUs)
-		return arrUs, di + 1
-	case rtcp.TypeTCCPacketNotReceived:
-		e.onStatus(w, seq, false, 0)
-	}
-	// TypeTCCPacketReceivedWithoutDelta: received, but without a time it tells nothing.
-	return arrUs, di
 }
 
 // onStatus handles what one feedback says about one packet.

@@ -1,6 +1,9 @@
 package congestion
 
 import (
+	"bytes"
+	"encoding/binary"
+	"errors"
 	"math/rand"
 	"sync"
 	"testing"
@@ -49,14 +52,12 @@ func lost(base uint16, n int) *rtcp.TransportLayerCC {
 	}
 }
 
-// roundTrip passes fb through the wire encoding.
-func roundTrip(t testing.TB, fb *rtcp.TransportLayerCC) *rtcp.TransportLayerCC {
+// feed hands fb to e as it goes on the wire.
+func feed(t testing.TB, e *Estimator, fb *rtcp.TransportLayerCC, at time.Time) {
 	t.Helper()
-	pkts, err := rtcp.Unmarshal(marshalTWCC(t, fb))
-	if err != nil {
-		t.Fatalf("unmarshal: %v", err)
+	if err := e.Feedback(marshalTWCC(t, fb), at); err != nil {
+		t.Fatalf("feedback: %v", err)
 	}
-	return pkts[0].(*rtcp.TransportLayerCC)
 }
 
 func checkSane(t *testing.T, e *Estimator) {
@@ -70,9 +71,8 @@ func checkSane(t *testing.T, e *Estimator) {
 func TestOddFeedback(t *testing.T) {
 	e := NewEstimator(Config{})
 	now := t0.Add(100 * time.Millisecond)
-	// Before anything was sent, and nil.
-	e.Feedback(received(0, 10, 0, 0), now)
-	e.Feedback(nil, now)
+	// Before anything was sent.
+	feed(t, e, received(0, 10, 0, 0), now)
 	stream(e, 1000, 100, t0)
 	start := e.Target()
 	odd := []struct {
@@ -80,35 +80,71 @@ func TestOddFeedback(t *testing.T) {
 		fb   *rtcp.TransportLayerCC
 	}{
 		{"empty", &rtcp.TransportLayerCC{}},
-		{"count without chunks", &rtcp.TransportLayerCC{BaseSequenceNumber: 1000, PacketStatusCount: 50}},
 		{"only lost, never sent", lost(5000, 100)},
 		{"base far future", received(1000+30000, 20, 5, 1)},
 		{"base far past", received(1000+65536-30000, 20, 5, 2)},
 		{"just past the end", received(1100, 20, 5, 3)},
-		{"huge run", &rtcp.TransportLayerCC{BaseSequenceNumber: 1000, PacketStatusCount: 65535, PacketChunks: []rtcp.PacketStatusChunk{&rtcp.RunLengthChunk{PacketStatusSymbol: rtcp.TypeTCCPacketReceivedSmallDelta, RunLength: 8191}}}},
-		{"nil chunk", &rtcp.TransportLayerCC{BaseSequenceNumber: 1000, PacketStatusCount: 5, PacketChunks: []rtcp.PacketStatusChunk{nil, (*rtcp.RunLengthChunk)(nil)}}},
-		{"nil vector", &rtcp.TransportLayerCC{BaseSequenceNumber: 1000, PacketStatusCount: 5, PacketChunks: []rtcp.PacketStatusChunk{(*rtcp.StatusVectorChunk)(nil)}}},
-		{"nil delta", &rtcp.TransportLayerCC{BaseSequenceNumber: 1000, PacketStatusCount: 2, PacketChunks: []rtcp.PacketStatusChunk{&rtcp.RunLengthChunk{PacketStatusSymbol: rtcp.TypeTCCPacketReceivedSmallDelta, RunLength: 2}}, RecvDeltas: []*rtcp.RecvDelta{nil, nil}}},
 		{"without delta", &rtcp.TransportLayerCC{BaseSequenceNumber: 1000, PacketStatusCount: 3, PacketChunks: []rtcp.PacketStatusChunk{&rtcp.RunLengthChunk{PacketStatusSymbol: rtcp.TypeTCCPacketReceivedWithoutDelta, RunLength: 3}}}},
-		{"short vector", &rtcp.TransportLayerCC{BaseSequenceNumber: 1000, PacketStatusCount: 30, PacketChunks: []rtcp.PacketStatusChunk{&rtcp.StatusVectorChunk{SymbolSize: rtcp.TypeTCCSymbolSizeTwoBit, SymbolList: []uint16{1, 2, 3}}}}},
 		// Valid packets with absurd arrival times (a clock jump): used, but must not
 		// break anything.
-		{"huge deltas", &rtcp.TransportLayerCC{BaseSequenceNumber: 1000, PacketStatusCount: 2, ReferenceTime: 0xFFFFFF, PacketChunks: []rtcp.PacketStatusChunk{&rtcp.RunLengthChunk{PacketStatusSymbol: rtcp.TypeTCCPacketReceivedLargeDelta, RunLength: 2}}, RecvDeltas: []*rtcp.RecvDelta{{Delta: -8192000}, {Delta: 8191750}}}},
+		{"huge deltas", &rtcp.TransportLayerCC{BaseSequenceNumber: 1000, PacketStatusCount: 2, ReferenceTime: 0xFFFFFF, PacketChunks: []rtcp.PacketStatusChunk{&rtcp.RunLengthChunk{PacketStatusSymbol: rtcp.TypeTCCPacketReceivedLargeDelta, RunLength: 2}},
+			RecvDeltas: []*rtcp.RecvDelta{{Type: rtcp.TypeTCCPacketReceivedLargeDelta, Delta: -8192000}, {Type: rtcp.TypeTCCPacketReceivedLargeDelta, Delta: 8191750}}}},
 	}
 	for _, c := range odd {
-		e.Feedback(c.fb, now)
+		feed(t, e, c.fb, now)
 		checkSane(t, e)
 		if c.name != "huge deltas" && e.Target() != start {
 			t.Errorf("%s: target %d → %d", c.name, start, e.Target())
 		}
 	}
+	// What cannot be read is refused whole and changes nothing.
+	start = e.Target()
+	good := marshalTWCC(t, received(1000, 20, 5, 1))
+	with := func(b []byte, f func([]byte)) []byte {
+		b = bytes.Clone(b)
+		f(b)
+		return b
+	}
+	header := func(count, words uint16, chunks ...uint16) []byte {
+		b := []byte{0x8f, 205, byte(words >> 8), byte(words), 0, 0, 0, 1, 0, 0, 0, 2, 0x03, 0xe8, byte(count >> 8), byte(count), 0, 0, 5, 1}
+		for _, c := range chunks {
+			b = append(b, byte(c>>8), byte(c))
+		}
+		return append(b, make([]byte, 4*(int(words)+1)-len(b))...)
+	}
+	bad := []struct {
+		name string
+		b    []byte
+	}{
+		{"nothing", nil},
+		{"a header only", good[:4]},
+		{"cut short", good[:len(good)-4]},
+		{"length past the packet", with(good, func(b []byte) { b[3]++ })},
+		{"version 1", with(good, func(b []byte) { b[0] = b[0]&0x3f | 0x40 })},
+		{"a NACK", with(good, func(b []byte) { b[0] = b[0]&0xe0 | 1 })},
+		{"a receiver report", with(good, func(b []byte) { b[1] = 201 })},
+		{"count without chunks", header(50, 4)},
+		{"a run of received without their deltas", header(65535, 5, 0x3fff)},
+		{"a short vector", header(30, 5, 0xc000|0x1000|0x0800)},
+	}
+	for _, c := range bad {
+		if err := e.Feedback(c.b, now); !errors.Is(err, ErrFeedback) {
+			t.Errorf("%s: %v, want ErrFeedback", c.name, err)
+		}
+		if err := (&rtcp.TransportLayerCC{}).Unmarshal(c.b); err == nil {
+			t.Errorf("%s: pion/rtcp reads it", c.name)
+		}
+		if e.Target() != start {
+			t.Errorf("%s: target %d → %d", c.name, start, e.Target())
+		}
+	}
 	// Packets never sent and far away were ignored: they did not count as loss.
-	e.Feedback(lost(5000, 100), now)
+	feed(t, e, lost(5000, 100), now)
 	if st := e.Stats(); st.Loss != 0 {
 		t.Errorf("loss %.2f from feedback about packets never sent", st.Loss)
 	}
 	// Good feedback still works afterwards.
-	e.Feedback(received(1000, 100, 10, 9), now.Add(50*time.Millisecond))
+	feed(t, e, received(1000, 100, 10, 9), now.Add(50*time.Millisecond))
 	if st := e.Stats(); st.Acked == 0 || st.RTTms == 0 {
 		t.Errorf("good feedback after odd ones not used: %+v", st)
 	}
@@ -120,7 +156,7 @@ func TestOnlyLostFeedback(t *testing.T) {
 	for i := range 20 {
 		stream(e, uint16(i*50), 50, at)
 		at = at.Add(100 * time.Millisecond)
-		e.Feedback(roundTrip(t, lost(uint16(i*50), 50)), at)
+		feed(t, e, lost(uint16(i*50), 50), at)
 	}
 	st := e.Stats()
 	if st.Loss < 0.9 || st.Target >= DefaultStart || st.Reason != "loss" {
@@ -139,26 +175,26 @@ func TestDuplicateAndReorderedFeedback(t *testing.T) {
 			fb := received(base, 20, uint32(i*20/64), uint8(i))
 			fb.PacketChunks = encodeChunks(append(make([]uint16, 0, 20), symbols(20, 10)...))
 			fb.RecvDeltas = fb.RecvDeltas[:18]
-			fbs = append(fbs, roundTrip(t, fb))
+			fbs = append(fbs, fb)
 		}
 		deliver(e, fbs, t0.Add(900*time.Millisecond))
 		return e.Stats()
 	}
 	once := run(func(e *Estimator, fbs []*rtcp.TransportLayerCC, at time.Time) {
 		for _, fb := range fbs {
-			e.Feedback(fb, at)
+			feed(t, e, fb, at)
 		}
 	})
 	twice := run(func(e *Estimator, fbs []*rtcp.TransportLayerCC, at time.Time) {
 		for _, fb := range fbs {
-			e.Feedback(fb, at)
-			e.Feedback(fb, at)
+			feed(t, e, fb, at)
+			feed(t, e, fb, at)
 		}
 	})
 	shuffled := run(func(e *Estimator, fbs []*rtcp.TransportLayerCC, at time.Time) {
 		r := rand.New(rand.NewSource(1))
 		for _, i := range r.Perm(len(fbs)) {
-			e.Feedback(fbs[i], at)
+			feed(t, e, fbs[i], at)
 		}
 	})
 	if twice.Loss != once.Loss || twice.Acked != once.Acked || twice.Target != once.Target {
@@ -207,7 +243,7 @@ func TestReorderingIsNotLoss(t *testing.T) {
 		fb := received(base, n, uint32(i*20/64), uint8(i))
 		fb.PacketChunks = encodeChunks(syms)
 		fb.RecvDeltas = fb.RecvDeltas[:n-1]
-		e.Feedback(roundTrip(t, fb), at.Add(60*time.Millisecond))
+		feed(t, e, fb, at.Add(60*time.Millisecond))
 	}
 	if st := e.Stats(); st.Loss >= lossLow || st.Reason == "loss" {
 		t.Errorf("reordered packets count as lost: %+v", st)
@@ -237,7 +273,7 @@ func TestResentCopiesLostAreNotLoss(t *testing.T) {
 		fb := received(seq, 20, uint32(i*20/64), uint8(i))
 		fb.PacketChunks = encodeChunks(syms)
 		fb.RecvDeltas = fb.RecvDeltas[:16]
-		e.Feedback(roundTrip(t, fb), at.Add(60*time.Millisecond))
+		feed(t, e, fb, at.Add(60*time.Millisecond))
 		seq += 20
 	}
 	if st := e.Stats(); st.Loss != 0 || st.Reason == "loss" {
@@ -252,7 +288,7 @@ func TestResentCopiesLostAreNotLoss(t *testing.T) {
 		fb := received(seq, 20, uint32(i*20/64), uint8(i))
 		fb.PacketChunks = encodeChunks(symbols(20, 5))
 		fb.RecvDeltas = fb.RecvDeltas[:16]
-		e.Feedback(roundTrip(t, fb), at.Add(60*time.Millisecond))
+		feed(t, e, fb, at.Add(60*time.Millisecond))
 		seq += 20
 	}
 	if st := e.Stats(); st.Loss < lossHigh {
@@ -274,7 +310,7 @@ func TestDelivered(t *testing.T) {
 	fb := received(100, 20, 0, 0)
 	fb.PacketChunks = encodeChunks(symbols(20, 5)) // 104, 109, 114, 119 lost
 	fb.RecvDeltas = fb.RecvDeltas[:16]
-	e.Feedback(roundTrip(t, fb), t0.Add(60*time.Millisecond))
+	feed(t, e, fb, t0.Add(60*time.Millisecond))
 	for seq, want := range map[uint16]bool{100: true, 103: true, 104: false, 119: false} {
 		if got, known := e.Delivered(seq); !known || got != want {
 			t.Errorf("packet %d: delivered %v known %v, want %v", seq, got, known, want)
@@ -289,9 +325,9 @@ func TestSequenceJump(t *testing.T) {
 	// The sender's counter jumps (a reset): feedback about the new numbers still counts.
 	e := NewEstimator(Config{})
 	stream(e, 100, 100, t0)
-	e.Feedback(received(100, 100, 0, 0), t0.Add(150*time.Millisecond))
+	feed(t, e, received(100, 100, 0, 0), t0.Add(150*time.Millisecond))
 	stream(e, 40000, 100, t0.Add(200*time.Millisecond))
-	e.Feedback(lost(40000, 100), t0.Add(350*time.Millisecond))
+	feed(t, e, lost(40000, 100), t0.Add(350*time.Millisecond))
 	if st := e.Stats(); st.Loss == 0 {
 		t.Errorf("feedback after a sequence jump ignored: %+v", st)
 	}
@@ -346,7 +382,7 @@ func TestConcurrentUse(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for i := range 100 {
-			e.Feedback(received(uint16(i*20), 20, uint32(i*20/64), uint8(i)), t0.Add(time.Duration(i*20+50)*time.Millisecond))
+			feed(t, e, received(uint16(i*20), 20, uint32(i*20/64), uint8(i)), t0.Add(time.Duration(i*20+50)*time.Millisecond))
 		}
 	}()
 	go func() {
@@ -361,12 +397,13 @@ func TestConcurrentUse(t *testing.T) {
 
 // steady drives an estimator through a few seconds of 2 Mbit/s with feedback every 50
 // ms, then returns a function that sends the next 10 packets (at 4.8 ms spacing) and
-// one that takes their feedback, reusing one feedback value so that the test measures
-// the estimator, not the feedback's construction.
+// one that takes their feedback, reusing one feedback packet (its numbers rewritten in
+// place) so that the test measures the estimator, its reading of the packet included, not
+// the feedback's construction.
 func steady(tb testing.TB) (send, feed func()) {
 	tb.Helper()
 	e := NewEstimator(Config{})
-	fb := received(0, 10, 0, 0)
+	raw := marshalTWCC(tb, received(0, 10, 0, 0))
 	seq := uint16(0)
 	at := t0
 	fbSeq := uint16(0)
@@ -379,10 +416,13 @@ func steady(tb testing.TB) (send, feed func()) {
 		}
 	}
 	feed = func() {
-		fb.BaseSequenceNumber = fbSeq
-		fb.ReferenceTime = uint32(fbAt.Sub(t0)/refTimeUnit) & 0xFFFFFF
-		fb.FbPktCount++
-		e.Feedback(fb, fbAt.Add(60*time.Millisecond))
+		binary.BigEndian.PutUint16(raw[12:], fbSeq)
+		ref := uint32(fbAt.Sub(t0)/refTimeUnit) & 0xFFFFFF
+		raw[16], raw[17], raw[18] = byte(ref>>16), byte(ref>>8), byte(ref)
+		raw[19]++
+		if err := e.Feedback(raw, fbAt.Add(60*time.Millisecond)); err != nil {
+			tb.Fatal(err)
+		}
 		fbSeq += 10
 		fbAt = fbAt.Add(48 * time.Millisecond)
 	}
@@ -475,7 +515,7 @@ func TestVanishedProbeUndoesTheRaise(t *testing.T) {
 	at := t0
 	// Some media first, acknowledged, so that the estimator has feedback and a clock.
 	stream(e, 0, 20, at)
-	e.Feedback(received(0, 20, 0, 0), at.Add(30*time.Millisecond))
+	feed(t, e, received(0, 20, 0, 0), at.Add(30*time.Millisecond))
 	before := e.Target()
 
 	at = at.Add(100 * time.Millisecond)
@@ -487,7 +527,7 @@ func TestVanishedProbeUndoesTheRaise(t *testing.T) {
 	for i := range n {
 		e.Sent(uint16(20+i), 1200, at.Add(time.Duration(i)*time.Millisecond), c)
 	}
-	e.Feedback(received(20, n, 1, 1), at.Add(40*time.Millisecond))
+	feed(t, e, received(20, n, 1, 1), at.Add(40*time.Millisecond))
 	raised := e.Target()
 	if raised <= before {
 		t.Fatalf("the probe did not raise the target: %d → %d", before, raised)
@@ -508,7 +548,7 @@ func TestVanishedProbeUndoesTheRaise(t *testing.T) {
 	for k := range 12 {
 		sent := at.Add(time.Duration(300+100*k) * time.Millisecond)
 		stream(e, media+uint16(10*k), 10, sent)
-		e.Feedback(received(media+uint16(10*k), 10, uint32(sent.Sub(t0)/(64*time.Millisecond)), uint8(2+k)), sent.Add(30*time.Millisecond))
+		feed(t, e, received(media+uint16(10*k), 10, uint32(sent.Sub(t0)/(64*time.Millisecond)), uint8(2+k)), sent.Add(30*time.Millisecond))
 	}
 	if got := e.Target(); got >= raised || got > before*11/10 {
 		t.Errorf("after the follow-up vanished the target is %d (before the probe %d, raised to %d): want the raise undone", got, before, raised)

@@ -11,28 +11,89 @@ import (
 	"github.com/pion/rtcp"
 )
 
-// FuzzFeedback feeds arbitrary bytes, parsed by rtcp.Unmarshal, to an estimator that has
-// sent packets 0–299: whatever the report says, nothing panics and the state stays sane.
-// The seed corpus is in testdata/fuzz/FuzzFeedback (written by TestWriteFuzzCorpus).
+// FuzzFeedback feeds arbitrary bytes to an estimator that has sent packets 0–299: whatever
+// the report says, nothing panics and the state stays sane. The seed corpus is in
+// testdata/fuzz/FuzzFeedback (written by TestWriteFuzzCorpus).
 func FuzzFeedback(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
-		pkts, err := rtcp.Unmarshal(data)
-		if err != nil {
-			return
-		}
 		e := NewEstimator(Config{})
 		stream(e, 0, 300, t0)
-		e.Feedback(received(0, 100, 0, 0), t0.Add(150*time.Millisecond))
-		for i, p := range pkts {
-			if fb, ok := p.(*rtcp.TransportLayerCC); ok {
-				e.Feedback(fb, t0.Add(time.Duration(200+i)*time.Millisecond))
-				e.Feedback(fb, t0.Add(time.Duration(200+i)*time.Millisecond))
-			}
+		feed(t, e, received(0, 100, 0, 0), t0.Add(150*time.Millisecond))
+		for i := range 2 {
+			_ = e.Feedback(data, t0.Add(time.Duration(200+i)*time.Millisecond))
 		}
 		e.Probe(t0.Add(time.Second))
 		stream(e, 300, 10, t0.Add(time.Second))
 		checkSane(t, e)
 	})
+}
+
+// FuzzFeedbackParse reads arbitrary bytes in place and with pion/rtcp: both accept the same
+// packets, and read the same statuses and arrival deltas from them, in the same order. The
+// seed corpus is FuzzFeedback's.
+func FuzzFeedbackParse(f *testing.F) {
+	for _, raw := range seedFeedbacks(f) {
+		f.Add(raw)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fb, err := parseFeedback(data)
+		var ref rtcp.TransportLayerCC
+		rerr := ref.Unmarshal(data)
+		if (err == nil) != (rerr == nil) {
+			t.Fatalf("in place: %v; pion/rtcp: %v", err, rerr)
+		}
+		if err != nil {
+			return
+		}
+		if fb.base != ref.BaseSequenceNumber || fb.count != int(ref.PacketStatusCount) || fb.ref != ref.ReferenceTime {
+			t.Fatalf("base %d count %d ref %d; pion/rtcp %d %d %d", fb.base, fb.count, fb.ref, ref.BaseSequenceNumber, ref.PacketStatusCount, ref.ReferenceTime)
+		}
+		want := pionStatuses(&ref)
+		st := fb.statuses()
+		for i := 0; ; i++ {
+			sym, delta, ok := st.next()
+			if !ok {
+				if i != len(want) {
+					t.Fatalf("%d statuses, pion/rtcp %d", i, len(want))
+				}
+				break
+			}
+			if i >= len(want) || want[i] != [2]int64{int64(sym), delta} {
+				t.Fatalf("status %d: %d %d µs; pion/rtcp %v", i, sym, delta, want[i:])
+			}
+		}
+	})
+}
+
+// pionStatuses lists the statuses of a pion/rtcp-parsed report as the estimator reads them
+// (the first PacketStatusCount, in chunk order), each with its receive delta in µs.
+func pionStatuses(fb *rtcp.TransportLayerCC) [][2]int64 {
+	var out [][2]int64
+	di := 0
+	add := func(sym uint16) {
+		var d int64
+		if sym == rtcp.TypeTCCPacketReceivedSmallDelta || sym == rtcp.TypeTCCPacketReceivedLargeDelta {
+			d = fb.RecvDeltas[di].Delta
+			di++
+		}
+		out = append(out, [2]int64{int64(sym), d})
+	}
+	count := int(fb.PacketStatusCount)
+	for _, c := range fb.PacketChunks {
+		switch c := c.(type) {
+		case *rtcp.RunLengthChunk:
+			for range min(int(c.RunLength), count-len(out)) {
+				add(c.PacketStatusSymbol)
+			}
+		case *rtcp.StatusVectorChunk:
+			for _, sym := range c.SymbolList {
+				if len(out) < count {
+					add(sym)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // seedFeedbacks are the corpus: real encodings of typical and odd reports.

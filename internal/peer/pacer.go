@@ -4,8 +4,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pion/rtcp"
-
 	"github.com/p2pcast/p2pcast/internal/codec"
 	"github.com/p2pcast/p2pcast/internal/stream"
 )
@@ -39,8 +37,9 @@ type bandwidthEstimator interface {
 	RTT() time.Duration
 	// Queue is the path's queueing delay as the last feedback showed it.
 	Queue() time.Duration
-	// Feedback takes a transport-wide feedback report.
-	Feedback(fb *rtcp.TransportLayerCC, now time.Time)
+	// Feedback takes a transport-wide feedback packet (one RTCP packet, read in place); one
+	// it cannot read changes nothing and is an error.
+	Feedback(b []byte, now time.Time) error
 	// Target is the estimate in bit/s.
 	Target() int
 	// Probe says whether to probe now: send about bytes at rate bit/s, marked cluster.

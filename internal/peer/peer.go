@@ -1087,8 +1087,8 @@ func (s *Session) sender() *sender {
 	return s.snd
 }
 
-// takeRTCP handles one report the viewer addressed to track t's media stream (rtcp.go: Pion
-// hands it to the stream's read buffer, inside its SRTCP session's reader).
+// takeRTCP handles one report other than transport-wide feedback that the viewer addressed
+// to track t's media stream (rtcp.go, takeReport).
 func (s *Session) takeRTCP(t *localTrack, p rtcp.Packet) {
 	switch p := p.(type) {
 	case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
@@ -1103,19 +1103,19 @@ func (s *Session) takeRTCP(t *localTrack, p rtcp.Packet) {
 		if snd := s.sender(); snd != nil && !s.e.cfg.Recovery.NoNACK {
 			snd.resend(t, lost)
 		}
-	case *rtcp.TransportLayerCC:
-		s.takeFeedback(p)
 	case *rtcp.ReceiverReport:
 		t.receiverReport(p, time.Now(), s.congested())
 	}
 }
 
-// takeFeedback hands a transport-wide feedback report to the session's estimator, whichever
-// stream it was addressed to (rtcp.go).
-func (s *Session) takeFeedback(fb *rtcp.TransportLayerCC) {
-	s.feedback.Add(1)
+// takeFeedback hands a transport-wide feedback packet (b, as received) to the session's
+// estimator, whichever stream it was addressed to (rtcp.go).
+func (s *Session) takeFeedback(b []byte) {
 	before := s.est.Target()
-	s.est.Feedback(fb, time.Now())
+	if s.est.Feedback(b, time.Now()) != nil {
+		return // malformed: dropped, as Pion drops what it cannot parse
+	}
+	s.feedback.Add(1)
 	if s.onWorse != nil && float64(s.est.Target()) < pathWorseShare*float64(before) {
 		s.onWorse()
 	}

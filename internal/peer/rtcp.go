@@ -1,10 +1,12 @@
 package peer
 
 import (
+	"encoding/binary"
 	"io"
 	"slices"
 	"sync"
 
+	"github.com/p2pcast/p2pcast/internal/congestion"
 	"github.com/pion/rtcp"
 	"github.com/pion/transport/v4/packetio"
 )
@@ -16,7 +18,7 @@ import (
 // through RTPSender.ReadRTCP (a buffer allocated and the report parsed again at each read, ~12
 // reports a second per viewer, a goroutine hand-off each). Each session has its own Pion API
 // whose BufferFactory is its readBuffers, and the buffer of a track's media stream is a sink
-// that hands each report to the session at once (Session.takeRTCP): no goroutine, no queue.
+// that hands each report to the session at once (Session.takeReport): no goroutine, no queue.
 // It runs in the SRTCP session's reader, so what it does must not block: it takes short
 // locks only (the estimator's, the pacer's, the stream's), none held while waiting on RTCP.
 //
@@ -45,11 +47,11 @@ const (
 // write (a sender opens its RTCP stream then), so it takes no lock.
 type readBuffers struct {
 	tracks []*localTrack
-	take   func(*localTrack, rtcp.Packet)
+	take   func(t *localTrack, ssrc uint32, b []byte)
 }
 
 func (s *Session) readBuffers() *readBuffers {
-	return &readBuffers{tracks: slices.Clone(s.tracks), take: s.takeRTCP}
+	return &readBuffers{tracks: slices.Clone(s.tracks), take: s.takeReport}
 }
 
 // make makes the buffer of one of the session's SRTP or SRTCP read streams (b nil: before the
@@ -58,11 +60,7 @@ func (b *readBuffers) make(kind packetio.BufferPacketType, ssrc uint32) io.ReadW
 	if kind == packetio.RTCPBufferPacket && b != nil && ssrc != 0 {
 		for _, t := range b.tracks {
 			if ssrc == t.mediaSSRC.Load() || ssrc == t.rtxSSRC.Load() {
-				return newRTCPSink(func(p rtcp.Packet) {
-					if reportFor(t, ssrc, p) {
-						b.take(t, p)
-					}
-				})
+				return newRTCPSink(func(p []byte) { b.take(t, ssrc, p) })
 			}
 		}
 	}
@@ -75,17 +73,25 @@ func (b *readBuffers) make(kind packetio.BufferPacketType, ssrc uint32) io.ReadW
 	return buf
 }
 
-// reportFor says whether report p, addressed to ssrc, is track t's to handle: whatever names
-// its media stream, and transport-wide feedback that names its retransmission stream (above).
-func reportFor(t *localTrack, ssrc uint32, p rtcp.Packet) bool {
-	switch ssrc {
-	case t.mediaSSRC.Load():
-		return true
-	case t.rtxSSRC.Load():
-		_, ok := p.(*rtcp.TransportLayerCC)
-		return ok
+// takeReport handles one RTCP packet b that the viewer addressed to ssrc, one of track t's
+// streams. Transport-wide feedback goes to the estimator, read in place (no allocation; it is
+// most of the viewer's RTCP), whichever of the track's streams it names (above); anything else
+// is the track's when it names the media stream.
+func (s *Session) takeReport(t *localTrack, ssrc uint32, b []byte) {
+	if congestion.IsFeedback(b) {
+		s.takeFeedback(b)
+		return
 	}
-	return false
+	if ssrc != t.mediaSSRC.Load() {
+		return
+	}
+	pkts, err := rtcp.Unmarshal(b)
+	if err != nil {
+		return // malformed: dropped, as Pion drops what it cannot parse
+	}
+	for _, p := range pkts {
+		s.takeRTCP(t, p)
+	}
 }
 
 // takeDirectRTCP takes a compound SRTCP packet the session's direct path decrypted
@@ -94,57 +100,79 @@ func reportFor(t *localTrack, ssrc uint32, p rtcp.Packet) bool {
 // receiver reports need it; false says so. Called in the shared socket's reader: it must not
 // block, as the sinks must not.
 func (s *Session) takeDirectRTCP(b []byte) bool {
-	pkts, err := rtcp.Unmarshal(b)
-	if err != nil {
-		return true // authentic but malformed: dropped, as Pion drops it
+	sender := false
+	eachPacket(b, func(p []byte) { sender = sender || p[1] == uint8(rtcp.TypeSenderReport) })
+	if sender {
+		return false
 	}
-	for _, p := range pkts {
-		if _, ok := p.(*rtcp.SenderReport); ok {
-			return false
-		}
-	}
-	for _, p := range pkts {
-		dst := p.DestinationSSRC()
-		for i, ssrc := range dst {
-			if slices.Contains(dst[:i], ssrc) {
-				continue // each stream takes a report once
+	eachPacket(b, func(p []byte) {
+		if congestion.IsFeedback(p) {
+			if len(p) < 12 {
+				return
 			}
+			media := binary.BigEndian.Uint32(p[8:])
 			for _, t := range s.tracks {
-				if reportFor(t, ssrc, p) {
-					s.takeRTCP(t, p)
+				if media == t.mediaSSRC.Load() || media == t.rtxSSRC.Load() {
+					s.takeFeedback(p)
+					return
+				}
+			}
+			return
+		}
+		pkts, err := rtcp.Unmarshal(p)
+		if err != nil {
+			return // malformed: dropped, as Pion drops it
+		}
+		for _, pkt := range pkts {
+			dst := pkt.DestinationSSRC()
+			for i, ssrc := range dst {
+				if slices.Contains(dst[:i], ssrc) {
+					continue // each stream takes a report once
+				}
+				for _, t := range s.tracks {
+					if ssrc == t.mediaSSRC.Load() {
+						s.takeRTCP(t, pkt)
+					}
 				}
 			}
 		}
-	}
+	})
 	return true
+}
+
+// eachPacket calls f with each RTCP packet of compound packet b, as long as the next one's
+// header says a length that fits.
+func eachPacket(b []byte, f func([]byte)) {
+	for len(b) >= 4 {
+		n := 4 * (int(binary.BigEndian.Uint16(b[2:])) + 1)
+		if n > len(b) {
+			return
+		}
+		f(b[:n])
+		b = b[n:]
+	}
 }
 
 // rtcpSink is the read buffer of one of the session's own RTCP streams: Pion writes each
 // report to it (one RTCP packet a write, decrypted) and nobody reads it, so it keeps nothing.
 type rtcpSink struct {
-	take   func(rtcp.Packet)
+	take   func([]byte)
 	closed chan struct{}
 	once   sync.Once
 }
 
-func newRTCPSink(take func(rtcp.Packet)) *rtcpSink {
+func newRTCPSink(take func([]byte)) *rtcpSink {
 	return &rtcpSink{take: take, closed: make(chan struct{})}
 }
 
-// Write takes one report; a malformed one is dropped, as Pion drops what it cannot parse.
+// Write takes one report (a compound packet's each, should Pion write one whole).
 func (f *rtcpSink) Write(b []byte) (int, error) {
 	select {
 	case <-f.closed:
 		return 0, io.ErrClosedPipe
 	default:
 	}
-	pkts, err := rtcp.Unmarshal(b)
-	if err != nil {
-		return len(b), nil
-	}
-	for _, p := range pkts {
-		f.take(p)
-	}
+	eachPacket(b, f.take)
 	return len(b), nil
 }
 

@@ -214,3 +214,38 @@ func feedbackToTheRetransmissionStream(t *testing.T, s *Session, st *stream.Stre
 		t.Errorf("%d reports counted: the ones addressed to SSRC %d, which the session does not send, were taken too", got, stranger)
 	}
 }
+
+// TestEachPacket: a compound packet is taken packet by packet as far as its headers' lengths
+// fit; a length past the end stops the walk there (the packets before it still count).
+func TestEachPacket(t *testing.T) {
+	var compound []byte
+	for _, p := range []rtcp.Packet{
+		&rtcp.ReceiverReport{SSRC: 1},
+		&rtcp.PictureLossIndication{SenderSSRC: 1, MediaSSRC: 2},
+		&rtcp.TransportLayerNack{SenderSSRC: 1, MediaSSRC: 2, Nacks: []rtcp.NackPair{{PacketID: 7}}},
+	} {
+		b, err := p.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		compound = append(compound, b...)
+	}
+	count := func(b []byte) (n int) {
+		eachPacket(b, func(p []byte) {
+			if _, err := rtcp.Unmarshal(p); err != nil {
+				t.Errorf("packet %d: %v", n, err)
+			}
+			n++
+		})
+		return n
+	}
+	if n := count(compound); n != 3 {
+		t.Errorf("%d packets, want 3", n)
+	}
+	if n := count(compound[:len(compound)-4]); n != 2 {
+		t.Errorf("the last cut short: %d packets, want the 2 before it", n)
+	}
+	if n := count(nil); n != 0 {
+		t.Errorf("nothing: %d packets", n)
+	}
+}

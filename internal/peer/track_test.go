@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 
 	"github.com/p2pcast/p2pcast/internal/codec"
@@ -295,7 +294,7 @@ func (r fixedRate) SentAgain(uint16, int, time.Time)           {}
 func (r fixedRate) Delivered(uint16) (bool, bool)              { return false, false }
 func (r fixedRate) RTT() time.Duration                         { return 0 }
 func (r fixedRate) Queue() time.Duration                       { return 0 }
-func (r fixedRate) Feedback(*rtcp.TransportLayerCC, time.Time) {}
+func (r fixedRate) Feedback([]byte, time.Time) error           { return nil }
 func (r fixedRate) Target() int                                { return int(r) }
 func (r fixedRate) Probe(time.Time) (cluster, rate, bytes int) { return 0, 0, 0 }
 
@@ -708,8 +707,9 @@ type fallingRate struct {
 	next []int
 }
 
-func (r *fallingRate) Feedback(*rtcp.TransportLayerCC, time.Time) {
+func (r *fallingRate) Feedback([]byte, time.Time) error {
 	r.fixedRate, r.next = fixedRate(r.next[0]), r.next[1:]
+	return nil
 }
 func (r *fallingRate) Target() int { return int(r.fixedRate) }
 
@@ -722,7 +722,7 @@ func TestSteepFallTellsTheDevice(t *testing.T) {
 		onWorse: func() { told++ }}
 	want := []int{0, 0, 1, 1, 2}
 	for i, w := range want {
-		s.takeFeedback(&rtcp.TransportLayerCC{})
+		s.takeFeedback(nil)
 		if told != w {
 			t.Fatalf("after feedback %d (target %d): told %d times, want %d", i+1, s.est.Target(), told, w)
 		}
