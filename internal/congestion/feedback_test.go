@@ -467,6 +467,35 @@ func BenchmarkFeedback(b *testing.B) {
 	}
 }
 
+// BenchmarkFeedbackRead reads a 10-packet report's statuses and deltas: in place (what the
+// estimator does) and with pion/rtcp (what it did until session 19), for docs/performance.md.
+func BenchmarkFeedbackRead(b *testing.B) {
+	raw := marshalTWCC(b, received(0, 10, 0, 0))
+	b.Run("in-place", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			fb, err := parseFeedback(raw)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for st := fb.statuses(); ; {
+				if _, _, ok := st.next(); !ok {
+					break
+				}
+			}
+		}
+	})
+	b.Run("pion-rtcp", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var fb rtcp.TransportLayerCC
+			if err := fb.Unmarshal(raw); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
 // BenchmarkSimulation is one simulated minute at 5 Mbit/s (about 31 000 packets and 1200
 // feedbacks through the wire encoding), for a sense of the whole.
 func BenchmarkSimulation(b *testing.B) {
