@@ -212,9 +212,12 @@ func TestHubCluster(t *testing.T) {
 	}
 
 	// 2. First frame: through the holder (the single-hub path) and through another instance,
-	// alternately. Direct joins are bimodal (docs/performance.md: Pion's nomination tick), so
-	// the medians of a few joins swing by ~200 ms either way; the test compares the lower
-	// quartiles (a delay the cluster added would shift them too) and prints the medians.
+	// alternately. Direct joins are bimodal (docs/performance.md: Pion's nomination tick: ~20
+	// or ~220 ms, ~40 % in the slow mode on either path), so the medians of a few joins swing
+	// by ~200 ms either way, and so did the lower quartiles (6 slow joins of 8 on one path:
+	// ~1 run in 20 failed). The test compares each path's fastest join: a delay the cluster
+	// added would shift every join, the fastest included; the unimodal cost of the cluster's
+	// path is the signaling measured above.
 	joins := 8
 	if n, err := strconv.Atoi(os.Getenv("P2PCAST_CLUSTER_JOINS")); err == nil && n > 0 {
 		joins = n
@@ -237,8 +240,8 @@ func TestHubCluster(t *testing.T) {
 	ql, qr := quantile(local, 0.25), quantile(remote, 0.25)
 	fmt.Printf("cluster first frame: through the holder median %.0f ms, p25 %.0f ms, mean %.0f ms %v; through another instance median %.0f ms, p25 %.0f ms, mean %.0f ms %v\n",
 		ml, ql, mean(local), roundAll(local), mr, qr, mean(remote), roundAll(remote))
-	if qr-ql > 100 {
-		t.Errorf("through another instance the first frame comes %.0f ms after the holder's (lower quartiles): want within 100 ms", qr-ql)
+	if fl, fr := slices.Min(local), slices.Min(remote); fr-fl > 100 {
+		t.Errorf("through another instance the fastest first frame comes %.0f ms after the holder's: want within 100 ms", fr-fl)
 	}
 
 	// 3. Chromium and `p2pcast view` watch through the viewers' instance.
